@@ -1,0 +1,1 @@
+"""The HTTP edge: the FastAPI app factory, thin routes and the one error mapper."""

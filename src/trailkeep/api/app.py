@@ -1,0 +1,56 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from trailkeep import __version__
+from trailkeep.settings import Settings
+
+from .errors import install_error_handlers
+from .limits import BodyLimitMiddleware
+from .metrics import Metrics, MetricsMiddleware
+from .routes import events, health, tenants
+from .services import Services
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+trailkeep is a multi-tenant, tamper-evident audit log.
+
+Authenticate with `Authorization: Bearer <token>` (or `UserKey <token>`, or Basic
+`client_id:secret`). Errors are always `{"error": {"code", "message"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app; it owns (and closes at shutdown) the services it builds.
+
+    Args:
+        settings: server settings; defaults read ``TRAILKEEP_*`` from the environment.
+        services: prebuilt services (tests); the caller then closes them.
+    """
+    settings = settings or Settings()
+    owned = services is None
+    services = services or Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            services.close()
+
+    app = FastAPI(title="trailkeep", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)  # fmt: skip
+    app.state.services = services
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    app.include_router(events.router)
+    app.include_router(tenants.router)
+    app.include_router(health.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_batch_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

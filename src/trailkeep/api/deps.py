@@ -1,0 +1,81 @@
+"""Route dependencies as ``Annotated`` aliases, so route signatures read as sentences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import APIKeyHeader
+
+from trailkeep.errors import InvalidInputError
+from trailkeep.model.tenant import Permission, Principal
+from trailkeep.service.events import EventService
+from trailkeep.service.tenants import TenantService
+
+from .services import Services
+
+__all__ = [
+    "AdminTenant",
+    "EventsDep",
+    "Operator",
+    "ReadTenant",
+    "ServicesDep",
+    "TenantsDep",
+    "WriteTenant",
+]
+
+# Declared as a security scheme so /docs offers an "Authorize" button; parsing is ours.
+_authorization = APIKeyHeader(
+    name="Authorization",
+    auto_error=False,
+    description="`Bearer <token>`, `UserKey <token>` or `Basic base64(client_id:secret)`.",
+)
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+
+
+def _events(services: ServicesDep) -> EventService:
+    return services.events
+
+
+def _tenants(services: ServicesDep) -> TenantService:
+    return services.tenants
+
+
+EventsDep = Annotated[EventService, Depends(_events)]
+TenantsDep = Annotated[TenantService, Depends(_tenants)]
+OrgHeader = Annotated[
+    str | None,
+    Header(alias="X-Org-ID", description="Tenant to act in (operator keys); must match others."),
+]
+AuthHeader = Annotated[str | None, Depends(_authorization)]
+
+
+def _tenant_for(permission: Permission) -> Callable[..., str]:
+    def dependency(
+        services: ServicesDep, authorization: AuthHeader, org: OrgHeader = None
+    ) -> str:
+        principal = services.auth.authenticate(authorization, org, permission)
+        if principal.tenant_id is None:
+            raise InvalidInputError("operator keys must name a tenant with the X-Org-ID header")
+        return principal.tenant_id
+
+    return dependency
+
+
+def _operator(services: ServicesDep, authorization: AuthHeader) -> Principal:
+    return services.auth.authenticate(authorization, None, Permission.OPERATE)
+
+
+#: The tenant a request acts in, from a credential allowed to write / read / administer it.
+WriteTenant = Annotated[str, Depends(_tenant_for(Permission.WRITE))]
+ReadTenant = Annotated[str, Depends(_tenant_for(Permission.READ))]
+AdminTenant = Annotated[str, Depends(_tenant_for(Permission.ADMIN))]
+Operator = Annotated[Principal, Depends(_operator)]

@@ -1,0 +1,114 @@
+"""The native API's one error mapper: every failure becomes ``{"error": {code, message}}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from trailkeep import errors
+
+__all__ = ["error_response", "install_error_handlers", "validation_message"]
+
+log = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[errors.TrailkeepError], int]] = [
+    (errors.InvalidInputError, 400),
+    (errors.AuthenticationError, 401),
+    (errors.PermissionDeniedError, 403),
+    (errors.NotFoundError, 404),
+    (errors.ConflictError, 409),
+    (errors.TooLargeError, 413),
+    (errors.ValidationFailedError, 422),
+    (errors.UnavailableError, 503),
+]
+_HTTP_CODES = {400: "INVALID_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN",
+               404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE",
+               409: "CONFLICT", 413: "TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
+               429: "RATE_LIMITED", 503: "UNAVAILABLE"}  # fmt: skip
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def status_for(exc: errors.TrailkeepError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _loc(loc: Sequence[Any]) -> str:
+    """``("body", "events", 3, "action")`` → ``events[3].action``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("body", "query", "path", "header"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def validation_message(errs: Sequence[Any]) -> str:
+    parts = []
+    for err in errs[:10]:
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field (put extra data in metadata)"
+        parts.append(f"{_loc(err.get('loc', ()))}: {msg}")
+    more = f" (and {len(errs) - 10} more)" if len(errs) > 10 else ""
+    return "; ".join(parts) + more
+
+
+async def _on_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type
+    errs = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errs):
+        return error_response(400, "INVALID_JSON", "request body is not valid JSON")
+    in_body = all(e.get("loc", ("",))[0] == "body" for e in errs)
+    if in_body:
+        return error_response(422, "VALIDATION_FAILED", validation_message(errs))
+    return error_response(400, "INVALID_REQUEST", validation_message(errs))
+
+
+async def _on_trailkeep(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.TrailkeepError)  # noqa: S101 - registered for this type
+    status = status_for(exc)
+    if status == 500:
+        log.error("internal error: %s", exc.message)
+        return error_response(500, "INTERNAL", "internal error; see the server log")
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return error_response(status, exc.code, exc.message, headers)
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this type
+    code = _HTTP_CODES.get(exc.status_code, "ERROR")
+    message = exc.detail if isinstance(exc.detail, str) else code.lower()
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route {request.method} {request.url.path}"
+    return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "INTERNAL", "internal error; see the server log")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(errors.TrailkeepError, _on_trailkeep)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,133 @@
+"""Routes for writing and reading events: ``/v1/events``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import Response
+
+from trailkeep.model.timeparse import format_time, parse_time
+from trailkeep.query.filters import FILTER_COLUMNS, Sort
+
+from ..deps import EventsDep, ReadTenant, WriteTenant
+from ..schemas import BatchIn, BatchOut, ErrorOut, EventIn, EventOut, EventPage
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)
+}
+_OBJECTS = ("actor", "target", "source", "metadata")
+
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Retry-safe key; for a batch, event i gets `<key>:<i>` unless it has its own.",
+    ),
+]
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
+
+
+def _count_ingested(request: Request, count: int) -> None:
+    request.app.state.metrics.events_ingested.inc(count)
+
+
+def event_content(event: EventIn) -> dict[str, Any]:
+    """The client's fields with nulls removed at the levels that are committed one by one."""
+    content = {k: v for k, v in event.model_dump().items() if v is not None}
+    for name in _OBJECTS:
+        if name in content:
+            content[name] = {k: v for k, v in content[name].items() if v is not None}
+    return content
+
+
+@router.post("", status_code=201, response_model=EventOut, responses=_ERRORS)
+async def create_event(
+    request: Request,
+    event: EventIn, tenant: WriteTenant, events: EventsDep, idempotency_key: IdempotencyHeader = None
+) -> Response:
+    """Record one event; answered once it is durable."""
+    content = event_content(event)
+    if idempotency_key and "idempotency_key" not in content:
+        content["idempotency_key"] = idempotency_key
+    (appended,) = await events.ingest(tenant, [content], batch=False)
+    _count_ingested(request, 0 if appended.replayed else 1)
+    headers = {"Idempotent-Replayed": "true"} if appended.replayed else None
+    return json_response(appended.event.to_wire(), 201, headers)
+
+
+@router.post("/batch", status_code=201, response_model=BatchOut, responses=_ERRORS)
+async def create_events(
+    request: Request,
+    batch: BatchIn, tenant: WriteTenant, events: EventsDep, idempotency_key: IdempotencyHeader = None
+) -> Response:
+    """Record up to 1,000 events, all or nothing; a validation failure names the index."""
+    contents = [event_content(e) for e in batch.events]
+    if idempotency_key:
+        for i, content in enumerate(contents):
+            content.setdefault("idempotency_key", f"{idempotency_key}:{i}")
+    appended = await events.ingest(tenant, contents, batch=True)
+    _count_ingested(request, sum(1 for a in appended if not a.replayed))
+    return json_response({"events": [a.event.to_wire() for a in appended]}, 201)
+
+
+def _filter_param(name: str) -> Any:
+    return Query(alias=name, max_length=512, description=f"Only events whose `{name}` is one of these.")
+
+
+def _time(value: str | None, param: str) -> str | None:
+    if value is None:
+        return None
+    parsed = parse_time(value, param=param)
+    return None if parsed is None else format_time(parsed)
+
+
+@router.get("", response_model=EventPage, responses=_ERRORS)
+def list_events(  # noqa: PLR0913 - one parameter per filter is the API
+    tenant: ReadTenant,
+    events: EventsDep,
+    action: Annotated[list[str] | None, _filter_param("action")] = None,
+    category: Annotated[list[str] | None, _filter_param("category")] = None,
+    outcome: Annotated[list[str] | None, _filter_param("outcome")] = None,
+    actor_id: Annotated[list[str] | None, _filter_param("actor.id")] = None,
+    actor_email: Annotated[list[str] | None, _filter_param("actor.email")] = None,
+    actor_type: Annotated[list[str] | None, _filter_param("actor.type")] = None,
+    target_id: Annotated[list[str] | None, _filter_param("target.id")] = None,
+    target_type: Annotated[list[str] | None, _filter_param("target.type")] = None,
+    source_ip: Annotated[list[str] | None, _filter_param("source.ip")] = None,
+    client_id: Annotated[list[str] | None, _filter_param("client_id")] = None,
+    session_id: Annotated[list[str] | None, _filter_param("session_id")] = None,
+    request_id: Annotated[list[str] | None, _filter_param("request_id")] = None,
+    trace_id: Annotated[list[str] | None, _filter_param("trace_id")] = None,
+    start: Annotated[str | None, Query(max_length=64, description="Inclusive lower bound on timestamp (DESIGN §6 forms).")] = None,
+    end: Annotated[str | None, Query(max_length=64, description="Exclusive upper bound on timestamp.")] = None,
+    sort: Annotated[Sort, Query(description="Order by timestamp, then id.")] = Sort.DESC,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page.")] = None,
+) -> Response:
+    """List events, newest first by default, with stable cursor paging."""
+    values = (action, category, outcome, actor_id, actor_email, actor_type, target_id,
+              target_type, source_ip, client_id, session_id, request_id, trace_id)  # fmt: skip
+    filters = {name: v for name, v in zip(FILTER_COLUMNS, values, strict=True) if v}
+    result = events.list(
+        tenant, filters=filters, start=_time(start, "start"), end=_time(end, "end"),
+        sort=sort, limit=limit, cursor=cursor,
+    )  # fmt: skip
+    return json_response(
+        {"events": [e.to_wire() for e in result.events], "next_cursor": result.next_cursor}
+    )
+
+
+@router.get("/{event_id}", response_model=EventOut, responses=_ERRORS)
+def get_event(event_id: str, tenant: ReadTenant, events: EventsDep) -> Response:
+    """One event by id."""
+    return json_response(events.get(tenant, event_id).to_wire())

@@ -1,0 +1,179 @@
+"""Wire schemas of the native API: pydantic models used only at the HTTP edge.
+
+Unknown fields are refused (422 naming them) at the top level and inside ``actor``,
+``target`` and ``source``: a typo must not silently drop data from an audit record.
+Anything that has no field of its own belongs in ``metadata``, which takes any JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+__all__ = [
+    "Actor",
+    "BatchIn",
+    "BatchOut",
+    "ErrorBody",
+    "ErrorOut",
+    "EventIn",
+    "EventOut",
+    "EventPage",
+    "IssuedKeyOut",
+    "KeyIn",
+    "KeyOut",
+    "Signature",
+    "Source",
+    "Target",
+    "TenantIn",
+    "TenantOut",
+    "TenantSettingsIn",
+]
+
+Str = Field(default=None, max_length=4096)
+Short = Field(default=None, max_length=512)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Actor(_Strict):
+    id: str | None = Short
+    type: str | None = Short
+    name: str | None = Short
+    email: str | None = Short
+    role: str | None = Short
+
+
+class Target(_Strict):
+    id: str | None = Short
+    type: str | None = Short
+    name: str | None = Short
+    org_id: str | None = Short
+
+
+class Source(_Strict):
+    ip: str | None = Short
+    user_agent: str | None = Str
+    client_id: str | None = Short
+    service: str | None = Short
+
+
+class Signature(_Strict):
+    """A client's Ed25519 signature over the event's canonical content."""
+
+    alg: Literal["ed25519"]
+    public_key: str = Field(max_length=128, description="base64 raw 32-byte public key")
+    sig: str = Field(max_length=256, description="base64 64-byte signature")
+
+
+class EventIn(_Strict):
+    """An audit event as a client sends it (DESIGN §2)."""
+
+    timestamp: str | None = Field(
+        default=None,
+        max_length=64,
+        description="When it happened; RFC 3339 or any form of DESIGN §6. Default: received_at.",
+    )
+    action: str = Field(min_length=1, max_length=512, description="What was done.")
+    category: str | None = Short
+    outcome: Literal["success", "failure", "unknown"] | None = None
+    actor: Actor | None = None
+    target: Target | None = None
+    source: Source | None = None
+    session_id: str | None = Short
+    request_id: str | None = Short
+    trace_id: str | None = Short
+    message: str | None = None
+    old: JsonValue = None
+    new: JsonValue = None
+    metadata: dict[str, JsonValue] | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+    signature: Signature | None = None
+
+
+class BatchIn(_Strict):
+    events: list[EventIn] = Field(description="Up to 1,000 events, written all or nothing.")
+
+
+class EventOut(BaseModel):
+    """A stored event: the client's fields plus what the server assigned."""
+
+    id: str
+    tenant_id: str
+    seq: int
+    received_at: str
+    timestamp: str
+    action: str
+    category: str | None = None
+    outcome: Literal["success", "failure", "unknown"]
+    actor: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+    session_id: str | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+    message: str | None = None
+    old: JsonValue = None
+    new: JsonValue = None
+    metadata: dict[str, JsonValue] | None = None
+    idempotency_key: str | None = None
+    signature: dict[str, Any] | None = None
+    hash: str | None = Field(default=None, description="Merkle leaf hash, hex.")
+
+
+class BatchOut(BaseModel):
+    events: list[EventOut]
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class TenantIn(_Strict):
+    name: str = Field(min_length=1, max_length=63)
+
+
+class TenantSettingsIn(_Strict):
+    retention_days: int | None = Field(default=None, ge=1, le=36500)
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class TenantOut(BaseModel):
+    id: str
+    created_at: str
+    settings: dict[str, Any]
+
+
+class KeyIn(_Strict):
+    role: Literal["writer", "reader", "admin"]
+    name: str = Field(default="", max_length=200)
+
+
+class KeyOut(BaseModel):
+    client_id: str
+    tenant: str | None
+    role: str
+    name: str
+    created_at: str
+    revoked_at: str | None
+
+
+class IssuedKeyOut(BaseModel):
+    client_id: str
+    client_secret: str
+    token: str
+    tenant: str | None
+    role: str

@@ -1,0 +1,42 @@
+"""The bundle of services one app serves, built from settings and closed with the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trailkeep.service.auth import Authenticator
+from trailkeep.service.events import EventService, Limits
+from trailkeep.service.stores import open_store
+from trailkeep.service.tenants import TenantService
+from trailkeep.settings import Settings
+from trailkeep.storage.base import Store
+
+__all__ = ["Services"]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    events: EventService
+    tenants: TenantService
+    auth: Authenticator
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        store = open_store(
+            settings.database,
+            integrity=settings.integrity,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
+        limits = Limits(settings.max_event_bytes, settings.max_batch_events)
+        return cls(
+            settings=settings,
+            store=store,
+            events=EventService(store, limits, integrity=settings.integrity),
+            tenants=TenantService(store),
+            auth=Authenticator(store),
+        )
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,174 @@
+"""Typer commands: ``serve``, ``tenants`` and ``keys``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trailkeep.errors import TrailkeepError
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="trailkeep",
+    help="trailkeep: a multi-tenant, tamper-evident audit log.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+tenants_app = typer.Typer(help="Create and list tenants (works on the database directly).",
+                          no_args_is_help=True)  # fmt: skip
+keys_app = typer.Typer(help="Issue, list and revoke API keys (works on the database directly).",
+                       no_args_is_help=True)  # fmt: skip
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+
+err = Console(stderr=True)
+out = Console()
+
+DatabaseOpt = Annotated[
+    str,
+    typer.Option("--database", envvar="TRAILKEEP_DATABASE",
+                 help="Database URL: sqlite:///PATH or postgresql://..."),
+]  # fmt: skip
+DEFAULT_DATABASE = "sqlite:///./trailkeep.db"
+
+
+def fail(message: str, hint: str = "") -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    if hint:
+        err.print(f"[dim]{hint}[/]")
+    raise typer.Exit(1)
+
+
+def _services(database: str):  # type: ignore[no-untyped-def]
+    # Imported here so `trailkeep --help` and client commands stay fast and server-free.
+    from trailkeep.service.stores import open_store
+    from trailkeep.service.tenants import TenantService
+
+    store = open_store(database)
+    return store, TenantService(store)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="TRAILKEEP_HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="TRAILKEEP_PORT", help="TCP port.")] = 8000,
+    database: DatabaseOpt = DEFAULT_DATABASE,
+    signing_key: Annotated[
+        Path, typer.Option(envvar="TRAILKEEP_SIGNING_KEY",
+                           help="Checkpoint signing key file (created, mode 0600, if missing).")
+    ] = Path("./trailkeep-signing.key"),  # fmt: skip
+) -> None:
+    """Start the HTTP server. Other settings come from TRAILKEEP_* variables (docs/configuration.md)."""
+    import uvicorn
+
+    from trailkeep.api.app import create_app
+    from trailkeep.settings import Settings
+
+    try:
+        settings = Settings(host=host, port=port, database=database, signing_key=signing_key)
+        application = create_app(settings)
+    except TrailkeepError as exc:
+        fail(exc.message, "check --database and the TRAILKEEP_* environment variables")
+    err.print(f"trailkeep serving on http://{host}:{port} (database {database})")
+    uvicorn.run(application, host=host, port=port, log_level=settings.workers_log_level,
+                access_log=False)  # fmt: skip
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: Annotated[str, typer.Argument(help="Tenant name: lower-case letters, digits, _ and -.")],
+    database: DatabaseOpt = DEFAULT_DATABASE,
+) -> None:
+    """Create a tenant."""
+    store, tenants = _services(database)
+    try:
+        tenant = tenants.create_tenant(name)
+    except TrailkeepError as exc:
+        fail(exc.message)
+    finally:
+        store.close()
+    out.print(f"created tenant [bold]{tenant.id}[/]")
+
+
+@tenants_app.command("list")
+def tenants_list(database: DatabaseOpt = DEFAULT_DATABASE) -> None:
+    """List tenants."""
+    store, tenants = _services(database)
+    try:
+        rows = tenants.list_tenants()
+    finally:
+        store.close()
+    table = Table("tenant", "created")
+    for t in rows:
+        table.add_row(t.id, t.created_at)
+    out.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="writer, reader, admin, or operator (no tenant).")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant the key acts in.")] = None,
+    name: Annotated[str, typer.Option(help="A label to recognize the key by.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    database: DatabaseOpt = DEFAULT_DATABASE,
+) -> None:
+    """Issue a key and print its token and secret (shown only now; stored hashed)."""
+    from trailkeep.model.tenant import Role
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        fail(f"unknown role {role!r}", "use one of: writer, reader, admin, operator")
+    store, tenants = _services(database)
+    try:
+        issued = tenants.create_key(tenant, role_value, name)
+    except TrailkeepError as exc:
+        fail(exc.message, "create the tenant first with: trailkeep tenants create NAME")
+    finally:
+        store.close()
+    if as_json:
+        sys.stdout.write(json.dumps(issued.to_json()) + "\n")
+        return
+    out.print(f"client id: {issued.key.client_id}\nsecret:    {issued.secret}\n"
+              f"token:     [bold]{issued.token}[/]\n[dim]the secret is shown only once[/]")  # fmt: skip
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Tenant (omit for operator keys).")] = None,
+    database: DatabaseOpt = DEFAULT_DATABASE,
+) -> None:
+    """List keys (never their secrets)."""
+    store, tenants = _services(database)
+    try:
+        keys = tenants.list_keys(tenant)
+    finally:
+        store.close()
+    table = Table("client id", "role", "name", "created", "revoked")
+    for k in keys:
+        table.add_row(k.client_id, k.role.value, k.name, k.created_at, k.revoked_at or "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    client_id: Annotated[str, typer.Argument(help="The key's client id.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant of the key (omit for operator).")] = None,
+    database: DatabaseOpt = DEFAULT_DATABASE,
+) -> None:
+    """Revoke a key; servers refuse it within seconds."""
+    store, tenants = _services(database)
+    try:
+        tenants.revoke_key(client_id, tenant)
+    except TrailkeepError as exc:
+        fail(exc.message)
+    finally:
+        store.close()
+    out.print(f"revoked {client_id}")

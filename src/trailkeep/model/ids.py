@@ -1,0 +1,39 @@
+"""Identifiers the server hands out: time-sortable event ids, key ids and secrets."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+__all__ = ["new_client_id", "new_event_id", "new_secret"]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _b32(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_event_id(now_ns: int | None = None) -> str:
+    """A ULID behind ``evt_``: 48 bits of milliseconds then 80 random bits.
+
+    The time prefix keeps ids roughly in arrival order, so the id index grows at its end.
+    """
+    millis = (now_ns if now_ns is not None else time.time_ns()) // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    return "evt_" + _b32(millis, 10) + _b32(rand, 16)
+
+
+def new_client_id() -> str:
+    """A public key identifier (``tkc_`` + 16 base32 characters), safe to log."""
+    return "tkc_" + _b32(int.from_bytes(os.urandom(10), "big"), 16).lower()
+
+
+def new_secret() -> str:
+    """A 256-bit secret, URL-safe; shown once and stored only as a hash."""
+    return "tks_" + secrets.token_urlsafe(32)

@@ -1,0 +1,95 @@
+"""Authentication: from an ``Authorization`` header to a principal acting in one tenant."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+import time
+
+from trailkeep.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from trailkeep.model.tenant import Permission, Principal, Role, secrets_match, split_token
+from trailkeep.storage.base import Store
+
+__all__ = ["Authenticator"]
+
+_CACHE_SECONDS = 5.0
+
+
+def _credentials(header: str) -> tuple[str, str]:
+    """``(client_id, secret)`` from a Bearer, UserKey or Basic ``Authorization`` value."""
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    scheme = scheme.lower()
+    try:
+        if scheme in ("bearer", "userkey"):
+            return split_token(value)
+        if scheme == "basic":
+            client_id, sep, secret = base64.b64decode(value, validate=True).decode().partition(":")
+            if sep and client_id and secret:
+                return client_id, secret
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        pass
+    raise AuthenticationError(
+        "unrecognized credential: send 'Authorization: Bearer <token>', 'UserKey <token>'"
+        " or Basic client_id:secret"
+    )
+
+
+class Authenticator:
+    """Checks credentials against stored key hashes, caching hits for a few seconds.
+
+    The cache is keyed by a digest of the whole header, so a secret never sits in memory
+    longer than the request that carried it; revoking a key takes effect within
+    ``_CACHE_SECONDS``.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[bytes, tuple[float, str, Role, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, header: str) -> tuple[str, Role, str | None]:
+        digest = hashlib.sha256(header.encode()).digest()
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2], hit[3]
+        client_id, secret = _credentials(header)
+        key = self._store.get_key(client_id)
+        if key is None or key.revoked_at is not None or not secrets_match(secret, key.secret_hash):
+            raise AuthenticationError("invalid or revoked credential")
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + _CACHE_SECONDS, key.client_id, key.role, key.tenant_id)
+        return key.client_id, key.role, key.tenant_id
+
+    def authenticate(
+        self, authorization: str | None, org_id: str | None, permission: Permission
+    ) -> Principal:
+        """The principal for a request needing ``permission``.
+
+        Args:
+            authorization: the ``Authorization`` header, if any.
+            org_id: the ``X-Org-ID`` header: picks the tenant for operator keys, and must
+                match the key's own tenant otherwise.
+        """
+        if not authorization:
+            raise AuthenticationError("missing credential: send an Authorization header")
+        client_id, role, tenant_id = self._key(authorization)
+        org_id = org_id.strip() if org_id else None
+        if role is Role.OPERATOR:
+            if org_id:
+                if self._store.get_tenant(org_id) is None:
+                    raise NotFoundError(f"no tenant {org_id!r}")
+                tenant_id = org_id
+        elif org_id and org_id != tenant_id:
+            raise PermissionDeniedError("X-Org-ID names a tenant this key does not belong to")
+        principal = Principal(client_id, role, tenant_id)
+        if not principal.can(permission):
+            raise PermissionDeniedError(
+                f"a {role.value} key may not {permission.value}; use a key with that role"
+            )
+        return principal

@@ -1,0 +1,141 @@
+"""Ingest and read events: normalization, commitments, limits, idempotency and paging."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from trailkeep.errors import NotFoundError, TooLargeError, ValidationFailedError
+from trailkeep.model.commitments import commit_all, field_paths, new_salts
+from trailkeep.model.event import OBJECT_FIELDS, NewEvent, StoredEvent
+from trailkeep.model.ids import new_event_id
+from trailkeep.model.timeparse import format_time, parse_time
+from trailkeep.query.filters import EventQuery, Sort
+from trailkeep.service.cursor import Cursor, query_fingerprint
+from trailkeep.storage.base import Appended, Store
+
+__all__ = ["EventService", "ListResult", "Limits"]
+
+_DROP_WHEN_EMPTY = (*OBJECT_FIELDS, "metadata")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_event_bytes: int = 64 * 1024
+    max_batch_events: int = 1000
+    max_list_limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ListResult:
+    events: list[StoredEvent]
+    next_cursor: str | None
+
+
+def _received_at() -> str:
+    ns = time.time_ns()
+    secs, rem = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
+
+
+class EventService:
+    """Event use cases for one store.
+
+    Args:
+        store: where events live.
+        limits: sizes and counts beyond which requests are refused.
+        integrity: draw salts and commitments on ingest (DESIGN §3).
+    """
+
+    def __init__(self, store: Store, limits: Limits, *, integrity: bool = True) -> None:
+        self._store = store
+        self._limits = limits
+        self._integrity = integrity
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    def prepare(self, content: dict[str, Any], *, index: int | None = None) -> NewEvent:
+        """Normalize one client event and compute everything that does not need its ``seq``.
+
+        Args:
+            content: the client's fields, already type-checked at the edge, nulls removed.
+            index: the event's position in a batch, named in error messages.
+        """
+        where = "event" if index is None else f"events[{index}]"
+        received_at = _received_at()
+        content = {k: v for k, v in content.items() if not (k in _DROP_WHEN_EMPTY and not v)}
+        raw_ts = content.get("timestamp")
+        if raw_ts is None:
+            content["timestamp"] = received_at
+        else:
+            parsed = parse_time(str(raw_ts), param=f"{where}.timestamp")
+            content["timestamp"] = received_at if parsed is None else format_time(parsed)
+        content.setdefault("outcome", "unknown")
+        body = orjson.dumps(content)
+        if len(body) > self._limits.max_event_bytes:
+            raise TooLargeError(
+                f"{where} is {len(body)} bytes of JSON; the limit is"
+                f" {self._limits.max_event_bytes} bytes per event"
+            )
+        salts: dict[str, bytes] = {}
+        commitments: dict[str, bytes] = {}
+        if self._integrity:
+            values = field_paths(content)
+            salts = new_salts(values)
+            commitments = commit_all(values, salts)
+        return NewEvent(new_event_id(), received_at, content, body, salts, commitments)
+
+    async def ingest(
+        self, tenant_id: str, contents: Sequence[dict[str, Any]], *, batch: bool
+    ) -> list[Appended]:
+        """Validate, then append all events or none; resolves once they are durable."""
+        if len(contents) > self._limits.max_batch_events:
+            raise TooLargeError(
+                f"batch has {len(contents)} events; the limit is {self._limits.max_batch_events}"
+            )
+        if batch and not contents:
+            raise ValidationFailedError("events: a batch needs at least one event")
+        events = [self.prepare(c, index=i if batch else None) for i, c in enumerate(contents)]
+        return await asyncio.wrap_future(self._store.append(tenant_id, events))
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, tenant_id: str, event_id: str) -> StoredEvent:
+        event = self._store.get_event(tenant_id, event_id)
+        if event is None:
+            raise NotFoundError(f"no event {event_id!r} in this tenant")
+        return event
+
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        filters: Mapping[str, Sequence[str]],
+        start: str | None,
+        end: str | None,
+        sort: Sort,
+        limit: int,
+        cursor: str | None,
+    ) -> ListResult:
+        """One page of events, newest first by default, with a cursor to the next page."""
+        fingerprint = query_fingerprint(filters, start, end, sort)
+        after: tuple[str, str] | None = None
+        max_seq: int | None = None
+        if cursor:
+            position = Cursor.decode(cursor, fingerprint)
+            after, max_seq = (position.ts, position.id), position.max_seq
+        # One extra row tells whether a next page exists, so a walk never ends on an empty page.
+        query = EventQuery(filters, start, end, sort, limit + 1, after, max_seq)
+        page = self._store.list_events(tenant_id, query)
+        events = page.events[:limit]
+        next_cursor = None
+        if len(page.events) > limit:
+            last = events[-1]
+            snapshot = max_seq if max_seq is not None else page.log_size - 1
+            next_cursor = Cursor(last.content["timestamp"], last.id, snapshot, fingerprint).encode()
+        return ListResult(events, next_cursor)

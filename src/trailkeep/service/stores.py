@@ -1,0 +1,45 @@
+"""Opening the store a database URL names, wired with the leaf function of the integrity contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trailkeep.errors import InvalidInputError
+from trailkeep.model.commitments import leaf_hash, leaf_input
+from trailkeep.model.event import NewEvent
+from trailkeep.storage.base import Store
+
+__all__ = ["event_leaf", "open_store", "sqlite_path"]
+
+
+def event_leaf(tenant_id: str, seq: int, event: NewEvent) -> bytes:
+    """The RFC 9162 leaf hash of a sequenced event (DESIGN §3)."""
+    return leaf_hash(leaf_input(tenant_id, seq, event.id, event.received_at, event.commitments))
+
+
+def sqlite_path(url: str) -> str:
+    """The file path in a ``sqlite:///PATH`` URL (``sqlite:////abs/path`` for absolute)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise InvalidInputError(f"not a SQLite URL: {url!r} (expected sqlite:///PATH)")
+    return url[len(prefix) :]
+
+
+def open_store(url: str, *, integrity: bool = True, sqlite_synchronous: str = "FULL") -> Store:
+    """Open (and migrate) the store for a database URL."""
+    leaf_fn = event_leaf if integrity else None
+    if url.startswith("sqlite:"):
+        from trailkeep.storage.sqlite import SQLiteStore
+
+        path = sqlite_path(url)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        store: Store = SQLiteStore(path, leaf_function=leaf_fn, synchronous=sqlite_synchronous)
+    elif url.startswith(("postgresql:", "postgres:")):
+        raise InvalidInputError("PostgreSQL support is not built yet; use sqlite:///PATH")
+    else:
+        raise InvalidInputError(
+            f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."
+        )
+    store.migrate()
+    return store

@@ -1,0 +1,1 @@
+"""Persistence behind one interface (``base.Store``); one module per backend, loaded on demand."""

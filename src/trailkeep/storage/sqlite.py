@@ -1,0 +1,471 @@
+"""The SQLite backend: WAL, one writer thread with group commit, a read connection per thread."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+
+from trailkeep.errors import (
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    TrailkeepError,
+    UnavailableError,
+)
+from trailkeep.model.event import NewEvent, StoredEvent
+from trailkeep.model.tenant import ApiKey, Role, Tenant
+from trailkeep.query.filters import EventQuery, Sort, where_clause
+from trailkeep.storage.base import Appended, Page, Store
+from trailkeep.storage.rows import EVENT_COLUMNS, event_row
+from trailkeep.storage.sqlite_schema import MIGRATIONS
+from trailkeep.storage.tree import LeafFunction, TreeHead, append_leaves
+
+__all__ = ["SQLiteStore"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: How many events one group commit may take before it commits and starts the next.
+MAX_GROUP_EVENTS = 5_000
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+)
+_EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
+
+
+@dataclass(slots=True)
+class _AppendJob:
+    tenant_id: str
+    events: Sequence[NewEvent]
+    future: Future[list[Appended]] = field(default_factory=Future)
+
+
+def _row_event(row: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent.from_row(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+class SQLiteStore(Store):
+    """A store in one SQLite file.
+
+    Args:
+        path: the database file (created if missing).
+        leaf_function: computes an event's Merkle leaf hash once its ``seq`` is known;
+            None stores events without a tree (used only to measure integrity's cost).
+        synchronous: ``FULL`` (default) fsyncs each group commit, so an acknowledged
+            event survives power loss; ``NORMAL`` survives a killed process only.
+    """
+
+    def __init__(
+        self, path: str, *, leaf_function: LeafFunction | None, synchronous: str = "FULL"
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        self._path = path
+        self._synchronous = synchronous
+        self._leaf_function = leaf_function
+        self._local = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_AppendJob | None] = queue.SimpleQueue()
+        self._heads: dict[str, TreeHead] = {}
+        self._writer_conn = self._connect()
+        self._writer: threading.Thread | None = None
+        self._closed = False
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA temp_store=MEMORY")
+        except sqlite3.Error as exc:
+            raise UnavailableError(f"cannot open SQLite database {self._path}: {exc}") from exc
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._all_readers.append(conn)
+        return conn
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one read transaction, so it sees a single snapshot."""
+        conn = self._reader()
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite read failed: {exc}") from exc
+
+    @contextmanager
+    def _admin_tx(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction for administration (tenants, keys).
+
+        Uses its own connection so it never interleaves with the writer thread's group
+        commit; SQLite serializes the two with its write lock.
+        """
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite write failed: {exc}") from exc
+        finally:
+            conn.close()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        conn = self._writer_conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        applied = []
+        for version, name, statements in MIGRATIONS:
+            if version in done:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
+                    (version, name),
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            applied.append(f"{version}: {name}")
+        return applied
+
+    def _ensure_writer(self) -> None:
+        if self._writer is None:
+            if self._closed:
+                raise UnavailableError("the store is closed")
+            self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer")
+            self._writer.daemon = True
+            self._writer.start()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+        self._writer_conn.close()
+        with self._readers_lock:
+            for conn in self._all_readers:
+                conn.close()
+            self._all_readers.clear()
+
+    def ping(self) -> None:
+        try:
+            self._reader().execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise UnavailableError(f"SQLite is not answering: {exc}") from exc
+
+    # -- tenants and keys ------------------------------------------------------------------
+
+    def create_tenant(self, tenant: Tenant) -> None:
+        try:
+            with self._admin_tx() as conn:
+                conn.execute(
+                    "INSERT INTO tenants (id, created_at, settings) VALUES (?, ?, ?)",
+                    (tenant.id, tenant.created_at, orjson.dumps(tenant.settings).decode()),
+                )
+                conn.execute(
+                    "INSERT INTO tree_heads (tenant_id, size, frontier) VALUES (?, 0, x'')",
+                    (tenant.id,),
+                )
+        except ConflictError:
+            raise ConflictError(f"tenant {tenant.id!r} already exists") from None
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        row = self._read(
+            lambda c: c.execute(
+                "SELECT id, created_at, settings FROM tenants WHERE id = ?", (tenant_id,)
+            ).fetchone()
+        )
+        return None if row is None else Tenant(row[0], row[1], orjson.loads(row[2]))
+
+    def list_tenants(self) -> list[Tenant]:
+        rows = self._read(
+            lambda c: c.execute("SELECT id, created_at, settings FROM tenants ORDER BY id").fetchall()
+        )
+        return [Tenant(r[0], r[1], orjson.loads(r[2])) for r in rows]
+
+    def update_tenant_settings(self, tenant_id: str, settings: dict[str, Any]) -> Tenant:
+        with self._admin_tx() as conn:
+            cur = conn.execute(
+                "UPDATE tenants SET settings = ? WHERE id = ?",
+                (orjson.dumps(settings).decode(), tenant_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no tenant {tenant_id!r}")
+        tenant = self.get_tenant(tenant_id)
+        assert tenant is not None  # noqa: S101 - just updated in a committed transaction
+        return tenant
+
+    def create_key(self, key: ApiKey) -> None:
+        with self._admin_tx() as conn:
+            conn.execute(
+                "INSERT INTO api_keys (client_id, secret_hash, tenant_id, role, name, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key.client_id, key.secret_hash, key.tenant_id, key.role.value, key.name,
+                 key.created_at),
+            )  # fmt: skip
+
+    _KEY_FIELDS = "client_id, secret_hash, tenant_id, role, created_at, name, revoked_at"
+
+    @staticmethod
+    def _key(row: tuple[Any, ...]) -> ApiKey:
+        return ApiKey(row[0], row[1], row[2], Role(row[3]), row[4], row[5], row[6])
+
+    def get_key(self, client_id: str) -> ApiKey | None:
+        row = self._read(
+            lambda c: c.execute(
+                f"SELECT {self._KEY_FIELDS} FROM api_keys WHERE client_id = ?",  # noqa: S608
+                (client_id,),
+            ).fetchone()
+        )
+        return None if row is None else self._key(row)
+
+    def list_keys(self, tenant_id: str | None) -> list[ApiKey]:
+        sql = f"SELECT {self._KEY_FIELDS} FROM api_keys WHERE tenant_id IS ? ORDER BY created_at"  # noqa: S608
+        rows = self._read(lambda c: c.execute(sql, (tenant_id,)).fetchall())
+        return [self._key(r) for r in rows]
+
+    def revoke_key(self, client_id: str, revoked_at: str) -> None:
+        with self._admin_tx() as conn:
+            cur = conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
+                (revoked_at, client_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no active key {client_id!r}")
+
+    # -- events: reads ---------------------------------------------------------------------
+
+    def get_event(self, tenant_id: str, event_id: str) -> StoredEvent | None:
+        row = self._read(
+            lambda c: c.execute(
+                f"SELECT {_EVENT_FIELDS} FROM events WHERE id = ? AND tenant_id = ?",  # noqa: S608
+                (event_id, tenant_id),
+            ).fetchone()
+        )
+        return None if row is None else _row_event(row)
+
+    def list_events(self, tenant_id: str, query: EventQuery) -> Page:
+        where = where_clause(tenant_id, query)
+        direction = "DESC" if query.sort is Sort.DESC else "ASC"
+        sql = (
+            f"SELECT {_EVENT_FIELDS} FROM events WHERE {where.sql}"  # noqa: S608 - values bound
+            f" ORDER BY ts {direction}, id {direction} LIMIT ?"
+        )
+
+        def run(conn: sqlite3.Connection) -> Page:
+            size_row = conn.execute(
+                "SELECT size FROM tree_heads WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+            rows = conn.execute(sql, (*where.params, query.limit)).fetchall()
+            return Page([_row_event(r) for r in rows], size_row[0] if size_row else 0)
+
+        return self._read(run)
+
+    def log_size(self, tenant_id: str) -> int:
+        row = self._read(
+            lambda c: c.execute(
+                "SELECT size FROM tree_heads WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        return int(row[0])
+
+    # -- events: the writer ----------------------------------------------------------------
+
+    def append(self, tenant_id: str, events: Sequence[NewEvent]) -> Future[list[Appended]]:
+        self._ensure_writer()
+        job = _AppendJob(tenant_id, events)
+        self._queue.put(job)
+        return job.future
+
+    def _write_loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs, count, stop = [job], len(job.events), False
+            while count < MAX_GROUP_EVENTS:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                jobs.append(more)
+                count += len(more.events)
+            self._commit_group(jobs)
+            if stop:
+                return
+
+    def _commit_group(self, jobs: list[_AppendJob]) -> None:
+        """Write every job in one transaction; a job that fails is rolled back alone."""
+        conn = self._writer_conn
+        results: list[tuple[_AppendJob, list[Appended] | BaseException]] = []
+        heads = dict(self._heads)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                before = heads.get(job.tenant_id)
+                conn.execute("SAVEPOINT job")
+                try:
+                    results.append((job, self._write_job(conn, job, heads)))
+                    conn.execute("RELEASE job")
+                except Exception as exc:  # noqa: BLE001 - handed to the job's caller
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    if before is None:
+                        heads.pop(job.tenant_id, None)
+                    else:
+                        heads[job.tenant_id] = before
+                    results.append((job, _storage_error(exc)))
+            for tenant_id, head in heads.items():
+                if head is not self._heads.get(tenant_id):
+                    conn.execute(
+                        "UPDATE tree_heads SET size = ?, frontier = ? WHERE tenant_id = ?",
+                        (head.size, head.pack(), tenant_id),
+                    )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._heads.clear()
+            error = UnavailableError(f"SQLite commit failed, nothing was written: {exc}")
+            for job in jobs:
+                job.future.set_exception(error)
+            return
+        self._heads = heads
+        for job, result in results:
+            if isinstance(result, BaseException):
+                job.future.set_exception(result)
+            else:
+                job.future.set_result(result)
+
+    def _head(self, conn: sqlite3.Connection, tenant_id: str, heads: dict[str, TreeHead]) -> TreeHead:
+        head = heads.get(tenant_id)
+        if head is None:
+            row = conn.execute(
+                "SELECT size, frontier FROM tree_heads WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no tenant {tenant_id!r}")
+            head = TreeHead.unpack(row[0], row[1])
+        return head
+
+    def _write_job(
+        self, conn: sqlite3.Connection, job: _AppendJob, heads: dict[str, TreeHead]
+    ) -> list[Appended]:
+        tenant_id = job.tenant_id
+        head = self._head(conn, tenant_id, heads)
+        out: list[Appended | None] = [None] * len(job.events)
+        fresh: list[tuple[int, NewEvent]] = []
+        seen_keys: dict[str, int] = {}
+        for i, event in enumerate(job.events):
+            key = event.idempotency_key
+            if key is not None:
+                if key in seen_keys:
+                    continue  # resolved below to the first event of this batch with that key
+                seen_keys[key] = i
+                row = conn.execute(
+                    f"SELECT {_EVENT_FIELDS} FROM events"  # noqa: S608
+                    " WHERE tenant_id = ? AND idempotency_key = ?",
+                    (tenant_id, key),
+                ).fetchone()
+                if row is not None:
+                    out[i] = Appended(_row_event(row), replayed=True)
+                    continue
+            fresh.append((i, event))
+        if fresh:
+            head = self._sequence(conn, tenant_id, head, fresh, out)
+            heads[tenant_id] = head
+        for i, event in enumerate(job.events):
+            if out[i] is None:
+                first = out[seen_keys[event.idempotency_key or ""]]
+                assert first is not None  # noqa: S101 - the first of a key is always resolved
+                out[i] = Appended(first.event, replayed=True)
+        return [a for a in out if a is not None]
+
+    def _sequence(
+        self,
+        conn: sqlite3.Connection,
+        tenant_id: str,
+        head: TreeHead,
+        fresh: list[tuple[int, NewEvent]],
+        out: list[Appended | None],
+    ) -> TreeHead:
+        leaf_fn = self._leaf_function
+        leaves: list[bytes] = []
+        rows = []
+        for offset, (i, event) in enumerate(fresh):
+            seq = head.size + offset
+            leaf = leaf_fn(tenant_id, seq, event) if leaf_fn is not None else None
+            if leaf is not None:
+                leaves.append(leaf)
+            rows.append(event_row(tenant_id, seq, event, leaf))
+            out[i] = Appended(
+                StoredEvent(tenant_id, seq, event.id, event.received_at, event.content, leaf),
+                replayed=False,
+            )
+        conn.executemany(_INSERT_EVENT, rows)
+        if leaf_fn is None:
+            return head.grown_without_tree(len(fresh))
+        new_head, nodes = append_leaves(head, leaves)
+        if nodes:
+            conn.executemany(
+                "INSERT INTO tree_nodes (tenant_id, level, idx, hash) VALUES (?, ?, ?, ?)",
+                [(tenant_id, level, idx, h) for level, idx, h in nodes],
+            )
+        return new_head
+
+
+def _storage_error(exc: Exception) -> TrailkeepError:
+    if isinstance(exc, TrailkeepError):
+        return exc
+    if isinstance(exc, sqlite3.IntegrityError):
+        return ConflictError(f"write conflicts with stored data: {exc}")
+    log.exception("append failed", exc_info=exc)
+    return StorageError(f"SQLite write failed: {exc}")

@@ -1,0 +1,94 @@
+"""The SQLite schema, as ordered migrations; each runs in its own transaction."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS"]
+
+#: (version, name, statements). Append only: a shipped migration never changes.
+MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
+    (
+        1,
+        "tenants, keys, events, tree",
+        [
+            """CREATE TABLE tenants (
+                id TEXT PRIMARY KEY,
+                created_at TEXT NOT NULL,
+                settings TEXT NOT NULL DEFAULT '{}'
+            )""",
+            """CREATE TABLE api_keys (
+                client_id TEXT PRIMARY KEY,
+                secret_hash TEXT NOT NULL,
+                tenant_id TEXT REFERENCES tenants(id),
+                role TEXT NOT NULL,
+                name TEXT NOT NULL DEFAULT '',
+                created_at TEXT NOT NULL,
+                revoked_at TEXT
+            )""",
+            "CREATE INDEX api_keys_tenant ON api_keys(tenant_id)",
+            # The head of each tenant's log: its size and the compact-range frontier (the
+            # hashes of the complete subtrees covering [0, size)), updated in the same
+            # transaction as the events it covers.
+            """CREATE TABLE tree_heads (
+                tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),
+                size INTEGER NOT NULL,
+                frontier BLOB NOT NULL
+            )""",
+            """CREATE TABLE events (
+                tenant_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                id TEXT NOT NULL,
+                received_at TEXT NOT NULL,
+                ts TEXT NOT NULL,
+                action TEXT NOT NULL,
+                category TEXT,
+                outcome TEXT NOT NULL,
+                actor_id TEXT,
+                actor_email TEXT,
+                actor_type TEXT,
+                target_id TEXT,
+                target_type TEXT,
+                source_ip TEXT,
+                client_id TEXT,
+                session_id TEXT,
+                request_id TEXT,
+                trace_id TEXT,
+                idempotency_key TEXT,
+                body BLOB NOT NULL,
+                salts BLOB,
+                leaf_hash BLOB,
+                redactions BLOB
+            )""",
+            "CREATE UNIQUE INDEX events_seq ON events(tenant_id, seq)",
+            "CREATE UNIQUE INDEX events_id ON events(id)",
+            "CREATE INDEX events_ts ON events(tenant_id, ts, id)",
+            "CREATE INDEX events_action ON events(tenant_id, action, ts)",
+            "CREATE INDEX events_actor ON events(tenant_id, actor_id, ts)",
+            "CREATE INDEX events_target ON events(tenant_id, target_id, ts)",
+            "CREATE UNIQUE INDEX events_idem ON events(tenant_id, idempotency_key)"
+            " WHERE idempotency_key IS NOT NULL",
+            "CREATE INDEX events_session ON events(tenant_id, session_id)"
+            " WHERE session_id IS NOT NULL",
+            "CREATE INDEX events_request ON events(tenant_id, request_id)"
+            " WHERE request_id IS NOT NULL",
+            "CREATE INDEX events_trace ON events(tenant_id, trace_id) WHERE trace_id IS NOT NULL",
+            # Complete subtrees above the leaves (level >= 1); leaves live in events.leaf_hash.
+            """CREATE TABLE tree_nodes (
+                tenant_id TEXT NOT NULL,
+                level INTEGER NOT NULL,
+                idx INTEGER NOT NULL,
+                hash BLOB NOT NULL,
+                PRIMARY KEY (tenant_id, level, idx)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE checkpoints (
+                tenant_id TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                root_hash BLOB NOT NULL,
+                note TEXT NOT NULL,
+                signed_at TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, size)
+            ) WITHOUT ROWID""",
+        ],
+    ),
+]
