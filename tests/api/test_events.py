@@ -30,8 +30,14 @@ FULL_EVENT: dict[str, Any] = {
 }
 
 
-async def post(client: httpx.AsyncClient, keys: Keys, body: Any, path: str = "/v1/events",
-               role: str = "writer", **kw: Any) -> httpx.Response:  # fmt: skip
+async def post(
+    client: httpx.AsyncClient,
+    keys: Keys,
+    body: Any,
+    path: str = "/v1/events",
+    role: str = "writer",
+    **kw: Any,
+) -> httpx.Response:
     return await client.post(path, json=body, headers=keys.auth(role), **kw)
 
 
@@ -74,7 +80,9 @@ class TestIngest:
         listed = await client.get("/v1/events", headers=acme.auth("reader"))
         assert listed.json()["events"] == []
 
-    async def test_batch_time_error_names_index(self, client: httpx.AsyncClient, acme: Keys) -> None:
+    async def test_batch_time_error_names_index(
+        self, client: httpx.AsyncClient, acme: Keys
+    ) -> None:
         events = [{"action": "ok"}, {"action": "ok", "timestamp": "yesterday-ish"}]
         resp = await post(client, acme, {"events": events}, "/v1/events/batch")
         assert resp.status_code == 400
@@ -104,22 +112,35 @@ class TestIdempotency:
         listed = (await client.get("/v1/events", headers=acme.auth("reader"))).json()
         assert len(listed["events"]) == 2
 
-    async def test_duplicate_key_inside_one_batch(self, client: httpx.AsyncClient, acme: Keys) -> None:
-        body = {"events": [{"action": "a", "idempotency_key": "d"}, {"action": "a", "idempotency_key": "d"}]}
+    async def test_duplicate_key_inside_one_batch(
+        self, client: httpx.AsyncClient, acme: Keys
+    ) -> None:
+        body = {
+            "events": [
+                {"action": "a", "idempotency_key": "d"},
+                {"action": "a", "idempotency_key": "d"},
+            ]
+        }
         resp = await post(client, acme, body, "/v1/events/batch")
         ids = [e["id"] for e in resp.json()["events"]]
         assert ids[0] == ids[1]
 
-    async def test_keys_are_per_tenant(self, client: httpx.AsyncClient, acme: Keys, globex: Keys) -> None:
+    async def test_keys_are_per_tenant(
+        self, client: httpx.AsyncClient, acme: Keys, globex: Keys
+    ) -> None:
         a = await post(client, acme, {"action": "x", "idempotency_key": "same"})
         g = await post(client, globex, {"action": "x", "idempotency_key": "same"})
         assert a.json()["id"] != g.json()["id"]
         assert g.json()["tenant_id"] == "globex"
 
 
-async def seed(client: httpx.AsyncClient, keys: Keys, n: int, **fields: Any) -> list[dict[str, Any]]:
-    events = [{"action": f"act.{i % 3}", "timestamp": f"2026-01-01T00:00:{i:02d}Z", **fields}
-              for i in range(n)]  # fmt: skip
+async def seed(
+    client: httpx.AsyncClient, keys: Keys, n: int, **fields: Any
+) -> list[dict[str, Any]]:
+    events = [
+        {"action": f"act.{i % 3}", "timestamp": f"2026-01-01T00:00:{i:02d}Z", **fields}
+        for i in range(n)
+    ]
     resp = await post(client, keys, {"events": events}, "/v1/events/batch")
     assert resp.status_code == 201, resp.text
     stored: list[dict[str, Any]] = resp.json()["events"]
@@ -159,11 +180,16 @@ class TestList:
 
     async def test_repeated_filter_means_any(self, client: httpx.AsyncClient, acme: Keys) -> None:
         await seed(client, acme, 9)
-        resp = await client.get("/v1/events", params=[("action", "act.0"), ("action", "act.1")],
-                                headers=acme.auth("reader"))  # fmt: skip
+        resp = await client.get(
+            "/v1/events",
+            params=[("action", "act.0"), ("action", "act.1")],
+            headers=acme.auth("reader"),
+        )
         assert len(resp.json()["events"]) == 6
 
-    async def test_time_bounds_inclusive_exclusive(self, client: httpx.AsyncClient, acme: Keys) -> None:
+    async def test_time_bounds_inclusive_exclusive(
+        self, client: httpx.AsyncClient, acme: Keys
+    ) -> None:
         await seed(client, acme, 10)
         params = {"start": "2026-01-01T00:00:03Z", "end": "2026-01-01T00:00:06", "sort": "asc"}
         resp = await client.get("/v1/events", params=params, headers=acme.auth("reader"))
@@ -172,14 +198,17 @@ class TestList:
     async def test_relative_time(self, client: httpx.AsyncClient, acme: Keys) -> None:
         await seed(client, acme, 2)
         await post(client, acme, {"action": "recent"})
-        resp = await client.get("/v1/events", params={"start": "now-1h"}, headers=acme.auth("reader"))
+        resp = await client.get(
+            "/v1/events", params={"start": "now-1h"}, headers=acme.auth("reader")
+        )
         assert [e["action"] for e in resp.json()["events"]] == ["recent"]
 
     async def test_sort(self, client: httpx.AsyncClient, acme: Keys) -> None:
         await seed(client, acme, 5)
         desc = (await client.get("/v1/events", headers=acme.auth("reader"))).json()["events"]
-        asc = (await client.get("/v1/events", params={"sort": "asc"},
-                                headers=acme.auth("reader"))).json()["events"]  # fmt: skip
+        asc = (
+            await client.get("/v1/events", params={"sort": "asc"}, headers=acme.auth("reader"))
+        ).json()["events"]
         assert [e["seq"] for e in desc] == [4, 3, 2, 1, 0]
         assert [e["seq"] for e in asc] == [0, 1, 2, 3, 4]
 
@@ -196,9 +225,13 @@ class TestList:
         seen: list[int] = []
         params: dict[str, Any] = {"limit": 10}
         while True:
-            page = (await client.get("/v1/events", params=params, headers=acme.auth("reader"))).json()
+            page = (
+                await client.get("/v1/events", params=params, headers=acme.auth("reader"))
+            ).json()
             seen += [e["seq"] for e in page["events"]]
-            await post(client, acme, {"action": "arrived.mid.walk", "timestamp": "2026-01-01T00:00:10.5Z"})
+            await post(
+                client, acme, {"action": "arrived.mid.walk", "timestamp": "2026-01-01T00:00:10.5Z"}
+            )
             if not page["next_cursor"]:
                 break
             params["cursor"] = page["next_cursor"]
@@ -208,9 +241,16 @@ class TestList:
         self, client: httpx.AsyncClient, acme: Keys
     ) -> None:
         await seed(client, acme, 20)
-        page = (await client.get("/v1/events", params={"limit": 10}, headers=acme.auth("reader"))).json()
-        page2 = (await client.get("/v1/events", params={"limit": 10, "cursor": page["next_cursor"]},
-                                  headers=acme.auth("reader"))).json()  # fmt: skip
+        page = (
+            await client.get("/v1/events", params={"limit": 10}, headers=acme.auth("reader"))
+        ).json()
+        page2 = (
+            await client.get(
+                "/v1/events",
+                params={"limit": 10, "cursor": page["next_cursor"]},
+                headers=acme.auth("reader"),
+            )
+        ).json()
         assert len(page2["events"]) == 10
         assert page2["next_cursor"] is None
 
@@ -225,24 +265,54 @@ class TestErrors:
             pytest.param(b'{"action": 5}', 422, "VALIDATION_FAILED", "action", id="wrong-type"),
             pytest.param(b"{}", 422, "VALIDATION_FAILED", "action", id="missing-action"),
             pytest.param(b'{"action": ""}', 422, "VALIDATION_FAILED", "action", id="empty-action"),
-            pytest.param(b'{"action": "a", "colour": 1}', 422, "VALIDATION_FAILED", "colour",
-                         id="unknown-field"),
-            pytest.param(b'{"action": "a", "actor": {"nick": "x"}}', 422, "VALIDATION_FAILED",
-                         "actor.nick", id="unknown-sub-field"),
-            pytest.param(b'{"action": "a", "seq": 4}', 422, "VALIDATION_FAILED", "seq",
-                         id="server-field"),
-            pytest.param(b'{"action": "a", "outcome": "maybe"}', 422, "VALIDATION_FAILED",
-                         "outcome", id="bad-outcome"),
-            pytest.param(b'{"action": "a", "timestamp": "tuesday"}', 400, "INVALID_TIME",
-                         "timestamp", id="bad-time"),
+            pytest.param(
+                b'{"action": "a", "colour": 1}',
+                422,
+                "VALIDATION_FAILED",
+                "colour",
+                id="unknown-field",
+            ),
+            pytest.param(
+                b'{"action": "a", "actor": {"nick": "x"}}',
+                422,
+                "VALIDATION_FAILED",
+                "actor.nick",
+                id="unknown-sub-field",
+            ),
+            pytest.param(
+                b'{"action": "a", "seq": 4}', 422, "VALIDATION_FAILED", "seq", id="server-field"
+            ),
+            pytest.param(
+                b'{"action": "a", "outcome": "maybe"}',
+                422,
+                "VALIDATION_FAILED",
+                "outcome",
+                id="bad-outcome",
+            ),
+            pytest.param(
+                b'{"action": "a", "timestamp": "tuesday"}',
+                400,
+                "INVALID_TIME",
+                "timestamp",
+                id="bad-time",
+            ),
             pytest.param(b"[]", 422, "VALIDATION_FAILED", "body", id="not-an-object"),
         ],
-    )  # fmt: skip
+    )
     async def test_bad_event(
-        self, client: httpx.AsyncClient, acme: Keys, body: bytes, status: int, code: str, needle: str
+        self,
+        client: httpx.AsyncClient,
+        acme: Keys,
+        body: bytes,
+        status: int,
+        code: str,
+        needle: str,
     ) -> None:
-        resp = await client.post("/v1/events", content=body, headers={
-            **acme.auth("writer"), "Content-Type": "application/json"})  # fmt: skip
+        resp = await client.post(
+            "/v1/events",
+            content=body,
+            headers={**acme.auth("writer"), "Content-Type": "application/json"},
+        )
         assert resp.status_code == status, resp.text
         error = resp.json()["error"]
         assert error["code"] == code
@@ -289,9 +359,14 @@ class TestErrors:
 
     async def test_cursor_from_another_query(self, client: httpx.AsyncClient, acme: Keys) -> None:
         await seed(client, acme, 5)
-        page = (await client.get("/v1/events", params={"limit": 2}, headers=acme.auth("reader"))).json()
-        resp = await client.get("/v1/events", params={"limit": 2, "action": "act.1",
-                                "cursor": page["next_cursor"]}, headers=acme.auth("reader"))  # fmt: skip
+        page = (
+            await client.get("/v1/events", params={"limit": 2}, headers=acme.auth("reader"))
+        ).json()
+        resp = await client.get(
+            "/v1/events",
+            params={"limit": 2, "action": "act.1", "cursor": page["next_cursor"]},
+            headers=acme.auth("reader"),
+        )
         assert resp.status_code == 400
         assert resp.json()["error"]["code"] == "INVALID_CURSOR"
 
@@ -314,7 +389,9 @@ class TestAuth:
         assert resp.status_code == 401
         assert resp.json()["error"]["code"] == "UNAUTHENTICATED"
 
-    @pytest.mark.parametrize("header", ["Bearer nope", "Bearer tkc_x.tks_y", "Basic !!!", "Token x"])
+    @pytest.mark.parametrize(
+        "header", ["Bearer nope", "Bearer tkc_x.tks_y", "Basic !!!", "Token x"]
+    )
     async def test_bad_credential(self, client: httpx.AsyncClient, acme: Keys, header: str) -> None:
         resp = await client.get("/v1/events", headers={"Authorization": header})
         assert resp.status_code == 401
@@ -333,7 +410,9 @@ class TestAuth:
         assert (await client.get("/v1/events", headers=acme.auth("admin"))).status_code == 200
         assert (await client.get("/v1/tenants", headers=acme.auth("admin"))).status_code == 403
 
-    async def test_org_header_mismatch(self, client: httpx.AsyncClient, acme: Keys, globex: Keys) -> None:
+    async def test_org_header_mismatch(
+        self, client: httpx.AsyncClient, acme: Keys, globex: Keys
+    ) -> None:
         resp = await client.get("/v1/events", headers={**acme.auth("reader"), "X-Org-ID": "globex"})
         assert resp.status_code == 403
         same = await client.get("/v1/events", headers={**acme.auth("reader"), "X-Org-ID": "acme"})
@@ -353,7 +432,9 @@ class TestAuth:
     ) -> None:
         op = {"Authorization": f"Bearer {operator_token}"}
         assert (await client.get("/v1/events", headers=op)).status_code == 400
-        resp = await client.post("/v1/events", json={"action": "op"}, headers={**op, "X-Org-ID": "acme"})
+        resp = await client.post(
+            "/v1/events", json={"action": "op"}, headers={**op, "X-Org-ID": "acme"}
+        )
         assert resp.status_code == 201
         assert resp.json()["tenant_id"] == "acme"
         missing = await client.get("/v1/events", headers={**op, "X-Org-ID": "nope"})

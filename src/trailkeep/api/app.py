@@ -43,8 +43,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if owned:
             services.close()
 
-    app = FastAPI(title="trailkeep", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)  # fmt: skip
+    app = FastAPI(
+        title="trailkeep", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.services = services
     app.state.metrics = Metrics()
     install_error_handlers(app)

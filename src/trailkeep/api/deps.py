@@ -59,9 +59,7 @@ AuthHeader = Annotated[str | None, Depends(_authorization)]
 
 
 def _tenant_for(permission: Permission) -> Callable[..., str]:
-    def dependency(
-        services: ServicesDep, authorization: AuthHeader, org: OrgHeader = None
-    ) -> str:
+    def dependency(services: ServicesDep, authorization: AuthHeader, org: OrgHeader = None) -> str:
         principal = services.auth.authenticate(authorization, org, permission)
         if principal.tenant_id is None:
             raise InvalidInputError("operator keys must name a tenant with the X-Org-ID header")

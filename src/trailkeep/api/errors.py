@@ -28,10 +28,19 @@ _STATUS: list[tuple[type[errors.TrailkeepError], int]] = [
     (errors.ValidationFailedError, 422),
     (errors.UnavailableError, 503),
 ]
-_HTTP_CODES = {400: "INVALID_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN",
-               404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE",
-               409: "CONFLICT", 413: "TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
-               429: "RATE_LIMITED", 503: "UNAVAILABLE"}  # fmt: skip
+_HTTP_CODES = {
+    400: "INVALID_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+    503: "UNAVAILABLE",
+}
 
 
 def error_response(
@@ -73,7 +82,7 @@ def validation_message(errs: Sequence[Any]) -> str:
 
 
 async def _on_validation(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type
+    assert isinstance(exc, RequestValidationError)
     errs = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errs):
         return error_response(400, "INVALID_JSON", "request body is not valid JSON")
@@ -84,7 +93,7 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
 
 
 async def _on_trailkeep(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.TrailkeepError)  # noqa: S101 - registered for this type
+    assert isinstance(exc, errors.TrailkeepError)
     status = status_for(exc)
     if status == 500:
         log.error("internal error: %s", exc.message)
@@ -94,7 +103,7 @@ async def _on_trailkeep(request: Request, exc: Exception) -> Response:
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this type
+    assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "ERROR")
     message = exc.detail if isinstance(exc.detail, str) else code.lower()
     if exc.status_code == 404 and message == "Not Found":

@@ -16,16 +16,21 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "trailkeep_http_requests", "HTTP requests answered.",
-            ["method", "route", "status"], registry=self.registry,
-        )  # fmt: skip
+            "trailkeep_http_requests",
+            "HTTP requests answered.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "trailkeep_http_request_duration_seconds", "Time to answer an HTTP request.",
-            ["method", "route"], registry=self.registry,
+            "trailkeep_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )  # fmt: skip
+        )
         self.events_ingested = Counter(
-            "trailkeep_events_ingested", "Events durably written (replays not counted).",
+            "trailkeep_events_ingested",
+            "Events durably written (replays not counted).",
             registry=self.registry,
         )
 

@@ -130,7 +130,9 @@ class BatchOut(BaseModel):
 
 class EventPage(BaseModel):
     events: list[EventOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 class ErrorBody(BaseModel):

@@ -21,10 +21,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-tenants_app = typer.Typer(help="Create and list tenants (works on the database directly).",
-                          no_args_is_help=True)  # fmt: skip
-keys_app = typer.Typer(help="Issue, list and revoke API keys (works on the database directly).",
-                       no_args_is_help=True)  # fmt: skip
+tenants_app = typer.Typer(
+    help="Create and list tenants (works on the database directly).", no_args_is_help=True
+)
+keys_app = typer.Typer(
+    help="Issue, list and revoke API keys (works on the database directly).", no_args_is_help=True
+)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 
@@ -33,9 +35,12 @@ out = Console()
 
 DatabaseOpt = Annotated[
     str,
-    typer.Option("--database", envvar="TRAILKEEP_DATABASE",
-                 help="Database URL: sqlite:///PATH or postgresql://..."),
-]  # fmt: skip
+    typer.Option(
+        "--database",
+        envvar="TRAILKEEP_DATABASE",
+        help="Database URL: sqlite:///PATH or postgresql://...",
+    ),
+]
 DEFAULT_DATABASE = "sqlite:///./trailkeep.db"
 
 
@@ -57,15 +62,20 @@ def _services(database: str):  # type: ignore[no-untyped-def]
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(envvar="TRAILKEEP_HOST", help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(envvar="TRAILKEEP_HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="TRAILKEEP_PORT", help="TCP port.")] = 8000,
     database: DatabaseOpt = DEFAULT_DATABASE,
     signing_key: Annotated[
-        Path, typer.Option(envvar="TRAILKEEP_SIGNING_KEY",
-                           help="Checkpoint signing key file (created, mode 0600, if missing).")
-    ] = Path("./trailkeep-signing.key"),  # fmt: skip
+        Path,
+        typer.Option(
+            envvar="TRAILKEEP_SIGNING_KEY",
+            help="Checkpoint signing key file (created, mode 0600, if missing).",
+        ),
+    ] = Path("./trailkeep-signing.key"),
 ) -> None:
-    """Start the HTTP server. Other settings come from TRAILKEEP_* variables (docs/configuration.md)."""
+    """Start the HTTP server; other settings come from TRAILKEEP_* variables."""
     import uvicorn
 
     from trailkeep.api.app import create_app
@@ -77,8 +87,9 @@ def serve(
     except TrailkeepError as exc:
         fail(exc.message, "check --database and the TRAILKEEP_* environment variables")
     err.print(f"trailkeep serving on http://{host}:{port} (database {database})")
-    uvicorn.run(application, host=host, port=port, log_level=settings.workers_log_level,
-                access_log=False)  # fmt: skip
+    uvicorn.run(
+        application, host=host, port=port, log_level=settings.workers_log_level, access_log=False
+    )
 
 
 @tenants_app.command("create")
@@ -136,8 +147,10 @@ def keys_create(
     if as_json:
         sys.stdout.write(json.dumps(issued.to_json()) + "\n")
         return
-    out.print(f"client id: {issued.key.client_id}\nsecret:    {issued.secret}\n"
-              f"token:     [bold]{issued.token}[/]\n[dim]the secret is shown only once[/]")  # fmt: skip
+    out.print(
+        f"client id: {issued.key.client_id}\nsecret:    {issued.secret}\n"
+        f"token:     [bold]{issued.token}[/]\n[dim]the secret is shown only once[/]"
+    )
 
 
 @keys_app.command("list")
@@ -160,7 +173,9 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(
     client_id: Annotated[str, typer.Argument(help="The key's client id.")],
-    tenant: Annotated[str | None, typer.Option(help="Tenant of the key (omit for operator).")] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant of the key (omit for operator).")
+    ] = None,
     database: DatabaseOpt = DEFAULT_DATABASE,
 ) -> None:
     """Revoke a key; servers refuse it within seconds."""

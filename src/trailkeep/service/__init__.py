@@ -1,1 +1,1 @@
-"""Use cases: ingest, query, proofs, tenants, keys. The only layer that combines storage and merkle."""
+"""Use cases: ingest, query, proofs, tenants, keys; the one layer joining storage and merkle."""

@@ -17,7 +17,10 @@ __all__ = ["Cursor", "query_fingerprint"]
 
 
 def query_fingerprint(
-    filters: Mapping[str, Sequence[str]], start: str | None, end: str | None, sort: Sort,
+    filters: Mapping[str, Sequence[str]],
+    start: str | None,
+    end: str | None,
+    sort: Sort,
     extra: str = "",
 ) -> str:
     """A short digest of everything that shapes a walk, so a cursor cannot cross queries."""
@@ -37,8 +40,9 @@ class Cursor:
     fingerprint: str
 
     def encode(self) -> str:
-        raw = orjson.dumps({"v": 1, "t": self.ts, "i": self.id, "h": self.max_seq,
-                            "f": self.fingerprint})  # fmt: skip
+        raw = orjson.dumps(
+            {"v": 1, "t": self.ts, "i": self.id, "h": self.max_seq, "f": self.fingerprint}
+        )
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
     @classmethod
@@ -50,8 +54,12 @@ class Cursor:
             cursor = cls(data["t"], data["i"], data["h"], data["f"])
             valid = data.get("v") == 1 and all(
                 isinstance(v, t)
-                for v, t in ((cursor.ts, str), (cursor.id, str), (cursor.max_seq, int),
-                             (cursor.fingerprint, str))  # fmt: skip
+                for v, t in (
+                    (cursor.ts, str),
+                    (cursor.id, str),
+                    (cursor.max_seq, int),
+                    (cursor.fingerprint, str),
+                )
             )
         except (ValueError, TypeError, KeyError, binascii.Error, orjson.JSONDecodeError):
             valid = False

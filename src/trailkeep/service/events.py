@@ -19,7 +19,7 @@ from trailkeep.query.filters import EventQuery, Sort
 from trailkeep.service.cursor import Cursor, query_fingerprint
 from trailkeep.storage.base import Appended, Store
 
-__all__ = ["EventService", "ListResult", "Limits"]
+__all__ = ["EventService", "Limits", "ListResult", "prepare_event"]
 
 _DROP_WHEN_EMPTY = (*OBJECT_FIELDS, "metadata")
 
@@ -43,6 +43,42 @@ def _received_at() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
 
 
+def prepare_event(
+    content: dict[str, Any], limits: Limits, *, integrity: bool = True, index: int | None = None
+) -> NewEvent:
+    """Normalize one client event and compute everything that does not need its ``seq``.
+
+    Args:
+        content: the client's fields, already type-checked at the edge, nulls removed.
+        limits: the size limit to enforce.
+        integrity: draw salts and commitments (DESIGN §3).
+        index: the event's position in a batch, named in error messages.
+    """
+    where = "event" if index is None else f"events[{index}]"
+    received_at = _received_at()
+    content = {k: v for k, v in content.items() if not (k in _DROP_WHEN_EMPTY and not v)}
+    raw_ts = content.get("timestamp")
+    if raw_ts is None:
+        content["timestamp"] = received_at
+    else:
+        parsed = parse_time(str(raw_ts), param=f"{where}.timestamp")
+        content["timestamp"] = received_at if parsed is None else format_time(parsed)
+    content.setdefault("outcome", "unknown")
+    body = orjson.dumps(content)
+    if len(body) > limits.max_event_bytes:
+        raise TooLargeError(
+            f"{where} is {len(body)} bytes of JSON; the limit is"
+            f" {limits.max_event_bytes} bytes per event"
+        )
+    salts: dict[str, bytes] = {}
+    commitments: dict[str, bytes] = {}
+    if integrity:
+        values = field_paths(content)
+        salts = new_salts(values)
+        commitments = commit_all(values, salts)
+    return NewEvent(new_event_id(), received_at, content, body, salts, commitments)
+
+
 class EventService:
     """Event use cases for one store.
 
@@ -60,35 +96,7 @@ class EventService:
     # -- ingest ----------------------------------------------------------------------------
 
     def prepare(self, content: dict[str, Any], *, index: int | None = None) -> NewEvent:
-        """Normalize one client event and compute everything that does not need its ``seq``.
-
-        Args:
-            content: the client's fields, already type-checked at the edge, nulls removed.
-            index: the event's position in a batch, named in error messages.
-        """
-        where = "event" if index is None else f"events[{index}]"
-        received_at = _received_at()
-        content = {k: v for k, v in content.items() if not (k in _DROP_WHEN_EMPTY and not v)}
-        raw_ts = content.get("timestamp")
-        if raw_ts is None:
-            content["timestamp"] = received_at
-        else:
-            parsed = parse_time(str(raw_ts), param=f"{where}.timestamp")
-            content["timestamp"] = received_at if parsed is None else format_time(parsed)
-        content.setdefault("outcome", "unknown")
-        body = orjson.dumps(content)
-        if len(body) > self._limits.max_event_bytes:
-            raise TooLargeError(
-                f"{where} is {len(body)} bytes of JSON; the limit is"
-                f" {self._limits.max_event_bytes} bytes per event"
-            )
-        salts: dict[str, bytes] = {}
-        commitments: dict[str, bytes] = {}
-        if self._integrity:
-            values = field_paths(content)
-            salts = new_salts(values)
-            commitments = commit_all(values, salts)
-        return NewEvent(new_event_id(), received_at, content, body, salts, commitments)
+        return prepare_event(content, self._limits, integrity=self._integrity, index=index)
 
     async def ingest(
         self, tenant_id: str, contents: Sequence[dict[str, Any]], *, batch: bool

@@ -1,4 +1,4 @@
-"""Opening the store a database URL names, wired with the leaf function of the integrity contract."""
+"""Opening the store a database URL names, wired with the integrity contract's leaf function."""
 
 from __future__ import annotations
 

@@ -66,8 +66,9 @@ class TenantService:
                 raise ValidationFailedError(f"a {role.value} key needs a tenant")
             self.get_tenant(tenant_id)
         secret = new_secret()
-        key = ApiKey(new_client_id(), hash_secret(secret), tenant_id, role,
-                     format_time(utcnow()), name)  # fmt: skip
+        key = ApiKey(
+            new_client_id(), hash_secret(secret), tenant_id, role, format_time(utcnow()), name
+        )
         self._store.create_key(key)
         return IssuedKey(key, secret)
 

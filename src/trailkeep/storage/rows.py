@@ -9,11 +9,29 @@ from trailkeep.model.event import NewEvent
 __all__ = ["EVENT_COLUMNS", "event_row", "pack_salts"]
 
 EVENT_COLUMNS: Final = (
-    "tenant_id", "seq", "id", "received_at", "ts", "action", "category", "outcome",
-    "actor_id", "actor_email", "actor_type", "target_id", "target_type", "source_ip",
-    "client_id", "session_id", "request_id", "trace_id", "idempotency_key", "body", "salts",
+    "tenant_id",
+    "seq",
+    "id",
+    "received_at",
+    "ts",
+    "action",
+    "category",
+    "outcome",
+    "actor_id",
+    "actor_email",
+    "actor_type",
+    "target_id",
+    "target_type",
+    "source_ip",
+    "client_id",
+    "session_id",
+    "request_id",
+    "trace_id",
+    "idempotency_key",
+    "body",
+    "salts",
     "leaf_hash",
-)  # fmt: skip
+)
 
 
 def _sub(content: dict[str, Any], obj: str, key: str) -> Any:
@@ -28,15 +46,32 @@ def pack_salts(salts: dict[str, bytes]) -> bytes | None:
     return b"".join(salts[path] for path in sorted(salts))
 
 
-def event_row(tenant_id: str, seq: int, event: NewEvent, leaf_hash: bytes | None) -> tuple[Any, ...]:
+def event_row(
+    tenant_id: str, seq: int, event: NewEvent, leaf_hash: bytes | None
+) -> tuple[Any, ...]:
     """The values for ``EVENT_COLUMNS``, in order."""
     c = event.content
     return (
-        tenant_id, seq, event.id, event.received_at, c["timestamp"], c["action"],
-        c.get("category"), c.get("outcome", "unknown"),
-        _sub(c, "actor", "id"), _sub(c, "actor", "email"), _sub(c, "actor", "type"),
-        _sub(c, "target", "id"), _sub(c, "target", "type"),
-        _sub(c, "source", "ip"), _sub(c, "source", "client_id"),
-        c.get("session_id"), c.get("request_id"), c.get("trace_id"), c.get("idempotency_key"),
-        event.body, pack_salts(event.salts), leaf_hash,
-    )  # fmt: skip
+        tenant_id,
+        seq,
+        event.id,
+        event.received_at,
+        c["timestamp"],
+        c["action"],
+        c.get("category"),
+        c.get("outcome", "unknown"),
+        _sub(c, "actor", "id"),
+        _sub(c, "actor", "email"),
+        _sub(c, "actor", "type"),
+        _sub(c, "target", "id"),
+        _sub(c, "target", "type"),
+        _sub(c, "source", "ip"),
+        _sub(c, "source", "client_id"),
+        c.get("session_id"),
+        c.get("request_id"),
+        c.get("trace_id"),
+        c.get("idempotency_key"),
+        event.body,
+        pack_salts(event.salts),
+        leaf_hash,
+    )

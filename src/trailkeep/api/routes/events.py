@@ -33,7 +33,9 @@ IdempotencyHeader = Annotated[
 ]
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(orjson.dumps(payload), status, headers, media_type="application/json")
 
 
@@ -53,7 +55,10 @@ def event_content(event: EventIn) -> dict[str, Any]:
 @router.post("", status_code=201, response_model=EventOut, responses=_ERRORS)
 async def create_event(
     request: Request,
-    event: EventIn, tenant: WriteTenant, events: EventsDep, idempotency_key: IdempotencyHeader = None
+    event: EventIn,
+    tenant: WriteTenant,
+    events: EventsDep,
+    idempotency_key: IdempotencyHeader = None,
 ) -> Response:
     """Record one event; answered once it is durable."""
     content = event_content(event)
@@ -68,7 +73,10 @@ async def create_event(
 @router.post("/batch", status_code=201, response_model=BatchOut, responses=_ERRORS)
 async def create_events(
     request: Request,
-    batch: BatchIn, tenant: WriteTenant, events: EventsDep, idempotency_key: IdempotencyHeader = None
+    batch: BatchIn,
+    tenant: WriteTenant,
+    events: EventsDep,
+    idempotency_key: IdempotencyHeader = None,
 ) -> Response:
     """Record up to 1,000 events, all or nothing; a validation failure names the index."""
     contents = [event_content(e) for e in batch.events]
@@ -81,7 +89,9 @@ async def create_events(
 
 
 def _filter_param(name: str) -> Any:
-    return Query(alias=name, max_length=512, description=f"Only events whose `{name}` is one of these.")
+    return Query(
+        alias=name, max_length=512, description=f"Only events whose `{name}` is one of these."
+    )
 
 
 def _time(value: str | None, param: str) -> str | None:
@@ -92,7 +102,7 @@ def _time(value: str | None, param: str) -> str | None:
 
 
 @router.get("", response_model=EventPage, responses=_ERRORS)
-def list_events(  # noqa: PLR0913 - one parameter per filter is the API
+def list_events(
     tenant: ReadTenant,
     events: EventsDep,
     action: Annotated[list[str] | None, _filter_param("action")] = None,
@@ -108,20 +118,45 @@ def list_events(  # noqa: PLR0913 - one parameter per filter is the API
     session_id: Annotated[list[str] | None, _filter_param("session_id")] = None,
     request_id: Annotated[list[str] | None, _filter_param("request_id")] = None,
     trace_id: Annotated[list[str] | None, _filter_param("trace_id")] = None,
-    start: Annotated[str | None, Query(max_length=64, description="Inclusive lower bound on timestamp (DESIGN §6 forms).")] = None,
-    end: Annotated[str | None, Query(max_length=64, description="Exclusive upper bound on timestamp.")] = None,
+    start: Annotated[
+        str | None,
+        Query(max_length=64, description="Inclusive lower bound on timestamp (DESIGN §6 forms)."),
+    ] = None,
+    end: Annotated[
+        str | None, Query(max_length=64, description="Exclusive upper bound on timestamp.")
+    ] = None,
     sort: Annotated[Sort, Query(description="Order by timestamp, then id.")] = Sort.DESC,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=2048, description="next_cursor of the previous page.")
+    ] = None,
 ) -> Response:
     """List events, newest first by default, with stable cursor paging."""
-    values = (action, category, outcome, actor_id, actor_email, actor_type, target_id,
-              target_type, source_ip, client_id, session_id, request_id, trace_id)  # fmt: skip
+    values = (
+        action,
+        category,
+        outcome,
+        actor_id,
+        actor_email,
+        actor_type,
+        target_id,
+        target_type,
+        source_ip,
+        client_id,
+        session_id,
+        request_id,
+        trace_id,
+    )
     filters = {name: v for name, v in zip(FILTER_COLUMNS, values, strict=True) if v}
     result = events.list(
-        tenant, filters=filters, start=_time(start, "start"), end=_time(end, "end"),
-        sort=sort, limit=limit, cursor=cursor,
-    )  # fmt: skip
+        tenant,
+        filters=filters,
+        start=_time(start, "start"),
+        end=_time(end, "end"),
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
     return json_response(
         {"events": [e.to_wire() for e in result.events], "next_cursor": result.next_cursor}
     )

@@ -26,8 +26,14 @@ def _tenant(t: Tenant) -> dict[str, Any]:
 
 
 def _key(k: ApiKey) -> dict[str, Any]:
-    return {"client_id": k.client_id, "tenant": k.tenant_id, "role": k.role.value,
-            "name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at}  # fmt: skip
+    return {
+        "client_id": k.client_id,
+        "tenant": k.tenant_id,
+        "role": k.role.value,
+        "name": k.name,
+        "created_at": k.created_at,
+        "revoked_at": k.revoked_at,
+    }
 
 
 @router.get("/v1/tenant", response_model=TenantOut, responses=_ERRORS)
@@ -63,9 +69,11 @@ def list_keys(tenant_id: str, _: Operator, tenants: TenantsDep) -> Response:
 
 
 @router.post(
-    "/v1/tenants/{tenant_id}/keys", status_code=201, response_model=IssuedKeyOut,
+    "/v1/tenants/{tenant_id}/keys",
+    status_code=201,
+    response_model=IssuedKeyOut,
     responses=_ERRORS,
-)  # fmt: skip
+)
 def create_key(tenant_id: str, body: KeyIn, _: Operator, tenants: TenantsDep) -> Response:
     """Issue a key for a tenant; its secret is shown in this response only."""
     issued = tenants.create_key(tenant_id, Role(body.role), body.name)

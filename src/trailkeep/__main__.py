@@ -1,0 +1,5 @@
+"""``python -m trailkeep`` runs the command line."""
+
+from trailkeep.cli import main
+
+main()

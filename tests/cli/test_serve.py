@@ -1,0 +1,33 @@
+"""``trailkeep serve`` runs the whole service in a real process, as the README describes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.process import running_server
+
+
+class TestServe:
+    """A real server process ingests, answers queries, health and metrics."""
+
+    def test_end_to_end(self, tmp_path: Path) -> None:
+        with running_server(tmp_path) as server, httpx.Client(base_url=server.url) as http:
+            one = http.post("/v1/events", json={"action": "login"}, headers=server.auth("writer"))
+            assert one.status_code == 201, one.text
+            batch = http.post(
+                "/v1/events/batch",
+                headers=server.auth("writer"),
+                json={"events": [{"action": "a"}, {"action": "b"}]},
+            )
+            assert [e["seq"] for e in batch.json()["events"]] == [1, 2]
+            listed = http.get("/v1/events", headers=server.auth("reader")).json()
+            assert [e["action"] for e in listed["events"]] == ["b", "a", "login"]
+            assert http.get("/healthz").json() == {"status": "ok"}
+            assert http.get("/readyz").status_code == 200
+            metrics = http.get("/metrics").text
+            assert "trailkeep_events_ingested_total 3.0" in metrics
+            assert 'route="/v1/events/batch",status="201"' in metrics
+            assert http.get("/openapi.json").json()["info"]["title"] == "trailkeep"
+            assert http.get("/docs").status_code == 200
