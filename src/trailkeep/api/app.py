@@ -13,7 +13,7 @@ from trailkeep.settings import Settings
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
-from .routes import events, health, tenants
+from .routes import events, health, log, tenants
 from .services import Services
 
 __all__ = ["create_app"]
@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services.settings.integrity:
+            services.checkpointer.start()
         yield
         if owned:
             services.close()
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.metrics = Metrics()
     install_error_handlers(app)
     app.include_router(events.router)
+    app.include_router(log.router)
     app.include_router(tenants.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_batch_bytes)

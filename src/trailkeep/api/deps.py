@@ -11,12 +11,15 @@ from fastapi.security import APIKeyHeader
 from trailkeep.errors import InvalidInputError
 from trailkeep.model.tenant import Permission, Principal
 from trailkeep.service.events import EventService
+from trailkeep.service.log import LogService
 from trailkeep.service.tenants import TenantService
 
 from .services import Services
 
 __all__ = [
+    "AdminPrincipal",
     "AdminTenant",
+    "LogDep",
     "EventsDep",
     "Operator",
     "ReadTenant",
@@ -49,7 +52,12 @@ def _tenants(services: ServicesDep) -> TenantService:
     return services.tenants
 
 
+def _log(services: ServicesDep) -> LogService:
+    return services.log
+
+
 EventsDep = Annotated[EventService, Depends(_events)]
+LogDep = Annotated[LogService, Depends(_log)]
 TenantsDep = Annotated[TenantService, Depends(_tenants)]
 OrgHeader = Annotated[
     str | None,
@@ -58,11 +66,22 @@ OrgHeader = Annotated[
 AuthHeader = Annotated[str | None, Depends(_authorization)]
 
 
-def _tenant_for(permission: Permission) -> Callable[..., str]:
-    def dependency(services: ServicesDep, authorization: AuthHeader, org: OrgHeader = None) -> str:
+def _principal_for(permission: Permission) -> Callable[..., Principal]:
+    def dependency(
+        services: ServicesDep, authorization: AuthHeader, org: OrgHeader = None
+    ) -> Principal:
         principal = services.auth.authenticate(authorization, org, permission)
         if principal.tenant_id is None:
             raise InvalidInputError("operator keys must name a tenant with the X-Org-ID header")
+        return principal
+
+    return dependency
+
+
+def _tenant_of(principal_dependency: Callable[..., Principal]) -> Callable[..., str]:
+    # A default, not an Annotated hint: string annotations cannot see this closure's variable.
+    def dependency(principal: Principal = Depends(principal_dependency)) -> str:
+        assert principal.tenant_id is not None  # noqa: S101 - checked by principal_dependency
         return principal.tenant_id
 
     return dependency
@@ -72,8 +91,14 @@ def _operator(services: ServicesDep, authorization: AuthHeader) -> Principal:
     return services.auth.authenticate(authorization, None, Permission.OPERATE)
 
 
+_writer = _principal_for(Permission.WRITE)
+_reader = _principal_for(Permission.READ)
+_admin = _principal_for(Permission.ADMIN)
+
 #: The tenant a request acts in, from a credential allowed to write / read / administer it.
-WriteTenant = Annotated[str, Depends(_tenant_for(Permission.WRITE))]
-ReadTenant = Annotated[str, Depends(_tenant_for(Permission.READ))]
-AdminTenant = Annotated[str, Depends(_tenant_for(Permission.ADMIN))]
+WriteTenant = Annotated[str, Depends(_tenant_of(_writer))]
+ReadTenant = Annotated[str, Depends(_tenant_of(_reader))]
+AdminTenant = Annotated[str, Depends(_tenant_of(_admin))]
+#: The same, when the route also needs to know which key is acting (to log it).
+AdminPrincipal = Annotated[Principal, Depends(_admin)]
 Operator = Annotated[Principal, Depends(_operator)]

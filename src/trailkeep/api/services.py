@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from trailkeep.service.auth import Authenticator
 from trailkeep.service.events import EventService, Limits
+from trailkeep.service.log import Checkpointer, LogService
+from trailkeep.service.redaction import RedactionService
+from trailkeep.service.signing import load_or_create_signer
 from trailkeep.service.stores import open_store
 from trailkeep.service.tenants import TenantService
 from trailkeep.settings import Settings
@@ -21,6 +24,9 @@ class Services:
     events: EventService
     tenants: TenantService
     auth: Authenticator
+    log: LogService
+    redaction: RedactionService
+    checkpointer: Checkpointer
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -30,13 +36,19 @@ class Services:
             sqlite_synchronous=settings.sqlite_synchronous,
         )
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
+        signer = load_or_create_signer(settings.signing_key, settings.server_name)
+        log = LogService(store, signer, settings.server_name)
         return cls(
             settings=settings,
             store=store,
             events=EventService(store, limits, integrity=settings.integrity),
             tenants=TenantService(store),
             auth=Authenticator(store),
+            log=log,
+            redaction=RedactionService(store, limits, integrity=settings.integrity),
+            checkpointer=Checkpointer(log, settings.checkpoint_interval),
         )
 
     def close(self) -> None:
+        self.checkpointer.stop()
         self.store.close()

@@ -10,10 +10,16 @@ from typing import Any
 
 import orjson
 
-from trailkeep.errors import NotFoundError, TooLargeError, ValidationFailedError
+from trailkeep.errors import (
+    InvalidInputError,
+    NotFoundError,
+    TooLargeError,
+    ValidationFailedError,
+)
 from trailkeep.model.commitments import commit_all, field_paths, new_salts
 from trailkeep.model.event import OBJECT_FIELDS, NewEvent, StoredEvent
 from trailkeep.model.ids import new_event_id
+from trailkeep.model.signing import SignatureMismatchError, verify_signature
 from trailkeep.model.timeparse import format_time, parse_time
 from trailkeep.query.filters import EventQuery, Sort
 from trailkeep.service.cursor import Cursor, query_fingerprint
@@ -43,6 +49,15 @@ def _received_at() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
 
 
+def _check_signature(content: dict[str, Any], where: str) -> None:
+    try:
+        verify_signature(content)
+    except SignatureMismatchError as exc:
+        raise InvalidInputError(f"{where}: {exc.message}", code="BAD_SIGNATURE") from None
+    except ValidationFailedError as exc:
+        raise ValidationFailedError(f"{where}: {exc.message}") from None
+
+
 def prepare_event(
     content: dict[str, Any], limits: Limits, *, integrity: bool = True, index: int | None = None
 ) -> NewEvent:
@@ -64,6 +79,8 @@ def prepare_event(
         parsed = parse_time(str(raw_ts), param=f"{where}.timestamp")
         content["timestamp"] = received_at if parsed is None else format_time(parsed)
     content.setdefault("outcome", "unknown")
+    if "signature" in content:
+        _check_signature(content, where)
     body = orjson.dumps(content)
     if len(body) > limits.max_event_bytes:
         raise TooLargeError(

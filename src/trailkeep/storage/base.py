@@ -8,11 +8,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from trailkeep.merkle import NodeID
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Tenant
 from trailkeep.query.filters import EventQuery
+from trailkeep.storage.tree import TreeHead
 
-__all__ = ["Appended", "Page", "Store"]
+__all__ = ["Appended", "Evidence", "Page", "Store", "StoredCheckpoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,29 @@ class Page:
 
     events: list[StoredEvent]
     log_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """An event with what a verifier needs to recompute its leaf without trusting us.
+
+    Attributes:
+        salts: field path → salt, for every field that is not redacted.
+        redacted: field path → commitment, for every redacted field (its value and salt gone).
+    """
+
+    event: StoredEvent
+    salts: dict[str, bytes]
+    redacted: dict[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    tenant_id: str
+    size: int
+    root_hash: bytes
+    note: str
+    signed_at: str
 
 
 class Store(abc.ABC):
@@ -99,3 +124,58 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def log_size(self, tenant_id: str) -> int: ...
+
+    # -- the tree --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def tree_head(self, tenant_id: str) -> TreeHead:
+        """The tenant's committed tree head; ``NotFoundError`` for an unknown tenant."""
+
+    @abc.abstractmethod
+    def read_nodes(self, tenant_id: str, ids: Sequence[NodeID]) -> list[bytes]:
+        """Hashes of complete subtrees (level 0 = leaves), in the order asked.
+
+        Raises ``NotFoundError`` naming the first node that is not stored.
+        """
+
+    @abc.abstractmethod
+    def leaf_hashes(self, tenant_id: str, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of ``seq`` in ``[start, end)``, in order."""
+
+    @abc.abstractmethod
+    def checkpoint_candidates(self) -> list[tuple[str, TreeHead, StoredCheckpoint | None]]:
+        """Tenants whose tree grew past their latest checkpoint (or have none), with both."""
+
+    @abc.abstractmethod
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """Keep a signed checkpoint; False if one of that size was already kept."""
+
+    @abc.abstractmethod
+    def latest_checkpoint(self, tenant_id: str) -> StoredCheckpoint | None: ...
+
+    @abc.abstractmethod
+    def checkpoint_at(self, tenant_id: str, size: int) -> StoredCheckpoint | None: ...
+
+    @abc.abstractmethod
+    def list_checkpoints(self, tenant_id: str) -> list[StoredCheckpoint]:
+        """Every checkpoint kept for the tenant, oldest first."""
+
+    # -- evidence and erasure --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_evidence(self, tenant_id: str, event_id: str) -> Evidence | None: ...
+
+    @abc.abstractmethod
+    def scan_evidence(self, tenant_id: str, start: int, end: int) -> list[Evidence]:
+        """Evidence of ``seq`` in ``[start, end)``, in ``seq`` order (callers page by range)."""
+
+    @abc.abstractmethod
+    def redact(
+        self, tenant_id: str, event_id: str, erased: Evidence, audit: NewEvent
+    ) -> Future[list[Appended]]:
+        """Store an event's erased content, salts and redaction commitments, and append the
+        audit event that records the erasure, in one transaction. The leaf never changes.
+
+        ``erased.event.content`` holds the redaction markers; ``erased.salts`` lacks the
+        erased fields' salts; ``erased.redacted`` has their commitments.
+        """

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from trailkeep.model.commitments import SALT_SIZE, field_paths
 from trailkeep.model.event import NewEvent
 
-__all__ = ["EVENT_COLUMNS", "event_row", "pack_salts"]
+__all__ = [
+    "DERIVED_COLUMNS",
+    "EVENT_COLUMNS",
+    "event_row",
+    "pack_salts",
+    "unpack_salts",
+]
 
 EVENT_COLUMNS: Final = (
     "tenant_id",
@@ -39,11 +46,33 @@ def _sub(content: dict[str, Any], obj: str, key: str) -> Any:
     return value.get(key) if value else None
 
 
-def pack_salts(salts: dict[str, bytes]) -> bytes | None:
-    """Salts in sorted field-path order, 16 bytes each; the paths come back from the body."""
+#: Columns computed from an event's content, rewritten when a redaction changes it.
+DERIVED_COLUMNS: Final = EVENT_COLUMNS[4:21]
+_NO_SALT = bytes(SALT_SIZE)
+
+
+def pack_salts(salts: dict[str, bytes], paths: list[str] | None = None) -> bytes | None:
+    """Salts in sorted field-path order, 16 bytes each; the paths come back from the body.
+
+    A path without a salt (a redacted field) is packed as zeros, so positions stay aligned.
+    """
     if not salts:
         return None
-    return b"".join(salts[path] for path in sorted(salts))
+    order = sorted(salts) if paths is None else paths
+    return b"".join(salts.get(path, _NO_SALT) for path in order)
+
+
+def unpack_salts(content: dict[str, Any], packed: bytes | None) -> dict[str, bytes]:
+    """The inverse of ``pack_salts``: path → salt, leaving out redacted (zeroed) ones."""
+    if not packed:
+        return {}
+    paths = sorted(field_paths(content))
+    out = {}
+    for i, path in enumerate(paths):
+        salt = packed[i * SALT_SIZE : (i + 1) * SALT_SIZE]
+        if salt != _NO_SALT:
+            out[path] = salt
+    return out
 
 
 def event_row(

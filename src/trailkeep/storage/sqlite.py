@@ -21,11 +21,13 @@ from trailkeep.errors import (
     TrailkeepError,
     UnavailableError,
 )
+from trailkeep.model.commitments import SALT_SIZE, field_paths
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
 from trailkeep.query.filters import EventQuery, Sort, where_clause
-from trailkeep.storage.base import Appended, Page, Store
-from trailkeep.storage.rows import EVENT_COLUMNS, event_row
+from trailkeep.merkle import NodeID
+from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
+from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
 from trailkeep.storage.sqlite_schema import MIGRATIONS
 from trailkeep.storage.tree import LeafFunction, TreeHead, append_leaves
 
@@ -40,17 +42,31 @@ _INSERT_EVENT = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608 - fi
     ", ".join(EVENT_COLUMNS), ", ".join("?" * len(EVENT_COLUMNS))
 )
 _EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
+_EVIDENCE_FIELDS = _EVENT_FIELDS + ", salts, redactions"
+_CHECKPOINT_FIELDS = "tenant_id, size, root_hash, note, signed_at"
 
 
 @dataclass(slots=True)
 class _AppendJob:
     tenant_id: str
     events: Sequence[NewEvent]
+    #: Runs first, in the job's savepoint: a change that must commit with the events.
+    before: Callable[[sqlite3.Connection], None] | None = None
     future: Future[list[Appended]] = field(default_factory=Future)
 
 
 def _row_event(row: tuple[Any, ...]) -> StoredEvent:
     return StoredEvent.from_row(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+def _row_evidence(row: tuple[Any, ...]) -> Evidence:
+    event = _row_event(row)
+    redacted = {p: bytes.fromhex(h) for p, h in orjson.loads(row[7]).items()} if row[7] else {}
+    return Evidence(event, unpack_salts(event.content, row[6]), redacted)
+
+
+def _row_checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
+    return StoredCheckpoint(row[0], row[1], row[2], row[3], row[4])
 
 
 class SQLiteStore(Store):
@@ -322,11 +338,162 @@ class SQLiteStore(Store):
             raise NotFoundError(f"no tenant {tenant_id!r}")
         return int(row[0])
 
+    # -- the tree ----------------------------------------------------------------------------
+
+    def tree_head(self, tenant_id: str) -> TreeHead:
+        row = self._read(
+            lambda c: c.execute(
+                "SELECT size, frontier FROM tree_heads WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        return TreeHead.unpack(row[0], row[1])
+
+    def read_nodes(self, tenant_id: str, ids: Sequence[NodeID]) -> list[bytes]:
+        def run(conn: sqlite3.Connection) -> list[bytes]:
+            out = []
+            for node in ids:
+                if node.level == 0:
+                    row = conn.execute(
+                        "SELECT leaf_hash FROM events WHERE tenant_id = ? AND seq = ?",
+                        (tenant_id, node.index),
+                    ).fetchone()
+                else:
+                    row = conn.execute(
+                        "SELECT hash FROM tree_nodes WHERE tenant_id = ? AND level = ? AND idx = ?",
+                        (tenant_id, node.level, node.index),
+                    ).fetchone()
+                if row is None or row[0] is None:
+                    raise NotFoundError(f"tree node {node} of tenant {tenant_id!r} is not stored")
+                out.append(bytes(row[0]))
+            return out
+
+        return self._read(run)
+
+    def leaf_hashes(self, tenant_id: str, start: int, end: int) -> list[bytes]:
+        rows = self._read(
+            lambda c: c.execute(
+                "SELECT leaf_hash FROM events WHERE tenant_id = ? AND seq >= ? AND seq < ?"
+                " ORDER BY seq",
+                (tenant_id, start, end),
+            ).fetchall()
+        )
+        return [bytes(r[0]) for r in rows if r[0] is not None]
+
+    def checkpoint_candidates(self) -> list[tuple[str, TreeHead, StoredCheckpoint | None]]:
+        def run(conn: sqlite3.Connection) -> list[tuple[str, TreeHead, StoredCheckpoint | None]]:
+            rows = conn.execute(
+                "SELECT h.tenant_id, h.size, h.frontier,"
+                " (SELECT max(size) FROM checkpoints c WHERE c.tenant_id = h.tenant_id)"
+                " FROM tree_heads h"
+            ).fetchall()
+            out = []
+            for tenant_id, size, frontier, last_size in rows:
+                if last_size is not None and last_size >= size:
+                    continue
+                last = None
+                if last_size is not None:
+                    last = _row_checkpoint(
+                        conn.execute(
+                            f"SELECT {_CHECKPOINT_FIELDS} FROM checkpoints"  # noqa: S608
+                            " WHERE tenant_id = ? AND size = ?",
+                            (tenant_id, last_size),
+                        ).fetchone()
+                    )
+                out.append((tenant_id, TreeHead.unpack(size, frontier), last))
+            return out
+
+        return self._read(run)
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        with self._admin_tx() as conn:
+            cur = conn.execute(
+                f"INSERT OR IGNORE INTO checkpoints ({_CHECKPOINT_FIELDS})"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    checkpoint.tenant_id,
+                    checkpoint.size,
+                    checkpoint.root_hash,
+                    checkpoint.note,
+                    checkpoint.signed_at,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def _checkpoint(self, sql: str, params: tuple[Any, ...]) -> StoredCheckpoint | None:
+        row = self._read(lambda c: c.execute(sql, params).fetchone())
+        return None if row is None else _row_checkpoint(row)
+
+    def latest_checkpoint(self, tenant_id: str) -> StoredCheckpoint | None:
+        return self._checkpoint(
+            f"SELECT {_CHECKPOINT_FIELDS} FROM checkpoints WHERE tenant_id = ?"  # noqa: S608
+            " ORDER BY size DESC LIMIT 1",
+            (tenant_id,),
+        )
+
+    def checkpoint_at(self, tenant_id: str, size: int) -> StoredCheckpoint | None:
+        return self._checkpoint(
+            f"SELECT {_CHECKPOINT_FIELDS} FROM checkpoints"  # noqa: S608
+            " WHERE tenant_id = ? AND size = ?",
+            (tenant_id, size),
+        )
+
+    def list_checkpoints(self, tenant_id: str) -> list[StoredCheckpoint]:
+        rows = self._read(
+            lambda c: c.execute(
+                f"SELECT {_CHECKPOINT_FIELDS} FROM checkpoints"  # noqa: S608
+                " WHERE tenant_id = ? ORDER BY size",
+                (tenant_id,),
+            ).fetchall()
+        )
+        return [_row_checkpoint(r) for r in rows]
+
+    # -- evidence and erasure --------------------------------------------------------------
+
+    def get_evidence(self, tenant_id: str, event_id: str) -> Evidence | None:
+        row = self._read(
+            lambda c: c.execute(
+                f"SELECT {_EVIDENCE_FIELDS} FROM events WHERE id = ? AND tenant_id = ?",  # noqa: S608
+                (event_id, tenant_id),
+            ).fetchone()
+        )
+        return None if row is None else _row_evidence(row)
+
+    def scan_evidence(self, tenant_id: str, start: int, end: int) -> list[Evidence]:
+        rows = self._read(
+            lambda c: c.execute(
+                f"SELECT {_EVIDENCE_FIELDS} FROM events"  # noqa: S608
+                " WHERE tenant_id = ? AND seq >= ? AND seq < ? ORDER BY seq",
+                (tenant_id, start, end),
+            ).fetchall()
+        )
+        return [_row_evidence(r) for r in rows]
+
+    def redact(
+        self, tenant_id: str, event_id: str, erased: Evidence, audit: NewEvent
+    ) -> Future[list[Appended]]:
+        content = erased.event.content
+        row = event_row(tenant_id, 0, _redacted_event(event_id, content, erased.salts), None)
+        derived = dict(zip(EVENT_COLUMNS, row, strict=True))
+        assignments = ", ".join(f"{c} = ?" for c in DERIVED_COLUMNS)
+        redactions = orjson.dumps({p: c.hex() for p, c in sorted(erased.redacted.items())})
+        params = (*(derived[c] for c in DERIVED_COLUMNS), redactions, event_id, tenant_id)
+        sql = f"UPDATE events SET {assignments}, redactions = ? WHERE id = ? AND tenant_id = ?"  # noqa: S608
+
+        def update(conn: sqlite3.Connection) -> None:
+            if conn.execute(sql, params).rowcount == 0:
+                raise NotFoundError(f"no event {event_id!r} in this tenant")
+
+        return self._submit(_AppendJob(tenant_id, [audit], before=update))
+
     # -- events: the writer ----------------------------------------------------------------
 
     def append(self, tenant_id: str, events: Sequence[NewEvent]) -> Future[list[Appended]]:
+        return self._submit(_AppendJob(tenant_id, events))
+
+    def _submit(self, job: _AppendJob) -> Future[list[Appended]]:
         self._ensure_writer()
-        job = _AppendJob(tenant_id, events)
         self._queue.put(job)
         return job.future
 
@@ -411,6 +578,8 @@ class SQLiteStore(Store):
     ) -> list[Appended]:
         tenant_id = job.tenant_id
         head = self._head(conn, tenant_id, heads)
+        if job.before is not None:
+            job.before(conn)
         out: list[Appended | None] = [None] * len(job.events)
         fresh: list[tuple[int, NewEvent]] = []
         seen_keys: dict[str, int] = {}
@@ -470,6 +639,13 @@ class SQLiteStore(Store):
                 [(tenant_id, level, idx, h) for level, idx, h in nodes],
             )
         return new_head
+
+
+def _redacted_event(event_id: str, content: dict[str, Any], salts: dict[str, bytes]) -> NewEvent:
+    """A ``NewEvent`` carrying redacted content, only to reuse the row mapping."""
+    # Redacted paths keep their place in the packed salts as zeros (see rows.pack_salts).
+    aligned = {p: salts.get(p, bytes(SALT_SIZE)) for p in field_paths(content)}
+    return NewEvent(event_id, "", content, orjson.dumps(content), aligned, {})
 
 
 def _storage_error(exc: Exception) -> TrailkeepError:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from trailkeep.merkle import RFC9162, CompactRange, NodeRow
 from trailkeep.model.event import NewEvent
 
 __all__ = ["LeafFunction", "TreeHead", "append_leaves"]
@@ -35,29 +35,18 @@ class TreeHead:
     def grown_without_tree(self, count: int) -> TreeHead:
         return TreeHead(self.size + count, self.frontier)
 
+    def root(self) -> bytes:
+        """The RFC 9162 root hash of the tree of ``size`` leaves."""
+        return CompactRange.from_subtrees(RFC9162, self.size, self.frontier).root()
 
-def append_leaves(
-    head: TreeHead, leaves: Sequence[bytes]
-) -> tuple[TreeHead, list[tuple[int, int, bytes]]]:
+
+def append_leaves(head: TreeHead, leaves: Sequence[bytes]) -> tuple[TreeHead, list[NodeRow]]:
     """Append leaf hashes; return the new head and every completed interior node.
 
     Interior nodes are ``(level, index, hash)`` with level >= 1: the node covering leaves
     ``[index * 2**level, (index + 1) * 2**level)``. Storing them all lets any inclusion or
     consistency proof be served with O(log n) reads.
     """
-    stack = list(head.frontier)
-    size = head.size
-    nodes: list[tuple[int, int, bytes]] = []
-    sha256 = hashlib.sha256
-    for leaf in leaves:
-        h = leaf
-        n = size
-        level = 0
-        while n & 1:
-            h = sha256(b"\x01" + stack.pop() + h).digest()
-            n >>= 1
-            level += 1
-            nodes.append((level, n, h))
-        stack.append(h)
-        size += 1
-    return TreeHead(size, tuple(stack)), nodes
+    compact = CompactRange.from_subtrees(RFC9162, head.size, head.frontier)
+    nodes = compact.extend(leaves)
+    return TreeHead(compact.size, compact.hashes), nodes

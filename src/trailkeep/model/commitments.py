@@ -1,0 +1,253 @@
+"""The integrity contract of DESIGN §3: which bytes of an event are committed, and how.
+
+Every byte this module produces ends up inside a tenant's Merkle tree, so changing any of it
+breaks every stored tree. It is therefore versioned (:data:`LEAF_VERSION`) and pinned by the
+golden files in ``tests/model/golden/``; a change of layout needs a new version, never an edit.
+
+The contract, version 1:
+
+* An event's client content is split into *field paths* (:func:`field_paths`): each top-level
+  field is one path, except the objects in :data:`COMMITTED_OBJECTS`, whose first-level keys are
+  one path each (``actor.email``, ``metadata.model``). That lets a single value be erased later
+  (GDPR) while the event and every proof still verify.
+* Each path ``p`` gets a random 16-byte salt ``s_p`` and a commitment
+  ``c_p = SHA-256(s_p ‖ JCS(value_p))`` (:func:`commitment`). The salt stops anyone from
+  recovering an erased low-entropy value (an email) by guessing; it is not secret from readers.
+* ``leaf_input = JCS({"v": 1, "tenant_id", "seq", "id", "received_at", "commitments":
+  {p: hex(c_p)}})`` and the RFC 9162 leaf hash is ``SHA-256(0x00 ‖ leaf_input)``.
+* Redacting a field replaces its value with :data:`REDACTED` and deletes its salt, keeping
+  ``c_p``; :func:`recommit` is how a verifier then rebuilds the commitments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from trailkeep.errors import IntegrityError, ValidationFailedError
+from trailkeep.model.canonical import jcs
+
+__all__ = [
+    "COMMITTED_OBJECTS",
+    "LEAF_VERSION",
+    "POSITIONAL_FIELDS",
+    "REDACTED",
+    "SALT_SIZE",
+    "commit_all",
+    "commitment",
+    "field_paths",
+    "is_redacted",
+    "leaf_hash",
+    "leaf_input",
+    "new_salts",
+    "recommit",
+    "unflatten",
+]
+
+#: The layout version written into every leaf as ``"v"``.
+LEAF_VERSION: Final = 1
+#: Objects whose first-level keys are committed (and so can be erased) one by one.
+COMMITTED_OBJECTS: Final = ("actor", "target", "source", "metadata")
+#: Server fields: committed in clear in the leaf, so never among the field paths.
+POSITIONAL_FIELDS: Final = frozenset({"id", "tenant_id", "seq", "received_at", "hash"})
+#: Bytes of salt per field path.
+SALT_SIZE: Final = 16
+#: What an erased field's value becomes. Compare with :func:`is_redacted`, never ``==``.
+REDACTED: Final[Mapping[str, bool]] = {"redacted": True}
+
+_DIGEST_SIZE: Final = 32
+_LEAF_PREFIX: Final = b"\x00"
+_RECEIVED_AT: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", re.ASCII)
+_sha256 = hashlib.sha256
+
+
+def field_paths(content: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten an event's client content into ``{path: value}``, the units that are committed.
+
+    ``None`` values (top-level or inside a committed object) are absent, not committed, and so
+    is an empty committed object. A committed object that is not a ``dict`` (a dialect's
+    plain-string actor) is one path, as is any other top-level field, whatever its value
+    (``old``, ``new``, ``signature``...). Server fields are skipped, so the stored wire form of
+    an event can be passed as is.
+
+    Raises:
+        ValidationFailedError: a key is not a string, or a top-level key holds a ``.`` (it
+            would be confused with a sub-field path).
+    """
+    paths: dict[str, Any] = {}
+    for name, value in content.items():
+        if value is None or name in POSITIONAL_FIELDS:
+            continue
+        if type(name) is not str or "." in name:
+            raise ValidationFailedError(f"field name {name!r} cannot be committed")
+        if type(value) is dict and name in COMMITTED_OBJECTS:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise ValidationFailedError(f"{name}: key {key!r} is not a string")
+                if item is not None:
+                    paths[f"{name}.{key}"] = item
+        else:
+            paths[name] = value
+    return paths
+
+
+def unflatten(paths: Mapping[str, Any]) -> dict[str, Any]:
+    """Rebuild event content from field paths: the inverse of :func:`field_paths`.
+
+    Only the first ``.`` of a path, and only after a committed object's name, splits it, so
+    ``metadata.a.b`` is the key ``a.b`` of ``metadata``.
+
+    Raises:
+        ValidationFailedError: a path names both a whole object and one of its keys.
+    """
+    content: dict[str, Any] = {}
+    objects: dict[str, dict[str, Any]] = {}
+    for path, value in paths.items():
+        name, dot, key = path.partition(".")
+        if not dot or name not in COMMITTED_OBJECTS:
+            if path in content:  # only a committed object's name, already rebuilt from its keys
+                raise ValidationFailedError(f"field path {path!r} conflicts with its sub-fields")
+            content[path] = value
+            continue
+        parent = objects.get(name)
+        if parent is None:
+            if name in content:
+                raise ValidationFailedError(f"field path {path!r} conflicts with {name!r}")
+            parent = objects[name] = content[name] = {}
+        parent[key] = value
+    return content
+
+
+def new_salts(paths: Iterable[str]) -> dict[str, bytes]:
+    """A fresh random salt for each field path, from one ``os.urandom`` call."""
+    names = list(paths)
+    pool = os.urandom(SALT_SIZE * len(names))
+    return {
+        p: pool[i : i + SALT_SIZE]
+        for p, i in zip(names, range(0, len(pool), SALT_SIZE), strict=True)
+    }
+
+
+def commitment(salt: bytes, value: Any) -> bytes:
+    """``SHA-256(salt ‖ JCS(value))``: one field's commitment.
+
+    Raises:
+        ValidationFailedError: the salt is not :data:`SALT_SIZE` bytes, or the value has no
+            canonical JSON form.
+    """
+    if len(salt) != SALT_SIZE:
+        raise ValidationFailedError(f"a salt is {SALT_SIZE} bytes, got {len(salt)}")
+    return _sha256(salt + jcs(value)).digest()
+
+
+def commit_all(values: Mapping[str, Any], salts: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The commitment of every field path, in the order of ``values``.
+
+    Raises:
+        ValidationFailedError: ``salts`` and ``values`` name different paths, a salt has the
+            wrong size, or a value has no canonical JSON form (the message names the path).
+    """
+    if values.keys() != salts.keys():
+        missing = sorted(values.keys() - salts.keys())
+        extra = sorted(salts.keys() - values.keys())
+        raise ValidationFailedError(f"salts do not match values: missing {missing}, extra {extra}")
+    out: dict[str, bytes] = {}
+    for path, value in values.items():
+        try:
+            out[path] = commitment(salts[path], value)
+        except ValidationFailedError as exc:
+            raise ValidationFailedError(f"{path}: {exc.message}") from exc
+    return out
+
+
+def recommit(
+    values: Mapping[str, Any], salts: Mapping[str, bytes], stored: Mapping[str, bytes]
+) -> dict[str, bytes]:
+    """Rebuild an event's commitments as a verifier does, after any redactions.
+
+    A path with a salt is recomputed from its value; a path without one must hold the
+    :data:`REDACTED` marker, and keeps its ``stored`` commitment. Feeding the result to
+    :func:`leaf_input` then proves every unredacted value without trusting the server, and
+    a value silently dropped (rather than redacted) fails here.
+
+    Args:
+        values: the event's field paths (:func:`field_paths` of the event as served).
+        salts: the salts served with the event, by path.
+        stored: the commitments the leaf was built from, by path.
+
+    Raises:
+        IntegrityError: a value or salt has no commitment, a salt has no value, or a path has
+            neither a salt nor the redaction marker.
+    """
+    uncommitted = (values.keys() | salts.keys()) - stored.keys()
+    if uncommitted:
+        raise IntegrityError(f"fields not committed in the leaf: {sorted(uncommitted)}")
+    out: dict[str, bytes] = {}
+    for path, kept in stored.items():
+        if path in salts:
+            if path not in values:
+                raise IntegrityError(f"{path}: a salt but no value")
+            out[path] = commitment(salts[path], values[path])
+        elif is_redacted(values.get(path)):
+            out[path] = kept
+        else:
+            raise IntegrityError(f"{path}: no salt, and the value is not marked redacted")
+    return out
+
+
+def is_redacted(value: Any) -> bool:
+    """Whether ``value`` is the redaction marker (exactly ``{"redacted": true}``).
+
+    A client could send that object itself; only a missing salt tells a real redaction apart,
+    which is why :func:`recommit` looks at the salt first.
+    """
+    return type(value) is dict and len(value) == 1 and value.get("redacted") is True
+
+
+def leaf_input(
+    tenant_id: str, seq: int, event_id: str, received_at: str, commitments: Mapping[str, bytes]
+) -> bytes:
+    """The canonical bytes a leaf commits to: positions in clear, fields by commitment.
+
+    Args:
+        tenant_id: the tenant whose tree holds the leaf.
+        seq: the leaf index in that tree.
+        event_id: the event's ``evt_`` id (the ``"id"`` key).
+        received_at: the server's timestamp, in the fixed ``...ffffffZ`` form.
+        commitments: ``c_p`` by field path.
+
+    Raises:
+        ValidationFailedError: an id is not a string, ``seq`` is not a non-negative ``int``,
+            ``received_at`` is not in the fixed form, or a commitment is not a SHA-256 digest.
+    """
+    if type(tenant_id) is not str or type(event_id) is not str:
+        raise ValidationFailedError("tenant_id and event_id must be strings")
+    if type(seq) is not int or seq < 0:
+        raise ValidationFailedError(f"seq must be a non-negative int, got {seq!r}")
+    if type(received_at) is not str or not _RECEIVED_AT.fullmatch(received_at):
+        raise ValidationFailedError(
+            f"received_at {received_at!r} is not YYYY-MM-DDTHH:MM:SS.ffffffZ"
+        )
+    hexed: dict[str, str] = {}
+    for path, digest in commitments.items():
+        if len(digest) != _DIGEST_SIZE:
+            raise ValidationFailedError(f"{path}: a commitment is {_DIGEST_SIZE} bytes")
+        hexed[path] = digest.hex()
+    return jcs(
+        {
+            "v": LEAF_VERSION,
+            "tenant_id": tenant_id,
+            "seq": seq,
+            "id": event_id,
+            "received_at": received_at,
+            "commitments": hexed,
+        }
+    )
+
+
+def leaf_hash(leaf_input: bytes) -> bytes:
+    """The RFC 9162 leaf hash, ``SHA-256(0x00 ‖ leaf_input)``."""
+    return _sha256(_LEAF_PREFIX + leaf_input).digest()
