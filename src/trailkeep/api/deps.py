@@ -19,8 +19,8 @@ from .services import Services
 __all__ = [
     "AdminPrincipal",
     "AdminTenant",
-    "LogDep",
     "EventsDep",
+    "LogDep",
     "Operator",
     "ReadTenant",
     "ServicesDep",
@@ -81,7 +81,7 @@ def _principal_for(permission: Permission) -> Callable[..., Principal]:
 def _tenant_of(principal_dependency: Callable[..., Principal]) -> Callable[..., str]:
     # A default, not an Annotated hint: string annotations cannot see this closure's variable.
     def dependency(principal: Principal = Depends(principal_dependency)) -> str:
-        assert principal.tenant_id is not None  # noqa: S101 - checked by principal_dependency
+        assert principal.tenant_id is not None
         return principal.tenant_id
 
     return dependency

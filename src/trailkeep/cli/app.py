@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from trailkeep.errors import TrailkeepError
+
+from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
+from .verify import verify_app
 
 __all__ = ["app"]
 
@@ -29,26 +32,7 @@ keys_app = typer.Typer(
 )
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
-
-err = Console(stderr=True)
-out = Console()
-
-DatabaseOpt = Annotated[
-    str,
-    typer.Option(
-        "--database",
-        envvar="TRAILKEEP_DATABASE",
-        help="Database URL: sqlite:///PATH or postgresql://...",
-    ),
-]
-DEFAULT_DATABASE = "sqlite:///./trailkeep.db"
-
-
-def fail(message: str, hint: str = "") -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    if hint:
-        err.print(f"[dim]{hint}[/]")
-    raise typer.Exit(1)
+app.add_typer(verify_app, name="verify")
 
 
 def _services(database: str):  # type: ignore[no-untyped-def]
@@ -187,3 +171,29 @@ def keys_revoke(
     finally:
         store.close()
     out.print(f"revoked {client_id}")
+
+
+@app.command()
+def dump(
+    tenant: Annotated[str, typer.Option(help="The tenant to dump.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (JSON lines).")],
+    database: DatabaseOpt = DEFAULT_DATABASE,
+) -> None:
+    """Write a whole-tenant dump (every event with its salts, up to the latest signed
+    checkpoint) for `trailkeep verify dump`. Works on the database directly."""
+    from rich.progress import Progress
+
+    from trailkeep.service.dump import dump_lines
+
+    store, _ = _services(database)
+    try:
+        total = store.latest_checkpoint(tenant)
+        with Progress(console=err, transient=True) as bar, output.open("wb") as fh:
+            task = bar.add_task(f"dumping {tenant}", total=total.size if total else None)
+            for line in dump_lines(store, tenant, total, partial(bar.advance, task)):
+                fh.write(line)
+    except TrailkeepError as exc:
+        fail(exc.message, "start the server once so it signs a checkpoint, then dump again")
+    finally:
+        store.close()
+    out.print(f"wrote {output}")

@@ -8,7 +8,8 @@ the C2SP specifications, that the service layer combines with a store. The modul
 - ``compact``: ``CompactRange``, the appending frontier that reports every completed node.
 - ``proof``: which stored nodes make up an inclusion or consistency proof.
 - ``verify``: RFC 9162 proof verification that raises typed errors.
-- ``note``, ``checkpoint``, ``tlogproof``: C2SP signed notes, checkpoints and receipts.
+- ``note``, ``keys``: C2SP signed notes, and the Ed25519 keys that sign and verify them.
+- ``checkpoint``, ``tlogproof``: C2SP checkpoints and tlog-proof receipts.
 - ``errors``: the verification errors, all ``IntegrityError``s.
 """
 
@@ -36,15 +37,9 @@ from trailkeep.merkle.hasher import (
     PangeaLegacyHasher,
     Rfc9162Hasher,
 )
+from trailkeep.merkle.keys import Signer, Verifier, ed25519_key_id
 from trailkeep.merkle.nodes import NodeID, range_nodes, subtree_ids
-from trailkeep.merkle.note import (
-    NoteSignature,
-    SignedNote,
-    Signer,
-    Verifier,
-    ed25519_key_id,
-    parse_note,
-)
+from trailkeep.merkle.note import NoteSignature, SignedNote, parse_note
 from trailkeep.merkle.proof import Nodes, consistency, inclusion
 from trailkeep.merkle.tlogproof import (
     TlogProof,

@@ -24,7 +24,7 @@ from trailkeep.merkle._text import (
     parse_uint64,
 )
 from trailkeep.merkle.errors import MalformedCheckpointError, OriginMismatchError
-from trailkeep.merkle.note import Verifier
+from trailkeep.merkle.keys import Verifier
 
 __all__ = ["ROOT_HASH_SIZE", "Checkpoint", "open_checkpoint"]
 

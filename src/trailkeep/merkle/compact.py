@@ -117,10 +117,35 @@ class CompactRange:
         return rows
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> list[NodeRow]:
-        """Append many leaves in order; return every node they complete, in completion order."""
+        """Append many leaves in order; return every node they complete, in completion order.
+
+        All or nothing: every hash is checked before the first is appended, so a bad one in a
+        batch leaves the range as it was instead of half-grown with its rows lost.
+
+        Raises:
+            InvalidInputError: a leaf hash is not ``hasher.size`` bytes long.
+        """
+        leaves = list(leaf_hashes)
+        for position, leaf_hash in enumerate(leaves):
+            if len(leaf_hash) != self._hash_size:
+                _check_hash(self._hasher, leaf_hash, f"leaf hash [{position}]")
+        # The loop of ``append``, inlined: this is the batch ingest path.
+        hashes = self._hashes
+        hash_children = self._hash_children
         rows: list[NodeRow] = []
-        for leaf_hash in leaf_hashes:
-            rows.extend(self.append(leaf_hash))
+        size = self._size
+        for leaf_hash in leaves:
+            node = leaf_hash
+            index = size
+            level = 0
+            while index & 1:
+                node = hash_children(hashes.pop(), node)
+                index >>= 1
+                level += 1
+                rows.append((level, index, node))
+            hashes.append(node)
+            size += 1
+        self._size = size
         return rows
 
     def root(self) -> bytes:

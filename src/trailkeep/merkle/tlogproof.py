@@ -26,7 +26,8 @@ from trailkeep.merkle._text import b64decode_canonical, parse_uint64
 from trailkeep.merkle.checkpoint import Checkpoint, open_checkpoint
 from trailkeep.merkle.errors import MalformedNoteError, MalformedTlogProofError
 from trailkeep.merkle.hasher import RFC9162, LogHasher
-from trailkeep.merkle.note import Verifier, parse_note
+from trailkeep.merkle.keys import Verifier
+from trailkeep.merkle.note import parse_note
 from trailkeep.merkle.verify import verify_inclusion
 
 __all__ = [

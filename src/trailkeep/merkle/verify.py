@@ -69,10 +69,9 @@ def root_from_inclusion_proof(
             raise InvalidProofError(f"inclusion proof for index {index} is too long")
         if fn & 1 or fn == sn:
             r = hasher.hash_children(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
         else:
             r = hasher.hash_children(r, p)
         fn >>= 1
@@ -161,10 +160,9 @@ def root_from_consistency_proof(
         if fn & 1 or fn == sn:
             fr = hasher.hash_children(c, fr)
             sr = hasher.hash_children(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
         else:
             sr = hasher.hash_children(sr, c)
         fn >>= 1

@@ -164,37 +164,37 @@ def commit_all(values: Mapping[str, Any], salts: Mapping[str, bytes]) -> dict[st
 
 
 def recommit(
-    values: Mapping[str, Any], salts: Mapping[str, bytes], stored: Mapping[str, bytes]
+    values: Mapping[str, Any], salts: Mapping[str, bytes], kept: Mapping[str, bytes]
 ) -> dict[str, bytes]:
     """Rebuild an event's commitments as a verifier does, after any redactions.
 
     A path with a salt is recomputed from its value; a path without one must hold the
-    :data:`REDACTED` marker, and keeps its ``stored`` commitment. Feeding the result to
-    :func:`leaf_input` then proves every unredacted value without trusting the server, and
-    a value silently dropped (rather than redacted) fails here.
+    :data:`REDACTED` marker and takes its commitment from ``kept``. Feeding the result to
+    :func:`leaf_input` and comparing leaf hashes then proves every unredacted value without
+    trusting the server: a value changed, added or dropped changes the leaf.
 
     Args:
         values: the event's field paths (:func:`field_paths` of the event as served).
         salts: the salts served with the event, by path.
-        stored: the commitments the leaf was built from, by path.
+        kept: stored commitments by path. Only those of redacted paths are read, so a server
+            may send just those, or all of them.
 
     Raises:
-        IntegrityError: a value or salt has no commitment, a salt has no value, or a path has
-            neither a salt nor the redaction marker.
+        IntegrityError: a salt has no value, or a value has neither a salt nor (being
+            redacted) a kept commitment.
     """
-    uncommitted = (values.keys() | salts.keys()) - stored.keys()
-    if uncommitted:
-        raise IntegrityError(f"fields not committed in the leaf: {sorted(uncommitted)}")
+    orphans = salts.keys() - values.keys()
+    if orphans:
+        raise IntegrityError(f"salts without a value: {sorted(orphans)}")
     out: dict[str, bytes] = {}
-    for path, kept in stored.items():
-        if path in salts:
-            if path not in values:
-                raise IntegrityError(f"{path}: a salt but no value")
-            out[path] = commitment(salts[path], values[path])
-        elif is_redacted(values.get(path)):
-            out[path] = kept
+    for path, value in values.items():
+        salt = salts.get(path)
+        if salt is not None:
+            out[path] = commitment(salt, value)
+        elif is_redacted(value) and path in kept:
+            out[path] = kept[path]
         else:
-            raise IntegrityError(f"{path}: no salt, and the value is not marked redacted")
+            raise IntegrityError(f"{path}: no salt, and no kept commitment for a redacted value")
     return out
 
 

@@ -128,6 +128,7 @@ def parse_time(text: str, *, param: str = "time", now: datetime | None = None) -
     Raises:
         TimeParseError: ``text`` is in no accepted form, names a day that does not exist, or
             lands outside years 1..9999.
+        TypeError: ``now`` is naive (a bug in the caller, not bad input).
     """
     cleaned = _SPACES.sub(" ", text.strip()).lower()
     if not cleaned:

@@ -53,12 +53,11 @@ class RedactionService:
         event = evidence.event
         values = field_paths(event.content)
         paths = expand_paths(fields, values)
-        if event.leaf_hash is not None:
-            if (
-                event_leaf_hash(event.to_wire(), evidence.salts, evidence.redacted)
-                != event.leaf_hash
-            ):
-                raise IntegrityError(f"event {event_id} does not match its leaf; not redacting")
+        stored_leaf = event.leaf_hash
+        if stored_leaf is not None and stored_leaf != event_leaf_hash(
+            event.to_wire(), evidence.salts, evidence.redacted
+        ):
+            raise IntegrityError(f"event {event_id} does not match its leaf; not redacting")
         salts = dict(evidence.salts)
         redacted = dict(evidence.redacted)
         for path in paths:

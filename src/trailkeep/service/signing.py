@@ -10,7 +10,7 @@ from pathlib import Path
 from trailkeep.errors import InvalidInputError, TrailkeepError
 from trailkeep.merkle import Signer
 
-__all__ = ["load_or_create_signer"]
+__all__ = ["load_existing_signer", "load_or_create_signer"]
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +52,11 @@ def _read(path: Path) -> Signer:
         return Signer.parse(text)
     except TrailkeepError as exc:
         raise InvalidInputError(f"{path} is not a trailkeep signing key: {exc.message}") from None
+
+
+def load_existing_signer(path: Path) -> Signer:
+    """Read a signer key that must already exist (for tools that must not create one)."""
+    try:
+        return _read(path)
+    except FileNotFoundError:
+        raise InvalidInputError(f"no signing key at {path}") from None

@@ -21,11 +21,11 @@ from trailkeep.errors import (
     TrailkeepError,
     UnavailableError,
 )
+from trailkeep.merkle import NodeID
 from trailkeep.model.commitments import SALT_SIZE, field_paths
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
 from trailkeep.query.filters import EventQuery, Sort, where_clause
-from trailkeep.merkle import NodeID
 from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
 from trailkeep.storage.sqlite_schema import MIGRATIONS

@@ -1,0 +1,172 @@
+"""``trailkeep verify``: offline proofs, and the auditor's check of a live database."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import orjson
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from trailkeep.client.verify import verify_checkpoints, verify_dump, verify_event
+from trailkeep.errors import IntegrityError, TrailkeepError
+from trailkeep.merkle import Verifier
+
+if TYPE_CHECKING:
+    from trailkeep.service.audit import AuditReport
+    from trailkeep.storage.base import Store
+
+from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
+
+__all__ = ["verify_app"]
+
+verify_app = typer.Typer(
+    help="Check events, checkpoints and dumps against a pinned public key, with no server;"
+    " or re-check a database against its own checkpoints.",
+    no_args_is_help=True,
+)
+
+KeyOpt = Annotated[
+    str,
+    typer.Option("--key", envvar="TRAILKEEP_PUBLIC_KEY",
+                 help="The log's public key (GET /v1/log/key), or a file holding it."),
+]  # fmt: skip
+
+
+def _key(value: str) -> str:
+    path = Path(value)
+    return path.read_text().strip() if path.is_file() else value.strip()
+
+
+def _load_json(path: Path) -> dict[str, object]:
+    try:
+        value = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        fail(f"cannot read {path} as JSON: {exc}")
+    if not isinstance(value, dict):
+        fail(f"{path} does not hold a JSON object")
+    return value
+
+
+def _failed(exc: TrailkeepError) -> None:
+    err.print(f"[bold red]FAILED[/] {exc.message}")
+    raise typer.Exit(2)
+
+
+@verify_app.command("event")
+def verify_event_cmd(
+    evidence: Annotated[Path, typer.Argument(help="JSON of GET /v1/events/{id}/proof.")],
+    key: KeyOpt,
+    receipt: Annotated[
+        Path | None, typer.Option(help="A tlog-proof receipt to use instead.")
+    ] = None,
+) -> None:
+    """Prove one event is in its tenant's log: recompute its commitments and leaf, check the
+    inclusion proof and the checkpoint's signature."""
+    data = _load_json(evidence)
+    try:
+        checkpoint = verify_event(data, _key(key), receipt.read_text() if receipt else None)
+    except (TrailkeepError, KeyError, TypeError) as exc:
+        _failed(exc if isinstance(exc, TrailkeepError) else IntegrityError(f"malformed: {exc}"))
+    event = data["event"]
+    assert isinstance(event, dict)
+    out.print(f"[green]OK[/] event {event['id']} is leaf {event['seq']} of {checkpoint.origin}"
+              f" at size {checkpoint.size}")  # fmt: skip
+
+
+@verify_app.command("consistency")
+def verify_consistency_cmd(
+    old: Annotated[Path, typer.Argument(help="The older signed checkpoint (text).")],
+    new: Annotated[Path, typer.Argument(help="The newer signed checkpoint (text).")],
+    proof: Annotated[Path, typer.Option(help="JSON of GET /v1/log/proof/consistency.")],
+    key: KeyOpt,
+) -> None:
+    """Prove the newer checkpoint extends the older one: nothing was changed or removed."""
+    hashes = _load_json(proof).get("hashes")
+    if not isinstance(hashes, list):
+        fail(f"{proof} has no 'hashes' list")
+    try:
+        first, second = verify_checkpoints(old.read_text(), new.read_text(), hashes, _key(key))
+    except TrailkeepError as exc:
+        _failed(exc)
+    out.print(f"[green]OK[/] {second.origin}: size {second.size} extends size {first.size}")
+
+
+@verify_app.command("dump")
+def verify_dump_cmd(
+    dump: Annotated[Path, typer.Argument(help="A dump from `trailkeep dump` or the export API.")],
+    key: KeyOpt,
+) -> None:
+    """Recompute every commitment, leaf and the root of a whole-tenant dump."""
+    try:
+        with dump.open("rb") as fh:
+            report = verify_dump(fh, _key(key))
+    except OSError as exc:
+        fail(f"cannot read {dump}: {exc}")
+    except TrailkeepError as exc:
+        _failed(exc)
+    out.print(f"[green]OK[/] {report.events} events of {report.tenant_id} recompute to the"
+              f" signed root of {report.checkpoint.origin} ({report.redacted_fields} erased"
+              " fields kept by commitment)")  # fmt: skip
+
+
+def _audit(store: Store, tenant_id: str, verifier: Verifier, origin: str) -> AuditReport:
+    from trailkeep.service.audit import audit_tenant
+
+    columns = (TextColumn(tenant_id), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("events", total=store.tree_head(tenant_id).size)
+        return audit_tenant(store, tenant_id, verifier, origin, partial(bar.advance, task))
+
+
+@verify_app.command("database")
+def verify_database_cmd(
+    database: DatabaseOpt = DEFAULT_DATABASE,
+    tenant: Annotated[
+        list[str] | None, typer.Option(help="Tenant(s); default every tenant.")
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(envvar="TRAILKEEP_PUBLIC_KEY", help="Public key to check checkpoints with."),
+    ] = None,
+    signing_key: Annotated[
+        Path,
+        typer.Option(
+            envvar="TRAILKEEP_SIGNING_KEY",
+            help="Or take the public key from the server's signing key file.",
+        ),
+    ] = Path("./trailkeep-signing.key"),
+) -> None:
+    """The auditor's fsck: recompute every leaf, node and root of a live database and compare
+    them with its signed checkpoints, naming every row altered, deleted or reordered."""
+    from trailkeep.service.signing import load_existing_signer
+    from trailkeep.service.stores import open_store
+
+    try:
+        verifier = (Verifier.parse(_key(key)) if key
+                    else load_existing_signer(signing_key).verifier())  # fmt: skip
+        store = open_store(database)
+    except TrailkeepError as exc:
+        fail(exc.message, "pass --key with the log's public key, or --signing-key")
+    server_name = verifier.name
+    failed = False
+    try:
+        tenants = tenant or [t.id for t in store.list_tenants()]
+        for tenant_id in tenants:
+            report = _audit(store, tenant_id, verifier, f"{server_name}/{tenant_id}")
+            if report.ok:
+                out.print(f"[green]OK[/] {tenant_id}: {report.events} events,"
+                          f" {report.checkpoints} checkpoints verify")  # fmt: skip
+                continue
+            failed = True
+            out.print(f"[bold red]FAILED[/] {tenant_id}: {len(report.problems)} problems")
+            for problem in report.problems[:200]:
+                out.print(f"  {problem}", markup=False, highlight=False)
+    except TrailkeepError as exc:
+        fail(exc.message)
+    finally:
+        store.close()
+    if failed:
+        raise typer.Exit(2)

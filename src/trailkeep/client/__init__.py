@@ -1,0 +1,1 @@
+"""The trailkeep Python SDK. Importable without any server dependency (no FastAPI, no drivers)."""

@@ -1,0 +1,1 @@
+"""Tests of the pure merkle package (hashers, compact ranges, proofs, notes, receipts)."""
