@@ -41,9 +41,14 @@ EVENT_COLUMNS: Final = (
 )
 
 
-def _sub(content: dict[str, Any], obj: str, key: str) -> Any:
+def _text(value: Any) -> str | None:
+    """A filter column's value: strings only, so an erased field's marker reads as NULL."""
+    return value if type(value) is str else None
+
+
+def _sub(content: dict[str, Any], obj: str, key: str) -> str | None:
     value = content.get(obj)
-    return value.get(key) if value else None
+    return _text(value.get(key)) if type(value) is dict else None
 
 
 #: Columns computed from an event's content, rewritten when a redaction changes it.
@@ -87,7 +92,7 @@ def event_row(
         event.received_at,
         c["timestamp"],
         c["action"],
-        c.get("category"),
+        _text(c.get("category")),
         c.get("outcome", "unknown"),
         _sub(c, "actor", "id"),
         _sub(c, "actor", "email"),
@@ -96,10 +101,10 @@ def event_row(
         _sub(c, "target", "type"),
         _sub(c, "source", "ip"),
         _sub(c, "source", "client_id"),
-        c.get("session_id"),
-        c.get("request_id"),
-        c.get("trace_id"),
-        c.get("idempotency_key"),
+        _text(c.get("session_id")),
+        _text(c.get("request_id")),
+        _text(c.get("trace_id")),
+        _text(c.get("idempotency_key")),
         event.body,
         pack_salts(event.salts),
         leaf_hash,
