@@ -21,8 +21,9 @@ pytestmark = pytest.mark.asyncio
 
 
 async def write(client: httpx.AsyncClient, keys: Keys, n: int) -> list[dict[str, Any]]:
-    events = [{"action": f"a.{i}", "actor": {"id": f"u{i}", "email": f"u{i}@x.io"}}
-              for i in range(n)]  # fmt: skip
+    events = [
+        {"action": f"a.{i}", "actor": {"id": f"u{i}", "email": f"u{i}@x.io"}} for i in range(n)
+    ]
     resp = await client.post(
         "/v1/events/batch", json={"events": events}, headers=keys.auth("writer")
     )
@@ -74,8 +75,13 @@ class TestCheckpoints:
         await write(client, acme, 10)
         services.log.sign_pending()
         new = (await client.get("/v1/log/checkpoint", headers=acme.auth("reader"))).text
-        proof = (await client.get("/v1/log/proof/consistency", params={"from": 3, "to": 13},
-                                  headers=acme.auth("reader"))).json()  # fmt: skip
+        proof = (
+            await client.get(
+                "/v1/log/proof/consistency",
+                params={"from": 3, "to": 13},
+                headers=acme.auth("reader"),
+            )
+        ).json()
         first, second = verify_checkpoints(old, new, proof["hashes"], await public_key(client))
         assert (first.size, second.size) == (3, 13)
         with pytest.raises(IntegrityError):
@@ -96,14 +102,17 @@ class TestProofs:
         services.log.sign_pending()
         key = await public_key(client)
         for event in written:
-            proof = (await client.get(f"/v1/events/{event['id']}/proof",
-                                      headers=acme.auth("reader"))).json()  # fmt: skip
+            proof = (
+                await client.get(f"/v1/events/{event['id']}/proof", headers=acme.auth("reader"))
+            ).json()
             assert proof["leaf_index"] == event["seq"]
             assert proof["tree_size"] == 11
             assert base64.b64decode(proof["leaf_hash"]).hex() == event["hash"]
             assert verify_event(proof, key).size == 11
-            receipt = await client.get(f"/v1/events/{event['id']}/proof",
-                                       headers={**acme.auth("reader"), "Accept": "text/plain"})  # fmt: skip
+            receipt = await client.get(
+                f"/v1/events/{event['id']}/proof",
+                headers={**acme.auth("reader"), "Accept": "text/plain"},
+            )
             assert receipt.text.startswith("c2sp.org/tlog-proof@v1\n")
             assert verify_event(proof, key, receipt=receipt.text).size == 11
 
@@ -112,8 +121,9 @@ class TestProofs:
     ) -> None:
         written = await write(client, acme, 4)
         services.log.sign_pending()
-        proof = (await client.get(f"/v1/events/{written[1]['id']}/proof",
-                                  headers=acme.auth("reader"))).json()  # fmt: skip
+        proof = (
+            await client.get(f"/v1/events/{written[1]['id']}/proof", headers=acme.auth("reader"))
+        ).json()
         key = await public_key(client)
         changed = {**proof, "event": {**proof["event"], "action": "something.else"}}
         with pytest.raises(IntegrityError, match="does not match its hash"):
@@ -134,12 +144,20 @@ class TestProofs:
         services.log.sign_pending()
         note = (await client.get("/v1/log/checkpoint", headers=acme.auth("reader"))).text
         root = open_checkpoint(note, Verifier.parse(await public_key(client))).root_hash
-        leaves = (await client.get("/v1/log/leaves", params={"start": 0, "end": 9},
-                                   headers=acme.auth("reader"))).json()["leaves"]  # fmt: skip
+        leaves = (
+            await client.get(
+                "/v1/log/leaves", params={"start": 0, "end": 9}, headers=acme.auth("reader")
+            )
+        ).json()["leaves"]
         assert [base64.b64decode(x["hash"]).hex() for x in leaves] == [e["hash"] for e in written]
         for index in range(9):
-            proof = (await client.get("/v1/log/proof/inclusion", params={"index": index, "size": 9},
-                                      headers=acme.auth("reader"))).json()  # fmt: skip
+            proof = (
+                await client.get(
+                    "/v1/log/proof/inclusion",
+                    params={"index": index, "size": 9},
+                    headers=acme.auth("reader"),
+                )
+            ).json()
             hashes = [base64.b64decode(h) for h in proof["hashes"]]
             leaf = bytes.fromhex(written[index]["hash"])
             verify_inclusion(RFC9162, index, 9, leaf, hashes, root)
@@ -192,9 +210,11 @@ class TestRedaction:
     ) -> None:
         written = await write(client, acme, 3)
         target = written[1]
-        resp = await client.post(f"/v1/events/{target['id']}/redact",
-                                 json={"fields": ["actor.email", "action"][:1], "reason": "GDPR"},
-                                 headers=acme.auth("admin"))  # fmt: skip
+        resp = await client.post(
+            f"/v1/events/{target['id']}/redact",
+            json={"fields": ["actor.email", "action"][:1], "reason": "GDPR"},
+            headers=acme.auth("admin"),
+        )
         assert resp.status_code == 200, resp.text
         assert resp.json()["actor"] == {"id": "u1", "email": {"redacted": True}}
         services.log.sign_pending()
@@ -220,8 +240,11 @@ class TestRedaction:
         self, client: httpx.AsyncClient, services: Services, acme: Keys
     ) -> None:
         (event,) = await write(client, acme, 1)
-        resp = await client.post(f"/v1/events/{event['id']}/redact", json={"fields": ["actor"]},
-                                 headers=acme.auth("admin"))  # fmt: skip
+        resp = await client.post(
+            f"/v1/events/{event['id']}/redact",
+            json={"fields": ["actor"]},
+            headers=acme.auth("admin"),
+        )
         assert resp.json()["actor"] == {"id": {"redacted": True}, "email": {"redacted": True}}
         services.log.sign_pending()
         proof = (
@@ -241,8 +264,9 @@ class TestRedaction:
         self, client: httpx.AsyncClient, acme: Keys, fields: list[str], status: int
     ) -> None:
         (event,) = await write(client, acme, 1)
-        resp = await client.post(f"/v1/events/{event['id']}/redact", json={"fields": fields},
-                                 headers=acme.auth("admin"))  # fmt: skip
+        resp = await client.post(
+            f"/v1/events/{event['id']}/redact", json={"fields": fields}, headers=acme.auth("admin")
+        )
         assert resp.status_code == status, resp.text
 
     async def test_admin_only_and_own_tenant(
@@ -260,8 +284,12 @@ class TestClientSignatures:
     """A client's Ed25519 signature is verified on ingest and returned verbatim."""
 
     def _signed(self, key: Ed25519PrivateKey, **extra: Any) -> dict[str, Any]:
-        content = {"action": "deploy", "outcome": "success",
-                   "timestamp": format_time(utcnow()), **extra}  # fmt: skip
+        content = {
+            "action": "deploy",
+            "outcome": "success",
+            "timestamp": format_time(utcnow()),
+            **extra,
+        }
         return {**content, "signature": sign_content(content, key)}
 
     async def test_good_signature(self, client: httpx.AsyncClient, acme: Keys) -> None:
