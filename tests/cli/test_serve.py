@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import time
+
 import httpx
 
 from tests.process import running_server
+from trailkeep.client.verify import verify_event
 
 
 class TestServe:
@@ -31,3 +34,21 @@ class TestServe:
             assert 'route="/v1/events/batch",status="201"' in metrics
             assert http.get("/openapi.json").json()["info"]["title"] == "trailkeep"
             assert http.get("/docs").status_code == 200
+            key = http.get("/v1/log/key").text.strip()
+            assert key in server.log_path.read_text()
+
+    def test_checkpoints_signed_in_the_background(self, tmp_path: Path) -> None:
+        env = {"TRAILKEEP_CHECKPOINT_INTERVAL": "0.2"}
+        with running_server(tmp_path, env) as server, httpx.Client(base_url=server.url) as http:
+            event = http.post("/v1/events", json={"action": "a"}, headers=server.auth("writer"))
+            key = http.get("/v1/log/key").text
+            deadline = time.monotonic() + 10
+            while True:
+                proof = http.get(
+                    f"/v1/events/{event.json()['id']}/proof", headers=server.auth("reader")
+                )
+                if proof.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert proof.status_code == 200, proof.text
+            assert verify_event(proof.json(), key).size >= 1

@@ -70,7 +70,9 @@ def serve(
         application = create_app(settings)
     except TrailkeepError as exc:
         fail(exc.message, "check --database and the TRAILKEEP_* environment variables")
+    key = application.state.services.log.signer.verifier().key_string()
     err.print(f"trailkeep serving on http://{host}:{port} (database {database})")
+    err.print(f"checkpoint public key (pin it to verify): {key}", markup=False, highlight=False)
     uvicorn.run(
         application, host=host, port=port, log_level=settings.workers_log_level, access_log=False
     )
