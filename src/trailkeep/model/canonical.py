@@ -58,6 +58,12 @@ def jcs(value: Any) -> bytes:
             ±(2**53 - 1), a lone surrogate, a non-string key, an unsupported type, or nesting
             too deep to encode.
     """
+    kind = type(value)
+    if kind is str:  # most field values: orjson escapes strings exactly as JCS does
+        try:
+            return orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return _reference(value)
     if _fast_ok(value, 0):
         try:
             return orjson.dumps(value, option=_SORT_KEYS)

@@ -27,8 +27,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+import orjson
+
 from trailkeep.errors import IntegrityError, ValidationFailedError
-from trailkeep.model.canonical import jcs
+from trailkeep.model.canonical import MAX_SAFE_INTEGER, jcs
 
 __all__ = [
     "COMMITTED_OBJECTS",
@@ -155,9 +157,18 @@ def commit_all(values: Mapping[str, Any], salts: Mapping[str, bytes]) -> dict[st
         extra = sorted(salts.keys() - values.keys())
         raise ValidationFailedError(f"salts do not match values: missing {missing}, extra {extra}")
     out: dict[str, bytes] = {}
+    sha256, dumps = _sha256, orjson.dumps
     for path, value in values.items():
+        salt = salts[path]
+        # Hot path (every field of every event): a string under a well-sized salt.
+        if type(value) is str and len(salt) == SALT_SIZE:
+            try:
+                out[path] = sha256(salt + dumps(value)).digest()
+                continue
+            except orjson.JSONEncodeError:
+                pass  # a lone surrogate: commitment() names the problem
         try:
-            out[path] = commitment(salts[path], value)
+            out[path] = commitment(salt, value)
         except ValidationFailedError as exc:
             raise ValidationFailedError(f"{path}: {exc.message}") from exc
     return out
@@ -236,16 +247,22 @@ def leaf_input(
         if len(digest) != _DIGEST_SIZE:
             raise ValidationFailedError(f"{path}: a commitment is {_DIGEST_SIZE} bytes")
         hexed[path] = digest.hex()
-    return jcs(
-        {
-            "v": LEAF_VERSION,
-            "tenant_id": tenant_id,
-            "seq": seq,
-            "id": event_id,
-            "received_at": received_at,
-            "commitments": hexed,
-        }
-    )
+    document = {
+        "v": LEAF_VERSION,
+        "tenant_id": tenant_id,
+        "seq": seq,
+        "id": event_id,
+        "received_at": received_at,
+        "commitments": hexed,
+    }
+    # Hot path (every event, on ingest and on verification): with ASCII paths every value here
+    # is a string or a small int, which orjson writes exactly as JCS does.
+    if seq <= MAX_SAFE_INTEGER and "".join(hexed).isascii():
+        try:
+            return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate in an id: let jcs name the problem
+    return jcs(document)
 
 
 def leaf_hash(leaf_input: bytes) -> bytes:

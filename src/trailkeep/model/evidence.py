@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from trailkeep.errors import IntegrityError, ValidationFailedError
-from trailkeep.model.commitments import commitment, field_paths, is_redacted, leaf_hash, leaf_input
+from trailkeep.model.commitments import (
+    commit_all,
+    field_paths,
+    is_redacted,
+    leaf_hash,
+    leaf_input,
+)
 
 __all__ = [
     "FieldMismatchError",
@@ -51,18 +57,17 @@ def event_commitments(
         raise FieldMismatchError(path, "a salt but no value (the field was removed)")
     for path in redacted.keys() - values.keys():
         raise FieldMismatchError(path, "a redaction commitment but no redacted field")
-    out: dict[str, bytes] = {}
-    for path, value in values.items():
-        salt = salts.get(path)
-        if salt is not None:
-            try:
-                out[path] = commitment(salt, value)
-            except ValidationFailedError as exc:
-                raise FieldMismatchError(path, exc.message) from None
-        elif is_redacted(value) and path in redacted:
-            out[path] = redacted[path]
-        else:
+    erased = values.keys() - salts.keys()
+    for path in erased:
+        if not (is_redacted(values[path]) and path in redacted):
             raise FieldMismatchError(path, "no salt and no redaction commitment")
+    salted = {p: v for p, v in values.items() if p not in erased} if erased else values
+    try:
+        out = commit_all(salted, salts)
+    except ValidationFailedError as exc:
+        raise FieldMismatchError(exc.message.partition(":")[0], exc.message) from None
+    for path in erased:
+        out[path] = redacted[path]
     return out
 
 
@@ -93,7 +98,7 @@ def encode_redacted(redacted: Mapping[str, bytes]) -> dict[str, str]:
 def decode_salts(salts: Mapping[str, str]) -> dict[str, bytes]:
     """Salts from their wire form (base64 by path); ``IntegrityError`` if malformed."""
     try:
-        return {p: base64.b64decode(s, validate=True) for p, s in salts.items()}
+        return {p: binascii.a2b_base64(s, strict_mode=True) for p, s in salts.items()}
     except (binascii.Error, ValueError, TypeError) as exc:
         raise IntegrityError(f"salts are not base64: {exc}") from None
 
