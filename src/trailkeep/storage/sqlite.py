@@ -92,7 +92,6 @@ class SQLiteStore(Store):
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_AppendJob | None] = queue.SimpleQueue()
-        self._heads: dict[str, TreeHead] = {}
         self._writer_conn = self._connect()
         self._writer: threading.Thread | None = None
         self._closed = False
@@ -521,14 +520,18 @@ class SQLiteStore(Store):
         """Write every job in one transaction; a job that fails is rolled back alone."""
         conn = self._writer_conn
         results: list[tuple[_AppendJob, list[Appended] | BaseException]] = []
-        heads = dict(self._heads)
+        # Heads are read inside the write transaction, never cached across transactions, so
+        # several processes (uvicorn workers, admin tools) can share the file without forking
+        # a tree: BEGIN IMMEDIATE holds SQLite's write lock until COMMIT.
+        heads: dict[str, TreeHead] = {}
+        loaded: dict[str, TreeHead] = {}
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in jobs:
                 before = heads.get(job.tenant_id)
                 conn.execute("SAVEPOINT job")
                 try:
-                    results.append((job, self._write_job(conn, job, heads)))
+                    results.append((job, self._write_job(conn, job, heads, loaded)))
                     conn.execute("RELEASE job")
                 except Exception as exc:
                     conn.execute("ROLLBACK TO job")
@@ -539,7 +542,7 @@ class SQLiteStore(Store):
                         heads[job.tenant_id] = before
                     results.append((job, _storage_error(exc)))
             for tenant_id, head in heads.items():
-                if head is not self._heads.get(tenant_id):
+                if head is not loaded.get(tenant_id):
                     conn.execute(
                         "UPDATE tree_heads SET size = ?, frontier = ? WHERE tenant_id = ?",
                         (head.size, head.pack(), tenant_id),
@@ -548,12 +551,10 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._heads.clear()
             error = UnavailableError(f"SQLite commit failed, nothing was written: {exc}")
             for job in jobs:
                 job.future.set_exception(error)
             return
-        self._heads = heads
         for job, result in results:
             if isinstance(result, BaseException):
                 job.future.set_exception(result)
@@ -561,23 +562,32 @@ class SQLiteStore(Store):
                 job.future.set_result(result)
 
     def _head(
-        self, conn: sqlite3.Connection, tenant_id: str, heads: dict[str, TreeHead]
+        self,
+        conn: sqlite3.Connection,
+        tenant_id: str,
+        heads: dict[str, TreeHead],
+        loaded: dict[str, TreeHead],
     ) -> TreeHead:
-        head = heads.get(tenant_id)
+        """The tenant's head in this transaction: as this group left it, else as stored."""
+        head = heads.get(tenant_id) or loaded.get(tenant_id)
         if head is None:
             row = conn.execute(
                 "SELECT size, frontier FROM tree_heads WHERE tenant_id = ?", (tenant_id,)
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no tenant {tenant_id!r}")
-            head = TreeHead.unpack(row[0], row[1])
+            head = loaded[tenant_id] = TreeHead.unpack(row[0], row[1])
         return head
 
     def _write_job(
-        self, conn: sqlite3.Connection, job: _AppendJob, heads: dict[str, TreeHead]
+        self,
+        conn: sqlite3.Connection,
+        job: _AppendJob,
+        heads: dict[str, TreeHead],
+        loaded: dict[str, TreeHead],
     ) -> list[Appended]:
         tenant_id = job.tenant_id
-        head = self._head(conn, tenant_id, heads)
+        head = self._head(conn, tenant_id, heads, loaded)
         if job.before is not None:
             job.before(conn)
         out: list[Appended | None] = [None] * len(job.events)
