@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 from tests.process import running_server
-from trailkeep.client.verify import verify_event
+from trailkeep.client.verify import verify_checkpoints, verify_event
+from trailkeep.merkle import Signer, Verifier
+from trailkeep.service.audit import audit_tenant
+from trailkeep.service.log import LogService
+from trailkeep.service.stores import open_store
 
 
 class TestServe:
@@ -51,3 +57,47 @@ class TestServe:
                 time.sleep(0.05)
             assert proof.status_code == 200, proof.text
             assert verify_event(proof.json(), key).size >= 1
+
+
+class TestWorkers:
+    """Several worker processes on one SQLite file never fork a tenant's tree."""
+
+    def test_two_workers_interleave_gap_free(self, tmp_path: Path) -> None:
+        env = {"TRAILKEEP_WORKERS": "2", "TRAILKEEP_CHECKPOINT_INTERVAL": "0.1"}
+        with running_server(tmp_path, env) as server:
+
+            def writer(n: int) -> list[int]:
+                with httpx.Client(base_url=server.url, headers=server.auth("writer")) as http:
+                    seqs = []
+                    for i in range(15):
+                        body = {"events": [{"action": f"w{n}.{i}.{j}"} for j in range(5)]}
+                        resp = http.post("/v1/events/batch", json=body)
+                        assert resp.status_code == 201, resp.text
+                        seqs += [e["seq"] for e in resp.json()["events"]]
+                        single = http.post("/v1/events", json={"action": f"s{n}.{i}"})
+                        seqs.append(single.json()["seq"])
+                    return seqs
+
+            with ThreadPoolExecutor(8) as pool:
+                seqs = [s for chunk in pool.map(writer, range(8)) for s in chunk]
+            assert sorted(seqs) == list(range(8 * 15 * 6))
+            key = httpx.get(f"{server.url}/v1/log/key").text
+            time.sleep(0.5)  # let both workers' checkpointers sign the final head
+        store = open_store(server.database)
+        try:
+            report = audit_tenant(
+                store, "acme", Verifier.parse(key.strip()), "trailkeep.local/acme"
+            )
+            checkpoints = store.list_checkpoints("acme")
+        finally:
+            store.close()
+        assert report.ok, report.problems
+        assert checkpoints[-1].size == len(seqs)
+        store = open_store(server.database)
+        try:
+            proofs = LogService(store, Signer.generate("unused"), "unused")
+            for old, new in itertools.pairwise(checkpoints):
+                hashes = proofs.consistency_proof("acme", old.size, new.size)
+                verify_checkpoints(old.note, new.note, hashes, key)
+        finally:
+            store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -58,24 +59,60 @@ def serve(
             help="Checkpoint signing key file (created, mode 0600, if missing).",
         ),
     ] = Path("./trailkeep-signing.key"),
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="TRAILKEEP_WORKERS",
+            min=1,
+            help="Server processes sharing the port and the database (one per core).",
+        ),
+    ] = 1,
 ) -> None:
     """Start the HTTP server; other settings come from TRAILKEEP_* variables."""
     import uvicorn
+    from pydantic import ValidationError
 
     from trailkeep.api.app import create_app
+    from trailkeep.api.services import Services
     from trailkeep.settings import Settings
 
     try:
         settings = Settings(host=host, port=port, database=database, signing_key=signing_key)
-        application = create_app(settings)
+        # Migrate and create the signing key once, before any worker starts.
+        services = Services.build(settings)
+    except ValidationError as exc:
+        fail(
+            f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}",
+            "check the TRAILKEEP_* environment variables (docs/configuration.md)",
+        )
     except TrailkeepError as exc:
         fail(exc.message, "check --database and the TRAILKEEP_* environment variables")
-    key = application.state.services.log.signer.verifier().key_string()
-    err.print(f"trailkeep serving on http://{host}:{port} (database {database})")
-    err.print(f"checkpoint public key (pin it to verify): {key}", markup=False, highlight=False)
-    uvicorn.run(
-        application, host=host, port=port, log_level=settings.workers_log_level, access_log=False
+    key = services.log.signer.verifier().key_string()
+    err.print(
+        f"trailkeep serving on http://{host}:{port} (database {database}, {workers} worker(s))"
     )
+    err.print(f"checkpoint public key (pin it to verify): {key}", markup=False, highlight=False)
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": settings.workers_log_level,
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings, services), **options)  # type: ignore[arg-type]
+        services.close()
+        return
+    services.close()
+    # Workers are new processes: they read their settings from the environment.
+    os.environ.update(
+        {
+            "TRAILKEEP_HOST": host,
+            "TRAILKEEP_PORT": str(port),
+            "TRAILKEEP_DATABASE": database,
+            "TRAILKEEP_SIGNING_KEY": str(signing_key),
+        }
+    )
+    uvicorn.run("trailkeep.api.app:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
 
 
 @tenants_app.command("create")

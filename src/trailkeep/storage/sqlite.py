@@ -164,12 +164,14 @@ class SQLiteStore(Store):
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
         applied = []
         for version, name, statements in MIGRATIONS:
-            if version in done:
-                continue
+            # Checked under the write lock, so two processes starting at once apply it once.
             conn.execute("BEGIN IMMEDIATE")
+            done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,))
+            if done.fetchone() is not None:
+                conn.execute("COMMIT")
+                continue
             try:
                 for statement in statements:
                     conn.execute(statement)
