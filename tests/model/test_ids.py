@@ -1,0 +1,34 @@
+"""Event ids are ULIDs: Crockford base32, 48 bits of milliseconds, then 80 random bits."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from trailkeep.model import ids
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _reference_ulid(millis: int, rand: int) -> str:
+    value = millis << 80 | rand
+    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+class TestEventId:
+    """``new_event_id`` matches a bit-by-bit ULID encoding and sorts by time."""
+
+    def test_layout(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        fixed = bytes(range(10, 20))
+        monkeypatch.setattr(os, "urandom", lambda n: fixed[:n])
+        now_ns = 1_795_431_605_528_615_000
+        expected = _reference_ulid(now_ns // 1_000_000, int.from_bytes(fixed, "big"))
+        assert ids.new_event_id(now_ns) == "evt_" + expected
+
+    def test_sorts_by_time(self) -> None:
+        earlier = ids.new_event_id(1_000_000_000_000_000_000)
+        later = ids.new_event_id(1_000_000_000_001_000_000)
+        assert earlier < later
+        assert re.fullmatch(r"evt_[0-9A-HJKMNP-TV-Z]{26}", later)
