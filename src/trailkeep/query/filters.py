@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["FILTER_COLUMNS", "EventQuery", "Sort", "SqlFragment", "where_clause"]
+__all__ = ["FILTER_COLUMNS", "EventQuery", "Sort", "SqlFragment", "order_clause", "where_clause"]
 
 #: API filter name → indexed column. Every field a filter makes sense for (DESIGN §2);
 #: free text, ``old``/``new`` and ``metadata`` are the search language's job.
@@ -44,6 +44,9 @@ class EventQuery:
         after: keyset position ``(timestamp, id)`` the page continues from, or None.
         max_seq: the newest ``seq`` a paged walk may see, fixed on its first page so that
             events arriving mid-walk never shift its pages.
+        after_seq: only events with a larger ``seq`` (live streams resume from here).
+        by_seq: order by ``seq`` (log order) instead of ``(timestamp, id)``; ``after`` is
+            then ignored.
     """
 
     filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
@@ -53,6 +56,8 @@ class EventQuery:
     limit: int = 50
     after: tuple[str, str] | None = None
     max_seq: int | None = None
+    after_seq: int | None = None
+    by_seq: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +86,21 @@ def where_clause(tenant_id: str, query: EventQuery) -> SqlFragment:
     if query.end is not None:
         parts.append("ts < ?")
         params.append(query.end)
-    if query.after is not None:
+    if query.after is not None and not query.by_seq:
         parts.append("(ts, id) < (?, ?)" if query.sort is Sort.DESC else "(ts, id) > (?, ?)")
         params.extend(query.after)
     if query.max_seq is not None:
         parts.append("seq <= ?")
         params.append(query.max_seq)
+    if query.after_seq is not None:
+        parts.append("seq > ?")
+        params.append(query.after_seq)
     return SqlFragment(" AND ".join(parts), tuple(params))
+
+
+def order_clause(query: EventQuery) -> str:
+    """``ORDER BY`` for a query: log order, or time order with ``id`` breaking ties."""
+    direction = "DESC" if query.sort is Sort.DESC else "ASC"
+    if query.by_seq:
+        return f"ORDER BY seq {direction}"
+    return f"ORDER BY ts {direction}, id {direction}"

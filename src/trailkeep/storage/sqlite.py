@@ -25,7 +25,7 @@ from trailkeep.merkle import NodeID
 from trailkeep.model.commitments import SALT_SIZE, field_paths
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
-from trailkeep.query.filters import EventQuery, Sort, where_clause
+from trailkeep.query.filters import EventQuery, order_clause, where_clause
 from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
 from trailkeep.storage.sqlite_schema import MIGRATIONS
@@ -314,10 +314,9 @@ class SQLiteStore(Store):
 
     def list_events(self, tenant_id: str, query: EventQuery) -> Page:
         where = where_clause(tenant_id, query)
-        direction = "DESC" if query.sort is Sort.DESC else "ASC"
         sql = (
             f"SELECT {_EVENT_FIELDS} FROM events WHERE {where.sql}"  # noqa: S608 - values bound
-            f" ORDER BY ts {direction}, id {direction} LIMIT ?"
+            f" {order_clause(query)} LIMIT ?"
         )
 
         def run(conn: sqlite3.Connection) -> Page:
