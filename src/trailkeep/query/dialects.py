@@ -1,0 +1,216 @@
+"""The SQL each backend needs for one field condition; every value is a bound parameter.
+
+The compiler decides *what* a term means (which column, which typed comparison); a dialect
+only spells it. Operators come from the fixed set the parser accepts and identifiers from code,
+so neither is user input; values, JSON paths and patterns always travel as parameters.
+
+Values inside the JSON body match by type: a value matches a JSON string equal to it, and also
+a JSON number, ``true``, ``false`` or ``null`` when it reads as one; a comparison with a
+number compares only JSON numbers, with anything else only strings; a prefix reads only
+strings. A path that ends at an array matches when any element does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Final, Protocol
+
+from trailkeep.query.filters import SqlFragment
+from trailkeep.query.fulltext import Fts5, FullText, TsVector
+from trailkeep.query.values import sqlite_number
+
+__all__ = [
+    "FALSE",
+    "Dialect",
+    "PostgresDialect",
+    "SqliteDialect",
+    "column_exists",
+    "glob_prefix",
+    "jsonpath",
+    "like_prefix",
+    "sqlite_path",
+]
+
+#: A condition no row meets, in every dialect.
+FALSE: Final = SqlFragment("(1 = 0)", ())
+_JSON_LITERALS: Final = ("true", "false", "null")
+_SQL_OPS: Final = {":": "=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+class Dialect(Protocol):
+    """What the compiler needs from a backend.
+
+    ``op`` is always one of ``: > >= < <=`` (``:`` meaning equality); ``path`` is a JSON path
+    into the event body whose keys the parser has checked (non-empty, no ``"``, ``\\`` or
+    control characters).
+    """
+
+    @property
+    def full_text(self) -> FullText: ...
+
+    def compare(self, column: str, op: str, value: object) -> SqlFragment: ...
+
+    def prefix(self, column: str, prefix: str) -> SqlFragment: ...
+
+    def json_match(self, path: tuple[str, ...], value: str, number: Decimal | None) -> SqlFragment:
+        """A JSON value (or array element) equal to ``value`` as text or ``number``."""
+        ...
+
+    def json_prefix(self, path: tuple[str, ...], prefix: str) -> SqlFragment: ...
+
+    def json_compare(
+        self, path: tuple[str, ...], op: str, value: str, number: Decimal | None
+    ) -> SqlFragment:
+        """A JSON number (when ``number`` is given) or string in order with ``value``."""
+        ...
+
+    def json_exists(self, path: tuple[str, ...]) -> SqlFragment:
+        """The path holds a value other than JSON null."""
+        ...
+
+
+def column_exists(column: str) -> SqlFragment:
+    """The column holds a value (the same SQL in every dialect)."""
+    return SqlFragment(f"{column} IS NOT NULL", ())
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteDialect:
+    """SQLite: ``?`` placeholders, JSON1 over the body, ``GLOB`` for prefixes.
+
+    Prefixes use ``GLOB`` (case-sensitive, like ``=``, and able to use an index) rather than
+    ``LIKE``, which SQLite folds for ASCII. The body is cast to text because SQLite 3.45+
+    first tries to read a BLOB argument as binary JSONB.
+
+    Attributes:
+        body: the SQL expression of an event's JSON text.
+        full_text: the full-text strategy.
+    """
+
+    body: str = "CAST(body AS TEXT)"
+    full_text: FullText = field(default_factory=Fts5)
+
+    def compare(self, column: str, op: str, value: object) -> SqlFragment:
+        return SqlFragment(f"{column} {_SQL_OPS[op]} ?", (value,))
+
+    def prefix(self, column: str, prefix: str) -> SqlFragment:
+        return SqlFragment(f"{column} GLOB ?", (glob_prefix(prefix),))
+
+    def _each(
+        self, path: tuple[str, ...], condition: str, params: tuple[object, ...]
+    ) -> SqlFragment:
+        # Rows of json_each are the scalar at the path (key NULL) or an array's elements (integer
+        # keys); an object's members (text keys) are excluded, so objects never match. The body
+        # expression and the condition are ours, never user input; values are bound.
+        sql = (
+            f"EXISTS (SELECT 1 FROM json_each({self.body}, ?) AS j"  # noqa: S608
+            f" WHERE typeof(j.key) <> 'text' AND ({condition}))"
+        )
+        return SqlFragment(sql, (sqlite_path(path), *params))
+
+    def json_match(self, path: tuple[str, ...], value: str, number: Decimal | None) -> SqlFragment:
+        conditions = ["j.type = 'text' AND j.value = ?"]
+        params: list[object] = [value]
+        if number is not None:
+            conditions.append("j.type IN ('integer', 'real') AND j.value = ?")
+            params.append(sqlite_number(number))
+        if value in _JSON_LITERALS:
+            conditions.append("j.type = ?")
+            params.append(value)
+        return self._each(path, " OR ".join(f"({c})" for c in conditions), tuple(params))
+
+    def json_prefix(self, path: tuple[str, ...], prefix: str) -> SqlFragment:
+        return self._each(path, "j.type = 'text' AND j.value GLOB ?", (glob_prefix(prefix),))
+
+    def json_compare(
+        self, path: tuple[str, ...], op: str, value: str, number: Decimal | None
+    ) -> SqlFragment:
+        sql_op = _SQL_OPS[op]
+        if number is None:
+            return self._each(path, f"j.type = 'text' AND j.value {sql_op} ?", (value,))
+        condition = f"j.type IN ('integer', 'real') AND j.value {sql_op} ?"
+        return self._each(path, condition, (sqlite_number(number),))
+
+    def json_exists(self, path: tuple[str, ...]) -> SqlFragment:
+        return SqlFragment(f"json_type({self.body}, ?) <> 'null'", (sqlite_path(path),))
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresDialect:
+    """PostgreSQL: ``%s`` placeholders, a ``jsonb`` body searched with SQL/JSON path.
+
+    Each JSON condition is ``jsonb_path_exists(body, %s::jsonpath, %s::jsonb)``: the path is
+    built from quoted keys and the values travel in the ``vars`` object, so jsonpath's typed,
+    lax-mode comparisons (array elements unwrapped, a string never equal to a number) give the
+    same answers as the SQLite dialect.
+
+    The default reads the ``BYTEA`` body column (UTF-8 JSON, as written) as ``jsonb``; a
+    backend with a ``jsonb`` copy of it passes that column instead, which saves a parse per row.
+
+    Attributes:
+        body: the SQL expression of an event's body as ``jsonb``.
+        full_text: the full-text strategy.
+    """
+
+    body: str = "convert_from(body, 'UTF8')::jsonb"
+    full_text: FullText = field(default_factory=TsVector)
+
+    def compare(self, column: str, op: str, value: object) -> SqlFragment:
+        return SqlFragment(f"{column} {_SQL_OPS[op]} %s", (value,))
+
+    def prefix(self, column: str, prefix: str) -> SqlFragment:
+        return SqlFragment(f"{column} LIKE %s ESCAPE '\\'", (like_prefix(prefix),))
+
+    def _path(self, path: tuple[str, ...], condition: str, variables: str) -> SqlFragment:
+        sql = f"jsonb_path_exists({self.body}, %s::jsonpath, %s::jsonb)"
+        return SqlFragment(sql, (f"{jsonpath(path)} ? ({condition})", variables))
+
+    def json_match(self, path: tuple[str, ...], value: str, number: Decimal | None) -> SqlFragment:
+        conditions, variables = ["@ == $s"], {"s": json.dumps(value)}
+        if number is not None:
+            conditions.append("@ == $n")
+            variables["n"] = str(number)
+        if value in _JSON_LITERALS:
+            conditions.append("@ == $l")
+            variables["l"] = value
+        return self._path(path, " || ".join(conditions), _json_object(variables))
+
+    def json_prefix(self, path: tuple[str, ...], prefix: str) -> SqlFragment:
+        return self._path(path, "@ starts with $s", _json_object({"s": json.dumps(prefix)}))
+
+    def json_compare(
+        self, path: tuple[str, ...], op: str, value: str, number: Decimal | None
+    ) -> SqlFragment:
+        literal = json.dumps(value) if number is None else str(number)
+        return self._path(path, f"@ {_SQL_OPS[op]} $v", _json_object({"v": literal}))
+
+    def json_exists(self, path: tuple[str, ...]) -> SqlFragment:
+        return SqlFragment(f"jsonb_typeof({self.body} #> %s) <> 'null'", (list(path),))
+
+
+def sqlite_path(path: tuple[str, ...]) -> str:
+    """A SQLite JSON path with every key quoted: ``$."metadata"."model"``."""
+    return "$" + "".join(f'."{key}"' for key in path)
+
+
+def jsonpath(path: tuple[str, ...]) -> str:
+    """A PostgreSQL jsonpath with every key a JSON string literal: ``$."metadata"."model"``."""
+    return "$" + "".join("." + json.dumps(key, ensure_ascii=False) for key in path)
+
+
+def glob_prefix(prefix: str) -> str:
+    """A GLOB pattern for strings starting with ``prefix``: its wildcards bracketed."""
+    escaped = prefix.replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+    return escaped + "*"
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern (escape ``\\``) for strings starting with ``prefix``."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _json_object(members: dict[str, str]) -> str:
+    """A JSON object from already-encoded member values."""
+    return "{" + ", ".join(f'"{name}": {value}' for name, value in members.items()) + "}"
