@@ -34,6 +34,12 @@ class Sort(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class SqlFragment:
+    sql: str
+    params: tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class EventQuery:
     """One page request over a tenant's events, ordered by ``(timestamp, id)``.
 
@@ -47,6 +53,8 @@ class EventQuery:
         after_seq: only events with a larger ``seq`` (live streams resume from here).
         by_seq: order by ``seq`` (log order) instead of ``(timestamp, id)``; ``after`` is
             then ignored.
+        search: a compiled search-language condition (``trailkeep.query.compile``) in the
+            store's dialect, ANDed with the rest.
     """
 
     filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
@@ -58,12 +66,7 @@ class EventQuery:
     max_seq: int | None = None
     after_seq: int | None = None
     by_seq: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SqlFragment:
-    sql: str
-    params: tuple[object, ...]
+    search: SqlFragment | None = None
 
 
 def where_clause(tenant_id: str, query: EventQuery) -> SqlFragment:
@@ -95,6 +98,9 @@ def where_clause(tenant_id: str, query: EventQuery) -> SqlFragment:
     if query.after_seq is not None:
         parts.append("seq > ?")
         params.append(query.after_seq)
+    if query.search is not None:
+        parts.append(f"({query.search.sql})")
+        params.extend(query.search.params)
     return SqlFragment(" AND ".join(parts), tuple(params))
 
 

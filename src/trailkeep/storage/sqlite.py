@@ -26,6 +26,7 @@ from trailkeep.model.commitments import SALT_SIZE, field_paths
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
 from trailkeep.query.filters import EventQuery, order_clause, where_clause
+from trailkeep.query.fulltext import search_document
 from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
 from trailkeep.storage.sqlite_schema import MIGRATIONS
@@ -38,9 +39,10 @@ T = TypeVar("T")
 
 #: How many events one group commit may take before it commits and starts the next.
 MAX_GROUP_EVENTS = 5_000
-_INSERT_EVENT = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608 - fixed column names
+_INSERT_EVENT = "INSERT INTO events (row_id, {}) VALUES (?, {})".format(  # noqa: S608
     ", ".join(EVENT_COLUMNS), ", ".join("?" * len(EVENT_COLUMNS))
 )
+_INSERT_FTS = "INSERT INTO events_fts (rowid, message, fields) VALUES (?, ?, ?)"
 _EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
 _EVIDENCE_FIELDS = _EVENT_FIELDS + ", salts, redactions"
 _CHECKPOINT_FIELDS = "tenant_id, size, root_hash, note, signed_at"
@@ -481,9 +483,16 @@ class SQLiteStore(Store):
         params = (*(derived[c] for c in DERIVED_COLUMNS), redactions, event_id, tenant_id)
         sql = f"UPDATE events SET {assignments}, redactions = ? WHERE id = ? AND tenant_id = ?"  # noqa: S608
 
+        text = search_document(content)
+
         def update(conn: sqlite3.Connection) -> None:
             if conn.execute(sql, params).rowcount == 0:
                 raise NotFoundError(f"no event {event_id!r} in this tenant")
+            conn.execute(
+                "UPDATE events_fts SET message = ?, fields = ? WHERE rowid ="
+                " (SELECT row_id FROM events WHERE id = ? AND tenant_id = ?)",
+                (text.message, text.fields, event_id, tenant_id),
+            )
 
         return self._submit(_AppendJob(tenant_id, [audit], before=update))
 
@@ -630,17 +639,23 @@ class SQLiteStore(Store):
         leaf_fn = self._leaf_function
         leaves: list[bytes] = []
         rows = []
+        texts = []
+        # Row ids are assigned here (under the write lock) so the full-text rows can share them.
+        first_row = conn.execute("SELECT coalesce(max(row_id), 0) + 1 FROM events").fetchone()[0]
         for offset, (i, event) in enumerate(fresh):
             seq = head.size + offset
             leaf = leaf_fn(tenant_id, seq, event) if leaf_fn is not None else None
             if leaf is not None:
                 leaves.append(leaf)
-            rows.append(event_row(tenant_id, seq, event, leaf))
+            rows.append((first_row + offset, *event_row(tenant_id, seq, event, leaf)))
+            text = search_document(event.content)
+            texts.append((first_row + offset, text.message, text.fields))
             out[i] = Appended(
                 StoredEvent(tenant_id, seq, event.id, event.received_at, event.content, leaf),
                 replayed=False,
             )
         conn.executemany(_INSERT_EVENT, rows)
+        conn.executemany(_INSERT_FTS, texts)
         if leaf_fn is None:
             return head.grown_without_tree(len(fresh))
         new_head, nodes = append_leaves(head, leaves)

@@ -35,7 +35,10 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
                 size INTEGER NOT NULL,
                 frontier BLOB NOT NULL
             )""",
+            # row_id is an INTEGER PRIMARY KEY (the rowid itself), so it never moves, even
+            # on VACUUM: the full-text index is keyed on it.
             """CREATE TABLE events (
+                row_id INTEGER PRIMARY KEY,
                 tenant_id TEXT NOT NULL,
                 seq INTEGER NOT NULL,
                 id TEXT NOT NULL,
@@ -89,6 +92,16 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
                 signed_at TEXT NOT NULL,
                 PRIMARY KEY (tenant_id, size)
             ) WITHOUT ROWID""",
+        ],
+    ),
+    (
+        2,
+        "full-text index",
+        [
+            # Kept in step with events by the writer (same transaction), keyed by row_id.
+            # Columns as trailkeep.query.fulltext.search_document produces them.
+            "CREATE VIRTUAL TABLE events_fts USING fts5("
+            "message, fields, tokenize = 'unicode61 remove_diacritics 2')",
         ],
     ),
 ]
