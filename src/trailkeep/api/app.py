@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.metrics = Metrics()
     install_error_handlers(app)
     app.include_router(events.router)
+    app.include_router(events.facets_router)
     app.include_router(log.router)
     app.include_router(tenants.router)
     app.include_router(health.router)

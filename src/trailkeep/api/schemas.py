@@ -20,6 +20,7 @@ __all__ = [
     "EventIn",
     "EventOut",
     "EventPage",
+    "FacetsOut",
     "IssuedKeyOut",
     "KeyIn",
     "KeyOut",
@@ -179,3 +180,24 @@ class IssuedKeyOut(BaseModel):
     token: str
     tenant: str | None
     role: str
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class HistogramBucket(BaseModel):
+    start: str = Field(description="Timestamp prefix naming the bucket (e.g. 2026-11-23T10).")
+    count: int
+
+
+class Histogram(BaseModel):
+    bucket: Literal["minute", "hour", "day", "month"]
+    buckets: list[HistogramBucket]
+
+
+class FacetsOut(BaseModel):
+    total: int
+    facets: dict[str, list[FacetValue]]
+    histogram: Histogram

@@ -21,7 +21,9 @@ from trailkeep.model.event import OBJECT_FIELDS, NewEvent, StoredEvent
 from trailkeep.model.ids import new_event_id
 from trailkeep.model.signing import SignatureMismatchError, verify_signature
 from trailkeep.model.timeparse import format_time, parse_time
-from trailkeep.query.filters import EventQuery, Sort
+from trailkeep.query.compile import compile_query
+from trailkeep.query.facets import FacetCounts
+from trailkeep.query.filters import EventQuery, Sort, SqlFragment
 from trailkeep.service.cursor import Cursor, query_fingerprint
 from trailkeep.storage.base import Appended, Store
 
@@ -146,16 +148,23 @@ class EventService:
         sort: Sort,
         limit: int,
         cursor: str | None,
+        q: str | None = None,
     ) -> ListResult:
-        """One page of events, newest first by default, with a cursor to the next page."""
-        fingerprint = query_fingerprint(filters, start, end, sort)
+        """One page of events, newest first by default, with a cursor to the next page.
+
+        Args:
+            q: a search-language query (docs/search.md), ANDed with the filters.
+        """
+        fingerprint = query_fingerprint(filters, start, end, sort, extra=q or "")
         after: tuple[str, str] | None = None
         max_seq: int | None = None
         if cursor:
             position = Cursor.decode(cursor, fingerprint)
             after, max_seq = (position.ts, position.id), position.max_seq
         # One extra row tells whether a next page exists, so a walk never ends on an empty page.
-        query = EventQuery(filters, start, end, sort, limit + 1, after, max_seq)
+        query = EventQuery(
+            filters, start, end, sort, limit + 1, after, max_seq, search=self.compile(q)
+        )
         page = self._store.list_events(tenant_id, query)
         events = page.events[:limit]
         next_cursor = None
@@ -164,3 +173,23 @@ class EventService:
             snapshot = max_seq if max_seq is not None else page.log_size - 1
             next_cursor = Cursor(last.content["timestamp"], last.id, snapshot, fingerprint).encode()
         return ListResult(events, next_cursor)
+
+    def compile(self, q: str | None) -> SqlFragment | None:
+        """A search query compiled for this store's backend; None for a blank one."""
+        if q is None or not q.strip():
+            return None
+        return compile_query(q, self._store.dialect)
+
+    def facets(
+        self,
+        tenant_id: str,
+        *,
+        filters: Mapping[str, Sequence[str]],
+        start: str | None,
+        end: str | None,
+        q: str | None = None,
+        top: int = 10,
+    ) -> FacetCounts:
+        """Distinct values with counts and a time histogram, for the same selection as list."""
+        query = EventQuery(filters, start, end, search=self.compile(q))
+        return self._store.facets(tenant_id, query, top)

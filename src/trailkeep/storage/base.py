@@ -6,11 +6,12 @@ import abc
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from trailkeep.merkle import NodeID
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Tenant
+from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery
 from trailkeep.storage.tree import TreeHead
 
@@ -64,6 +65,9 @@ class Store(abc.ABC):
     concurrent appends into one transaction (group commit).
     Driver exceptions never leave a backend: they become ``trailkeep.errors`` types.
     """
+
+    #: The SQL dialect its search queries compile to (``trailkeep.query.compile``).
+    dialect: ClassVar[Literal["sqlite", "postgres"]]
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -124,6 +128,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def log_size(self, tenant_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def facets(self, tenant_id: str, query: EventQuery, top: int) -> FacetCounts:
+        """Counts per dimension (top values) and a time histogram of the selected events."""
 
     # -- the tree --------------------------------------------------------------------------
 

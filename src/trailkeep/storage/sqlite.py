@@ -25,6 +25,14 @@ from trailkeep.merkle import NodeID
 from trailkeep.model.commitments import SALT_SIZE, field_paths
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
+from trailkeep.query.facets import (
+    DIMENSIONS,
+    FacetCounts,
+    bucket_width,
+    dimension_sql,
+    histogram_sql,
+    span_sql,
+)
 from trailkeep.query.filters import EventQuery, order_clause, where_clause
 from trailkeep.query.fulltext import search_document
 from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
@@ -81,6 +89,8 @@ class SQLiteStore(Store):
         synchronous: ``FULL`` (default) fsyncs each group commit, so an acknowledged
             event survives power loss; ``NORMAL`` survives a killed process only.
     """
+
+    dialect = "sqlite"
 
     def __init__(
         self, path: str, *, leaf_function: LeafFunction | None, synchronous: str = "FULL"
@@ -327,6 +337,23 @@ class SQLiteStore(Store):
             ).fetchone()
             rows = conn.execute(sql, (*where.params, query.limit)).fetchall()
             return Page([_row_event(r) for r in rows], size_row[0] if size_row else 0)
+
+        return self._read(run)
+
+    def facets(self, tenant_id: str, query: EventQuery, top: int) -> FacetCounts:
+        def run(conn: sqlite3.Connection) -> FacetCounts:
+            span = span_sql(tenant_id, query)
+            total, first, last = conn.execute(span.sql, span.params).fetchone()
+            if not total:
+                return FacetCounts(0, {name: [] for name in DIMENSIONS})
+            dimensions = {}
+            for name in DIMENSIONS:
+                sql = dimension_sql(tenant_id, query, name, top)
+                dimensions[name] = [(v, n) for v, n in conn.execute(sql.sql, sql.params)]
+            bucket = bucket_width(first, last)
+            sql = histogram_sql(tenant_id, query, bucket)
+            histogram = [(b, n) for b, n in conn.execute(sql.sql, sql.params)]
+            return FacetCounts(total, dimensions, bucket, histogram)
 
         return self._read(run)
 

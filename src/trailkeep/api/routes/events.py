@@ -8,15 +8,21 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from trailkeep.model.timeparse import format_time, parse_time
-from trailkeep.query.filters import FILTER_COLUMNS, Sort
+from trailkeep.query.filters import Sort
 
 from ..deps import EventsDep, ReadTenant, WriteTenant
-from ..schemas import BatchIn, BatchOut, ErrorOut, EventIn, EventOut, EventPage
+from ..params import SelectionDep
+from ..schemas import BatchIn, BatchOut, ErrorOut, EventIn, EventOut, EventPage, FacetsOut
 
-__all__ = ["router"]
+__all__ = ["facets_router", "router"]
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
+facets_router = APIRouter()
+
+SearchParam = Annotated[
+    str | None,
+    Query(max_length=2000, description="Search language (docs/search.md), ANDed with filters."),
+]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)
@@ -88,74 +94,28 @@ async def create_events(
     return json_response({"events": [a.event.to_wire() for a in appended]}, 201)
 
 
-def _filter_param(name: str) -> Any:
-    return Query(
-        alias=name, max_length=512, description=f"Only events whose `{name}` is one of these."
-    )
-
-
-def _time(value: str | None, param: str) -> str | None:
-    if value is None:
-        return None
-    parsed = parse_time(value, param=param)
-    return None if parsed is None else format_time(parsed)
-
-
 @router.get("", response_model=EventPage, responses=_ERRORS)
 def list_events(
     tenant: ReadTenant,
     events: EventsDep,
-    action: Annotated[list[str] | None, _filter_param("action")] = None,
-    category: Annotated[list[str] | None, _filter_param("category")] = None,
-    outcome: Annotated[list[str] | None, _filter_param("outcome")] = None,
-    actor_id: Annotated[list[str] | None, _filter_param("actor.id")] = None,
-    actor_email: Annotated[list[str] | None, _filter_param("actor.email")] = None,
-    actor_type: Annotated[list[str] | None, _filter_param("actor.type")] = None,
-    target_id: Annotated[list[str] | None, _filter_param("target.id")] = None,
-    target_type: Annotated[list[str] | None, _filter_param("target.type")] = None,
-    source_ip: Annotated[list[str] | None, _filter_param("source.ip")] = None,
-    client_id: Annotated[list[str] | None, _filter_param("client_id")] = None,
-    session_id: Annotated[list[str] | None, _filter_param("session_id")] = None,
-    request_id: Annotated[list[str] | None, _filter_param("request_id")] = None,
-    trace_id: Annotated[list[str] | None, _filter_param("trace_id")] = None,
-    start: Annotated[
-        str | None,
-        Query(max_length=64, description="Inclusive lower bound on timestamp (DESIGN §6 forms)."),
-    ] = None,
-    end: Annotated[
-        str | None, Query(max_length=64, description="Exclusive upper bound on timestamp.")
-    ] = None,
+    where: SelectionDep,
     sort: Annotated[Sort, Query(description="Order by timestamp, then id.")] = Sort.DESC,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[
         str | None, Query(max_length=2048, description="next_cursor of the previous page.")
     ] = None,
+    q: SearchParam = None,
 ) -> Response:
     """List events, newest first by default, with stable cursor paging."""
-    values = (
-        action,
-        category,
-        outcome,
-        actor_id,
-        actor_email,
-        actor_type,
-        target_id,
-        target_type,
-        source_ip,
-        client_id,
-        session_id,
-        request_id,
-        trace_id,
-    )
-    filters = {name: v for name, v in zip(FILTER_COLUMNS, values, strict=True) if v}
     result = events.list(
         tenant,
-        filters=filters,
-        start=_time(start, "start"),
-        end=_time(end, "end"),
+        filters=where.filters,
+        start=where.start,
+        end=where.end,
         sort=sort,
         limit=limit,
         cursor=cursor,
+        q=q,
     )
     return json_response(
         {"events": [e.to_wire() for e in result.events], "next_cursor": result.next_cursor}
@@ -166,3 +126,31 @@ def list_events(
 def get_event(event_id: str, tenant: ReadTenant, events: EventsDep) -> Response:
     """One event by id."""
     return json_response(events.get(tenant, event_id).to_wire())
+
+
+@facets_router.get("/v1/facets", response_model=FacetsOut, responses=_ERRORS, tags=["events"])
+def facets(
+    tenant: ReadTenant,
+    events: EventsDep,
+    where: SelectionDep,
+    q: SearchParam = None,
+    top: Annotated[int, Query(ge=1, le=100, description="Values per dimension.")] = 10,
+) -> Response:
+    """Distinct categories, actions, outcomes, target types and actor ids with counts (top N),
+    and a time histogram, for the same selection as `GET /v1/events`."""
+    counts = events.facets(
+        tenant, filters=where.filters, start=where.start, end=where.end, q=q, top=top
+    )
+    return json_response(
+        {
+            "total": counts.total,
+            "facets": {
+                name: [{"value": v, "count": n} for v, n in values]
+                for name, values in counts.dimensions.items()
+            },
+            "histogram": {
+                "bucket": counts.bucket,
+                "buckets": [{"start": b, "count": n} for b, n in counts.histogram],
+            },
+        }
+    )

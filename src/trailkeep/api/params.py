@@ -1,0 +1,81 @@
+"""Query parameters shared by every route that reads many events: the filters and the time
+range of ``GET /v1/events``, ``GET /v1/stream`` and (as a JSON body) ``POST /v1/exports``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+
+from trailkeep.model.timeparse import format_time, parse_time
+from trailkeep.query.filters import FILTER_COLUMNS
+from trailkeep.service.selection import Selection
+
+__all__ = ["SelectionDep", "make_selection", "normalize_time"]
+
+
+def _filter_param(name: str) -> Any:
+    return Query(
+        alias=name, max_length=512, description=f"Only events whose `{name}` is one of these."
+    )
+
+
+def normalize_time(value: str | None, param: str) -> str | None:
+    """A time in any accepted form (DESIGN §6) → the fixed-width form; 400 naming ``param``."""
+    if value is None:
+        return None
+    parsed = parse_time(value, param=param)
+    return None if parsed is None else format_time(parsed)
+
+
+def make_selection(
+    filters: Mapping[str, Sequence[str] | None], start: str | None, end: str | None
+) -> Selection:
+    """A selection from raw filter values (empty ones dropped) and raw times."""
+    kept = {name: list(v) for name, v in filters.items() if v}
+    return Selection(kept, normalize_time(start, "start"), normalize_time(end, "end"))
+
+
+def _selection(
+    action: Annotated[list[str] | None, _filter_param("action")] = None,
+    category: Annotated[list[str] | None, _filter_param("category")] = None,
+    outcome: Annotated[list[str] | None, _filter_param("outcome")] = None,
+    actor_id: Annotated[list[str] | None, _filter_param("actor.id")] = None,
+    actor_email: Annotated[list[str] | None, _filter_param("actor.email")] = None,
+    actor_type: Annotated[list[str] | None, _filter_param("actor.type")] = None,
+    target_id: Annotated[list[str] | None, _filter_param("target.id")] = None,
+    target_type: Annotated[list[str] | None, _filter_param("target.type")] = None,
+    source_ip: Annotated[list[str] | None, _filter_param("source.ip")] = None,
+    client_id: Annotated[list[str] | None, _filter_param("client_id")] = None,
+    session_id: Annotated[list[str] | None, _filter_param("session_id")] = None,
+    request_id: Annotated[list[str] | None, _filter_param("request_id")] = None,
+    trace_id: Annotated[list[str] | None, _filter_param("trace_id")] = None,
+    start: Annotated[
+        str | None,
+        Query(max_length=64, description="Inclusive lower bound on timestamp (DESIGN §6 forms)."),
+    ] = None,
+    end: Annotated[
+        str | None, Query(max_length=64, description="Exclusive upper bound on timestamp.")
+    ] = None,
+) -> Selection:
+    values = (
+        action,
+        category,
+        outcome,
+        actor_id,
+        actor_email,
+        actor_type,
+        target_id,
+        target_type,
+        source_ip,
+        client_id,
+        session_id,
+        request_id,
+        trace_id,
+    )
+    return make_selection(dict(zip(FILTER_COLUMNS, values, strict=True)), start, end)
+
+
+#: The filters and time range of a request that reads many events.
+SelectionDep = Annotated[Selection, Depends(_selection)]

@@ -1,0 +1,51 @@
+"""Which events a list, a live stream or an export covers: filters and a time range."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from trailkeep.query.filters import EventQuery, Sort
+
+__all__ = ["Selection"]
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The structured part of an event query, shared by every route that reads many events.
+
+    Attributes:
+        filters: API filter name (``actor.id``) → accepted values; any of them matches.
+        start: inclusive lower bound on ``timestamp``, already in the fixed-width form.
+        end: exclusive upper bound on ``timestamp``, likewise.
+    """
+
+    filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    start: str | None = None
+    end: str | None = None
+
+    @property
+    def is_everything(self) -> bool:
+        """True when nothing narrows the selection: every event of the tenant is in it."""
+        return not self.filters and self.start is None and self.end is None
+
+    def in_log_order(self, *, after_seq: int, limit: int, max_seq: int | None = None) -> EventQuery:
+        """The query reading this selection in ``seq`` order, after ``after_seq``."""
+        return EventQuery(
+            filters=self.filters,
+            start=self.start,
+            end=self.end,
+            sort=Sort.ASC,
+            limit=limit,
+            max_seq=max_seq,
+            after_seq=after_seq,
+            by_seq=True,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready form, filters sorted, for tokens and headers."""
+        return {
+            "filters": {k: list(v) for k, v in sorted(self.filters.items())},
+            "start": self.start,
+            "end": self.end,
+        }
