@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from trailkeep import __version__
 from trailkeep.settings import Settings
 
+from .compat import agilicus, axonflow, kubiya, wasabi
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
@@ -56,6 +57,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(log.router)
     app.include_router(tenants.router)
     app.include_router(health.router)
+    for dialect in (kubiya, axonflow, agilicus, wasabi):  # DESIGN §9
+        app.include_router(dialect.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_batch_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

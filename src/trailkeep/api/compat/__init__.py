@@ -1,0 +1,1 @@
+"""Vendor dialects: each serves one vendor's audit API over the service layer (DESIGN §9)."""
