@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
 from trailkeep.errors import InvalidInputError
 from trailkeep.model.tenant import Permission, Principal
@@ -36,7 +37,7 @@ _authorization = APIKeyHeader(
 )
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -44,15 +45,15 @@ def _services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(_services)]
 
 
-def _events(services: ServicesDep) -> EventService:
+async def _events(services: ServicesDep) -> EventService:
     return services.events
 
 
-def _tenants(services: ServicesDep) -> TenantService:
+async def _tenants(services: ServicesDep) -> TenantService:
     return services.tenants
 
 
-def _log(services: ServicesDep) -> LogService:
+async def _log(services: ServicesDep) -> LogService:
     return services.log
 
 
@@ -66,11 +67,16 @@ OrgHeader = Annotated[
 AuthHeader = Annotated[str | None, Depends(_authorization)]
 
 
-def _principal_for(permission: Permission) -> Callable[..., Principal]:
-    def dependency(
+def _principal_for(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    # Async so that a cached credential costs no threadpool hop; misses go to a thread.
+    async def dependency(
         services: ServicesDep, authorization: AuthHeader, org: OrgHeader = None
     ) -> Principal:
-        principal = services.auth.authenticate(authorization, org, permission)
+        principal = services.auth.authenticate_cached(authorization, org, permission)
+        if principal is None:
+            principal = await run_in_threadpool(
+                services.auth.authenticate, authorization, org, permission
+            )
         if principal.tenant_id is None:
             raise InvalidInputError("operator keys must name a tenant with the X-Org-ID header")
         return principal
@@ -78,9 +84,11 @@ def _principal_for(permission: Permission) -> Callable[..., Principal]:
     return dependency
 
 
-def _tenant_of(principal_dependency: Callable[..., Principal]) -> Callable[..., str]:
+def _tenant_of(
+    principal_dependency: Callable[..., Awaitable[Principal]],
+) -> Callable[..., Awaitable[str]]:
     # A default, not an Annotated hint: string annotations cannot see this closure's variable.
-    def dependency(principal: Principal = Depends(principal_dependency)) -> str:
+    async def dependency(principal: Principal = Depends(principal_dependency)) -> str:
         assert principal.tenant_id is not None
         return principal.tenant_id
 

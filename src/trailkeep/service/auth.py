@@ -50,12 +50,18 @@ class Authenticator:
         self._cache: dict[bytes, tuple[float, str, Role, str | None]] = {}
         self._lock = threading.Lock()
 
+    def _cached(self, header: str) -> tuple[str, Role, str | None] | None:
+        hit = self._cache.get(hashlib.sha256(header.encode()).digest())
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1], hit[2], hit[3]
+        return None
+
     def _key(self, header: str) -> tuple[str, Role, str | None]:
+        hit = self._cached(header)
+        if hit is not None:
+            return hit
         digest = hashlib.sha256(header.encode()).digest()
         now = time.monotonic()
-        hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1], hit[2], hit[3]
         client_id, secret = _credentials(header)
         key = self._store.get_key(client_id)
         if key is None or key.revoked_at is not None or not secrets_match(secret, key.secret_hash):
@@ -93,3 +99,16 @@ class Authenticator:
                 f"a {role.value} key may not {permission.value}; use a key with that role"
             )
         return principal
+
+    def authenticate_cached(
+        self, authorization: str | None, org_id: str | None, permission: Permission
+    ) -> Principal | None:
+        """``authenticate`` without I/O: None when the answer needs the database.
+
+        Lets an async caller answer most requests on the event loop and send only cache
+        misses (and operators naming a tenant) to a thread.
+        """
+        hit = self._cached(authorization) if authorization else None
+        if hit is None or (hit[1] is Role.OPERATOR and org_id):
+            return None
+        return self.authenticate(authorization, org_id, permission)

@@ -6,6 +6,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -47,6 +48,8 @@ T = TypeVar("T")
 
 #: How many events one group commit may take before it commits and starts the next.
 MAX_GROUP_EVENTS = 5_000
+#: How often the writer refreshes the planner's statistics where they went stale.
+OPTIMIZE_SECONDS = 300.0
 _INSERT_EVENT = "INSERT INTO events (row_id, {}) VALUES (?, {})".format(  # noqa: S608
     ", ".join(EVENT_COLUMNS), ", ".join("?" * len(EVENT_COLUMNS))
 )
@@ -119,6 +122,8 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA temp_store=MEMORY")
+            # Fewer, larger WAL checkpoints: each one stalls the writer.
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
         except sqlite3.Error as exc:
             raise UnavailableError(f"cannot open SQLite database {self._path}: {exc}") from exc
         return conn
@@ -196,6 +201,9 @@ class SQLiteStore(Store):
                 raise
             conn.execute("COMMIT")
             applied.append(f"{version}: {name}")
+        # Planner statistics, refreshed where stale (also every few minutes by the writer).
+        conn.execute("PRAGMA analysis_limit=1000")
+        conn.execute("PRAGMA optimize")
         return applied
 
     def _ensure_writer(self) -> None:
@@ -436,19 +444,27 @@ class SQLiteStore(Store):
         return self._read(run)
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
-        with self._admin_tx() as conn:
+        # Through the writer queue, like every write: a second write connection would contend
+        # with group commits for SQLite's lock.
+        added: list[bool] = []
+        values = (
+            checkpoint.tenant_id,
+            checkpoint.size,
+            checkpoint.root_hash,
+            checkpoint.note,
+            checkpoint.signed_at,
+        )
+
+        def insert(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
                 f"INSERT OR IGNORE INTO checkpoints ({_CHECKPOINT_FIELDS})"  # noqa: S608
                 " VALUES (?, ?, ?, ?, ?)",
-                (
-                    checkpoint.tenant_id,
-                    checkpoint.size,
-                    checkpoint.root_hash,
-                    checkpoint.note,
-                    checkpoint.signed_at,
-                ),
+                values,
             )
-            return cur.rowcount == 1
+            added.append(cur.rowcount == 1)
+
+        self._submit(_AppendJob(checkpoint.tenant_id, [], before=insert)).result()
+        return added[0]
 
     def _checkpoint(self, sql: str, params: tuple[Any, ...]) -> StoredCheckpoint | None:
         row = self._read(lambda c: c.execute(sql, params).fetchone())
@@ -533,7 +549,14 @@ class SQLiteStore(Store):
         self._queue.put(job)
         return job.future
 
+    def _optimize(self) -> None:
+        try:
+            self._writer_conn.execute("PRAGMA optimize")
+        except sqlite3.Error as exc:
+            log.warning("PRAGMA optimize failed: %s", exc)
+
     def _write_loop(self) -> None:
+        next_optimize = time.monotonic() + OPTIMIZE_SECONDS
         while True:
             job = self._queue.get()
             if job is None:
@@ -550,6 +573,9 @@ class SQLiteStore(Store):
                 jobs.append(more)
                 count += len(more.events)
             self._commit_group(jobs)
+            if time.monotonic() > next_optimize:
+                self._optimize()
+                next_optimize = time.monotonic() + OPTIMIZE_SECONDS
             if stop:
                 return
 

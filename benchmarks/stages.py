@@ -1,0 +1,216 @@
+"""Where a batched event's server CPU goes: each ingest stage timed in-process, no HTTP.
+
+    .venv/bin/python benchmarks/stages.py [--events 100000] [--cprofile prepare|append]
+
+The HTTP benchmark (``ingest.py``) says how fast the whole server is; this says which stage to
+make faster. It runs the same code the batch route runs, stage by stage, on the same
+synthetic events, and prints microseconds per event for each:
+
+* ``parse``: the route's way (stdlib ``json.loads``, pydantic ``validate_python``,
+  ``event_content``) and, for comparison, pydantic's own JSON parser (``model_validate_json``);
+* ``prepare``: normalization, salts, commitments, ids (the service, on the event loop thread);
+* ``append``: the writer thread, durable (``synchronous=FULL``), alone and while another
+  thread keeps the GIL busy the way the event loop does under load;
+* ``respond``: ``to_wire`` and ``orjson.dumps`` of the stored events;
+* ``sqlite rows``: the bare INSERTs of the same rows through one ``executemany`` per batch
+  versus one multi-row ``INSERT ... VALUES (...), (...)`` per batch, alone and under GIL
+  contention. CPython's ``sqlite3`` releases and retakes the GIL around every
+  ``sqlite3_step``, i.e. once per row with ``executemany``; each retake can wait up to
+  ``sys.getswitchinterval()`` (5 ms) while another thread runs Python.
+
+Private names of the server are used where the stage has no public entry point; this file
+may need a touch when those move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _workload import TIMESTAMP_MODES, TS_SLOT, batch_bodies, stamp, utc_now
+from trailkeep.api.routes.events import event_content
+from trailkeep.api.schemas import BatchIn
+from trailkeep.service.events import EventService, Limits
+from trailkeep.service.stores import open_store
+from trailkeep.service.tenants import TenantService
+from trailkeep.storage.rows import EVENT_COLUMNS, event_row
+
+BATCH = 500
+
+
+def _report(name: str, seconds: float, events: int) -> None:
+    us = seconds / events * 1e6
+    print(f"  {name:58s} {us:8.1f} µs/event  ({events / seconds:>10,.0f} events/s on one core)")
+
+
+@contextmanager
+def gil_pressure(work: Callable[[], object]) -> Iterator[None]:
+    """Run ``work`` in a loop on another thread, as the event loop does under load."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            work()
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _timed(fn: Callable[[], object], profile: bool) -> float:
+    profiler = cProfile.Profile() if profile else None
+    t0 = time.perf_counter()
+    if profiler:
+        profiler.runcall(fn)
+    else:
+        fn()
+    seconds = time.perf_counter() - t0
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
+    return seconds
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--cprofile", choices=("parse", "prepare", "append", "respond"))
+    p.add_argument(
+        "--timestamps",
+        choices=TIMESTAMP_MODES,
+        default="now",
+        help="as in ingest.py; 'now' stamps each batch when it is built",
+    )
+    args = p.parse_args()
+    batches = max(1, args.events // BATCH)
+    n = batches * BATCH
+    bodies = [b.replace(TS_SLOT, stamp())
+              for b in batch_bodies(100, 8, BATCH, utc_now(), args.timestamps)]  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="trailkeep-stages-"))
+    store = open_store(f"sqlite:///{tmp / 'a.db'}")
+    TenantService(store).create_tenant("acme")
+    service = EventService(store, Limits())
+    print(
+        f"{n:,} events in {batches} batches of {BATCH}, timestamps {args.timestamps},"
+        f" synchronous=FULL, {tmp}"
+    )
+
+    contents: list[list[dict[str, Any]]] = []
+
+    def parse_route() -> None:
+        for i in range(batches):
+            batch = BatchIn.model_validate(orjson.loads(bodies[i % len(bodies)]))
+            contents.append([event_content(e) for e in batch.events])
+
+    def parse_json() -> None:
+        for i in range(batches):
+            batch = BatchIn.model_validate_json(bodies[i % len(bodies)])
+            [e.model_dump(exclude_none=True) for e in batch.events]
+
+    print("stages:")
+    _report("parse: json.loads + validate_python + event_content", _timed(
+        parse_route, args.cprofile == "parse"), n)  # fmt: skip
+    _report("parse alt: model_validate_json + model_dump(exclude_none)",
+            _timed(parse_json, False), n)  # fmt: skip
+
+    prepared: list[list[Any]] = []
+
+    def prepare() -> None:
+        for batch in contents:
+            prepared.append([service.prepare(c, index=i) for i, c in enumerate(batch)])
+
+    seconds = _timed(prepare, args.cprofile == "prepare")
+    _report("prepare (salts, commitments, ids, time)", seconds, n)
+
+    appended: list[Any] = []
+    half = len(prepared) // 2
+
+    def append(part: list[list[Any]]) -> Callable[[], None]:
+        def run() -> None:
+            for events in part:
+                appended.append(store.append("acme", events).result())
+
+        return run
+
+    _report("append, writer alone (leaf, tree, rows, INSERT, COMMIT)",
+            _timed(append(prepared[:half]), args.cprofile == "append"), half * BATCH)  # fmt: skip
+    spare = contents[0]
+    with gil_pressure(lambda: [service.prepare(c) for c in spare[:20]]):
+        _report("append, while another thread runs prepare()",
+                _timed(append(prepared[half:]), False), (len(prepared) - half) * BATCH)  # fmt: skip
+
+    def respond() -> None:
+        for result in appended:
+            orjson.dumps({"events": [a.event.to_wire() for a in result]})
+
+    _report("respond: to_wire + orjson.dumps", _timed(respond, args.cprofile == "respond"), n)
+    store.close()
+    _sqlite_rows(tmp, prepared, spare, service)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _sqlite_rows(tmp: Path, prepared: list[list[Any]], spare: list[Any], service: Any) -> None:
+    """Bare INSERTs of the same rows: executemany vs one multi-row statement per batch."""
+    import sqlite3
+
+    print("sqlite rows (same schema, indexes and pragmas, FULL, one COMMIT per batch):")
+    columns = ", ".join(EVENT_COLUMNS)
+    one = "(" + ", ".join("?" * len(EVENT_COLUMNS)) + ")"
+    many = f"INSERT INTO events ({columns}) VALUES " + ", ".join([one] * BATCH)
+    single = f"INSERT INTO events ({columns}) VALUES {one}"
+    seq = 0
+
+    def rows(events: list[Any]) -> list[tuple[Any, ...]]:
+        nonlocal seq
+        out = [event_row("acme", seq + i, e, b"\0" * 32) for i, e in enumerate(events)]
+        seq += len(events)
+        return out
+
+    for label, pressure in (("alone", False), ("under GIL pressure", True)):
+        for mode in ("executemany", "multi-row VALUES"):
+            db = tmp / f"rows-{mode[:5]}-{pressure}.db"
+            open_store(f"sqlite:///{db}").close()  # the real schema, by migration
+            conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+            for pragma in ("journal_mode=WAL", "synchronous=FULL", "cache_size=-65536"):
+                conn.execute(f"PRAGMA {pragma}")
+            data = [rows(events) for events in prepared]
+
+            def run(conn: sqlite3.Connection = conn, data: list[Any] = data,
+                    mode: str = mode) -> None:  # fmt: skip
+                for batch in data:
+                    conn.execute("BEGIN IMMEDIATE")
+                    if mode == "executemany":
+                        conn.executemany(single, batch)
+                    else:
+                        conn.execute(many, [v for row in batch for v in row])
+                    conn.execute("COMMIT")
+
+            if pressure:
+                with gil_pressure(lambda: [service.prepare(c) for c in spare[:20]]):
+                    seconds = _timed(run, False)
+            else:
+                seconds = _timed(run, False)
+            _report(f"{mode}, {label}", seconds, sum(len(b) for b in data))
+            conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
