@@ -93,7 +93,7 @@ def prepare_event(
     commitments: dict[str, bytes] = {}
     if integrity:
         values = field_paths(content)
-        salts = new_salts(values)
+        salts = new_salts(sorted(values))  # in path order, as storage packs them
         commitments = commit_all(values, salts)
     return NewEvent(new_event_id(), received_at, content, body, salts, commitments)
 

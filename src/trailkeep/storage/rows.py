@@ -64,6 +64,8 @@ def pack_salts(salts: dict[str, bytes], paths: list[str] | None = None) -> bytes
     if not salts:
         return None
     order = sorted(salts) if paths is None else paths
+    if len(order) == len(salts) and list(salts) == order:  # drawn in path order: the hot path
+        return b"".join(salts.values())
     return b"".join(salts.get(path, _NO_SALT) for path in order)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import sqlite3
@@ -50,10 +51,6 @@ T = TypeVar("T")
 MAX_GROUP_EVENTS = 5_000
 #: How often the writer refreshes the planner's statistics where they went stale.
 OPTIMIZE_SECONDS = 300.0
-_INSERT_EVENT = "INSERT INTO events (row_id, {}) VALUES (?, {})".format(  # noqa: S608
-    ", ".join(EVENT_COLUMNS), ", ".join("?" * len(EVENT_COLUMNS))
-)
-_INSERT_FTS = "INSERT INTO events_fts (rowid, message, fields) VALUES (?, ?, ?)"
 _EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
 _EVIDENCE_FIELDS = _EVENT_FIELDS + ", salts, redactions"
 _CHECKPOINT_FIELDS = "tenant_id, size, root_hash, note, signed_at"
@@ -707,17 +704,44 @@ class SQLiteStore(Store):
                 StoredEvent(tenant_id, seq, event.id, event.received_at, event.content, leaf),
                 replayed=False,
             )
-        conn.executemany(_INSERT_EVENT, rows)
-        conn.executemany(_INSERT_FTS, texts)
+        _insert_many(conn, "events", ("row_id", *EVENT_COLUMNS), rows)
+        _insert_many(conn, "events_fts", ("rowid", "message", "fields"), texts)
         if leaf_fn is None:
             return head.grown_without_tree(len(fresh))
         new_head, nodes = append_leaves(head, leaves)
         if nodes:
-            conn.executemany(
-                "INSERT INTO tree_nodes (tenant_id, level, idx, hash) VALUES (?, ?, ?, ?)",
+            _insert_many(
+                conn,
+                "tree_nodes",
+                ("tenant_id", "level", "idx", "hash"),
                 [(tenant_id, level, idx, h) for level, idx, h in nodes],
             )
         return new_head
+
+
+#: Most bound values in one statement (SQLite's limit is 32,766).
+_MAX_VARIABLES = 30_000
+
+
+@functools.cache
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    row = "(" + ", ".join("?" * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)  # noqa: S608
+
+
+def _insert_many(
+    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert rows with multi-row ``INSERT`` statements rather than ``executemany``.
+
+    ``executemany`` steps once per row, releasing and re-taking the GIL each time; while the
+    event loop thread is busy, every re-take can wait a whole switch interval (a convoy).
+    One statement per few hundred rows keeps the writer's GIL hand-offs rare.
+    """
+    per_statement = max(1, _MAX_VARIABLES // len(columns))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        conn.execute(_insert_sql(table, columns, len(chunk)), [v for r in chunk for v in r])
 
 
 def _redacted_event(event_id: str, content: dict[str, Any], salts: dict[str, bytes]) -> NewEvent:
