@@ -88,9 +88,11 @@ class TestImportDirection:
 
 
 class TestServerFreeImports:
-    """Importing the model or merkle packages loads no web framework or database driver."""
+    """Importing the model, merkle or client packages loads no web framework or database driver."""
 
-    @pytest.mark.parametrize("module", ["trailkeep.model.commitments", "trailkeep.merkle"])
+    @pytest.mark.parametrize(
+        "module", ["trailkeep.model.commitments", "trailkeep.merkle", "trailkeep.client"]
+    )
     def test_light_import(self, module: str) -> None:
         code = (
             f"import sys, {module}\n"

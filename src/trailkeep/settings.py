@@ -33,6 +33,18 @@ class Settings(BaseSettings):
     checkpoint_interval: float = Field(
         1.0, gt=0, description="Seconds between checkpoints of a growing tenant log."
     )
+    stream_poll_interval: float = Field(
+        0.1,
+        gt=0,
+        description="Seconds between a live stream's reads when no write of this process woke"
+        " it (finds events written by other processes).",
+    )
+    stream_heartbeat: float = Field(
+        15.0, gt=0, description="Seconds of silence after which a live stream sends a keepalive."
+    )
+    stream_checkpoint_interval: float = Field(
+        5.0, gt=0, description="Seconds between a live stream's looks for a newer checkpoint."
+    )
     max_event_bytes: int = Field(64 * 1024, gt=0, description="Largest accepted event (JSON).")
     max_batch_events: int = Field(1000, gt=0, description="Most events in one batch request.")
     max_batch_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Largest request body.")

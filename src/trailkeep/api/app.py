@@ -14,7 +14,7 @@ from .compat import agilicus, axonflow, kubiya, wasabi
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
-from .routes import events, health, log, tenants
+from .routes import events, exports, health, log, stream, tenants
 from .services import Services
 
 __all__ = ["create_app"]
@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(events.router)
     app.include_router(events.facets_router)
     app.include_router(log.router)
+    app.include_router(stream.router)
+    app.include_router(exports.router)
     app.include_router(tenants.router)
     app.include_router(health.router)
     for dialect in (kubiya, axonflow, agilicus, wasabi):  # DESIGN §9

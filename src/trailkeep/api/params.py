@@ -3,6 +3,7 @@ range of ``GET /v1/events``, ``GET /v1/stream`` and (as a JSON body) ``POST /v1/
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from trailkeep.model.timeparse import format_time, parse_time
 from trailkeep.query.filters import FILTER_COLUMNS
 from trailkeep.service.selection import Selection
 
-__all__ = ["SelectionDep", "make_selection", "normalize_time"]
+__all__ = ["SelectionDep", "make_selection", "normalize_time", "with_query"]
 
 
 def _filter_param(name: str) -> Any:
@@ -30,11 +31,21 @@ def normalize_time(value: str | None, param: str) -> str | None:
 
 
 def make_selection(
-    filters: Mapping[str, Sequence[str] | None], start: str | None, end: str | None
+    filters: Mapping[str, Sequence[str] | None],
+    start: str | None,
+    end: str | None,
+    q: str | None = None,
 ) -> Selection:
-    """A selection from raw filter values (empty ones dropped) and raw times."""
+    """A selection from raw filter values (empty ones dropped), raw times and a query (a
+    blank one is none)."""
     kept = {name: list(v) for name, v in filters.items() if v}
-    return Selection(kept, normalize_time(start, "start"), normalize_time(end, "end"))
+    selection = Selection(kept, normalize_time(start, "start"), normalize_time(end, "end"))
+    return with_query(selection, q)
+
+
+def with_query(selection: Selection, q: str | None) -> Selection:
+    """The selection narrowed by a search-language query (a blank one is none)."""
+    return dataclasses.replace(selection, q=q if q is not None and q.strip() else None)
 
 
 def _selection(

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from trailkeep.service.auth import Authenticator
 from trailkeep.service.events import EventService, Limits
+from trailkeep.service.exports import ExportService
 from trailkeep.service.log import Checkpointer, LogService
 from trailkeep.service.redaction import RedactionService
 from trailkeep.service.signing import load_or_create_signer
 from trailkeep.service.stores import open_store
+from trailkeep.service.stream import LogNotifier, NotifyingEventService, StreamService
 from trailkeep.service.tenants import TenantService
 from trailkeep.settings import Settings
 from trailkeep.storage.base import Store
@@ -27,6 +29,8 @@ class Services:
     log: LogService
     redaction: RedactionService
     checkpointer: Checkpointer
+    streams: StreamService
+    exports: ExportService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -38,15 +42,25 @@ class Services:
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
         signer = load_or_create_signer(settings.signing_key, settings.server_name)
         log = LogService(store, signer, settings.server_name)
+        notifier = LogNotifier()
+        streams = StreamService(
+            store,
+            notifier,
+            poll_interval=settings.stream_poll_interval,
+            heartbeat=settings.stream_heartbeat,
+            checkpoint_interval=settings.stream_checkpoint_interval,
+        )
         return cls(
             settings=settings,
             store=store,
-            events=EventService(store, limits, integrity=settings.integrity),
+            events=NotifyingEventService(store, limits, notifier, integrity=settings.integrity),
             tenants=TenantService(store),
             auth=Authenticator(store),
             log=log,
             redaction=RedactionService(store, limits, integrity=settings.integrity),
             checkpointer=Checkpointer(log, settings.checkpoint_interval),
+            streams=streams,
+            exports=ExportService(store, log, integrity=settings.integrity),
         )
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Typer commands: ``serve``, ``tenants`` and ``keys``."""
+"""Typer commands: ``serve``, ``tenants``, ``keys``, ``dump``; the client commands come from
+``client_cmds`` and ``verify`` from its own module."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from trailkeep.errors import TrailkeepError
 
+from .client_cmds import register_client_commands
 from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
 from .verify import verify_app
 
@@ -34,6 +36,7 @@ keys_app = typer.Typer(
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(verify_app, name="verify")
+register_client_commands(app, verify_app)
 
 
 def _services(database: str):  # type: ignore[no-untyped-def]

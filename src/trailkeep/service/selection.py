@@ -1,11 +1,11 @@
-"""Which events a list, a live stream or an export covers: filters and a time range."""
+"""Which events a list, a live stream or an export covers: filters, a time range, a query."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from trailkeep.query.filters import EventQuery, Sort
+from trailkeep.query.filters import EventQuery, Sort, SqlFragment
 
 __all__ = ["Selection"]
 
@@ -18,19 +18,32 @@ class Selection:
         filters: API filter name (``actor.id``) → accepted values; any of them matches.
         start: inclusive lower bound on ``timestamp``, already in the fixed-width form.
         end: exclusive upper bound on ``timestamp``, likewise.
+        q: a search-language query (docs/search.md) ANDed with the rest, or None.
     """
 
     filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
     start: str | None = None
     end: str | None = None
+    q: str | None = None
 
     @property
     def is_everything(self) -> bool:
         """True when nothing narrows the selection: every event of the tenant is in it."""
-        return not self.filters and self.start is None and self.end is None
+        return not self.filters and self.start is None and self.end is None and not self.q
 
-    def in_log_order(self, *, after_seq: int, limit: int, max_seq: int | None = None) -> EventQuery:
-        """The query reading this selection in ``seq`` order, after ``after_seq``."""
+    def in_log_order(
+        self,
+        *,
+        after_seq: int,
+        limit: int,
+        max_seq: int | None = None,
+        search: SqlFragment | None = None,
+    ) -> EventQuery:
+        """The query reading this selection in ``seq`` order, after ``after_seq``.
+
+        Args:
+            search: ``q`` compiled for the store's dialect (the caller compiles it once).
+        """
         return EventQuery(
             filters=self.filters,
             start=self.start,
@@ -40,6 +53,7 @@ class Selection:
             max_seq=max_seq,
             after_seq=after_seq,
             by_seq=True,
+            search=search,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -48,4 +62,5 @@ class Selection:
             "filters": {k: list(v) for k, v in sorted(self.filters.items())},
             "start": self.start,
             "end": self.end,
+            "q": self.q,
         }

@@ -1,0 +1,151 @@
+"""Exports: ``POST /v1/exports``, ``GET /v1/exports/{id}`` and ``.../download``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response, StreamingResponse
+
+from trailkeep.service.exports import ExportJob, ExportService
+
+from ..deps import ReadTenant, ServicesDep
+from ..params import make_selection
+from ..schemas import ErrorOut
+from .events import json_response
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/exports", tags=["exports"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 422)
+}
+_FILE = {
+    "content": {
+        media: {"schema": {"type": "string"}}
+        for media in ("application/x-ndjson", "application/json", "text/csv")
+    }
+}
+
+_Value = Annotated[str, Field(max_length=512)]
+Values = _Value | Annotated[list[_Value], Field(max_length=100)] | None
+
+
+def _values(alias: str) -> Any:
+    return Field(default=None, alias=alias, description=f"Only events whose `{alias}` is this.")
+
+
+class ExportIn(BaseModel):
+    """What to export: the filters and time range of `GET /v1/events`, and a format.
+
+    Filter names are those of the list query (`actor.id`; `actor_id` works too); each takes
+    a string or a list of strings (any of them matches)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    action: Values = _values("action")
+    category: Values = _values("category")
+    outcome: Values = _values("outcome")
+    actor_id: Values = _values("actor.id")
+    actor_email: Values = _values("actor.email")
+    actor_type: Values = _values("actor.type")
+    target_id: Values = _values("target.id")
+    target_type: Values = _values("target.type")
+    source_ip: Values = _values("source.ip")
+    client_id: Values = _values("client_id")
+    session_id: Values = _values("session_id")
+    request_id: Values = _values("request_id")
+    trace_id: Values = _values("trace_id")
+    q: str | None = Field(
+        default=None, max_length=2000, description="Search language (docs/search.md)."
+    )
+    start: str | None = Field(default=None, max_length=64, description="Inclusive, any form.")
+    end: str | None = Field(default=None, max_length=64, description="Exclusive, any form.")
+    format: Literal["jsonl", "json", "csv"] = Field(
+        default="jsonl",
+        description="`jsonl`: a header line, then each event with its salts (verifiable);"
+        " `json`: one document; `csv`: one row per event.",
+    )
+
+    def filters(self) -> dict[str, list[str] | None]:
+        out: dict[str, list[str] | None] = {}
+        for name, field in type(self).model_fields.items():
+            if field.alias is None or name in ("q", "start", "end", "format"):
+                continue
+            value = getattr(self, name)
+            out[field.alias] = [value] if isinstance(value, str) else value
+        return out
+
+
+class ExportOut(BaseModel):
+    id: str = Field(description="Opaque; valid on every server sharing the signing key.")
+    status: Literal["ready"] = Field(description="Exports are ready at once (snapshots).")
+    format: str
+    created_at: str
+    size: int = Field(description="Log size snapshot: only events with seq < size are in it.")
+    events: int | None = Field(
+        description="Events in the export; null until counted (GET with count=true)."
+    )
+    filters: dict[str, list[str]]
+    start: str | None
+    end: str | None
+    q: str | None
+    download_url: str
+
+
+def _exports(services: ServicesDep) -> ExportService:
+    return services.exports
+
+
+ExportsDep = Annotated[ExportService, Depends(_exports)]
+
+
+def _describe(job: ExportJob, events: int | None) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "status": "ready",
+        "format": job.format,
+        "created_at": job.created_at,
+        "size": job.size,
+        "events": events,
+        **job.selection.to_json(),
+        "download_url": f"/v1/exports/{job.id}/download",
+    }
+
+
+@router.post("", status_code=201, response_model=ExportOut, responses=_ERRORS)
+def create_export(body: ExportIn, tenant: ReadTenant, exports: ExportsDep) -> Response:
+    """Snapshot a selection of events for download; ready at once."""
+    selection = make_selection(body.filters(), body.start, body.end, body.q)
+    job = exports.create(tenant, selection, body.format)
+    return json_response(_describe(job, exports.count(job, compute=False)), 201)
+
+
+@router.get("/{export_id}", response_model=ExportOut, responses=_ERRORS)
+def get_export(
+    export_id: str,
+    tenant: ReadTenant,
+    exports: ExportsDep,
+    count: Annotated[
+        bool, Query(description="Count the events (one walk of the snapshot) if not known.")
+    ] = False,
+) -> Response:
+    """An export's status (always `ready`) and, when known or asked for, its event count."""
+    job = exports.get(tenant, export_id)
+    return json_response(_describe(job, exports.count(job, compute=count)))
+
+
+@router.get(
+    "/{export_id}/download",
+    response_class=StreamingResponse,
+    responses={**_ERRORS, 200: _FILE},
+)
+def download_export(export_id: str, tenant: ReadTenant, exports: ExportsDep) -> Response:
+    """The export's file, streamed from the store as it is read."""
+    job = exports.get(tenant, export_id)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{job.filename}"',
+        "X-Export-Size": str(job.size),
+    }
+    return StreamingResponse(exports.lines(job), media_type=job.media_type, headers=headers)

@@ -1,0 +1,428 @@
+"""``AsyncClient``: the asyncio SDK, driving the operations of ``_base`` with
+``httpx.AsyncClient``. Method for method the same as ``Client`` (a test checks it)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
+
+import httpx
+import orjson
+
+from ._base import BaseClient, Call, Op, Sleep
+from ._models import (
+    Event,
+    EventList,
+    ExportFormat,
+    ExportInfo,
+    Filters,
+    Page,
+    SignedCheckpoint,
+    Sort,
+    StreamCheckpoint,
+    VerifiedEvent,
+)
+from ._stream import StreamSession, decode
+from ._sync import HEADER_LINES
+from .errors import AuditError, error_from_response, error_from_transport
+
+if TYPE_CHECKING:
+    from .batch import AsyncBatchLogger
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient(BaseClient):
+    """The trailkeep SDK for asyncio: ``Client``'s methods, awaited. Use ``async with``.
+
+    Args: as ``BaseClient`` (``base_url``, ``token``, ``org_id``, ``timeout``,
+        ``pin_public_key``, ``pinned_checkpoint``, ``max_retries``, ``headers``), plus
+        ``transport``: an ``httpx.AsyncBaseTransport`` (tests: ``httpx.ASGITransport``).
+
+    Example::
+
+        async with AsyncClient("http://127.0.0.1:8000", token=TOKEN) as audit:
+            await audit.log(action="user.login", actor_id="u-1", outcome="success")
+            async for event in audit.iter_events(action="user.login", start="now-1h"):
+                print(event["actor"]["id"])
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        org_id: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pin_public_key: str | None = None,
+        pinned_checkpoint: str | None = None,
+        max_retries: int = 2,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            token=token,
+            org_id=org_id,
+            timeout=timeout,
+            pin_public_key=pin_public_key,
+            pinned_checkpoint=pinned_checkpoint,
+            max_retries=max_retries,
+            headers=headers,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
+        )
+        self._loggers: weakref.WeakSet[AsyncBatchLogger] = weakref.WeakSet()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Flush and stop this client's batch loggers, then close its connections."""
+        for logger in list(self._loggers):
+            await logger.aclose()
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- driving operations ----------------------------------------------------------------
+
+    def _request(self, call: Call, read_timeout: float | None = None) -> httpx.Request:
+        timeout = httpx.Timeout(self.timeout, read=read_timeout or self.timeout)
+        body = None if call.json is None else orjson.dumps(call.json)
+        headers = dict(call.headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return self._http.build_request(
+            call.method, call.path, params=list(call.params), content=body, headers=headers,
+            timeout=timeout,
+        )  # fmt: skip
+
+    async def _perform(self, call: Call) -> httpx.Response:
+        try:
+            response = await self._http.send(self._request(call))
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.base_url) from exc
+        if response.is_error:
+            raise error_from_response(response)
+        return response
+
+    async def _run(self, op: Op[T]) -> T:
+        """Perform an operation's calls and sleeps until it returns."""
+        try:
+            step = next(op)
+            while True:
+                if isinstance(step, Sleep):
+                    await asyncio.sleep(step.seconds)
+                    step = op.send(None)
+                    continue
+                try:
+                    response = await self._perform(step)
+                except AuditError as error:
+                    step = op.throw(error)
+                else:
+                    step = op.send(response)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    @asynccontextmanager
+    async def _streaming(
+        self, call: Call, read_timeout: float | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        try:
+            response = await self._http.send(self._request(call, read_timeout), stream=True)
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.base_url) from exc
+        try:
+            if response.is_error:
+                await response.aread()
+                raise error_from_response(response)
+            yield response
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self.base_url) from exc
+        finally:
+            await response.aclose()
+
+    # -- write -----------------------------------------------------------------------------
+
+    async def log(self, event: Mapping[str, Any] | None = None, /, **fields: Any) -> Event:
+        """Record one event and return it as stored (with ``id``, ``seq``, ``hash``).
+
+        Pass a mapping, keywords, or both: ``log(action="login", actor_id="u-1")``;
+        ``actor_*``, ``target_*`` and ``source_*`` keywords fill those objects. With an
+        ``idempotency_key`` a lost answer is retried safely.
+        """
+        return await self._run(self._op_log(event, fields))
+
+    async def log_bulk(
+        self, events: Sequence[Mapping[str, Any]], *, batch_size: int = 1000
+    ) -> EventList:
+        """Record many events, in requests of at most ``batch_size`` (≤ 1000), each all or
+        nothing. If a request fails, the earlier ones stay written: give events idempotency
+        keys to re-run safely."""
+        return await self._run(self._op_log_bulk(events, batch_size))
+
+    def batch_logger(self, **options: Any) -> AsyncBatchLogger:
+        """A background ``AsyncBatchLogger`` on this client (options as ``BatchLogger``'s);
+        the client flushes and stops it when closed."""
+        from .batch import AsyncBatchLogger
+
+        logger = AsyncBatchLogger(self, **options)
+        self._loggers.add(logger)
+        return logger
+
+    # -- read ------------------------------------------------------------------------------
+
+    async def list(
+        self,
+        *,
+        sort: Sort | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        **filters: Unpack[Filters],
+    ) -> Page:
+        """One page of events matching the filters, newest first by default."""
+        return await self._run(self._op_list(self._list_params(filters, None, sort, limit, cursor)))
+
+    async def search(
+        self,
+        q: str | None = None,
+        *,
+        sort: Sort | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        **filters: Unpack[Filters],
+    ) -> Page:
+        """One page of events matching a search-language query ``q`` and the filters."""
+        return await self._run(self._op_list(self._list_params(filters, q, sort, limit, cursor)))
+
+    async def iter_events(
+        self,
+        q: str | None = None,
+        *,
+        sort: Sort | None = None,
+        page_size: int = 500,
+        **filters: Unpack[Filters],
+    ) -> AsyncIterator[Event]:
+        """Every matching event, page after page (a stable snapshot of the walk's start)."""
+        cursor: str | None = None
+        while True:
+            params = self._list_params(filters, q, sort, page_size, cursor)
+            page = await self._run(self._op_list(params))
+            for event in page.events:
+                yield event
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def describe(self, event_id: str) -> Event:
+        """One event by id."""
+        return await self._run(self._op_describe(event_id))
+
+    async def facets(
+        self, q: str | None = None, *, top: int | None = None, **filters: Unpack[Filters]
+    ) -> dict[str, Any]:
+        """Counts of the matching events by category, action, outcome, target type and actor
+        id (the ``top`` values of each), and a time histogram: ``GET /v1/facets``."""
+        return await self._run(self._op_facets(self._facet_params(filters, q, top)))
+
+    @overload
+    def stream(
+        self,
+        q: str | None = None,
+        *,
+        after_seq: int | None = None,
+        timeout: float | None = None,
+        checkpoints: Literal[False] = False,
+        idle_timeout: float = 45.0,
+        max_reconnects: int = 5,
+        **filters: Unpack[Filters],
+    ) -> AsyncIterator[Event]: ...
+
+    @overload
+    def stream(
+        self,
+        q: str | None = None,
+        *,
+        after_seq: int | None = None,
+        timeout: float | None = None,
+        checkpoints: Literal[True],
+        idle_timeout: float = 45.0,
+        max_reconnects: int = 5,
+        **filters: Unpack[Filters],
+    ) -> AsyncIterator[Event | StreamCheckpoint]: ...
+
+    def stream(
+        self,
+        q: str | None = None,
+        *,
+        after_seq: int | None = None,
+        timeout: float | None = None,
+        checkpoints: bool = False,
+        idle_timeout: float = 45.0,
+        max_reconnects: int = 5,
+        **filters: Unpack[Filters],
+    ) -> AsyncIterator[Event] | AsyncIterator[Event | StreamCheckpoint]:
+        """Events as they are written (matching the filters and the query ``q``), forever or
+        for ``timeout`` seconds.
+
+        A dropped connection is resumed where it stopped (``Last-Event-ID``): no event is
+        missed or repeated. ``after_seq`` starts after that seq (-1: from the first event;
+        default: from now). With ``checkpoints=True`` the stream's ``StreamCheckpoint``s are
+        yielded too (verified and pinned in pinning mode).
+        """
+        session = StreamSession(
+            self._list_params(filters, q, None, None, None), after_seq, timeout=timeout,
+            idle_timeout=idle_timeout, max_reconnects=max_reconnects,
+        )  # fmt: skip
+        return self._stream(session, checkpoints)
+
+    async def _stream(
+        self, session: StreamSession, checkpoints: bool
+    ) -> AsyncIterator[Event | StreamCheckpoint]:
+        while not session.expired():
+            error: AuditError | None = None
+            try:
+                async with self._streaming(session.call(), session.read_timeout()) as response:
+                    session.connected()
+                    async for line in response.aiter_lines():
+                        message = session.feed(line)
+                        if message is not None and message.event == "event":
+                            yield dict(decode(message))
+                        elif message is not None:
+                            item = await self._stream_checkpoint(message.data, message.id)
+                            if checkpoints:
+                                yield item
+                        if session.expired():
+                            return
+            except AuditError as exc:  # a lost connection, a timeout, an error answer
+                error = exc
+            if session.expired():
+                return
+            await asyncio.sleep(session.dropped(error))
+
+    async def _stream_checkpoint(self, data: str, position: str | None) -> StreamCheckpoint:
+        note = orjson.loads(data)["checkpoint"]
+        checkpoint = await self._run(self._observe(note, latest=False))
+        return StreamCheckpoint(checkpoint, int(position or checkpoint.size - 1))
+
+    # -- exports ---------------------------------------------------------------------------
+
+    async def create_export(
+        self, q: str | None = None, *, format: ExportFormat = "jsonl", **filters: Unpack[Filters]
+    ) -> ExportInfo:
+        """Start an export of the events matching the filters and ``q``; it is ready at once
+        (a snapshot)."""
+        return await self._run(self._op_create_export(format, q, filters))
+
+    async def get_export(self, export_id: str, *, count: bool = False) -> ExportInfo:
+        """An export's status; ``count=True`` counts its events if not yet known."""
+        return await self._run(self._op_get_export(export_id, count))
+
+    async def download_export(
+        self,
+        export: str | ExportInfo,
+        path: str | Path,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Write an export's file to ``path`` (atomically); returns the number of events.
+
+        ``progress`` is called with the number of events written so far.
+        """
+        info = export if isinstance(export, ExportInfo) else await self.get_export(export)
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        newlines = 0
+        async with self._streaming(self._download_call(info.id)) as response:
+            with partial.open("wb") as fh:
+                async for chunk in response.aiter_bytes():
+                    fh.write(chunk)
+                    newlines += chunk.count(b"\n")
+                    if progress is not None:
+                        progress(max(newlines - HEADER_LINES[info.format], 0))
+        partial.replace(target)
+        return max(newlines - HEADER_LINES[info.format], 0)
+
+    async def export(
+        self,
+        path: str | Path,
+        q: str | None = None,
+        *,
+        format: ExportFormat = "jsonl",
+        progress: Callable[[int], None] | None = None,
+        **filters: Unpack[Filters],
+    ) -> ExportInfo:
+        """Export the matching events to a file: ``create_export`` + ``download_export``.
+
+        Returns the export, with ``events`` set to the number written.
+        """
+        info = await self.create_export(q, format=format, **filters)
+        written = await self.download_export(info, path, progress=progress)
+        return dataclasses.replace(info, events=written)
+
+    async def export_lines(
+        self, q: str | None = None, *, format: ExportFormat = "jsonl", **filters: Unpack[Filters]
+    ) -> AsyncIterator[str]:
+        """Export the matching events and yield the file's lines as they arrive."""
+        info = await self.create_export(q, format=format, **filters)
+        async with self._streaming(self._download_call(info.id)) as response:
+            async for line in response.aiter_lines():
+                yield line
+
+    # -- integrity -------------------------------------------------------------------------
+
+    async def public_key(self) -> str:
+        """The log's public key as the server serves it. Pin a copy obtained out of band."""
+        return await self._run(self._op_public_key())
+
+    async def checkpoint(self) -> SignedCheckpoint:
+        """The latest signed checkpoint (verified, and checked against the pin, when pinning)."""
+        return await self._run(self._op_checkpoint())
+
+    async def proof(self, event_id: str, *, size: int | None = None) -> dict[str, Any]:
+        """An event's inclusion proof to the latest (or the ``size``) checkpoint, with its
+        salts: the JSON of ``GET /v1/events/{id}/proof``."""
+        return await self._run(self._op_proof(event_id, size))
+
+    async def verify_event(
+        self,
+        event_or_proof: str | Mapping[str, Any],
+        proof: Mapping[str, Any] | None = None,
+        public_key: str | None = None,
+    ) -> VerifiedEvent:
+        """Prove an event is in the log, unchanged.
+
+        Args:
+            event_or_proof: an event id, an event (your copy: its content is what is
+                checked), an export record, or a proof from ``proof()``.
+            proof: the proof to use (fetched when not given).
+            public_key: the key to verify with; default the pinned key, else the server's
+                (``public_key()``; trust on first use).
+
+        Raises:
+            VerificationError: naming what does not verify.
+        """
+        return await self._run(self._op_verify_event(event_or_proof, proof, public_key))
+
+    async def verify_consistency(
+        self, old: str | SignedCheckpoint, new: str | SignedCheckpoint | None = None
+    ) -> tuple[SignedCheckpoint, SignedCheckpoint]:
+        """Prove checkpoint ``new`` (default: the latest) extends ``old``: nothing earlier was
+        changed or removed. Raises ``InconsistentLogError`` otherwise."""
+        return await self._run(self._op_verify_consistency(old, new))

@@ -1,0 +1,227 @@
+"""The client commands (log, search, tail, show, export, verify event-id) against a real
+server process, run in-process with Typer's runner."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from tests.fast_server import fast_server
+from tests.process import Server, free_port
+from trailkeep.cli.app import app
+from trailkeep.merkle import Signer
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+CLIENT_COMMANDS = ("log", "search", "tail", "show", "export")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {"TRAILKEEP_CHECKPOINT_INTERVAL": "0.1", "TRAILKEEP_STREAM_CHECKPOINT_INTERVAL": "0.1"}
+    with fast_server(tmp_path_factory.mktemp("cli"), env) as running:
+        yield running
+
+
+def run(server: Server, *args: str, role: str = "admin", stdin: str | None = None) -> Result:
+    env = {"TRAILKEEP_URL": server.url, "TRAILKEEP_TOKEN": server.tokens[role]}
+    return CliRunner().invoke(app, list(args), env=env, input=stdin)
+
+
+def unique() -> str:
+    return f"cli.{uuid.uuid4().hex[:8]}"
+
+
+def logged(server: Server, *args: str) -> dict[str, Any]:
+    result = run(server, "log", *args, "--json")
+    assert result.exit_code == 0, result.output
+    event: dict[str, Any] = orjson.loads(result.stdout)
+    return event
+
+
+class TestLog:
+    """`trailkeep log` records events from options or JSON."""
+
+    def test_options(self, server: Server) -> None:
+        action = unique()
+        result = run(server, "log", action, "--actor-id", "u-1", "--outcome", "success",
+                     "--meta", "plan=pro", "--meta", "seats=3", role="writer")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert re.fullmatch(r"logged evt_\w+ \(seq \d+\)\n", result.stdout)
+        event = logged(server, action, "--target-id", "doc-1", "--target-type", "document")
+        assert event["target"] == {"id": "doc-1", "type": "document"}
+        found = orjson.loads(run(server, "search", "--action", action, "--json").stdout)
+        first = found["events"][-1]
+        assert first["metadata"] == {"plan": "pro", "seats": 3}
+        assert first["actor"] == {"id": "u-1"}
+
+    def test_json_body_from_stdin(self, server: Server) -> None:
+        action = unique()
+        lines = '{"actor": {"id": "a"}}\n{"action": "other", "actor": {"id": "b"}}\n'
+        result = run(server, "log", action, "--actor-id", "zz", "--json-body", "-", stdin=lines)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.count("logged evt_") == 2
+        found = orjson.loads(run(server, "search", "--actor-id", "a", "--json").stdout)
+        assert [(e["action"], e["actor"]["id"]) for e in found["events"]] == [(action, "a")]
+
+    def test_needs_an_action(self, server: Server) -> None:
+        result = run(server, "log", "--actor-id", "u-1")
+        assert result.exit_code == 1
+        assert "needs an action" in result.stderr
+
+
+class TestSearch:
+    """`trailkeep search` filters, limits and prints a table or JSON."""
+
+    def test_filters_and_formats(self, server: Server) -> None:
+        action = unique()
+        for who in ("u-1", "u-2", "u-1"):
+            logged(server, action, "--actor-id", who, "--actor-email", f"{who}@x.io")
+        as_json = run(server, "search", "--action", action, "--filter", "actor.email=u-1@x.io",
+                      "--json", "--oldest-first")  # fmt: skip
+        events = orjson.loads(as_json.stdout)["events"]
+        assert [e["actor"]["id"] for e in events] == ["u-1", "u-1"]
+        assert events[0]["seq"] < events[1]["seq"]
+        lines = run(server, "search", "--action", action, "--limit", "2", "--jsonl").stdout
+        assert len(lines.splitlines()) == 2
+        table = run(server, "search", "--action", action)
+        assert table.exit_code == 0
+        assert table.stdout.count("u-2") == 1
+
+    def test_bad_filter_name(self, server: Server) -> None:
+        result = run(server, "search", "--filter", "color=red")
+        assert result.exit_code == 1
+        assert "NAME=VALUE" in result.stderr
+
+    def test_nothing_found(self, server: Server) -> None:
+        result = run(server, "search", "--action", unique())
+        assert result.exit_code == 0
+        assert "no events match" in result.stderr
+
+
+class TestShowAndVerify:
+    """`trailkeep show` and `verify event-id` prove an event against the log's key."""
+
+    def test_verified(self, server: Server) -> None:
+        event = logged(server, unique())
+        key = httpx.get(f"{server.url}/v1/log/key").text.strip()
+        shown = run(server, "show", event["id"], "--key", key)
+        assert shown.exit_code == 0, shown.output
+        assert event["id"] in shown.stdout
+        assert f"VERIFIED leaf {event['seq']} of trailkeep.local/acme" in shown.stdout
+        assert "pinned key" in shown.stdout
+        verified = run(server, "verify", "event-id", event["id"])
+        assert verified.exit_code == 0, verified.output
+        assert "the server's key" in verified.stdout
+
+    def test_wrong_key(self, server: Server) -> None:
+        event = logged(server, unique())
+        other = Signer.generate("trailkeep.local").verifier().key_string()
+        result = run(server, "show", event["id"], "--key", other, "--json")
+        assert result.exit_code == 2
+        assert "NOT VERIFIED" in result.stdout
+
+    def test_unknown_event(self, server: Server) -> None:
+        result = run(server, "show", "evt_nope")
+        assert result.exit_code == 1
+        assert "404 NOT_FOUND" in result.stderr
+
+
+class TestTail:
+    """`trailkeep tail` follows the stream."""
+
+    def test_from_start(self, server: Server) -> None:
+        action = unique()
+        for _ in range(3):
+            logged(server, action)
+        result = run(server, "tail", "--action", action, "--from-start", "--timeout", "1",
+                     "--jsonl", "--checkpoints")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        items = [orjson.loads(line) for line in result.stdout.splitlines()]
+        events = [i for i in items if "action" in i]
+        assert [e["action"] for e in events] == [action] * 3
+        assert any("checkpoint" in i for i in items)
+        lines = run(server, "tail", "--action", action, "--from-start", "--timeout", "0.5")
+        assert lines.stdout.count(action) == 3
+        queried = run(server, "tail", "--q", f"action:{action}", "--from-start", "--timeout",
+                      "0.5", "--jsonl")  # fmt: skip
+        assert len(queried.stdout.splitlines()) == 3
+
+
+class TestExport:
+    """`trailkeep export` writes a file that verifies offline."""
+
+    def test_everything_verifies(self, server: Server, tmp_path: Path) -> None:
+        logged(server, unique())
+        target = tmp_path / "all.jsonl"
+        result = run(server, "export", "-o", str(target))
+        assert result.exit_code == 0, result.output
+        assert f"to {target}" in result.stdout
+        key = httpx.get(f"{server.url}/v1/log/key").text.strip()
+        checked = CliRunner().invoke(app, ["verify", "dump", str(target), "--key", key])
+        assert checked.exit_code == 0, checked.output
+        assert "OK" in checked.stdout
+
+    def test_csv_selection(self, server: Server, tmp_path: Path) -> None:
+        action = unique()
+        logged(server, action)
+        logged(server, action)
+        target = tmp_path / "x.csv"
+        result = run(server, "export", "--format", "csv", "--action", action, "-o", str(target))
+        assert result.exit_code == 0, result.output
+        assert "wrote 2 events" in result.stdout
+        assert len(target.read_text().splitlines()) == 3
+
+
+class TestErrors:
+    """Failures say what is wrong and what to check."""
+
+    def test_unreachable(self) -> None:
+        url = f"http://127.0.0.1:{free_port()}"
+        result = CliRunner().invoke(app, ["search", "--url", url, "--token", "t"])
+        assert result.exit_code == 1
+        assert f"cannot reach {url}: is `trailkeep serve` running?" in result.stderr
+
+    def test_bad_token(self, server: Server) -> None:
+        result = CliRunner().invoke(app, ["search", "--url", server.url, "--token", "tkc_a.b"])
+        assert result.exit_code == 1
+        assert "401" in result.stderr
+        assert "check TRAILKEEP_TOKEN" in result.stderr
+
+    def test_no_token(self, server: Server) -> None:
+        result = CliRunner().invoke(
+            app, ["search", "--url", server.url], env={"TRAILKEEP_TOKEN": ""}
+        )
+        assert result.exit_code == 1
+        assert "no API token" in result.stderr
+
+    def test_wrong_role(self, server: Server) -> None:
+        result = run(server, "search", role="writer")
+        assert result.exit_code == 1
+        assert "403" in result.stderr
+
+
+def _options(command: Any) -> list[str]:
+    return [opt for p in command.params for opt in p.opts if opt.startswith("--")]
+
+
+class TestDocs:
+    """docs/cli.md documents every client command and every one of its options."""
+
+    @pytest.mark.parametrize("name", [*CLIENT_COMMANDS, "verify event-id"])
+    def test_documented(self, name: str) -> None:
+        command: Any = typer.main.get_command(app)
+        for part in name.split():
+            command = command.commands[part]
+        text = DOCS.read_text()
+        assert f"trailkeep {name}" in text
+        missing = [o for o in _options(command) if o != "--help" and f"`{o}" not in text]
+        assert not missing, f"docs/cli.md lacks {missing} of `trailkeep {name}`"
