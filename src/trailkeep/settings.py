@@ -48,6 +48,18 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(64 * 1024, gt=0, description="Largest accepted event (JSON).")
     max_batch_events: int = Field(1000, gt=0, description="Most events in one batch request.")
     max_batch_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Largest request body.")
+    rate_limit_per_second: float = Field(
+        0.0,
+        ge=0,
+        description="Requests per second each client id (or, without a credential, each IP)"
+        " may sustain; over it, 429 with Retry-After. 0 turns rate limiting off.",
+    )
+    rate_limit_burst: int = Field(
+        0,
+        ge=0,
+        description="Requests a client may make at once after being idle (0: one second's"
+        " worth of rate_limit_per_second).",
+    )
     integrity: bool = Field(
         True,
         description="Commit fields and build the Merkle tree on ingest. Turn off only to"

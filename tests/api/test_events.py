@@ -297,6 +297,13 @@ class TestErrors:
                 id="bad-time",
             ),
             pytest.param(b"[]", 422, "VALIDATION_FAILED", "body", id="not-an-object"),
+            pytest.param(
+                b'{"action": "a", "metadata": {"n": 18446744073709551616}}',
+                422,
+                "VALIDATION_FAILED",
+                "64-bit",
+                id="integer-beyond-64-bits",
+            ),
         ],
     )
     async def test_bad_event(

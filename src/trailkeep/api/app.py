@@ -14,6 +14,7 @@ from .compat import agilicus, axonflow, kubiya, wasabi
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
+from .ratelimit import RateLimitMiddleware
 from .routes import events, exports, health, log, stream, tenants
 from .services import Services
 
@@ -62,5 +63,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for dialect in (kubiya, axonflow, agilicus, wasabi):  # DESIGN §9
         app.include_router(dialect.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_batch_bytes)
+    app.add_middleware(
+        RateLimitMiddleware, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+    )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

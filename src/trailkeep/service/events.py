@@ -83,7 +83,10 @@ def prepare_event(
     content.setdefault("outcome", "unknown")
     if "signature" in content:
         _check_signature(content, where)
-    body = orjson.dumps(content)
+    try:
+        body = orjson.dumps(content)
+    except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits, a lone surrogate
+        raise ValidationFailedError(f"{where}: value cannot be stored as JSON: {exc}") from None
     if len(body) > limits.max_event_bytes:
         raise TooLargeError(
             f"{where} is {len(body)} bytes of JSON; the limit is"

@@ -104,20 +104,22 @@ class SQLiteStore(Store):
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_AppendJob | None] = queue.SimpleQueue()
-        self._writer_conn = self._connect()
+        self._writer_conn = self._connect(writer=True)
         self._writer: threading.Thread | None = None
         self._closed = False
 
     # -- connections ----------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, writer: bool = False) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=10000")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA cache_size=-65536")
+            # The page cache is per connection, and there is one reader per server thread:
+            # keep theirs small (the OS page cache is shared) and give the writer more.
+            conn.execute(f"PRAGMA cache_size={-65536 if writer else -4096}")
             conn.execute("PRAGMA temp_store=MEMORY")
             # Fewer, larger WAL checkpoints: each one stalls the writer.
             conn.execute("PRAGMA wal_autocheckpoint=10000")
