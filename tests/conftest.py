@@ -1,4 +1,5 @@
-"""Shared fixtures: a real SQLite file per test, the app in-process, keys for each role."""
+"""Shared fixtures: a real SQLite file (or PostgreSQL database) per test, the app in-process,
+keys for each role."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -16,7 +18,25 @@ from trailkeep.api.services import Services
 from trailkeep.model.tenant import Role
 from trailkeep.settings import Settings
 
+if TYPE_CHECKING:
+    from tests.pg import PostgresServer
+
 os.environ.setdefault("AXONFLOW_TELEMETRY", "off")
+
+#: Test directories whose ``settings`` and ``services`` run on every backend. They reach the
+#: database only through the service layer (``tests/service`` edits SQLite files directly).
+ALL_BACKENDS_UNDER = ("api",)
+ALL_BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        where = metafunc.definition.path.relative_to(Path(__file__).parent).parts[0]
+        if where in ALL_BACKENDS_UNDER:
+            metafunc.parametrize("backend", ALL_BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -32,10 +52,41 @@ class Keys:
         return {"Authorization": f"Bearer {getattr(self, role)}"}
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session; skipped when missing, except in CI."""
+    try:
+        from tests.pg import PostgresServer
+
+        server = PostgresServer.start_new()
+    except (ImportError, RuntimeError) as exc:  # no psycopg; PostgresUnavailable
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests, but: {exc}")
+        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+    yield server
+    server.destroy()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def pg_url(pg_server: PostgresServer) -> str:
+    """The URL of a new, empty database (a fresh schema) on the session's PostgreSQL server."""
+    return pg_server.create_schema()
+
+
+@pytest.fixture
+def backend() -> str:
+    """The backend ``settings`` uses: SQLite, unless the test's directory runs on all of them."""
+    return "sqlite"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
+    if backend == "sqlite":
+        database = f"sqlite:///{tmp_path / 'trailkeep.db'}"
+    else:
+        database = request.getfixturevalue("pg_url")
     return Settings(
-        database=f"sqlite:///{tmp_path / 'trailkeep.db'}",
+        database=database,
         signing_key=tmp_path / "signing.key",
         server_name="test.trailkeep",
         sqlite_synchronous="NORMAL",

@@ -65,12 +65,8 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) 
     raise RuntimeError(f"server at {url} not ready after {timeout}s")
 
 
-@contextmanager
-def running_server(
-    workdir: Path, env: dict[str, str] | None = None, tenant: str = "acme"
-) -> Iterator[Server]:
-    """Create a tenant with one key per role, then serve the database until the block ends."""
-    database = f"sqlite:///{workdir / 'trailkeep.db'}"
+def provision(database: str, tenant: str, *, operator: bool = True) -> dict[str, str]:
+    """Create a tenant with one key per role (and an operator key); return the tokens."""
     cli("tenants", "create", tenant, database=database)
     tokens = {
         role: json.loads(
@@ -78,11 +74,20 @@ def running_server(
         )["token"]
         for role in ("writer", "reader", "admin")
     }
-    tokens["operator"] = json.loads(
-        cli("keys", "create", "--role", "operator", "--json", database=database)
-    )["token"]
+    if operator:
+        tokens["operator"] = json.loads(
+            cli("keys", "create", "--role", "operator", "--json", database=database)
+        )["token"]
+    return tokens
+
+
+@contextmanager
+def serving(
+    database: str, signing_key: Path, log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run ``trailkeep serve`` on a free port until the block ends; yield its URL and process."""
     port = free_port()
-    log = (workdir / "server.log").open("wb")
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [
             *TRAILKEEP,
@@ -92,7 +97,7 @@ def running_server(
             "--database",
             database,
             "--signing-key",
-            str(workdir / "signing.key"),
+            str(signing_key),
         ],
         env={**os.environ, "AXONFLOW_TELEMETRY": "off", **(env or {})},
         stdout=log,
@@ -101,7 +106,7 @@ def running_server(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
-        yield Server(url, database, process, tokens, workdir / "server.log")
+        yield url, process
     finally:
         process.terminate()
         try:
@@ -110,3 +115,15 @@ def running_server(
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def running_server(
+    workdir: Path, env: dict[str, str] | None = None, tenant: str = "acme"
+) -> Iterator[Server]:
+    """Create a tenant with one key per role, then serve the database until the block ends."""
+    database = f"sqlite:///{workdir / 'trailkeep.db'}"
+    tokens = provision(database, tenant)
+    log_path = workdir / "server.log"
+    with serving(database, workdir / "signing.key", log_path, env) as (url, process):
+        yield Server(url, database, process, tokens, log_path)

@@ -69,6 +69,16 @@ class TestTenantsAndKeys:
         with pytest.raises(NotFoundError):
             store.revoke_key("tkc_1", "2026-01-03T00:00:00.000000Z")
 
+    def test_key_conflicts(self, store: Store) -> None:
+        """A taken client id, or a tenant that does not exist, is a conflict (409)."""
+        make_tenant(store)
+        key = ApiKey("tkc_1", "hash", "acme", Role.WRITER, "2026-01-01T00:00:00.000000Z")
+        store.create_key(key)
+        with pytest.raises(ConflictError):
+            store.create_key(key)
+        with pytest.raises(ConflictError):
+            store.create_key(ApiKey("tkc_2", "hash", "ghost", Role.WRITER, key.created_at))
+
 
 class TestAppend:
     """Appends sequence events gap-free per tenant, durably, all or nothing."""
@@ -178,3 +188,13 @@ class TestReads:
         after = (ordered[1].content["timestamp"], ordered[1].id)
         page = store.list_events("acme", EventQuery(after=after, limit=10))
         assert [e.id for e in page.events] == [e.id for e in ordered[2:]]
+
+    def test_log_order_after_seq(self, store: Store) -> None:
+        """Streams read in log order from a seq, whatever the events' timestamps."""
+        make_tenant(store)
+        stamps = ["2026-01-03", "2026-01-01", "2026-01-02", "2026-01-01"]
+        store.append("acme", [new_event(timestamp=t) for t in stamps]).result()
+        page = store.list_events("acme", EventQuery(after_seq=0, by_seq=True, sort=Sort.ASC))
+        assert [e.seq for e in page.events] == [1, 2, 3]
+        page = store.list_events("acme", EventQuery(by_seq=True, sort=Sort.DESC, limit=2))
+        assert [e.seq for e in page.events] == [3, 2]

@@ -36,7 +36,13 @@ def open_store(url: str, *, integrity: bool = True, sqlite_synchronous: str = "F
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         store: Store = SQLiteStore(path, leaf_function=leaf_fn, synchronous=sqlite_synchronous)
     elif url.startswith(("postgresql:", "postgres:")):
-        raise InvalidInputError("PostgreSQL support is not built yet; use sqlite:///PATH")
+        try:  # psycopg is an optional dependency: only PostgreSQL users install it
+            from trailkeep.storage.postgres import PostgresStore
+        except ImportError as exc:
+            raise InvalidInputError(
+                f"PostgreSQL needs psycopg ({exc}): pip install 'trailkeep[postgres]'"
+            ) from None
+        store = PostgresStore(url, leaf_function=leaf_fn)
     else:
         raise InvalidInputError(
             f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."

@@ -1,0 +1,467 @@
+"""The PostgreSQL writer: one thread per process commits every waiting append in one transaction.
+
+Each group transaction first locks the tree heads of the tenants it appends to
+(``SELECT ... FOR UPDATE``, in tenant order so that two processes never deadlock) and reads
+them fresh: the head is never trusted across transactions, because another process sharing the
+database may have appended since. Holding those row locks until ``COMMIT`` is what serializes a
+tenant's sequencing across processes, so two processes can never fork a tree; the primary key
+``(tenant_id, seq)`` would refuse a fork even if they tried.
+
+The fast path sequences every job of the group in memory, then writes all their events and
+tree nodes with one ``COPY`` each. If any job fails there, the transaction is rolled back and
+the group is redone with a ``SAVEPOINT`` per job, so that a failing job fails alone, as in the
+SQLite backend. Futures are resolved only after the server has answered ``COMMIT``.
+
+Round trips are few on purpose (``BEGIN``, the locks and the idempotency lookups go in one
+pipeline; the head updates and ``COMMIT`` in another): each wait on the socket hands the GIL to
+the request threads, and getting it back can take a whole switch interval while they are busy,
+all of it with the tenant locked against every other process.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool
+
+from trailkeep.errors import NotFoundError, StorageError, TrailkeepError, UnavailableError
+from trailkeep.model.event import NewEvent, StoredEvent
+from trailkeep.query.fulltext import search_document
+from trailkeep.storage._postgres_common import EVENT_FIELDS, log, pg_row, pg_text, translate
+from trailkeep.storage.base import Appended
+from trailkeep.storage.rows import EVENT_COLUMNS, event_row
+from trailkeep.storage.tree import LeafFunction, TreeHead, append_leaves
+
+__all__ = ["COPY_AT_LEAST", "MAX_GROUP_EVENTS", "AppendJob", "Connection", "GroupWriter"]
+
+#: How many events one group commit may take before it commits and starts the next.
+MAX_GROUP_EVENTS: Final = 5_000
+#: Groups of fewer events are inserted in the same pipeline as the COMMIT (one round trip for
+#: the whole group); larger ones go by COPY, which costs two round trips per table but far
+#: less server work per row.
+COPY_AT_LEAST: Final = 100
+#: The writer keeps its connection between groups, but gives it back to the pool (which checks
+#: it before lending it again) after this long idle or this long held.
+_IDLE_RECHECK: Final = 1.0
+_HOLD_AT_MOST: Final = 60.0
+
+#: The events columns the writer fills: the shared row, then the full-text document.
+_COLUMNS: Final = (*EVENT_COLUMNS, "search_message", "search_fields")
+_NOT_TEXT: Final = {"seq": "int8", "body": "bytea", "salts": "bytea", "leaf_hash": "bytea"}
+_EVENT_TYPES: Final = [_NOT_TEXT.get(c, "text") for c in _COLUMNS]
+_SEQ: Final = _COLUMNS.index("seq")
+_LEAF: Final = _COLUMNS.index("leaf_hash")
+_COPY_EVENTS: Final = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_INSERT_EVENT: Final = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608
+    ", ".join(_COLUMNS), ", ".join(["%s"] * len(_COLUMNS))
+)
+_INSERT_NODE: Final = "INSERT INTO tree_nodes (tenant_id, level, idx, hash) VALUES (%s, %s, %s, %s)"
+_COPY_NODES: Final = "COPY tree_nodes (tenant_id, level, idx, hash) FROM STDIN (FORMAT BINARY)"
+_NODE_TYPES: Final = ["text", "int2", "int8", "bytea"]
+_LOCK_HEADS: Final = (
+    "SELECT tenant_id, size, frontier FROM tree_heads"
+    " WHERE tenant_id = ANY(%s) ORDER BY tenant_id FOR UPDATE"
+)
+_FIND_KEYS: Final = (
+    f"SELECT idempotency_key, {EVENT_FIELDS} FROM events"  # noqa: S608 - fixed column names
+    " WHERE tenant_id = %s AND idempotency_key = ANY(%s)"
+)
+_UPDATE_HEAD: Final = "UPDATE tree_heads SET size = %s, frontier = %s WHERE tenant_id = %s"
+
+Connection = psycopg.Connection[Any]
+_Result = list[Appended] | TrailkeepError
+
+
+@dataclass(slots=True)
+class AppendJob:
+    tenant_id: str
+    events: Sequence[NewEvent]
+    #: Runs first, in the job's transaction: a change that must commit with the events.
+    before: Callable[[Connection], None] | None = None
+    future: Future[list[Appended]] = field(default_factory=Future)
+    #: Each event's row with ``seq`` and leaf still to fill in, made before locking anything.
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Rows waiting for ``COPY``, and the idempotency keys they carry."""
+
+    events: list[Sequence[Any]] = field(default_factory=list)
+    nodes: list[tuple[str, int, int, bytes]] = field(default_factory=list)
+    keys: dict[tuple[str, str], StoredEvent] = field(default_factory=dict)
+
+
+class _Isolate(Exception):
+    """A job failed on the fast path: redo the group with a savepoint per job."""
+
+
+def _resolve(job: AppendJob, result: list[Appended] | BaseException) -> None:
+    try:
+        if isinstance(result, BaseException):
+            job.future.set_exception(result)
+        else:
+            job.future.set_result(result)
+    except InvalidStateError:
+        pass  # the caller gave up waiting (cancelled); the outcome stands either way
+
+
+class GroupWriter:
+    """The queue and thread that turn appends into group-committed transactions.
+
+    Args:
+        pool: connections in autocommit mode (transactions are explicit), READ COMMITTED.
+        leaf_function: computes each event's leaf hash once its ``seq`` is known, or None.
+        timeout: seconds to wait for a connection before failing the group as unavailable.
+    """
+
+    def __init__(
+        self, pool: ConnectionPool[Connection], leaf_function: LeafFunction | None, timeout: float
+    ) -> None:
+        self._pool = pool
+        self._leaf_function = leaf_function
+        self._timeout = timeout
+        self._queue: queue.SimpleQueue[AppendJob | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._conn: Connection | None = None
+        self._taken = self._used = 0.0
+
+    def submit(self, job: AppendJob) -> Future[list[Appended]]:
+        with self._lock:
+            if self._closed:
+                raise UnavailableError("the store is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="postgres-writer", daemon=True
+                )
+                self._thread.start()
+            self._queue.put(job)
+        return job.future
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the thread."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    # -- the loop and its connection -------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                job = self._queue.get()
+                if job is None:
+                    return
+                jobs, count, stop = [job], len(job.events), False
+                while count < MAX_GROUP_EVENTS:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    jobs.append(more)
+                    count += len(more.events)
+                self._commit(jobs)
+                if stop:
+                    return
+        finally:
+            self._release()
+
+    def _connection(self) -> Connection:
+        now = time.monotonic()
+        if self._conn is not None and (
+            self._conn.closed
+            or now - self._used > _IDLE_RECHECK
+            or now - self._taken > _HOLD_AT_MOST
+        ):
+            self._release()
+        if self._conn is None:
+            self._conn = self._pool.getconn(timeout=self._timeout)
+            self._taken = now
+        self._used = now
+        return self._conn
+
+    def _release(self) -> None:
+        """Give the connection back; the pool discards it if broken and reconnects."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool.putconn(conn)
+
+    def _abandon(self, conn: Connection) -> None:
+        """Roll back whatever the failed group left open, or drop a broken connection."""
+        try:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+        except psycopg.Error:
+            self._release()
+
+    # -- one group -------------------------------------------------------------------------
+
+    def _commit(self, jobs: list[AppendJob]) -> None:
+        jobs = [job for job in jobs if self._prepare(job)]
+        if not jobs:
+            return
+        try:
+            try:
+                results = self._transaction(jobs, isolate=False)
+            except _Isolate as why:
+                log.info("redoing a group of %d appends job by job: %s", len(jobs), why)
+                results = self._transaction(jobs, isolate=True)
+        except Exception as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                self._release()
+            error = translate(exc, "append")
+            if isinstance(error, UnavailableError):
+                error = UnavailableError(f"{error.message}; the append was not acknowledged")
+            for job in jobs:
+                _resolve(job, error)
+            return
+        for job, result in zip(jobs, results, strict=True):
+            _resolve(job, result)
+
+    def _prepare(self, job: AppendJob) -> bool:
+        """Build the job's rows outside the locks; False (and the job failed) if that fails."""
+        try:
+            job.rows = [event_template(job.tenant_id, event) for event in job.events]
+        except Exception as exc:
+            _resolve(job, translate(exc, "append"))
+            return False
+        return True
+
+    def _transaction(self, jobs: list[AppendJob], *, isolate: bool) -> list[_Result]:
+        conn = self._connection()
+        try:
+            heads, known = _begin(conn, jobs, find_keys=not isolate)
+            start = dict(heads)
+            late = _Pending()  # a small group's rows, sent with the COMMIT
+            if isolate:
+                results = [self._isolated(conn, job, heads) for job in jobs]
+            else:
+                results = self._together(conn, jobs, heads, known, late)
+            try:
+                _finish(conn, heads, start, late)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                if isolate or not late.events:
+                    raise
+                raise _Isolate(repr(exc)) from exc
+        except BaseException:
+            self._abandon(conn)
+            raise
+        return results
+
+    def _together(
+        self,
+        conn: Connection,
+        jobs: list[AppendJob],
+        heads: dict[str, TreeHead],
+        known: dict[tuple[str, str], StoredEvent],
+        late: _Pending,
+    ) -> list[_Result]:
+        """The fast path: every job sequenced in memory, then one COPY per table (or, for a
+        small group, the rows left in ``late`` to go with the COMMIT)."""
+        pending = late
+        results: list[_Result] = []
+        for job in jobs:
+            try:
+                results.append(self._sequence(conn, job, heads, known, pending))
+            except psycopg.OperationalError:
+                raise
+            except TrailkeepError as exc:
+                if job.before is not None:  # it may have written: only a savepoint undoes it
+                    raise _Isolate(exc.message) from exc
+                results.append(exc)  # nothing of it was written, nor its head moved
+            except Exception as exc:
+                raise _Isolate(repr(exc)) from exc
+        if len(pending.events) < COPY_AT_LEAST:
+            return results
+        try:
+            _copy(conn, pending)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            raise _Isolate(repr(exc)) from exc
+        pending.events.clear()
+        pending.nodes.clear()
+        return results
+
+    def _isolated(self, conn: Connection, job: AppendJob, heads: dict[str, TreeHead]) -> _Result:
+        """The careful path: one job in its own savepoint, failing alone."""
+        before = heads.get(job.tenant_id)
+        try:
+            with conn.transaction():
+                pending = _Pending()
+                known = _found(conn, _wanted_keys([job]))
+                result = self._sequence(conn, job, heads, known, pending)
+                if len(pending.events) < COPY_AT_LEAST:
+                    _insert(conn, pending)
+                else:
+                    _copy(conn, pending)
+                return result
+        except psycopg.OperationalError:
+            raise
+        except Exception as exc:
+            if before is not None:
+                heads[job.tenant_id] = before
+            return translate(exc, "append")
+
+    def _sequence(
+        self,
+        conn: Connection,
+        job: AppendJob,
+        heads: dict[str, TreeHead],
+        known: dict[tuple[str, str], StoredEvent],
+        pending: _Pending,
+    ) -> list[Appended]:
+        """Give each new event of a job its ``seq`` and leaf; replay reused idempotency keys.
+
+        Moves the tenant's head and adds the job's rows to ``pending`` only once the whole
+        job has succeeded.
+        """
+        tenant_id = job.tenant_id
+        head = heads.get(tenant_id)
+        if head is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        if job.before is not None:
+            job.before(conn)
+        leaf_fn = self._leaf_function
+        out: list[Appended] = []
+        by_key: dict[str, Appended] = {}  # the first event of this job with each key
+        rows: list[Sequence[Any]] = []
+        leaves: list[bytes] = []
+        for event, template in zip(job.events, job.rows, strict=True):
+            key = event.idempotency_key
+            if key is not None:
+                if key in by_key:
+                    out.append(Appended(by_key[key].event, replayed=True))
+                    continue
+                prior = known.get((tenant_id, pg_text(key))) or pending.keys.get((tenant_id, key))
+                if prior is not None:
+                    by_key[key] = Appended(prior, replayed=True)
+                    out.append(by_key[key])
+                    continue
+            seq = head.size + len(rows)
+            leaf = leaf_fn(tenant_id, seq, event) if leaf_fn is not None else None
+            row = list(template)
+            row[_SEQ] = seq
+            row[_LEAF] = leaf
+            rows.append(row)
+            if leaf is not None:
+                leaves.append(leaf)
+            stored = StoredEvent(tenant_id, seq, event.id, event.received_at, event.content, leaf)
+            appended = Appended(stored, replayed=False)
+            if key is not None:
+                by_key[key] = appended
+            out.append(appended)
+        if rows:
+            if leaf_fn is None:
+                heads[tenant_id] = head.grown_without_tree(len(rows))
+            else:
+                heads[tenant_id], nodes = append_leaves(head, leaves)
+                pending.nodes.extend((tenant_id, level, idx, h) for level, idx, h in nodes)
+            pending.events.extend(rows)
+        for key, appended in by_key.items():
+            if not appended.replayed:
+                pending.keys[(tenant_id, key)] = appended.event
+        return out
+
+
+def event_template(tenant_id: str, event: NewEvent) -> tuple[Any, ...]:
+    """An event's row (``_COLUMNS``) with ``seq`` and the leaf hash left to fill in."""
+    text = search_document(event.content)
+    return pg_row((*event_row(tenant_id, 0, event, None), text.message, text.fields), event.body)
+
+
+def _wanted_keys(jobs: list[AppendJob]) -> dict[str, list[str]]:
+    """Idempotency keys per tenant, as stored (see ``pg_text``)."""
+    wanted: dict[str, set[str]] = {}
+    for job in jobs:
+        for event in job.events:
+            key = event.idempotency_key
+            if key is not None:
+                wanted.setdefault(job.tenant_id, set()).add(pg_text(key))
+    return {tenant_id: sorted(keys) for tenant_id, keys in wanted.items()}
+
+
+def _found(conn: Connection, wanted: dict[str, list[str]]) -> dict[tuple[str, str], StoredEvent]:
+    """Events already stored under the wanted keys, by (tenant, key as stored)."""
+    found: dict[tuple[str, str], StoredEvent] = {}
+    for tenant_id, keys in wanted.items():
+        for row in conn.execute(_FIND_KEYS, (tenant_id, keys)).fetchall():
+            found[(tenant_id, row[0])] = StoredEvent.from_row(*row[1:])
+    return found
+
+
+def _begin(
+    conn: Connection, jobs: list[AppendJob], *, find_keys: bool
+) -> tuple[dict[str, TreeHead], dict[tuple[str, str], StoredEvent]]:
+    """Open the transaction, lock and read the heads, look up keys: one round trip.
+
+    The lookups run after the locks are granted (a pipeline runs in order), so in READ
+    COMMITTED they see every event another process committed before it let the lock go.
+    """
+    tenants = sorted({job.tenant_id for job in jobs})
+    wanted = _wanted_keys(jobs) if find_keys else {}
+    with conn.pipeline():
+        conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")  # whatever the server default
+        locked = conn.execute(_LOCK_HEADS, (tenants,))
+        finds = [(t, conn.execute(_FIND_KEYS, (t, keys))) for t, keys in wanted.items()]
+    heads = {row[0]: TreeHead.unpack(row[1], row[2]) for row in locked.fetchall()}
+    known = {(t, row[0]): StoredEvent.from_row(*row[1:]) for t, cur in finds for row in cur}
+    return heads, known
+
+
+def _finish(
+    conn: Connection, heads: dict[str, TreeHead], start: dict[str, TreeHead], late: _Pending
+) -> None:
+    """Insert ``late`` rows, store the moved heads and commit, all in one round trip.
+
+    Raises unless the server committed.
+    """
+    changed = [(h.size, h.pack(), t) for t, h in heads.items() if h is not start[t]]
+    with conn.pipeline():
+        _insert(conn, late)
+        if changed:
+            conn.cursor().executemany(_UPDATE_HEAD, changed)
+        done = conn.execute("COMMIT")
+    if done.statusmessage != "COMMIT":  # a failed transaction "commits" as ROLLBACK
+        raise StorageError(f"PostgreSQL answered {done.statusmessage} to COMMIT")
+
+
+def _insert(conn: Connection, pending: _Pending) -> None:
+    """A few rows: one INSERT each, pipelined (inside a pipeline, or as ``executemany``)."""
+    with conn.cursor() as cur:
+        if pending.events:
+            cur.executemany(_INSERT_EVENT, pending.events)
+        if pending.nodes:
+            cur.executemany(_INSERT_NODE, pending.nodes)
+
+
+def _copy(conn: Connection, pending: _Pending) -> None:
+    with conn.cursor() as cur:
+        if pending.events:
+            with cur.copy(_COPY_EVENTS) as copy:
+                copy.set_types(_EVENT_TYPES)
+                for row in pending.events:
+                    copy.write_row(row)
+        if pending.nodes:
+            with cur.copy(_COPY_NODES) as copy:
+                copy.set_types(_NODE_TYPES)
+                for node in pending.nodes:
+                    copy.write_row(node)

@@ -1,0 +1,121 @@
+"""The PostgreSQL schema, as ordered migrations; each runs in its own transaction.
+
+It mirrors ``sqlite_schema.py`` table for table and index for index. Text columns use the
+``"C"`` collation so that ordering and comparisons are bytewise, as in SQLite: timestamps are
+fixed-width strings, so text order is time order whatever the database's locale.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS", "MIGRATION_LOCK"]
+
+#: The ``pg_advisory_xact_lock`` key every process takes while it migrates, so that two
+#: servers starting at once apply each migration exactly once ("trailkeep" in ASCII, cut).
+MIGRATION_LOCK: Final = 0x747261696C6B65
+
+#: (version, name, statements). Append only: a shipped migration never changes.
+MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
+    (
+        1,
+        "tenants, keys, events, tree",
+        [
+            """CREATE TABLE tenants (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                created_at TEXT COLLATE "C" NOT NULL,
+                settings TEXT NOT NULL DEFAULT '{}'
+            )""",
+            """CREATE TABLE api_keys (
+                client_id TEXT COLLATE "C" PRIMARY KEY,
+                secret_hash TEXT NOT NULL,
+                tenant_id TEXT COLLATE "C" REFERENCES tenants(id),
+                role TEXT NOT NULL,
+                name TEXT NOT NULL DEFAULT '',
+                created_at TEXT COLLATE "C" NOT NULL,
+                revoked_at TEXT COLLATE "C"
+            )""",
+            "CREATE INDEX api_keys_tenant ON api_keys(tenant_id)",
+            # The head of each tenant's log: its size and the compact-range frontier. Writers
+            # lock this row (SELECT ... FOR UPDATE) for the whole transaction that appends to
+            # the tenant, which is what serializes sequencing across server processes.
+            """CREATE TABLE tree_heads (
+                tenant_id TEXT COLLATE "C" PRIMARY KEY REFERENCES tenants(id),
+                size BIGINT NOT NULL,
+                frontier BYTEA NOT NULL
+            )""",
+            """CREATE TABLE events (
+                tenant_id TEXT COLLATE "C" NOT NULL,
+                seq BIGINT NOT NULL,
+                id TEXT COLLATE "C" NOT NULL,
+                received_at TEXT COLLATE "C" NOT NULL,
+                ts TEXT COLLATE "C" NOT NULL,
+                action TEXT COLLATE "C" NOT NULL,
+                category TEXT COLLATE "C",
+                outcome TEXT COLLATE "C" NOT NULL,
+                actor_id TEXT COLLATE "C",
+                actor_email TEXT COLLATE "C",
+                actor_type TEXT COLLATE "C",
+                target_id TEXT COLLATE "C",
+                target_type TEXT COLLATE "C",
+                source_ip TEXT COLLATE "C",
+                client_id TEXT COLLATE "C",
+                session_id TEXT COLLATE "C",
+                request_id TEXT COLLATE "C",
+                trace_id TEXT COLLATE "C",
+                idempotency_key TEXT COLLATE "C",
+                body BYTEA NOT NULL,
+                salts BYTEA,
+                leaf_hash BYTEA,
+                redactions BYTEA,
+                CONSTRAINT events_seq PRIMARY KEY (tenant_id, seq)
+            )""",
+            "CREATE UNIQUE INDEX events_id ON events(id)",
+            "CREATE INDEX events_ts ON events(tenant_id, ts, id)",
+            # Filter indexes end in (ts, id), so a filtered page is one ordered index walk.
+            "CREATE INDEX events_action ON events(tenant_id, action, ts, id)",
+            "CREATE INDEX events_actor ON events(tenant_id, actor_id, ts, id)",
+            "CREATE INDEX events_target ON events(tenant_id, target_id, ts, id)",
+            "CREATE UNIQUE INDEX events_idem ON events(tenant_id, idempotency_key)"
+            " WHERE idempotency_key IS NOT NULL",
+            "CREATE INDEX events_session ON events(tenant_id, session_id)"
+            " WHERE session_id IS NOT NULL",
+            "CREATE INDEX events_request ON events(tenant_id, request_id)"
+            " WHERE request_id IS NOT NULL",
+            "CREATE INDEX events_trace ON events(tenant_id, trace_id) WHERE trace_id IS NOT NULL",
+            # Complete subtrees above the leaves (level >= 1); leaves live in events.leaf_hash.
+            """CREATE TABLE tree_nodes (
+                tenant_id TEXT COLLATE "C" NOT NULL,
+                level SMALLINT NOT NULL,
+                idx BIGINT NOT NULL,
+                hash BYTEA NOT NULL,
+                PRIMARY KEY (tenant_id, level, idx)
+            )""",
+            """CREATE TABLE checkpoints (
+                tenant_id TEXT COLLATE "C" NOT NULL,
+                size BIGINT NOT NULL,
+                root_hash BYTEA NOT NULL,
+                note TEXT NOT NULL,
+                signed_at TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (tenant_id, size)
+            )""",
+        ],
+    ),
+    (
+        2,
+        "full-text index",
+        [
+            # The text of trailkeep.query.fulltext.search_document, written by the writer with
+            # the event and rewritten by redaction; the vector is computed by the database.
+            # Weights and configuration as trailkeep.query.fulltext.TsVector reads them.
+            """ALTER TABLE events
+                ADD COLUMN search_message TEXT,
+                ADD COLUMN search_fields TEXT,
+                ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (
+                    setweight(to_tsvector('simple'::regconfig, coalesce(search_message, '')), 'A')
+                    || setweight(to_tsvector('simple'::regconfig, coalesce(search_fields, '')), 'B')
+                ) STORED""",
+            "CREATE INDEX events_search ON events USING gin (search_vector)",
+        ],
+    ),
+]
