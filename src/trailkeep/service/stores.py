@@ -47,5 +47,9 @@ def open_store(url: str, *, integrity: bool = True, sqlite_synchronous: str = "F
         raise InvalidInputError(
             f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."
         )
-    store.migrate()
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
     return store
