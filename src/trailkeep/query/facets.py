@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from trailkeep.query.filters import EventQuery, SqlFragment, where_clause
@@ -84,3 +85,113 @@ def histogram_sql(tenant_id: str, query: EventQuery, bucket: str) -> SqlFragment
         f" WHERE {where.sql} GROUP BY b ORDER BY b",
         where.params,
     )
+
+
+# -- rollups ----------------------------------------------------------------------------------
+#
+# Counting a million rows per request is too slow, so the writer keeps running counts in
+# ``facet_counts``: per dimension, value and *day* and *hour* (the period's length tells which),
+# and per hour for the total (dimension ``_hour``, value ""). A facet request whose selection
+# is only a time range reads whole days, then whole hours, from the rollups and counts just the
+# partial hours at its edges from the events.
+
+#: Dimension name of the per-hour totals in ``facet_counts``.
+HOUR_TOTAL: Final = "_hour"
+#: Columns of a rollup row.
+ROLLUP_COLUMNS: Final = ("tenant_id", "dim", "period", "value", "n")
+
+
+def rollup_counts(
+    tenant_id: str, rows: list[dict[str, str | None]]
+) -> list[tuple[str, str, str, str, int]]:
+    """Rollup increments for new events, given each one's ``ts`` and dimension columns."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        ts = row["ts"]
+        assert ts is not None
+        day, hour = ts[:10], ts[:13]
+        key = (HOUR_TOTAL, hour, "")
+        counts[key] = counts.get(key, 0) + 1
+        for name, column in DIMENSIONS.items():
+            value = row[column]
+            if value is not None:
+                for period in (day, hour):
+                    key = (name, period, value)
+                    counts[key] = counts.get(key, 0) + 1
+    return [(tenant_id, dim, period, value, n) for (dim, period, value), n in counts.items()]
+
+
+def rollup_only(query: EventQuery) -> bool:
+    """Whether a query is a plain time range, which the rollups can answer."""
+    return not (
+        query.filters
+        or query.search is not None
+        or query.after is not None
+        or query.max_seq is not None
+        or query.after_seq is not None
+    )
+
+
+def _next(prefix: str) -> str:
+    """The period after a day (``YYYY-MM-DD``) or an hour (``YYYY-MM-DDTHH``) prefix."""
+    if len(prefix) == 10:
+        moment = datetime.strptime(prefix, "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=1)
+        return moment.strftime("%Y-%m-%d")
+    moment = datetime.strptime(prefix, "%Y-%m-%dT%H").replace(tzinfo=UTC) + timedelta(hours=1)
+    return moment.strftime("%Y-%m-%dT%H")
+
+
+def _start_of(prefix: str) -> str:
+    """The fixed-width timestamp at which a day or hour prefix begins."""
+    return prefix + ("T00:00:00.000000Z" if len(prefix) == 10 else ":00:00.000000Z")
+
+
+@dataclass(frozen=True, slots=True)
+class RollupPlan:
+    """Whole periods ``[first, last)`` from the rollups (None: unbounded), and the partial
+    edges as time ranges counted from the events."""
+
+    first: str | None
+    last: str | None
+    edges: list[tuple[str | None, str | None]]
+
+
+def plan(start: str | None, end: str | None, width: int) -> RollupPlan | None:
+    """Split ``[start, end)`` into whole periods of ``width`` characters and partial edges.
+
+    Returns None when the range holds no whole period (count it from the events).
+    """
+    first = None if start is None else start[:width]
+    if start is not None and first is not None and start != _start_of(first):
+        first = _next(first)
+    last = None if end is None else end[:width]
+    if first is not None and last is not None and first >= last:
+        return None
+    edges: list[tuple[str | None, str | None]] = []
+    if start is not None and first is not None and start < _start_of(first):
+        edges.append((start, _start_of(first)))
+    if end is not None and last is not None and _start_of(last) < end:
+        edges.append((_start_of(last), end))
+    return RollupPlan(first, last, edges)
+
+
+def rollup_sql(
+    tenant_id: str, dim: str, first: str | None, last: str | None, width: int
+) -> SqlFragment:
+    """Summed rollup counts of one dimension over whole periods ``[first, last)`` of
+    ``width`` characters (10: days, 13: hours)."""
+    sql = (
+        "SELECT value, sum(n) FROM facet_counts"
+        " WHERE tenant_id = ? AND dim = ? AND length(period) = ?"
+    )
+    params: list[object] = [tenant_id, dim, width]
+    if first is not None:
+        sql += " AND period >= ?"
+        params.append(first)
+    if last is not None:
+        sql += " AND period < ?"
+        params.append(last)
+    group = "period" if dim == HOUR_TOTAL else "value"
+    if dim == HOUR_TOTAL:
+        sql = sql.replace("SELECT value,", "SELECT period,")
+    return SqlFragment(sql + f" GROUP BY {group} HAVING sum(n) > 0", tuple(params))

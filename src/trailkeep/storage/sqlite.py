@@ -29,13 +29,20 @@ from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
 from trailkeep.query.facets import (
     DIMENSIONS,
+    HOUR_TOTAL,
+    ROLLUP_COLUMNS,
     FacetCounts,
+    RollupPlan,
     bucket_width,
     dimension_sql,
     histogram_sql,
+    plan,
+    rollup_counts,
+    rollup_only,
+    rollup_sql,
     span_sql,
 )
-from trailkeep.query.filters import EventQuery, order_clause, where_clause
+from trailkeep.query.filters import EventQuery, SqlFragment, order_clause, where_clause
 from trailkeep.query.fulltext import search_document
 from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
@@ -349,6 +356,10 @@ class SQLiteStore(Store):
 
     def facets(self, tenant_id: str, query: EventQuery, top: int) -> FacetCounts:
         def run(conn: sqlite3.Connection) -> FacetCounts:
+            if rollup_only(query):
+                counts = _facets_from_rollups(conn, tenant_id, query, top)
+                if counts is not None:
+                    return counts
             span = span_sql(tenant_id, query)
             total, first, last = conn.execute(span.sql, span.params).fetchone()
             if not total:
@@ -527,9 +538,14 @@ class SQLiteStore(Store):
 
         text = search_document(content)
 
+        columns = ", ".join(_ROLLUP_AT)
+        before_sql = f"SELECT {columns} FROM events WHERE id = ? AND tenant_id = ?"  # noqa: S608
+
         def update(conn: sqlite3.Connection) -> None:
-            if conn.execute(sql, params).rowcount == 0:
+            old = conn.execute(before_sql, (event_id, tenant_id)).fetchone()
+            if old is None or conn.execute(sql, params).rowcount == 0:
                 raise NotFoundError(f"no event {event_id!r} in this tenant")
+            _adjust_rollups(conn, tenant_id, dict(zip(_ROLLUP_AT, old, strict=True)), derived)
             conn.execute(
                 "UPDATE events_fts SET message = ?, fields = ? WHERE rowid ="
                 " (SELECT row_id FROM events WHERE id = ? AND tenant_id = ?)",
@@ -708,6 +724,7 @@ class SQLiteStore(Store):
             )
         _insert_many(conn, "events", ("row_id", *EVENT_COLUMNS), rows)
         _insert_many(conn, "events_fts", ("rowid", "message", "fields"), texts)
+        _add_rollups(conn, tenant_id, [{c: r[i + 1] for c, i in _ROLLUP_AT.items()} for r in rows])
         if leaf_fn is None:
             return head.grown_without_tree(len(fresh))
         new_head, nodes = append_leaves(head, leaves)
@@ -726,13 +743,18 @@ _MAX_VARIABLES = 30_000
 
 
 @functools.cache
-def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int, suffix: str = "") -> str:
     row = "(" + ", ".join("?" * len(columns)) + ")"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)  # noqa: S608
+    values = ", ".join([row] * rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{suffix}"  # noqa: S608
 
 
 def _insert_many(
-    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+    conn: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    suffix: str = "",
 ) -> None:
     """Insert rows with multi-row ``INSERT`` statements rather than ``executemany``.
 
@@ -743,7 +765,85 @@ def _insert_many(
     per_statement = max(1, _MAX_VARIABLES // len(columns))
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
-        conn.execute(_insert_sql(table, columns, len(chunk)), [v for r in chunk for v in r])
+        sql = _insert_sql(table, columns, len(chunk), suffix)
+        conn.execute(sql, [v for r in chunk for v in r])
+
+
+_ROLLUP_UPSERT = " ON CONFLICT (tenant_id, dim, period, value) DO UPDATE SET n = n + excluded.n"
+#: Positions in ``event_row`` of the columns the facet rollups count.
+_ROLLUP_AT = {c: EVENT_COLUMNS.index(c) for c in ("ts", *DIMENSIONS.values())}
+
+
+def _add_rollups(
+    conn: sqlite3.Connection, tenant_id: str, rows: list[dict[str, str | None]]
+) -> None:
+    counts = rollup_counts(tenant_id, rows)
+    if counts:
+        _insert_many(conn, "facet_counts", ROLLUP_COLUMNS, counts, _ROLLUP_UPSERT)
+
+
+def _count(conn: sqlite3.Connection, sql: SqlFragment, into: dict[str, int]) -> None:
+    for key, n in conn.execute(sql.sql, sql.params):
+        into[key] = into.get(key, 0) + n
+
+
+def _facets_from_rollups(
+    conn: sqlite3.Connection, tenant_id: str, query: EventQuery, top: int
+) -> FacetCounts | None:
+    """Facets of a plain time range: whole days and hours from the rollups, the partial
+    edges from the events. None when the range is too short to gain from rollups."""
+    hours = plan(query.start, query.end, 13)
+    days = plan(query.start, query.end, 10)
+    if hours is None or days is None:
+        return None
+    per_hour: dict[str, int] = {}
+    _count(conn, rollup_sql(tenant_id, HOUR_TOTAL, hours.first, hours.last, 13), per_hour)
+    for start, end in hours.edges:
+        _count(conn, histogram_sql(tenant_id, EventQuery(start=start, end=end), "hour"), per_hour)
+    total = sum(per_hour.values())
+    if not total:
+        return FacetCounts(0, {name: [] for name in DIMENSIONS})
+    bucket = bucket_width(min(per_hour) + ":00:00.000000Z", max(per_hour) + ":59:59.999999Z")
+    if bucket == "minute":
+        return None
+    width = {"hour": 13, "day": 10, "month": 7}[bucket]
+    histogram: dict[str, int] = {}
+    for hour, n in per_hour.items():
+        histogram[hour[:width]] = histogram.get(hour[:width], 0) + n
+    dimensions = {}
+    for name in DIMENSIONS:
+        values: dict[str, int] = {}
+        _count(conn, rollup_sql(tenant_id, name, days.first, days.last, 10), values)
+        for start, end in days.edges:  # whole hours of the edge days, then partial hours
+            inner = plan(start, end, 13)
+            if inner is None:
+                inner = RollupPlan("", "", [(start, end)])
+            else:
+                _count(conn, rollup_sql(tenant_id, name, inner.first, inner.last, 13), values)
+            for edge_start, edge_end in inner.edges:
+                edge = EventQuery(start=edge_start, end=edge_end)
+                _count(conn, dimension_sql(tenant_id, edge, name, 2**31), values)
+        ranked = sorted(values.items(), key=lambda item: (-item[1], item[0]))
+        dimensions[name] = [(v, n) for v, n in ranked[:top] if n > 0]
+    return FacetCounts(total, dimensions, bucket, sorted(histogram.items()))
+
+
+def _adjust_rollups(
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    old: dict[str, Any],
+    new: dict[str, Any],
+) -> None:
+    """Move an erased value's count out of the facet rollups (it now reads as NULL)."""
+    day = str(old["ts"])[:10]
+    for name, column in DIMENSIONS.items():
+        if old[column] != new[column]:
+            for value, delta in ((old[column], -1), (new[column], 1)):
+                if value is not None:
+                    conn.execute(
+                        _insert_sql("facet_counts", ROLLUP_COLUMNS, 1, _ROLLUP_UPSERT),
+                        (tenant_id, name, day, value, delta),
+                    )
 
 
 def _redacted_event(event_id: str, content: dict[str, Any], salts: dict[str, bytes]) -> NewEvent:

@@ -106,4 +106,53 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             "message, fields, tokenize = 'unicode61 remove_diacritics 2')",
         ],
     ),
+    (
+        3,
+        "facet rollups",
+        [
+            # Running counts per dimension, value and day or hour, and per hour (dimension
+            # '_hour'), kept by the writer with the events (trailkeep.query.facets).
+            """CREATE TABLE facet_counts (
+                tenant_id TEXT NOT NULL,
+                dim TEXT NOT NULL,
+                period TEXT NOT NULL,
+                value TEXT NOT NULL,
+                n INTEGER NOT NULL,
+                PRIMARY KEY (tenant_id, dim, period, value)
+            ) WITHOUT ROWID""",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'action', substr(ts, 1, 10), action, count(*)"
+            " FROM events WHERE action IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'action', substr(ts, 1, 13), action, count(*)"
+            " FROM events WHERE action IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'category', substr(ts, 1, 10), category, count(*)"
+            " FROM events WHERE category IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'category', substr(ts, 1, 13), category, count(*)"
+            " FROM events WHERE category IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'outcome', substr(ts, 1, 10), outcome, count(*)"
+            " FROM events WHERE outcome IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'outcome', substr(ts, 1, 13), outcome, count(*)"
+            " FROM events WHERE outcome IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'target.type', substr(ts, 1, 10), target_type, count(*)"
+            " FROM events WHERE target_type IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'target.type', substr(ts, 1, 13), target_type, count(*)"
+            " FROM events WHERE target_type IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'actor.id', substr(ts, 1, 10), actor_id, count(*)"
+            " FROM events WHERE actor_id IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'actor.id', substr(ts, 1, 13), actor_id, count(*)"
+            " FROM events WHERE actor_id IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " '_hour', substr(ts, 1, 13), '', count(*)"
+            " FROM events GROUP BY 1, 2, 3, 4",
+        ],
+    ),
 ]
