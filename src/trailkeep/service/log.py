@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from trailkeep.errors import ConflictError, InvalidInputError, NotFoundError, TrailkeepError
@@ -173,7 +174,14 @@ class Checkpointer:
             self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        # Fixed-rate ticks: the time spent signing does not push the next tick back, so an
+        # event waits at most one interval (plus one signing) for its checkpoint.
+        next_tick = time.monotonic() + self._interval
+        while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
+            started = time.monotonic()
+            next_tick += self._interval
+            if next_tick < started:  # fell behind: never sign twice within one interval
+                next_tick = started + self._interval
             try:
                 self._service.sign_pending()
             except TrailkeepError as exc:

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: How many events one group commit may take before it commits and starts the next.
-MAX_GROUP_EVENTS = 5_000
+MAX_GROUP_EVENTS = 2_000
 #: How often the writer refreshes the planner's statistics where they went stale.
 OPTIMIZE_SECONDS = 300.0
 _EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
