@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -12,8 +13,10 @@ __all__ = [
     "DIMENSIONS",
     "FacetCounts",
     "bucket_width",
+    "count_rows",
     "dimension_sql",
     "histogram_sql",
+    "scan_sql",
     "span_sql",
 ]
 
@@ -195,3 +198,40 @@ def rollup_sql(
     if dim == HOUR_TOTAL:
         sql = sql.replace("SELECT value,", "SELECT period,")
     return SqlFragment(sql + f" GROUP BY {group} HAVING sum(n) > 0", tuple(params))
+
+
+def scan_sql(tenant_id: str, query: EventQuery) -> SqlFragment:
+    """Minute and dimension columns of every selected event, for one-pass counting."""
+    where = where_clause(tenant_id, query)
+    columns = ", ".join(DIMENSIONS.values())
+    return SqlFragment(
+        f"SELECT substr(ts, 1, 16), {columns} FROM events WHERE {where.sql}",  # noqa: S608
+        where.params,
+    )
+
+
+def count_rows(rows: Iterable[Sequence[str | None]], top: int) -> FacetCounts:
+    """Facets from ``scan_sql`` rows: one pass over the selection instead of one per facet."""
+    names = list(DIMENSIONS)
+    counters: list[dict[str, int]] = [{} for _ in names]
+    minutes: dict[str, int] = {}
+    total = 0
+    for row in rows:
+        total += 1
+        minute = str(row[0])
+        minutes[minute] = minutes.get(minute, 0) + 1
+        for counter, value in zip(counters, row[1:], strict=True):
+            if value is not None:
+                counter[value] = counter.get(value, 0) + 1
+    if not total:
+        return FacetCounts(0, {name: [] for name in names})
+    bucket = bucket_width(min(minutes) + ":00.000000Z", max(minutes) + ":59.999999Z")
+    width = _BUCKETS[bucket]
+    histogram: dict[str, int] = {}
+    for minute, n in minutes.items():
+        histogram[minute[:width]] = histogram.get(minute[:width], 0) + n
+    dimensions = {
+        name: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        for name, counter in zip(names, counters, strict=True)
+    }
+    return FacetCounts(total, dimensions, bucket, sorted(histogram.items()))

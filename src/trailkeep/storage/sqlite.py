@@ -34,13 +34,14 @@ from trailkeep.query.facets import (
     FacetCounts,
     RollupPlan,
     bucket_width,
+    count_rows,
     dimension_sql,
     histogram_sql,
     plan,
     rollup_counts,
     rollup_only,
     rollup_sql,
-    span_sql,
+    scan_sql,
 )
 from trailkeep.query.filters import EventQuery, SqlFragment, order_clause, where_clause
 from trailkeep.query.fulltext import search_document
@@ -360,18 +361,8 @@ class SQLiteStore(Store):
                 counts = _facets_from_rollups(conn, tenant_id, query, top)
                 if counts is not None:
                     return counts
-            span = span_sql(tenant_id, query)
-            total, first, last = conn.execute(span.sql, span.params).fetchone()
-            if not total:
-                return FacetCounts(0, {name: [] for name in DIMENSIONS})
-            dimensions = {}
-            for name in DIMENSIONS:
-                sql = dimension_sql(tenant_id, query, name, top)
-                dimensions[name] = [(v, n) for v, n in conn.execute(sql.sql, sql.params)]
-            bucket = bucket_width(first, last)
-            sql = histogram_sql(tenant_id, query, bucket)
-            histogram = [(b, n) for b, n in conn.execute(sql.sql, sql.params)]
-            return FacetCounts(total, dimensions, bucket, histogram)
+            scan = scan_sql(tenant_id, query)
+            return count_rows(conn.execute(scan.sql, scan.params), top)
 
         return self._read(run)
 
