@@ -32,11 +32,8 @@ from trailkeep.query.facets import (
     HOUR_TOTAL,
     ROLLUP_COLUMNS,
     FacetCounts,
-    RollupPlan,
     bucket_width,
     count_rows,
-    dimension_sql,
-    histogram_sql,
     plan,
     rollup_counts,
     rollup_only,
@@ -781,16 +778,22 @@ def _count(conn: sqlite3.Connection, sql: SqlFragment, into: dict[str, int]) -> 
 def _facets_from_rollups(
     conn: sqlite3.Connection, tenant_id: str, query: EventQuery, top: int
 ) -> FacetCounts | None:
-    """Facets of a plain time range: whole days and hours from the rollups, the partial
-    edges from the events. None when the range is too short to gain from rollups."""
+    """Facets of a plain time range: whole days, then whole hours, from the rollups; the
+    partial hours at the edges from the events, in one pass each. None when the range is too
+    short to gain from rollups."""
     hours = plan(query.start, query.end, 13)
     days = plan(query.start, query.end, 10)
     if hours is None or days is None:
         return None
+    edges = [
+        count_rows(conn.execute(scan.sql, scan.params), 2**31)
+        for scan in (scan_sql(tenant_id, EventQuery(start=s, end=e)) for s, e in hours.edges)
+    ]
     per_hour: dict[str, int] = {}
     _count(conn, rollup_sql(tenant_id, HOUR_TOTAL, hours.first, hours.last, 13), per_hour)
-    for start, end in hours.edges:
-        _count(conn, histogram_sql(tenant_id, EventQuery(start=start, end=end), "hour"), per_hour)
+    for edge in edges:
+        for minute_prefix, n in edge.histogram:  # a partial hour: minute buckets
+            per_hour[minute_prefix[:13]] = per_hour.get(minute_prefix[:13], 0) + n
     total = sum(per_hour.values())
     if not total:
         return FacetCounts(0, {name: [] for name in DIMENSIONS})
@@ -805,15 +808,13 @@ def _facets_from_rollups(
     for name in DIMENSIONS:
         values: dict[str, int] = {}
         _count(conn, rollup_sql(tenant_id, name, days.first, days.last, 10), values)
-        for start, end in days.edges:  # whole hours of the edge days, then partial hours
+        for start, end in days.edges:  # the whole hours of each partial day
             inner = plan(start, end, 13)
-            if inner is None:
-                inner = RollupPlan("", "", [(start, end)])
-            else:
+            if inner is not None:
                 _count(conn, rollup_sql(tenant_id, name, inner.first, inner.last, 13), values)
-            for edge_start, edge_end in inner.edges:
-                edge = EventQuery(start=edge_start, end=edge_end)
-                _count(conn, dimension_sql(tenant_id, edge, name, 2**31), values)
+        for edge in edges:
+            for value, n in edge.dimensions[name]:
+                values[value] = values.get(value, 0) + n
         ranked = sorted(values.items(), key=lambda item: (-item[1], item[0]))
         dimensions[name] = [(v, n) for v, n in ranked[:top] if n > 0]
     return FacetCounts(total, dimensions, bucket, sorted(histogram.items()))
