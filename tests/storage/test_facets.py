@@ -110,3 +110,19 @@ class TestFacets:
         assert got.total == want["total"] + 1
         counts = dict(got.dimensions["actor.id"])
         assert counts == dict(Counter(e["actor"]["id"] for e in after) + Counter(["tkc_admin"]))
+
+    def test_short_span_counts_minutes(self, store: Store) -> None:
+        """All events in one hour: the histogram is by minute, the counts still exact."""
+        make_tenant(store)
+        events = [
+            {**e, "timestamp": f"2026-11-02T10:{i % 60:02d}:00Z"}
+            for i, e in enumerate(_events(120))
+        ]
+        stored = [
+            a.event.to_wire()
+            for a in store.append("acme", [new_event(**e) for e in events]).result()
+        ]
+        got = store.facets("acme", EventQuery(), 5)
+        want = _expected(stored, None, None)
+        assert (got.total, got.dimensions, got.bucket) == (want["total"], want["dims"], "minute")
+        assert dict(got.histogram) == {f"2026-11-02T10:{m:02d}": 2 for m in range(60)}

@@ -34,6 +34,7 @@ from trailkeep.query.facets import (
     FacetCounts,
     bucket_width,
     count_rows,
+    histogram_sql,
     plan,
     rollup_counts,
     rollup_only,
@@ -798,12 +799,13 @@ def _facets_from_rollups(
     if not total:
         return FacetCounts(0, {name: [] for name in DIMENSIONS})
     bucket = bucket_width(min(per_hour) + ":00:00.000000Z", max(per_hour) + ":59:59.999999Z")
-    if bucket == "minute":
-        return None
-    width = {"hour": 13, "day": 10, "month": 7}[bucket]
     histogram: dict[str, int] = {}
-    for hour, n in per_hour.items():
-        histogram[hour[:width]] = histogram.get(hour[:width], 0) + n
+    if bucket == "minute":  # a short span: minutes from the timestamp index alone
+        _count(conn, histogram_sql(tenant_id, query, bucket), histogram)
+    else:
+        width = {"hour": 13, "day": 10, "month": 7}[bucket]
+        for hour, n in per_hour.items():
+            histogram[hour[:width]] = histogram.get(hour[:width], 0) + n
     dimensions = {}
     for name in DIMENSIONS:
         values: dict[str, int] = {}
