@@ -95,6 +95,10 @@ def serve(
         f"trailkeep serving on http://{host}:{port} (database {database}, {workers} worker(s))"
     )
     err.print(f"checkpoint public key (pin it to verify): {key}", markup=False, highlight=False)
+    # The writer, the checkpointer and the event loop share the GIL; a short switch interval
+    # keeps a thread that wakes from I/O (SQLite releases the GIL on every step) from waiting
+    # up to the default 5 ms each time behind a busy request thread.
+    sys.setswitchinterval(0.0005)
     options = {
         "host": host,
         "port": port,
