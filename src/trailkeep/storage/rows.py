@@ -56,17 +56,17 @@ DERIVED_COLUMNS: Final = EVENT_COLUMNS[4:21]
 _NO_SALT = bytes(SALT_SIZE)
 
 
-def pack_salts(salts: dict[str, bytes], paths: list[str] | None = None) -> bytes | None:
+def pack_salts(salts: dict[str, bytes]) -> bytes | None:
     """Salts in sorted field-path order, 16 bytes each; the paths come back from the body.
 
-    A path without a salt (a redacted field) is packed as zeros, so positions stay aligned.
+    An erased field's salt is passed (and packed) as zeros, so positions stay aligned.
     """
     if not salts:
         return None
-    order = sorted(salts) if paths is None else paths
-    if len(order) == len(salts) and list(salts) == order:  # drawn in path order: the hot path
+    order = sorted(salts)
+    if list(salts) == order:  # drawn in path order: the hot path
         return b"".join(salts.values())
-    return b"".join(salts.get(path, _NO_SALT) for path in order)
+    return b"".join(salts[path] for path in order)
 
 
 def unpack_salts(content: dict[str, Any], packed: bytes | None) -> dict[str, bytes]:
