@@ -35,6 +35,7 @@ from psycopg_pool import ConnectionPool
 from trailkeep.errors import NotFoundError, StorageError, TrailkeepError, UnavailableError
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.query.fulltext import search_document
+from trailkeep.storage._groups import take_group
 from trailkeep.storage._postgres_common import EVENT_FIELDS, log, pg_row, pg_text, translate
 from trailkeep.storage.base import Appended
 from trailkeep.storage.rows import EVENT_COLUMNS, event_row
@@ -162,21 +163,9 @@ class GroupWriter:
     def _loop(self) -> None:
         try:
             while True:
-                job = self._queue.get()
-                if job is None:
-                    return
-                jobs, count, stop = [job], len(job.events), False
-                while count < MAX_GROUP_EVENTS:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stop = True
-                        break
-                    jobs.append(more)
-                    count += len(more.events)
-                self._commit(jobs)
+                jobs, stop = take_group(self._queue, MAX_GROUP_EVENTS)
+                if jobs:
+                    self._commit(jobs)
                 if stop:
                     return
         finally:

@@ -43,6 +43,7 @@ from trailkeep.query.facets import (
 )
 from trailkeep.query.filters import EventQuery, SqlFragment, order_clause, where_clause
 from trailkeep.query.fulltext import search_document
+from trailkeep.storage._groups import take_group
 from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
 from trailkeep.storage.sqlite_schema import MIGRATIONS
@@ -562,21 +563,9 @@ class SQLiteStore(Store):
     def _write_loop(self) -> None:
         next_optimize = time.monotonic() + OPTIMIZE_SECONDS
         while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            jobs, count, stop = [job], len(job.events), False
-            while count < MAX_GROUP_EVENTS:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                jobs.append(more)
-                count += len(more.events)
-            self._commit_group(jobs)
+            jobs, stop = take_group(self._queue, MAX_GROUP_EVENTS)
+            if jobs:
+                self._commit_group(jobs)
             if time.monotonic() > next_optimize:
                 self._optimize()
                 next_optimize = time.monotonic() + OPTIMIZE_SECONDS
