@@ -29,13 +29,12 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
-import signal
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
+
+from _main import run_benchmark
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -422,30 +421,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    # Also when started in the background, where a shell may have set SIGINT to be ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    bench = Bench(args)
-    started = time.monotonic()
-    status = 0
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        status = 130
-    except Exception as exc:
-        print(f"\nbenchmark failed: {exc!r}", file=sys.stderr)
-        status = 1
-    finally:
-        bench.cleanup()
-    print(f"total {time.monotonic() - started:.0f} s")
-    return status
+    return run_benchmark(Bench(parse_args(argv)))
 
 
 if __name__ == "__main__":

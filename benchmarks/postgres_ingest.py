@@ -39,6 +39,8 @@ from typing import Any
 
 import psycopg
 
+from _main import run_benchmark
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.pg starts PostgreSQL
 
@@ -331,21 +333,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = Bench(parse_args(argv))
-    started = time.monotonic()
-    status = 0
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        status = 130
-    except Exception as exc:
-        print(f"\nbenchmark failed: {exc!r}", file=sys.stderr)
-        status = 1
-    finally:
-        bench.cleanup()
-    print(f"total {time.monotonic() - started:.0f} s")
-    return status
+    return run_benchmark(Bench(parse_args(argv)))
 
 
 if __name__ == "__main__":

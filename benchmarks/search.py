@@ -35,7 +35,6 @@ import argparse
 import contextlib
 import random
 import shutil
-import signal
 import sqlite3
 import statistics
 import sys
@@ -46,10 +45,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
+
+from _main import run_benchmark
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -576,29 +576,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    bench = Bench(args)
-    started = time.monotonic()
-    status = 0
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        status = 130
-    except Exception as exc:
-        print(f"\nbenchmark failed: {exc!r}", file=sys.stderr)
-        status = 1
-    finally:
-        bench.cleanup()
-    print(f"total {time.monotonic() - started:.0f} s")
-    return status
+    return run_benchmark(Bench(parse_args(argv)))
 
 
 if __name__ == "__main__":
