@@ -58,7 +58,7 @@ class Services:
             auth=Authenticator(store),
             log=log,
             redaction=RedactionService(store, limits, integrity=settings.integrity),
-            checkpointer=Checkpointer(log, settings.checkpoint_interval),
+            checkpointer=Checkpointer(log, store, settings.checkpoint_interval),
             streams=streams,
             exports=ExportService(store, log, integrity=settings.integrity),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -60,21 +61,39 @@ class LogService:
 
     def sign_pending(self) -> list[StoredCheckpoint]:
         """Sign a checkpoint for every tenant whose tree grew since its last one."""
-        signed = []
         with self._sign_lock:
-            for tenant_id, head, last in self._store.checkpoint_candidates():
-                try:
-                    checkpoint = self._sign(tenant_id, head, last)
-                except TrailkeepError as exc:
-                    log.critical("not signing a checkpoint for %s: %s", tenant_id, exc.message)
-                    continue
-                if checkpoint is not None:
-                    signed.append(checkpoint)
+            return self._sign_all()
+
+    def try_sign_pending(self) -> list[StoredCheckpoint] | None:
+        """:meth:`sign_pending`, or None at once if another thread is signing.
+
+        The store's writer thread signs this way: it must never wait, since the other signer
+        may be waiting for the writer to store its checkpoint.
+        """
+        if not self._sign_lock.acquire(blocking=False):
+            return None
+        try:
+            return self._sign_all()
+        finally:
+            self._sign_lock.release()
+
+    def _sign_all(self) -> list[StoredCheckpoint]:
+        signed = []
+        for tenant_id, head, last in self._store.checkpoint_candidates():
+            try:
+                checkpoint = self._sign(tenant_id, head, last)
+            except TrailkeepError as exc:
+                log.critical("not signing a checkpoint for %s: %s", tenant_id, exc.message)
+                continue
+            if checkpoint is not None:
+                signed.append(checkpoint)
         return signed
 
     def _sign(
         self, tenant_id: str, head: TreeHead, last: StoredCheckpoint | None
     ) -> StoredCheckpoint | None:
+        if last is not None and last.size >= head.size:
+            return None  # another process signed this far already
         root = head.root()
         if last is not None:
             # Never sign a head that does not extend the last one: prove it first.
@@ -157,34 +176,58 @@ class LogService:
 
 
 class Checkpointer:
-    """A background thread that signs pending checkpoints every ``interval`` seconds."""
+    """Signs pending checkpoints at most once every ``interval`` seconds.
 
-    def __init__(self, service: LogService, interval: float) -> None:
+    Under load it signs on the store's writer thread, right after the first group commit once
+    an interval has passed (``Store.after_commit``): the events just acknowledged are covered
+    at once and no event waits much longer than one interval. Its own thread signs what is
+    left when writes stop, a quarter interval later than that (under load the writer has
+    signed by then; signing through the writer's queue would wait behind a group commit).
+    Signing from the writer never waits for the sign lock, so a thread signing through the
+    writer's queue (this one, or a request for a tenant's first checkpoint) cannot deadlock it.
+    """
+
+    def __init__(self, service: LogService, store: Store, interval: float) -> None:
         self._service = service
+        self._store = store
         self._interval = interval
+        self._due = time.monotonic() + interval
+        self._due_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
 
     def start(self) -> None:
+        self._store.after_commit = self.sign_if_due
+        self._store.after_commit_due = self._due
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._store.after_commit == self.sign_if_due:
+            self._store.after_commit = None
+            self._store.after_commit_due = math.inf
         if self._thread.is_alive():
             self._thread.join()
 
+    def sign_if_due(self, *, wait: bool = False) -> None:
+        """Sign if an interval has passed since the last signing began."""
+        with self._due_lock:
+            now = time.monotonic()
+            if now < self._due:
+                return
+            due, self._due = self._due, now + self._interval
+            self._store.after_commit_due = self._due
+        try:
+            signed = self._service.sign_pending() if wait else self._service.try_sign_pending()
+            if signed is None:
+                with self._due_lock:  # someone else is signing: let the next commit retry
+                    self._due = self._store.after_commit_due = min(self._due, due)
+        except TrailkeepError as exc:
+            log.error("checkpointing failed, will retry: %s", exc.message)
+        except Exception:
+            log.exception("checkpointing failed, will retry")
+
     def _run(self) -> None:
-        # Fixed-rate ticks: the time spent signing does not push the next tick back, so an
-        # event waits at most one interval (plus one signing) for its checkpoint.
-        next_tick = time.monotonic() + self._interval
-        while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
-            started = time.monotonic()
-            next_tick += self._interval
-            if next_tick < started:  # fell behind: never sign twice within one interval
-                next_tick = started + self._interval
-            try:
-                self._service.sign_pending()
-            except TrailkeepError as exc:
-                log.error("checkpointing failed, will retry: %s", exc.message)
-            except Exception:
-                log.exception("checkpointing failed, will retry")
+        grace = self._interval / 4
+        while not self._stop.wait(max(0.0, self._due + grace - time.monotonic())):
+            self.sign_if_due(wait=True)

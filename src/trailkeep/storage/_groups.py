@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 __all__ = ["take_group"]
@@ -17,17 +17,21 @@ class _Job(Protocol):
 J = TypeVar("J", bound=_Job)
 
 
-def take_group(jobs_in: queue.SimpleQueue[J | None], max_events: int) -> tuple[list[J], bool]:
+def take_group(
+    jobs_in: queue.SimpleQueue[J | None], max_events: int | Callable[[], int]
+) -> tuple[list[J], bool]:
     """Block for one job, then take whatever else is waiting until ``max_events``.
 
+    ``max_events`` may be a function, asked once the first job has arrived.
     Returns the jobs to commit together, and whether the stop sentinel (None) was met: the
     caller commits the group, then stops.
     """
     first = jobs_in.get()
     if first is None:
         return [], True
+    limit = max_events if isinstance(max_events, int) else max_events()
     jobs, count = [first], len(first.events)
-    while count < max_events:
+    while count < limit:
         try:
             more = jobs_in.get_nowait()
         except queue.Empty:

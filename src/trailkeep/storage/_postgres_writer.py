@@ -122,12 +122,18 @@ class GroupWriter:
         pool: connections in autocommit mode (transactions are explicit), READ COMMITTED.
         leaf_function: computes each event's leaf hash once its ``seq`` is known, or None.
         timeout: seconds to wait for a connection before failing the group as unavailable.
+        after_commit: called on the writer thread after each group (``Store.after_commit``).
     """
 
     def __init__(
-        self, pool: ConnectionPool[Connection], leaf_function: LeafFunction | None, timeout: float
+        self,
+        pool: ConnectionPool[Connection],
+        leaf_function: LeafFunction | None,
+        timeout: float,
+        after_commit: Callable[[], None],
     ) -> None:
         self._pool = pool
+        self._after_commit = after_commit
         self._leaf_function = leaf_function
         self._timeout = timeout
         self._queue: queue.SimpleQueue[AppendJob | None] = queue.SimpleQueue()
@@ -166,6 +172,7 @@ class GroupWriter:
                 jobs, stop = take_group(self._queue, MAX_GROUP_EVENTS)
                 if jobs:
                     self._commit(jobs)
+                    self._after_commit()
                 if stop:
                     return
         finally:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import logging
+import math
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -16,6 +18,8 @@ from trailkeep.query.filters import EventQuery
 from trailkeep.storage.tree import TreeHead
 
 __all__ = ["Appended", "Evidence", "Page", "Store", "StoredCheckpoint"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,23 @@ class Store(abc.ABC):
 
     #: The SQL dialect its search queries compile to (``trailkeep.query.compile``).
     dialect: ClassVar[Literal["sqlite", "postgres"]]
+
+    #: Called on the writer thread after each group commit, once its appends are acknowledged
+    #: (the checkpointer signs from here, so a busy log is signed right after a write rather
+    #: than behind the next one). It must never wait for a write queued behind it; the
+    #: store's ``add_checkpoint`` called from it runs at once, on the writer's connection.
+    after_commit: Callable[[], None] | None = None
+    #: When (``time.monotonic()``) ``after_commit`` next has work to do. A writer keeps its
+    #: groups small as that time nears, so the hook does not wait long behind a big group.
+    after_commit_due: float = math.inf
+
+    def _run_after_commit(self) -> None:
+        hook = self.after_commit
+        if hook is not None:
+            try:
+                hook()
+            except Exception:
+                log.exception("the after-commit hook failed; the writer carries on")
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -137,7 +137,7 @@ class PostgresStore(Store):
         except BaseException:
             self._readers.close()
             raise
-        self._writer = GroupWriter(self._writers, leaf_function, timeout)
+        self._writer = GroupWriter(self._writers, leaf_function, timeout, self._run_after_commit)
 
     def _pool(
         self,

@@ -54,6 +54,10 @@ T = TypeVar("T")
 
 #: How many events one group commit may take before it commits and starts the next.
 MAX_GROUP_EVENTS = 2_000
+#: ... and as ``after_commit`` comes due (within ``NEAR_DUE_SECONDS``), so that a checkpoint
+#: is not signed a whole big group late.
+NEAR_DUE_GROUP_EVENTS = 250
+NEAR_DUE_SECONDS = 0.2
 #: How often the writer refreshes the planner's statistics where they went stale.
 OPTIMIZE_SECONDS = 300.0
 _EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
@@ -461,7 +465,13 @@ class SQLiteStore(Store):
             )
             added.append(cur.rowcount == 1)
 
-        self._submit(_AppendJob(checkpoint.tenant_id, [], before=insert)).result()
+        if threading.current_thread() is self._writer:  # from after_commit: no queue to wait on
+            try:
+                insert(self._writer_conn)  # autocommit: a transaction of its own
+            except sqlite3.Error as exc:
+                raise _storage_error(exc) from exc
+        else:
+            self._submit(_AppendJob(checkpoint.tenant_id, [], before=insert)).result()
         return added[0]
 
     def _checkpoint(self, sql: str, params: tuple[Any, ...]) -> StoredCheckpoint | None:
@@ -561,14 +571,19 @@ class SQLiteStore(Store):
     def _write_loop(self) -> None:
         next_optimize = time.monotonic() + OPTIMIZE_SECONDS
         while True:
-            jobs, stop = take_group(self._queue, MAX_GROUP_EVENTS)
+            jobs, stop = take_group(self._queue, self._group_limit)
             if jobs:
                 self._commit_group(jobs)
+                self._run_after_commit()
             if time.monotonic() > next_optimize:
                 self._optimize()
                 next_optimize = time.monotonic() + OPTIMIZE_SECONDS
             if stop:
                 return
+
+    def _group_limit(self) -> int:
+        near = time.monotonic() + NEAR_DUE_SECONDS >= self.after_commit_due
+        return NEAR_DUE_GROUP_EVENTS if near else MAX_GROUP_EVENTS
 
     def _commit_group(self, jobs: list[_AppendJob]) -> None:
         """Write every job in one transaction; a job that fails is rolled back alone."""
