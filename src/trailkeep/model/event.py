@@ -42,6 +42,8 @@ class NewEvent:
         body: ``content`` encoded once, as stored.
         salts: per-field-path salts, empty when integrity is off.
         commitments: per-field-path commitments, empty when integrity is off.
+        leaf_prefix: the leaf input up to its ``seq`` (``commitments.leaf_prefix``), so the
+            writer only appends the position; None when integrity is off or it does not apply.
     """
 
     id: str
@@ -50,6 +52,7 @@ class NewEvent:
     body: bytes
     salts: dict[str, bytes]
     commitments: dict[str, bytes]
+    leaf_prefix: bytes | None = None
 
     @property
     def timestamp(self) -> str:

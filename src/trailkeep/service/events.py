@@ -16,7 +16,7 @@ from trailkeep.errors import (
     TooLargeError,
     ValidationFailedError,
 )
-from trailkeep.model.commitments import commit_all, field_paths, new_salts
+from trailkeep.model.commitments import commit_fields, field_paths, leaf_prefix
 from trailkeep.model.event import OBJECT_FIELDS, NewEvent, StoredEvent
 from trailkeep.model.ids import new_event_id
 from trailkeep.model.signing import SignatureMismatchError, verify_signature
@@ -92,13 +92,12 @@ def prepare_event(
             f"{where} is {len(body)} bytes of JSON; the limit is"
             f" {limits.max_event_bytes} bytes per event"
         )
-    salts: dict[str, bytes] = {}
-    commitments: dict[str, bytes] = {}
-    if integrity:
-        values = field_paths(content)
-        salts = new_salts(sorted(values))  # in path order, as storage packs them
-        commitments = commit_all(values, salts)
-    return NewEvent(new_event_id(), received_at, content, body, salts, commitments)
+    event_id = new_event_id()
+    if not integrity:
+        return NewEvent(event_id, received_at, content, body, {}, {})
+    salts, commitments = commit_fields(field_paths(content))  # in path order, as stored
+    prefix = leaf_prefix(event_id, received_at, commitments)
+    return NewEvent(event_id, received_at, content, body, salts, commitments, prefix)
 
 
 class EventService:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trailkeep.errors import InvalidInputError
-from trailkeep.model.commitments import leaf_hash, leaf_input
+from trailkeep.model.commitments import leaf_hash, leaf_input, leaf_input_from
 from trailkeep.model.event import NewEvent
 from trailkeep.storage.base import Store
 
@@ -14,6 +14,8 @@ __all__ = ["event_leaf", "open_store", "sqlite_path"]
 
 def event_leaf(tenant_id: str, seq: int, event: NewEvent) -> bytes:
     """The RFC 9162 leaf hash of a sequenced event (DESIGN §3)."""
+    if event.leaf_prefix is not None:  # the hot path: the writer only adds the position
+        return leaf_hash(leaf_input_from(event.leaf_prefix, tenant_id, seq))
     return leaf_hash(leaf_input(tenant_id, seq, event.id, event.received_at, event.commitments))
 
 
