@@ -109,6 +109,23 @@ class TestCompactRangeBehaviour:
             cr.extend(iter(batch))
         assert (cr.size, cr.root()) == (1, root)
 
+    @pytest.mark.parametrize("start", [0, 1, 6, 7, 64])
+    def test_absorb_reaches_the_root_of_extend(self, start: int) -> None:
+        leaves = [RFC9162.hash_leaf(leaf_data(i)) for i in range(start + 45)]
+        one, other = CompactRange(RFC9162), CompactRange(RFC9162)
+        one.extend(leaves)
+        other.extend(leaves[:start])
+        other.absorb(iter(leaves[start:]))
+        assert (other.size, other.hashes, other.root()) == (one.size, one.hashes, one.root())
+
+    def test_absorb_is_all_or_nothing(self) -> None:
+        cr = CompactRange(RFC9162)
+        cr.absorb([RFC9162.hash_leaf(b"first")])
+        root = cr.root()
+        with pytest.raises(InvalidInputError, match=r"leaf hash \[1\] must be 32 bytes, got 5"):
+            cr.absorb([RFC9162.hash_leaf(b"a"), b"short"])
+        assert (cr.size, cr.root()) == (1, root)
+
     def test_copy_is_independent(self) -> None:
         cr = CompactRange(RFC9162)
         cr.extend(RFC9162.hash_leaf(leaf_data(i)) for i in range(5))

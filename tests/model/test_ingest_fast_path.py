@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from tests.model.strategies import event_contents, json_values
+
 from trailkeep.errors import ValidationFailedError
 from trailkeep.model.canonical import MAX_SAFE_INTEGER
 from trailkeep.model.commitments import (
@@ -37,9 +37,13 @@ class TestCommitFields:
         try:
             salts, commitments = commit_fields(values)
         except ValidationFailedError as exc:
+            fast_error = exc
+        else:
+            fast_error = None
+        if fast_error is not None:
             with pytest.raises(ValidationFailedError) as general:
                 commit_all(values, {p: bytes(SALT_SIZE) for p in values})
-            assert general.value.message.partition(":")[0] == exc.message.partition(":")[0]
+            assert general.value.message.partition(":")[0] == fast_error.message.partition(":")[0]
             return
         assert list(salts) == sorted(values) == list(commitments)
         assert all(len(s) == SALT_SIZE for s in salts.values())

@@ -100,9 +100,15 @@ def verify_dump_cmd(
     key: KeyOpt,
 ) -> None:
     """Recompute every commitment, leaf and the root of a whole-tenant dump."""
+    columns = (TextColumn(dump.name), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
-        with dump.open("rb") as fh:
-            report = verify_dump(fh, _key(key))
+        with dump.open("rb") as fh, Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("events", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = verify_dump(fh, _key(key), progress)
     except OSError as exc:
         fail(f"cannot read {dump}: {exc}")
     except TrailkeepError as exc:

@@ -148,6 +148,33 @@ class CompactRange:
         self._size = size
         return rows
 
+    def absorb(self, leaf_hashes: Iterable[bytes]) -> None:
+        """Append many leaves in order without reporting the nodes they complete.
+
+        ``extend`` for those who need only the root in the end (a verifier replaying a log):
+        it skips building a row per completed node. All or nothing, like ``extend``.
+
+        Raises:
+            InvalidInputError: a leaf hash is not ``hasher.size`` bytes long.
+        """
+        leaves = leaf_hashes if isinstance(leaf_hashes, list) else list(leaf_hashes)
+        size_ = self._hash_size
+        for position, leaf_hash in enumerate(leaves):
+            if len(leaf_hash) != size_:
+                _check_hash(self._hasher, leaf_hash, f"leaf hash [{position}]")
+        hashes = self._hashes
+        pop, push = hashes.pop, hashes.append
+        hash_children = self._hash_children
+        size = self._size
+        for node in leaves:
+            index = size
+            while index & 1:
+                node = hash_children(pop(), node)
+                index >>= 1
+            push(node)
+            size += 1
+        self._size = size
+
     def root(self) -> bytes:
         """The root hash of the tree ``[0, size)``: the frontier folded from the right."""
         hashes = self._hashes
