@@ -21,9 +21,10 @@ Steps:
 5. the same queries in-process: the SQL each statement ran (captured with a trace callback),
    its time and its ``EXPLAIN QUERY PLAN``, and how many events match;
 6. ingest with and without the full-text index, in-process (``SQLiteStore.append``, the
-   writer alone, durable ``FULL``, 4 jobs in flight as 4 clients would): as shipped; with the
-   ``events_fts`` INSERT skipped (``search_document`` still computed); and the foundation
-   (neither), by patching two module globals of ``trailkeep.storage.sqlite`` in this process.
+   writer alone, durable ``FULL``, 4 jobs in flight as 4 clients would): as shipped; without
+   the covering facet indexes (dropped from the fresh database); with the ``events_fts``
+   INSERT skipped (``search_document`` still computed); and the foundation (neither), by
+   patching two module globals of ``trailkeep.storage.sqlite`` in this process.
 
 Targets print as MET or MISSED; the exit status is non-zero only when the benchmark could
 not run.
@@ -348,27 +349,32 @@ class Bench:
         for e in events[: a.fts_events]:
             sqlite_module.search_document(e.content)
         doc_us = (time.perf_counter() - t0) / a.fts_events * 1e6
-        real_doc, real_insert = sqlite_module.search_document, sqlite_module._insert_many
+        real_doc, real_insert = sqlite_module.search_document, sqlite_module.insert_many
         empty = SearchDocument("", "")
 
         def no_fts_insert(conn: Any, table: str, *args: Any, **kwargs: Any) -> None:
             if table != "events_fts":
                 real_insert(conn, table, *args, **kwargs)
 
-        variants: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
-            "full text (as shipped)": (real_doc, real_insert),
-            "FTS INSERT skipped": (real_doc, no_fts_insert),
-            "foundation (no full text)": (lambda content: empty, no_fts_insert),
+        # name -> (search_document, insert_many, keep the covering facet indexes)
+        variants: dict[str, tuple[Callable[..., Any], Callable[..., Any], bool]] = {
+            "full text (as shipped)": (real_doc, real_insert, True),
+            "no facet indexes": (real_doc, real_insert, False),
+            "FTS INSERT skipped": (real_doc, no_fts_insert, True),
+            "foundation (no full text)": (lambda content: empty, no_fts_insert, True),
         }
         rates: dict[str, list[float]] = {k: [] for k in variants}
         try:
             for rep in range(a.fts_repeats):
                 order = list(variants) if rep % 2 == 0 else list(reversed(variants))
                 for name in order:
-                    sqlite_module.search_document, sqlite_module._insert_many = variants[name]
+                    doc, insert, facet_indexes = variants[name]
+                    sqlite_module.search_document, sqlite_module.insert_many = doc, insert
                     db = self.root / f"fts-{rep}-{len(rates[name])}-{abs(hash(name))}.db"
                     store = open_store(f"sqlite:///{db}", integrity=True)
                     try:
+                        if not facet_indexes:
+                            _drop_facet_indexes(db)
                         store.create_tenant(Tenant(MAIN_TENANT, "2026-11-01T00:00:00.000000Z", {}))
                         _append_all(store, events[: a.fts_prefill])
                         t0 = time.perf_counter()
@@ -381,15 +387,19 @@ class Bench:
                     rates[name].append(rate)
                     print(f"  run {rep} {name:28s} {rate:>9,.0f} events/s")
         finally:
-            sqlite_module.search_document, sqlite_module._insert_many = real_doc, real_insert
+            sqlite_module.search_document, sqlite_module.insert_many = real_doc, real_insert
         med = {k: statistics.median(v) for k, v in rates.items()}
-        names = list(variants)
-        shipped, foundation = med[names[0]], med[names[2]]
         us = {k: 1e6 / v for k, v in med.items()}
+        shipped, bare, no_fts_insert_us, foundation = (
+            us["full text (as shipped)"],
+            us["no facet indexes"],
+            us["FTS INSERT skipped"],
+            us["foundation (no full text)"],
+        )
         print(
-            f"  writer µs/event (medians): shipped {us['full text (as shipped)']:.1f},"
-            f" FTS insert skipped {us['FTS INSERT skipped']:.1f}, foundation"
-            f" {us['foundation (no full text)']:.1f}; search_document alone {doc_us:.1f} µs/event"
+            f"  writer µs/event (medians): shipped {shipped:.1f}, without facet indexes"
+            f" {bare:.1f}, FTS insert skipped {no_fts_insert_us:.1f}, foundation"
+            f" {foundation:.1f}; search_document alone {doc_us:.1f} µs/event"
         )
         for name, values in rates.items():
             self.rows.append(
@@ -399,13 +409,17 @@ class Bench:
                     floor=_floor_ratio(self.floor, med[name]),
                 )
             )
-        extra = us[names[0]] - us[names[2]]
-        insert = us[names[0]] - us[names[1]]
         self.rows.append(
             Row(
                 "full text cost on the writer (shipped / foundation)",
-                f"{shipped / foundation:.3f}x throughput; +{extra:.1f} µs/event"
-                f" (FTS INSERT {insert:.1f}, search_document {doc_us:.1f})",
+                f"{foundation / shipped:.3f}x throughput; +{shipped - foundation:.1f} µs/event"
+                f" (FTS INSERT {shipped - no_fts_insert_us:.1f}, search_document {doc_us:.1f})",
+            )
+        )
+        self.rows.append(
+            Row(
+                "facet indexes' cost on the writer (shipped / without)",
+                f"{bare / shipped:.3f}x throughput; +{shipped - bare:.1f} µs/event",
             )
         )
 
@@ -523,6 +537,18 @@ def _count(conn: sqlite3.Connection, service: Any, params: dict[str, str]) -> in
     where = where_clause(MAIN_TENANT, EventQuery(search=service.compile(params.get("q"))))
     sql = f"SELECT count(*) FROM events WHERE {where.sql}"
     return int(conn.execute(sql, where.params).fetchone()[0])
+
+
+def _drop_facet_indexes(db: Path) -> None:
+    """Drop the covering facet indexes (migration 4), to measure what they cost the writer."""
+    from trailkeep.storage._sqlite_sql import FACET_INDEXES
+
+    conn = sqlite3.connect(db)
+    try:
+        for index, _ in FACET_INDEXES.values():
+            conn.execute(f"DROP INDEX {index}")
+    finally:
+        conn.close()
 
 
 def _append_all(store: Any, events: list[Any]) -> None:

@@ -26,12 +26,7 @@ from trailkeep.merkle import NodeID
 from trailkeep.model.commitments import SALT_SIZE, field_paths
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
-from trailkeep.query.facets import (
-    FacetCounts,
-    count_rows,
-    rollup_only,
-    scan_sql,
-)
+from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery, order_clause, where_clause
 from trailkeep.query.fulltext import search_document
 from trailkeep.storage._groups import take_group
@@ -39,8 +34,8 @@ from trailkeep.storage._sqlite_sql import (
     ROLLUP_AT,
     add_rollups,
     adjust_rollups,
-    facets_from_rollups,
     insert_many,
+    sqlite_facets,
 )
 from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
@@ -357,15 +352,7 @@ class SQLiteStore(Store):
         return self._read(run)
 
     def facets(self, tenant_id: str, query: EventQuery, top: int) -> FacetCounts:
-        def run(conn: sqlite3.Connection) -> FacetCounts:
-            if rollup_only(query):
-                counts = facets_from_rollups(conn, tenant_id, query, top)
-                if counts is not None:
-                    return counts
-            scan = scan_sql(tenant_id, query)
-            return count_rows(conn.execute(scan.sql, scan.params), top)
-
-        return self._read(run)
+        return self._read(lambda conn: sqlite_facets(conn, tenant_id, query, top))
 
     def log_size(self, tenant_id: str) -> int:
         row = self._read(

@@ -155,4 +155,46 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             " FROM events GROUP BY 1, 2, 3, 4",
         ],
     ),
+    (
+        4,
+        "covering facet indexes",
+        [
+            # A facet request filtered on action or outcome (or q=outcome:failure) walks one of
+            # these once, grouped by every facet column in index order, so SQLite counts as it
+            # walks and never sorts or touches the table (trailkeep.storage._sqlite_sql). They
+            # hold every facet column, so other facet filters ride along; ts comes last, so a
+            # time range is checked per entry rather than sought. Each costs the writer one
+            # more index entry per event (docs/architecture.md, "Facets").
+            "CREATE INDEX events_facet_action"
+            " ON events(tenant_id, action, outcome, category, target_type, actor_id, ts)",
+            "CREATE INDEX events_facet_outcome"
+            " ON events(tenant_id, outcome, action, category, target_type, actor_id, ts)",
+        ],
+    ),
+    (
+        5,
+        "recount hour rollups",
+        [
+            # Erasures used to move a count out of the day rollups only, leaving the hour
+            # rows of category, target.type and actor.id stale: recount every dimension's
+            # hour rows from the events (one pass each, as migration 3 did), which also
+            # restores any a database lacks.
+            "DELETE FROM facet_counts WHERE length(period) = 13 AND dim <> '_hour'",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'action', substr(ts, 1, 13), action, count(*)"
+            " FROM events WHERE action IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'category', substr(ts, 1, 13), category, count(*)"
+            " FROM events WHERE category IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'outcome', substr(ts, 1, 13), outcome, count(*)"
+            " FROM events WHERE outcome IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'target.type', substr(ts, 1, 13), target_type, count(*)"
+            " FROM events WHERE target_type IS NOT NULL GROUP BY 1, 2, 3, 4",
+            "INSERT INTO facet_counts SELECT tenant_id,"
+            " 'actor.id', substr(ts, 1, 13), actor_id, count(*)"
+            " FROM events WHERE actor_id IS NOT NULL GROUP BY 1, 2, 3, 4",
+        ],
+    ),
 ]
