@@ -78,9 +78,9 @@ class TestSqlite:
             ),
             pytest.param("timestamp:2026-11*", "ts GLOB ?", ("2026-11*",), id="time-prefix"),
             pytest.param(
-                "metadata.model:gpt-4o",
-                f"{EACH} AND ((j.type = 'text' AND j.value = ?)))",
-                ('$."metadata"."model"', "gpt-4o"),
+                'metadata.model:"gpt-4o \\"é\\""',
+                f"(instr(body, ?) > 0 AND {EACH} AND ((j.type = 'text' AND j.value = ?))))",
+                ('"gpt-4o \\"é\\""'.encode(), '$."metadata"."model"', 'gpt-4o "é"'),
                 id="json-text",
             ),
             pytest.param(
@@ -116,8 +116,8 @@ class TestSqlite:
             ),
             pytest.param(
                 "actor.name:Al*",
-                f"{EACH} AND (j.type = 'text' AND j.value GLOB ?))",
-                ('$."actor"."name"', "Al*"),
+                f"(instr(body, ?) > 0 AND {EACH} AND (j.type = 'text' AND j.value GLOB ?)))",
+                (b'"Al', '$."actor"."name"', "Al*"),
                 id="json-prefix",
             ),
             pytest.param(

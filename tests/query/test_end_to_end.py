@@ -7,12 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.query.corpus import CASES, EVENTS, NOW, ids
 from tests.query.sqlite_db import build_database, matching_ids
 from tests.query.strategies import query_texts, trees
-from trailkeep.query.ast import Node
+from trailkeep.query.ast import Node, Term
 from trailkeep.query.compile import compile_node, compile_query
+from trailkeep.query.dialects import SqliteDialect
+from trailkeep.query.filters import SqlFragment
 from trailkeep.query.errors import QuerySyntaxError
 
 #: Another tenant holding a copy of every event: the fragment must never reach it.
@@ -71,3 +74,65 @@ class TestAnyQueryRuns:
         except QuerySyntaxError:
             return
         assert matching_ids(db, "acme", fragment) <= {event["id"] for event in EVENTS}
+
+
+class _Unchecked(SqliteDialect):
+    """The SQLite dialect without the ``instr`` pre-check on the stored bytes."""
+
+    def _contains(self, encoded: bytes, condition: SqlFragment) -> SqlFragment:
+        return condition
+
+
+_BASE = {"timestamp": "2026-11-20T00:00:00.000000Z", "action": "a", "outcome": "success"}
+_strings = st.text(st.characters(exclude_categories=["Cs"]) | st.sampled_from('"\\/\x7fé€😀'))
+_scalars = (
+    _strings
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.booleans()
+    | st.none()
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_strings, inner, max_size=3),
+)
+
+
+class TestStoredBytesPreCheck:
+    """The ``instr`` pre-check of JSON matches and prefixes never drops a match."""
+
+    @settings(max_examples=200)
+    @given(values=st.lists(_json, min_size=1, max_size=6), data=st.data())
+    def test_same_events_as_without_it(self, values: list[object], data: st.DataObject) -> None:
+        events = [{"id": f"e{n}", **_BASE, "metadata": {"v": v}} for n, v in enumerate(values)]
+        texts = [v for v in values if isinstance(v, str)]
+        texts += [x for v in values if isinstance(v, list) for x in v if isinstance(x, str)]
+        value = data.draw(st.sampled_from(texts) | _strings if texts else _strings)
+        cut = data.draw(st.integers(1, max(1, len(value))))
+        terms = [Term(("metadata", "v"), ":", value)]
+        if value:
+            terms.append(Term(("metadata", "v"), ":", value[:cut], prefix=True))
+        db = build_database({"acme": events})
+        try:
+            for term in terms:
+                checked = matching_ids(db, "acme", compile_node(term, "sqlite", now=NOW))
+                unchecked = matching_ids(db, "acme", compile_node(term, _Unchecked(), now=NOW))
+                assert checked == unchecked, term
+        finally:
+            db.close()
+
+    def test_finds_escaped_and_non_ascii_values(self) -> None:
+        events = [
+            {
+                "id": "e1",
+                **_BASE,
+                "metadata": {"v": ['a"b\\é', "x"]},
+            }
+        ]
+        db = build_database({"acme": events})
+        try:
+            assert found(db, 'metadata.v:"a\\"b\\\\é"') == {"e1"}
+            assert found(db, 'metadata.v:"a\\"b"*') == {"e1"}
+            assert found(db, "metadata.v:y") == set()
+        finally:
+            db.close()
