@@ -15,8 +15,8 @@ from tests.query.strategies import query_texts, trees
 from trailkeep.query.ast import Node, Term
 from trailkeep.query.compile import compile_node, compile_query
 from trailkeep.query.dialects import SqliteDialect
-from trailkeep.query.filters import SqlFragment
 from trailkeep.query.errors import QuerySyntaxError
+from trailkeep.query.filters import SqlFragment
 
 #: Another tenant holding a copy of every event: the fragment must never reach it.
 OTHER_TENANT = [dict(event, id="other-" + event["id"]) for event in EVENTS]
