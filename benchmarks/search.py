@@ -540,7 +540,7 @@ def _count(conn: sqlite3.Connection, service: Any, params: dict[str, str]) -> in
 
 
 def _drop_facet_indexes(db: Path) -> None:
-    """Drop the covering facet indexes (migration 4), to measure what they cost the writer."""
+    """Drop the covering facet indexes (migration 6), to measure what they cost the writer."""
     from trailkeep.storage._sqlite_sql import FACET_INDEXES
 
     conn = sqlite3.connect(db)

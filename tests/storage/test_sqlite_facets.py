@@ -53,31 +53,33 @@ class TestPlans:
         statements = _traced(db[0], EventQuery(start="2026-11-02T00:00:00.000000Z"))
         assert all("facet_counts" in s for s in statements)
 
-    def test_lone_filter_walks_its_index_once(self, db: tuple[Path, list[Event]]) -> None:
+    def test_lone_filter_walks_its_index_only(self, db: tuple[Path, list[Event]]) -> None:
         statements = _traced(db[0], EventQuery({"action": ["login"]}))
         events = [s for s in statements if "FROM events" in s]
-        assert len(events) == 1
-        assert "INDEXED BY events_facet_action" in events[0]
-        assert "action = 'login'" in events[0]
+        assert len(events) == 2  # the low-cardinality columns, then actor_id
+        assert all("INDEXED BY events_facet_action" in s for s in events)
+        assert all("action = 'login'" in s for s in events)
 
     def test_search_folds_into_the_index_plan(self, db: tuple[Path, list[Event]]) -> None:
         search = compile_query("outcome:failure", "sqlite", now=NOW)
         events = [s for s in _traced(db[0], EventQuery(search=search)) if "FROM events" in s]
-        assert len(events) == 1
-        assert "INDEXED BY events_facet_outcome" in events[0]
+        assert len(events) == 2
+        assert all("INDEXED BY events_facet_outcome" in s for s in events)
 
     def test_majority_walks_the_rest(self, db: tuple[Path, list[Event]]) -> None:
         statements = _traced(db[0], EventQuery({"outcome": ["success"]}))
-        (walk,) = [s for s in statements if "FROM events" in s]
-        assert "INDEXED BY events_facet_outcome" in walk
-        assert "'failure'" in walk
-        assert "'unknown'" in walk
-        assert "'success'" not in walk
+        walks = [s for s in statements if "FROM events" in s]
+        assert len(walks) == 2
+        for walk in walks:
+            assert "INDEXED BY events_facet_outcome" in walk
+            assert "'failure'" in walk
+            assert "'unknown'" in walk
+            assert "'success'" not in walk
 
     def test_several_filters_take_hours_from_the_index(self, db: tuple[Path, list[Event]]) -> None:
         query = EventQuery({"action": ["login"], "outcome": ["failure"]})
         events = [s for s in _traced(db[0], query) if "FROM events" in s]
-        assert len(events) == 2
+        assert len(events) == 3  # hours, the low-cardinality columns, actor_id
         assert all("INDEXED BY events_facet_action" in s for s in events)
 
     def test_category_walks_a_whole_index(self, db: tuple[Path, list[Event]]) -> None:
@@ -110,7 +112,8 @@ class TestPlans:
 
 
 class TestIndexWalk:
-    """A walk groups in index order, so SQLite counts as it goes: no sort, no table."""
+    """A walk groups the low-cardinality columns in index order, so SQLite counts them as it
+    goes (no sort), and never reads the table; actor_id alone takes a sort."""
 
     @pytest.mark.parametrize(
         "filters",
@@ -130,14 +133,17 @@ class TestIndexWalk:
         end: str | None,
     ) -> None:
         statements = _traced(db[0], EventQuery(filters, start, end))
-        (walk,) = [s for s in statements if "count(*)" in s and "substr" not in s]
+        (walk, actors) = [s for s in statements if "count(*)" in s and "substr" not in s]
         conn = sqlite3.connect(db[0])
         try:
             steps = [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {walk}")]
+            actor_steps = [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {actors}")]
         finally:
             conn.close()
         assert steps[0].startswith("SEARCH events USING COVERING INDEX events_facet_")
         assert not [s for s in steps if "TEMP B-TREE" in s]
+        assert actors.startswith("SELECT actor_id, count(*)")
+        assert actor_steps[0].startswith("SEARCH events USING COVERING INDEX events_facet_")
 
     @pytest.mark.parametrize("leading", list(FACET_INDEXES))
     def test_indexes_match_the_schema(self, db: tuple[Path, list[Event]], leading: str) -> None:
@@ -147,7 +153,7 @@ class TestIndexWalk:
             indexed = [r[2] for r in conn.execute(f"PRAGMA index_info({name})")]
         finally:
             conn.close()
-        assert indexed == ["tenant_id", *columns, "ts"]
+        assert indexed == ["tenant_id", *columns, "ts", "actor_id"]
         assert columns[0] == leading
 
 
@@ -189,3 +195,24 @@ class TestMigrations:
                 _assert_exact(got, _expected(stored, start, end, keep))
         finally:
             store.close()
+
+    def test_migration_4_indexes_rebuilt_in_time_order(self, tmp_path: Path) -> None:
+        path = tmp_path / "store.db"
+        open_store(f"sqlite:///{path}", sqlite_synchronous="NORMAL").close()
+        conn = sqlite3.connect(path)
+        with conn:  # as migration 4 left them: actor_id before ts
+            for name, columns in FACET_INDEXES.values():
+                conn.execute(f"DROP INDEX {name}")
+                conn.execute(
+                    f"CREATE INDEX {name} ON events(tenant_id, {', '.join(columns)}, actor_id, ts)"
+                )
+            conn.execute("DELETE FROM schema_migrations WHERE version = 6")
+        conn.close()
+        open_store(f"sqlite:///{path}", sqlite_synchronous="NORMAL").close()
+        conn = sqlite3.connect(path)
+        try:
+            for name, columns in FACET_INDEXES.values():
+                indexed = [r[2] for r in conn.execute(f"PRAGMA index_info({name})")]
+                assert indexed == ["tenant_id", *columns, "ts", "actor_id"]
+        finally:
+            conn.close()

@@ -84,15 +84,12 @@ def add_rollups(
         insert_many(conn, "facet_counts", ROLLUP_COLUMNS, counts, _ROLLUP_UPSERT)
 
 
-#: Covering facet indexes (migration 4), by the filter dimension that leads each: the name,
-#: and the facet columns in index order. ``ts`` comes last, so grouping by these columns
-#: follows the index and SQLite counts as it walks, with no sort.
+#: Covering facet indexes (migration 6), by the filter dimension that leads each: the name,
+#: and the low-cardinality facet columns before ``ts`` in index order (``actor_id`` follows
+#: ``ts``). Grouping by those columns follows the index, so SQLite counts as it walks.
 FACET_INDEXES: Final = {
-    "action": ("events_facet_action", ("action", "outcome", "category", "target_type", "actor_id")),
-    "outcome": (
-        "events_facet_outcome",
-        ("outcome", "action", "category", "target_type", "actor_id"),
-    ),
+    "action": ("events_facet_action", ("action", "outcome", "category", "target_type")),
+    "outcome": ("events_facet_outcome", ("outcome", "action", "category", "target_type")),
 }
 #: Most days one rollup statement names.
 _DAYS_PER_STATEMENT: Final = 5_000
@@ -253,24 +250,30 @@ def _walked(conn: sqlite3.Connection, tenant_id: str, query: EventQuery, column:
 def _walk(
     conn: sqlite3.Connection, tenant_id: str, query: EventQuery, column: str
 ) -> dict[str, dict[str, int]]:
-    """Every dimension's counts from one walk of the covering index led by ``column``,
-    grouped by all its facet columns in index order. The index is named: the planner might
-    otherwise pick one that reads the whole tenant to avoid a sort."""
+    """Every dimension's counts from the covering index led by ``column``: its low-cardinality
+    columns grouped in index order (no sort), then ``actor_id`` grouped on its own (a sort of
+    the selected entries). The index is named: the planner might otherwise pick one that
+    reads the table to avoid a sort."""
     index, columns = FACET_INDEXES[column]
     where = where_clause(tenant_id, query)
     listed = ", ".join(columns)
-    sql = (
-        f"SELECT {listed}, count(*) FROM events INDEXED BY {index}"  # noqa: S608 - names
-        f" WHERE {where.sql} GROUP BY {listed}"
-    )
     names = {c: name for name, c in DIMENSIONS.items()}
     dims: dict[str, dict[str, int]] = {name: {} for name in DIMENSIONS}
     counters = [dims[names[c]] for c in columns]
-    for row in conn.execute(sql, where.params):
+    combinations = (
+        f"SELECT {listed}, count(*) FROM events INDEXED BY {index}"  # noqa: S608 - names
+        f" WHERE {where.sql} GROUP BY {listed}"
+    )
+    for row in conn.execute(combinations, where.params):
         n = row[-1]
         for counts, value in zip(counters, row, strict=False):
             if value is not None:
                 counts[value] = counts.get(value, 0) + n
+    actors = (
+        f"SELECT actor_id, count(*) FROM events INDEXED BY {index}"  # noqa: S608 - names
+        f" WHERE {where.sql} AND actor_id IS NOT NULL GROUP BY actor_id"
+    )
+    dims["actor.id"] = dict(conn.execute(actors, where.params).fetchall())
     return dims
 
 
