@@ -8,9 +8,10 @@ the dialect derives, free text). :class:`Scan` walks the matching events page by
 :class:`~trailkeep.service.events.EventService` (so it never sees storage) and applies the
 predicate in Python, examining at most ``budget`` events per request.
 
-TODO(query): when the search language (``trailkeep.query`` parse/compile, ``q`` on the native
-list) lands, ``DialectQuery.where`` becomes a query AST compiled to SQL, and offsets and totals
-become a storage count, so no request needs the scan budget any more.
+TODO(dialects): the search language (``trailkeep.query``) now compiles to SQL; conditions that
+are plain ``field:value`` terms (metadata keys) can move from ``DialectQuery.where`` into a
+compiled query, and offsets and totals into a storage count, so fewer requests need the scan
+budget. Vendor semantics the language lacks (substrings, derived fields) stay predicates.
 """
 
 from __future__ import annotations

@@ -185,7 +185,9 @@ def _selection(
 ) -> DialectQuery:
     """Push ``pushed`` (native filter → value) down; match ``shown`` on the projected record.
 
-    TODO(query): the projected and metadata conditions become a ``q`` query.
+    TODO(dialects): the metadata conditions could be pushed down as ``metadata.<key>:value``
+    terms (``trailkeep.query.compile_query``); the projected ones are derived values no column
+    or JSON path holds, so they stay a predicate.
     """
     filters = {name: [value] for name, value in _given(pushed).items()}
     wanted = _given(shown)

@@ -195,7 +195,8 @@ def _policy_names(m: dict[str, Any]) -> set[str]:
 def _matcher(body: SearchIn) -> Callable[[StoredEvent], bool] | None:
     """Conditions on metadata keys, which no column answers.
 
-    TODO(query): becomes ``metadata.decision_id:… metadata.override_id:…`` in ``q``.
+    TODO(dialects): push the exact ids down as ``metadata.decision_id:… metadata.override_id:…``
+    (``trailkeep.query.compile_query``) so a request no longer spends the scan budget on them.
     """
     wanted = {"decision_id": body.decision_id, "override_id": body.override_id}
     exact = {k: v for k, v in wanted.items() if v}

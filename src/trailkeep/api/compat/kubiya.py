@@ -188,7 +188,8 @@ def _matcher(category_name: str | None, text: str | None) -> Callable[[StoredEve
 
     Text is matched exactly as the SDK's own client-side filter does (a case-insensitive
     substring of the item's ``json.dumps``), so the server is never stricter than the client.
-    TODO(query): category_name and the text become a ``q`` query once the search language lands.
+    Not a ``q`` query: the search language matches words and whole values, not substrings
+    of a projected item, so pushing the text down would find fewer items than the SDK keeps.
     """
     if category_name is None and not text:
         return None

@@ -97,7 +97,7 @@ def _sorted_page(
 ) -> tuple[list[dict[str, Any]], int]:
     """Order by a field no index serves: sort every match (within the scan budget) in memory.
 
-    TODO(query): an ORDER BY on the field, once the search language compiles to SQL.
+    TODO(dialects): an ORDER BY on the field in storage, so no request needs the scan budget.
     """
     keyed = []
     for event in reader.scan(tenant, selection):
@@ -138,7 +138,7 @@ def list_audit_events(
         lower_bound(from_, "from", exclusive=True),
         upper_bound(to, "to"),
         Sort.DESC if desc else Sort.ASC,
-        # TODO(query): metadata.group_id in ``q``.
+        # TODO(dialects): push down as ``metadata.group_id:…`` (trailkeep.query.compile_query).
         (lambda e: _group_of(e) == group) if group else None,
     )
     if field == "ctime":
