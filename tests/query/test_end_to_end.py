@@ -79,7 +79,7 @@ class TestAnyQueryRuns:
 class _Unchecked(SqliteDialect):
     """The SQLite dialect without the ``instr`` pre-check on the stored bytes."""
 
-    def _contains(self, encoded: bytes, condition: SqlFragment) -> SqlFragment:
+    def _contains(self, text: str, condition: SqlFragment, *, whole: bool = True) -> SqlFragment:
         return condition
 
 
@@ -136,3 +136,7 @@ class TestStoredBytesPreCheck:
             assert found(db, "metadata.v:y") == set()
         finally:
             db.close()
+
+    def test_value_without_json_encoding_is_not_pre_checked(self) -> None:
+        term = Term(("metadata", "v"), ":", "\ud800")  # the parser refuses it; a caller may not
+        assert "instr" not in compile_node(term, "sqlite", now=NOW).sql

@@ -129,17 +129,22 @@ class SqliteDialect:
             conditions.append("j.type = ?")
             params.append(value)
         each = self._each(path, " OR ".join(f"({c})" for c in conditions), tuple(params))
-        return each if len(conditions) > 1 else self._contains(orjson.dumps(value), each)
+        return each if len(conditions) > 1 else self._contains(value, each)
 
     def json_prefix(self, path: tuple[str, ...], prefix: str) -> SqlFragment:
         each = self._each(path, "j.type = 'text' AND j.value GLOB ?", (glob_prefix(prefix),))
-        return self._contains(orjson.dumps(prefix)[:-1], each)
+        return self._contains(prefix, each, whole=False)
 
-    def _contains(self, encoded: bytes, condition: SqlFragment) -> SqlFragment:
+    def _contains(self, text: str, condition: SqlFragment, *, whole: bool = True) -> SqlFragment:
         # A string's encoding is its characters' encodings in a row, so a body holding the
-        # string (or one starting with the prefix) holds these bytes.
+        # string (or one starting with the prefix: drop the closing quote) holds these bytes.
+        try:
+            encoded = orjson.dumps(text)
+        except orjson.JSONEncodeError:  # a lone surrogate: leave the condition as it is
+            return condition
+        needle = encoded if whole else encoded[:-1]
         return SqlFragment(
-            f"(instr({self.stored}, ?) > 0 AND {condition.sql})", (encoded, *condition.params)
+            f"(instr({self.stored}, ?) > 0 AND {condition.sql})", (needle, *condition.params)
         )
 
     def json_compare(
