@@ -31,6 +31,15 @@ from trailkeep.model.evidence import (
     event_leaf_hash,
 )
 
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def plans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the C part (when built) and with the pure-Python plans."""
+    if request.param == "python":
+        monkeypatch.setattr(evidence, "_native_leaf", None)
+    return str(request.param)
+
+
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "leaf_v1.json").read_text("utf-8"))
 RECEIVED_AT = "2026-11-23T10:00:05.123456Z"
 TENANT = "acme"
@@ -289,9 +298,18 @@ class TestLeafRecomputerFallsBack:
         ],
     )
     def test_shapes_no_event_fits(self, paths: dict[str, int]) -> None:
-        assert evidence._plan(tuple(paths)) is None
+        assert evidence._plan(tuple(paths), native=True) is None
         event, _ = stored({"action": "a"})
         assert LeafRecomputer(TENANT).verified_leaf(event, dict.fromkeys(paths, _SALT)) is None
+
+    def test_salt_with_spare_bits(self) -> None:
+        """``...AB==`` decodes to the bytes of ``...AA==`` (binascii drops the spare bits):
+        the exact path accepts it, so the fast path must not answer otherwise."""
+        event, salts = stored({"action": "a"}, salts={"action": bytes(16)})
+        assert salts["action"] == "A" * 22 + "=="
+        salts["action"] = "A" * 21 + "B=="
+        assert exact(event, salts) is not None
+        assert assert_agrees(event, salts) == exact(event, salts)
 
     def test_plans_are_capped(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(evidence, "_MAX_PLANS", 2)

@@ -161,6 +161,22 @@ def _builtin_sha256() -> Callable[[bytes], Any]:
 _field_sha256: Final = _builtin_sha256()
 
 
+def _load_native() -> Callable[..., bytes | None] | None:
+    """The C part's ``leaf``: compiled when the package is installed with a C compiler and
+    OpenSSL's headers, and used only if it writes the leaf layout of this version."""
+    try:
+        from trailkeep.model import _fastleaf
+    except ImportError:  # pragma: no cover - the pure-Python plans answer the same, slower
+        return None
+    if getattr(_fastleaf, "LEAF_VERSION", None) != LEAF_VERSION:  # pragma: no cover
+        return None
+    leaf: Callable[..., bytes | None] = _fastleaf.leaf
+    return leaf
+
+
+_native_leaf = _load_native()
+
+
 @dataclass(slots=True, eq=False)
 class _Kinds:
     """The types of what a plan last read, and whether orjson encodes those values as JCS does.
@@ -203,6 +219,9 @@ _Plan: TypeAlias = Callable[[Any, Any, str, str], "bytes | None"]
 # A plan's source. The {placeholders} take names made up from numbers, never data: v{n}, s{n}
 # and b{n} are the value, salt text and salt of the field at position n of the leaf, so the
 # code never reorders anything; o{j} is the j-th committed object read by key (g{j} its keys).
+# The native call checks the types and forms of everything it is given itself (it answers only
+# for the common case, and only with a leaf equal to h); K, the types seen last, predicts
+# whether it will answer, and guards the Python path.
 _PLAN_SOURCE: Final = """\
 def plan(event, salts, tenant, tenant_json):
     try:
@@ -212,16 +231,19 @@ def plan(event, salts, tenant, tenant_json):
         if {counts}:
             return None
 {unpack}
+        {salts} = salts.values()
+        if t != tenant:
+            return None
+        {native}
+        if type(q) is not int or q > MAX or q < 0:
+            return None
+        if not (i.isidentifier() or plain(i)) or not received(r):
+            return None
         kinds = (type(i), type(t), type(q), type(r), type(h), {kinds})
         if kinds != K.kinds and not K.learn(kinds):
             return None
-        {salts} = salts.values()
         {decode}
         if ({sizes},) != SIZES or len("".join(({texts},))) != CHARS:
-            return None
-        if t != tenant or q > MAX or q < 0 or not (i.isidentifier() or plain(i)):
-            return None
-        if not received(r):
             return None
         if K.scalar:
             text = "".join(({scalar}, I, i, R, r, Q, str(q), T, tenant_json, V))
@@ -253,8 +275,11 @@ def _split(paths: tuple[Any, ...]) -> tuple[list[str], dict[str, list[str]]] | N
     return top, objects
 
 
-def _plan(paths: tuple[Any, ...]) -> _Plan | None:
+def _plan(paths: tuple[Any, ...], native: bool) -> _Plan | None:
     """Compile the fast path of the events whose salts name ``paths``, in this order.
+
+    With ``native``, the common case (every value a str, bool or safe int) takes
+    ``_fastleaf.leaf``: the whole leaf, checked against the stored hash, in one call.
 
     None for paths that no event fits, or whose leaf only the exact path may write.
     """
@@ -290,6 +315,13 @@ def _plan(paths: tuple[Any, ...]) -> _Plan | None:
             f"C{n}, sha(b{n} + dumps(v{n}, None, STRICT)).hexdigest()" for n in fields
         ),
         general=", ".join(f"C{n}, sha(b{n} + jcs(v{n})).hexdigest()" for n in fields),
+        native=(
+            f"if K.scalar and (leaf := native(KEYS, ({', '.join(f's{n}' for n in fields)},),"
+            f" ({', '.join(f'v{n}' for n in fields)},), i, r, q, tenant_json, h)):\n"
+            "            return leaf"
+            if native
+            else ""
+        ),
     )
     namespace = _plan_namespace(keys, [*_POSITIONS, *top, *objects], list(objects.values()))
     namespace["K"] = _Kinds(
@@ -309,6 +341,8 @@ def _plan_namespace(keys: list[str], read: list[str], members: list[list[str]]) 
         **{f"g{j}": itemgetter(*names) for j, names in enumerate(members)},
         # the leaf input's text before each commitment's hex: C0 opens it, C{n} closes n - 1
         **{f"C{n}": ('",' if n else opening) + key + ':"' for n, key in enumerate(keys)},
+        "KEYS": tuple(keys),
+        "native": _native_leaf,
         "I": '"},"id":"',
         "R": '","received_at":"',
         "Q": '","seq":',
@@ -351,16 +385,26 @@ class LeafRecomputer:
     fields whose JSON needs no escape; values whose JCS is orjson's output take orjson, any
     other JSON value ``jcs``.
 
+    Where the package was built with its C part (``_fastleaf``), an event whose values are
+    all strings, booleans and safe integers costs one call for the whole leaf instead (about
+    three times faster again); whatever that call does not take goes on in Python.
+
     Generated code is built from field counts and positions only; paths, keys and every other
     value reach it as data in its namespace, never as source text.
 
     Not thread-safe (a plan remembers the value types it saw last): one per verification.
     """
 
-    __slots__ = ("_plans", "_tenant", "_tenant_json")
+    __slots__ = ("_native", "_plans", "_tenant", "_tenant_json")
 
-    def __init__(self, tenant_id: str) -> None:
-        """Recompute the leaves of events of ``tenant_id``; others get ``None``."""
+    def __init__(self, tenant_id: str, *, native: bool = True) -> None:
+        """Recompute the leaves of events of ``tenant_id``; others get ``None``.
+
+        Args:
+            tenant_id: the tenant whose events are verified.
+            native: use the C part if it was built (False: the pure-Python plans, for tests).
+        """
+        self._native = native and _native_leaf is not None
         self._plans: dict[tuple[Any, ...], _Plan] = {}
         self._tenant = tenant_id
         try:
@@ -388,5 +432,5 @@ class LeafRecomputer:
         if plan is None:
             if len(self._plans) >= _MAX_PLANS:
                 return None
-            plan = self._plans[key] = _plan(key) or _no_plan
+            plan = self._plans[key] = _plan(key, self._native) or _no_plan
         return plan(event, salts, self._tenant, self._tenant_json)

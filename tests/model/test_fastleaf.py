@@ -1,0 +1,292 @@
+"""The C part (``trailkeep.model._fastleaf``) writes exactly the leaf DESIGN §3 defines.
+
+Its reference here is the contract itself, spelled with the reference libraries: ``rfc8785``
+for JCS, ``binascii`` for base64, ``hashlib`` for SHA-256. It must answer for every event of
+the common case and return None for the rest (the caller then takes the exact path).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from typing import Any
+
+import orjson
+import pytest
+import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
+
+try:
+    from trailkeep.model import _fastleaf
+except ImportError:  # pragma: no cover - reported by test_the_c_part_is_built
+    _fastleaf = None  # type: ignore[assignment]
+
+needs_c = pytest.mark.skipif(_fastleaf is None, reason="the C part was not built")
+
+MAX_SAFE_INTEGER = 2**53 - 1
+#: The canonical base64 of 16 bytes: 22 characters whose last carries 2 bits, then "==".
+CANONICAL_SALT = re.compile(r"[A-Za-z0-9+/]{21}[AQgw]==")
+RECEIVED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", re.ASCII)
+PLAIN_ID = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII but quote and backslash
+SALT_CHARS = 24
+EVENT_ID = "evt_01JDAB3K9Q7M2X5V8N4R6T0WYZ"
+WHEN = "2026-11-23T10:00:05.123456Z"
+SALT = base64.b64encode(bytes(range(16))).decode()
+
+
+def test_the_c_part_is_built() -> None:
+    """The development install compiles it (setup.py); without it verification is slower."""
+    assert _fastleaf is not None, "trailkeep.model._fastleaf missing: run scripts/bootstrap"
+
+
+def commitment(salt: Any, value: Any) -> str | None:
+    """hex(SHA-256(salt ‖ JCS(value))), or None where the C part must decline."""
+    if type(salt) is not str or not CANONICAL_SALT.fullmatch(salt):
+        return None
+    if type(value) not in (str, bool, int) or (
+        type(value) is int and abs(value) > MAX_SAFE_INTEGER
+    ):
+        return None
+    try:
+        encoded = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        return None  # a lone surrogate
+    return hashlib.sha256(binascii.a2b_base64(salt, strict_mode=True) + encoded).hexdigest()
+
+
+def reference(
+    fields: dict[str, tuple[Any, Any]], event_id: Any, received_at: Any, seq: Any, tenant: str
+) -> bytes | None:
+    """The leaf hash of DESIGN §3, version 1, or None where the C part must decline."""
+    commitments = {path: commitment(salt, value) for path, (salt, value) in fields.items()}
+    if None in commitments.values():
+        return None
+    if type(event_id) is not str or not PLAIN_ID.fullmatch(event_id):
+        return None
+    if type(received_at) is not str or not RECEIVED_AT.fullmatch(received_at):
+        return None
+    if type(seq) is not int or not 0 <= seq <= MAX_SAFE_INTEGER:
+        return None
+    document: dict[str, Any] = {
+        "v": 1,
+        "tenant_id": tenant,
+        "seq": seq,
+        "id": event_id,
+        "received_at": received_at,
+        "commitments": commitments,
+    }
+    return hashlib.sha256(b"\x00" + rfc8785.dumps(document)).digest()
+
+
+def native(
+    fields: dict[str, tuple[Any, Any]],
+    event_id: Any,
+    received_at: Any,
+    seq: Any,
+    tenant: str,
+    expected: Any,
+) -> bytes | None:
+    """``_fastleaf.leaf`` called as evidence.py calls it: keys in JCS (UTF-16) order."""
+    paths = sorted(fields, key=lambda p: p.encode("utf-16-be"))
+    keys = tuple(orjson.dumps(p).decode() for p in paths)
+    salts = tuple(fields[p][0] for p in paths)
+    values = tuple(fields[p][1] for p in paths)
+    tenant_json = orjson.dumps(tenant).decode()
+    return _fastleaf.leaf(keys, salts, values, event_id, received_at, seq, tenant_json, expected)
+
+
+def candidate(
+    fields: dict[str, tuple[Any, Any]], event_id: Any, received_at: Any, seq: Any, tenant: str
+) -> bytes | None:
+    """The leaf a C part that skipped its checks would compute: what it must not return when
+    the reference declines. None where even that has no bytes to write."""
+    commitments = {}
+    for path, (salt, value) in fields.items():
+        try:  # not strict: spare bits, junk, any length; or the first 22 characters alone
+            raw = binascii.a2b_base64(salt if len(salt) != SALT_CHARS else salt[:22] + "==")
+            # an int of any size, as Python writes it
+            encoded = str(value).encode() if type(value) is int else rfc8785.dumps(value)
+        except (binascii.Error, TypeError, ValueError, rfc8785.CanonicalizationError):
+            return None
+        commitments[path] = hashlib.sha256(raw + encoded).hexdigest()
+    if not all(isinstance(x, str) for x in (event_id, received_at)) or not isinstance(seq, int):
+        return None
+    keys = sorted(commitments, key=lambda p: p.encode("utf-16-be"))
+    text = ",".join(f'{orjson.dumps(p).decode()}:"{commitments[p]}"' for p in keys)
+    text = (
+        f'\x00{{"commitments":{{{text}}},"id":"{event_id}","received_at":"{received_at}",'
+        f'"seq":{int(seq)},"tenant_id":{orjson.dumps(tenant).decode()},"v":1}}'
+    )
+    try:
+        return hashlib.sha256(text.encode()).digest()
+    except UnicodeEncodeError:
+        return None
+
+
+def check(
+    fields: dict[str, tuple[Any, Any]],
+    event_id: Any = EVENT_ID,
+    received_at: Any = WHEN,
+    seq: Any = 7,
+    tenant: str = "acme",
+) -> bytes | None:
+    """The C part returns the reference leaf given its hex, and None given any other hex,
+    and None for an event the reference declines even given the hex it would then compute."""
+    leaf = reference(fields, event_id, received_at, seq, tenant)
+    if leaf is None:
+        unchecked = candidate(fields, event_id, received_at, seq, tenant)
+        expected = "0" * 64 if unchecked is None else unchecked.hex()
+        assert native(fields, event_id, received_at, seq, tenant, expected) is None
+        return None
+    good = leaf.hex()
+    assert native(fields, event_id, received_at, seq, tenant, good) == leaf
+    for wrong in (good.upper(), good[:-1] + ("0" if good[-1] != "0" else "1"), "0" * 64):
+        if wrong != good:
+            assert native(fields, event_id, received_at, seq, tenant, wrong) is None
+    return leaf
+
+
+paths = st.text(st.characters(exclude_categories=["Cs"]), max_size=10)
+salt_texts = st.one_of(
+    st.binary(min_size=16, max_size=16).map(lambda b: base64.b64encode(b).decode()),
+    st.text(alphabet="ABIQgw+/=az09", min_size=22, max_size=25),  # near misses
+    st.text(max_size=26),
+    st.integers(),
+)
+values = st.one_of(
+    st.text(),
+    st.text(alphabet=st.characters(max_codepoint=0x7F)),  # escapes: controls, quote, backslash
+    st.sampled_from(["\ud800", "a\udfff", "\x00\x1f\x7f\u2028", '"\\/\b\f\n\r\t']),
+    st.booleans(),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.sampled_from([MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, 2**53, -(2**53), 0, -1]),
+    st.none(),
+    st.floats(allow_nan=False),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)
+
+
+@needs_c
+class TestLeaf:
+    @given(
+        fields=st.dictionaries(paths, st.tuples(salt_texts, values), max_size=6),
+        event_id=st.text(max_size=30) | st.just(EVENT_ID) | st.integers(),
+        received_at=st.just(WHEN) | st.text(alphabet="0123456789-T:.Z", min_size=26, max_size=28),
+        seq=st.integers(-3, 2**54) | st.sampled_from([True, 7.0, "7", None]),
+        tenant=st.text(st.characters(exclude_categories=["Cs"]), max_size=12),
+    )
+    def test_matches_the_contract(
+        self, fields: dict[str, Any], event_id: Any, received_at: Any, seq: Any, tenant: str
+    ) -> None:
+        check(fields, event_id, received_at, seq, tenant)
+
+    @given(
+        salts=st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=20),
+        value=st.text() | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER) | st.booleans(),
+        seq=st.integers(0, MAX_SAFE_INTEGER),
+    )
+    def test_answers_the_common_case(self, salts: list[bytes], value: Any, seq: int) -> None:
+        """Every well-formed event without a lone surrogate gets its leaf (not a quiet None)."""
+        fields = {f"k{n}": (base64.b64encode(s).decode(), value) for n, s in enumerate(salts)}
+        encodable = not isinstance(value, str) or not re.search("[\ud800-\udfff]", value)
+        assert (check(fields, seq=seq) is not None) == encodable
+
+    def test_every_escape(self) -> None:
+        text = "".join(map(chr, range(0x80))) + "é😀\u2028"
+        assert check({"message": (SALT, text)}) is not None
+
+    def test_a_large_event(self) -> None:
+        """Past the 2 KiB kept on the stack, for a value and for the leaf text."""
+        fields = {f"metadata.k{n}": (SALT, "\x01" * 1000 * n) for n in range(40)}
+        assert check(fields) is not None
+
+    @pytest.mark.parametrize(
+        ("value", "answers"),
+        [
+            (MAX_SAFE_INTEGER, True),
+            (-MAX_SAFE_INTEGER, True),
+            (2**53, False),
+            (-(2**53), False),
+            (2**63 - 1, False),
+            (-(2**63), False),
+            (2**64, False),
+            (-1, True),
+            (True, True),
+            (1.0, False),
+            (None, False),
+        ],
+    )
+    def test_integers_within_safe_range(self, value: Any, answers: bool) -> None:
+        """JCS has no form for an int beyond 2**53 - 1: the exact path rejects it."""
+        assert (check({"n": (SALT, value)}) is not None) is answers
+        as_seq = answers and type(value) is int and value >= 0  # True is no seq
+        assert (check({"n": (SALT, "v")}, seq=value) is not None) is as_seq
+
+    @pytest.mark.parametrize(
+        ("salt", "answers"),
+        [
+            ("A" * 21 + "w==", True),
+            ("A" * 21 + "B==", False),  # spare bits set: decodes, but not the canonical text
+            ("A" * 21 + "I==", False),  # 8: a spare bit that a 3-bit mask would miss
+            ("A" * 21 + "x==", False),
+            ("A" * 22 + "=", False),
+            ("A" * 22 + "===", False),
+            ("A" * 22 + "=A", False),
+            ("A" * 22 + "A=", False),
+            ("A" * 24, False),
+            ("A" * 21 + "-==", False),  # urlsafe alphabet
+            ("A" * 21 + "\u00c0==", False),
+        ],
+    )
+    def test_only_canonical_salts(self, salt: str, answers: bool) -> None:
+        assert (check({"action": (salt, "v")}) is not None) is answers
+
+    @pytest.mark.parametrize(
+        ("event_id", "received_at", "answers"),
+        [
+            ("evt 1 ~!#$%&'()*+,-./:;<=>?@[]^_`{|}", WHEN, True),
+            ('evt"1', WHEN, False),
+            ("evt\\1", WHEN, False),
+            ("evt\x7f", WHEN, False),
+            ("evt\x1f", WHEN, False),
+            ("évt", WHEN, False),  # the Python path takes non-ASCII ids
+            (EVENT_ID, "2026-11-23T10:00:05.123456", False),
+            (EVENT_ID, "2026-11-23T10:00:05.123456+00:00", False),
+            (EVENT_ID, "2026-11-23 10:00:05.123456Z", False),
+            (EVENT_ID, "\uff12026-11-23T10:00:05.123456Z", False),
+            (EVENT_ID, "2026-11-23T10:00:05.1234567Z", False),
+            (EVENT_ID, "2026-11-23T10:00:05.12345:Z", False),  # the character after "9"
+            (EVENT_ID, "2026-11-23T10:00:05.12345/Z", False),  # ... and before "0"
+        ],
+    )
+    def test_positional_fields(self, event_id: str, received_at: str, answers: bool) -> None:
+        leaf = check({"action": (SALT, "v")}, event_id=event_id, received_at=received_at)
+        assert (leaf is not None) is answers
+
+    @pytest.mark.parametrize(
+        ("args", "error"),
+        [
+            pytest.param(((), (), ()), TypeError, id="three-arguments"),
+            pytest.param(
+                ([], (), (), EVENT_ID, WHEN, 1, '"a"', "0" * 64), TypeError, id="keys-a-list"
+            ),
+            pytest.param(
+                ((), (), (), EVENT_ID, WHEN, 1, b"a", "0" * 64), TypeError, id="tenant-bytes"
+            ),
+            pytest.param(
+                (('"a"',), (), (), EVENT_ID, WHEN, 1, '"a"', "0" * 64), ValueError, id="fewer-salts"
+            ),
+            pytest.param(
+                ((b"a",), (SALT,), ("v",), EVENT_ID, WHEN, 1, '"a"', "0" * 64),
+                TypeError,
+                id="key-bytes",
+            ),
+        ],
+    )
+    def test_misuse_raises(self, args: tuple[Any, ...], error: type[Exception]) -> None:
+        with pytest.raises(error):
+            _fastleaf.leaf(*args)
