@@ -267,6 +267,98 @@ class TestLeaf:
         leaf = check({"action": (SALT, "v")}, event_id=event_id, received_at=received_at)
         assert (leaf is not None) is answers
 
+    @given(st.dictionaries(paths, values, max_size=8), st.data())
+    def test_commit_matches_the_contract(self, fields: dict[str, Any], data: st.DataObject) -> None:
+        order = data.draw(st.permutations(list(fields)))
+        pool = data.draw(st.binary(min_size=16 * len(order), max_size=16 * len(order)))
+        salts = {p: pool[16 * n : 16 * n + 16] for n, p in enumerate(order)}
+        expected = {p: commitment(base64.b64encode(salts[p]).decode(), fields[p]) for p in order}
+        both = _fastleaf.commit(order, fields, pool)
+        if None in expected.values():
+            assert both is None
+            return
+        assert both is not None
+        assert list(both[0].items()) == list(salts.items())
+        assert list(both[1]) == order
+        assert {p: c.hex() for p, c in both[1].items()} == expected
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.text(max_size=6) | st.sampled_from(["a", "b", "a.b"]),
+                st.binary(min_size=31, max_size=33),
+            ),
+            max_size=6,
+        ),
+        st.just(EVENT_ID) | st.text(max_size=8),
+        st.just(WHEN) | st.text(alphabet="0123456789-T:.Z", min_size=27, max_size=27),
+    )
+    def test_prefix_matches_the_contract(
+        self, items: list[tuple[str, bytes]], event_id: str, received_at: str
+    ) -> None:
+        commitments = dict(items)
+        paths = list(commitments)
+        common = (
+            all(PLAIN_ID.fullmatch(p) for p in paths)
+            and paths == sorted(set(paths))
+            and all(len(c) == 32 for c in commitments.values())
+            and PLAIN_ID.fullmatch(event_id)
+            and RECEIVED_AT.fullmatch(received_at)
+        )
+        head = _fastleaf.prefix(commitments, event_id, received_at)
+        if not common:
+            assert head is None
+            return
+        document = {
+            "commitments": {p: c.hex() for p, c in commitments.items()},
+            "id": event_id,
+            "received_at": received_at,
+        }
+        assert head == rfc8785.dumps(document)[:-1] + b',"seq":'
+
+    def test_prefix_of_a_dict_with_holes(self) -> None:
+        """A dict whose first item was deleted: its items alone, in their order."""
+        commitments = {"gone": bytes(32), "a": bytes(32), "b": bytes(32)}
+        del commitments["gone"]
+        head = _fastleaf.prefix(commitments, EVENT_ID, WHEN)
+        assert head is not None
+        assert head.startswith(b'{"commitments":{"a":"' + b"0" * 64 + b'","b":"')
+        assert (
+            head
+            == rfc8785.dumps(
+                {"commitments": {"a": "0" * 64, "b": "0" * 64}, "id": EVENT_ID, "received_at": WHEN}
+            )[:-1]
+            + b',"seq":'
+        )
+
+    @pytest.mark.parametrize(
+        ("args", "error"),
+        [
+            pytest.param(({},), TypeError, id="one-argument"),
+            pytest.param(([("a", bytes(32))], EVENT_ID, WHEN), TypeError, id="not-a-dict"),
+        ],
+    )
+    def test_prefix_misuse_raises(self, args: tuple[Any, ...], error: type[Exception]) -> None:
+        with pytest.raises(error):
+            _fastleaf.prefix(*args)
+
+    @pytest.mark.parametrize(
+        ("args", "error"),
+        [
+            pytest.param(((),), TypeError, id="one-argument"),
+            pytest.param((("a",), {"a": "v"}, bytes(16)), TypeError, id="paths-a-tuple"),
+            pytest.param((["a"], [("a", "v")], bytes(16)), TypeError, id="values-not-a-dict"),
+            pytest.param((["a"], {"a": "v"}, bytearray(16)), TypeError, id="pool-a-bytearray"),
+            pytest.param((["a"], {"a": "v"}, bytes(15)), ValueError, id="short-pool"),
+            pytest.param((["a"], {"a": "v"}, bytes(32)), ValueError, id="long-pool"),
+            pytest.param((["b"], {"a": "v"}, bytes(16)), KeyError, id="path-without-value"),
+            pytest.param(([["a"]], {"a": "v"}, bytes(16)), TypeError, id="unhashable-path"),
+        ],
+    )
+    def test_commit_misuse_raises(self, args: tuple[Any, ...], error: type[Exception]) -> None:
+        with pytest.raises(error):
+            _fastleaf.commit(*args)
+
     @pytest.mark.parametrize(
         ("args", "error"),
         [

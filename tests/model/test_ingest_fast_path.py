@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tests.model.strategies import event_contents, json_values
 
 from trailkeep.errors import ValidationFailedError
+from trailkeep.model import commitments as commitments_module
 from trailkeep.model.canonical import MAX_SAFE_INTEGER
 from trailkeep.model.commitments import (
     SALT_SIZE,
@@ -30,6 +31,15 @@ _paths = st.text(min_size=1).filter(lambda p: "." not in p) | st.sampled_from(
 _commitments = st.dictionaries(_paths, st.binary(min_size=32, max_size=32), max_size=12)
 
 
+@pytest.fixture(params=["native", "python"])
+def plans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """With the C part (when built) and without it."""
+    if request.param == "python":
+        monkeypatch.setattr(commitments_module, "fastleaf", None)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("plans")
 class TestCommitFields:
     @given(event_contents)
     def test_equals_commit_all_over_its_own_salts(self, content: dict[str, Any]) -> None:
@@ -60,7 +70,25 @@ class TestCommitFields:
     def test_salts_are_fresh(self) -> None:
         assert commit_fields({"a": "x"})[0] != commit_fields({"a": "x"})[0]
 
+    @given(st.dictionaries(st.text(min_size=1).filter(lambda p: "." not in p), json_values))
+    def test_salts_from_a_pool(self, values: dict[str, Any]) -> None:
+        """The caller's pool is the salts, cut in sorted path order."""
+        pool = bytes(i % 251 for i in range(SALT_SIZE * len(values)))
+        try:
+            salts, commitments = commit_fields(values, pool)
+        except ValidationFailedError:
+            return
+        assert b"".join(salts.values()) == pool
+        assert list(salts) == sorted(values) == list(commitments)
+        assert commitments == commit_all(values, salts)
 
+    @pytest.mark.parametrize("size", [0, SALT_SIZE - 1, 3 * SALT_SIZE])
+    def test_a_pool_of_the_wrong_size(self, size: int) -> None:
+        with pytest.raises(ValueError, match="pool"):
+            commit_fields({"a": "x", "b": 1}, bytes(size))
+
+
+@pytest.mark.usefixtures("plans")
 class TestLeafPrefix:
     @given(
         _commitments,

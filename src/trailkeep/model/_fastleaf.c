@@ -1,11 +1,13 @@
 /*
- * trailkeep.model._fastleaf: one event's RFC 9162 leaf hash in a single call.
+ * trailkeep.model._fastleaf: one event's RFC 9162 leaf hash in a single call, and the field
+ * commitments of ingest in another.
  *
  * The inner loop of verifying a whole-tenant dump (DESIGN §3): for each field, decode its salt,
  * write the value's JCS bytes, c_p = SHA-256(salt || JCS(value)), and write hex(c_p) into the
  * leaf input's canonical text; then the positional fields, SHA-256 of it all, and compare with
  * the stored hash. In Python each field costs five calls (base64, orjson, SHA-256, hex, join);
- * here it costs a copy and one block of SHA-256.
+ * here it costs a copy and one block of SHA-256. Ingest computes the same commitments over
+ * fresh salts (commit()).
  *
  * It answers only for the common case and never differently from the Python code it replaces
  * (model/evidence.py's LeafRecomputer, proven byte-equal by tests/model/test_fastleaf.py):
@@ -386,8 +388,142 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(commit_doc,
+"commit(paths, values, pool, /)\n--\n\n"
+"Ingest's salts and field commitments: for the n-th path p of the list `paths`, the salt\n"
+"pool[16n:16n + 16] and SHA-256(salt + JCS(values[p])), as two dicts in the order of `paths`.\n"
+"None if a value is not a str with a JCS form, a bool, or an int within +-(2**53 - 1).");
+
+static PyObject *
+commit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "commit() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *paths = args[0], *values = args[1], *pool = args[2];
+    if (!PyList_CheckExact(paths) || !PyDict_Check(values) || !PyBytes_CheckExact(pool)) {
+        PyErr_SetString(PyExc_TypeError, "commit() takes a list, a dict and bytes");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(paths);
+    if (PyBytes_GET_SIZE(pool) != count * SALT_SIZE) {
+        PyErr_SetString(PyExc_ValueError, "commit() takes 16 bytes of pool per path");
+        return NULL;
+    }
+    PyObject *salts = PyDict_New(), *commitments = PyDict_New(), *result = NULL;
+    Buffer field;
+    buffer_init(&field);
+    if (salts == NULL || commitments == NULL) {
+        goto done;
+    }
+    const char *bytes = PyBytes_AS_STRING(pool);
+    for (Py_ssize_t n = 0; n < count; n++) {
+        PyObject *path = PyList_GET_ITEM(paths, n);
+        PyObject *value = PyDict_GetItemWithError(values, path); /* borrowed */
+        if (value == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetObject(PyExc_KeyError, path);
+            }
+            goto done;
+        }
+        const char *salt = bytes + n * SALT_SIZE;
+        field.size = 0;
+        int added = buffer_add(&field, salt, SALT_SIZE) < 0 ? -1 : add_value(&field, value);
+        if (added <= 0) {
+            result = added < 0 ? NULL : Py_NewRef(Py_None);
+            goto done;
+        }
+        unsigned char digest[SHA256_DIGEST_LENGTH];
+        buffer_sha256(&field, digest);
+        PyObject *salt_bytes = PyBytes_FromStringAndSize(salt, SALT_SIZE);
+        PyObject *digest_bytes = PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
+        int failed = salt_bytes == NULL || digest_bytes == NULL ||
+                     PyDict_SetItem(salts, path, salt_bytes) < 0 ||
+                     PyDict_SetItem(commitments, path, digest_bytes) < 0;
+        Py_XDECREF(salt_bytes);
+        Py_XDECREF(digest_bytes);
+        if (failed) {
+            goto done;
+        }
+    }
+    result = PyTuple_Pack(2, salts, commitments);
+done:
+    buffer_free(&field);
+    Py_XDECREF(salts);
+    Py_XDECREF(commitments);
+    return result;
+}
+
+PyDoc_STRVAR(prefix_doc,
+"prefix(commitments, event_id, received_at, /)\n--\n\n"
+"The leaf input up to its seq, as commitments.leaf_prefix writes it: b'{\"commitments\":{...},\n"
+"\"id\":...,\"received_at\":...,\"seq\":'. None unless every path is printable ASCII free of quotes\n"
+"and backslashes, the paths come in strictly increasing order (as JCS orders them), every\n"
+"commitment is 32 bytes, the event id is such ASCII too and received_at is in the form\n"
+"YYYY-MM-DDTHH:MM:SS.ffffffZ.");
+
+static PyObject *
+prefix(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "prefix() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *commitments = args[0], *event_id = args[1], *received_at = args[2];
+    if (!PyDict_CheckExact(commitments)) {
+        PyErr_SetString(PyExc_TypeError, "prefix() takes a dict of commitments");
+        return NULL;
+    }
+    if (!is_plain_ascii(event_id) || !is_received_at(received_at)) {
+        Py_RETURN_NONE;
+    }
+    Buffer text;
+    buffer_init(&text);
+    PyObject *result = NULL, *path, *digest, *last = NULL;
+    Py_ssize_t at = 0, n = 0;
+    if (ADD(&text, "{\"commitments\":{") < 0) {
+        goto done;
+    }
+    while (PyDict_Next(commitments, &at, &path, &digest)) {
+        if (!is_plain_ascii(path) || !PyBytes_CheckExact(digest) ||
+            PyBytes_GET_SIZE(digest) != SHA256_DIGEST_LENGTH ||
+            (last != NULL && PyUnicode_Compare(last, path) >= 0)) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        last = path;
+        if ((n++ && ADD(&text, ",") < 0) || ADD(&text, "\"") < 0 ||
+            add_text(&text, path) < 0 || ADD(&text, "\":\"") < 0 ||
+            buffer_reserve(&text, 2 * SHA256_DIGEST_LENGTH + 1) < 0) {
+            goto done;
+        }
+        const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(digest);
+        unsigned char *out = text.data + text.size;
+        for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+            out[2 * i] = (unsigned char)hex_digits[bytes[i] >> 4];
+            out[2 * i + 1] = (unsigned char)hex_digits[bytes[i] & 0xf];
+        }
+        out[2 * SHA256_DIGEST_LENGTH] = '"';
+        text.size += 2 * SHA256_DIGEST_LENGTH + 1;
+    }
+    if (ADD(&text, "},\"id\":\"") < 0 || add_text(&text, event_id) < 0 ||
+        ADD(&text, "\",\"received_at\":\"") < 0 || add_text(&text, received_at) < 0 ||
+        ADD(&text, "\",\"seq\":") < 0) {
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize((const char *)text.data, (Py_ssize_t)text.size);
+done:
+    buffer_free(&text);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"prefix", (PyCFunction)(void (*)(void))prefix, METH_FASTCALL, prefix_doc},
     {"leaf", (PyCFunction)(void (*)(void))leaf, METH_FASTCALL, leaf_doc},
+    {"commit", (PyCFunction)(void (*)(void))commit, METH_FASTCALL, commit_doc},
     {NULL, NULL, 0, NULL},
 };
 

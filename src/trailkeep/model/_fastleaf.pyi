@@ -1,4 +1,4 @@
-"""Types of the C part, ``_fastleaf.c``: one event's RFC 9162 leaf hash in a single call."""
+"""Types of the C part, ``_fastleaf.c``: an event's leaf hash, or its commitments, in a call."""
 
 from typing import Any, Final
 
@@ -15,3 +15,7 @@ def leaf(
     expected: Any,
     /,
 ) -> bytes | None: ...
+def commit(
+    paths: list[str], values: dict[str, Any], pool: bytes, /
+) -> tuple[dict[str, bytes], dict[str, bytes]] | None: ...
+def prefix(commitments: dict[str, bytes], event_id: Any, received_at: Any, /) -> bytes | None: ...

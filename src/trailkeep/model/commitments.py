@@ -30,6 +30,7 @@ from typing import Any, Final
 import orjson
 
 from trailkeep.errors import IntegrityError, ValidationFailedError
+from trailkeep.model._native import fastleaf
 from trailkeep.model.canonical import MAX_SAFE_INTEGER, jcs
 
 __all__ = [
@@ -276,18 +277,34 @@ def leaf_hash(leaf_input: bytes) -> bytes:
 # -- ingest's fast path --------------------------------------------------------------------
 
 
-def commit_fields(values: Mapping[str, Any]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+def commit_fields(
+    values: Mapping[str, Any], pool: bytes | None = None
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """Fresh salts and the commitments of every field path, both in sorted path order.
 
     What ingest does, in one pass: equal to :func:`new_salts` of the sorted paths followed by
-    :func:`commit_all` (a property test pins that), for the common values (strings, safe
-    integers) without the checks that salts it drew itself do not need.
+    :func:`commit_all` (a property test pins that), for the common values (strings, booleans,
+    safe integers) without the checks that salts it drew itself do not need; in one call to
+    the C part where it was built.
+
+    Args:
+        values: the event's field paths (:func:`field_paths`).
+        pool: :data:`SALT_SIZE` fresh random bytes per path, the salts in sorted path order,
+            for a caller that draws many events' salts at once; by default drawn here.
 
     Raises:
         ValidationFailedError: a value has no canonical JSON form (the message names the path).
+        ValueError: ``pool`` is not :data:`SALT_SIZE` bytes per path.
     """
     paths = sorted(values)
-    pool = os.urandom(SALT_SIZE * len(paths))
+    if pool is None:
+        pool = os.urandom(SALT_SIZE * len(paths))
+    elif len(pool) != SALT_SIZE * len(paths):
+        raise ValueError(f"a pool of {len(pool)} bytes for {len(paths)} salts")
+    if fastleaf is not None:
+        both: tuple[dict[str, bytes], dict[str, bytes]] | None
+        if both := fastleaf.commit(paths, values if type(values) is dict else dict(values), pool):
+            return both
     salts: dict[str, bytes] = {}
     out: dict[str, bytes] = {}
     sha256, dumps = _sha256, orjson.dumps
@@ -318,6 +335,10 @@ def leaf_prefix(event_id: str, received_at: str, commitments: Mapping[str, bytes
     path does not apply (a non-ASCII field path, whose order JCS and orjson may disagree on):
     use :func:`leaf_input` then.
     """
+    if fastleaf is not None and type(commitments) is dict:
+        head: bytes | None
+        if head := fastleaf.prefix(commitments, event_id, received_at):
+            return head  # the common case (ASCII paths in order, a plain id), in one call
     if (
         type(event_id) is not str
         or type(received_at) is not str

@@ -21,6 +21,7 @@ from typing import Any, Final, TypeAlias
 import orjson
 
 from trailkeep.errors import IntegrityError, ValidationFailedError
+from trailkeep.model._native import fastleaf
 from trailkeep.model.canonical import MAX_SAFE_INTEGER, jcs
 from trailkeep.model.commitments import (
     _RECEIVED_AT,
@@ -161,20 +162,8 @@ def _builtin_sha256() -> Callable[[bytes], Any]:
 _field_sha256: Final = _builtin_sha256()
 
 
-def _load_native() -> Callable[..., bytes | None] | None:
-    """The C part's ``leaf``: compiled when the package is installed with a C compiler and
-    OpenSSL's headers, and used only if it writes the leaf layout of this version."""
-    try:
-        from trailkeep.model import _fastleaf
-    except ImportError:  # pragma: no cover - the pure-Python plans answer the same, slower
-        return None
-    if getattr(_fastleaf, "LEAF_VERSION", None) != LEAF_VERSION:  # pragma: no cover
-        return None
-    leaf: Callable[..., bytes | None] = _fastleaf.leaf
-    return leaf
-
-
-_native_leaf = _load_native()
+#: The C part's whole-leaf function (``_fastleaf.c``), when it was built.
+_native_leaf: Callable[..., bytes | None] | None = None if fastleaf is None else fastleaf.leaf
 
 
 @dataclass(slots=True, eq=False)
