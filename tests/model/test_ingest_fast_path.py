@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tests.model.strategies import event_contents, json_values
 
 from trailkeep.errors import ValidationFailedError
-from trailkeep.model import commitments as commitments_module
+from trailkeep.model import _native
 from trailkeep.model.canonical import MAX_SAFE_INTEGER
 from trailkeep.model.commitments import (
     SALT_SIZE,
@@ -35,7 +35,8 @@ _commitments = st.dictionaries(_paths, st.binary(min_size=32, max_size=32), max_
 def plans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """With the C part (when built) and without it."""
     if request.param == "python":
-        monkeypatch.setattr(commitments_module, "fastleaf", None)
+        monkeypatch.setattr(_native, "commit", None)
+        monkeypatch.setattr(_native, "prefix", None)
     return str(request.param)
 
 

@@ -30,7 +30,7 @@ from typing import Any, Final
 import orjson
 
 from trailkeep.errors import IntegrityError, ValidationFailedError
-from trailkeep.model._native import fastleaf
+from trailkeep.model import _native
 from trailkeep.model.canonical import MAX_SAFE_INTEGER, jcs
 
 __all__ = [
@@ -301,9 +301,9 @@ def commit_fields(
         pool = os.urandom(SALT_SIZE * len(paths))
     elif len(pool) != SALT_SIZE * len(paths):
         raise ValueError(f"a pool of {len(pool)} bytes for {len(paths)} salts")
-    if fastleaf is not None:
-        both: tuple[dict[str, bytes], dict[str, bytes]] | None
-        if both := fastleaf.commit(paths, values if type(values) is dict else dict(values), pool):
+    if _native.commit is not None:
+        both = _native.commit(paths, values if type(values) is dict else dict(values), pool)
+        if both is not None:
             return both
     salts: dict[str, bytes] = {}
     out: dict[str, bytes] = {}
@@ -335,9 +335,9 @@ def leaf_prefix(event_id: str, received_at: str, commitments: Mapping[str, bytes
     path does not apply (a non-ASCII field path, whose order JCS and orjson may disagree on):
     use :func:`leaf_input` then.
     """
-    if fastleaf is not None and type(commitments) is dict:
-        head: bytes | None
-        if head := fastleaf.prefix(commitments, event_id, received_at):
+    if _native.prefix is not None and type(commitments) is dict:
+        head = _native.prefix(commitments, event_id, received_at)
+        if head is not None:
             return head  # the common case (ASCII paths in order, a plain id), in one call
     if (
         type(event_id) is not str

@@ -21,7 +21,7 @@ from typing import Any, Final, TypeAlias
 import orjson
 
 from trailkeep.errors import IntegrityError, ValidationFailedError
-from trailkeep.model._native import fastleaf
+from trailkeep.model import _native
 from trailkeep.model.canonical import MAX_SAFE_INTEGER, jcs
 from trailkeep.model.commitments import (
     _RECEIVED_AT,
@@ -163,7 +163,7 @@ _field_sha256: Final = _builtin_sha256()
 
 
 #: The C part's whole-leaf function (``_fastleaf.c``), when it was built.
-_native_leaf: Callable[..., bytes | None] | None = None if fastleaf is None else fastleaf.leaf
+_native_leaf = _native.leaf
 
 
 @dataclass(slots=True, eq=False)
