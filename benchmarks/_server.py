@@ -150,6 +150,25 @@ class Server:
                 continue  # the thread ended while we looked
         return out
 
+    def context_switches(self) -> tuple[int, int]:
+        """Voluntary and involuntary context switches so far, summed over live threads.
+
+        Under batched ingest most voluntary ones are a thread blocking to retake the GIL: a
+        rate far above one per batch and statement means threads hand the GIL back and forth.
+        """
+        vol = invol = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                status = (task / "status").read_text()
+            except OSError:
+                continue  # the thread ended while we looked
+            for line in status.splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    vol += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    invol += int(line.split()[1])
+        return vol, invol
+
     def stop(self) -> None:
         """Stop gracefully (SIGINT, as uvicorn expects), then kill; safe to call twice."""
         proc, self.process = self.process, None

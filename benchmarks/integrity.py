@@ -11,7 +11,7 @@ Steps, each bounded in count and time:
 2. **ingest cost**: batched ingest (4 client processes x 500-event batches, durable ``FULL``)
    into a fresh server with integrity on (commitments, leaves, tree nodes, checkpoints) and one
    with ``TRAILKEEP_INTEGRITY=false``: same workload, alternated ``--repeats`` times in one
-   run; the ratio of medians, and the server CPU per event of each;
+   run; the ratio of medians, and the server CPU and context switches per event of each;
 3. **proofs**: a real server on the cached seeded database (``_seed``: one tenant of
    ``--events`` plus 9 of a tenth of it); sequential ``GET /v1/events/{id}/proof``,
    ``/v1/log/proof/inclusion`` (random index and size) and ``/v1/log/proof/consistency``
@@ -144,22 +144,31 @@ class Bench:
             for w in range(a.batch_clients)
         ]
         cpu: dict[str, float] = {}
+        switches: dict[str, tuple[int, int]] = {}
+
+        def on_start() -> None:
+            cpu.update(start=server.cpu_seconds())
+            switches.update(start=server.context_switches())
+
+        def on_end() -> None:
+            cpu.update(end=server.cpu_seconds())
+            switches.update(end=server.context_switches())
+
         try:
-            result = run_load(
-                specs,
-                lambda: cpu.update(start=server.cpu_seconds()),
-                lambda: cpu.update(end=server.cpu_seconds()),
-            )
+            result = run_load(specs, on_start, on_end)
         finally:
             server.stop()
             shutil.rmtree(server.workdir, ignore_errors=True)
         if result.errors:
             print(f"  ({result.errors} errors: {result.first_error})")
         us = (cpu["end"] - cpu["start"]) / max(result.events, 1) * 1e6
+        per_k = [(b - a) * 1e3 / max(result.events, 1)
+                 for a, b in zip(switches["start"], switches["end"], strict=True)]  # fmt: skip
         lat = percentiles(result.latencies)
         print(
             f"  integrity {mode:3s} run {rep}: {result.events:,} events in {result.seconds:.2f} s"
             f" = {result.events_per_second:,.0f} events/s; server CPU {us:.1f} µs/event;"
+            f" context switches {per_k[0]:.0f} voluntary + {per_k[1]:.0f} forced per 1k events;"
             f" batch p50 {_ms(lat['p50'])} p99 {_ms(lat['p99'])} ms"
         )
         return result.events_per_second, us

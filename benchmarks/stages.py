@@ -1,6 +1,7 @@
 """Where a batched event's server CPU goes: each ingest stage timed in-process, no HTTP.
 
     .venv/bin/python benchmarks/stages.py [--events 100000] [--cprofile prepare|append]
+                                         [--integrity off]
 
 The HTTP benchmark (``ingest.py``) says how fast the whole server is; this says which stage to
 make faster. It runs the same code the batch route runs, stage by stage, on the same
@@ -8,7 +9,8 @@ synthetic events, and prints microseconds per event for each:
 
 * ``parse``: the route's way (stdlib ``json.loads``, pydantic ``validate_python``,
   ``event_content``) and, for comparison, pydantic's own JSON parser (``model_validate_json``);
-* ``prepare``: normalization, salts, commitments, ids (the service, on the event loop thread);
+* ``prepare``: normalization, salts, commitments, ids (the service, on the event loop thread),
+  batch by batch as ``EventService.ingest`` does it (ids first, one salt pool per batch);
 * ``append``: the writer thread, durable (``synchronous=FULL``), alone and while another
   thread keeps the GIL busy the way the event loop does under load;
 * ``respond``: ``to_wire`` and ``orjson.dumps`` of the stored events;
@@ -44,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _workload import TIMESTAMP_MODES, TS_SLOT, batch_bodies, stamp, utc_now
 from trailkeep.api.routes.events import event_content
 from trailkeep.api.schemas import BatchIn
-from trailkeep.service.events import EventService, Limits
+from trailkeep.model.ids import new_event_ids
+from trailkeep.service.events import EventService, Limits, SaltPool
 from trailkeep.service.stores import open_store
 from trailkeep.service.tenants import TenantService
 from trailkeep.storage.rows import EVENT_COLUMNS, event_row
@@ -75,6 +78,14 @@ def gil_pressure(work: Callable[[], object]) -> Iterator[None]:
         thread.join()
 
 
+def prepare_batch(service: EventService, batch: list[dict[str, Any]], integrity: bool) -> list[Any]:
+    """Prepare a batch as ``EventService.ingest`` does: ids first, one salt pool."""
+    ids = new_event_ids(len(batch))
+    pool = SaltPool(len(batch)) if integrity else None
+    return [service.prepare(c, index=i, salt_pool=pool, event_id=ids[i])
+            for i, c in enumerate(batch)]  # fmt: skip
+
+
 def _timed(fn: Callable[[], object], profile: bool) -> float:
     profiler = cProfile.Profile() if profile else None
     t0 = time.perf_counter()
@@ -93,6 +104,12 @@ def main() -> int:
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--cprofile", choices=("parse", "prepare", "append", "respond"))
     p.add_argument(
+        "--integrity",
+        choices=("on", "off"),
+        default="on",
+        help="off: no salts, commitments, leaves or tree (TRAILKEEP_INTEGRITY=false)",
+    )
+    p.add_argument(
         "--timestamps",
         choices=TIMESTAMP_MODES,
         default="now",
@@ -104,12 +121,13 @@ def main() -> int:
     bodies = [b.replace(TS_SLOT, stamp())
               for b in batch_bodies(100, 8, BATCH, utc_now(), args.timestamps)]  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="trailkeep-stages-"))
-    store = open_store(f"sqlite:///{tmp / 'a.db'}")
+    integrity = args.integrity == "on"
+    store = open_store(f"sqlite:///{tmp / 'a.db'}", integrity=integrity)
     TenantService(store).create_tenant("acme")
-    service = EventService(store, Limits())
+    service = EventService(store, Limits(), integrity=integrity)
     print(
         f"{n:,} events in {batches} batches of {BATCH}, timestamps {args.timestamps},"
-        f" synchronous=FULL, {tmp}"
+        f" integrity {args.integrity}, synchronous=FULL, {tmp}"
     )
 
     contents: list[list[dict[str, Any]]] = []
@@ -134,7 +152,7 @@ def main() -> int:
 
     def prepare() -> None:
         for batch in contents:
-            prepared.append([service.prepare(c, index=i) for i, c in enumerate(batch)])
+            prepared.append(prepare_batch(service, batch, integrity))
 
     seconds = _timed(prepare, args.cprofile == "prepare")
     _report("prepare (salts, commitments, ids, time)", seconds, n)
@@ -152,9 +170,16 @@ def main() -> int:
     _report("append, writer alone (leaf, tree, rows, INSERT, COMMIT)",
             _timed(append(prepared[:half]), args.cprofile == "append"), half * BATCH)  # fmt: skip
     spare = contents[0]
+    third = half + (len(prepared) - half) // 2
+    with gil_pressure(lambda: prepare_batch(service, spare[:20], integrity)):
+        _report("append, while another thread runs prepare() as ingest does",
+                _timed(append(prepared[half:third]), False), (third - half) * BATCH)  # fmt: skip
+    # One getrandom() per id and per event's salts, each releasing the GIL: the writer, waiting
+    # to retake it after a SQLite step, is woken for nothing each time and starves.
     with gil_pressure(lambda: [service.prepare(c) for c in spare[:20]]):
-        _report("append, while another thread runs prepare()",
-                _timed(append(prepared[half:]), False), (len(prepared) - half) * BATCH)  # fmt: skip
+        _report("append, ... prepare() one event at a time (getrandom each)",
+                _timed(append(prepared[third:]), False),
+                (len(prepared) - third) * BATCH)  # fmt: skip
 
     def respond() -> None:
         for result in appended:
@@ -204,7 +229,7 @@ def _sqlite_rows(tmp: Path, prepared: list[list[Any]], spare: list[Any], service
                     conn.execute("COMMIT")
 
             if pressure:
-                with gil_pressure(lambda: [service.prepare(c) for c in spare[:20]]):
+                with gil_pressure(lambda: prepare_batch(service, spare[:20], True)):
                     seconds = _timed(run, False)
             else:
                 seconds = _timed(run, False)

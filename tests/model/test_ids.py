@@ -32,3 +32,23 @@ class TestEventId:
         later = ids.new_event_id(1_000_000_000_001_000_000)
         assert earlier < later
         assert re.fullmatch(r"evt_[0-9A-HJKMNP-TV-Z]{26}", later)
+
+    def test_many_from_one_draw(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``new_event_ids`` lays each 10-byte slice of one draw out as ``new_event_id`` does."""
+        pool = bytes(range(30))
+        draws: list[int] = []
+        monkeypatch.setattr(os, "urandom", lambda n: draws.append(n) or pool[:n])
+        now_ns = 1_795_431_605_528_615_000
+        millis = now_ns // 1_000_000
+        expected = [
+            "evt_" + _reference_ulid(millis, int.from_bytes(pool[i : i + 10], "big"))
+            for i in (0, 10, 20)
+        ]
+        assert ids.new_event_ids(3, now_ns) == expected
+        assert draws == [30]
+        assert ids.new_event_ids(0) == []
+
+    def test_many_are_distinct(self) -> None:
+        batch = ids.new_event_ids(500)
+        assert len(set(batch)) == 500
+        assert all(re.fullmatch(r"evt_[0-9A-HJKMNP-TV-Z]{26}", i) for i in batch)
