@@ -138,6 +138,22 @@ buffer_add(Buffer *b, const void *bytes, size_t size)
     return 0;
 }
 
+/* Append a SHA-256 digest as 64 lowercase hex characters; -1 on a memory error. */
+static int
+add_hex(Buffer *b, const unsigned char digest[SHA256_DIGEST_LENGTH])
+{
+    if (buffer_reserve(b, 2 * SHA256_DIGEST_LENGTH) < 0) {
+        return -1;
+    }
+    unsigned char *out = b->data + b->size;
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        out[2 * i] = (unsigned char)hex_digits[digest[i] >> 4];
+        out[2 * i + 1] = (unsigned char)hex_digits[digest[i] & 0xf];
+    }
+    b->size += 2 * SHA256_DIGEST_LENGTH;
+    return 0;
+}
+
 /* Append a str's JCS form (RFC 8785 §3.2.2.2): 1 if done, 0 if it has none (a lone
  * surrogate), -1 on a memory error. */
 static int
@@ -236,16 +252,7 @@ add_commitment(Buffer *text, Buffer *field, PyObject *salt, PyObject *value)
     }
     unsigned char digest[SHA256_DIGEST_LENGTH];
     buffer_sha256(field, digest);
-    if (buffer_reserve(text, 2 * SHA256_DIGEST_LENGTH) < 0) {
-        return -1;
-    }
-    unsigned char *out = text->data + text->size;
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-        out[2 * i] = (unsigned char)hex_digits[digest[i] >> 4];
-        out[2 * i + 1] = (unsigned char)hex_digits[digest[i] & 0xf];
-    }
-    text->size += 2 * SHA256_DIGEST_LENGTH;
-    return 1;
+    return add_hex(text, digest) < 0 ? -1 : 1;
 }
 
 /* Whether JSON writes `text` as itself in quotes: printable ASCII, no quote, no backslash. */
@@ -497,17 +504,10 @@ prefix(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         last = path;
         if ((n++ && ADD(&text, ",") < 0) || ADD(&text, "\"") < 0 ||
             add_text(&text, path) < 0 || ADD(&text, "\":\"") < 0 ||
-            buffer_reserve(&text, 2 * SHA256_DIGEST_LENGTH + 1) < 0) {
+            add_hex(&text, (const unsigned char *)PyBytes_AS_STRING(digest)) < 0 ||
+            ADD(&text, "\"") < 0) {
             goto done;
         }
-        const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(digest);
-        unsigned char *out = text.data + text.size;
-        for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-            out[2 * i] = (unsigned char)hex_digits[bytes[i] >> 4];
-            out[2 * i + 1] = (unsigned char)hex_digits[bytes[i] & 0xf];
-        }
-        out[2 * SHA256_DIGEST_LENGTH] = '"';
-        text.size += 2 * SHA256_DIGEST_LENGTH + 1;
     }
     if (ADD(&text, "},\"id\":\"") < 0 || add_text(&text, event_id) < 0 ||
         ADD(&text, "\",\"received_at\":\"") < 0 || add_text(&text, received_at) < 0 ||
