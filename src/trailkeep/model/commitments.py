@@ -130,11 +130,13 @@ def unflatten(paths: Mapping[str, Any]) -> dict[str, Any]:
 def new_salts(paths: Iterable[str]) -> dict[str, bytes]:
     """A fresh random salt for each field path, from one ``os.urandom`` call."""
     names = list(paths)
-    pool = os.urandom(SALT_SIZE * len(names))
-    return {
-        p: pool[i : i + SALT_SIZE]
-        for p, i in zip(names, range(0, len(pool), SALT_SIZE), strict=True)
-    }
+    return _cut(names, os.urandom(SALT_SIZE * len(names)))
+
+
+def _cut(paths: list[str], pool: bytes) -> dict[str, bytes]:
+    """``pool`` cut into one :data:`SALT_SIZE` salt per path, in order."""
+    offsets = range(0, len(pool), SALT_SIZE)
+    return {p: pool[i : i + SALT_SIZE] for p, i in zip(paths, offsets, strict=True)}
 
 
 def commitment(salt: bytes, value: Any) -> bytes:
@@ -164,8 +166,11 @@ def commit_all(values: Mapping[str, Any], salts: Mapping[str, bytes]) -> dict[st
     sha256, dumps = _sha256, orjson.dumps
     for path, value in values.items():
         salt = salts[path]
-        # Hot path (every field of every event): a string under a well-sized salt.
-        if type(value) is str and len(salt) == SALT_SIZE:
+        # Hot path (every field of every event): a string or safe int under a well-sized salt.
+        kind = type(value)
+        if len(salt) == SALT_SIZE and (
+            kind is str or (kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+        ):
             try:
                 out[path] = sha256(salt + dumps(value)).digest()
                 continue
@@ -282,10 +287,9 @@ def commit_fields(
 ) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """Fresh salts and the commitments of every field path, both in sorted path order.
 
-    What ingest does, in one pass: equal to :func:`new_salts` of the sorted paths followed by
-    :func:`commit_all` (a property test pins that), for the common values (strings, booleans,
-    safe integers) without the checks that salts it drew itself do not need; in one call to
-    the C part where it was built.
+    What ingest does: :func:`new_salts` of the sorted paths followed by :func:`commit_all`
+    (a property test pins that); for the common values (strings, booleans, safe integers), in
+    one call to the C part where it was built.
 
     Args:
         values: the event's field paths (:func:`field_paths`).
@@ -305,26 +309,8 @@ def commit_fields(
         both = _native.commit(paths, values if type(values) is dict else dict(values), pool)
         if both is not None:
             return both
-    salts: dict[str, bytes] = {}
-    out: dict[str, bytes] = {}
-    sha256, dumps = _sha256, orjson.dumps
-    at = 0
-    for path in paths:
-        value = values[path]
-        salt = salts[path] = pool[at : at + SALT_SIZE]
-        at += SALT_SIZE
-        kind = type(value)
-        if kind is str or (kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER):
-            try:
-                out[path] = sha256(salt + dumps(value)).digest()
-                continue
-            except orjson.JSONEncodeError:
-                pass  # a lone surrogate: commitment() names the problem
-        try:
-            out[path] = commitment(salt, value)
-        except ValidationFailedError as exc:
-            raise ValidationFailedError(f"{path}: {exc.message}") from exc
-    return salts, out
+    salts = _cut(paths, pool)
+    return salts, commit_all({p: values[p] for p in paths}, salts)
 
 
 def leaf_prefix(event_id: str, received_at: str, commitments: Mapping[str, bytes]) -> bytes | None:
