@@ -14,6 +14,7 @@ from trailkeep.client.verify import verify_checkpoints, verify_event
 from trailkeep.merkle import Signer, Verifier
 from trailkeep.service.audit import audit_tenant
 from trailkeep.service.log import LogService
+from trailkeep.service.signer_state import SignerState
 from trailkeep.service.stores import open_store
 
 
@@ -95,7 +96,9 @@ class TestWorkers:
         assert checkpoints[-1].size == len(seqs)
         store = open_store(server.database)
         try:
-            proofs = LogService(store, Signer.generate("unused"), "unused")
+            unused = Signer.generate("unused")
+            state = SignerState.beside(tmp_path / "unused.key", unused.verifier())
+            proofs = LogService(store, unused, "unused", state=state)
             for old, new in itertools.pairwise(checkpoints):
                 hashes = proofs.consistency_proof("acme", old.size, new.size)
                 verify_checkpoints(old.note, new.note, hashes, key)

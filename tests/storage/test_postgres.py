@@ -5,9 +5,11 @@ text PostgreSQL cannot store."""
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,6 +22,7 @@ from trailkeep.merkle import Signer
 from trailkeep.query.filters import EventQuery
 from trailkeep.service.audit import audit_tenant
 from trailkeep.service.log import LogService
+from trailkeep.service.signer_state import SignerState
 from trailkeep.service.stores import open_store
 from trailkeep.storage._postgres_writer import COPY_AT_LEAST
 from trailkeep.storage.base import Appended, Evidence, Store
@@ -46,7 +49,9 @@ def stores(pg_url: str) -> Iterator[tuple[Store, Store]]:
 
 
 def audited(store: Store, tenant: str, signer: Signer) -> None:
-    LogService(store, signer, "test").sign_pending()
+    with tempfile.TemporaryDirectory() as keys:
+        state = SignerState.beside(Path(keys) / "signing.key", signer.verifier())
+        LogService(store, signer, "test", state=state).sign_pending()
     report = audit_tenant(store, tenant, signer.verifier(), f"test/{tenant}")
     assert report.ok, report.problems
 

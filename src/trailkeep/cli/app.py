@@ -17,6 +17,7 @@ from trailkeep.errors import TrailkeepError
 
 from .client_cmds import register_client_commands
 from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
+from .signer import signer_app
 from .verify import verify_app
 
 __all__ = ["app"]
@@ -36,6 +37,7 @@ keys_app = typer.Typer(
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(verify_app, name="verify")
+app.add_typer(signer_app, name="signer")
 register_client_commands(app, verify_app)
 
 

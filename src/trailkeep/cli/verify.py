@@ -127,6 +127,47 @@ def _audit(store: Store, tenant_id: str, verifier: Verifier, origin: str) -> Aud
         return audit_tenant(store, tenant_id, verifier, origin, partial(bar.advance, task))
 
 
+def _held_notes(
+    files: list[Path], signing_key: Path | None, verifier: Verifier
+) -> list[tuple[str, str]]:
+    """(where it came from, note) of every checkpoint held outside the database: the files
+    given, and the signer state beside the signing key if there is one."""
+    from trailkeep.service.signer_state import SignerState
+
+    held = []
+    for path in files:
+        try:
+            held.append((str(path), path.read_text()))
+        except OSError as exc:
+            fail(f"cannot read checkpoint {path}: {exc}")
+    if signing_key is not None:
+        state = SignerState.beside(signing_key, verifier)
+        held += [(str(state.path), r.note) for _, r in sorted(state.read().items())]
+    return held
+
+
+def _check_held(store: Store, verifier: Verifier, held: list[tuple[str, str]]) -> bool:
+    """Whether the database extends every held checkpoint; prints one line for each."""
+    from trailkeep.service.forks import find_fork, held_checkpoint
+
+    ok = True
+    for source, note in held:
+        try:
+            signed = held_checkpoint(note, verifier)
+        except TrailkeepError as exc:
+            out.print(f"[bold red]FAILED[/] checkpoint in {source}: {exc.message}")
+            ok = False
+            continue
+        fork = find_fork(store, signed)
+        if fork is None:
+            out.print(f"[green]OK[/] {signed.tenant_id}: the database extends the checkpoint"
+                      f" of size {signed.size} held in {source}")  # fmt: skip
+            continue
+        ok = False
+        out.print(f"[bold red]FAILED[/] {fork.describe()} (held in {source})", highlight=False)
+    return ok
+
+
 @verify_app.command("database")
 def verify_database_cmd(
     database: DatabaseOpt = DEFAULT_DATABASE,
@@ -141,24 +182,35 @@ def verify_database_cmd(
         Path,
         typer.Option(
             envvar="TRAILKEEP_SIGNING_KEY",
-            help="Or take the public key from the server's signing key file.",
+            help="Or take the public key from the server's signing key file (and check the"
+            " database against the checkpoints its signer state beside it remembers).",
         ),
     ] = Path("./trailkeep-signing.key"),
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A signed checkpoint kept outside the database (repeatable): the database's"
+            " tree must have at least its size and the same root at that size.",
+        ),
+    ] = None,
 ) -> None:
     """The auditor's fsck: recompute every leaf, node and root of a live database and compare
-    them with its signed checkpoints, naming every row altered, deleted or reordered."""
+    them with its signed checkpoints, naming every row altered, deleted or reordered; and
+    compare it with checkpoints held outside it, which catches a truncated tail."""
     from trailkeep.service.signing import load_existing_signer
     from trailkeep.service.stores import open_store
 
     try:
         verifier = (Verifier.parse(_key(key)) if key
                     else load_existing_signer(signing_key).verifier())  # fmt: skip
+        held = _held_notes(checkpoint or [], None if key else signing_key, verifier)
         store = open_store(database)
     except TrailkeepError as exc:
         fail(exc.message, "pass --key with the log's public key, or --signing-key")
     server_name = verifier.name
     failed = False
     try:
+        failed = not _check_held(store, verifier, held)
         tenants = tenant or [t.id for t in store.list_tenants()]
         for tenant_id in tenants:
             report = _audit(store, tenant_id, verifier, f"{server_name}/{tenant_id}")

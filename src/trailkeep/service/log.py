@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import threading
@@ -18,11 +19,15 @@ from trailkeep.merkle import (
     inclusion,
     verify_consistency,
 )
+from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.timeparse import format_time, utcnow
+from trailkeep.service.events import Limits, prepare_event
+from trailkeep.service.forks import Fork, ForkGuard, find_fork
+from trailkeep.service.signer_state import Remembered, SignerState, StateTransaction
 from trailkeep.storage.base import Evidence, Store, StoredCheckpoint
 from trailkeep.storage.tree import TreeHead
 
-__all__ = ["Checkpointer", "EventProof", "LogService"]
+__all__ = ["Accepted", "Checkpointer", "EventProof", "LogService"]
 
 log = logging.getLogger(__name__)
 
@@ -39,33 +44,110 @@ class EventProof:
     hashes: list[bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An operator's acceptance of a database: the fork it ended, its audit event, and the
+    checkpoint now remembered."""
+
+    fork: Fork
+    event: StoredEvent
+    checkpoint: StoredCheckpoint
+
+
+def _accept_event(fork: Fork, actor: str, reason: str) -> NewEvent:
+    signed = fork.signed
+    return prepare_event(
+        {
+            "action": "log.accept_database",
+            "category": "system",
+            "outcome": "success",
+            "actor": {"id": actor, "type": "operator"},
+            "target": {"id": fork.tenant_id, "type": "log"},
+            "message": reason or f"operator accepted the database: {fork.describe()}",
+            "metadata": {
+                "signed_size": signed.size,
+                "signed_root": base64.b64encode(signed.root_hash).decode(),
+                "signed_note": signed.note,
+                "database_size": fork.head_size,
+                "database_root": base64.b64encode(fork.head_root).decode(),
+            },
+        },
+        Limits(),
+    )
+
+
 class LogService:
     """Proofs and checkpoints over a store's per-tenant trees.
+
+    It never signs a checkpoint that does not extend the last one its key signed for the
+    tenant, remembered outside the database in ``state`` (``service.signer_state``); a tenant
+    whose database tree does not extend it is fenced (``service.forks``) by :meth:`protect`.
 
     Args:
         store: where the trees live.
         signer: the checkpoint signing key.
         server_name: the origin prefix; a tenant's log is ``<server_name>/<tenant>``.
+        state: what ``signer`` has signed, kept beside its key file.
     """
 
-    def __init__(self, store: Store, signer: Signer, server_name: str) -> None:
+    def __init__(
+        self, store: Store, signer: Signer, server_name: str, *, state: SignerState
+    ) -> None:
         self._store = store
         self.signer = signer
         self.server_name = server_name
+        self.state = state
+        self.guard = ForkGuard()
+        self._adopted: dict[str, Remembered] | None = None
         self._sign_lock = threading.Lock()
 
     def origin(self, tenant_id: str) -> str:
         return f"{self.server_name}/{tenant_id}"
+
+    def protect(self) -> list[Fork]:
+        """Check every remembered checkpoint against the database, fence the tenants whose
+        tree does not extend theirs, and refuse appends to them from now on.
+
+        Called once at start, before the server takes writes; returns the forks found.
+        """
+        with self._sign_lock:
+            self._adopt(self.state.read(), recheck=True)
+        self._store.append_guard = self.guard.check_append
+        return [f for t in self.guard.fenced() if (f := self.guard.fork(t)) is not None]
+
+    def compare_remembered(self) -> list[tuple[Remembered, Fork | None]]:
+        """Every remembered checkpoint, oldest tenant name first, with the database's fork
+        of it (None where the database extends it). Reads only; fences nothing."""
+        remembered = self.state.read()
+        return [(remembered[t], find_fork(self._store, remembered[t])) for t in sorted(remembered)]
+
+    def _adopt(self, remembered: dict[str, Remembered], *, recheck: bool = False) -> None:
+        """Take in the state file's checkpoints (some may come from other processes sharing
+        the key file); re-check a fenced tenant whose entry changed (an accepted database)."""
+        if remembered is self._adopted and not recheck:
+            return
+        for tenant_id, signed in remembered.items():
+            self.guard.remember(signed)
+            fork = self.guard.fork(tenant_id)
+            if recheck or (fork is not None and fork.signed != signed):
+                found = find_fork(self._store, signed)
+                if found is None:
+                    self.guard.lift(tenant_id)
+                else:
+                    self.guard.fence(found)
+        self._adopted = remembered
 
     # -- checkpoints -----------------------------------------------------------------------
 
     def sign_pending(self) -> list[StoredCheckpoint]:
         """Sign a checkpoint for every tenant whose tree grew since its last one."""
         with self._sign_lock:
-            return self._sign_all()
+            signed = self._sign_all(wait=True)
+            assert signed is not None
+            return signed
 
     def try_sign_pending(self) -> list[StoredCheckpoint] | None:
-        """:meth:`sign_pending`, or None at once if another thread is signing.
+        """:meth:`sign_pending`, or None at once if another thread or process is signing.
 
         The store's writer thread signs this way: it must never wait, since the other signer
         may be waiting for the writer to store its checkpoint.
@@ -73,37 +155,109 @@ class LogService:
         if not self._sign_lock.acquire(blocking=False):
             return None
         try:
-            return self._sign_all()
+            return self._sign_all(wait=False)
         finally:
             self._sign_lock.release()
 
-    def _sign_all(self) -> list[StoredCheckpoint]:
+    def _sign_all(self, *, wait: bool) -> list[StoredCheckpoint] | None:
+        candidates = self._store.checkpoint_candidates()
         signed = []
-        for tenant_id, head, last in self._store.checkpoint_candidates():
-            try:
-                checkpoint = self._sign(tenant_id, head, last)
-            except TrailkeepError as exc:
-                log.critical("not signing a checkpoint for %s: %s", tenant_id, exc.message)
-                continue
-            if checkpoint is not None:
-                signed.append(checkpoint)
-        return signed
+        with self.state.transaction(wait=wait) as txn:
+            if txn is None:
+                return None
+            self._adopt(self.state.read())
+            for tenant_id, head, last in candidates:
+                try:
+                    checkpoint = self._sign(txn, tenant_id, head, last)
+                except TrailkeepError as exc:
+                    log.critical("not signing a checkpoint for %s: %s", tenant_id, exc.message)
+                    continue
+                if checkpoint is not None:
+                    signed.append(checkpoint)
+        # Remembered durably (the transaction wrote the state file) before anyone sees them.
+        return [c for c in signed if self._store.add_checkpoint(c)]
 
     def _sign(
-        self, tenant_id: str, head: TreeHead, last: StoredCheckpoint | None
+        self, txn: StateTransaction, tenant_id: str, head: TreeHead, last: StoredCheckpoint | None
     ) -> StoredCheckpoint | None:
         if last is not None and last.size >= head.size:
             return None  # another process signed this far already
+        if self.guard.fork(tenant_id) is not None:
+            return None  # fenced until an operator accepts the database
+        remembered = txn.tenants.get(tenant_id)
+        if remembered is not None and remembered.size >= head.size:
+            return None  # another process with this key signed as far (or further)
         root = head.root()
-        if last is not None:
-            # Never sign a head that does not extend the last one: prove it first.
+        if remembered is not None:
+            fork = find_fork(self._store, remembered, head)
+            if fork is not None:
+                self.guard.fence(fork)
+                return None
+        if last is not None and (remembered is None or last.root_hash != remembered.root_hash):
+            # Never sign a head that does not extend the last one stored: prove it first.
             proof = self._hashes(tenant_id, consistency(last.size, head.size))
             verify_consistency(RFC9162, last.size, head.size, proof, last.root_hash, root)
-        body = Checkpoint(self.origin(tenant_id), head.size, root).to_body()
-        checkpoint = StoredCheckpoint(
-            tenant_id, head.size, root, self.signer.sign_note(body), format_time(utcnow())
+        origin = self.origin(tenant_id)
+        checkpoint = self._checkpoint_of(tenant_id, head.size, root, origin)
+        self._remember(txn, checkpoint, origin)
+        return checkpoint
+
+    def _checkpoint_of(
+        self, tenant_id: str, size: int, root: bytes, origin: str
+    ) -> StoredCheckpoint:
+        note = self.signer.sign_note(Checkpoint(origin, size, root).to_body())
+        return StoredCheckpoint(tenant_id, size, root, note, format_time(utcnow()))
+
+    def _remember(
+        self,
+        txn: StateTransaction,
+        checkpoint: StoredCheckpoint,
+        origin: str,
+        accepted_at: str | None = None,
+    ) -> None:
+        entry = Remembered(
+            checkpoint.tenant_id,
+            origin,
+            checkpoint.size,
+            checkpoint.root_hash,
+            checkpoint.note,
+            checkpoint.signed_at,
+            accepted_at,
         )
-        return checkpoint if self._store.add_checkpoint(checkpoint) else None
+        txn.remember(entry)
+        self.guard.remember(entry)
+
+    def accept_database(self, tenant_id: str, actor: str, reason: str = "") -> Accepted | None:
+        """An operator's decision: sign the tenant's database tree as it now is, in place of the
+        remembered checkpoint it does not extend, and record the decision in the tenant's log.
+
+        The audit event (action ``log.accept_database``, category ``system``) is appended
+        first, so the new checkpoint covers it. Returns None, changing nothing, when the
+        database does extend the remembered checkpoint.
+
+        Raises:
+            NotFoundError: this signer remembers no checkpoint of the tenant.
+        """
+        with self._sign_lock, self.state.transaction() as txn:
+            assert txn is not None
+            signed = txn.tenants.get(tenant_id)
+            if signed is None:
+                raise NotFoundError(
+                    f"the signer state {self.state.path} holds no checkpoint of tenant"
+                    f" {tenant_id!r}: nothing to accept"
+                )
+            fork = find_fork(self._store, signed)
+            if fork is None:
+                return None
+            with self.guard.accepting(tenant_id):
+                audit = self._store.append(tenant_id, [_accept_event(fork, actor, reason)])
+                event = audit.result()[0].event
+            head = self._store.tree_head(tenant_id)
+            checkpoint = self._checkpoint_of(tenant_id, head.size, head.root(), signed.origin)
+            self._remember(txn, checkpoint, signed.origin, accepted_at=checkpoint.signed_at)
+            self.guard.lift(tenant_id)
+        self._store.add_checkpoint(checkpoint)
+        return Accepted(fork, event, checkpoint)
 
     def latest_checkpoint(self, tenant_id: str) -> StoredCheckpoint:
         """The newest signed checkpoint; a tenant with none yet gets its first one now."""

@@ -123,6 +123,8 @@ class GroupWriter:
         leaf_function: computes each event's leaf hash once its ``seq`` is known, or None.
         timeout: seconds to wait for a connection before failing the group as unavailable.
         after_commit: called on the writer thread after each group (``Store.after_commit``).
+        check_append: called with a tenant's locked head before a job's new events are
+            sequenced after it; what it raises fails that job (``Store.append_guard``).
     """
 
     def __init__(
@@ -131,9 +133,11 @@ class GroupWriter:
         leaf_function: LeafFunction | None,
         timeout: float,
         after_commit: Callable[[], None],
+        check_append: Callable[[str, TreeHead], None],
     ) -> None:
         self._pool = pool
         self._after_commit = after_commit
+        self._check_append = check_append
         self._leaf_function = leaf_function
         self._timeout = timeout
         self._queue: queue.SimpleQueue[AppendJob | None] = queue.SimpleQueue()
@@ -334,6 +338,8 @@ class GroupWriter:
         head = heads.get(tenant_id)
         if head is None:
             raise NotFoundError(f"no tenant {tenant_id!r}")
+        if job.events:
+            self._check_append(tenant_id, head)
         if job.before is not None:
             job.before(conn)
         leaf_fn = self._leaf_function

@@ -81,6 +81,17 @@ class Store(abc.ABC):
     #: When (``time.monotonic()``) ``after_commit`` next has work to do. A writer keeps its
     #: groups small as that time nears, so the hook does not wait long behind a big group.
     after_commit_due: float = math.inf
+    #: Called on the writer thread with a tenant's head, read inside the write transaction,
+    #: before new events are sequenced after it; whatever it raises (a ``TrailkeepError``)
+    #: fails that append alone, before anything is acknowledged. The service refuses writes
+    #: to a tenant whose tree no longer extends its signed checkpoints here (a restored
+    #: database, ``service.forks``). It must be cheap and must not touch the database.
+    append_guard: Callable[[str, TreeHead], None] | None = None
+
+    def _check_append(self, tenant_id: str, head: TreeHead) -> None:
+        guard = self.append_guard
+        if guard is not None:
+            guard(tenant_id, head)
 
     def _run_after_commit(self) -> None:
         hook = self.after_commit

@@ -137,7 +137,9 @@ class PostgresStore(Store):
         except BaseException:
             self._readers.close()
             raise
-        self._writer = GroupWriter(self._writers, leaf_function, timeout, self._run_after_commit)
+        self._writer = GroupWriter(
+            self._writers, leaf_function, timeout, self._run_after_commit, self._check_append
+        )
 
     def _pool(
         self,

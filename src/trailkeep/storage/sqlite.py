@@ -665,6 +665,7 @@ class SQLiteStore(Store):
                     continue
             fresh.append((i, event))
         if fresh:
+            self._check_append(tenant_id, head)
             head = self._sequence(conn, tenant_id, head, fresh, out)
             heads[tenant_id] = head
         for i, event in enumerate(job.events):
