@@ -26,6 +26,11 @@ class Settings(BaseSettings):
         Path("./trailkeep-signing.key"),
         description="Ed25519 checkpoint signing key file; created with mode 0600 if missing.",
     )
+    signer_state: Path | None = Field(
+        None,
+        description="File where the signer remembers the last checkpoint it signed per tenant"
+        " (default: <signing_key>.state beside the key); must be writable and persistent.",
+    )
     server_name: str = Field(
         "trailkeep.local",
         description="Origin prefix of checkpoints (<server_name>/<tenant>) and key name.",

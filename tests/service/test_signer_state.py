@@ -399,3 +399,25 @@ class TestAcceptDatabase:
             operator.close()
         services.log.sign_pending()
         assert _append(services, 1, "allowed") == [11]
+
+
+class TestWhereTheStateLives:
+    """``TRAILKEEP_SIGNER_STATE`` moves the state file; a server that cannot write it stops."""
+
+    def test_elsewhere(self, settings: Settings, tmp_path: Path) -> None:
+        elsewhere = tmp_path / "state.json"
+        services = Services.build(settings.model_copy(update={"signer_state": elsewhere}))
+        try:
+            services.tenants.create_tenant("acme")
+            _append(services, 1, "a")
+            services.log.sign_pending()
+        finally:
+            services.close()
+        assert not state_path(settings.signing_key).exists()
+        assert orjson.loads(elsewhere.read_bytes())["tenants"]["acme"]["size"] == 1
+
+    def test_unwritable_stops_the_server_at_start(self, settings: Settings, tmp_path: Path) -> None:
+        (tmp_path / "a-file").write_text("")
+        bad = tmp_path / "a-file" / "state.json"
+        with pytest.raises(InvalidInputError, match="needs a writable, persistent directory"):
+            Services.build(settings.model_copy(update={"signer_state": bad}))

@@ -9,7 +9,7 @@ from trailkeep.service.events import EventService, Limits
 from trailkeep.service.exports import ExportService
 from trailkeep.service.log import Checkpointer, LogService
 from trailkeep.service.redaction import RedactionService
-from trailkeep.service.signer_state import SignerState
+from trailkeep.service.signer_state import SignerState, state_path
 from trailkeep.service.signing import load_or_create_signer
 from trailkeep.service.stores import open_store
 from trailkeep.service.stream import LogNotifier, NotifyingEventService, StreamService
@@ -42,7 +42,8 @@ class Services:
         )
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
         signer = load_or_create_signer(settings.signing_key, settings.server_name)
-        state = SignerState.beside(settings.signing_key, signer.verifier())
+        state_file = settings.signer_state or state_path(settings.signing_key)
+        state = SignerState(state_file, signer.verifier())
         log = LogService(store, signer, settings.server_name, state=state)
         try:
             log.protect()  # before any write: fence tenants whose database forks the log

@@ -34,18 +34,27 @@ SigningKeyOpt = Annotated[
     ),
 ]
 DEFAULT_KEY = Path("./trailkeep-signing.key")
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        envvar="TRAILKEEP_SIGNER_STATE",
+        help="The signer's state file, if not <signing key>.state (the server's"
+        " TRAILKEEP_SIGNER_STATE).",
+    ),
+]
 
 
 @contextmanager
-def _log_service(database: str, signing_key: Path) -> Iterator[LogService]:
+def _log_service(database: str, signing_key: Path, state_file: Path | None) -> Iterator[LogService]:
     from trailkeep.service.log import LogService
-    from trailkeep.service.signer_state import SignerState
+    from trailkeep.service.signer_state import SignerState, state_path
     from trailkeep.service.signing import load_existing_signer
     from trailkeep.service.stores import open_store
 
     try:
         signer = load_existing_signer(signing_key)
-        state = SignerState.beside(signing_key, signer.verifier())
+        state = SignerState(state_file or state_path(signing_key), signer.verifier())
         store = open_store(database)
     except TrailkeepError as exc:
         fail(exc.message, "pass the server's --signing-key and --database")
@@ -57,12 +66,14 @@ def _log_service(database: str, signing_key: Path) -> Iterator[LogService]:
 
 @signer_app.command("status")
 def status_cmd(
-    database: DatabaseOpt = DEFAULT_DATABASE, signing_key: SigningKeyOpt = DEFAULT_KEY
+    database: DatabaseOpt = DEFAULT_DATABASE,
+    signing_key: SigningKeyOpt = DEFAULT_KEY,
+    state: StateOpt = None,
 ) -> None:
     """Compare the last checkpoint signed per tenant with the database; exit 2 if a tenant's
     database tree does not extend it (the server refuses writes to that tenant)."""
     forked = False
-    with _log_service(database, signing_key) as log:
+    with _log_service(database, signing_key, state) as log:
         try:
             compared = log.compare_remembered()
         except TrailkeepError as exc:
@@ -88,11 +99,12 @@ def accept_database_cmd(
     ] = "",
     database: DatabaseOpt = DEFAULT_DATABASE,
     signing_key: SigningKeyOpt = DEFAULT_KEY,
+    state: StateOpt = None,
 ) -> None:
     """Accept a tenant's database as it is (e.g. a restored backup) although it does not
     extend the last checkpoint signed: records the decision as an audit event in the tenant's
     log, signs the database's head and allows writes again. Run it once per signing key file."""
-    with _log_service(database, signing_key) as log:
+    with _log_service(database, signing_key, state) as log:
         try:
             accepted = log.accept_database(tenant, getpass.getuser(), reason)
         except TrailkeepError as exc:

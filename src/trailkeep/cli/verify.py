@@ -128,10 +128,10 @@ def _audit(store: Store, tenant_id: str, verifier: Verifier, origin: str) -> Aud
 
 
 def _held_notes(
-    files: list[Path], signing_key: Path | None, verifier: Verifier
+    files: list[Path], state_file: Path | None, verifier: Verifier
 ) -> list[tuple[str, str]]:
     """(where it came from, note) of every checkpoint held outside the database: the files
-    given, and the signer state beside the signing key if there is one."""
+    given, and those in the signer's state file if there is one."""
     from trailkeep.service.signer_state import SignerState
 
     held = []
@@ -140,8 +140,8 @@ def _held_notes(
             held.append((str(path), path.read_text()))
         except OSError as exc:
             fail(f"cannot read checkpoint {path}: {exc}")
-    if signing_key is not None:
-        state = SignerState.beside(signing_key, verifier)
+    if state_file is not None:
+        state = SignerState(state_file, verifier)
         held += [(str(state.path), r.note) for _, r in sorted(state.read().items())]
     return held
 
@@ -186,6 +186,14 @@ def verify_database_cmd(
             " database against the checkpoints its signer state beside it remembers).",
         ),
     ] = Path("./trailkeep-signing.key"),
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            envvar="TRAILKEEP_SIGNER_STATE",
+            help="The signer's state file, if not <signing key>.state.",
+        ),
+    ] = None,
     checkpoint: Annotated[
         list[Path] | None,
         typer.Option(
@@ -197,13 +205,15 @@ def verify_database_cmd(
     """The auditor's fsck: recompute every leaf, node and root of a live database and compare
     them with its signed checkpoints, naming every row altered, deleted or reordered; and
     compare it with checkpoints held outside it, which catches a truncated tail."""
+    from trailkeep.service.signer_state import state_path
     from trailkeep.service.signing import load_existing_signer
     from trailkeep.service.stores import open_store
 
     try:
         verifier = (Verifier.parse(_key(key)) if key
                     else load_existing_signer(signing_key).verifier())  # fmt: skip
-        held = _held_notes(checkpoint or [], None if key else signing_key, verifier)
+        state_file = None if key else state or state_path(signing_key)
+        held = _held_notes(checkpoint or [], state_file, verifier)
         store = open_store(database)
     except TrailkeepError as exc:
         fail(exc.message, "pass --key with the log's public key, or --signing-key")

@@ -110,7 +110,7 @@ class LogService:
 
         Called once at start, before the server takes writes; returns the forks found.
         """
-        with self._sign_lock:
+        with self._sign_lock, self.state.transaction():  # fails now if it cannot be written
             self._adopt(self.state.read(), recheck=True)
         self._store.append_guard = self.guard.check_append
         return [f for t in self.guard.fenced() if (f := self.guard.fork(t)) is not None]

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 import orjson
 
-from trailkeep.errors import InvalidInputError
+from trailkeep.errors import InvalidInputError, UnavailableError
 from trailkeep.merkle import Verifier
 
 __all__ = ["FORMAT", "Remembered", "SignerState", "StateTransaction", "state_path"]
@@ -174,7 +174,13 @@ class SignerState:
             wait: block until the lock is free; otherwise yield None at once if another
                 process (or thread) holds it.
         """
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"cannot open the signer state lock {self._lock_path}: {exc}; the signer"
+                " state needs a writable, persistent directory (TRAILKEEP_SIGNER_STATE)"
+            ) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -184,7 +190,12 @@ class SignerState:
             txn = StateTransaction(dict(self.read()))
             yield txn
             if txn.changed:
-                self._write(txn.tenants)
+                try:
+                    self._write(txn.tenants)
+                except OSError as exc:
+                    raise UnavailableError(
+                        f"cannot write signer state {self.path}: {exc}; nothing was signed"
+                    ) from None
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
