@@ -327,6 +327,19 @@ class TestSigning:
         assert seen == [checkpoint.size] == [3]
         assert services.log.state.read()["acme"].note == checkpoint.note
 
+    def test_a_checkpoint_remembered_but_never_stored_is_stored_as_signed(
+        self, services: Services, settings: Settings
+    ) -> None:
+        """A crash between writing the state and storing the checkpoint loses nothing."""
+        services.tenants.create_tenant("acme")
+        _append(services, 3, "a")
+        (signed,) = services.log.sign_pending()
+        with sqlite3.connect(_db_path(settings), isolation_level=None) as conn:
+            conn.execute("DELETE FROM checkpoints")
+        conn.close()
+        assert services.log.sign_pending() == [signed]
+        assert services.store.latest_checkpoint("acme") == signed
+
     def test_a_signer_sharing_the_key_file_never_signs_behind_the_other(
         self, services: Services, settings: Settings
     ) -> None:

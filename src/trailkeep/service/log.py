@@ -76,6 +76,10 @@ def _accept_event(fork: Fork, actor: str, reason: str) -> NewEvent:
     )
 
 
+def _differs(stored: StoredCheckpoint, remembered: Remembered) -> bool:
+    return (stored.size, stored.root_hash) != (remembered.size, remembered.root_hash)
+
+
 class LogService:
     """Proofs and checkpoints over a store's per-tenant trees.
 
@@ -185,15 +189,22 @@ class LogService:
         if self.guard.fork(tenant_id) is not None:
             return None  # fenced until an operator accepts the database
         remembered = txn.tenants.get(tenant_id)
-        if remembered is not None and remembered.size >= head.size:
-            return None  # another process with this key signed as far (or further)
-        root = head.root()
         if remembered is not None:
+            if remembered.size > head.size:
+                return None  # a process sharing this key signed a later head already
             fork = find_fork(self._store, remembered, head)
             if fork is not None:
                 self.guard.fence(fork)
                 return None
-        if last is not None and (remembered is None or last.root_hash != remembered.root_hash):
+            if remembered.size == head.size and remembered.origin == self.origin(tenant_id):
+                # Signed and remembered, but not stored (its signer is about to, or crashed
+                # in between): store that very note.
+                return StoredCheckpoint(
+                    tenant_id, head.size, remembered.root_hash, remembered.note,
+                    remembered.signed_at,
+                )  # fmt: skip
+        root = head.root()
+        if last is not None and (remembered is None or _differs(last, remembered)):
             # Never sign a head that does not extend the last one stored: prove it first.
             proof = self._hashes(tenant_id, consistency(last.size, head.size))
             verify_consistency(RFC9162, last.size, head.size, proof, last.root_hash, root)
