@@ -5,7 +5,6 @@ reopens it. ``verify database --checkpoint`` catches the perfect truncation."""
 
 from __future__ import annotations
 
-import base64
 import os
 import sqlite3
 import subprocess
@@ -22,6 +21,7 @@ from tests.pg import PostgresServer
 from tests.process import TRAILKEEP, provision, serving
 from trailkeep.client.verify import verify_checkpoints
 from trailkeep.merkle import Verifier, open_checkpoint
+from trailkeep.service.signing import load_or_create_signer
 
 ENV = {"TRAILKEEP_CHECKPOINT_INTERVAL": "0.2"}
 
@@ -213,20 +213,29 @@ def _rewind(database: str, size: int, frontier: bytes) -> None:
 
 @pytest.mark.postgres
 class TestRestoredPostgres:
-    """Two server processes on one PostgreSQL database and one key file refuse a rewound log,
-    while running and after a restart, until the operator accepts it once."""
+    """Two server processes on one PostgreSQL database, sharing one key file or each with its
+    own copy (and its own state), refuse a rewound log while running and after a restart,
+    until the operator accepts it once per key file."""
 
+    @pytest.mark.parametrize("copies", [pytest.param(False, id="one-key-file"),
+                                        pytest.param(True, id="a-key-file-each")])  # fmt: skip
     def test_rewound_under_running_servers_then_restarted(
-        self, pg_database: str, tmp_path: Path
+        self, pg_database: str, tmp_path: Path, copies: bool
     ) -> None:
         tokens = provision(pg_database, "acme", operator=False)
-        key_file = tmp_path / "signing.key"
+        key_files = [tmp_path / f"host{i if copies else 0}" / "signing.key" for i in range(2)]
+        for path in key_files:
+            path.parent.mkdir(exist_ok=True)
+        load_or_create_signer(key_files[0], "trailkeep.local")
+        if copies:
+            key_files[1].write_bytes(key_files[0].read_bytes())
+            key_files[1].chmod(0o600)
 
         def servers(stack: ExitStack, name: str) -> list[Log]:
             return [
                 Log(stack.enter_context(
-                    serving(pg_database, key_file, tmp_path / f"{name}{i}.log", ENV))[0], tokens)
-                for i in range(2)
+                    serving(pg_database, key, tmp_path / f"{name}{i}.log", ENV))[0], tokens)
+                for i, key in enumerate(key_files)
             ]  # fmt: skip
 
         with ExitStack() as stack:
@@ -238,7 +247,7 @@ class TestRestoredPostgres:
                 frontier = conn.execute("SELECT frontier FROM tree_heads").fetchone()[0]
             assert logs[1].ingest("lost", 5).status_code == 201
             fifteen = logs[0].wait_for_checkpoint(15)
-            time.sleep(0.5)  # both processes' signers have read the state file by now
+            time.sleep(1.5)  # both signers remember it: from the shared file, or their sweep
             _rewind(pg_database, 10, frontier)
             for log in logs:
                 assert_refused(log.ingest("new", 5), fifteen, database_size=10)
@@ -247,13 +256,16 @@ class TestRestoredPostgres:
             for log in logs:
                 assert_refused(log.ingest("new", 5), fifteen, database_size=10)
                 assert len(log.events()) == 10
-            accept = run("signer", "accept-database", "--tenant", "acme",
-                         "--database", pg_database, "--signing-key", str(key_file))  # fmt: skip
-            assert accept.returncode == 0, accept.stderr
+            accepts = 0
+            for key in sorted(set(key_files)):
+                accept = run("signer", "accept-database", "--tenant", "acme",
+                             "--database", pg_database, "--signing-key", str(key))  # fmt: skip
+                assert accept.returncode == 0, accept.stderr
+                assert f"seq {10 + accepts}" in accept.stdout
+                accepts += 1
             seqs = [e["seq"] for log in logs for e in wait_until_accepted(log).json()["events"]]
-            assert sorted(seqs) == [11, 12, 13, 14]
-            latest = logs[1].wait_for_checkpoint(15)
+            assert sorted(seqs) == list(range(10 + accepts, 14 + accepts))
+            latest = logs[1].wait_for_checkpoint(14 + accepts)
+            served = open_checkpoint(logs[0].checkpoint(), logs[0].key())
+            assert served.size == 14 + accepts
             assert _root(latest) != _root(fifteen)  # the accepted fork, recorded at seq 10
-            key = logs[0].key()
-            checkpoint = open_checkpoint(latest, key)
-            assert base64.b64encode(checkpoint.root_hash).decode() == _root(latest)

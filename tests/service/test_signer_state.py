@@ -361,6 +361,50 @@ class TestSigning:
             second.close()
 
 
+class TestCopiesOfTheKeyFile:
+    """Processes each holding a copy of the key file (each with its own state) remember what
+    the others signed, so none of them signs a fork of it after a rewind."""
+
+    def test_a_rewind_is_refused_by_the_process_that_did_not_sign(
+        self, services: Services, settings: Settings, tmp_path: Path
+    ) -> None:
+        services.tenants.create_tenant("acme")
+        (tmp_path / "copy").mkdir()
+        copy = tmp_path / "copy" / "signing.key"
+        copy.write_bytes(settings.signing_key.read_bytes())
+        other = Services.build(settings.model_copy(update={"signing_key": copy}))
+        try:
+            _append(services, 6, "a")
+            (head_at_6,) = _frontier_at(services, 6)
+            _append(other, 4, "b")
+            (signed,) = services.log.sign_pending()  # the first process signs size 10
+            assert other.log.sign_pending() == []  # nothing left to sign for the other
+            other.log.remember_stored()  # its checkpointer does this every few intervals
+            assert other.log.state.read()["acme"].note == signed.note
+            with sqlite3.connect(_db_path(settings), isolation_level=None) as conn:
+                conn.execute("DELETE FROM events WHERE seq >= 6")
+                conn.execute("DELETE FROM checkpoints WHERE size > 6")
+                conn.execute("UPDATE tree_heads SET size = 6, frontier = ?", (head_at_6,))
+            conn.close()
+            with pytest.raises(LogForkedError, match="lacks 4 signed events"):
+                _append(other, 1, "new")
+        finally:
+            other.close()
+
+    def test_checkpoints_of_another_key_are_not_remembered(
+        self, services: Services, settings: Settings, tmp_path: Path
+    ) -> None:
+        services.tenants.create_tenant("acme")
+        other = Services.build(settings.model_copy(update={"signing_key": tmp_path / "o.key"}))
+        try:
+            _append(services, 2, "a")
+            services.log.sign_pending()
+            other.log.remember_stored()
+            assert other.log.state.read() == {}
+        finally:
+            other.close()
+
+
 class TestAcceptDatabase:
     """Only an operator's explicit decision lifts the refusal; it is itself audited."""
 

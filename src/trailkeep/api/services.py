@@ -44,7 +44,13 @@ class Services:
         signer = load_or_create_signer(settings.signing_key, settings.server_name)
         state_file = settings.signer_state or state_path(settings.signing_key)
         state = SignerState(state_file, signer.verifier())
-        log = LogService(store, signer, settings.server_name, state=state)
+        log = LogService(
+            store,
+            signer,
+            settings.server_name,
+            state=state,
+            sweep_interval=5 * settings.checkpoint_interval,
+        )
         try:
             log.protect()  # before any write: fence tenants whose database forks the log
         except BaseException:

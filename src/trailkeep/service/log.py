@@ -9,7 +9,13 @@ import threading
 import time
 from dataclasses import dataclass
 
-from trailkeep.errors import ConflictError, InvalidInputError, NotFoundError, TrailkeepError
+from trailkeep.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+    TrailkeepError,
+)
 from trailkeep.merkle import (
     RFC9162,
     Checkpoint,
@@ -17,12 +23,13 @@ from trailkeep.merkle import (
     Signer,
     consistency,
     inclusion,
+    open_checkpoint,
     verify_consistency,
 )
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.timeparse import format_time, utcnow
 from trailkeep.service.events import Limits, prepare_event
-from trailkeep.service.forks import Fork, ForkGuard, find_fork
+from trailkeep.service.forks import Fork, ForkGuard, database_root_at, find_fork
 from trailkeep.service.signer_state import Remembered, SignerState, StateTransaction
 from trailkeep.storage.base import Evidence, Store, StoredCheckpoint
 from trailkeep.storage.tree import TreeHead
@@ -92,10 +99,18 @@ class LogService:
         signer: the checkpoint signing key.
         server_name: the origin prefix; a tenant's log is ``<server_name>/<tenant>``.
         state: what ``signer`` has signed, kept beside its key file.
+        sweep_interval: seconds between looks at the checkpoints other processes stored
+            (with a copy of the key file and their own state), to remember them too.
     """
 
     def __init__(
-        self, store: Store, signer: Signer, server_name: str, *, state: SignerState
+        self,
+        store: Store,
+        signer: Signer,
+        server_name: str,
+        *,
+        state: SignerState,
+        sweep_interval: float = 5.0,
     ) -> None:
         self._store = store
         self.signer = signer
@@ -103,6 +118,8 @@ class LogService:
         self.state = state
         self.guard = ForkGuard()
         self._adopted: dict[str, Remembered] | None = None
+        self._sweep_interval = sweep_interval
+        self._next_sweep = 0.0
         self._sign_lock = threading.Lock()
 
     def origin(self, tenant_id: str) -> str:
@@ -114,8 +131,11 @@ class LogService:
 
         Called once at start, before the server takes writes; returns the forks found.
         """
-        with self._sign_lock, self.state.transaction():  # fails now if it cannot be written
+        # The transaction also fails now, not at the first checkpoint, if it cannot be written.
+        with self._sign_lock, self.state.transaction() as txn:
+            assert txn is not None
             self._adopt(self.state.read(), recheck=True)
+            self._adopt_stored(txn)
         self._store.append_guard = self.guard.check_append
         return [f for t in self.guard.fenced() if (f := self.guard.fork(t)) is not None]
 
@@ -170,6 +190,8 @@ class LogService:
             if txn is None:
                 return None
             self._adopt(self.state.read())
+            if time.monotonic() >= self._next_sweep:
+                self._adopt_stored(txn)
             for tenant_id, head, last in candidates:
                 try:
                     checkpoint = self._sign(txn, tenant_id, head, last)
@@ -180,6 +202,36 @@ class LogService:
                     signed.append(checkpoint)
         # Remembered durably (the transaction wrote the state file) before anyone sees them.
         return [c for c in signed if self._store.add_checkpoint(c)]
+
+    def remember_stored(self) -> None:
+        """Remember now the newest checkpoints other processes stored with this key (the
+        checkpointer does so every ``sweep_interval``, and when it stops)."""
+        with self._sign_lock, self.state.transaction() as txn:
+            assert txn is not None
+            self._adopt_stored(txn)
+
+    def _adopt_stored(self, txn: StateTransaction) -> None:
+        """Remember the newest stored checkpoint of each tenant if this key signed it after
+        what this state remembers: another process with a copy of the key file (and its own
+        state) signed it, and this process must not sign a fork of it either."""
+        self._next_sweep = time.monotonic() + self._sweep_interval
+        verifier = self.signer.verifier()
+        for tenant in self._store.list_tenants():
+            stored = self._store.latest_checkpoint(tenant.id)
+            remembered = txn.tenants.get(tenant.id)
+            if stored is None or (remembered is not None and stored.size <= remembered.size):
+                continue
+            if self.guard.fork(tenant.id) is not None:
+                continue
+            try:
+                origin = open_checkpoint(stored.note, verifier).origin
+            except IntegrityError:
+                continue  # signed by another key: not this signer's to remember
+            if remembered is not None and (fork := find_fork(self._store, remembered)):
+                self.guard.fence(fork)
+                continue
+            if database_root_at(self._store, tenant.id, stored.size) == stored.root_hash:
+                self._remember(txn, stored, origin)
 
     def _sign(
         self, txn: StateTransaction, tenant_id: str, head: TreeHead, last: StoredCheckpoint | None
@@ -373,6 +425,10 @@ class Checkpointer:
             self._store.after_commit_due = math.inf
         if self._thread.is_alive():
             self._thread.join()
+            try:  # what other processes signed until now: this one must not fork it later
+                self._service.remember_stored()
+            except TrailkeepError as exc:
+                log.error("could not remember the checkpoints stored by others: %s", exc.message)
 
     def sign_if_due(self, *, wait: bool = False) -> None:
         """Sign if an interval has passed since the last signing began."""
