@@ -140,8 +140,8 @@ class LogService:
         return [f for t in self.guard.fenced() if (f := self.guard.fork(t)) is not None]
 
     def compare_remembered(self) -> list[tuple[Remembered, Fork | None]]:
-        """Every remembered checkpoint, oldest tenant name first, with the database's fork
-        of it (None where the database extends it). Reads only; fences nothing."""
+        """Every remembered checkpoint, in tenant order, with the database's fork of it (None
+        where the database extends it). Reads only; fences nothing."""
         remembered = self.state.read()
         return [(remembered[t], find_fork(self._store, remembered[t])) for t in sorted(remembered)]
 
@@ -190,8 +190,6 @@ class LogService:
             if txn is None:
                 return None
             self._adopt(self.state.read())
-            if time.monotonic() >= self._next_sweep:
-                self._adopt_stored(txn)
             for tenant_id, head, last in candidates:
                 try:
                     checkpoint = self._sign(txn, tenant_id, head, last)
@@ -203,9 +201,14 @@ class LogService:
         # Remembered durably (the transaction wrote the state file) before anyone sees them.
         return [c for c in signed if self._store.add_checkpoint(c)]
 
-    def remember_stored(self) -> None:
-        """Remember now the newest checkpoints other processes stored with this key (the
-        checkpointer does so every ``sweep_interval``, and when it stops)."""
+    def remember_stored(self, *, if_due: bool = False) -> None:
+        """Remember the newest checkpoints other processes stored with this key.
+
+        The checkpointer's own thread calls it every ``sweep_interval`` (``if_due``) and when
+        it stops; never the writer's thread, since it reads every tenant's latest checkpoint.
+        """
+        if if_due and time.monotonic() < self._next_sweep:
+            return
         with self._sign_lock, self.state.transaction() as txn:
             assert txn is not None
             self._adopt_stored(txn)
@@ -452,3 +455,7 @@ class Checkpointer:
         grace = self._interval / 4
         while not self._stop.wait(max(0.0, self._due + grace - time.monotonic())):
             self.sign_if_due(wait=True)
+            try:
+                self._service.remember_stored(if_due=True)
+            except TrailkeepError as exc:
+                log.error("could not remember the checkpoints stored by others: %s", exc.message)
