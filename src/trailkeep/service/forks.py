@@ -5,8 +5,10 @@ A restored (older) database would otherwise take new events at ``seq``s that wer
 signed for other events, and the signer would sign a second tree of a size it had signed: a
 fork. So a tenant whose database tree does not extend the signer's remembered checkpoint
 (``service.signer_state``) is *fenced*: every append to it is refused with 409 ``LOG_FORKED``
-(before anything is acknowledged), its checkpoints are not signed, reads go on. Only an
-operator lifts it (``trailkeep signer accept-database``); nothing here ever does so on its own.
+(before anything is acknowledged), its checkpoints are not signed, reads go on. A database
+that does not extend what was signed is never accepted on its own: only an operator does so
+(``trailkeep signer accept-database``). The fence goes without one only when the database
+extends the checkpoint again (a later backup restored), found at the next start.
 """
 
 from __future__ import annotations
@@ -122,9 +124,9 @@ def find_fork(store: Store, signed: Remembered, head: TreeHead | None = None) ->
             head = TreeHead(0, ())
     root = head.root()
     if head.size >= signed.size:
+        nodes = consistency(signed.size, head.size)
         try:
-            proof = store.read_nodes(tenant_id, consistency(signed.size, head.size).ids)
-            hashes = consistency(signed.size, head.size).rehash(proof, RFC9162)
+            hashes = nodes.rehash(store.read_nodes(tenant_id, nodes.ids), RFC9162)
             verify_consistency(RFC9162, signed.size, head.size, hashes, signed.root_hash, root)
             return None
         except TrailkeepError:
