@@ -2,15 +2,11 @@
 
 Free words and phrases match, case-insensitively, the words of an event's ``message`` and of
 its other values (``search_document``); ``message:word`` matches in the message only. The
-compiler hands every maximal And/Or group of such terms to one ``FullText`` strategy, so
+storage compiler hands every maximal And/Or group of such terms to one ``FullText`` strategy, so
 ``error timeout`` is one index lookup, not two:
 
-* ``Fts5`` (SQLite): ``events.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)``
-  with an FTS5 query in which every word is a quoted string, so nothing the user types is FTS5
-  syntax (``NEAR``, ``*``, ``^``, ``-``, ``:`` are all just text inside quotes).
-* ``TsVector`` (PostgreSQL): ``search_vector @@ phraseto_tsquery('simple', %s)``; a prefix is
-  ``to_tsquery('simple', %s)`` over one quoted lexeme with ``:*``, escaped so it is never
-  operator syntax.
+Each backend indexes these documents its own way and spells the match in
+``trailkeep.storage._fulltext``.
 
 A term with no letters or digits (``"--"``) can match no indexed word, so the compiler turns it
 into a false condition itself rather than asking the index (which would answer inconsistently
@@ -23,25 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = [
-    "FTS_COLUMNS",
-    "FTS_TABLE",
-    "SEARCH_VECTOR",
-    "TS_CONFIG",
-    "SearchDocument",
-    "has_words",
-    "search_document",
-]
-
-#: The SQLite FTS5 table, keyed by ``rowid`` = ``events.rowid``.
-FTS_TABLE: Final = "events_fts"
-#: Its columns, in order: the message, then every other value of the event.
-FTS_COLUMNS: Final = ("message", "fields")
-#: The PostgreSQL ``tsvector`` column on ``events``: message at weight A, the rest at B.
-SEARCH_VECTOR: Final = "search_vector"
-#: The PostgreSQL text-search configuration: no stemming and no stop words, like FTS5's
-#: ``unicode61``, so a word matches the same events on either backend.
-TS_CONFIG: Final = "simple"
+__all__ = ["SearchDocument", "has_words", "search_document"]
 
 #: Fields that are not indexed as text: the message has its own column, the timestamp is
 #: searched by range, and a signature is noise.

@@ -19,7 +19,7 @@ from typing import Final, Protocol
 
 import orjson
 
-from trailkeep.query.values import sqlite_number
+from trailkeep.query.values import MAX_INT64
 from trailkeep.storage._fulltext import Fts5, FullText, TsVector
 from trailkeep.storage._json_sql import PostgresJson, SqliteJson, TypedSql
 from trailkeep.storage._sql import FALSE, SqlFragment
@@ -250,3 +250,10 @@ def like_prefix(prefix: str) -> str:
 def _json_object(members: dict[str, str]) -> str:
     """A JSON object from already-encoded member values."""
     return "{" + ", ".join(f'"{name}": {value}' for name, value in members.items()) + "}"
+
+
+def sqlite_number(value: Decimal) -> int | float:
+    """A number as SQLite binds it: an int when integral and 64-bit, else a float."""
+    if value == value.to_integral_value() and abs(value) <= MAX_INT64:
+        return int(value)
+    return float(value)

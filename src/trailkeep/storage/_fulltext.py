@@ -16,10 +16,30 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from trailkeep.query.ast import And, Node, Or, Term, terms
-from trailkeep.query.fulltext import FTS_COLUMNS, FTS_TABLE, SEARCH_VECTOR, TS_CONFIG
 from trailkeep.storage._sql import SqlFragment
 
-__all__ = ["Fts5", "FullText", "TsVector", "fts5_phrase", "tsquery_prefix"]
+__all__ = [
+    "FTS_COLUMNS",
+    "FTS_TABLE",
+    "SEARCH_VECTOR",
+    "TS_CONFIG",
+    "Fts5",
+    "FullText",
+    "TsVector",
+    "fts5_phrase",
+    "tsquery_prefix",
+]
+
+#: The SQLite FTS5 table, keyed by ``rowid`` = ``events.rowid``.
+FTS_TABLE: Final = "events_fts"
+#: Its columns, in order: the message, then every other value of the event.
+FTS_COLUMNS: Final = ("message", "fields")
+#: The PostgreSQL ``tsvector`` column on ``events``: message at weight A, the rest at B.
+SEARCH_VECTOR: Final = "search_vector"
+#: The PostgreSQL text-search configuration: no stemming and no stop words, like FTS5's
+#: ``unicode61``, so a word matches the same events on either backend.
+TS_CONFIG: Final = "simple"
+
 
 _CONFIG_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
