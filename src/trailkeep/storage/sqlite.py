@@ -388,8 +388,8 @@ class SQLiteStore(Store):
 
     def count(self, tenant_id: str, query: EventQuery) -> int:
         sql = count_sql(tenant_id, query, _DIALECT)
-        count = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchone()[0], timed=True)
-        return int(count)
+        row = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchone(), timed=True)
+        return 0 if row is None else int(row[0])
 
     def distinct(
         self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
