@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 
@@ -22,10 +22,12 @@ from trailkeep.model.event import OBJECT_FIELDS, NewEvent, StoredEvent
 from trailkeep.model.ids import new_event_id, new_event_ids
 from trailkeep.model.signing import SignatureMismatchError, verify_signature
 from trailkeep.model.timeparse import format_time, parse_time
-from trailkeep.query.compile import compile_query
+from trailkeep.query.ast import Node
 from trailkeep.query.facets import FacetCounts
-from trailkeep.query.filters import EventQuery, Sort, SqlFragment
+from trailkeep.query.filters import EventQuery, Sort, conjoin, filter_node
 from trailkeep.service.cursor import Cursor, query_fingerprint
+from trailkeep.service.reads import ReadGate
+from trailkeep.service.selection import search_tree
 from trailkeep.storage.base import Appended, Store
 
 __all__ = ["EventService", "Limits", "ListResult", "SaltPool", "prepare_event"]
@@ -155,6 +157,10 @@ def prepare_event(
     return NewEvent(event_id, received_at, content, body, salts, commitments, prefix)
 
 
+_Events: TypeAlias = list[StoredEvent]  # ``list`` is also a method name of the class below
+_Counts: TypeAlias = list[tuple[object, int]]
+
+
 class EventService:
     """Event use cases for one store.
 
@@ -162,12 +168,22 @@ class EventService:
         store: where events live.
         limits: sizes and counts beyond which requests are refused.
         integrity: draw salts and commitments on ingest (DESIGN §3).
+        gate: runs the ``a``-prefixed (async) reads, heavy ones under bounded concurrency
+            (``service.reads``); by default 2 heavy reads at a time.
     """
 
-    def __init__(self, store: Store, limits: Limits, *, integrity: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        *,
+        integrity: bool = True,
+        gate: ReadGate | None = None,
+    ) -> None:
         self._store = store
         self._limits = limits
         self._integrity = integrity
+        self._gate = gate if gate is not None else ReadGate(wait=store.query_timeout)
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -241,7 +257,13 @@ class EventService:
             after, max_seq = (position.ts, position.id), position.max_seq
         # One extra row tells whether a next page exists, so a walk never ends on an empty page.
         query = EventQuery(
-            filters, start, end, sort, limit + 1, after, max_seq, search=self.compile(q)
+            self.condition(filters, q),
+            start,
+            end,
+            sort,
+            limit=limit + 1,
+            after=after,
+            max_seq=max_seq,
         )
         page = self._store.list_events(tenant_id, query)
         events = page.events[:limit]
@@ -252,11 +274,115 @@ class EventService:
             next_cursor = Cursor(last.content["timestamp"], last.id, snapshot, fingerprint).encode()
         return ListResult(events, next_cursor)
 
-    def compile(self, q: str | None) -> SqlFragment | None:
-        """A search query compiled for this store's backend; None for a blank one."""
-        if q is None or not q.strip():
-            return None
-        return compile_query(q, self._store.dialect)
+    def select(self, tenant_id: str, query: EventQuery) -> _Events:
+        """One page of ``query``'s matches: ``where``, range, order, ``offset``, ``limit``.
+
+        Exact at any size: storage answers from the whole tenant, never a budget.
+
+        Raises:
+            InvalidInputError: ``limit`` is over the list limit.
+            QueryTimeoutError: the read ran past the query time limit.
+        """
+        if query.limit > self._limits.max_list_limit:
+            raise InvalidInputError(
+                f"limit is {query.limit}; the most one page holds is {self._limits.max_list_limit}"
+            )
+        return self._store.select(tenant_id, query)
+
+    def count(self, tenant_id: str, query: EventQuery) -> int:
+        """The exact number of ``query``'s matches (``limit``, ``offset``, ``after`` ignored).
+
+        Raises:
+            QueryTimeoutError: the read ran past the query time limit.
+        """
+        return self._store.count(tenant_id, query)
+
+    def distinct(
+        self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
+    ) -> _Counts:
+        """Distinct values of ``field`` among ``query``'s matches, with counts, most frequent
+        first; missing and null values left out.
+
+        Raises:
+            QueryTimeoutError: the read ran past the query time limit.
+        """
+        return self._store.distinct(tenant_id, field, query, limit)
+
+    # -- reads from async code: heavy ones under bounded concurrency ---------------------------
+
+    def is_heavy(self, query: EventQuery) -> bool:
+        """Whether a page of ``query`` may read much of the tenant (not one bounded index walk)."""
+        return not self._store.is_cheap(query)
+
+    async def alist(
+        self,
+        tenant_id: str,
+        *,
+        filters: Mapping[str, Sequence[str]],
+        start: str | None,
+        end: str | None,
+        sort: Sort,
+        limit: int,
+        cursor: str | None,
+        q: str | None = None,
+    ) -> ListResult:
+        """``list`` from async code, in a worker thread; a heavy one waits its turn."""
+        query = EventQuery(self.condition(filters, q), start, end, sort, limit=limit)
+        return await self._gate.run(
+            lambda: self.list(
+                tenant_id,
+                filters=filters,
+                start=start,
+                end=end,
+                sort=sort,
+                limit=limit,
+                cursor=cursor,
+                q=q,
+            ),
+            heavy=self.is_heavy(query),
+        )
+
+    async def aselect(self, tenant_id: str, query: EventQuery) -> _Events:
+        """``select`` from async code; a heavy one waits its turn."""
+        return await self._gate.run(
+            lambda: self.select(tenant_id, query), heavy=self.is_heavy(query)
+        )
+
+    async def acount(self, tenant_id: str, query: EventQuery) -> int:
+        """``count`` from async code; counts are heavy (they read every match)."""
+        return await self._gate.run(lambda: self.count(tenant_id, query), heavy=True)
+
+    async def adistinct(
+        self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
+    ) -> _Counts:
+        """``distinct`` from async code; heavy (it reads every match)."""
+        return await self._gate.run(
+            lambda: self.distinct(tenant_id, field, query, limit), heavy=True
+        )
+
+    async def afacets(
+        self,
+        tenant_id: str,
+        *,
+        filters: Mapping[str, Sequence[str]],
+        start: str | None,
+        end: str | None,
+        q: str | None = None,
+        top: int = 10,
+    ) -> FacetCounts:
+        """``facets`` from async code; heavy."""
+        return await self._gate.run(
+            lambda: self.facets(tenant_id, filters=filters, start=start, end=end, q=q, top=top),
+            heavy=True,
+        )
+
+    def condition(self, filters: Mapping[str, Sequence[str]], q: str | None = None) -> Node | None:
+        """Native filters and a search query as one tree (None: everything).
+
+        Raises:
+            QuerySyntaxError: ``q`` does not parse or validate.
+        """
+        return conjoin(filter_node(filters), search_tree(q))
 
     def facets(
         self,
@@ -269,5 +395,5 @@ class EventService:
         top: int = 10,
     ) -> FacetCounts:
         """Distinct values with counts and a time histogram, for the same selection as list."""
-        query = EventQuery(filters, start, end, search=self.compile(q))
+        query = EventQuery(self.condition(filters, q), start, end)
         return self._store.facets(tenant_id, query, top)

@@ -15,9 +15,13 @@ from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Tenant
 from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery
+from trailkeep.storage._cost import bounded_walk
 from trailkeep.storage.tree import TreeHead
 
-__all__ = ["Appended", "Evidence", "Page", "Store", "StoredCheckpoint"]
+__all__ = ["DEFAULT_QUERY_TIMEOUT", "Appended", "Evidence", "Page", "Store", "StoredCheckpoint"]
+
+#: Seconds an event read may run before it stops with ``QueryTimeoutError``.
+DEFAULT_QUERY_TIMEOUT = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +74,11 @@ class Store(abc.ABC):
     Driver exceptions never leave a backend: they become ``trailkeep.errors`` types.
     """
 
-    #: The SQL dialect its search queries compile to (``trailkeep.query.compile``).
+    #: The backend's name (its SQL dialect is its own business).
     dialect: ClassVar[Literal["sqlite", "postgres"]]
+    #: Seconds an event read (list, select, count, distinct, facets) may run before it stops
+    #: with ``QueryTimeoutError``, so that one expensive query cannot hold a connection.
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT
 
     #: Called on the writer thread after each group commit, once its appends are acknowledged
     #: (the checkpointer signs from here, so a busy log is signed right after a write rather
@@ -92,6 +99,11 @@ class Store(abc.ABC):
         guard = self.append_guard
         if guard is not None:
             guard(tenant_id, head)
+
+    def is_cheap(self, query: EventQuery) -> bool:
+        """Whether a page of ``query`` is a bounded index walk (the service runs the others
+        under bounded concurrency). Both backends keep the same indexes."""
+        return bounded_walk(query)
 
     def _run_after_commit(self) -> None:
         hook = self.after_commit
@@ -156,7 +168,23 @@ class Store(abc.ABC):
     def get_event(self, tenant_id: str, event_id: str) -> StoredEvent | None: ...
 
     @abc.abstractmethod
-    def list_events(self, tenant_id: str, query: EventQuery) -> Page: ...
+    def list_events(self, tenant_id: str, query: EventQuery) -> Page:
+        """One page of ``select``, with the log size read in the same snapshot."""
+
+    @abc.abstractmethod
+    def select(self, tenant_id: str, query: EventQuery) -> list[StoredEvent]:
+        """The matches of ``query`` at ``[offset, offset + limit)`` in its order."""
+
+    @abc.abstractmethod
+    def count(self, tenant_id: str, query: EventQuery) -> int:
+        """The exact number of matches (``limit``, ``offset`` and ``after`` ignored)."""
+
+    @abc.abstractmethod
+    def distinct(
+        self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
+    ) -> list[tuple[object, int]]:
+        """Distinct values of ``field`` among the matches, with counts, most frequent first
+        (ties by value order); missing and null values left out."""
 
     @abc.abstractmethod
     def log_size(self, tenant_id: str) -> int: ...

@@ -18,6 +18,7 @@ import orjson
 from trailkeep.errors import (
     ConflictError,
     NotFoundError,
+    QueryTimeoutError,
     StorageError,
     TrailkeepError,
     UnavailableError,
@@ -27,9 +28,12 @@ from trailkeep.model.commitments import SALT_SIZE, field_paths
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
 from trailkeep.query.facets import FacetCounts
-from trailkeep.query.filters import EventQuery, order_clause, where_clause
+from trailkeep.query.filters import EventQuery
 from trailkeep.query.fulltext import search_document
+from trailkeep.storage._compile import STORE_DIALECTS
 from trailkeep.storage._groups import take_group
+from trailkeep.storage._json_sql import from_key
+from trailkeep.storage._select import count_sql, distinct_sql, select_sql
 from trailkeep.storage._sqlite_sql import (
     ROLLUP_AT,
     add_rollups,
@@ -37,7 +41,15 @@ from trailkeep.storage._sqlite_sql import (
     insert_many,
     sqlite_facets,
 )
-from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
+from trailkeep.storage._watchdog import Watchdog
+from trailkeep.storage.base import (
+    DEFAULT_QUERY_TIMEOUT,
+    Appended,
+    Evidence,
+    Page,
+    Store,
+    StoredCheckpoint,
+)
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
 from trailkeep.storage.sqlite_schema import MIGRATIONS
 from trailkeep.storage.tree import LeafFunction, TreeHead, append_leaves
@@ -58,6 +70,7 @@ OPTIMIZE_SECONDS = 300.0
 _EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
 _EVIDENCE_FIELDS = _EVENT_FIELDS + ", salts, redactions"
 _CHECKPOINT_FIELDS = "tenant_id, size, root_hash, note, signed_at"
+_DIALECT = STORE_DIALECTS["sqlite"]
 
 
 @dataclass(slots=True)
@@ -92,17 +105,26 @@ class SQLiteStore(Store):
             None stores events without a tree (used only to measure integrity's cost).
         synchronous: ``FULL`` (default) fsyncs each group commit, so an acknowledged
             event survives power loss; ``NORMAL`` survives a killed process only.
+        query_timeout: seconds an event read may run before it is interrupted
+            (``QueryTimeoutError``).
     """
 
     dialect = "sqlite"
 
     def __init__(
-        self, path: str, *, leaf_function: LeafFunction | None, synchronous: str = "FULL"
+        self,
+        path: str,
+        *,
+        leaf_function: LeafFunction | None,
+        synchronous: str = "FULL",
+        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         self._path = path
         self._synchronous = synchronous
+        self.query_timeout = query_timeout
+        self._watchdog = Watchdog()
         self._leaf_function = leaf_function
         self._local = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
@@ -141,15 +163,26 @@ class SQLiteStore(Store):
                 self._all_readers.append(conn)
         return conn
 
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one read transaction, so it sees a single snapshot."""
+    def _read(self, fn: Callable[[sqlite3.Connection], T], *, timed: bool = False) -> T:
+        """Run ``fn`` in one read transaction, so it sees a single snapshot; a ``timed`` read
+        stops at ``query_timeout`` with ``QueryTimeoutError``."""
         conn = self._reader()
+        ticket = self._watchdog.watch(conn, self.query_timeout) if timed else None
+        interrupted = False
         try:
             conn.execute("BEGIN")
             try:
                 return fn(conn)
             finally:
+                interrupted = ticket is not None and self._watchdog.unwatch(ticket)
                 conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if interrupted:
+                raise QueryTimeoutError(
+                    f"the query ran past the {self.query_timeout:g} s limit (query_timeout);"
+                    " narrow it (a shorter time range, fewer terms) and retry"
+                ) from None
+            raise StorageError(f"SQLite read failed: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
 
@@ -221,6 +254,7 @@ class SQLiteStore(Store):
         if self._closed:
             return
         self._closed = True
+        self._watchdog.close()
         if self._writer is not None:
             self._queue.put(None)
             self._writer.join()
@@ -336,23 +370,38 @@ class SQLiteStore(Store):
         return None if row is None else _row_event(row)
 
     def list_events(self, tenant_id: str, query: EventQuery) -> Page:
-        where = where_clause(tenant_id, query)
-        sql = (
-            f"SELECT {_EVENT_FIELDS} FROM events WHERE {where.sql}"  # noqa: S608 - values bound
-            f" {order_clause(query)} LIMIT ?"
-        )
+        sql = select_sql(tenant_id, query, _DIALECT, _EVENT_FIELDS)
 
         def run(conn: sqlite3.Connection) -> Page:
             size_row = conn.execute(
                 "SELECT size FROM tree_heads WHERE tenant_id = ?", (tenant_id,)
             ).fetchone()
-            rows = conn.execute(sql, (*where.params, query.limit)).fetchall()
+            rows = conn.execute(sql.sql, sql.params).fetchall()
             return Page([_row_event(r) for r in rows], size_row[0] if size_row else 0)
 
-        return self._read(run)
+        return self._read(run, timed=True)
+
+    def select(self, tenant_id: str, query: EventQuery) -> list[StoredEvent]:
+        sql = select_sql(tenant_id, query, _DIALECT, _EVENT_FIELDS)
+        rows = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchall(), timed=True)
+        return [_row_event(r) for r in rows]
+
+    def count(self, tenant_id: str, query: EventQuery) -> int:
+        sql = count_sql(tenant_id, query, _DIALECT)
+        row = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchone(), timed=True)
+        return 0 if row is None else int(row[0])
+
+    def distinct(
+        self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
+    ) -> list[tuple[object, int]]:
+        sql, plain = distinct_sql(tenant_id, field, query, _DIALECT, limit)
+        rows = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchall(), timed=True)
+        if plain:
+            return [(r[0], r[1]) for r in rows]
+        return [(from_key(r[0], r[1], r[2], r[3]), r[4]) for r in rows]
 
     def facets(self, tenant_id: str, query: EventQuery, top: int) -> FacetCounts:
-        return self._read(lambda conn: sqlite_facets(conn, tenant_id, query, top))
+        return self._read(lambda conn: sqlite_facets(conn, tenant_id, query, top), timed=True)
 
     def log_size(self, tenant_id: str) -> int:
         row = self._read(

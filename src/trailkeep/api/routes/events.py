@@ -11,7 +11,7 @@ from starlette.responses import Response
 from trailkeep.query.filters import Sort
 
 from ..deps import EventsDep, ReadTenant, WriteTenant
-from ..params import SelectionDep
+from ..params import KNOWN_PARAMS_ONLY, SelectionDep
 from ..schemas import BatchIn, BatchOut, ErrorOut, EventIn, EventOut, EventPage, FacetsOut
 
 __all__ = ["facets_router", "router"]
@@ -94,8 +94,8 @@ async def create_events(
     return json_response({"events": [a.event.to_wire() for a in appended]}, 201)
 
 
-@router.get("", response_model=EventPage, responses=_ERRORS)
-def list_events(
+@router.get("", response_model=EventPage, responses=_ERRORS, dependencies=[KNOWN_PARAMS_ONLY])
+async def list_events(
     tenant: ReadTenant,
     events: EventsDep,
     where: SelectionDep,
@@ -107,7 +107,7 @@ def list_events(
     q: SearchParam = None,
 ) -> Response:
     """List events, newest first by default, with stable cursor paging."""
-    result = events.list(
+    result = await events.alist(
         tenant,
         filters=where.filters,
         start=where.start,
@@ -122,14 +122,22 @@ def list_events(
     )
 
 
-@router.get("/{event_id}", response_model=EventOut, responses=_ERRORS)
+@router.get(
+    "/{event_id}", response_model=EventOut, responses=_ERRORS, dependencies=[KNOWN_PARAMS_ONLY]
+)
 def get_event(event_id: str, tenant: ReadTenant, events: EventsDep) -> Response:
     """One event by id."""
     return json_response(events.get(tenant, event_id).to_wire())
 
 
-@facets_router.get("/v1/facets", response_model=FacetsOut, responses=_ERRORS, tags=["events"])
-def facets(
+@facets_router.get(
+    "/v1/facets",
+    response_model=FacetsOut,
+    responses=_ERRORS,
+    tags=["events"],
+    dependencies=[KNOWN_PARAMS_ONLY],
+)
+async def facets(
     tenant: ReadTenant,
     events: EventsDep,
     where: SelectionDep,
@@ -138,7 +146,7 @@ def facets(
 ) -> Response:
     """Distinct categories, actions, outcomes, target types and actor ids with counts (top N),
     and a time histogram, for the same selection as `GET /v1/events`."""
-    counts = events.facets(
+    counts = await events.afacets(
         tenant, filters=where.filters, start=where.start, end=where.end, q=q, top=top
     )
     return json_response(
