@@ -40,6 +40,7 @@ from trailkeep.query.facets import (
 )
 from trailkeep.query.filters import EventQuery, SqlFragment, order_clause, where_clause
 from trailkeep.query.fulltext import search_document
+from trailkeep.storage._postgres_audit import PostgresAudit
 from trailkeep.storage._postgres_common import (
     CHECKPOINT_FIELDS,
     EVENT_FIELDS,
@@ -93,7 +94,7 @@ def _tenant(row: tuple[Any, ...]) -> Tenant:
     return Tenant(row[0], row[1], orjson.loads(row[2]))
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresAudit, Store):
     """A store in one PostgreSQL database, which several processes may share.
 
     Args:

@@ -30,6 +30,7 @@ from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery, order_clause, where_clause
 from trailkeep.query.fulltext import search_document
 from trailkeep.storage._groups import take_group
+from trailkeep.storage._sqlite_audit import SQLiteAudit
 from trailkeep.storage._sqlite_sql import (
     ROLLUP_AT,
     add_rollups,
@@ -83,7 +84,7 @@ def _row_checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
     return StoredCheckpoint(row[0], row[1], row[2], row[3], row[4])
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteAudit, Store):
     """A store in one SQLite file.
 
     Args:
