@@ -50,9 +50,16 @@ class RedactionLedger:
             named = frozenset(f for f in fields if type(f) is str)
             self._records.setdefault(event_id, []).append((seq, named))
 
-    def problems(self) -> Iterator[Problem]:
-        """One problem per erased event with a field no later erasure record names."""
+    def problems(self, deleted_after: int | None = None) -> Iterator[Problem]:
+        """One problem per erased event with a field no later erasure record names.
+
+        Args:
+            deleted_after: the last position of a row found missing (already reported); an
+                erasure before it is not judged, since its record may be that row.
+        """
         for event_id, (seq, paths) in self._erased.items():
+            if deleted_after is not None and seq < deleted_after:
+                continue
             named: set[str] = set()
             for record_seq, fields in self._records.get(event_id, ()):
                 if record_seq > seq:

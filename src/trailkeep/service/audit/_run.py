@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from trailkeep.errors import TrailkeepError
 from trailkeep.merkle import Verifier
 from trailkeep.storage.base import Store
+from trailkeep.storage.tree import TreeHead
 
 from ._checkpoints import CheckpointChecker
 from ._events import EventChecker
@@ -65,16 +67,16 @@ def audit_tenant(
     missing.flush()
     report.events = tree.size
     report.checkpoints = len(checkpoints.stored)
-    _head(head.size, head.root(), total, tree, problems)
+    _head(head.size, _root(head), total, tree, problems)
     _strays(store, tenant_id, total, problems)
     tree.check_strays(total)
     checkpoints.check_roots(tree)
     checkpoints.check_held(tree, total)
     checkpoints.check_gaps(events.received_at, head.size, max_gap)
-    problems.extend(events.redactions.problems())
+    problems.extend(events.redactions.problems(missing.last))
     stored_rollups = store.audit_rollups(tenant_id)
     if stored_rollups is not None:
-        problems.extend(compare_rollups(stored_rollups, events.rollups.expected()))
+        problems.extend(compare_rollups(stored_rollups, events.rollups.expected(), missing.count))
     return report
 
 
@@ -85,6 +87,8 @@ class _Missing:
         self._problems = problems
         self._run: tuple[int, int] | None = None  # [first, last + 1)
         self._next = 0
+        self.count = 0
+        self.last: int | None = None
 
     def scan(self, start: int, end: int, rows: Sequence[tuple[object, ...]]) -> None:
         for row in rows:
@@ -109,20 +113,26 @@ class _Missing:
             return
         first, end = self._run
         self._run = None
+        self.count += end - first
+        self.last = end - 1
         where = (
             f"seq {first}" if end - first == 1 else f"seq {first}-{end - 1} ({end - first} events)"
         )
         self._problems.append(Problem("missing", f"no event at {where}: rows were deleted", first))
 
 
-def _head(size: int, root: bytes, total: int, tree: TreeChecker, problems: list[Problem]) -> None:
+def _head(
+    size: int, root: bytes | None, total: int, tree: TreeChecker, problems: list[Problem]
+) -> None:
     """The stored tree head: its size must be the log's, its root the leaves' root."""
-    if size != total:
+    if size != total or root is None:
         problems.append(
             Problem(
                 "tree-head",
                 f"the stored tree head says size {size}, but the log's rows and checkpoints"
-                f" reach {total}",
+                f" reach {total}"
+                if size != total
+                else f"the stored tree head's frontier does not fit its size {size}",
             )
         )
         return
@@ -131,6 +141,14 @@ def _head(size: int, root: bytes, total: int, tree: TreeChecker, problems: list[
         problems.append(
             Problem("tree-head", f"the stored tree head of size {size} has another root")
         )
+
+
+def _root(head: TreeHead) -> bytes | None:
+    """The stored head's root; None if its frontier does not fit its size."""
+    try:
+        return head.root()
+    except TrailkeepError:
+        return None
 
 
 def _strays(store: Store, tenant_id: str, size: int, problems: list[Problem]) -> None:
