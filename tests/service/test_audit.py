@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from tests.model.strategies import event_contents
 from trailkeep.api.services import Services
 from trailkeep.cli.app import app
 from trailkeep.client.verify import DUMP_FORMAT, verify_dump
-from trailkeep.errors import IntegrityError
+from trailkeep.errors import IntegrityError, TrailkeepError
+from trailkeep.model.commitments import field_paths, unflatten
+from trailkeep.model.evidence import event_leaf_hash
+from trailkeep.query.facets import rollup_counts
 from trailkeep.service import dump as dump_module
 from trailkeep.service.audit import audit_tenant
+from trailkeep.service.audit._leaves import RowLeaves
+from trailkeep.service.audit._rollups import RollupTally
 from trailkeep.service.dump import dump_lines
 from trailkeep.settings import Settings
+from trailkeep.storage.rows import QUERY_COLUMNS, pack_salts
 
 N = 40
+EVENT = "evt_01JDAB3K9Q7M2X5V8N4R6T0WYZ"
+WHEN = "2026-11-23T10:00:05.123456Z"
 
 
 @pytest.fixture
@@ -222,3 +235,104 @@ class TestDump:
         bad = CliRunner().invoke(app, ["verify", "dump", str(out), "--key", key])
         assert bad.exit_code == 2
         assert "FAILED" in bad.stderr
+
+
+class TestRowLeaves:
+    """The fast path vouches for a row only with the exact path's leaf, and for the common
+    case it does vouch (or the audit would be slow, not wrong)."""
+
+    @staticmethod
+    def _row(content: dict[str, Any], seed: int) -> tuple[bytes, bytes | None]:
+        """Packed salts for the content's paths, and its exact leaf (None: no leaf exists)."""
+        paths = sorted(field_paths(content))
+        salts = {p: hashlib.sha256(f"{seed}:{p}".encode()).digest()[:16] for p in paths}
+        wire = {"id": EVENT, "tenant_id": "acme", "seq": 3, "received_at": WHEN, **content}
+        try:
+            leaf = event_leaf_hash(wire, salts, {})
+        except TrailkeepError:
+            leaf = None
+        return pack_salts(salts) or b"", leaf
+
+    @given(content=event_contents, seed=st.integers())
+    def test_never_vouches_for_another_leaf(self, content: dict[str, Any], seed: int) -> None:
+        packed, leaf = self._row(content, seed)
+        leaves = RowLeaves("acme")
+        for candidate in (leaf, bytes(32), hashlib.sha256(packed).digest()):
+            if candidate is not None and leaves.matches(content, packed, 3, EVENT, WHEN, candidate):
+                assert candidate == leaf
+
+    @given(content=event_contents, seed=st.integers(), data=st.data())
+    def test_a_changed_value_is_never_vouched_for(
+        self, content: dict[str, Any], seed: int, data: st.DataObject
+    ) -> None:
+        packed, leaf = self._row(content, seed)
+        assume(leaf is not None)
+        assert leaf is not None
+        values = field_paths(content)
+        assume(values)
+        path = data.draw(st.sampled_from(sorted(values)))
+        values[path] = data.draw(st.text(max_size=5) | st.integers(0, 3) | st.booleans())
+        assume(values[path] != field_paths(content)[path])
+        changed = unflatten(values)
+        assert not RowLeaves("acme").matches(changed, packed, 3, EVENT, WHEN, leaf)
+
+    def test_answers_the_common_case(self) -> None:
+        content = {
+            "action": "document.update",
+            "timestamp": WHEN,
+            "outcome": "success",
+            "actor": {"id": "u1", "email": "u1@example.com"},
+            "metadata": {"n": 3, "ok": True},
+            "message": "hello",
+        }
+        packed, leaf = self._row(content, 1)
+        assert leaf is not None
+        assert RowLeaves("acme").matches(content, packed, 3, EVENT, WHEN, leaf)
+        assert not RowLeaves("acme").matches(content, packed, 4, EVENT, WHEN, leaf)
+        assert not RowLeaves("other").matches(content, packed, 3, EVENT, WHEN, leaf)
+
+
+rollup_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["2026-11-23T10:00:05.000000Z", "2026-11-23T11:59:00.000000Z",
+                         "2026-11-24T00:00:00.000000Z"]),
+        *[st.none() | st.sampled_from(["a", "b", "c"]) for _ in range(len(QUERY_COLUMNS) - 1)],
+    ),
+    max_size=30,
+)  # fmt: skip
+
+
+class TestRollupTally:
+    """The recount is what the writer's ``rollup_counts`` adds up, event by event."""
+
+    @given(rows=rollup_rows)
+    def test_equals_the_writers_counts(self, rows: list[tuple[str | None, ...]]) -> None:
+        tally = RollupTally()
+        tally.add(rows[: len(rows) // 2])
+        tally.add(rows[len(rows) // 2 :])
+        writer: dict[tuple[str, str, str], int] = {}
+        as_dicts = [dict(zip(QUERY_COLUMNS, row, strict=True)) for row in rows]
+        for _, dim, period, value, n in rollup_counts("acme", as_dicts):
+            writer[(dim, period, value)] = writer.get((dim, period, value), 0) + n
+        assert tally.expected() == writer
+
+
+class TestDatabaseCommand:
+    """``trailkeep verify database`` checks the full-text index itself, once per database."""
+
+    def _args(self, settings: Settings) -> list[str]:
+        return ["verify", "database", "--database", settings.database,
+                "--signing-key", str(settings.signing_key)]  # fmt: skip
+
+    def test_damaged_fulltext_index(self, seeded: Services, settings: Settings) -> None:
+        conn = db(settings)
+        conn.execute("DELETE FROM events_fts_data WHERE id > 10")  # the index, not its text
+        conn.close()
+        bad = CliRunner().invoke(app, self._args(settings))
+        assert bad.exit_code == 2, bad.output
+        assert "acme: 40 events, 4 checkpoints verify" in bad.stdout
+        assert "full-text index" in bad.stdout
+
+    def test_gap_option(self, seeded: Services, settings: Settings) -> None:
+        result = CliRunner().invoke(app, [*self._args(settings), "--max-checkpoint-gap", "0"])
+        assert result.exit_code == 0, result.output
