@@ -22,13 +22,14 @@ from trailkeep.errors import IntegrityError, TrailkeepError
 from trailkeep.model.commitments import field_paths, unflatten
 from trailkeep.model.evidence import event_leaf_hash
 from trailkeep.query.facets import rollup_counts
+from trailkeep.query.fulltext import search_document
 from trailkeep.service import dump as dump_module
 from trailkeep.service.audit import audit_tenant
-from trailkeep.service.audit._leaves import RowLeaves
+from trailkeep.service.audit._leaves import RowPlans, fulltext_fields
 from trailkeep.service.audit._rollups import RollupTally
 from trailkeep.service.dump import dump_lines
 from trailkeep.settings import Settings
-from trailkeep.storage.rows import QUERY_COLUMNS, pack_salts
+from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, pack_salts
 
 N = 40
 EVENT = "evt_01JDAB3K9Q7M2X5V8N4R6T0WYZ"
@@ -237,9 +238,20 @@ class TestDump:
         assert "FAILED" in bad.stderr
 
 
-class TestRowLeaves:
-    """The fast path vouches for a row only with the exact path's leaf, and for the common
-    case it does vouch (or the audit would be slow, not wrong)."""
+def _vouched(content: dict[str, Any], packed: bytes, leaf: bytes, seq: int = 3) -> bool:
+    """Whether the fast path vouches that ``content`` with ``packed`` salts has ``leaf``."""
+    plans = RowPlans("acme")
+    plan = plans.plan(content)
+    if plan is None:
+        return False
+    values, _, _ = plan.read(content)
+    return plans.leaf_matches(plan.keys, values, packed, seq, EVENT, WHEN, leaf)
+
+
+class TestRowPlans:
+    """A shape's compiled reader gives exactly what the reference functions give, and the
+    fast path vouches for a row only with the exact path's leaf (and does, in the common
+    case, or the audit would be slow, not wrong)."""
 
     @staticmethod
     def _row(content: dict[str, Any], seed: int) -> tuple[bytes, bytes | None]:
@@ -253,12 +265,20 @@ class TestRowLeaves:
             leaf = None
         return pack_salts(salts) or b"", leaf
 
+    @given(content=event_contents)
+    def test_columns_and_text_equal_the_references(self, content: dict[str, Any]) -> None:
+        plan = RowPlans("acme").plan(content)
+        if plan is not None:
+            _, columns, text = plan.read(content)
+            assert columns == filter_values(content)
+            assert fulltext_fields(text) == search_document(content).fields
+            assert plan.fields(text) == search_document(content).fields
+
     @given(content=event_contents, seed=st.integers())
     def test_never_vouches_for_another_leaf(self, content: dict[str, Any], seed: int) -> None:
         packed, leaf = self._row(content, seed)
-        leaves = RowLeaves("acme")
         for candidate in (leaf, bytes(32), hashlib.sha256(packed).digest()):
-            if candidate is not None and leaves.matches(content, packed, 3, EVENT, WHEN, candidate):
+            if candidate is not None and _vouched(content, packed, candidate):
                 assert candidate == leaf
 
     @given(content=event_contents, seed=st.integers(), data=st.data())
@@ -273,8 +293,7 @@ class TestRowLeaves:
         path = data.draw(st.sampled_from(sorted(values)))
         values[path] = data.draw(st.text(max_size=5) | st.integers(0, 3) | st.booleans())
         assume(values[path] != field_paths(content)[path])
-        changed = unflatten(values)
-        assert not RowLeaves("acme").matches(changed, packed, 3, EVENT, WHEN, leaf)
+        assert not _vouched(unflatten(values), packed, leaf)
 
     def test_answers_the_common_case(self) -> None:
         content = {
@@ -287,9 +306,8 @@ class TestRowLeaves:
         }
         packed, leaf = self._row(content, 1)
         assert leaf is not None
-        assert RowLeaves("acme").matches(content, packed, 3, EVENT, WHEN, leaf)
-        assert not RowLeaves("acme").matches(content, packed, 4, EVENT, WHEN, leaf)
-        assert not RowLeaves("other").matches(content, packed, 3, EVENT, WHEN, leaf)
+        assert _vouched(content, packed, leaf)
+        assert not _vouched(content, packed, leaf, seq=4)
 
 
 rollup_rows = st.lists(

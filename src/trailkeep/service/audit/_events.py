@@ -22,7 +22,7 @@ from trailkeep.model.evidence import event_leaf_hash
 from trailkeep.query.fulltext import search_document
 from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, unpack_salts
 
-from ._leaves import RowLeaves
+from ._leaves import RowPlans
 from ._redactions import RedactionLedger
 from ._report import Problem
 from ._rollups import RollupTally
@@ -61,7 +61,7 @@ class EventChecker:
         self._tenant = tenant_id
         self._text_form = text_form
         self._problems = problems
-        self._leaves = RowLeaves(tenant_id)
+        self._plans = RowPlans(tenant_id)
         self._watch = watch
         self.received_at: dict[int, str] = {}
         self.rollups = RollupTally()
@@ -70,39 +70,54 @@ class EventChecker:
     def check(self, rows: Sequence[tuple[Any, ...]]) -> ChunkResult:
         """Check a chunk of ``Store.audit_rows``."""
         result = ChunkResult()
+        leaves, tainted = result.leaves, result.tainted
         counted: list[Sequence[str | None]] = []
-        matches = self._leaves.matches
-        watch = self._watch
+        plans, leaf_matches = self._plans.plan, self._plans.leaf_matches
+        loads, watch = orjson.loads, self._watch
         for row in rows:
-            seq, event_id, received_at, body, salts, leaf = row[:6]
+            seq, event_id, received_at, _, salts, leaf = row[:6]
             if seq in watch:
                 self.received_at[seq] = received_at
             if type(leaf) is bytes and len(leaf) == 32:
-                result.leaves[seq] = leaf
+                leaves[seq] = leaf
             else:
                 leaf = None
             try:
-                content = orjson.loads(body)
+                content = loads(row[3])
             except orjson.JSONDecodeError as exc:
                 self._event(seq, event_id, "altered", f"the stored body is not JSON ({exc})")
-                result.tainted.append(seq)
+                tainted.append(seq)
                 counted.append(row[_FIXED:])
                 continue
-            if type(content) is not dict or not (
-                matches(content, salts, seq, event_id, received_at, leaf)
-                or self._exact(row, content, leaf)
-            ):
-                result.tainted.append(seq)
+            plan = plans(content) if type(content) is dict else None
+            if plan is not None and leaf is not None:
+                values, columns, text = plan.read(content)
+                if leaf_matches(plan.keys, values, salts, seq, event_id, received_at, leaf):
+                    message = content.get("message")
+                    if (
+                        columns != row[_FIXED:]
+                        or row[7] != (message if type(message) is str else "")
+                        or row[8] != plan.fields(text)
+                    ):
+                        self._derived(row, content)
+                    counted.append(columns)
+                    if row[6] or columns[1] == "event.redact":
+                        self._erasures(row, content)
+                    continue
+            if not self._exact(row, content, leaf):
+                tainted.append(seq)
                 counted.append(row[_FIXED:])  # as stored: the content cannot say otherwise
                 continue
-            expected = self._derived(row, content)
-            counted.append(expected)
-            if row[6]:
-                self.redactions.erased(seq, event_id, row[6], content)
-            if content.get("action") == "event.redact":
-                self.redactions.record(seq, content)
+            counted.append(self._derived(row, content))
+            self._erasures(row, content)
         self.rollups.add(counted)
         return result
+
+    def _erasures(self, row: tuple[Any, ...], content: dict[str, Any]) -> None:
+        if row[6]:
+            self.redactions.erased(row[0], row[1], row[6], content)
+        if content.get("action") == "event.redact":
+            self.redactions.record(row[0], content)
 
     def _exact(self, row: tuple[Any, ...], content: Any, leaf: bytes | None) -> bool:
         """The exact path: True if the row matches its leaf, else one finding naming why."""

@@ -1,18 +1,25 @@
-"""Stored rows' leaf hashes, recomputed from their content and packed salts, fast.
+"""The fast path of checking a stored row: its leaf, query columns and full text, per shape.
 
-The exact path (``model.evidence.event_leaf_hash``) flattens the content, decodes every salt and
-hashes field by field. A log's rows come in few *shapes* (top-level keys, and the keys of each
-committed object), so for each shape this compiles once a function that reads the field values
-in leaf order, and hands them with the row's packed salts to the C part (``_fastleaf.leaf``),
-which writes the whole leaf and compares it with the stored hash in one call. It only ever
-vouches for a row whose recomputed leaf *is* its stored hash; anything else (a redacted or null
-field, a float, no C part, a mismatch) returns False and the caller asks the exact path, which
-gives the answer or names the field at fault.
+The definitions are elsewhere and stay the reference: the leaf is ``model.evidence.
+event_leaf_hash`` (DESIGN §3), the query columns ``storage.rows.filter_values``, the full text
+``query.fulltext.search_document``. Each walks the content generically. A log's rows come in
+few *shapes* (top-level keys, and the keys of each committed object that is an object), so for
+each shape this compiles once a reader that fetches, in one call, the field values in leaf
+order, the query columns and the full-text parts, and hands the first with the row's packed
+salts to the C part (``_fastleaf.leaf``), which writes the whole leaf and compares it with the
+stored hash. ``tests/service/test_audit.py`` proves each output equal to its reference for any
+content; the leaf is vouched for only when it *is* the stored hash, and anything else (a
+redacted or null field, a float, no C part, a mismatch) takes the exact path, which gives the
+answer or names the field at fault.
+
+Generated code is built from positions only (``c[K3]``, ``o1[K4]``); every key reaches it as
+data in its namespace, never as source text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 import orjson
@@ -20,68 +27,212 @@ import orjson
 from trailkeep.model import _native
 from trailkeep.model.commitments import COMMITTED_OBJECTS, POSITIONAL_FIELDS
 
-__all__ = ["RowLeaves"]
+__all__ = ["FieldsText", "RowPlan", "RowPlans", "fulltext_fields"]
 
-_Values: TypeAlias = Callable[[dict[str, Any]], tuple[Any, ...]]
-_Plan: TypeAlias = "tuple[tuple[str, ...], _Values] | None"
+Reader: TypeAlias = Callable[
+    [dict[str, Any]], "tuple[tuple[Any, ...], tuple[str | None, ...], tuple[Any, ...]]"
+]
+
 _MAX_PLANS: Final = 1024
-#: Source of a shape's value reader; names are numbers, keys come from the namespace (data).
-_SOURCE: Final = "def values(c):\n{objects}    return ({items},)\n"
+#: Fields the full text leaves out (``query.fulltext.search_document``: the message has its
+#: own column, the timestamp is searched by range, a signature is noise).
+NOT_INDEXED: Final = frozenset({"message", "timestamp", "signature"})
+#: ``storage.rows.filter_values``, as data: (field, key of a committed object or None,
+#: whether a non-string reads as NULL, the value when absent), in ``QUERY_COLUMNS`` order.
+COLUMN_SOURCES: Final[tuple[tuple[str, str | None, bool, str | None], ...]] = (
+    ("timestamp", None, False, None),
+    ("action", None, False, None),
+    ("category", None, True, None),
+    ("outcome", None, False, "unknown"),
+    ("actor", "id", True, None),
+    ("actor", "email", True, None),
+    ("actor", "type", True, None),
+    ("target", "id", True, None),
+    ("target", "type", True, None),
+    ("source", "ip", True, None),
+    ("source", "client_id", True, None),
+    ("session_id", None, True, None),
+    ("request_id", None, True, None),
+    ("trace_id", None, True, None),
+    ("idempotency_key", None, True, None),
+)
+_SOURCE: Final = "def read(c):\n{objects}    return ({leaf},), ({columns},), ({text},)\n"
 
 
-def _shape(content: dict[str, Any]) -> tuple[Any, ...]:
+def _texts(value: Any) -> Iterator[str]:
+    """The words ``search_document`` takes from one value, in order."""
+    kind = type(value)
+    if kind is str:
+        yield value
+    elif kind is int or kind is float:
+        yield str(value)
+    elif kind is dict:
+        for item in value.values():
+            yield from _texts(item)
+    elif kind is list:
+        for item in value:
+            yield from _texts(item)
+
+
+def fulltext_fields(values: tuple[Any, ...]) -> str:
+    """``search_document(...).fields`` from the values a plan read, in document order."""
+    parts = []
+    for value in values:
+        if type(value) is str:
+            parts.append(value)
+        elif value is not None and type(value) is not bool:
+            parts.extend(_texts(value))
+    return "\n".join(parts)
+
+
+class FieldsText:
+    """``fulltext_fields`` of one shape's values, compiled once per combination of value types
+    (``"\n".join`` of the strings, ``str`` of the numbers, nothing for booleans and nulls);
+    values holding objects or lists take ``fulltext_fields`` itself."""
+
+    __slots__ = ("_by_kinds",)
+
+    def __init__(self) -> None:
+        self._by_kinds: dict[tuple[type, ...], Callable[[tuple[Any, ...]], str]] = {}
+
+    def __call__(self, values: tuple[Any, ...]) -> str:
+        kinds = tuple(map(type, values))
+        try:
+            join = self._by_kinds[kinds]
+        except KeyError:
+            join = fulltext_fields
+            if len(self._by_kinds) < _MAX_PLANS:
+                join = self._by_kinds[kinds] = _join_for(kinds)
+        return join(values)
+
+
+def _join_for(kinds: tuple[type, ...]) -> Callable[[tuple[Any, ...]], str]:
+    parts = []
+    for n, kind in enumerate(kinds):
+        if kind is str:
+            parts.append(f"t[{n}]")
+        elif kind is int or kind is float:
+            parts.append(f"S(t[{n}])")
+        elif kind is not bool and kind is not type(None):
+            return fulltext_fields
+    join: Callable[[tuple[Any, ...]], str] = eval(  # noqa: S307 - positions only, no data
+        f"lambda t: J(({', '.join(parts)}{',' if parts else ''}))", {"J": "\n".join, "S": str}
+    )
+    return join
+
+
+@dataclass(frozen=True, slots=True)
+class RowPlan:
+    """How to read rows of one shape.
+
+    Attributes:
+        keys: the field paths as JSON strings, in JCS order (the C part's ``keys``).
+        read: content -> (values in ``keys`` order, query columns, full-text values).
+        fields: full-text values -> ``search_document(content).fields``.
+    """
+
+    keys: tuple[str, ...]
+    read: Reader
+    fields: FieldsText
+
+
+def shape(content: dict[str, Any]) -> tuple[Any, ...]:
+    """A content's shape: its keys, and those of each committed object that is an object."""
     get = content.get
-    return (tuple(content), *[tuple(v) if type(v) is dict else None for v in map(get, _OBJS)])
+    return (
+        tuple(content),
+        *[tuple(v) if type(v) is dict else None for v in map(get, COMMITTED_OBJECTS)],
+    )
 
 
-_OBJS: Final = COMMITTED_OBJECTS
+def compile_plan(of: tuple[Any, ...]) -> RowPlan | None:
+    """The plan of the rows of shape ``of``; None if only the exact path may judge them (a
+    server field or a dotted name in the content, keys whose JCS order is not code point
+    order, a key with no JSON)."""
+    top, members = of[0], dict(zip(COMMITTED_OBJECTS, of[1:], strict=True))
+    objects: dict[str, int] = {}  # committed object -> its number (o0, o1...)
+    paths: list[tuple[str, str]] = []  # (path, expression)
+    namespace: dict[str, Any] = {}
 
+    def key(value: str) -> str:
+        name = f"K{len(namespace)}"
+        namespace[name] = value
+        return name
 
-def _compile(shape: tuple[Any, ...]) -> _Plan:
-    """The JCS keys and value reader of the rows of ``shape``; None if only the exact path may
-    judge them (a server field or a dotted name in the content, an astral key)."""
-    top, objects = shape[0], dict(zip(_OBJS, shape[1:], strict=True))
-    paths: list[tuple[str, int | None, str]] = []  # (path, object number, key)
-    names: dict[str, int] = {}
+    expressions: dict[str, str] = {}  # top-level name -> expression of its value
     for name in top:
         if type(name) is not str or "." in name or name in POSITIONAL_FIELDS:
             return None
-        members = objects.get(name)
-        if members is None:
-            paths.append((name, None, name))
+        expressions[name] = f"c[{key(name)}]"
+        if members.get(name) is None:
+            paths.append((name, expressions[name]))
             continue
-        names[name] = len(names)
-        for key in members:
-            if type(key) is not str:
+        objects[name] = len(objects)
+        for sub in members[name]:
+            if type(sub) is not str:
                 return None
-            paths.append((f"{name}.{key}", names[name], key))
-    ordered = sorted(paths)
-    if [p for p, _, _ in ordered] != sorted(
-        (p for p, _, _ in ordered), key=lambda p: p.encode("utf-16-be", "surrogatepass")
-    ):
-        return None  # JCS order (UTF-16) differs from the packed order (code points)
+            paths.append((f"{name}.{sub}", f"o{objects[name]}[{key(sub)}]"))
+    paths.sort()
+    names = [p for p, _ in paths]
+    if names != sorted(names, key=lambda p: p.encode("utf-16-be", "surrogatepass")):
+        return None  # JCS orders by UTF-16 units; the packed salts are in code point order
     try:
-        keys = tuple(orjson.dumps(p).decode() for p, _, _ in ordered)
+        keys = tuple(orjson.dumps(p).decode() for p in names)
     except orjson.JSONEncodeError:
         return None
-    namespace: dict[str, Any] = {}
-    for j, name in enumerate(names):
-        namespace[f"N{j}"] = name
-    items = []
-    for n, (_, obj, key) in enumerate(ordered):
-        namespace[f"K{n}"] = key
-        items.append(f"c[K{n}]" if obj is None else f"o{obj}[K{n}]")
     source = _SOURCE.format(
-        objects="".join(f"    o{j} = c[N{j}]\n" for j in range(len(names))),
-        items=", ".join(items),
+        objects="".join(f"    o{j} = {expressions[name]}\n" for name, j in objects.items()),
+        leaf=", ".join(e for _, e in paths),
+        columns=", ".join(_column(s, members, objects, expressions, key) for s in COLUMN_SOURCES),
+        text=", ".join(_text_parts(top, members, objects, expressions, key)),
     )
     exec(compile(source, f"<row shape of {len(keys)} fields>", "exec"), namespace)  # noqa: S102
-    reader: _Values = namespace["values"]
-    return keys, reader
+    reader: Reader = namespace["read"]
+    return RowPlan(keys, reader, FieldsText())
 
 
-class RowLeaves:
-    """Checks stored rows of one tenant against their stored leaf hash, in the common case.
+def _column(
+    source: tuple[str, str | None, bool, str | None],
+    members: dict[str, Any],
+    objects: dict[str, int],
+    expressions: dict[str, str],
+    key: Callable[[str], str],
+) -> str:
+    name, sub, text_only, absent = source
+    if sub is None:
+        if name not in expressions:
+            return "None" if absent is None else key(absent)
+        return _text_only(expressions[name]) if text_only else expressions[name]
+    if name not in objects or sub not in members[name]:
+        return "None"
+    return _text_only(f"o{objects[name]}[{key(sub)}]")
+
+
+def _text_only(expression: str) -> str:
+    """``expression`` when it is a string, else None (``storage.rows._text``), inline."""
+    return f"(v if type(v := {expression}) is str else None)"
+
+
+def _text_parts(
+    top: tuple[str, ...],
+    members: dict[str, Any],
+    objects: dict[str, int],
+    expressions: dict[str, str],
+    key: Callable[[str], str],
+) -> list[str]:
+    out: list[str] = []
+    for name in top:
+        if name in NOT_INDEXED:
+            continue
+        if name in objects:
+            out.extend(f"o{objects[name]}[{key(sub)}]" for sub in members[name])
+        else:
+            out.append(expressions[name])
+    return out
+
+
+class RowPlans:
+    """Plans by shape, and the C part's leaf check, for the rows of one tenant.
 
     Not thread-safe; one per audit.
     """
@@ -90,35 +241,34 @@ class RowLeaves:
 
     def __init__(self, tenant_id: str) -> None:
         self._leaf = _native.leaf
-        self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._plans: dict[tuple[Any, ...], RowPlan | None] = {}
         self._tenant_json = orjson.dumps(tenant_id).decode()
 
-    def matches(
+    def plan(self, content: dict[str, Any]) -> RowPlan | None:
+        """The plan of ``content``'s shape (None: take the reference functions)."""
+        of = shape(content)
+        try:
+            return self._plans[of]
+        except KeyError:
+            if len(self._plans) >= _MAX_PLANS:
+                return None
+            plan = self._plans[of] = compile_plan(of)
+            return plan
+
+    def leaf_matches(
         self,
-        content: dict[str, Any],
-        salts: bytes | None,
+        keys: tuple[str, ...],
+        values: tuple[Any, ...],
+        salts: Any,
         seq: int,
         event_id: str,
         received_at: str,
-        leaf_hash: bytes | None,
+        leaf_hash: bytes,
     ) -> bool:
-        """True only if the row's recomputed leaf is ``leaf_hash``; False means "ask the exact
-        path" (which then says whether, and why, it differs)."""
+        """True only if the leaf of these values and salts is ``leaf_hash``; False means "ask
+        the exact path" (which then says whether, and why, it differs)."""
         leaf = self._leaf
-        if leaf is None or type(salts) is not bytes or type(leaf_hash) is not bytes:
+        if leaf is None or type(salts) is not bytes:
             return False
-        shape = _shape(content)
-        try:
-            plan = self._plans[shape]
-        except KeyError:
-            if len(self._plans) >= _MAX_PLANS:
-                return False
-            plan = self._plans[shape] = _compile(shape)
-        if plan is None:
-            return False
-        keys, values = plan
-        return (
-            leaf(keys, salts, values(content), event_id, received_at, seq, self._tenant_json,
-                 leaf_hash)
-            is not None
-        )  # fmt: skip
+        found = leaf(keys, salts, values, event_id, received_at, seq, self._tenant_json, leaf_hash)
+        return found is not None

@@ -14,24 +14,27 @@ from ._report import Problem
 __all__ = ["RollupTally"]
 
 _TS: Final = QUERY_COLUMNS.index("ts")
-#: Facet name -> position of its column in ``QUERY_COLUMNS``.
+#: Dimensions with many values (one per user), counted on their own; the others are counted
+#: together, as one key per combination of their values, which stays small.
+_SPREAD: Final = ("actor.id",)
+_GROUPED: Final = tuple(name for name in DIMENSIONS if name not in _SPREAD)
 _AT: Final = {name: QUERY_COLUMNS.index(column) for name, column in DIMENSIONS.items()}
 
 
 class RollupTally:
     """Counts what the rollups should hold, per hour, from each event's query columns.
 
-    Counting happens a chunk at a time with ``Counter.update`` over zipped columns (C loops):
-    the per-event cost is a tuple in a list. Days are the sums of their hours, as the writer's
-    ``rollup_counts`` adds each event to its day and its hour.
+    Counting happens a chunk at a time with ``Counter.update`` over zipped columns (C loops),
+    one update for the combinations of the few-valued dimensions and one per many-valued one.
+    Days are the sums of their hours and the hour total the sum of the combinations, as the
+    writer's ``rollup_counts`` adds each event to its day and its hour.
     """
 
-    __slots__ = ("_dims",)
+    __slots__ = ("_grouped", "_spread")
 
     def __init__(self) -> None:
-        self._dims: dict[str, Counter[tuple[str, str | None]]] = {
-            name: Counter() for name in (HOUR_TOTAL, *DIMENSIONS)
-        }
+        self._grouped: Counter[tuple[str | None, ...]] = Counter()
+        self._spread: dict[str, Counter[tuple[str, str | None]]] = {n: Counter() for n in _SPREAD}
 
     def add(self, rows: Sequence[Sequence[str | None]]) -> None:
         """Count a chunk of events, each given as its ``QUERY_COLUMNS`` values."""
@@ -39,17 +42,22 @@ class RollupTally:
             return
         columns = list(zip(*rows, strict=True))
         hours = [ts[:13] if ts else "" for ts in columns[_TS]]
-        self._dims[HOUR_TOTAL].update(zip(hours, [""] * len(hours), strict=True))
-        for name, at in _AT.items():
-            self._dims[name].update(zip(hours, columns[at], strict=True))
+        self._grouped.update(zip(hours, *(columns[_AT[name]] for name in _GROUPED), strict=True))
+        for name, counter in self._spread.items():
+            counter.update(zip(hours, columns[_AT[name]], strict=True))
 
     def expected(self) -> dict[tuple[str, str, str], int]:
         """``(dim, period, value) -> count`` as the writer would have kept it."""
         out: Counter[tuple[str, str, str]] = Counter()
-        for (hour, _), n in self._dims[HOUR_TOTAL].items():
+        for (hour, *values), n in self._grouped.items():
+            assert hour is not None
             out[(HOUR_TOTAL, hour, "")] += n
-        for name in DIMENSIONS:
-            for (hour, value), n in self._dims[name].items():
+            for name, value in zip(_GROUPED, values, strict=True):
+                if value is not None:
+                    out[(name, hour, value)] += n
+                    out[(name, hour[:10], value)] += n
+        for name, counter in self._spread.items():
+            for (hour, value), n in counter.items():
                 if value is not None:
                     out[(name, hour, value)] += n
                     out[(name, hour[:10], value)] += n
