@@ -72,8 +72,7 @@ class EventChecker:
         result = ChunkResult()
         leaves, tainted = result.leaves, result.tainted
         counted: list[Sequence[str | None]] = []
-        plans, leaf_matches = self._plans.plan, self._plans.leaf_matches
-        loads, watch = orjson.loads, self._watch
+        plans, loads, watch = self._plans.plan, orjson.loads, self._watch
         for row in rows:
             seq, event_id, received_at, _, salts, leaf = row[:6]
             if seq in watch:
@@ -90,9 +89,14 @@ class EventChecker:
                 counted.append(row[_FIXED:])
                 continue
             plan = plans(content) if type(content) is dict else None
-            if plan is not None and leaf is not None:
-                values, columns, text = plan.read(content)
-                if leaf_matches(plan.keys, values, salts, seq, event_id, received_at, leaf):
+            if plan is not None and leaf is not None and type(salts) is bytes:
+                try:
+                    found, columns, text = plan.read(
+                        content, salts, seq, event_id, received_at, leaf
+                    )
+                except (LookupError, TypeError):  # not of the shape after all: exact path
+                    found = None
+                if found is not None:
                     message = content.get("message")
                     if (
                         columns != row[_FIXED:]

@@ -29,8 +29,11 @@ from trailkeep.model.commitments import COMMITTED_OBJECTS, POSITIONAL_FIELDS
 
 __all__ = ["FieldsText", "RowPlan", "RowPlans", "fulltext_fields"]
 
+#: content, packed salts, seq, event id, received_at, stored leaf hash ->
+#: (the leaf hash if the C part recomputed it, else None; query columns; full-text values)
 Reader: TypeAlias = Callable[
-    [dict[str, Any]], "tuple[tuple[Any, ...], tuple[str | None, ...], tuple[Any, ...]]"
+    [dict[str, Any], bytes, int, str, str, bytes],
+    "tuple[bytes | None, tuple[str | None, ...], tuple[Any, ...]]",
 ]
 
 _MAX_PLANS: Final = 1024
@@ -56,7 +59,12 @@ COLUMN_SOURCES: Final[tuple[tuple[str, str | None, bool, str | None], ...]] = (
     ("trace_id", None, True, None),
     ("idempotency_key", None, True, None),
 )
-_SOURCE: Final = "def read(c):\n{objects}    return ({leaf},), ({columns},), ({text},)\n"
+_SOURCE: Final = (
+    "def read(c, salts, seq, event_id, received_at, leaf):\n"
+    "{objects}"
+    "    return L(KEYS, salts, ({leaf},), event_id, received_at, seq, TENANT, leaf),"
+    " ({columns},), ({text},)\n"
+)
 
 
 def _texts(value: Any) -> Iterator[str]:
@@ -127,7 +135,8 @@ class RowPlan:
 
     Attributes:
         keys: the field paths as JSON strings, in JCS order (the C part's ``keys``).
-        read: content -> (values in ``keys`` order, query columns, full-text values).
+        read: see ``Reader``: the leaf checked by the C part, the query columns, the
+            full-text values, in one call.
         fields: full-text values -> ``search_document(content).fields``.
     """
 
@@ -145,14 +154,16 @@ def shape(content: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def compile_plan(of: tuple[Any, ...]) -> RowPlan | None:
-    """The plan of the rows of shape ``of``; None if only the exact path may judge them (a
-    server field or a dotted name in the content, keys whose JCS order is not code point
-    order, a key with no JSON)."""
+def compile_plan(of: tuple[Any, ...], tenant_json: str) -> RowPlan | None:
+    """The plan of the rows of shape ``of`` in the tenant whose id as JSON is ``tenant_json``;
+    None if only the exact path may judge them (a server field or a dotted name in the
+    content, keys whose JCS order is not code point order, a key with no JSON, no C part)."""
+    if _native.leaf is None:
+        return None
     top, members = of[0], dict(zip(COMMITTED_OBJECTS, of[1:], strict=True))
     objects: dict[str, int] = {}  # committed object -> its number (o0, o1...)
     paths: list[tuple[str, str]] = []  # (path, expression)
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"L": _native.leaf, "TENANT": tenant_json}
 
     def key(value: str) -> str:
         name = f"K{len(namespace)}"
@@ -187,6 +198,7 @@ def compile_plan(of: tuple[Any, ...]) -> RowPlan | None:
         text=", ".join(_text_parts(top, members, objects, expressions, key)),
     )
     exec(compile(source, f"<row shape of {len(keys)} fields>", "exec"), namespace)  # noqa: S102
+    namespace["KEYS"] = keys
     reader: Reader = namespace["read"]
     return RowPlan(keys, reader, FieldsText())
 
@@ -232,15 +244,11 @@ def _text_parts(
 
 
 class RowPlans:
-    """Plans by shape, and the C part's leaf check, for the rows of one tenant.
+    """Plans by shape, for the rows of one tenant. Not thread-safe; one per audit."""
 
-    Not thread-safe; one per audit.
-    """
-
-    __slots__ = ("_leaf", "_plans", "_tenant_json")
+    __slots__ = ("_plans", "_tenant_json")
 
     def __init__(self, tenant_id: str) -> None:
-        self._leaf = _native.leaf
         self._plans: dict[tuple[Any, ...], RowPlan | None] = {}
         self._tenant_json = orjson.dumps(tenant_id).decode()
 
@@ -252,23 +260,5 @@ class RowPlans:
         except KeyError:
             if len(self._plans) >= _MAX_PLANS:
                 return None
-            plan = self._plans[of] = compile_plan(of)
+            plan = self._plans[of] = compile_plan(of, self._tenant_json)
             return plan
-
-    def leaf_matches(
-        self,
-        keys: tuple[str, ...],
-        values: tuple[Any, ...],
-        salts: Any,
-        seq: int,
-        event_id: str,
-        received_at: str,
-        leaf_hash: bytes,
-    ) -> bool:
-        """True only if the leaf of these values and salts is ``leaf_hash``; False means "ask
-        the exact path" (which then says whether, and why, it differs)."""
-        leaf = self._leaf
-        if leaf is None or type(salts) is not bytes:
-            return False
-        found = leaf(keys, salts, values, event_id, received_at, seq, self._tenant_json, leaf_hash)
-        return found is not None
