@@ -113,7 +113,9 @@ class Bench:
         chunks = [store.audit_rows(MAIN_TENANT, s, min(n, s + CHUNK)) for s in range(0, n, CHUNK)]
         t1 = clock()
         checker = EventChecker(MAIN_TENANT, store.audit_text, problems)
-        results = [checker.check(rows) for rows in chunks]
+        results = [
+            checker.check(rows, i * CHUNK, min(n, (i + 1) * CHUNK)) for i, rows in enumerate(chunks)
+        ]
         t2 = clock()
         tree = TreeChecker(store, MAIN_TENANT, [n], problems)
         for i, result in enumerate(results):

@@ -32,14 +32,16 @@ class PostgresAudit:
     def audit_rows(self, tenant_id: str, start: int, end: int) -> list[tuple[Any, ...]]:
         return self._all(_ROWS, (tenant_id, start, end), "read events to audit")
 
-    def audit_nodes(self, tenant_id: str, level: int, start: int, end: int) -> dict[int, bytes]:
+    def audit_nodes(
+        self, tenant_id: str, level: int, start: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
         rows = self._all(
-            "SELECT idx, hash FROM tree_nodes"
-            " WHERE tenant_id = %s AND level = %s AND idx >= %s AND idx < %s",
+            "SELECT level, idx, hash FROM tree_nodes"
+            " WHERE tenant_id = %s AND level = %s AND idx >= %s AND idx < %s ORDER BY idx",
             (tenant_id, level, start, end),
             "read tree nodes to audit",
         )
-        return {idx: bytes(h) for idx, h in rows}
+        return [(level, idx, bytes(h)) for level, idx, h in rows]
 
     def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:
         rows = self._all(

@@ -42,15 +42,16 @@ class SQLiteAudit:
     def audit_rows(self, tenant_id: str, start: int, end: int) -> list[tuple[Any, ...]]:
         return self._read(lambda c: c.execute(_ROWS, (tenant_id, start, end)).fetchall())
 
-    def audit_nodes(self, tenant_id: str, level: int, start: int, end: int) -> dict[int, bytes]:
-        rows = self._read(
+    def audit_nodes(
+        self, tenant_id: str, level: int, start: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        return self._read(
             lambda c: c.execute(
-                "SELECT idx, hash FROM tree_nodes"
-                " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ?",
+                "SELECT level, idx, hash FROM tree_nodes"
+                " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ? ORDER BY idx",
                 (tenant_id, level, start, end),
             ).fetchall()
         )
-        return dict(rows)
 
     def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:
         return self._read(

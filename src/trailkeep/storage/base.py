@@ -223,8 +223,11 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def audit_nodes(self, tenant_id: str, level: int, start: int, end: int) -> dict[int, bytes]:
-        """Stored interior nodes of ``level`` (>= 1) with an index in ``[start, end)``."""
+    def audit_nodes(
+        self, tenant_id: str, level: int, start: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        """Stored interior nodes of ``level`` (>= 1) with an index in ``[start, end)``, as
+        ``(level, index, hash)`` in index order."""
 
     @abc.abstractmethod
     def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:

@@ -34,10 +34,11 @@ _FIXED: Final = 9  # AUDIT_FIELDS before the query columns
 
 @dataclass(slots=True)
 class ChunkResult:
-    """What the tree needs from a chunk: stored leaf hashes by seq, and positions whose stored
-    leaf cannot be trusted (its row is missing or does not match it)."""
+    """What the tree needs from a chunk: the stored leaf hash of each position (None where
+    there is no row, or no well-formed hash), and positions whose stored leaf cannot be
+    trusted (its row does not match it)."""
 
-    leaves: dict[int, bytes] = field(default_factory=dict)
+    leaves: list[bytes | None]
     tainted: list[int] = field(default_factory=list)
 
 
@@ -67,9 +68,9 @@ class EventChecker:
         self.rollups = RollupTally()
         self.redactions = RedactionLedger()
 
-    def check(self, rows: Sequence[tuple[Any, ...]]) -> ChunkResult:
-        """Check a chunk of ``Store.audit_rows``."""
-        result = ChunkResult()
+    def check(self, rows: Sequence[tuple[Any, ...]], start: int, end: int) -> ChunkResult:
+        """Check a chunk of ``Store.audit_rows`` for positions ``[start, end)``."""
+        result = ChunkResult([None] * (end - start))
         leaves, tainted = result.leaves, result.tainted
         counted: list[Sequence[str | None]] = []
         plans, loads, watch = self._plans.plan, orjson.loads, self._watch
@@ -78,7 +79,7 @@ class EventChecker:
             if seq in watch:
                 self.received_at[seq] = received_at
             if type(leaf) is bytes and len(leaf) == 32:
-                leaves[seq] = leaf
+                leaves[seq - start] = leaf
             else:
                 leaf = None
             try:

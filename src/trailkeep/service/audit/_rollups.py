@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Final
 
 from trailkeep.query.facets import DIMENSIONS, HOUR_TOTAL
@@ -19,6 +20,8 @@ _TS: Final = QUERY_COLUMNS.index("ts")
 _SPREAD: Final = ("actor.id",)
 _GROUPED: Final = tuple(name for name in DIMENSIONS if name not in _SPREAD)
 _AT: Final = {name: QUERY_COLUMNS.index(column) for name, column in DIMENSIONS.items()}
+#: The few-valued dimensions' columns of a row, as one tuple (they are more than one).
+_GROUPED_AT: Final = itemgetter(*(_AT[name] for name in _GROUPED))
 
 
 class RollupTally:
@@ -33,23 +36,22 @@ class RollupTally:
     __slots__ = ("_grouped", "_spread")
 
     def __init__(self) -> None:
-        self._grouped: Counter[tuple[str | None, ...]] = Counter()
+        self._grouped: Counter[tuple[str, tuple[str | None, ...]]] = Counter()
         self._spread: dict[str, Counter[tuple[str, str | None]]] = {n: Counter() for n in _SPREAD}
 
     def add(self, rows: Sequence[Sequence[str | None]]) -> None:
         """Count a chunk of events, each given as its ``QUERY_COLUMNS`` values."""
         if not rows:
             return
-        columns = list(zip(*rows, strict=True))
-        hours = [ts[:13] if ts else "" for ts in columns[_TS]]
-        self._grouped.update(zip(hours, *(columns[_AT[name]] for name in _GROUPED), strict=True))
+        hours = [ts[:13] if type(ts := row[_TS]) is str else "" for row in rows]
+        self._grouped.update(zip(hours, map(_GROUPED_AT, rows), strict=True))
         for name, counter in self._spread.items():
-            counter.update(zip(hours, columns[_AT[name]], strict=True))
+            counter.update(zip(hours, map(itemgetter(_AT[name]), rows), strict=True))
 
     def expected(self) -> dict[tuple[str, str, str], int]:
         """``(dim, period, value) -> count`` as the writer would have kept it."""
         out: Counter[tuple[str, str, str]] = Counter()
-        for (hour, *values), n in self._grouped.items():
+        for (hour, values), n in self._grouped.items():
             assert hour is not None
             out[(HOUR_TOTAL, hour, "")] += n
             for name, value in zip(_GROUPED, values, strict=True):

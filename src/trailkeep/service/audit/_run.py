@@ -60,7 +60,7 @@ def audit_tenant(
         end = min(start + _CHUNK, total)
         rows = store.audit_rows(tenant_id, start, end)
         missing.scan(start, end, rows)
-        chunk = events.check(rows)
+        chunk = events.check(rows, start, end)
         tree.append(start, end, chunk.leaves, chunk.tainted)
         if progress is not None:
             progress(len(rows))

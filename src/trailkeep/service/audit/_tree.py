@@ -58,12 +58,17 @@ class TreeChecker:
         i = bisect.bisect_left(self._tainted, start)
         return i < len(self._tainted) and self._tainted[i] < end
 
-    def append(self, start: int, end: int, leaves: dict[int, bytes], tainted: list[int]) -> None:
-        """Append leaves ``[start, end)`` (missing ones as zero, tainted); check their nodes."""
+    def append(self, start: int, end: int, leaves: list[bytes | None], tainted: list[int]) -> None:
+        """Append leaves ``[start, end)`` (None for a missing one: zero, tainted); check the
+        nodes they complete."""
         assert start == self._range.size, (start, self._range.size)
-        missing = [seq for seq in range(start, end) if seq not in leaves]
-        self._tainted.extend(sorted({*tainted, *missing}))
-        hashes = [leaves.get(seq, _ZERO) for seq in range(start, end)]
+        missing = [start + i for i, leaf in enumerate(leaves) if leaf is None]
+        if missing:
+            self._tainted.extend(sorted({*tainted, *missing}))
+            hashes = [_ZERO if leaf is None else leaf for leaf in leaves]
+        else:
+            self._tainted.extend(tainted)
+            hashes = leaves  # type: ignore[assignment]  # no None in it
         nodes: list[tuple[int, int, bytes]] = []
         at = start
         lo = bisect.bisect_right(self._sizes, start)
@@ -76,19 +81,22 @@ class TreeChecker:
         self._check_nodes(start, end, nodes)
 
     def _check_nodes(self, start: int, end: int, nodes: list[tuple[int, int, bytes]]) -> None:
-        stored: dict[int, dict[int, bytes]] = {}
+        """Compare in one go (lists of rows in the same order); look closer only if they differ."""
+        stored: list[tuple[int, int, bytes]] = []
         level = 1
         while (end >> level) > (start >> level):
-            stored[level] = self._store.audit_nodes(
-                self._tenant, level, start >> level, end >> level
-            )
+            stored += self._store.audit_nodes(self._tenant, level, start >> level, end >> level)
             level += 1
+        nodes.sort()
+        if stored == nodes:
+            return
+        have = {(level, index): h for level, index, h in stored}
         for level, index, expected in nodes:
-            have = stored[level].get(index)
-            if have == expected or self._tainted_in(index << level, (index + 1) << level):
+            found = have.get((level, index))
+            if found == expected or self._tainted_in(index << level, (index + 1) << level):
                 continue
             first, last = index << level, ((index + 1) << level) - 1
-            what = "is missing" if have is None else "was altered"
+            what = "is missing" if found is None else "was altered"
             self._problems.append(
                 Problem(
                     "tree-node",
