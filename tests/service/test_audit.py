@@ -25,7 +25,7 @@ from trailkeep.query.facets import rollup_counts
 from trailkeep.query.fulltext import search_document
 from trailkeep.service import dump as dump_module
 from trailkeep.service.audit import audit_tenant
-from trailkeep.service.audit._leaves import RowPlans, fulltext_fields
+from trailkeep.service.audit._leaves import FieldsText, RowPlans, fulltext_fields
 from trailkeep.service.audit._rollups import RollupTally
 from trailkeep.service.dump import dump_lines
 from trailkeep.settings import Settings
@@ -238,6 +238,12 @@ class TestDump:
         assert "FAILED" in bad.stderr
 
 
+@pytest.fixture(scope="module")
+def shared_fields() -> FieldsText:
+    """One joiner for a whole table of rows, as a plan keeps one for all its rows."""
+    return FieldsText()
+
+
 def _vouched(content: dict[str, Any], packed: bytes, leaf: bytes, seq: int = 3) -> bool:
     """Whether the fast path vouches that ``content`` with ``packed`` salts has ``leaf``."""
     plan = RowPlans("acme").plan(content)
@@ -293,6 +299,22 @@ class TestRowPlans:
         values[path] = data.draw(st.text(max_size=5) | st.integers(0, 3) | st.booleans())
         assume(values[path] != field_paths(content)[path])
         assert not _vouched(unflatten(values), packed, leaf)
+
+    @pytest.mark.parametrize(
+        ("values", "text"),
+        [
+            pytest.param(("a", 1, True, None), "a\n1", id="str-int-bool-null"),
+            pytest.param((1, "b", 2.5, False), "1\nb\n2.5", id="types-moved"),
+            pytest.param(("a", "b", "c", "d"), "a\nb\nc\nd", id="all-strings"),
+            pytest.param(("a", {"x": ["y", 3]}, True, None), "a\ny\n3", id="nested"),
+            pytest.param(("a", 1, True, None), "a\n1", id="first-again"),
+        ],
+    )
+    def test_fields_text_follows_each_rows_types(
+        self, shared_fields: FieldsText, values: tuple[Any, ...], text: str
+    ) -> None:
+        """One joiner per shape sees rows whose types change; each row gets its own text."""
+        assert shared_fields(values) == text == fulltext_fields(values)
 
     def test_answers_the_common_case(self) -> None:
         content = {

@@ -96,36 +96,58 @@ def fulltext_fields(values: tuple[Any, ...]) -> str:
 class FieldsText:
     """``fulltext_fields`` of one shape's values, compiled once per combination of value types
     (``"\n".join`` of the strings, ``str`` of the numbers, nothing for booleans and nulls);
-    values holding objects or lists take ``fulltext_fields`` itself."""
+    values holding objects or lists take ``fulltext_fields`` itself.
 
-    __slots__ = ("_by_kinds",)
+    Within a shape the types rarely change from row to row, so the joiner last used is tried
+    first: it checks each value's type inline and declines (None) if one differs.
+    """
+
+    __slots__ = ("_by_kinds", "_last")
 
     def __init__(self) -> None:
-        self._by_kinds: dict[tuple[type, ...], Callable[[tuple[Any, ...]], str]] = {}
+        self._by_kinds: dict[tuple[type, ...], _Join] = {}
+        self._last: _Join = _decline
 
     def __call__(self, values: tuple[Any, ...]) -> str:
+        text = self._last(values)
+        if text is not None:
+            return text
         kinds = tuple(map(type, values))
-        try:
-            join = self._by_kinds[kinds]
-        except KeyError:
-            join = fulltext_fields
-            if len(self._by_kinds) < _MAX_PLANS:
-                join = self._by_kinds[kinds] = _join_for(kinds)
-        return join(values)
+        join = self._by_kinds.get(kinds)
+        if join is None:
+            if len(self._by_kinds) >= _MAX_PLANS:
+                return fulltext_fields(values)
+            join = self._by_kinds[kinds] = _join_for(kinds)
+        self._last = join
+        text = join(values)
+        assert text is not None  # a joiner accepts the types it was made for
+        return text
 
 
-def _join_for(kinds: tuple[type, ...]) -> Callable[[tuple[Any, ...]], str]:
-    parts = []
+_Join: TypeAlias = Callable[[tuple[Any, ...]], "str | None"]
+
+
+def _decline(values: tuple[Any, ...]) -> str | None:
+    return None
+
+
+def _join_for(kinds: tuple[type, ...]) -> _Join:
+    """A joiner for values of exactly these types; its code names positions only."""
+    namespace: dict[str, Any] = {"J": "\n".join, "S": str, "F": fulltext_fields}
+    checks, parts = [], []
+    generic = False
     for n, kind in enumerate(kinds):
+        namespace[f"A{n}"] = kind
+        checks.append(f"type(t[{n}]) is A{n}")
         if kind is str:
             parts.append(f"t[{n}]")
         elif kind is int or kind is float:
             parts.append(f"S(t[{n}])")
         elif kind is not bool and kind is not type(None):
-            return fulltext_fields
-    join: Callable[[tuple[Any, ...]], str] = eval(  # noqa: S307 - positions only, no data
-        f"lambda t: J(({', '.join(parts)}{',' if parts else ''}))", {"J": "\n".join, "S": str}
-    )
+            generic = True  # an object or a list: its words in order, the long way
+    joined = "F(t)" if generic else f"J(({', '.join(parts)}{',' if parts else ''}))"
+    test = " and ".join(checks) or "True"
+    join: _Join = eval(f"lambda t: {joined} if {test} else None", namespace)  # noqa: S307
     return join
 
 
