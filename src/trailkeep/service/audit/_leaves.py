@@ -61,7 +61,7 @@ COLUMN_SOURCES: Final[tuple[tuple[str, str | None, bool, str | None], ...]] = (
 )
 _SOURCE: Final = (
     "def read(c, salts, seq, event_id, received_at, leaf):\n"
-    "{objects}"
+    "{fetch}"
     "    return L(KEYS, salts, ({leaf},), event_id, received_at, seq, TENANT, leaf),"
     " ({columns},), ({text},)\n"
 )
@@ -183,28 +183,32 @@ def compile_plan(of: tuple[Any, ...], tenant_json: str) -> RowPlan | None:
     if _native.leaf is None:
         return None
     top, members = of[0], dict(zip(COMMITTED_OBJECTS, of[1:], strict=True))
-    objects: dict[str, int] = {}  # committed object -> its number (o0, o1...)
-    paths: list[tuple[str, str]] = []  # (path, expression)
     namespace: dict[str, Any] = {"L": _native.leaf, "TENANT": tenant_json}
+    fetch: list[str] = []  # statements reading each value once, into a local
+    local: dict[tuple[str, str | None], str] = {}  # (field, member or None) -> its local
+    paths: list[tuple[str, str]] = []  # (path, local)
 
     def key(value: str) -> str:
         name = f"K{len(namespace)}"
         namespace[name] = value
         return name
 
-    expressions: dict[str, str] = {}  # top-level name -> expression of its value
     for name in top:
         if type(name) is not str or "." in name or name in POSITIONAL_FIELDS:
             return None
-        expressions[name] = f"c[{key(name)}]"
-        if members.get(name) is None:
-            paths.append((name, expressions[name]))
+        if members.get(name) is None:  # a field committed whole
+            local[(name, None)] = f"v{len(local)}"
+            fetch.append(f"{local[(name, None)]} = c[{key(name)}]")
+            paths.append((name, local[(name, None)]))
             continue
-        objects[name] = len(objects)
+        parent = f"o{len(fetch)}"  # a committed object: each member is a field
+        fetch.append(f"{parent} = c[{key(name)}]")
         for sub in members[name]:
             if type(sub) is not str:
                 return None
-            paths.append((f"{name}.{sub}", f"o{objects[name]}[{key(sub)}]"))
+            local[(name, sub)] = f"v{len(local)}"
+            fetch.append(f"{local[(name, sub)]} = {parent}[{key(sub)}]")
+            paths.append((f"{name}.{sub}", local[(name, sub)]))
     paths.sort()
     names = [p for p, _ in paths]
     if names != sorted(names, key=lambda p: p.encode("utf-16-be", "surrogatepass")):
@@ -214,10 +218,10 @@ def compile_plan(of: tuple[Any, ...], tenant_json: str) -> RowPlan | None:
     except orjson.JSONEncodeError:
         return None
     source = _SOURCE.format(
-        objects="".join(f"    o{j} = {expressions[name]}\n" for name, j in objects.items()),
-        leaf=", ".join(e for _, e in paths),
-        columns=", ".join(_column(s, members, objects, expressions, key) for s in COLUMN_SOURCES),
-        text=", ".join(_text_parts(top, members, objects, expressions, key)),
+        fetch="".join(f"    {line}\n" for line in fetch),
+        leaf=", ".join(v for _, v in paths),
+        columns=", ".join(_column(source, local, key) for source in COLUMN_SOURCES),
+        text=", ".join(v for (name, _), v in local.items() if name not in NOT_INDEXED),
     )
     exec(compile(source, f"<row shape of {len(keys)} fields>", "exec"), namespace)  # noqa: S102
     namespace["KEYS"] = keys
@@ -227,42 +231,15 @@ def compile_plan(of: tuple[Any, ...], tenant_json: str) -> RowPlan | None:
 
 def _column(
     source: tuple[str, str | None, bool, str | None],
-    members: dict[str, Any],
-    objects: dict[str, int],
-    expressions: dict[str, str],
+    local: dict[tuple[str, str | None], str],
     key: Callable[[str], str],
 ) -> str:
+    """The expression of one query column (``storage.rows.filter_values``) over the locals."""
     name, sub, text_only, absent = source
-    if sub is None:
-        if name not in expressions:
-            return "None" if absent is None else key(absent)
-        return _text_only(expressions[name]) if text_only else expressions[name]
-    if name not in objects or sub not in members[name]:
-        return "None"
-    return _text_only(f"o{objects[name]}[{key(sub)}]")
-
-
-def _text_only(expression: str) -> str:
-    """``expression`` when it is a string, else None (``storage.rows._text``), inline."""
-    return f"(v if type(v := {expression}) is str else None)"
-
-
-def _text_parts(
-    top: tuple[str, ...],
-    members: dict[str, Any],
-    objects: dict[str, int],
-    expressions: dict[str, str],
-    key: Callable[[str], str],
-) -> list[str]:
-    out: list[str] = []
-    for name in top:
-        if name in NOT_INDEXED:
-            continue
-        if name in objects:
-            out.extend(f"o{objects[name]}[{key(sub)}]" for sub in members[name])
-        else:
-            out.append(expressions[name])
-    return out
+    value = local.get((name, sub))
+    if value is None:  # absent (for a member: or its object is not an object)
+        return "None" if absent is None else key(absent)
+    return f"({value} if type({value}) is str else None)" if text_only else value
 
 
 class RowPlans:
