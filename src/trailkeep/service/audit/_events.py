@@ -69,7 +69,12 @@ class EventChecker:
         self.redactions = RedactionLedger()
 
     def check(self, rows: Sequence[tuple[Any, ...]], start: int, end: int) -> ChunkResult:
-        """Check a chunk of ``Store.audit_rows`` for positions ``[start, end)``."""
+        """Check a chunk of ``Store.audit_rows`` for positions ``[start, end)``.
+
+        The loop runs once per event of the log, so its common case (a row of a known shape
+        whose leaf, columns and full text all match) is written inline; everything else goes
+        to the methods below.
+        """
         result = ChunkResult([None] * (end - start))
         leaves, tainted = result.leaves, result.tainted
         counted: list[Sequence[str | None]] = []

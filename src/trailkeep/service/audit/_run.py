@@ -158,8 +158,9 @@ def _strays(store: Store, tenant_id: str, size: int, problems: list[Problem]) ->
         problems.append(
             Problem(
                 "past-head",
-                f"row lies past the tree head (size {size}): no proof covers it, list and"
-                " stream serve it, and appends to this tenant fail until it is removed",
+                f"row lies outside the log (positions 0-{size - 1}, the tree head and its"
+                " checkpoints): no proof covers it, list and stream serve it, and appends to"
+                " this tenant fail when they reach its position",
                 seq,
                 event_id,
             )
