@@ -19,13 +19,13 @@ from trailkeep.api.services import Services
 from trailkeep.cli.app import app
 from trailkeep.client.verify import DUMP_FORMAT, verify_dump
 from trailkeep.errors import IntegrityError, TrailkeepError
-from trailkeep.model.commitments import field_paths, unflatten
+from trailkeep.model.commitments import COMMITTED_OBJECTS, field_paths, unflatten
 from trailkeep.model.evidence import event_leaf_hash
 from trailkeep.query.facets import rollup_counts
 from trailkeep.query.fulltext import search_document
 from trailkeep.service import dump as dump_module
 from trailkeep.service.audit import audit_tenant
-from trailkeep.service.audit._leaves import FieldsText, RowPlans, fulltext_fields
+from trailkeep.service.audit._leaves import FieldsText, RowPlans, fulltext_fields, shape
 from trailkeep.service.audit._rollups import RollupTally
 from trailkeep.service.dump import dump_lines
 from trailkeep.settings import Settings
@@ -269,6 +269,13 @@ class TestRowPlans:
         except TrailkeepError:
             leaf = None
         return pack_salts(salts) or b"", leaf
+
+    @given(content=event_contents)
+    def test_shape_names_every_committed_object(self, content: dict[str, Any]) -> None:
+        objects = [
+            tuple(v) if type(v) is dict else None for v in map(content.get, COMMITTED_OBJECTS)
+        ]
+        assert shape(content) == (tuple(content), *objects)
 
     @given(content=event_contents)
     def test_columns_and_text_equal_the_references(self, content: dict[str, Any]) -> None:
