@@ -160,7 +160,7 @@ class TestAudit:
         conn.close()
         bad = CliRunner().invoke(app, args)
         assert bad.exit_code == 2
-        assert f"seq 7, event {victim}" in bad.stdout
+        assert f"acme [altered] seq 7, event {victim}" in bad.stdout
 
 
 class TestDump:

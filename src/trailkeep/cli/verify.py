@@ -137,8 +137,8 @@ def _print_report(report: AuditReport) -> None:
                   f" {report.checkpoints} checkpoints verify")  # fmt: skip
         return
     out.print(f"[bold red]FAILED[/] {report.tenant_id}: {len(report.problems)} problems")
-    for problem in report.problems[:200]:
-        out.print(f"  {problem}", markup=False, highlight=False)
+    for problem in report.problems[:200]:  # one line each, tenant first, for grep
+        out.print(f"  {report.tenant_id} {problem}", markup=False, highlight=False)
     if len(report.problems) > 200:
         out.print(f"  ... and {len(report.problems) - 200} more")
 
