@@ -195,6 +195,32 @@ class TestLeaf:
         encodable = not isinstance(value, str) or not re.search("[\ud800-\udfff]", value)
         assert (check(fields, seq=seq) is not None) == encodable
 
+    @given(
+        raw=st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=8),
+        value=values,
+        seq=st.integers(0, MAX_SAFE_INTEGER),
+    )
+    def test_packed_salts_and_raw_hash(self, raw: list[bytes], value: Any, seq: int) -> None:
+        """A database row's form (salts packed in one bytes, the hash as 32 bytes) gets the
+        same answer as the wire form, and None for a wrong hash or a wrong salt length."""
+        fields = {f"k{n}": (base64.b64encode(s).decode(), value) for n, s in enumerate(raw)}
+        leaf = check(fields, seq=seq)
+        keys = tuple(orjson.dumps(f"k{n}").decode() for n in range(len(raw)))
+        values_ = (value,) * len(raw)
+
+        def packed(salts: bytes, expected: Any) -> bytes | None:
+            args = (keys, salts, values_, EVENT_ID, WHEN, seq, '"acme"', expected)
+            return _fastleaf.leaf(*args)
+
+        good = leaf if leaf is not None else bytes(32)
+        assert packed(b"".join(raw), good) == leaf
+        assert packed(b"".join(raw), good.hex()) == leaf
+        wrong = bytes([good[0] ^ 1]) + good[1:]
+        assert packed(b"".join(raw), wrong) is None
+        assert packed(b"".join(raw)[:-1], good) is None
+        assert packed(b"".join(raw) + b"x", good) is None
+        assert packed(b"".join(raw), good[:31]) is None
+
     def test_every_escape(self) -> None:
         text = "".join(map(chr, range(0x80))) + "é😀\u2028"
         assert check({"message": (SALT, text)}) is not None

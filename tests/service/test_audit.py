@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from tests.model.strategies import event_contents
 from trailkeep.api.services import Services
 from trailkeep.cli.app import app
 from trailkeep.client.verify import DUMP_FORMAT, verify_dump
-from trailkeep.errors import IntegrityError
+from trailkeep.errors import IntegrityError, TrailkeepError
+from trailkeep.model.commitments import COMMITTED_OBJECTS, field_paths, unflatten
+from trailkeep.model.evidence import event_leaf_hash
+from trailkeep.query.facets import rollup_counts
+from trailkeep.query.fulltext import search_document
 from trailkeep.service import dump as dump_module
 from trailkeep.service.audit import audit_tenant
+from trailkeep.service.audit._leaves import FieldsText, RowPlans, fulltext_fields, shape
+from trailkeep.service.audit._rollups import RollupTally
 from trailkeep.service.dump import dump_lines
 from trailkeep.settings import Settings
+from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, pack_salts
 
 N = 40
+EVENT = "evt_01JDAB3K9Q7M2X5V8N4R6T0WYZ"
+WHEN = "2026-11-23T10:00:05.123456Z"
 
 
 @pytest.fixture
@@ -146,7 +160,7 @@ class TestAudit:
         conn.close()
         bad = CliRunner().invoke(app, args)
         assert bad.exit_code == 2
-        assert f"seq 7, event {victim}" in bad.stdout
+        assert f"acme [altered] seq 7, event {victim}" in bad.stdout
 
 
 class TestDump:
@@ -222,3 +236,149 @@ class TestDump:
         bad = CliRunner().invoke(app, ["verify", "dump", str(out), "--key", key])
         assert bad.exit_code == 2
         assert "FAILED" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def shared_fields() -> FieldsText:
+    """One joiner for a whole table of rows, as a plan keeps one for all its rows."""
+    return FieldsText()
+
+
+def _vouched(content: dict[str, Any], packed: bytes, leaf: bytes, seq: int = 3) -> bool:
+    """Whether the fast path vouches that ``content`` with ``packed`` salts has ``leaf``."""
+    plan = RowPlans("acme").plan(content)
+    if plan is None:
+        return False
+    found, _, _ = plan.read(content, packed, seq, EVENT, WHEN, leaf)
+    return found is not None
+
+
+class TestRowPlans:
+    """A shape's compiled reader gives exactly what the reference functions give, and the
+    fast path vouches for a row only with the exact path's leaf (and does, in the common
+    case, or the audit would be slow, not wrong)."""
+
+    @staticmethod
+    def _row(content: dict[str, Any], seed: int) -> tuple[bytes, bytes | None]:
+        """Packed salts for the content's paths, and its exact leaf (None: no leaf exists)."""
+        paths = sorted(field_paths(content))
+        salts = {p: hashlib.sha256(f"{seed}:{p}".encode()).digest()[:16] for p in paths}
+        wire = {"id": EVENT, "tenant_id": "acme", "seq": 3, "received_at": WHEN, **content}
+        try:
+            leaf = event_leaf_hash(wire, salts, {})
+        except TrailkeepError:
+            leaf = None
+        return pack_salts(salts) or b"", leaf
+
+    @given(content=event_contents)
+    def test_shape_names_every_committed_object(self, content: dict[str, Any]) -> None:
+        objects = [
+            tuple(v) if type(v) is dict else None for v in map(content.get, COMMITTED_OBJECTS)
+        ]
+        assert shape(content) == (tuple(content), *objects)
+
+    @given(content=event_contents)
+    def test_columns_and_text_equal_the_references(self, content: dict[str, Any]) -> None:
+        plan = RowPlans("acme").plan(content)
+        if plan is not None:
+            _, columns, text = plan.read(content, bytes(16 * len(plan.keys)), 0, EVENT, WHEN, b"")
+            assert columns == filter_values(content)
+            assert fulltext_fields(text) == search_document(content).fields
+            assert plan.fields(text) == search_document(content).fields
+
+    @given(content=event_contents, seed=st.integers())
+    def test_never_vouches_for_another_leaf(self, content: dict[str, Any], seed: int) -> None:
+        packed, leaf = self._row(content, seed)
+        for candidate in (leaf, bytes(32), hashlib.sha256(packed).digest()):
+            if candidate is not None and _vouched(content, packed, candidate):
+                assert candidate == leaf
+
+    @given(content=event_contents, seed=st.integers(), data=st.data())
+    def test_a_changed_value_is_never_vouched_for(
+        self, content: dict[str, Any], seed: int, data: st.DataObject
+    ) -> None:
+        packed, leaf = self._row(content, seed)
+        assume(leaf is not None)
+        assert leaf is not None
+        values = field_paths(content)
+        assume(values)
+        path = data.draw(st.sampled_from(sorted(values)))
+        values[path] = data.draw(st.text(max_size=5) | st.integers(0, 3) | st.booleans())
+        assume(values[path] != field_paths(content)[path])
+        assert not _vouched(unflatten(values), packed, leaf)
+
+    @pytest.mark.parametrize(
+        ("values", "text"),
+        [
+            pytest.param(("a", 1, True, None), "a\n1", id="str-int-bool-null"),
+            pytest.param((1, "b", 2.5, False), "1\nb\n2.5", id="types-moved"),
+            pytest.param(("a", "b", "c", "d"), "a\nb\nc\nd", id="all-strings"),
+            pytest.param(("a", {"x": ["y", 3]}, True, None), "a\ny\n3", id="nested"),
+            pytest.param(("a", 1, True, None), "a\n1", id="first-again"),
+        ],
+    )
+    def test_fields_text_follows_each_rows_types(
+        self, shared_fields: FieldsText, values: tuple[Any, ...], text: str
+    ) -> None:
+        """One joiner per shape sees rows whose types change; each row gets its own text."""
+        assert shared_fields(values) == text == fulltext_fields(values)
+
+    def test_answers_the_common_case(self) -> None:
+        content = {
+            "action": "document.update",
+            "timestamp": WHEN,
+            "outcome": "success",
+            "actor": {"id": "u1", "email": "u1@example.com"},
+            "metadata": {"n": 3, "ok": True},
+            "message": "hello",
+        }
+        packed, leaf = self._row(content, 1)
+        assert leaf is not None
+        assert _vouched(content, packed, leaf)
+        assert not _vouched(content, packed, leaf, seq=4)
+
+
+rollup_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["2026-11-23T10:00:05.000000Z", "2026-11-23T11:59:00.000000Z",
+                         "2026-11-24T00:00:00.000000Z"]),
+        *[st.none() | st.sampled_from(["a", "b", "c"]) for _ in range(len(QUERY_COLUMNS) - 1)],
+    ),
+    max_size=30,
+)  # fmt: skip
+
+
+class TestRollupTally:
+    """The recount is what the writer's ``rollup_counts`` adds up, event by event."""
+
+    @given(rows=rollup_rows)
+    def test_equals_the_writers_counts(self, rows: list[tuple[str | None, ...]]) -> None:
+        tally = RollupTally()
+        tally.add(rows[: len(rows) // 2])
+        tally.add(rows[len(rows) // 2 :])
+        writer: dict[tuple[str, str, str], int] = {}
+        as_dicts = [dict(zip(QUERY_COLUMNS, row, strict=True)) for row in rows]
+        for _, dim, period, value, n in rollup_counts("acme", as_dicts):
+            writer[(dim, period, value)] = writer.get((dim, period, value), 0) + n
+        assert tally.expected() == writer
+
+
+class TestDatabaseCommand:
+    """``trailkeep verify database`` checks the full-text index itself, once per database."""
+
+    def _args(self, settings: Settings) -> list[str]:
+        return ["verify", "database", "--database", settings.database,
+                "--signing-key", str(settings.signing_key)]  # fmt: skip
+
+    def test_damaged_fulltext_index(self, seeded: Services, settings: Settings) -> None:
+        conn = db(settings)
+        conn.execute("DELETE FROM events_fts_data WHERE id > 10")  # the index, not its text
+        conn.close()
+        bad = CliRunner().invoke(app, self._args(settings))
+        assert bad.exit_code == 2, bad.output
+        assert "acme: 40 events, 4 checkpoints verify" in bad.stdout
+        assert "full-text index" in bad.stdout
+
+    def test_gap_option(self, seeded: Services, settings: Settings) -> None:
+        result = CliRunner().invoke(app, [*self._args(settings), "--max-checkpoint-gap", "0"])
+        assert result.exit_code == 0, result.output

@@ -100,3 +100,26 @@ class TestAuditOnPostgres:
             tamper(conn)
         problems = audit(seeded)
         assert any(k == kind and (seq is None or s == seq) for k, s in problems), problems
+
+
+class TestTextAsPostgresStoresIt:
+    """PostgreSQL text cannot hold NUL: the writer stores U+FFFD in the query columns and the
+    full-text text, and the auditor compares them as stored (PostgreSQL only)."""
+
+    @pytest.fixture
+    def with_nul(self, services: Services) -> Services:
+        services.tenants.create_tenant("acme")
+        event = services.events.prepare(
+            {"action": "a\x00b", "actor": {"id": "u\x00"}, "message": "hi\x00there"}
+        )
+        services.store.append("acme", [event]).result()
+        services.log.sign_pending()
+        return services
+
+    def test_clean(self, with_nul: Services) -> None:
+        assert audit(with_nul) == []
+
+    def test_changed_column_is_still_found(self, with_nul: Services, settings: Settings) -> None:
+        with psycopg.connect(settings.database) as conn:
+            conn.execute("UPDATE events SET actor_id = 'mallory' WHERE seq = 0")
+        assert audit(with_nul) == [("derived", 0)]

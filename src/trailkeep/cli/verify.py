@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from trailkeep.client.verify import verify_checkpoints, verify_dump, verify_event
 from trailkeep.errors import IntegrityError, TrailkeepError
 from trailkeep.merkle import Verifier
+from trailkeep.service.audit import DEFAULT_MAX_GAP
 
 if TYPE_CHECKING:
     from trailkeep.service.audit import AuditReport
@@ -118,13 +119,28 @@ def verify_dump_cmd(
               " fields kept by commitment)")  # fmt: skip
 
 
-def _audit(store: Store, tenant_id: str, verifier: Verifier, origin: str) -> AuditReport:
+def _audit(
+    store: Store, tenant_id: str, verifier: Verifier, origin: str, max_gap: float
+) -> AuditReport:
     from trailkeep.service.audit import audit_tenant
 
     columns = (TextColumn(tenant_id), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task("events", total=store.tree_head(tenant_id).size)
-        return audit_tenant(store, tenant_id, verifier, origin, partial(bar.advance, task))
+        progress = partial(bar.advance, task)
+        return audit_tenant(store, tenant_id, verifier, origin, progress, max_gap=max_gap)
+
+
+def _print_report(report: AuditReport) -> None:
+    if report.ok:
+        out.print(f"[green]OK[/] {report.tenant_id}: {report.events} events,"
+                  f" {report.checkpoints} checkpoints verify")  # fmt: skip
+        return
+    out.print(f"[bold red]FAILED[/] {report.tenant_id}: {len(report.problems)} problems")
+    for problem in report.problems[:200]:  # one line each, tenant first, for grep
+        out.print(f"  {report.tenant_id} {problem}", markup=False, highlight=False)
+    if len(report.problems) > 200:
+        out.print(f"  ... and {len(report.problems) - 200} more")
 
 
 def _held_notes(
@@ -201,10 +217,20 @@ def verify_database_cmd(
             " tree must have at least its size and the same root at that size.",
         ),
     ] = None,
+    max_checkpoint_gap: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Report events that arrived over more than this many seconds with no stored"
+            " checkpoint between them (a deleted checkpoint row); 0 turns the check off.",
+        ),
+    ] = DEFAULT_MAX_GAP,
 ) -> None:
-    """The auditor's fsck: recompute every leaf, node and root of a live database and compare
-    them with its signed checkpoints, naming every row altered, deleted or reordered; and
-    compare it with checkpoints held outside it, which catches a truncated tail."""
+    """The auditor's fsck: check everything of a live database that answers a query against
+    what its log commits to — every row's leaf, its query columns, full-text row, facet
+    rollups and erasure records, the tree and every signed checkpoint — naming the tenant,
+    position and event of each problem, once; and compare it with checkpoints held outside
+    it (``--checkpoint``, the signer's state), which catches a truncated tail."""
     from trailkeep.service.signer_state import state_path
     from trailkeep.service.signing import load_existing_signer
     from trailkeep.service.stores import open_store
@@ -223,15 +249,15 @@ def verify_database_cmd(
         failed = not _check_held(store, verifier, held)
         tenants = tenant or [t.id for t in store.list_tenants()]
         for tenant_id in tenants:
-            report = _audit(store, tenant_id, verifier, f"{server_name}/{tenant_id}")
-            if report.ok:
-                out.print(f"[green]OK[/] {tenant_id}: {report.events} events,"
-                          f" {report.checkpoints} checkpoints verify")  # fmt: skip
-                continue
+            origin = f"{server_name}/{tenant_id}"
+            report = _audit(store, tenant_id, verifier, origin, max_checkpoint_gap)
+            _print_report(report)
+            failed = failed or not report.ok
+        index = store.audit_fulltext_index()
+        if index is not None:
             failed = True
-            out.print(f"[bold red]FAILED[/] {tenant_id}: {len(report.problems)} problems")
-            for problem in report.problems[:200]:
-                out.print(f"  {problem}", markup=False, highlight=False)
+            out.print("[bold red]FAILED[/] full-text index:")
+            out.print(f"  {index}", markup=False, highlight=False)
     except TrailkeepError as exc:
         fail(exc.message)
     finally:

@@ -240,10 +240,12 @@ add_text(Buffer *b, PyObject *text)
 /* Append hex(SHA-256(salt || JCS(value))) to `text`: 1 if done, 0 if the salt or the value is
  * not of the common case, -1 with an exception set. */
 static int
-add_commitment(Buffer *text, Buffer *field, PyObject *salt, PyObject *value)
+add_commitment(Buffer *text, Buffer *field, PyObject *salt, const char *raw, PyObject *value)
 {
     field->size = SALT_SIZE;
-    if (!decode_salt(salt, field->data)) {
+    if (raw != NULL) { /* a packed salt, as a database row stores it */
+        memcpy(field->data, raw, SALT_SIZE);
+    } else if (!decode_salt(salt, field->data)) {
         return 0;
     }
     int added = add_value(field, value);
@@ -313,6 +315,8 @@ PyDoc_STRVAR(leaf_doc,
 "An event's RFC 9162 leaf hash (DESIGN §3, leaf version 1) if its hex is `expected`.\n\n"
 "keys are the field paths as JSON strings, in JCS order; salts (base64) and values are theirs,\n"
 "in the same order; tenant_json is the tenant id as a JSON string. None when the hash differs,\n"
+"salts may also be one bytes object of 16 bytes per key (the salts packed, as a database row\n"
+"stores them), and expected the 32 bytes of the hash rather than its hex.\n"
 "and whenever the event is not of the common case: a salt that is not the canonical base64 of\n"
 "16 bytes; a value that is not a str with a JCS form, a bool, or an int within\n"
 "+-(2**53 - 1); an event id that is not printable ASCII free of quotes and backslashes;\n"
@@ -329,19 +333,26 @@ leaf(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *keys = args[0], *salts = args[1], *values = args[2];
     PyObject *event_id = args[3], *received_at = args[4], *seq = args[5];
     PyObject *tenant_json = args[6], *expected = args[7];
-    if (!PyTuple_CheckExact(keys) || !PyTuple_CheckExact(salts) ||
+    int packed = PyBytes_CheckExact(salts);
+    if (!PyTuple_CheckExact(keys) || !(packed || PyTuple_CheckExact(salts)) ||
         !PyTuple_CheckExact(values) || !PyUnicode_Check(tenant_json)) {
-        PyErr_SetString(PyExc_TypeError, "leaf() takes three tuples, then tenant_json a str");
+        PyErr_SetString(PyExc_TypeError,
+                        "leaf() takes three tuples (or salts as bytes), then tenant_json a str");
         return NULL;
     }
     Py_ssize_t count = PyTuple_GET_SIZE(keys);
-    if (PyTuple_GET_SIZE(salts) != count || PyTuple_GET_SIZE(values) != count) {
+    if ((!packed && PyTuple_GET_SIZE(salts) != count) || PyTuple_GET_SIZE(values) != count) {
         PyErr_SetString(PyExc_ValueError, "leaf() takes as many salts and values as keys");
         return NULL;
     }
+    if (packed && PyBytes_GET_SIZE(salts) != count * SALT_SIZE) {
+        Py_RETURN_NONE; /* not one salt per key: only the exact path can say what is wrong */
+    }
+    int raw_expected = PyBytes_CheckExact(expected);
     if (!is_plain_ascii(event_id) || !is_received_at(received_at) || !PyLong_CheckExact(seq) ||
-        !PyUnicode_CheckExact(expected) || !PyUnicode_IS_COMPACT_ASCII(expected) ||
-        PyUnicode_GET_LENGTH(expected) != 2 * SHA256_DIGEST_LENGTH) {
+        (raw_expected ? PyBytes_GET_SIZE(expected) != SHA256_DIGEST_LENGTH
+                      : (!PyUnicode_CheckExact(expected) || !PyUnicode_IS_COMPACT_ASCII(expected) ||
+                         PyUnicode_GET_LENGTH(expected) != 2 * SHA256_DIGEST_LENGTH))) {
         Py_RETURN_NONE;
     }
     int overflow;
@@ -365,8 +376,11 @@ leaf(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if ((n && ADD(&text, ",") < 0) || add_text(&text, key) < 0 || ADD(&text, ":\"") < 0) {
             goto done;
         }
-        int added = add_commitment(
-            &text, &field, PyTuple_GET_ITEM(salts, n), PyTuple_GET_ITEM(values, n));
+        int added = packed ? add_commitment(&text, &field, NULL,
+                                            PyBytes_AS_STRING(salts) + n * SALT_SIZE,
+                                            PyTuple_GET_ITEM(values, n))
+                           : add_commitment(&text, &field, PyTuple_GET_ITEM(salts, n), NULL,
+                                            PyTuple_GET_ITEM(values, n));
         if (added < 0 || (added && ADD(&text, "\"") < 0)) {
             goto done;
         }
@@ -380,6 +394,14 @@ leaf(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     unsigned char digest[SHA256_DIGEST_LENGTH];
     buffer_sha256(&text, digest);
+    if (raw_expected) {
+        if (memcmp(PyBytes_AS_STRING(expected), digest, SHA256_DIGEST_LENGTH) != 0) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        result = Py_NewRef(expected);
+        goto done;
+    }
     const unsigned char *want = PyUnicode_1BYTE_DATA(expected);
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
         if (want[2 * i] != hex_digits[digest[i] >> 4] ||

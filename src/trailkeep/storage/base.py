@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from trailkeep.merkle import NodeID
 from trailkeep.model.event import NewEvent, StoredEvent
@@ -16,9 +16,18 @@ from trailkeep.model.tenant import ApiKey, Tenant
 from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery
 from trailkeep.storage._cost import bounded_walk
+from trailkeep.storage.rows import QUERY_COLUMNS
 from trailkeep.storage.tree import TreeHead
 
-__all__ = ["DEFAULT_QUERY_TIMEOUT", "Appended", "Evidence", "Page", "Store", "StoredCheckpoint"]
+__all__ = [
+    "AUDIT_FIELDS",
+    "DEFAULT_QUERY_TIMEOUT",
+    "Appended",
+    "Evidence",
+    "Page",
+    "Store",
+    "StoredCheckpoint",
+]
 
 #: Seconds an event read may run before it stops with ``QueryTimeoutError``.
 DEFAULT_QUERY_TIMEOUT = 10.0
@@ -247,3 +256,60 @@ class Store(abc.ABC):
         ``erased.event.content`` holds the redaction markers; ``erased.salts`` lacks the
         erased fields' salts; ``erased.redacted`` has their commitments.
         """
+
+    # -- auditing (``trailkeep verify database``) -------------------------------------------
+    # Raw stored state for the auditor, who trusts none of it: no decoding, no filtering.
+
+    @abc.abstractmethod
+    def audit_rows(self, tenant_id: str, start: int, end: int) -> list[tuple[Any, ...]]:
+        """Every stored column of the events of ``seq`` in ``[start, end)``, in ``seq`` order.
+
+        One plain tuple per event, fields as ``AUDIT_FIELDS`` names them (a million are read
+        per audit, so no object per row). ``search_message`` and ``search_fields`` are what
+        the full-text index holds for the event (None when it holds nothing).
+        """
+
+    @abc.abstractmethod
+    def audit_nodes(
+        self, tenant_id: str, level: int, start: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        """Stored interior nodes of ``level`` (>= 1) with an index in ``[start, end)``, as
+        ``(level, index, hash)`` in index order."""
+
+    @abc.abstractmethod
+    def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:
+        """``(seq, id)`` of the tenant's rows outside ``[0, size)``, in ``seq`` order."""
+
+    @abc.abstractmethod
+    def audit_stray_nodes(self, tenant_id: str, size: int) -> list[tuple[int, int]]:
+        """``(level, index)`` of stored nodes that are no complete subtree of ``[0, size)``."""
+
+    @abc.abstractmethod
+    def audit_rollups(self, tenant_id: str) -> dict[tuple[str, str, str], int] | None:
+        """Stored facet rollups, ``(dim, period, value) -> count`` (zero counts left out);
+        None for a backend that keeps no rollups."""
+
+    def audit_fulltext_index(self) -> str | None:
+        """Whether the full-text index agrees with the text it indexes, checked by the database
+        itself where it can: None if it does (or the backend has no such check), else why not."""
+        return None
+
+    def audit_text(self, value: str) -> str:
+        """``value`` as this backend stores it in a text column (where it differs from the
+        event body, e.g. PostgreSQL text cannot hold NUL)."""
+        return value
+
+
+#: The fields of each ``Store.audit_rows`` tuple, in order.
+AUDIT_FIELDS: Final = (
+    "seq",
+    "id",
+    "received_at",
+    "body",
+    "salts",
+    "leaf_hash",
+    "redactions",
+    "search_message",
+    "search_fields",
+    *QUERY_COLUMNS,
+)

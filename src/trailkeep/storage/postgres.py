@@ -36,6 +36,7 @@ from trailkeep.query.fulltext import search_document
 from trailkeep.storage._compile import STORE_DIALECTS
 from trailkeep.storage._facets import FacetSelection, dimension_sql, histogram_sql, span_sql
 from trailkeep.storage._json_sql import from_key
+from trailkeep.storage._postgres_audit import PostgresAudit
 from trailkeep.storage._postgres_common import (
     CHECKPOINT_FIELDS,
     EVENT_FIELDS,
@@ -97,7 +98,7 @@ def _tenant(row: tuple[Any, ...]) -> Tenant:
     return Tenant(row[0], row[1], orjson.loads(row[2]))
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresAudit, Store):
     """A store in one PostgreSQL database, which several processes may share.
 
     Args:

@@ -10,7 +10,9 @@ from trailkeep.model.event import NewEvent
 __all__ = [
     "DERIVED_COLUMNS",
     "EVENT_COLUMNS",
+    "QUERY_COLUMNS",
     "event_row",
+    "filter_values",
     "pack_salts",
     "unpack_salts",
 ]
@@ -53,6 +55,8 @@ def _sub(content: dict[str, Any], obj: str, key: str) -> str | None:
 
 #: Columns computed from an event's content, rewritten when a redaction changes it.
 DERIVED_COLUMNS: Final = EVENT_COLUMNS[4:21]
+#: The columns queries filter, sort and count on: ``filter_values`` of the content.
+QUERY_COLUMNS: Final = EVENT_COLUMNS[4:19]
 _NO_SALT = bytes(SALT_SIZE)
 
 
@@ -82,18 +86,16 @@ def unpack_salts(content: dict[str, Any], packed: bytes | None) -> dict[str, byt
     return out
 
 
-def event_row(
-    tenant_id: str, seq: int, event: NewEvent, leaf_hash: bytes | None
-) -> tuple[Any, ...]:
-    """The values for ``EVENT_COLUMNS``, in order."""
-    c = event.content
+def filter_values(content: dict[str, Any]) -> tuple[str | None, ...]:
+    """The values of ``QUERY_COLUMNS`` for an event's content, in order.
+
+    The one definition of what answers a filter: the writer stores these, a redaction
+    rewrites them, and ``trailkeep verify database`` recomputes them to find a changed column.
+    """
+    c = content
     return (
-        tenant_id,
-        seq,
-        event.id,
-        event.received_at,
-        c["timestamp"],
-        c["action"],
+        c.get("timestamp"),
+        c.get("action"),
         _text(c.get("category")),
         c.get("outcome", "unknown"),
         _sub(c, "actor", "id"),
@@ -107,6 +109,19 @@ def event_row(
         _text(c.get("request_id")),
         _text(c.get("trace_id")),
         _text(c.get("idempotency_key")),
+    )
+
+
+def event_row(
+    tenant_id: str, seq: int, event: NewEvent, leaf_hash: bytes | None
+) -> tuple[Any, ...]:
+    """The values for ``EVENT_COLUMNS``, in order."""
+    return (
+        tenant_id,
+        seq,
+        event.id,
+        event.received_at,
+        *filter_values(event.content),
         event.body,
         pack_salts(event.salts),
         leaf_hash,

@@ -34,6 +34,7 @@ from trailkeep.storage._compile import STORE_DIALECTS
 from trailkeep.storage._groups import take_group
 from trailkeep.storage._json_sql import from_key
 from trailkeep.storage._select import count_sql, distinct_sql, select_sql
+from trailkeep.storage._sqlite_audit import SQLiteAudit
 from trailkeep.storage._sqlite_sql import (
     ROLLUP_AT,
     add_rollups,
@@ -96,7 +97,7 @@ def _row_checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
     return StoredCheckpoint(row[0], row[1], row[2], row[3], row[4])
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteAudit, Store):
     """A store in one SQLite file.
 
     Args:

@@ -1,0 +1,69 @@
+"""PostgreSQL's answers to the auditor (``Store.audit_*``): stored rows and nodes as they are.
+
+A mixin of ``PostgresStore``, kept apart so the auditor's reads never mix with the query path.
+PostgreSQL keeps no facet rollups (its facets count the events), and its full-text vector is a
+generated column of ``search_message`` and ``search_fields``, so those two are what is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from trailkeep.storage._postgres_common import pg_text
+from trailkeep.storage.rows import QUERY_COLUMNS
+
+__all__ = ["PostgresAudit"]
+
+_ROWS: Final = (
+    "SELECT seq, id, received_at, body, salts, leaf_hash, redactions,"  # noqa: S608 - names
+    f" search_message, search_fields, {', '.join(QUERY_COLUMNS)}"
+    " FROM events WHERE tenant_id = %s AND seq >= %s AND seq < %s ORDER BY seq"
+)
+
+
+class PostgresAudit:
+    """``Store.audit_*`` for PostgreSQL: one statement (one snapshot) per call."""
+
+    if TYPE_CHECKING:
+
+        def _all(self, sql: str, params: Sequence[Any], doing: str) -> list[tuple[Any, ...]]: ...
+
+    def audit_rows(self, tenant_id: str, start: int, end: int) -> list[tuple[Any, ...]]:
+        return self._all(_ROWS, (tenant_id, start, end), "read events to audit")
+
+    def audit_nodes(
+        self, tenant_id: str, level: int, start: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        rows = self._all(
+            "SELECT level, idx, hash FROM tree_nodes"
+            " WHERE tenant_id = %s AND level = %s AND idx >= %s AND idx < %s ORDER BY idx",
+            (tenant_id, level, start, end),
+            "read tree nodes to audit",
+        )
+        return [(level, idx, bytes(h)) for level, idx, h in rows]
+
+    def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:
+        rows = self._all(
+            "SELECT seq, id FROM events WHERE tenant_id = %s AND (seq < 0 OR seq >= %s)"
+            " ORDER BY seq",
+            (tenant_id, size),
+            "read stray events",
+        )
+        return [(seq, event_id) for seq, event_id in rows]
+
+    def audit_stray_nodes(self, tenant_id: str, size: int) -> list[tuple[int, int]]:
+        rows = self._all(
+            "SELECT level, idx FROM tree_nodes WHERE tenant_id = %s"
+            " AND (level < 1 OR level > 62 OR idx < 0 OR ((idx + 1) << level::int) > %s)"
+            " ORDER BY level, idx",
+            (tenant_id, size),
+            "read stray tree nodes",
+        )
+        return [(level, idx) for level, idx in rows]
+
+    def audit_rollups(self, tenant_id: str) -> dict[tuple[str, str, str], int] | None:
+        return None
+
+    def audit_text(self, value: str) -> str:
+        return pg_text(value)

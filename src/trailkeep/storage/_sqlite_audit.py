@@ -1,0 +1,98 @@
+"""SQLite's answers to the auditor (``Store.audit_*``): stored rows, nodes and rollups as they are.
+
+A mixin of ``SQLiteStore``, kept apart so the auditor's reads never mix with the query path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from trailkeep.errors import StorageError
+from trailkeep.storage._fulltext import FTS_TABLE
+from trailkeep.storage.rows import QUERY_COLUMNS
+
+__all__ = ["SQLiteAudit"]
+
+T = TypeVar("T")
+
+#: FTS5 keeps each row's text in its shadow table ``<name>_content(id, c0, c1, ...)`` (columns
+#: in declaration order: message, fields) and reads it from there; joining that table directly
+#: costs a B-tree lookup instead of a virtual-table call per row. That the index itself agrees
+#: with this text is FTS5's own ``integrity-check`` (``audit_fulltext_index``).
+_FTS_CONTENT: Final = f"{FTS_TABLE}_content"
+_ROWS: Final = (
+    "SELECT e.seq, e.id, e.received_at, e.body, e.salts, e.leaf_hash, e.redactions,"  # noqa: S608 - names
+    f" f.c0, f.c1, {', '.join('e.' + c for c in QUERY_COLUMNS)}"
+    f" FROM events e LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
+    " WHERE e.tenant_id = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
+)
+
+
+class SQLiteAudit:
+    """``Store.audit_*`` for SQLite: one read transaction per call."""
+
+    if TYPE_CHECKING:
+
+        def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+
+        def _connect(self, *, writer: bool = False) -> sqlite3.Connection: ...
+
+    def audit_rows(self, tenant_id: str, start: int, end: int) -> list[tuple[Any, ...]]:
+        return self._read(lambda c: c.execute(_ROWS, (tenant_id, start, end)).fetchall())
+
+    def audit_nodes(
+        self, tenant_id: str, level: int, start: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        return self._read(
+            lambda c: c.execute(
+                "SELECT level, idx, hash FROM tree_nodes"
+                " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+                (tenant_id, level, start, end),
+            ).fetchall()
+        )
+
+    def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:
+        return self._read(
+            lambda c: c.execute(
+                "SELECT seq, id FROM events WHERE tenant_id = ? AND (seq < 0 OR seq >= ?)"
+                " ORDER BY seq",
+                (tenant_id, size),
+            ).fetchall()
+        )
+
+    def audit_stray_nodes(self, tenant_id: str, size: int) -> list[tuple[int, int]]:
+        return self._read(
+            lambda c: c.execute(
+                "SELECT level, idx FROM tree_nodes WHERE tenant_id = ?"
+                " AND (level < 1 OR idx < 0 OR ((idx + 1) << level) > ?) ORDER BY level, idx",
+                (tenant_id, size),
+            ).fetchall()
+        )
+
+    def audit_rollups(self, tenant_id: str) -> dict[tuple[str, str, str], int] | None:
+        rows = self._read(
+            lambda c: c.execute(
+                "SELECT dim, period, value, n FROM facet_counts WHERE tenant_id = ? AND n <> 0",
+                (tenant_id,),
+            ).fetchall()
+        )
+        return {(dim, period, value): n for dim, period, value, n in rows}
+
+    def audit_fulltext_index(self) -> str | None:
+        """FTS5's own ``integrity-check``: the index against the text it holds.
+
+        The command is an ``INSERT``, which a ``query_only`` reader may not run, so it takes a
+        connection of its own; it writes nothing.
+        """
+        conn = self._connect()
+        try:
+            conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('integrity-check')")  # noqa: S608
+        except sqlite3.OperationalError as exc:  # locked, unreadable: no answer either way
+            raise StorageError(f"SQLite full-text integrity check failed: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # SQLITE_CORRUPT_VTAB: the index disagrees
+            return f"the full-text index does not match the text it indexes ({exc})"
+        finally:
+            conn.close()
+        return None
