@@ -21,7 +21,6 @@ from trailkeep.client.verify import DUMP_FORMAT, verify_dump
 from trailkeep.errors import IntegrityError, TrailkeepError
 from trailkeep.model.commitments import COMMITTED_OBJECTS, field_paths, unflatten
 from trailkeep.model.evidence import event_leaf_hash
-from trailkeep.query.facets import rollup_counts
 from trailkeep.query.fulltext import search_document
 from trailkeep.service import dump as dump_module
 from trailkeep.service.audit import audit_tenant
@@ -29,6 +28,7 @@ from trailkeep.service.audit._leaves import FieldsText, RowPlans, fulltext_field
 from trailkeep.service.audit._rollups import RollupTally
 from trailkeep.service.dump import dump_lines
 from trailkeep.settings import Settings
+from trailkeep.storage._facets import rollup_counts
 from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, pack_salts
 
 N = 40
