@@ -14,9 +14,10 @@ from .compat import agilicus, axonflow, kubiya, wasabi
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
-from .ratelimit import RateLimitMiddleware
+from .ratelimit import RateLimitMiddleware, principal_key
 from .routes import events, exports, health, log, stream, tenants
 from .services import Services
+from .shutdown import on_stop_signal
 
 __all__ = ["create_app"]
 
@@ -28,22 +29,30 @@ Authenticate with `Authorization: Bearer <token>` (or `UserKey <token>`, or Basi
 """
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    owns_services: bool | None = None,
+) -> FastAPI:
     """Build the app; it owns (and closes at shutdown) the services it builds.
 
     Args:
         settings: server settings; defaults read ``TRAILKEEP_*`` from the environment.
         services: prebuilt services (tests); the caller then closes them.
+        owns_services: close ``services`` at shutdown even though the caller built them
+            (``trailkeep serve`` builds them first, to migrate and print the key).
     """
     settings = settings or Settings()
-    owned = services is None
+    owned = services is None if owns_services is None else owns_services
     services = services or Services.build(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if services.settings.integrity:
-            services.checkpointer.start()
-        yield
+        services.checkpointer.start()
+        with on_stop_signal(services.streams.shut_down):
+            yield
+        services.streams.shut_down()
         if owned:
             services.close()
 
@@ -64,7 +73,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(dialect.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_batch_bytes)
     app.add_middleware(
-        RateLimitMiddleware, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        RateLimitMiddleware,
+        rate=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+        key=principal_key(services.auth),
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

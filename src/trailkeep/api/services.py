@@ -34,12 +34,12 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        store = open_store(
-            settings.database,
-            integrity=settings.integrity,
-            sqlite_synchronous=settings.sqlite_synchronous,
+        store = open_store(settings.database, sqlite_synchronous=settings.sqlite_synchronous)
+        limits = Limits(
+            settings.max_event_bytes,
+            settings.max_batch_events,
+            max_future_skew=settings.max_future_skew,
         )
-        limits = Limits(settings.max_event_bytes, settings.max_batch_events)
         signer = load_or_create_signer(settings.signing_key, settings.server_name)
         log = LogService(store, signer, settings.server_name)
         notifier = LogNotifier()
@@ -53,14 +53,14 @@ class Services:
         return cls(
             settings=settings,
             store=store,
-            events=NotifyingEventService(store, limits, notifier, integrity=settings.integrity),
+            events=NotifyingEventService(store, limits, notifier),
             tenants=TenantService(store),
             auth=Authenticator(store),
             log=log,
-            redaction=RedactionService(store, limits, integrity=settings.integrity),
+            redaction=RedactionService(store, limits),
             checkpointer=Checkpointer(log, store, settings.checkpoint_interval),
             streams=streams,
-            exports=ExportService(store, log, integrity=settings.integrity),
+            exports=ExportService(store, log),
         )
 
     def close(self) -> None:

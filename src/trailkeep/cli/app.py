@@ -104,10 +104,14 @@ def serve(
         "port": port,
         "log_level": settings.workers_log_level,
         "access_log": False,
+        # Live streams end at once on SIGTERM (api/shutdown.py); anything else still
+        # running after the grace period is cancelled, so the process always exits.
+        "timeout_graceful_shutdown": settings.shutdown_grace,
     }
     if workers == 1:
-        uvicorn.run(create_app(settings, services), **options)  # type: ignore[arg-type]
-        services.close()
+        # The app closes the services at shutdown: after a SIGTERM, uvicorn re-raises the
+        # signal once it has stopped, so nothing after this call would run.
+        uvicorn.run(create_app(settings, services, owns_services=True), **options)  # type: ignore[arg-type]
         return
     services.close()
     # Workers are new processes: they read their settings from the environment.
@@ -230,11 +234,12 @@ def dump(
     from rich.progress import Progress
 
     from trailkeep.service.dump import dump_lines
+    from trailkeep.service.files import open_private
 
     store, _ = _services(database)
     try:
         total = store.latest_checkpoint(tenant)
-        with Progress(console=err, transient=True) as bar, output.open("wb") as fh:
+        with Progress(console=err, transient=True) as bar, open_private(output) as fh:
             task = bar.add_task(f"dumping {tenant}", total=total.size if total else None)
             for line in dump_lines(store, tenant, total, partial(bar.advance, task)):
                 fh.write(line)

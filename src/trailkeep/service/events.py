@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -28,20 +29,52 @@ from trailkeep.query.filters import EventQuery, Sort, SqlFragment
 from trailkeep.service.cursor import Cursor, query_fingerprint
 from trailkeep.storage.base import Appended, Store
 
-__all__ = ["EventService", "Limits", "ListResult", "SaltPool", "prepare_event"]
+__all__ = [
+    "ERASURE_ACTION",
+    "EventService",
+    "Limits",
+    "ListResult",
+    "SaltPool",
+    "is_erasure_record",
+    "normalize_event",
+    "prepare_event",
+]
 
 _DROP_WHEN_EMPTY = (*OBJECT_FIELDS, "metadata")
 #: Field paths per event a batch's first draw of salts is sized for (the benchmark's have ~14).
 _PATHS_HINT = 16
 #: Most random bytes one draw takes (4,096 salts).
 _MAX_DRAW = 64 * 1024
+#: Batches with more events than this are prepared on a worker thread, off the event loop.
+OFFLOAD_EVENTS = 8
+#: The action of the audit record every erasure writes (category ``system``).
+ERASURE_ACTION = "event.redact"
+
+
+def is_erasure_record(content: Mapping[str, Any]) -> bool:
+    """Whether an event has the shape of an erasure's audit record.
+
+    That record is the only trace that an erasure happened, so it can never be erased itself;
+    and since the shape is what tells it apart, clients may not write events of that shape
+    (or they could write personal data nobody could ever erase).
+    """
+    return content.get("action") == ERASURE_ACTION and content.get("category") == "system"
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """What a request may carry before it is refused.
+
+    Attributes:
+        max_future_skew: seconds an event's ``timestamp`` may lie ahead of the server's clock
+            (clocks drift; a far-future event would head every newest-first list forever).
+            Past timestamps have no bound: importing history is normal.
+    """
+
     max_event_bytes: int = 64 * 1024
     max_batch_events: int = 1000
     max_list_limit: int = 1000
+    max_future_skew: float = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +83,16 @@ class ListResult:
     next_cursor: str | None
 
 
-def _received_at() -> str:
-    ns = time.time_ns()
+def _format_ns(ns: int) -> str:
     secs, rem = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
+
+
+def _skew_text(seconds: float) -> str:
+    """``86400`` → ``24 h``: the bound as an operator would set it."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds:g} s"
 
 
 class SaltPool:
@@ -103,35 +142,41 @@ def _check_signature(content: dict[str, Any], where: str) -> None:
         raise ValidationFailedError(f"{where}: {exc.message}") from None
 
 
-def prepare_event(
-    content: dict[str, Any],
-    limits: Limits,
-    *,
-    integrity: bool = True,
-    index: int | None = None,
-    salt_pool: SaltPool | None = None,
-    event_id: str | None = None,
-) -> NewEvent:
-    """Normalize one client event and compute everything that does not need its ``seq``.
+def _timestamp(raw: Any, where: str, now_ns: int, limits: Limits) -> str:
+    """The event's ``timestamp`` in the fixed-width form; refused if too far in the future."""
+    parsed = parse_time(str(raw), param=f"{where}.timestamp")
+    if parsed is None:
+        return _format_ns(now_ns)
+    latest = datetime.fromtimestamp(now_ns / 1e9 + limits.max_future_skew, UTC)
+    if parsed > latest:
+        raise ValidationFailedError(
+            f"{where}.timestamp: {format_time(parsed)} is more than"
+            f" {_skew_text(limits.max_future_skew)} ahead of the server's clock; the latest"
+            f" accepted now is {format_time(latest)} (TRAILKEEP_MAX_FUTURE_SKEW)"
+        )
+    return format_time(parsed)
 
-    Args:
-        content: the client's fields, already type-checked at the edge, nulls removed.
-        limits: the size limit to enforce.
-        integrity: draw salts and commitments (DESIGN §3).
-        index: the event's position in a batch, named in error messages.
-        salt_pool: where to take the salts from (a request's events share one); by default
-            each event draws its own.
-        event_id: the event's id, drawn beforehand (:func:`new_event_id`); by default, here.
+
+def normalize_event(
+    content: dict[str, Any], limits: Limits, *, index: int | None = None
+) -> tuple[str, dict[str, Any], bytes]:
+    """Everything ingest does to an event before committing to it.
+
+    Apart from :func:`prepare_event` so that benchmarks can measure what the commitments
+    cost without any way to store an event without them (there is none).
+
+    Returns:
+        ``(received_at, content, body)``: the server's receive time, the content as stored
+        (empty objects dropped, ``timestamp`` and ``outcome`` set) and its JSON.
     """
     where = "event" if index is None else f"events[{index}]"
-    received_at = _received_at()
+    now_ns = time.time_ns()
+    received_at = _format_ns(now_ns)
     content = {k: v for k, v in content.items() if not (k in _DROP_WHEN_EMPTY and not v)}
     raw_ts = content.get("timestamp")
-    if raw_ts is None:
-        content["timestamp"] = received_at
-    else:
-        parsed = parse_time(str(raw_ts), param=f"{where}.timestamp")
-        content["timestamp"] = received_at if parsed is None else format_time(parsed)
+    content["timestamp"] = (
+        received_at if raw_ts is None else _timestamp(raw_ts, where, now_ns, limits)
+    )
     content.setdefault("outcome", "unknown")
     if "signature" in content:
         _check_signature(content, where)
@@ -144,10 +189,33 @@ def prepare_event(
             f"{where} is {len(body)} bytes of JSON; the limit is"
             f" {limits.max_event_bytes} bytes per event"
         )
+    return received_at, content, body
+
+
+def prepare_event(
+    content: dict[str, Any],
+    limits: Limits,
+    *,
+    index: int | None = None,
+    salt_pool: SaltPool | None = None,
+    event_id: str | None = None,
+) -> NewEvent:
+    """Normalize one client event and compute everything that does not need its ``seq``.
+
+    Every event gets its salts and commitments (DESIGN §3): there is no way to write an event
+    without them, since one such event would break its tenant's tree for good.
+
+    Args:
+        content: the client's fields, already type-checked at the edge, nulls removed.
+        limits: the size and time limits to enforce.
+        index: the event's position in a batch, named in error messages.
+        salt_pool: where to take the salts from (a request's events share one); by default
+            each event draws its own.
+        event_id: the event's id, drawn beforehand (:func:`new_event_id`); by default, here.
+    """
+    received_at, content, body = normalize_event(content, limits, index=index)
     if event_id is None:
         event_id = new_event_id()
-    if not integrity:
-        return NewEvent(event_id, received_at, content, body, {}, {})
     values = field_paths(content)
     # In path order, as stored.
     salts, commitments = commit_fields(values) if salt_pool is None else salt_pool.commit(values)
@@ -160,14 +228,12 @@ class EventService:
 
     Args:
         store: where events live.
-        limits: sizes and counts beyond which requests are refused.
-        integrity: draw salts and commitments on ingest (DESIGN §3).
+        limits: sizes, counts and times beyond which requests are refused.
     """
 
-    def __init__(self, store: Store, limits: Limits, *, integrity: bool = True) -> None:
+    def __init__(self, store: Store, limits: Limits) -> None:
         self._store = store
         self._limits = limits
-        self._integrity = integrity
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -179,10 +245,15 @@ class EventService:
         salt_pool: SaltPool | None = None,
         event_id: str | None = None,
     ) -> NewEvent:
+        if is_erasure_record(content):
+            where = "event" if index is None else f"events[{index}]"
+            raise ValidationFailedError(
+                f"{where}: action {ERASURE_ACTION!r} in category 'system' is reserved for the"
+                " records the server writes when it erases fields"
+            )
         return prepare_event(
             content,
             self._limits,
-            integrity=self._integrity,
             index=index,
             salt_pool=salt_pool,
             event_id=event_id,
@@ -198,15 +269,23 @@ class EventService:
             )
         if batch and not contents:
             raise ValidationFailedError("events: a batch needs at least one event")
+        if len(contents) > OFFLOAD_EVENTS:
+            # Seconds of CPU for a full batch: on the event loop it would stall every other
+            # request (health checks included) meanwhile.
+            events = await asyncio.to_thread(self._prepare_all, contents, batch)
+        else:
+            events = self._prepare_all(contents, batch)
+        return await asyncio.wrap_future(self._store.append(tenant_id, events))
+
+    def _prepare_all(self, contents: Sequence[dict[str, Any]], batch: bool) -> list[NewEvent]:
         # No getrandom() per event while preparing (see SaltPool): one for all the ids, one
         # (or a few) for all the salts.
         ids = new_event_ids(len(contents))
-        pool = SaltPool(len(contents)) if self._integrity else None
-        events = [
+        pool = SaltPool(len(contents))
+        return [
             self.prepare(c, index=i if batch else None, salt_pool=pool, event_id=ids[i])
             for i, c in enumerate(contents)
         ]
-        return await asyncio.wrap_future(self._store.append(tenant_id, events))
 
     # -- reads -----------------------------------------------------------------------------
 

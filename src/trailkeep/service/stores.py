@@ -7,6 +7,7 @@ from pathlib import Path
 from trailkeep.errors import InvalidInputError
 from trailkeep.model.commitments import leaf_hash, leaf_input, leaf_input_from
 from trailkeep.model.event import NewEvent
+from trailkeep.service.files import prepare_sqlite_file
 from trailkeep.storage.base import Store
 
 __all__ = ["event_leaf", "open_store", "sqlite_path"]
@@ -27,15 +28,20 @@ def sqlite_path(url: str) -> str:
     return url[len(prefix) :]
 
 
-def open_store(url: str, *, integrity: bool = True, sqlite_synchronous: str = "FULL") -> Store:
-    """Open (and migrate) the store for a database URL."""
-    leaf_fn = event_leaf if integrity else None
+def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> Store:
+    """Open (and migrate) the store for a database URL.
+
+    Every store is opened with the leaf function: no caller can get one that writes a log
+    without its tree.
+    """
+    leaf_fn = event_leaf
     if url.startswith("sqlite:"):
         from trailkeep.storage.sqlite import SQLiteStore
 
         path = sqlite_path(url)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_file(Path(path))
         store: Store = SQLiteStore(path, leaf_function=leaf_fn, synchronous=sqlite_synchronous)
     elif url.startswith(("postgresql:", "postgres:")):
         try:  # psycopg is an optional dependency: only PostgreSQL users install it

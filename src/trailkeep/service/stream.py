@@ -8,6 +8,10 @@ committed under one lock per tenant) and each read continues strictly after the 
 Waiting is cheap: the ingest path of this process wakes a tenant's streams the moment its events
 are durable (:class:`LogNotifier`); events written by other processes (``serve --workers``,
 several servers on one PostgreSQL) are found by a poll every ``poll_interval`` seconds.
+
+A stopping server ends every stream at once (:meth:`StreamService.shut_down`) with a
+:class:`Reconnect` item carrying the subscriber's position, instead of holding the process up
+until each client leaves.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ __all__ = [
     "Heartbeat",
     "LogNotifier",
     "NotifyingEventService",
+    "Reconnect",
     "StreamCheckpoint",
     "StreamEvent",
     "StreamItem",
@@ -66,6 +71,17 @@ class LogNotifier:
             with contextlib.suppress(RuntimeError):  # that loop has closed: its stream is gone
                 loop.call_soon_threadsafe(_resolve, future)
 
+    def wake_all(self) -> None:
+        """Wake every waiting stream of every tenant (the server is stopping)."""
+        with self._lock:
+            for tenant_id in self._waiters:
+                self._versions[tenant_id] = self._versions.get(tenant_id, 0) + 1
+            waiters = [w for group in self._waiters.values() for w in group]
+            self._waiters.clear()
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, future)
+
     async def wait(self, tenant_id: str, version: int, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a version newer than ``version``; True if woken."""
         loop = asyncio.get_running_loop()
@@ -97,10 +113,8 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class NotifyingEventService(EventService):
     """The event service, waking the tenant's live streams once an ingest is durable."""
 
-    def __init__(
-        self, store: Store, limits: Limits, notifier: LogNotifier, *, integrity: bool = True
-    ) -> None:
-        super().__init__(store, limits, integrity=integrity)
+    def __init__(self, store: Store, limits: Limits, notifier: LogNotifier) -> None:
+        super().__init__(store, limits)
         self._notifier = notifier
 
     async def ingest(
@@ -139,7 +153,18 @@ class Heartbeat:
     """Nothing happened for a while; keeps proxies from closing an idle connection."""
 
 
-StreamItem = StreamEvent | StreamCheckpoint | Heartbeat
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """The last item of a stream the server ends (it is stopping): resume from ``position``.
+
+    Attributes:
+        position: the subscriber's position, as the ``id`` of its last item.
+    """
+
+    position: int
+
+
+StreamItem = StreamEvent | StreamCheckpoint | Heartbeat | Reconnect
 
 
 class StreamService:
@@ -170,6 +195,16 @@ class StreamService:
         self.heartbeat = heartbeat
         self.checkpoint_interval = checkpoint_interval
         self._clock = clock
+        self._stopping = False
+
+    def shut_down(self) -> None:
+        """End every open stream, now and from now on, each with a :class:`Reconnect` item.
+
+        Called when the server is asked to stop: an open stream never ends by itself, so
+        without this a stopping server would wait for every subscriber to leave.
+        """
+        self._stopping = True
+        self._notifier.wake_all()
 
     def current_position(self, tenant_id: str) -> int:
         """The position of a subscriber that wants only events written from now on."""
@@ -192,13 +227,17 @@ class StreamService:
         Args:
             search: ``compile(selection)``.
 
-        The iterator ends only when its consumer stops (a disconnect cancels it).
+        The iterator ends when its consumer stops (a disconnect cancels it), or after a
+        :class:`Reconnect` item once the service is shutting down.
         """
         cursor = _Cursor(after)
         now = self._clock()
         last_sent = now
         next_look = now  # for a checkpoint: at once, then every checkpoint_interval
         while True:
+            if self._stopping:
+                yield Reconnect(cursor.position)
+                return
             version = self._notifier.version(tenant_id)
             query = selection.in_log_order(after_seq=cursor.position, limit=BATCH, search=search)
             page = await self._read(tenant_id, query)
