@@ -293,8 +293,7 @@ class Bench:
             self.rows.append(
                 Row(
                     "prepare with / without commitments",
-                    f"{with_us:.1f} / {without_us:.1f} µs per event"
-                    f" ({with_us / without_us:.2f}x)",
+                    f"{with_us:.1f} / {without_us:.1f} µs per event ({with_us / without_us:.2f}x)",
                 )
             )
         self.summary()

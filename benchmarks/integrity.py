@@ -680,7 +680,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated subset of ingest,proofs,coverage,verify",
     )
     p.add_argument("--ingest-events", type=int, help="per ingest run (default 100k; quick 30k)")
-    p.add_argument("--repeats", type=int, help="ingest runs and prepare timings (default 3; quick 2)")
+    p.add_argument(
+        "--repeats", type=int, help="ingest runs and prepare timings (default 3; quick 2)"
+    )
     p.add_argument("--batch-clients", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--proof-requests", type=int, default=300, help="per kind and round")

@@ -12,11 +12,14 @@ import httpx
 from tests.process import running_server
 
 
-def _read_stream(url: str, headers: dict[str, str], lines: list[str], opened: threading.Event) -> None:
+def _read_stream(
+    url: str, headers: dict[str, str], lines: list[str], opened: threading.Event
+) -> None:
     try:
-        with httpx.Client(base_url=url, timeout=httpx.Timeout(5, read=120)) as http, http.stream(
-            "GET", "/v1/stream", params={"after_seq": -1}, headers=headers
-        ) as resp:
+        with (
+            httpx.Client(base_url=url, timeout=httpx.Timeout(5, read=120)) as http,
+            http.stream("GET", "/v1/stream", params={"after_seq": -1}, headers=headers) as resp,
+        ):
             opened.set()
             for line in resp.iter_lines():
                 lines.append(line)
@@ -80,9 +83,12 @@ class TestSigterm:
                     timeout=30,
                 )
                 assert resp.status_code == 201, resp.text
-            with httpx.Client(base_url=server.url, timeout=30) as http, http.stream(
-                "GET", "/v1/stream", params={"after_seq": -1}, headers=server.auth("reader")
-            ) as resp:
+            with (
+                httpx.Client(base_url=server.url, timeout=30) as http,
+                http.stream(
+                    "GET", "/v1/stream", params={"after_seq": -1}, headers=server.auth("reader")
+                ) as resp,
+            ):
                 assert resp.status_code == 200
                 time.sleep(1.0)  # ~7 MB waiting for a client that reads nothing
                 started = time.monotonic()

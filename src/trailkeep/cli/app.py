@@ -39,6 +39,19 @@ app.add_typer(verify_app, name="verify")
 register_client_commands(app, verify_app)
 
 
+def _check_names(tenant: str | None, key_name: str = "") -> None:
+    """Refuse a malformed tenant or key name (exit 2, naming the rule) before opening anything."""
+    from trailkeep.errors import ValidationFailedError
+    from trailkeep.model.tenant import validate_key_name, validate_tenant_id
+
+    try:
+        if tenant is not None:
+            validate_tenant_id(tenant)
+        validate_key_name(key_name)
+    except ValidationFailedError as exc:
+        fail(exc.message, status=2)
+
+
 def _services(database: str):  # type: ignore[no-untyped-def]
     # Imported here so `trailkeep --help` and client commands stay fast and server-free.
     from trailkeep.service.stores import open_store
@@ -132,6 +145,7 @@ def tenants_create(
     database: DatabaseOpt = DEFAULT_DATABASE,
 ) -> None:
     """Create a tenant."""
+    _check_names(name)
     store, tenants = _services(database)
     try:
         tenant = tenants.create_tenant(name)
@@ -171,6 +185,7 @@ def keys_create(
         role_value = Role(role)
     except ValueError:
         fail(f"unknown role {role!r}", "use one of: writer, reader, admin, operator")
+    _check_names(tenant, name)
     store, tenants = _services(database)
     try:
         issued = tenants.create_key(tenant, role_value, name)
