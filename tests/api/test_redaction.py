@@ -34,7 +34,7 @@ async def erase_email(client: httpx.AsyncClient, keys: Keys) -> dict[str, Any]:
 
 
 class TestErasureRecords:
-    """``POST /v1/events/{id}/redact`` on an ``event.redact`` record is a 409 that changes nothing."""
+    """Redacting an ``event.redact`` record is a 409 that changes nothing."""
 
     @pytest.mark.parametrize(
         "fields",

@@ -1,4 +1,4 @@
-"""Tenant and key names are checked as whole strings, with the rule in the 422 (issue 14, item 4)."""
+"""Tenant and key names are checked as whole strings; the 422 names the rule (issue 14, item 4)."""
 
 from __future__ import annotations
 

@@ -105,7 +105,8 @@ class TestNameRules:
         assert "invalid tenant name" in said
         assert "lower-case letters, digits" in said
         listed = runner.invoke(app, ["tenants", "list", "--database", database])
-        assert "abc" not in listed.output and "acme" not in listed.output
+        assert "abc" not in listed.output
+        assert "acme" not in listed.output
 
     @pytest.mark.parametrize(
         "name",

@@ -64,6 +64,7 @@ class TestNoSwitch:
             assert all(a.event.leaf_hash is not None for a in more)
             services.log.sign_pending()
             checkpoint = services.store.latest_checkpoint("acme")
-            assert checkpoint is not None and checkpoint.size == 3
+            assert checkpoint is not None
+            assert checkpoint.size == 3
         finally:
             services.close()
