@@ -10,12 +10,14 @@ from fastapi import FastAPI
 from trailkeep import __version__
 from trailkeep.settings import Settings
 
+from .body import document_bodies
 from .compat import agilicus, axonflow, kubiya, wasabi
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
 from .ratelimit import RateLimitMiddleware, principal_key
 from .routes import events, exports, health, log, stream, tenants
+from .schemas import BatchIn, EventIn
 from .services import Services
 from .shutdown import on_stop_signal
 
@@ -62,6 +64,7 @@ def create_app(
     app.state.services = services
     app.state.metrics = Metrics()
     install_error_handlers(app)
+    document_bodies(app, EventIn, BatchIn)
     app.include_router(events.router)
     app.include_router(events.facets_router)
     app.include_router(log.router)

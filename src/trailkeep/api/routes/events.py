@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from trailkeep.query.filters import Sort
+from trailkeep.storage.base import Appended
 
+from ..body import body_schema, off_loop_if_large, validate_body
 from ..deps import EventsDep, ReadTenant, WriteTenant
 from ..params import SelectionDep
 from ..schemas import BatchIn, BatchOut, ErrorOut, EventIn, EventOut, EventPage, FacetsOut
@@ -32,6 +31,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)
 }
 _OBJECTS = ("actor", "target", "source", "metadata")
+_EVENT_BODY = body_schema(EventIn)
+_BATCH_BODY = body_schema(BatchIn)
 
 IdempotencyHeader = Annotated[
     str | None,
@@ -53,17 +54,6 @@ def _count_ingested(request: Request, count: int) -> None:
     request.app.state.metrics.events_ingested.inc(count)
 
 
-#: Bodies (and batches' responses) larger than this are handled on a worker thread: parsing,
-#: validating and copying a full 8 MiB batch takes seconds of CPU, and on the event loop it
-#: would stall every other request meanwhile, health checks included.
-OFFLOAD_BYTES = 256 * 1024
-_BATCH_SCHEMA = BatchIn.model_json_schema(ref_template="#/components/schemas/{model}")
-_BATCH_SCHEMA.pop("$defs", None)  # EventIn and its parts are registered by POST /v1/events
-_BATCH_BODY: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": _BATCH_SCHEMA}}}
-}
-
-
 def event_content(event: EventIn) -> dict[str, Any]:
     """The client's fields with nulls removed at the levels that are committed one by one."""
     content = {k: v for k, v in event.model_dump().items() if v is not None}
@@ -73,60 +63,39 @@ def event_content(event: EventIn) -> dict[str, Any]:
     return content
 
 
-@router.post("", status_code=201, response_model=EventOut, responses=_ERRORS)
+def event_contents(body: bytes, *, batch: bool) -> list[dict[str, Any]]:
+    """The events of a ``POST /v1/events`` (one) or ``/v1/events/batch`` body, as contents.
+
+    Raises:
+        RequestValidationError: not JSON, or not an ``EventIn`` / ``BatchIn``.
+    """
+    if batch:
+        return [event_content(e) for e in validate_body(body, BatchIn).events]
+    return [event_content(validate_body(body, EventIn))]
+
+
+def _wire(appended: list[Appended]) -> bytes:
+    return orjson.dumps({"events": [a.event.to_wire() for a in appended]})
+
+
+@router.post(
+    "", status_code=201, response_model=EventOut, responses=_ERRORS, openapi_extra=_EVENT_BODY
+)
 async def create_event(
     request: Request,
-    event: EventIn,
     tenant: WriteTenant,
     events: EventsDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> Response:
     """Record one event; answered once it is durable."""
-    content = event_content(event)
+    body = await request.body()  # not declared: a large body is parsed off the loop
+    (content,) = await off_loop_if_large(len(body), partial(event_contents, batch=False), body)
     if idempotency_key and "idempotency_key" not in content:
         content["idempotency_key"] = idempotency_key
     (appended,) = await events.ingest(tenant, [content], batch=False)
     _count_ingested(request, 0 if appended.replayed else 1)
     headers = {"Idempotent-Replayed": "true"} if appended.replayed else None
     return json_response(appended.event.to_wire(), 201, headers)
-
-
-def _let_others_run(obj: dict[str, Any]) -> dict[str, Any]:
-    """The identity, as ``json.loads``' object hook: a Python call per JSON object.
-
-    ``json.loads`` is one C call that holds the GIL until the whole document is parsed (0.4 s
-    or more for a full batch), so parsing on a worker thread alone would still stall the
-    event loop. The interpreter may hand the GIL over at each Python call, so with this hook
-    the loop waits at most for one object's parse. The result is the same.
-    """
-    return obj
-
-
-def batch_contents(body: bytes) -> list[dict[str, Any]]:
-    """A batch body's events as contents, validated exactly as FastAPI validates ``BatchIn``.
-
-    Raises:
-        RequestValidationError: not JSON (400), or JSON that breaks the schema (422), with
-            the locations FastAPI would give (``events[3].action``).
-    """
-    if not body:
-        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
-        raise RequestValidationError([missing])
-    try:
-        data = json.loads(body, object_hook=_let_others_run)
-    except json.JSONDecodeError as exc:
-        invalid = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error"}
-        raise RequestValidationError([invalid]) from None
-    try:
-        batch = BatchIn.model_validate(data)
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors) from None
-    return [event_content(e) for e in batch.events]
-
-
-def _batch_response(appended: list[Any]) -> bytes:
-    return orjson.dumps({"events": [a.event.to_wire() for a in appended]})
 
 
 @router.post(
@@ -143,18 +112,14 @@ async def create_events(
     idempotency_key: IdempotencyHeader = None,
 ) -> Response:
     """Record up to 1,000 events, all or nothing; a validation failure names the index."""
-    # The body is read here rather than declared, so that a large one is parsed off the loop.
-    body = await request.body()
-    large = len(body) > OFFLOAD_BYTES
-    contents = await run_in_threadpool(batch_contents, body) if large else batch_contents(body)
+    body = await request.body()  # not declared: a large body is parsed off the loop
+    contents = await off_loop_if_large(len(body), partial(event_contents, batch=True), body)
     if idempotency_key:
         for i, content in enumerate(contents):
             content.setdefault("idempotency_key", f"{idempotency_key}:{i}")
     appended = await events.ingest(tenant, contents, batch=True)
     _count_ingested(request, sum(1 for a in appended if not a.replayed))
-    payload = (
-        await run_in_threadpool(_batch_response, appended) if large else (_batch_response(appended))
-    )
+    payload = await off_loop_if_large(len(body), _wire, appended)
     return Response(payload, 201, media_type="application/json")
 
 
