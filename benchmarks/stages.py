@@ -6,8 +6,9 @@ The HTTP benchmark (``ingest.py``) says how fast the whole server is; this says 
 make faster. It runs the same code the batch route runs, stage by stage, on the same
 synthetic events, and prints microseconds per event for each:
 
-* ``parse``: the route's way (stdlib ``json.loads``, pydantic ``validate_python``,
-  ``event_content``) and, for comparison, pydantic's own JSON parser (``model_validate_json``);
+* ``parse``: the route's way (``event_contents``: stdlib ``json.loads``, pydantic
+  ``validate_python``, ``event_content``) and, for comparison, pydantic's own JSON parser
+  (``model_validate_json``);
 * ``prepare``: normalization, salts, commitments, ids (the service), batch by batch as
   ``EventService.ingest`` does it (ids first, one salt pool per batch); and normalization
   alone (``normalize_event``), so the difference is what the commitments cost. (The server
@@ -45,7 +46,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _workload import TIMESTAMP_MODES, TS_SLOT, batch_bodies, stamp, utc_now
-from trailkeep.api.routes.events import event_content
+from trailkeep.api.routes.events import event_contents
 from trailkeep.api.schemas import BatchIn
 from trailkeep.model.ids import new_event_ids
 from trailkeep.service.events import EventService, Limits, SaltPool, normalize_event
@@ -128,8 +129,7 @@ def main() -> int:
 
     def parse_route() -> None:
         for i in range(batches):
-            batch = BatchIn.model_validate(orjson.loads(bodies[i % len(bodies)]))
-            contents.append([event_content(e) for e in batch.events])
+            contents.append(event_contents(bodies[i % len(bodies)], batch=True))
 
     def parse_json() -> None:
         for i in range(batches):
@@ -231,7 +231,7 @@ def _sqlite_rows(tmp: Path, prepared: list[list[Any]], spare: list[Any], service
                     conn.execute("COMMIT")
 
             if pressure:
-                with gil_pressure(lambda: prepare_batch(service, spare[:20], True)):
+                with gil_pressure(lambda: prepare_batch(service, spare[:20])):
                     seconds = _timed(run, False)
             else:
                 seconds = _timed(run, False)
