@@ -66,7 +66,7 @@ from _floor import find_floor, run_floor
 from _queries import percentiles
 from _seed import MAIN_TENANT, Seeded, SeedSpec, code_state, seeded
 from _server import Server, cli_path
-from _workload import batch_bodies, utc_now
+from _workload import TS_SLOT, batch_bodies, stamp, utc_now
 from ingest import Row
 
 TARGET_RATIO = 0.85
@@ -84,7 +84,8 @@ def _prepare_cost(repeats: int, events: int = 20_000) -> tuple[float, float]:
     from trailkeep.service.events import Limits, SaltPool, normalize_event, prepare_event
 
     limits = Limits()
-    batches = [orjson.loads(b)["events"] for b in batch_bodies(7, events // 500, 500, utc_now())]
+    bodies = batch_bodies(7, events // 500, 500, utc_now())
+    batches = [orjson.loads(b.replace(TS_SLOT, stamp()))["events"] for b in bodies]
 
     def timed(fn: Any) -> float:
         best = math.inf
