@@ -19,6 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from trailkeep.service.events import one_at_a_time
+
 __all__ = ["OFFLOAD_BYTES", "body_schema", "document_bodies", "off_loop_if_large", "validate_body"]
 
 #: Bodies (and responses) larger than this are handled on a worker thread.
@@ -30,9 +32,12 @@ T = TypeVar("T")
 
 
 async def off_loop_if_large(size: int, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``: on a worker thread when ``size`` bytes are involved, else right here."""
+    """``fn(*args)``: on a worker thread when ``size`` bytes are involved, else right here.
+
+    On the worker thread it runs under ``HEAVY_WORK``, one such step at a time.
+    """
     if size > OFFLOAD_BYTES:
-        return await run_in_threadpool(fn, *args)
+        return await run_in_threadpool(one_at_a_time, fn, *args)
     return fn(*args)
 
 
