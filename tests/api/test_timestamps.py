@@ -113,3 +113,9 @@ class TestPrepareEvent:
     def test_zero_skew_refuses_anything_ahead(self) -> None:
         with pytest.raises(ValidationFailedError, match="more than 0 s ahead"):
             prepare_event({"action": "a", "timestamp": ahead(seconds=5)}, Limits(max_future_skew=0))
+
+    def test_skew_beyond_the_calendar_bounds_nothing(self) -> None:
+        event = prepare_event(
+            {"action": "a", "timestamp": "9999-12-31"}, Limits(max_future_skew=1e15)
+        )
+        assert event.content["timestamp"] == "9999-12-31T00:00:00.000000Z"
