@@ -33,6 +33,7 @@ KeyFunction = Callable[[Scope], Awaitable[str]]
 
 
 def peer_key(scope: Scope) -> str:
+    """The bucket of the connection's peer address (the proxy's, behind a proxy)."""
     client = scope.get("client")
     return "ip:" + (client[0] if client else "unknown")
 
