@@ -60,7 +60,7 @@ class Server:
 
     Args:
         workdir: a private directory for the database, signing key and server log.
-        env: extra environment for the server (e.g. ``TRAILKEEP_INTEGRITY=false``).
+        env: extra environment for the server (e.g. ``TRAILKEEP_CHECKPOINT_INTERVAL=0.2``).
     """
 
     workdir: Path

@@ -17,7 +17,9 @@ What it does, in order, each step bounded in count and time:
 5. batched seeding up to ``--events`` stored events, printing the rate per chunk;
 6. ``GET /v1/events`` latency (sequential, p50/p95/p99) for several filter shapes, plus the
    same queries timed in-process against the store and their ``EXPLAIN QUERY PLAN``;
-7. optionally (``--compare-integrity``) step 3 again on a server with ``TRAILKEEP_INTEGRITY=false``.
+7. optionally (``--compare-integrity``) what the commitments cost: ``prepare_event`` against
+   ``normalize_event`` (the same preparation without commitments) on the same events,
+   in-process (the server has no switch to ingest without them; see ``integrity.py``).
 
 Targets are printed as MET or MISSED; the exit status is non-zero only when the benchmark
 itself could not run. ``--profile DIR`` samples the server with py-spy during steps 3 and 4
@@ -285,20 +287,15 @@ class Bench:
         self.step_queries(server, reader)
         server.stop()
         if self.args.compare_integrity:
-            off, off_writer, _ = self.server("no-integrity", {"TRAILKEEP_INTEGRITY": "false"})
-            plain = self.step_batched(off, off_writer, "batched ingest, TRAILKEEP_INTEGRITY=false",
-                                      "batched-no-integrity", main=False)  # fmt: skip
-            off.stop()
-            first = next(r for r in self.rows if r.metric == "batched ingest")
-            with_rate = float(first.value.split()[0].replace(",", ""))
+            from integrity import _prepare_cost
+
+            with_us, without_us = _prepare_cost(3)
             self.rows.append(
                 Row(
-                    "batched ingest, integrity off",
-                    f"{plain:,.0f} events/s",
-                    floor=self.floor_ratio(plain),
+                    "prepare with / without commitments",
+                    f"{with_us:.1f} / {without_us:.1f} µs per event ({with_us / without_us:.2f}x)",
                 )
             )
-            self.rows.append(Row("integrity cost (on/off)", f"{with_rate / plain:.2f}x"))
         self.summary()
 
     def _rate_row(self, name: str, rate: float, target: float) -> Row:
@@ -393,7 +390,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--compare-integrity",
         action="store_true",
-        help="rerun the batched step with TRAILKEEP_INTEGRITY=false",
+        help="also time event preparation with and without commitments, in-process",
     )
     p.add_argument(
         "--profile",

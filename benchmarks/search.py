@@ -371,7 +371,7 @@ class Bench:
                     doc, insert, facet_indexes = variants[name]
                     sqlite_module.search_document, sqlite_module.insert_many = doc, insert
                     db = self.root / f"fts-{rep}-{len(rates[name])}-{abs(hash(name))}.db"
-                    store = open_store(f"sqlite:///{db}", integrity=True)
+                    store = open_store(f"sqlite:///{db}")
                     try:
                         if not facet_indexes:
                             _drop_facet_indexes(db)

@@ -1,16 +1,18 @@
 """Where a batched event's server CPU goes: each ingest stage timed in-process, no HTTP.
 
     .venv/bin/python benchmarks/stages.py [--events 100000] [--cprofile prepare|append]
-                                         [--integrity off]
 
 The HTTP benchmark (``ingest.py``) says how fast the whole server is; this says which stage to
 make faster. It runs the same code the batch route runs, stage by stage, on the same
 synthetic events, and prints microseconds per event for each:
 
-* ``parse``: the route's way (stdlib ``json.loads``, pydantic ``validate_python``,
-  ``event_content``) and, for comparison, pydantic's own JSON parser (``model_validate_json``);
-* ``prepare``: normalization, salts, commitments, ids (the service, on the event loop thread),
-  batch by batch as ``EventService.ingest`` does it (ids first, one salt pool per batch);
+* ``parse``: the route's way (``event_contents``: stdlib ``json.loads``, pydantic
+  ``validate_python``, ``event_content``) and, for comparison, pydantic's own JSON parser
+  (``model_validate_json``);
+* ``prepare``: normalization, salts, commitments, ids (the service), batch by batch as
+  ``EventService.ingest`` does it (ids first, one salt pool per batch); and normalization
+  alone (``normalize_event``), so the difference is what the commitments cost. (The server
+  has no switch to ingest without them: one event written so breaks its tenant's tree.)
 * ``append``: the writer thread, durable (``synchronous=FULL``), alone and while another
   thread keeps the GIL busy the way the event loop does under load;
 * ``respond``: ``to_wire`` and ``orjson.dumps`` of the stored events;
@@ -44,10 +46,10 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _workload import TIMESTAMP_MODES, TS_SLOT, batch_bodies, stamp, utc_now
-from trailkeep.api.routes.events import event_content
+from trailkeep.api.routes.events import event_contents
 from trailkeep.api.schemas import BatchIn
 from trailkeep.model.ids import new_event_ids
-from trailkeep.service.events import EventService, Limits, SaltPool
+from trailkeep.service.events import EventService, Limits, SaltPool, normalize_event
 from trailkeep.service.stores import open_store
 from trailkeep.service.tenants import TenantService
 from trailkeep.storage.rows import EVENT_COLUMNS, event_row
@@ -78,10 +80,10 @@ def gil_pressure(work: Callable[[], object]) -> Iterator[None]:
         thread.join()
 
 
-def prepare_batch(service: EventService, batch: list[dict[str, Any]], integrity: bool) -> list[Any]:
+def prepare_batch(service: EventService, batch: list[dict[str, Any]]) -> list[Any]:
     """Prepare a batch as ``EventService.ingest`` does: ids first, one salt pool."""
     ids = new_event_ids(len(batch))
-    pool = SaltPool(len(batch)) if integrity else None
+    pool = SaltPool(len(batch))
     return [service.prepare(c, index=i, salt_pool=pool, event_id=ids[i])
             for i, c in enumerate(batch)]  # fmt: skip
 
@@ -104,12 +106,6 @@ def main() -> int:
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--cprofile", choices=("parse", "prepare", "append", "respond"))
     p.add_argument(
-        "--integrity",
-        choices=("on", "off"),
-        default="on",
-        help="off: no salts, commitments, leaves or tree (TRAILKEEP_INTEGRITY=false)",
-    )
-    p.add_argument(
         "--timestamps",
         choices=TIMESTAMP_MODES,
         default="now",
@@ -121,21 +117,19 @@ def main() -> int:
     bodies = [b.replace(TS_SLOT, stamp())
               for b in batch_bodies(100, 8, BATCH, utc_now(), args.timestamps)]  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="trailkeep-stages-"))
-    integrity = args.integrity == "on"
-    store = open_store(f"sqlite:///{tmp / 'a.db'}", integrity=integrity)
+    store = open_store(f"sqlite:///{tmp / 'a.db'}")
     TenantService(store).create_tenant("acme")
-    service = EventService(store, Limits(), integrity=integrity)
+    service = EventService(store, Limits())
     print(
         f"{n:,} events in {batches} batches of {BATCH}, timestamps {args.timestamps},"
-        f" integrity {args.integrity}, synchronous=FULL, {tmp}"
+        f" synchronous=FULL, {tmp}"
     )
 
     contents: list[list[dict[str, Any]]] = []
 
     def parse_route() -> None:
         for i in range(batches):
-            batch = BatchIn.model_validate(orjson.loads(bodies[i % len(bodies)]))
-            contents.append([event_content(e) for e in batch.events])
+            contents.append(event_contents(bodies[i % len(bodies)], batch=True))
 
     def parse_json() -> None:
         for i in range(batches):
@@ -152,10 +146,18 @@ def main() -> int:
 
     def prepare() -> None:
         for batch in contents:
-            prepared.append(prepare_batch(service, batch, integrity))
+            prepared.append(prepare_batch(service, batch))
+
+    def normalize() -> None:
+        limits = Limits()
+        for batch in contents:
+            [normalize_event(c, limits, index=i) for i, c in enumerate(batch)]
 
     seconds = _timed(prepare, args.cprofile == "prepare")
     _report("prepare (salts, commitments, ids, time)", seconds, n)
+    plain = _timed(normalize, False)
+    _report("prepare without commitments (normalize_event only)", plain, n)
+    _report("  the commitments' share (difference)", max(seconds - plain, 0.0), n)
 
     appended: list[Any] = []
     half = len(prepared) // 2
@@ -171,7 +173,7 @@ def main() -> int:
             _timed(append(prepared[:half]), args.cprofile == "append"), half * BATCH)  # fmt: skip
     spare = contents[0]
     third = half + (len(prepared) - half) // 2
-    with gil_pressure(lambda: prepare_batch(service, spare[:20], integrity)):
+    with gil_pressure(lambda: prepare_batch(service, spare[:20])):
         _report("append, while another thread runs prepare() as ingest does",
                 _timed(append(prepared[half:third]), False), (third - half) * BATCH)  # fmt: skip
     # One getrandom() per id and per event's salts, each releasing the GIL: the writer, waiting
@@ -229,7 +231,7 @@ def _sqlite_rows(tmp: Path, prepared: list[list[Any]], spare: list[Any], service
                     conn.execute("COMMIT")
 
             if pressure:
-                with gil_pressure(lambda: prepare_batch(service, spare[:20], True)):
+                with gil_pressure(lambda: prepare_batch(service, spare[:20])):
                     seconds = _timed(run, False)
             else:
                 seconds = _timed(run, False)

@@ -65,10 +65,17 @@ class Settings(BaseSettings):
         description="Requests a client may make at once after being idle (0: one second's"
         " worth of rate_limit_per_second).",
     )
-    integrity: bool = Field(
-        True,
-        description="Commit fields and build the Merkle tree on ingest. Turn off only to"
-        " measure its cost: events written with it off have no proofs.",
+    max_future_skew: float = Field(
+        24 * 3600.0,
+        ge=0,
+        description="Seconds an event's timestamp may lie ahead of the server's clock; later"
+        " ones get 422. Past timestamps are always accepted.",
+    )
+    shutdown_grace: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a stopping server (SIGTERM) gives open requests to finish; live"
+        " streams end at once with an event telling clients to reconnect.",
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",

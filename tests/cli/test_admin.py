@@ -58,7 +58,6 @@ class TestTenantsAndKeys:
     @pytest.mark.parametrize(
         ("args", "needle"),
         [
-            pytest.param(["tenants", "create", "Bad Name!"], "invalid tenant name", id="bad-name"),
             pytest.param(
                 ["keys", "create", "--tenant", "ghost", "--role", "admin"],
                 "no tenant",
@@ -80,3 +79,50 @@ class TestTenantsAndKeys:
         result = runner.invoke(app, ["tenants", "create", "acme", "--database", database])
         assert result.exit_code == 1
         assert "already exists" in result.stderr
+
+
+class TestNameRules:
+    """Names are checked as whole strings before the database is touched: exit 2 and the rule."""
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            pytest.param(["tenants", "create", "abc\n"], id="tenant-trailing-newline"),
+            pytest.param(["tenants", "create", "ab\nc"], id="tenant-inner-newline"),
+            pytest.param(["tenants", "create", "ACME"], id="tenant-upper-case"),
+            pytest.param(["tenants", "create", "Bad Name!"], id="tenant-space-and-bang"),
+            pytest.param(["tenants", "create", "a" * 64], id="tenant-64-chars"),
+            pytest.param(
+                ["keys", "create", "--role", "reader", "--tenant", "acme\n"],
+                id="key-tenant-trailing-newline",
+            ),
+        ],
+    )
+    def test_bad_tenant_name(self, database: str, args: list[str]) -> None:
+        result = runner.invoke(app, [*args, "--database", database])
+        assert result.exit_code == 2, result.output
+        said = " ".join(result.output.split())  # the console wraps long lines
+        assert "invalid tenant name" in said
+        assert "lower-case letters, digits" in said
+        listed = runner.invoke(app, ["tenants", "list", "--database", database])
+        assert "abc" not in listed.output
+        assert "acme" not in listed.output
+
+    @pytest.mark.parametrize(
+        "name",
+        [pytest.param("ops\nkey", id="newline"), pytest.param("ops\x1b[2J", id="escape"),
+         pytest.param("k" * 201, id="201-chars")],
+    )  # fmt: skip
+    def test_bad_key_name(self, database: str, name: str) -> None:
+        assert (
+            runner.invoke(app, ["tenants", "create", "acme", "--database", database]).exit_code == 0
+        )
+        result = runner.invoke(
+            app,
+            ["keys", "create", "--role", "reader", "--tenant", "acme", "--name", name,
+             "--database", database],
+        )  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert "no control characters or line breaks" in " ".join(result.output.split())
+        keys = runner.invoke(app, ["keys", "list", "--tenant", "acme", "--database", database])
+        assert "reader" not in keys.output

@@ -17,7 +17,7 @@ from tests.conftest import Keys
 from tests.fast_server import fast_server
 from tests.process import Server
 from trailkeep.api.app import create_app
-from trailkeep.api.ratelimit import TokenBuckets, client_key
+from trailkeep.api.ratelimit import TokenBuckets, principal_key
 from trailkeep.api.services import Services
 from trailkeep.model.tenant import Role
 from trailkeep.settings import Settings
@@ -43,20 +43,43 @@ class TestTokenBuckets:
         assert buckets.take("b", now=0.0) == 0.0
         assert buckets.take("a", now=0.5) == 0.0
 
+
+@pytest.mark.asyncio
+class TestPrincipalKey:
+    """A request counts against its client id only once its secret checks out, else its IP."""
+
     @pytest.mark.parametrize(
-        ("header", "key"),
+        ("header", "counted_as"),
         [
-            pytest.param(b"Bearer tk_abc.s3cret", "id:tk_abc", id="bearer"),
-            pytest.param(b"UserKey tk_abc.s3cret", "id:tk_abc", id="userkey"),
-            pytest.param(b"Basic " + base64.b64encode(b"tk_abc:s3cret"), "id:tk_abc", id="basic"),
-            pytest.param(b"Basic !!!", "ip:10.0.0.9", id="bad-basic"),
-            pytest.param(b"Bearer nodot", "ip:10.0.0.9", id="not-a-token"),
-            pytest.param(b"Digest x", "ip:10.0.0.9", id="other-scheme"),
+            pytest.param("Bearer {token}", "id", id="bearer"),
+            pytest.param("UserKey {token}", "id", id="userkey"),
+            pytest.param("Basic {basic}", "id", id="basic"),
+            pytest.param("Bearer {client_id}.x", "ip", id="claimed-client-id-wrong-secret"),
+            pytest.param("Basic {wrong_basic}", "ip", id="claimed-client-id-basic"),
+            pytest.param("Bearer {token}x", "ip", id="secret-with-trailing-garbage"),
+            pytest.param("Basic !!!", "ip", id="bad-basic"),
+            pytest.param("Bearer nodot", "ip", id="not-a-token"),
+            pytest.param("Digest x", "ip", id="other-scheme"),
         ],
     )
-    def test_client_key(self, header: bytes, key: str) -> None:
-        scope = {"headers": [(b"authorization", header)], "client": ("10.0.0.9", 1)}
-        assert client_key(scope) == key
+    async def test_key(self, services: Services, acme: Keys, header: str, counted_as: str) -> None:
+        client_id, secret = acme.reader.split(".", 1)
+        value = header.format(
+            token=acme.reader,
+            client_id=client_id,
+            basic=base64.b64encode(f"{client_id}:{secret}".encode()).decode(),
+            wrong_basic=base64.b64encode(f"{client_id}:nope".encode()).decode(),
+        )
+        scope = {"headers": [(b"authorization", value.encode())], "client": ("10.0.0.9", 1)}
+        key = await principal_key(services.auth)(scope)
+        assert key == ("id:" + client_id if counted_as == "id" else "ip:10.0.0.9")
+
+    async def test_revoked_key_counts_as_its_peer(self, services: Services, acme: Keys) -> None:
+        client_id = acme.reader.split(".", 1)[0]
+        services.tenants.revoke_key(client_id, "acme")
+        scope = {"headers": [(b"authorization", b"Bearer " + acme.reader.encode())]}
+        scope["client"] = ("10.0.0.7", 1)
+        assert await principal_key(services.auth)(scope) == "ip:10.0.0.7"
 
 
 @pytest.mark.asyncio
@@ -80,6 +103,21 @@ class TestRateLimit:
             assert (await c.get("/v1/events", headers=acme.auth("admin"))).status_code == 200
             assert (await c.get("/v1/events", headers=globex.auth("reader"))).status_code == 200
             assert (await c.get("/healthz")).status_code == 200
+
+    async def test_claimed_client_id_cannot_lock_its_owner_out(
+        self, settings: Settings, services: Services, acme: Keys
+    ) -> None:
+        """Issue 14 item 5: ``Bearer <client_id>.x`` spends the sender's budget, not the key's."""
+        client_id = acme.reader.split(".", 1)[0]
+        forged = {"Authorization": f"Bearer {client_id}.x"}
+        async with limited_client(settings, services, rate=0.5, burst=3) as c:
+            codes = [(await c.get("/v1/events", headers=forged)).status_code for _ in range(5)]
+            assert codes == [401, 401, 401, 429, 429]
+            owner = [
+                (await c.get("/v1/events", headers=acme.auth("reader"))).status_code
+                for _ in range(3)
+            ]
+            assert owner == [200, 200, 200]
 
     async def test_anonymous_keyed_by_ip(self, settings: Settings, services: Services) -> None:
         async with limited_client(settings, services, rate=0.5, burst=2) as c:

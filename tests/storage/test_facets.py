@@ -299,7 +299,7 @@ class TestAfterErasure:
             for e in stored
             if e["timestamp"][:12] in ("2026-11-01T1", "2026-11-04T0") and "category" in e
         ]
-        service = RedactionService(store, Limits(), integrity=True)
+        service = RedactionService(store, Limits())
         for victim in victims[:6]:
             await service.redact("acme", victim["id"], ["actor.id", "category"], "tkc_admin")
         # The truth after erasure, audit events included, as the store now reads it.

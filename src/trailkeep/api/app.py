@@ -10,13 +10,16 @@ from fastapi import FastAPI
 from trailkeep import __version__
 from trailkeep.settings import Settings
 
+from .body import document_bodies
 from .compat import agilicus, axonflow, kubiya, wasabi
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
-from .ratelimit import RateLimitMiddleware
+from .ratelimit import RateLimitMiddleware, principal_key
 from .routes import events, exports, health, log, stream, tenants
+from .schemas import BatchIn, EventIn
 from .services import Services
+from .shutdown import on_stop_signal
 
 __all__ = ["create_app"]
 
@@ -28,22 +31,31 @@ Authenticate with `Authorization: Bearer <token>` (or `UserKey <token>`, or Basi
 """
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    owns_services: bool | None = None,
+) -> FastAPI:
     """Build the app; it owns (and closes at shutdown) the services it builds.
 
     Args:
         settings: server settings; defaults read ``TRAILKEEP_*`` from the environment.
         services: prebuilt services (tests); the caller then closes them.
+        owns_services: close ``services`` at shutdown even though the caller built them
+            (``trailkeep serve`` builds them first, to migrate and print the key).
     """
     settings = settings or Settings()
-    owned = services is None
+    owned = services is None if owns_services is None else owns_services
     services = services or Services.build(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if services.settings.integrity:
-            services.checkpointer.start()
-        yield
+        services.checkpointer.start()
+        # Uvicorn waits for open responses before this lifespan ends, and a live stream never
+        # ends by itself: the stop signal itself must end them.
+        with on_stop_signal(services.streams.shut_down):
+            yield
         if owned:
             services.close()
 
@@ -53,6 +65,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.metrics = Metrics()
     install_error_handlers(app)
+    document_bodies(app, EventIn, BatchIn)
     app.include_router(events.router)
     app.include_router(events.facets_router)
     app.include_router(log.router)
@@ -64,7 +77,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(dialect.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_batch_bytes)
     app.add_middleware(
-        RateLimitMiddleware, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        RateLimitMiddleware,
+        rate=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+        key=principal_key(services.auth),
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

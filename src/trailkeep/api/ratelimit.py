@@ -1,58 +1,64 @@
-"""Per-client rate limiting: a token bucket per credential's client id (or per IP without one).
+"""Per-client rate limiting: a token bucket per authenticated client id, else per peer address.
 
-The client id is read from the ``Authorization`` header without touching the database or
-checking the secret: a forged client id only spends that id's budget, and the credential is
-checked later as usual. Requests over the budget get 429 with ``Retry-After`` in the native
-error shape before any routing, parsing or database work.
+A request counts against a client id only once its credential has been verified (the secret
+checked, as the route would; verified credentials are cached for a few seconds, so this is
+usually a dictionary lookup). Anything else — no credential, a malformed one, an unknown or
+revoked key, or a known client id with a wrong secret — counts against the peer address: a
+client id is not a secret (readers see them), so claiming one must not spend its budget, or
+anyone could lock a client out. Requests over the budget get 429 with ``Retry-After`` in the
+native error shape before any routing or parsing.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import time
+from collections.abc import Awaitable, Callable
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["RateLimitMiddleware", "TokenBuckets", "client_key"]
+from trailkeep.service.auth import Authenticator
+
+__all__ = ["RateLimitMiddleware", "TokenBuckets", "principal_key"]
 
 #: Probes and scrapes must keep working while a client is throttled.
 _EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
 #: Past this many buckets, full (idle) ones are dropped: they carry no state worth keeping.
 _MAX_BUCKETS = 100_000
 
+#: The bucket a request counts against: ``id:<client_id>`` or ``ip:<address>``.
+KeyFunction = Callable[[Scope], Awaitable[str]]
 
-def client_key(scope: Scope) -> str:
-    """``id:<client_id>`` from a Bearer, UserKey or Basic credential, else ``ip:<address>``."""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            client_id = _client_id(value)
-            if client_id:
-                return "id:" + client_id
-            break
+
+def peer_key(scope: Scope) -> str:
+    """The bucket of the connection's peer address (the proxy's, behind a proxy)."""
     client = scope.get("client")
     return "ip:" + (client[0] if client else "unknown")
 
 
-def _client_id(header: bytes) -> str | None:
-    scheme, _, value = header.strip().partition(b" ")
-    value = value.strip()
-    scheme = scheme.lower()
-    if scheme in (b"bearer", b"userkey"):
-        client_id, sep, _secret = value.partition(b".")
-    elif scheme == b"basic":
-        try:
-            decoded = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        client_id, sep, _secret = decoded.partition(b":")
-    else:
-        return None
-    if not sep or not client_id or len(client_id) > 200:
-        return None
-    return client_id.decode("latin-1")
+def _authorization(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return bytes(value).decode("latin-1")  # as Starlette hands it to the routes
+    return None
+
+
+def principal_key(auth: Authenticator) -> KeyFunction:
+    """The bucket of the principal a request authenticates as, or of its peer address."""
+
+    async def key(scope: Scope) -> str:
+        header = _authorization(scope)
+        if header:
+            client_id = auth.cached_client_id(header)
+            if client_id is None:  # a miss reads the key from the database: not on the loop
+                client_id = await run_in_threadpool(auth.verified_client_id, header)
+            if client_id is not None:
+                return "id:" + client_id
+        return peer_key(scope)
+
+    return key
 
 
 class TokenBuckets:
@@ -97,21 +103,30 @@ class RateLimitMiddleware:
     Args:
         rate: requests per second each client may sustain (0: no limit).
         burst: requests a client may make at once after being idle (0: one second's worth).
+        key: which bucket a request counts against (:func:`principal_key`); by default the
+            peer address alone.
     """
 
-    def __init__(self, app: ASGIApp, rate: float, burst: int = 0) -> None:
+    def __init__(
+        self, app: ASGIApp, rate: float, burst: int = 0, key: KeyFunction | None = None
+    ) -> None:
         self.app = app
         self.buckets = TokenBuckets(rate, burst or max(1, math.ceil(rate))) if rate > 0 else None
+        self.key = key or _peer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.buckets is None or scope["type"] != "http" or scope["path"] in _EXEMPT:
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(client_key(scope))
+        wait = self.buckets.take(await self.key(scope))
         if wait == 0.0:
             await self.app(scope, receive, send)
             return
         await _reject(send, max(1, math.ceil(wait)))
+
+
+async def _peer(scope: Scope) -> str:
+    return peer_key(scope)
 
 
 async def _reject(send: Send, retry_after: int) -> None:

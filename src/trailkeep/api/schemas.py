@@ -145,8 +145,18 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
+#: Longer than any valid name: the schema only bounds the input, and the model's own check
+#: (``validate_tenant_id``, ``validate_key_name``) answers with the whole rule.
+_NAME_INPUT = 1024
+
+
 class TenantIn(_Strict):
-    name: str = Field(min_length=1, max_length=63)
+    name: str = Field(
+        max_length=_NAME_INPUT,
+        description="1-63 lower-case letters, digits, '_' or '-', starting with a letter or"
+        " digit (checked as a whole).",
+        examples=["acme"],
+    )
 
 
 class TenantSettingsIn(_Strict):
@@ -162,7 +172,11 @@ class TenantOut(BaseModel):
 
 class KeyIn(_Strict):
     role: Literal["writer", "reader", "admin"]
-    name: str = Field(default="", max_length=200)
+    name: str = Field(
+        default="",
+        max_length=_NAME_INPUT,
+        description="A label: at most 200 characters, no control characters or line breaks.",
+    )
 
 
 class KeyOut(BaseModel):

@@ -38,12 +38,15 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         store = open_store(
             settings.database,
-            integrity=settings.integrity,
             sqlite_synchronous=settings.sqlite_synchronous,
             query_timeout=settings.query_timeout,
         )
         gate = ReadGate(settings.max_heavy_reads, wait=settings.query_timeout)
-        limits = Limits(settings.max_event_bytes, settings.max_batch_events)
+        limits = Limits(
+            settings.max_event_bytes,
+            settings.max_batch_events,
+            max_future_skew=settings.max_future_skew,
+        )
         signer = load_or_create_signer(settings.signing_key, settings.server_name)
         state_file = settings.signer_state or state_path(settings.signing_key)
         state = SignerState(state_file, signer.verifier())
@@ -70,16 +73,14 @@ class Services:
         return cls(
             settings=settings,
             store=store,
-            events=NotifyingEventService(
-                store, limits, notifier, integrity=settings.integrity, gate=gate
-            ),
+            events=NotifyingEventService(store, limits, notifier, gate=gate),
             tenants=TenantService(store),
             auth=Authenticator(store),
             log=log,
-            redaction=RedactionService(store, limits, integrity=settings.integrity),
+            redaction=RedactionService(store, limits),
             checkpointer=Checkpointer(log, store, settings.checkpoint_interval),
             streams=streams,
-            exports=ExportService(store, log, integrity=settings.integrity),
+            exports=ExportService(store, log),
         )
 
     def close(self) -> None:

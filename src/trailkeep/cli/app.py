@@ -41,6 +41,19 @@ app.add_typer(signer_app, name="signer")
 register_client_commands(app, verify_app)
 
 
+def _check_names(tenant: str | None, key_name: str = "") -> None:
+    """Refuse a malformed tenant or key name (exit 2, naming the rule) before opening anything."""
+    from trailkeep.errors import ValidationFailedError
+    from trailkeep.model.tenant import validate_key_name, validate_tenant_id
+
+    try:
+        if tenant is not None:
+            validate_tenant_id(tenant)
+        validate_key_name(key_name)
+    except ValidationFailedError as exc:
+        fail(exc.message, status=2)
+
+
 def _services(database: str):  # type: ignore[no-untyped-def]
     # Imported here so `trailkeep --help` and client commands stay fast and server-free.
     from trailkeep.service.stores import open_store
@@ -106,10 +119,14 @@ def serve(
         "port": port,
         "log_level": settings.workers_log_level,
         "access_log": False,
+        # Live streams end at once on SIGTERM (api/shutdown.py); anything else still
+        # running after the grace period is cancelled, so the process always exits.
+        "timeout_graceful_shutdown": settings.shutdown_grace,
     }
     if workers == 1:
-        uvicorn.run(create_app(settings, services), **options)  # type: ignore[arg-type]
-        services.close()
+        # The app closes the services at shutdown: after a SIGTERM, uvicorn re-raises the
+        # signal once it has stopped, so nothing after this call would run.
+        uvicorn.run(create_app(settings, services, owns_services=True), **options)  # type: ignore[arg-type]
         return
     services.close()
     # Workers are new processes: they read their settings from the environment.
@@ -130,6 +147,7 @@ def tenants_create(
     database: DatabaseOpt = DEFAULT_DATABASE,
 ) -> None:
     """Create a tenant."""
+    _check_names(name)
     store, tenants = _services(database)
     try:
         tenant = tenants.create_tenant(name)
@@ -169,6 +187,7 @@ def keys_create(
         role_value = Role(role)
     except ValueError:
         fail(f"unknown role {role!r}", "use one of: writer, reader, admin, operator")
+    _check_names(tenant, name)
     store, tenants = _services(database)
     try:
         issued = tenants.create_key(tenant, role_value, name)
@@ -232,11 +251,12 @@ def dump(
     from rich.progress import Progress
 
     from trailkeep.service.dump import dump_lines
+    from trailkeep.service.files import open_private
 
     store, _ = _services(database)
     try:
         total = store.latest_checkpoint(tenant)
-        with Progress(console=err, transient=True) as bar, output.open("wb") as fh:
+        with Progress(console=err, transient=True) as bar, open_private(output) as fh:
             task = bar.add_task(f"dumping {tenant}", total=total.size if total else None)
             for line in dump_lines(store, tenant, total, partial(bar.advance, task)):
                 fh.write(line)

@@ -6,6 +6,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = ["DEFAULT_DATABASE", "DatabaseOpt", "err", "fail", "out"]
 
@@ -23,8 +24,9 @@ DatabaseOpt = Annotated[
 DEFAULT_DATABASE = "sqlite:///./trailkeep.db"
 
 
-def fail(message: str, hint: str = "") -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+def fail(message: str, hint: str = "", *, status: int = 1) -> NoReturn:
+    """Print the error and a hint, and exit: status 1, or 2 for input that breaks a rule."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     if hint:
         err.print(f"[dim]{hint}[/]")
-    raise typer.Exit(1)
+    raise typer.Exit(status)

@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from ._base import BaseClient, Call, Op, Sleep
+from ._files import open_private
 from ._models import (
     Event,
     EventList,
@@ -350,7 +351,7 @@ class AsyncClient(BaseClient):
         partial = target.with_name(target.name + ".part")
         newlines = 0
         async with self._streaming(self._download_call(info.id)) as response:
-            with partial.open("wb") as fh:
+            with open_private(partial) as fh:
                 async for chunk in response.aiter_bytes():
                     fh.write(chunk)
                     newlines += chunk.count(b"\n")

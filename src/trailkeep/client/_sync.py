@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from ._base import BaseClient, Call, Op, Sleep
+from ._files import open_private
 from ._models import (
     Event,
     EventList,
@@ -344,7 +345,7 @@ class Client(BaseClient):
         target = Path(path)
         partial = target.with_name(target.name + ".part")
         newlines = 0
-        with self._streaming(self._download_call(info.id)) as response, partial.open("wb") as fh:
+        with self._streaming(self._download_call(info.id)) as response, open_private(partial) as fh:
             for chunk in response.iter_bytes():
                 fh.write(chunk)
                 newlines += chunk.count(b"\n")

@@ -12,6 +12,8 @@ from typing import Any
 from trailkeep.errors import ValidationFailedError
 
 __all__ = [
+    "KEY_NAME_RULE",
+    "TENANT_NAME_RULE",
     "ApiKey",
     "Permission",
     "Principal",
@@ -20,10 +22,17 @@ __all__ = [
     "hash_secret",
     "secrets_match",
     "split_token",
+    "validate_key_name",
     "validate_tenant_id",
 ]
 
-_TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+#: Checked with ``fullmatch``: ``$`` alone would let a trailing newline through, and a tenant
+#: named ``"abc\n"`` can never be signed (a checkpoint origin is one line).
+_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+TENANT_NAME_RULE = "1-63 lower-case letters, digits, '_' or '-', starting with a letter or digit"
+#: A key's label is free text, but one line of printable text: it is shown in tables and logs.
+_KEY_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{0,200}")
+KEY_NAME_RULE = "at most 200 characters, no control characters or line breaks"
 
 
 class Permission(enum.Enum):
@@ -57,13 +66,21 @@ _GRANTS = {
 
 
 def validate_tenant_id(tenant_id: str) -> str:
-    """Check a tenant name: lower-case letters, digits, ``_`` and ``-``, 1 to 63 characters."""
-    if not _TENANT_ID.match(tenant_id):
-        raise ValidationFailedError(
-            f"invalid tenant name {tenant_id!r}: use 1-63 lower-case letters, digits, '_' or '-',"
-            " starting with a letter or digit"
-        )
+    """Check a tenant name, as a whole: lower-case letters, digits, ``_`` and ``-``, 1 to 63.
+
+    The name becomes part of every checkpoint origin, so anything that could break a signed
+    note's line structure must be refused before the tenant exists.
+    """
+    if _TENANT_ID.fullmatch(tenant_id) is None:
+        raise ValidationFailedError(f"invalid tenant name {tenant_id!r}: use {TENANT_NAME_RULE}")
     return tenant_id
+
+
+def validate_key_name(name: str) -> str:
+    """Check a key's label, as a whole: one line of printable text, at most 200 characters."""
+    if _KEY_NAME.fullmatch(name) is None:
+        raise ValidationFailedError(f"invalid key name {name!r}: use {KEY_NAME_RULE}")
+    return name
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,12 @@ import hashlib
 import threading
 import time
 
-from trailkeep.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from trailkeep.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    TrailkeepError,
+)
 from trailkeep.model.tenant import Permission, Principal, Role, secrets_match, split_token
 from trailkeep.storage.base import Store
 
@@ -112,3 +117,20 @@ class Authenticator:
         if hit is None or (hit[1] is Role.OPERATOR and org_id):
             return None
         return self.authenticate(authorization, org_id, permission)
+
+    def cached_client_id(self, authorization: str) -> str | None:
+        """The client id of a credential verified in the last few seconds, else None (no I/O)."""
+        hit = self._cached(authorization)
+        return None if hit is None else hit[0]
+
+    def verified_client_id(self, authorization: str) -> str | None:
+        """The client id of a credential whose secret checks out, else None.
+
+        For rate limiting, which must count only a principal that proved who it is: a client
+        id alone is no proof (readers see other clients' ids), so anything that fails here
+        counts against the peer address instead.
+        """
+        try:
+            return self._key(authorization)[0]
+        except TrailkeepError:  # unknown, revoked, malformed, or the database is unavailable
+            return None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from datetime import UTC, datetime
+from typing import Any, TypeAlias, TypeVar
 
 import orjson
 
@@ -30,20 +32,58 @@ from trailkeep.service.reads import ReadGate
 from trailkeep.service.selection import search_tree
 from trailkeep.storage.base import Appended, Store
 
-__all__ = ["EventService", "Limits", "ListResult", "SaltPool", "prepare_event"]
+__all__ = [
+    "ERASURE_ACTION",
+    "EventService",
+    "Limits",
+    "ListResult",
+    "SaltPool",
+    "is_erasure_record",
+    "normalize_event",
+    "one_at_a_time",
+    "prepare_event",
+]
 
 _DROP_WHEN_EMPTY = (*OBJECT_FIELDS, "metadata")
+T = TypeVar("T")
 #: Field paths per event a batch's first draw of salts is sized for (the benchmark's have ~14).
 _PATHS_HINT = 16
 #: Most random bytes one draw takes (4,096 salts).
 _MAX_DRAW = 64 * 1024
+#: Batches with more events than this are prepared on a worker thread, off the event loop.
+OFFLOAD_EVENTS = 8
+#: Held by each CPU-bound step of a request that runs off the event loop (parsing a large
+#: body, preparing a large batch). Under the GIL two such threads finish no sooner than one
+#: after the other, but each extra thread competing for the GIL delays the event loop more.
+HEAVY_WORK = threading.Lock()
+#: The action of the audit record every erasure writes (category ``system``).
+ERASURE_ACTION = "event.redact"
+
+
+def is_erasure_record(content: Mapping[str, Any]) -> bool:
+    """Whether an event has the shape of an erasure's audit record.
+
+    That record is the only trace that an erasure happened, so it can never be erased itself;
+    and since the shape is what tells it apart, clients may not write events of that shape
+    (or they could write personal data nobody could ever erase).
+    """
+    return content.get("action") == ERASURE_ACTION and content.get("category") == "system"
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """What a request may carry before it is refused.
+
+    Attributes:
+        max_future_skew: seconds an event's ``timestamp`` may lie ahead of the server's clock
+            (clocks drift; a far-future event would head every newest-first list forever).
+            Past timestamps have no bound: importing history is normal.
+    """
+
     max_event_bytes: int = 64 * 1024
     max_batch_events: int = 1000
     max_list_limit: int = 1000
+    max_future_skew: float = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +92,16 @@ class ListResult:
     next_cursor: str | None
 
 
-def _received_at() -> str:
-    ns = time.time_ns()
+def _format_ns(ns: int) -> str:
     secs, rem = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
+
+
+def _skew_text(seconds: float) -> str:
+    """``86400`` → ``24 h``: the bound as an operator would set it."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds:g} s"
 
 
 class SaltPool:
@@ -105,35 +151,44 @@ def _check_signature(content: dict[str, Any], where: str) -> None:
         raise ValidationFailedError(f"{where}: {exc.message}") from None
 
 
-def prepare_event(
-    content: dict[str, Any],
-    limits: Limits,
-    *,
-    integrity: bool = True,
-    index: int | None = None,
-    salt_pool: SaltPool | None = None,
-    event_id: str | None = None,
-) -> NewEvent:
-    """Normalize one client event and compute everything that does not need its ``seq``.
+def _timestamp(raw: Any, where: str, now_ns: int, limits: Limits) -> str:
+    """The event's ``timestamp`` in the fixed-width form; refused if too far in the future."""
+    parsed = parse_time(str(raw), param=f"{where}.timestamp")
+    if parsed is None:
+        return _format_ns(now_ns)
+    try:
+        latest = datetime.fromtimestamp(now_ns / 1e9 + limits.max_future_skew, UTC)
+    except (OverflowError, OSError, ValueError):  # a skew past year 9999 bounds nothing
+        return format_time(parsed)
+    if parsed > latest:
+        raise ValidationFailedError(
+            f"{where}.timestamp: {format_time(parsed)} is more than"
+            f" {_skew_text(limits.max_future_skew)} ahead of the server's clock; the latest"
+            f" accepted now is {format_time(latest)} (TRAILKEEP_MAX_FUTURE_SKEW)"
+        )
+    return format_time(parsed)
 
-    Args:
-        content: the client's fields, already type-checked at the edge, nulls removed.
-        limits: the size limit to enforce.
-        integrity: draw salts and commitments (DESIGN §3).
-        index: the event's position in a batch, named in error messages.
-        salt_pool: where to take the salts from (a request's events share one); by default
-            each event draws its own.
-        event_id: the event's id, drawn beforehand (:func:`new_event_id`); by default, here.
+
+def normalize_event(
+    content: dict[str, Any], limits: Limits, *, index: int | None = None
+) -> tuple[str, dict[str, Any], bytes]:
+    """Everything ingest does to an event before committing to it.
+
+    Apart from :func:`prepare_event` so that benchmarks can measure what the commitments
+    cost without any way to store an event without them (there is none).
+
+    Returns:
+        ``(received_at, content, body)``: the server's receive time, the content as stored
+        (empty objects dropped, ``timestamp`` and ``outcome`` set) and its JSON.
     """
     where = "event" if index is None else f"events[{index}]"
-    received_at = _received_at()
+    now_ns = time.time_ns()
+    received_at = _format_ns(now_ns)
     content = {k: v for k, v in content.items() if not (k in _DROP_WHEN_EMPTY and not v)}
     raw_ts = content.get("timestamp")
-    if raw_ts is None:
-        content["timestamp"] = received_at
-    else:
-        parsed = parse_time(str(raw_ts), param=f"{where}.timestamp")
-        content["timestamp"] = received_at if parsed is None else format_time(parsed)
+    content["timestamp"] = (
+        received_at if raw_ts is None else _timestamp(raw_ts, where, now_ns, limits)
+    )
     content.setdefault("outcome", "unknown")
     if "signature" in content:
         _check_signature(content, where)
@@ -146,10 +201,33 @@ def prepare_event(
             f"{where} is {len(body)} bytes of JSON; the limit is"
             f" {limits.max_event_bytes} bytes per event"
         )
+    return received_at, content, body
+
+
+def prepare_event(
+    content: dict[str, Any],
+    limits: Limits,
+    *,
+    index: int | None = None,
+    salt_pool: SaltPool | None = None,
+    event_id: str | None = None,
+) -> NewEvent:
+    """Normalize one client event and compute everything that does not need its ``seq``.
+
+    Every event gets its salts and commitments (DESIGN §3): there is no way to write an event
+    without them, since one such event would break its tenant's tree for good.
+
+    Args:
+        content: the client's fields, already type-checked at the edge, nulls removed.
+        limits: the size and time limits to enforce.
+        index: the event's position in a batch, named in error messages.
+        salt_pool: where to take the salts from (a request's events share one); by default
+            each event draws its own.
+        event_id: the event's id, drawn beforehand (:func:`new_event_id`); by default, here.
+    """
+    received_at, content, body = normalize_event(content, limits, index=index)
     if event_id is None:
         event_id = new_event_id()
-    if not integrity:
-        return NewEvent(event_id, received_at, content, body, {}, {})
     values = field_paths(content)
     # In path order, as stored.
     salts, commitments = commit_fields(values) if salt_pool is None else salt_pool.commit(values)
@@ -161,28 +239,25 @@ _Events: TypeAlias = list[StoredEvent]  # ``list`` is also a method name of the 
 _Counts: TypeAlias = list[tuple[object, int]]
 
 
+def one_at_a_time(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` under :data:`HEAVY_WORK` (call it on a worker thread, never the loop)."""
+    with HEAVY_WORK:
+        return fn(*args)
+
+
 class EventService:
     """Event use cases for one store.
 
     Args:
         store: where events live.
-        limits: sizes and counts beyond which requests are refused.
-        integrity: draw salts and commitments on ingest (DESIGN §3).
+        limits: sizes, counts and times beyond which requests are refused.
         gate: runs the ``a``-prefixed (async) reads, heavy ones under bounded concurrency
             (``service.reads``); by default 2 heavy reads at a time.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        limits: Limits,
-        *,
-        integrity: bool = True,
-        gate: ReadGate | None = None,
-    ) -> None:
+    def __init__(self, store: Store, limits: Limits, *, gate: ReadGate | None = None) -> None:
         self._store = store
         self._limits = limits
-        self._integrity = integrity
         self._gate = gate if gate is not None else ReadGate(wait=store.query_timeout)
 
     # -- ingest ----------------------------------------------------------------------------
@@ -195,10 +270,15 @@ class EventService:
         salt_pool: SaltPool | None = None,
         event_id: str | None = None,
     ) -> NewEvent:
+        if is_erasure_record(content):
+            where = "event" if index is None else f"events[{index}]"
+            raise ValidationFailedError(
+                f"{where}: action {ERASURE_ACTION!r} in category 'system' is reserved for the"
+                " records the server writes when it erases fields"
+            )
         return prepare_event(
             content,
             self._limits,
-            integrity=self._integrity,
             index=index,
             salt_pool=salt_pool,
             event_id=event_id,
@@ -214,15 +294,23 @@ class EventService:
             )
         if batch and not contents:
             raise ValidationFailedError("events: a batch needs at least one event")
+        if len(contents) > OFFLOAD_EVENTS:
+            # Seconds of CPU for a full batch: on the event loop it would stall every other
+            # request (health checks included) meanwhile.
+            events = await asyncio.to_thread(one_at_a_time, self._prepare_all, contents, batch)
+        else:
+            events = self._prepare_all(contents, batch)
+        return await asyncio.wrap_future(self._store.append(tenant_id, events))
+
+    def _prepare_all(self, contents: Sequence[dict[str, Any]], batch: bool) -> list[NewEvent]:
         # No getrandom() per event while preparing (see SaltPool): one for all the ids, one
         # (or a few) for all the salts.
         ids = new_event_ids(len(contents))
-        pool = SaltPool(len(contents)) if self._integrity else None
-        events = [
+        pool = SaltPool(len(contents))
+        return [
             self.prepare(c, index=i if batch else None, salt_pool=pool, event_id=ids[i])
             for i, c in enumerate(contents)
         ]
-        return await asyncio.wrap_future(self._store.append(tenant_id, events))
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -142,13 +142,11 @@ class ExportService:
     Args:
         store: where the events are.
         log: signs the checkpoint an export snapshots at; its key also keys export ids.
-        integrity: whether the log has checkpoints to snapshot at.
     """
 
-    def __init__(self, store: Store, log: LogService, *, integrity: bool = True) -> None:
+    def __init__(self, store: Store, log: LogService) -> None:
         self._store = store
         self._log = log
-        self._integrity = integrity
         self._tokens = _Tokens(log.signer)
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._counts_lock = threading.Lock()
@@ -168,11 +166,10 @@ class ExportService:
         return ExportJob(self._tokens.issue(job), tenant_id, selection, fmt, size, created_at)
 
     def _snapshot(self, tenant_id: str) -> int:
-        if self._integrity:
-            self._log.sign_pending()
-            checkpoint = self._store.latest_checkpoint(tenant_id)
-            if checkpoint is not None:
-                return checkpoint.size
+        self._log.sign_pending()
+        checkpoint = self._store.latest_checkpoint(tenant_id)
+        if checkpoint is not None:
+            return checkpoint.size
         return self._store.log_size(tenant_id)
 
     def get(self, tenant_id: str, export_id: str) -> ExportJob:

@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Final
 
-from trailkeep.errors import IntegrityError, NotFoundError, ValidationFailedError
+from trailkeep.errors import ConflictError, IntegrityError, NotFoundError, ValidationFailedError
 from trailkeep.model.commitments import REDACTED, commitment, field_paths, unflatten
 from trailkeep.model.event import StoredEvent
 from trailkeep.model.evidence import event_leaf_hash
-from trailkeep.service.events import Limits, prepare_event
+from trailkeep.service.events import ERASURE_ACTION, Limits, is_erasure_record, prepare_event
 from trailkeep.storage.base import Evidence, Store
 
-__all__ = ["NOT_REDACTABLE", "RedactionService"]
+__all__ = ["NOT_REDACTABLE", "RedactionService", "is_erasure_record"]
 
 #: Fields that locate an event rather than describe a person; erasing them would leave an
 #: event nobody can find or order, so they stay.
@@ -34,10 +34,9 @@ def expand_paths(requested: Sequence[str], values: dict[str, Any]) -> list[str]:
 
 
 class RedactionService:
-    def __init__(self, store: Store, limits: Limits, *, integrity: bool = True) -> None:
+    def __init__(self, store: Store, limits: Limits) -> None:
         self._store = store
         self._limits = limits
-        self._integrity = integrity
 
     async def redact(
         self, tenant_id: str, event_id: str, fields: Sequence[str], actor_id: str, reason: str = ""
@@ -51,6 +50,11 @@ class RedactionService:
         if evidence is None:
             raise NotFoundError(f"no event {event_id!r} in this tenant")
         event = evidence.event
+        if is_erasure_record(event.content):  # the only trace of an erasure stays whole
+            raise ConflictError(
+                f"event {event_id} is the record of an erasure ({ERASURE_ACTION});"
+                " erasure records cannot be erased"
+            )
         values = field_paths(event.content)
         paths = expand_paths(fields, values)
         stored_leaf = event.leaf_hash
@@ -76,7 +80,7 @@ class RedactionService:
         )
         audit = prepare_event(
             {
-                "action": "event.redact",
+                "action": ERASURE_ACTION,
                 "category": "system",
                 "outcome": "success",
                 "actor": {"id": actor_id, "type": "api_key"},
@@ -85,7 +89,6 @@ class RedactionService:
                 "metadata": {"fields": paths},
             },
             self._limits,
-            integrity=self._integrity,
         )
         await asyncio.wrap_future(self._store.redact(tenant_id, event_id, erased, audit))
         return erased.event

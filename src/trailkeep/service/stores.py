@@ -7,6 +7,7 @@ from pathlib import Path
 from trailkeep.errors import InvalidInputError
 from trailkeep.model.commitments import leaf_hash, leaf_input, leaf_input_from
 from trailkeep.model.event import NewEvent
+from trailkeep.service.files import prepare_sqlite_file
 from trailkeep.storage.base import DEFAULT_QUERY_TIMEOUT, Store
 
 __all__ = ["event_leaf", "open_store", "sqlite_path"]
@@ -30,22 +31,25 @@ def sqlite_path(url: str) -> str:
 def open_store(
     url: str,
     *,
-    integrity: bool = True,
     sqlite_synchronous: str = "FULL",
     query_timeout: float = DEFAULT_QUERY_TIMEOUT,
 ) -> Store:
     """Open (and migrate) the store for a database URL.
 
+    Every store is opened with the leaf function: no caller can get one that writes a log
+    without its tree.
+
     Args:
         query_timeout: seconds an event read may run before ``QueryTimeoutError``.
     """
-    leaf_fn = event_leaf if integrity else None
+    leaf_fn = event_leaf
     if url.startswith("sqlite:"):
         from trailkeep.storage.sqlite import SQLiteStore
 
         path = sqlite_path(url)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_file(Path(path))
         store: Store = SQLiteStore(
             path,
             leaf_function=leaf_fn,

@@ -8,6 +8,10 @@ committed under one lock per tenant) and each read continues strictly after the 
 Waiting is cheap: the ingest path of this process wakes a tenant's streams the moment its events
 are durable (:class:`LogNotifier`); events written by other processes (``serve --workers``,
 several servers on one PostgreSQL) are found by a poll every ``poll_interval`` seconds.
+
+A stopping server ends every stream at once (:meth:`StreamService.shut_down`) with a
+:class:`Reconnect` item carrying the subscriber's position, instead of holding the process up
+until each client leaves.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "Heartbeat",
     "LogNotifier",
     "NotifyingEventService",
+    "Reconnect",
     "StreamCheckpoint",
     "StreamEvent",
     "StreamItem",
@@ -65,6 +70,17 @@ class LogNotifier:
             waiters = self._waiters.pop(tenant_id, set())
         for loop, future in waiters:
             with contextlib.suppress(RuntimeError):  # that loop has closed: its stream is gone
+                loop.call_soon_threadsafe(_resolve, future)
+
+    def wake_all(self) -> None:
+        """Wake every waiting stream of every tenant (the server is stopping)."""
+        with self._lock:
+            for tenant_id in self._waiters:
+                self._versions[tenant_id] = self._versions.get(tenant_id, 0) + 1
+            waiters = [w for group in self._waiters.values() for w in group]
+            self._waiters.clear()
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, future)
 
     async def wait(self, tenant_id: str, version: int, timeout: float) -> bool:
@@ -104,10 +120,9 @@ class NotifyingEventService(EventService):
         limits: Limits,
         notifier: LogNotifier,
         *,
-        integrity: bool = True,
         gate: ReadGate | None = None,
     ) -> None:
-        super().__init__(store, limits, integrity=integrity, gate=gate)
+        super().__init__(store, limits, gate=gate)
         self._notifier = notifier
 
     async def ingest(
@@ -146,7 +161,18 @@ class Heartbeat:
     """Nothing happened for a while; keeps proxies from closing an idle connection."""
 
 
-StreamItem = StreamEvent | StreamCheckpoint | Heartbeat
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """The last item of a stream the server ends (it is stopping): resume from ``position``.
+
+    Attributes:
+        position: the subscriber's position, as the ``id`` of its last item.
+    """
+
+    position: int
+
+
+StreamItem = StreamEvent | StreamCheckpoint | Heartbeat | Reconnect
 
 
 class StreamService:
@@ -177,6 +203,16 @@ class StreamService:
         self.heartbeat = heartbeat
         self.checkpoint_interval = checkpoint_interval
         self._clock = clock
+        self._stopping = False
+
+    def shut_down(self) -> None:
+        """End every open stream, now and from now on, each with a :class:`Reconnect` item.
+
+        Called when the server is asked to stop: an open stream never ends by itself, so
+        without this a stopping server would wait for every subscriber to leave.
+        """
+        self._stopping = True
+        self._notifier.wake_all()
 
     def current_position(self, tenant_id: str) -> int:
         """The position of a subscriber that wants only events written from now on."""
@@ -199,13 +235,17 @@ class StreamService:
         Args:
             where: ``compile(selection)``.
 
-        The iterator ends only when its consumer stops (a disconnect cancels it).
+        The iterator ends when its consumer stops (a disconnect cancels it), or after a
+        :class:`Reconnect` item once the service is shutting down.
         """
         cursor = _Cursor(after)
         now = self._clock()
         last_sent = now
         next_look = now  # for a checkpoint: at once, then every checkpoint_interval
         while True:
+            if self._stopping:
+                yield Reconnect(cursor.position)
+                return
             version = self._notifier.version(tenant_id)
             query = selection.in_log_order(after_seq=cursor.position, limit=BATCH, where=where)
             page = await self._read(tenant_id, query)

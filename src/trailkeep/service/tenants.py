@@ -7,7 +7,14 @@ from typing import Any
 
 from trailkeep.errors import NotFoundError, ValidationFailedError
 from trailkeep.model.ids import new_client_id, new_secret
-from trailkeep.model.tenant import ApiKey, Role, Tenant, hash_secret, validate_tenant_id
+from trailkeep.model.tenant import (
+    ApiKey,
+    Role,
+    Tenant,
+    hash_secret,
+    validate_key_name,
+    validate_tenant_id,
+)
 from trailkeep.model.timeparse import format_time, utcnow
 from trailkeep.storage.base import Store
 
@@ -58,7 +65,15 @@ class TenantService:
         return self._store.update_tenant_settings(tenant_id, {**current.settings, **settings})
 
     def create_key(self, tenant_id: str | None, role: Role, name: str = "") -> IssuedKey:
-        """Issue a key: operator keys have no tenant, every other role needs one."""
+        """Issue a key: operator keys have no tenant, every other role needs one.
+
+        Raises:
+            ValidationFailedError: the tenant or key name breaks its rule (checked before
+                anything is looked up, so a malformed name reads as malformed, not missing).
+        """
+        validate_key_name(name)
+        if tenant_id is not None:
+            validate_tenant_id(tenant_id)
         if role is Role.OPERATOR and tenant_id is not None:
             raise ValidationFailedError("operator keys belong to no tenant; omit the tenant")
         if role is not Role.OPERATOR:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -9,7 +10,9 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from trailkeep.query.filters import Sort
+from trailkeep.storage.base import Appended
 
+from ..body import body_schema, off_loop_if_large, validate_body
 from ..deps import EventsDep, ReadTenant, WriteTenant
 from ..params import KNOWN_PARAMS_ONLY, SelectionDep
 from ..schemas import BatchIn, BatchOut, ErrorOut, EventIn, EventOut, EventPage, FacetsOut
@@ -28,6 +31,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)
 }
 _OBJECTS = ("actor", "target", "source", "metadata")
+_EVENT_BODY = body_schema(EventIn)
+_BATCH_BODY = body_schema(BatchIn)
 
 IdempotencyHeader = Annotated[
     str | None,
@@ -58,16 +63,33 @@ def event_content(event: EventIn) -> dict[str, Any]:
     return content
 
 
-@router.post("", status_code=201, response_model=EventOut, responses=_ERRORS)
+def event_contents(body: bytes, *, batch: bool) -> list[dict[str, Any]]:
+    """The events of a ``POST /v1/events`` (one) or ``/v1/events/batch`` body, as contents.
+
+    Raises:
+        RequestValidationError: not JSON, or not an ``EventIn`` / ``BatchIn``.
+    """
+    if batch:
+        return [event_content(e) for e in validate_body(body, BatchIn).events]
+    return [event_content(validate_body(body, EventIn))]
+
+
+def _wire(appended: list[Appended]) -> bytes:
+    return orjson.dumps({"events": [a.event.to_wire() for a in appended]})
+
+
+@router.post(
+    "", status_code=201, response_model=EventOut, responses=_ERRORS, openapi_extra=_EVENT_BODY
+)
 async def create_event(
     request: Request,
-    event: EventIn,
     tenant: WriteTenant,
     events: EventsDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> Response:
     """Record one event; answered once it is durable."""
-    content = event_content(event)
+    body = await request.body()  # not declared: a large body is parsed off the loop
+    (content,) = await off_loop_if_large(len(body), partial(event_contents, batch=False), body)
     if idempotency_key and "idempotency_key" not in content:
         content["idempotency_key"] = idempotency_key
     (appended,) = await events.ingest(tenant, [content], batch=False)
@@ -76,22 +98,29 @@ async def create_event(
     return json_response(appended.event.to_wire(), 201, headers)
 
 
-@router.post("/batch", status_code=201, response_model=BatchOut, responses=_ERRORS)
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=BatchOut,
+    responses=_ERRORS,
+    openapi_extra=_BATCH_BODY,
+)
 async def create_events(
     request: Request,
-    batch: BatchIn,
     tenant: WriteTenant,
     events: EventsDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> Response:
     """Record up to 1,000 events, all or nothing; a validation failure names the index."""
-    contents = [event_content(e) for e in batch.events]
+    body = await request.body()  # not declared: a large body is parsed off the loop
+    contents = await off_loop_if_large(len(body), partial(event_contents, batch=True), body)
     if idempotency_key:
         for i, content in enumerate(contents):
             content.setdefault("idempotency_key", f"{idempotency_key}:{i}")
     appended = await events.ingest(tenant, contents, batch=True)
     _count_ingested(request, sum(1 for a in appended if not a.replayed))
-    return json_response({"events": [a.event.to_wire() for a in appended]}, 201)
+    payload = await off_loop_if_large(len(body), _wire, appended)
+    return Response(payload, 201, media_type="application/json")
 
 
 @router.get("", response_model=EventPage, responses=_ERRORS, dependencies=[KNOWN_PARAMS_ONLY])

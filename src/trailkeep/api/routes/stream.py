@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import StreamingResponse
 
 from trailkeep.errors import InvalidInputError
-from trailkeep.service.stream import Heartbeat, StreamCheckpoint, StreamItem, StreamService
+from trailkeep.service.stream import (
+    Heartbeat,
+    Reconnect,
+    StreamCheckpoint,
+    StreamItem,
+    StreamService,
+)
 
 from ..deps import ReadTenant, ServicesDep
 from ..params import KNOWN_PARAMS_ONLY, SelectionDep, with_query
@@ -39,6 +45,13 @@ def sse_message(item: StreamItem) -> bytes:
     """One SSE message: ``id`` is the subscriber's log position, to resume from."""
     if isinstance(item, Heartbeat):
         return b": keepalive\n\n"
+    if isinstance(item, Reconnect):
+        data = {"reason": "server shutting down", "position": item.position}
+        return b"retry: %d\nid: %d\nevent: reconnect\ndata: %s\n\n" % (
+            RECONNECT_MS,
+            item.position,
+            orjson.dumps(data),
+        )
     if isinstance(item, StreamCheckpoint):
         data = {"size": item.checkpoint.size, "checkpoint": item.checkpoint.note}
         kind, position = b"checkpoint", item.position
@@ -88,7 +101,8 @@ def stream(
 ) -> StreamingResponse:
     """Events as they are written, in log order, as Server-Sent Events (`event: event`, `id:`
     its seq), with `event: checkpoint` messages once every earlier matching event was sent,
-    and `: keepalive` comments when idle. Reconnect with `Last-Event-ID` to miss nothing."""
+    and `: keepalive` comments when idle. Reconnect with `Last-Event-ID` to miss nothing; a
+    stopping server ends the stream with `event: reconnect`."""
     where = with_query(where, q)
     position = _position(last_event_id, after_seq)
     if position is None:
