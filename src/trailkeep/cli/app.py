@@ -41,11 +41,30 @@ register_client_commands(app, verify_app)
 
 def _services(database: str):  # type: ignore[no-untyped-def]
     # Imported here so `trailkeep --help` and client commands stay fast and server-free.
-    from trailkeep.service.stores import open_store
     from trailkeep.service.tenants import TenantService
 
-    store = open_store(database)
+    from .database import open_existing
+
+    store = open_existing(database)  # never creates one: only `serve` and `init` do
     return store, TenantService(store)
+
+
+@app.command()
+def init(database: DatabaseOpt = DEFAULT_DATABASE) -> None:
+    """Create (and migrate) a database, for admin commands to run before the first `serve`."""
+    from trailkeep.service.stores import open_store
+
+    from .database import missing_sqlite_file
+
+    created = missing_sqlite_file(database)
+    try:
+        open_store(database).close()
+    except TrailkeepError as exc:
+        fail(exc.message, "check --database (sqlite:///PATH or postgresql://...)")
+    where = created or database
+    out.print(
+        f"{'created' if created else 'migrated'} database {where}", highlight=False, soft_wrap=True
+    )
 
 
 @app.command()

@@ -148,14 +148,15 @@ def verify_database_cmd(
     """The auditor's fsck: recompute every leaf, node and root of a live database and compare
     them with its signed checkpoints, naming every row altered, deleted or reordered."""
     from trailkeep.service.signing import load_existing_signer
-    from trailkeep.service.stores import open_store
+
+    from .database import open_existing
 
     try:
         verifier = (Verifier.parse(_key(key)) if key
                     else load_existing_signer(signing_key).verifier())  # fmt: skip
-        store = open_store(database)
     except TrailkeepError as exc:
         fail(exc.message, "pass --key with the log's public key, or --signing-key")
+    store = open_existing(database)
     server_name = verifier.name
     failed = False
     try:
