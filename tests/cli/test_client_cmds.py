@@ -15,6 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from tests.cli.real import trailkeep
 from tests.fast_server import fast_server
 from tests.process import Server, free_port
 from trailkeep.cli.app import app
@@ -127,12 +128,63 @@ class TestShowAndVerify:
         other = Signer.generate("trailkeep.local").verifier().key_string()
         result = run(server, "show", event["id"], "--key", other, "--json")
         assert result.exit_code == 2
-        assert "NOT VERIFIED" in result.stdout
+        assert "NOT VERIFIED" in result.stderr
+        assert orjson.loads(result.stdout)["id"] == event["id"]
+
+    def test_json_stdout_is_only_json(self, server: Server, tmp_path: Path) -> None:
+        """`trailkeep show ID --json | jq .` works: the verdict goes to stderr."""
+        event = logged(server, unique())
+        env = {"TRAILKEEP_URL": server.url, "TRAILKEEP_TOKEN": server.tokens["reader"]}
+        shown = trailkeep("show", event["id"], "--json", cwd=tmp_path, env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert orjson.loads(shown.stdout)["id"] == event["id"]
+        assert "VERIFIED" in shown.stderr
 
     def test_unknown_event(self, server: Server) -> None:
         result = run(server, "show", "evt_nope")
         assert result.exit_code == 1
         assert "404 NOT_FOUND" in result.stderr
+
+
+class TestMachineReadableStdout:
+    """With --json / --jsonl, stdout holds only JSON in every client command."""
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            pytest.param(["log", "{action}", "--json"], id="log"),
+            pytest.param(["search", "--action", "{action}", "--json"], id="search-json"),
+            pytest.param(["search", "--action", "{action}", "--jsonl"], id="search-jsonl"),
+            pytest.param(["search", "--action", "nothing.matches", "--json"], id="search-none"),
+            pytest.param(
+                [
+                    "tail",
+                    "--action",
+                    "{action}",
+                    "--from-start",
+                    "--timeout",
+                    "0.5",
+                    "--jsonl",
+                    "--checkpoints",
+                ],
+                id="tail",
+            ),  # fmt: skip
+            pytest.param(["show", "{id}", "--json"], id="show"),
+            pytest.param(["show", "{id}", "--json", "--key", "{other}"], id="show-not-verified"),
+        ],
+    )
+    def test_parses(self, server: Server, tmp_path: Path, args: list[str]) -> None:
+        action = unique()
+        event = logged(server, action)
+        other = Signer.generate("trailkeep.local").verifier().key_string()
+        values = {"action": action, "id": event["id"], "other": other}
+        env = {"TRAILKEEP_URL": server.url, "TRAILKEEP_TOKEN": server.tokens["admin"]}
+        result = trailkeep(*(a.format(**values) for a in args), cwd=tmp_path, env=env)
+        assert result.returncode in (0, 2), result.stderr
+        if "--jsonl" in args:
+            assert all(orjson.loads(line) for line in result.stdout.splitlines())
+        else:
+            orjson.loads(result.stdout)
 
 
 class TestTail:

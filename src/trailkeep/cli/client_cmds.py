@@ -112,9 +112,10 @@ def _connect(url: str, token: str | None, org: str | None, key: str | None = Non
     return Client(url, token=token, org_id=org, pin_public_key=_key(key) if key else None)
 
 
-def say(style: str, text: str) -> None:
-    """One line on stdout: ``style`` is Rich markup, ``text`` is shown as is, never wrapped."""
-    out.print(style + escape(text), highlight=False, soft_wrap=True)
+def say(style: str, text: str, *, to_stderr: bool = False) -> None:
+    """One line on stdout (or stderr, when stdout carries JSON): ``style`` is Rich markup,
+    ``text`` is shown as is, never wrapped."""
+    (err if to_stderr else out).print(style + escape(text), highlight=False, soft_wrap=True)
 
 
 def _key(value: str) -> str:
@@ -360,22 +361,27 @@ def _prove(tk: Client, event_id: str, key: str | None, wait: float) -> VerifiedE
             time.sleep(0.25)
 
 
-def _verdict(tk: Client, event_id: str, key: str | None, wait: float) -> None:
-    """Print VERIFIED (and return) or why not (and exit 2; 3 when not yet checkpointed)."""
+def _verdict(
+    tk: Client, event_id: str, key: str | None, wait: float, *, to_stderr: bool = False
+) -> None:
+    """Print VERIFIED (and return) or why not (and exit 2; 3 when not yet checkpointed).
+
+    With ``to_stderr`` (``show --json``) the verdict goes to stderr, so stdout stays JSON."""
     from trailkeep.client import ConflictError, VerificationError
 
     try:
         verified = _prove(tk, event_id, key, wait)
     except VerificationError as exc:
-        say("[bold red]NOT VERIFIED[/] ", exc.message)
+        say("[bold red]NOT VERIFIED[/] ", exc.message, to_stderr=to_stderr)
         raise typer.Exit(2) from None
     except ConflictError as exc:
-        say("[yellow]PENDING[/] ", exc.message)
+        say("[yellow]PENDING[/] ", exc.message, to_stderr=to_stderr)
         raise typer.Exit(3) from None
     checkpoint = verified.checkpoint
     source = "pinned key" if key else "the server's key: pin it with --key"
     say("[bold green]VERIFIED[/] ", f"leaf {verified.event['seq']} of {checkpoint.origin}"
-                                   f" at size {checkpoint.size} ({source})")  # fmt: skip
+                                   f" at size {checkpoint.size} ({source})",
+        to_stderr=to_stderr)  # fmt: skip
 
 
 def show_cmd(
@@ -384,9 +390,10 @@ def show_cmd(
     wait: Annotated[
         float, typer.Option(help="Seconds to wait for a checkpoint covering a new event.")
     ] = 5.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the event as JSON only.")] = (
-        False
-    ),
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the event as JSON on stdout; the verdict on stderr."),
+    ] = False,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
     org: OrgOpt = None,
@@ -398,7 +405,7 @@ def show_cmd(
             write_json(event)
         else:
             out.print_json(data=event)
-        _verdict(tk, event_id, key, wait)
+        _verdict(tk, event_id, key, wait, to_stderr=as_json)
 
 
 def verify_event_id_cmd(
