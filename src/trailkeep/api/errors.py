@@ -81,11 +81,37 @@ def validation_message(errs: Sequence[Any]) -> str:
     return "; ".join(parts) + more
 
 
+def _whole_body_hint(request: Request, errs: Sequence[Any]) -> Response | None:
+    """Say what to send when the body as a whole has the wrong type: the usual causes are a
+    missing ``Content-Type: application/json`` and an array posted where one object goes."""
+    whole = [e for e in errs if tuple(e.get("loc", ())) == ("body",)]
+    if not whole:
+        return None
+    content_type = request.headers.get("content-type", "")
+    if "json" not in content_type.lower():
+        got = f"Content-Type {content_type}" if content_type else "no Content-Type header"
+        return error_response(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"send the body as JSON with the header 'Content-Type: application/json' (got {got})",
+        )
+    if not isinstance(whole[0].get("input"), list):
+        return None
+    if request.url.path.rstrip("/").endswith("/v1/events"):
+        fix = 'one event is a JSON object; to send several, POST {"events": [...]} to /v1/events/batch'
+    else:
+        fix = 'the body is a JSON object, not an array (a batch is {"events": [...]})'
+    return error_response(422, "VALIDATION_FAILED", f"body: {fix}")
+
+
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errs = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errs):
         return error_response(400, "INVALID_JSON", "request body is not valid JSON")
+    hint = _whole_body_hint(request, errs)
+    if hint is not None:
+        return hint
     in_body = all(e.get("loc", ("",))[0] == "body" for e in errs)
     if in_body:
         return error_response(422, "VALIDATION_FAILED", validation_message(errs))
