@@ -168,7 +168,7 @@ class TestMachineReadableStdout:
                     "--checkpoints",
                 ],
                 id="tail",
-            ),  # fmt: skip
+            ),
             pytest.param(["show", "{id}", "--json"], id="show"),
             pytest.param(["show", "{id}", "--json", "--key", "{other}"], id="show-not-verified"),
         ],

@@ -98,7 +98,10 @@ def _whole_body_hint(request: Request, errs: Sequence[Any]) -> Response | None:
     if not isinstance(whole[0].get("input"), list):
         return None
     if request.url.path.rstrip("/").endswith("/v1/events"):
-        fix = 'one event is a JSON object; to send several, POST {"events": [...]} to /v1/events/batch'
+        fix = (
+            "one event is a JSON object; to send several,"
+            ' POST {"events": [...]} to /v1/events/batch'
+        )
     else:
         fix = 'the body is a JSON object, not an array (a batch is {"events": [...]})'
     return error_response(422, "VALIDATION_FAILED", f"body: {fix}")

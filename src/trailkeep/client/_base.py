@@ -41,6 +41,7 @@ from .errors import (
     AuditError,
     ConnectError,
     InconsistentLogError,
+    InvalidArgumentError,
     RateLimitError,
     ServerError,
     TransportError,
@@ -178,7 +179,7 @@ class BaseClient:
         self._pinned: SignedCheckpoint | None = None
         if pinned_checkpoint is not None:
             if self._verifier is None:
-                raise ValueError("pinned_checkpoint needs pin_public_key to verify it")
+                raise InvalidArgumentError("pinned_checkpoint needs pin_public_key to verify it")
             self._pinned = self._open(pinned_checkpoint)
 
     @property
@@ -225,7 +226,7 @@ class BaseClient:
     @staticmethod
     def _batches(events: Sequence[Mapping[str, Any]], size: int) -> list[list[dict[str, Any]]]:
         if not 1 <= size <= MAX_BATCH:
-            raise ValueError(f"batch_size must be 1..{MAX_BATCH}, got {size}")
+            raise InvalidArgumentError(f"batch_size must be 1..{MAX_BATCH}, got {size}")
         bodies = [event_body(e, {}) for e in events]
         return [bodies[i : i + size] for i in range(0, len(bodies), size)]
 
@@ -455,6 +456,8 @@ class BaseClient:
         else:
             second = self._open(new if isinstance(new, str) else new.note, verifier)
         if second.size < first.size:
-            raise ValueError(f"new checkpoint (size {second.size}) is older than the old one")
+            raise InvalidArgumentError(
+                f"new checkpoint (size {second.size}) is older than the old one"
+            )
         yield from self._op_consistent(first, second, verifier)
         return first, second
