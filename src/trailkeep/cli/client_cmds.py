@@ -67,6 +67,11 @@ QueryOpt = Annotated[
     str | None,
     _many("--q", "Search-language query, e.g. 'login AND NOT outcome:success' (docs/search.md)."),
 ]
+QueryArg = Annotated[
+    str | None,
+    typer.Argument(help="Search-language query, e.g. bob or 'login AND NOT outcome:success'"
+                        " (the same as --q).", show_default=False),
+]  # fmt: skip
 StartOpt = Annotated[
     str | None, _many("--start", "From this time (inclusive): 2026-11-23, now-1h, 7d...")
 ]
@@ -98,6 +103,13 @@ def _filters(
             fail(f"--filter {item!r}: expected NAME=VALUE, NAME one of {', '.join(by_api_name)}")
         given[keyword] = [*(given.get(keyword) or []), value]
     return {k: v for k, v in given.items() if v}
+
+
+def _query(positional: str | None, option: str | None) -> str | None:
+    """The query given as the argument or as ``--q`` (not both)."""
+    if positional is not None and option is not None:
+        fail("give the query once: as the argument or as --q")
+    return positional if positional is not None else option
 
 
 def _connect(url: str, token: str | None, org: str | None, key: str | None = None) -> Client:
@@ -253,6 +265,7 @@ def log_cmd(
 
 
 def search_cmd(
+    query: QueryArg = None,
     q: QueryOpt = None,
     action: ActionOpt = None,
     category: CategoryOpt = None,
@@ -270,12 +283,20 @@ def search_cmd(
     token: TokenOpt = None,
     org: OrgOpt = None,
 ) -> None:
-    """Find events, newest first: a table, or JSON with --json / --jsonl."""
+    """Find events, newest first: a table, or JSON with --json / --jsonl.
+
+    `trailkeep search bob` finds events mentioning bob (docs/search.md)."""
     where = _filters(action, category, outcome, actor_id, target_id, filters, start, end)
     sort: Literal["asc", "desc"] = "asc" if oldest_first else "desc"
     with _connect(url, token, org) as tk, _talking_to(url):
-        found = tk.iter_events(q, sort=sort, page_size=min(limit, 1000), **where)
-        events = list(itertools.islice(found, limit))
+        found = tk.iter_events(_query(query, q), sort=sort, page_size=min(limit + 1, 1000),
+                               **where)  # fmt: skip
+        events = list(itertools.islice(found, limit + 1))
+    more = len(events) > limit
+    events = events[:limit]
+    if more:  # on stderr, so --json and --jsonl output stays machine-readable
+        err.print(f"[dim]{limit} shown, more match: raise --limit or narrow the search[/]",
+                  highlight=False)  # fmt: skip
     if as_json:
         write_json({"events": events})
     elif as_jsonl:
@@ -288,6 +309,7 @@ def search_cmd(
 
 
 def tail_cmd(
+    query: QueryArg = None,
     q: QueryOpt = None,
     action: ActionOpt = None,
     category: CategoryOpt = None,
@@ -323,7 +345,9 @@ def tail_cmd(
     position = -1 if from_start else after_seq
     with _connect(url, token, org) as tk, _talking_to(url):
         try:
-            items = tk.stream(q, after_seq=position, timeout=timeout, checkpoints=True, **where)
+            items = tk.stream(
+                _query(query, q), after_seq=position, timeout=timeout, checkpoints=True, **where
+            )
             for item in items:
                 if isinstance(item, StreamCheckpoint):
                     if checkpoints:

@@ -310,6 +310,10 @@ class AsyncClient(BaseClient):
                                 yield item
                         if session.expired():
                             return
+                        if session.overshoots():
+                            break
+                    if session.overshoots():
+                        continue  # reopen with a read timeout that ends by the deadline
             except AuditError as exc:  # a lost connection, a timeout, an error answer
                 error = exc
             if session.expired():

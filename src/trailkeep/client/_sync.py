@@ -305,6 +305,10 @@ class Client(BaseClient):
                                 yield item
                         if session.expired():
                             return
+                        if session.overshoots():
+                            break
+                    if session.overshoots():
+                        continue  # reopen with a read timeout that ends by the deadline
             except AuditError as exc:  # a lost connection, a timeout, an error answer
                 error = exc
             if session.expired():
