@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -56,3 +58,27 @@ class TestWholeBodyHints:
         headers = {**acme.auth("writer"), "Content-Type": "application/json; charset=utf-8"}
         resp = await client.post("/v1/events", content=EVENT, headers=headers)
         assert resp.status_code == 201, resp.text
+
+
+class TestFacetTimes:
+    """Histogram bucket starts are fixed-width timestamps, like every time the server emits."""
+
+    @pytest.mark.parametrize(
+        "times",
+        [
+            pytest.param(["2026-12-06T23:32:05Z", "2026-12-06T23:40:00Z"], id="minutes"),
+            pytest.param(["2026-12-01T10:00:00Z", "2026-12-03T09:00:00Z"], id="hours"),
+            pytest.param(["2026-01-01T00:00:00Z", "2026-12-01T00:00:00Z"], id="days-or-months"),
+        ],
+    )
+    async def test_bucket_starts(
+        self, client: httpx.AsyncClient, acme: Keys, times: list[str]
+    ) -> None:
+        for when in times:
+            resp = await client.post("/v1/events", json={"action": "a", "timestamp": when},
+                                     headers=acme.auth("writer"))  # fmt: skip
+            assert resp.status_code == 201, resp.text
+        body = (await client.get("/v1/facets", headers=acme.auth("reader"))).json()
+        starts = [b["start"] for b in body["histogram"]["buckets"]]
+        assert starts
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", s) for s in starts)

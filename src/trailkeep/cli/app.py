@@ -16,7 +16,7 @@ from rich.table import Table
 from trailkeep.errors import TrailkeepError
 
 from .client_cmds import register_client_commands
-from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
+from .common import DEFAULT_DATABASE, DatabaseOpt, command_variables, err, fail, out
 from .verify import verify_app
 
 __all__ = ["app"]
@@ -96,7 +96,11 @@ def serve(
 
     from trailkeep.api.app import create_app
     from trailkeep.api.services import Services
-    from trailkeep.settings import Settings
+    from trailkeep.settings import Settings, unknown_variables
+
+    known = command_variables(typer.main.get_command(app))
+    for warning in unknown_variables(os.environ, known):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
     try:
         settings = Settings(host=host, port=port, database=database, signing_key=signing_key)
@@ -111,8 +115,13 @@ def serve(
         fail(exc.message, "check --database and the TRAILKEEP_* environment variables")
     key = services.log.signer.verifier().key_string()
     err.print(
-        f"trailkeep serving on http://{host}:{port} (database {database}, {workers} worker(s))"
+        f"trailkeep serving on http://{host}:{port} (database {database}, {workers} worker(s))",
+        highlight=False,
+        soft_wrap=True,
     )
+    if host in ("127.0.0.1", "localhost", "::1"):
+        err.print("[dim]only this machine can connect: --host 0.0.0.0 (or TRAILKEEP_HOST)"
+                  " listens on every interface[/]", highlight=False)  # fmt: skip
     err.print(f"checkpoint public key (pin it to verify): {key}", markup=False, highlight=False)
     # The writer, the checkpointer and the event loop share the GIL; a short switch interval
     # keeps a thread that wakes from I/O (SQLite releases the GIL on every step) from waiting
@@ -121,7 +130,7 @@ def serve(
     options = {
         "host": host,
         "port": port,
-        "log_level": settings.workers_log_level,
+        "log_level": settings.log_level,
         "access_log": False,
     }
     if workers == 1:
