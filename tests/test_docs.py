@@ -204,7 +204,8 @@ class TestReadmeExample:
         text = (ROOT / "README.md").read_text()
         body = re.search(r"-d '(\{.*?\})'", text, re.DOTALL)
         query = re.search(r"trailkeep search '([^']+)'", text)
-        assert body and query
+        assert body
+        assert query
         logged = await client.post("/v1/events", json=json.loads(body.group(1)),
                                    headers=acme.auth("writer"))  # fmt: skip
         assert logged.status_code == 201, logged.text
