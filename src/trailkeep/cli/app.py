@@ -16,6 +16,7 @@ from rich.table import Table
 from trailkeep.errors import TrailkeepError
 
 from .client_cmds import register_client_commands
+from .operator_cmds import register_operator_commands
 from .common import DEFAULT_DATABASE, DatabaseOpt, command_variables, err, fail, out
 from .verify import verify_app
 
@@ -37,6 +38,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(verify_app, name="verify")
 register_client_commands(app, verify_app)
+register_operator_commands(app)
 
 
 def _services(database: str):  # type: ignore[no-untyped-def]

@@ -264,6 +264,25 @@ class BaseClient:
             return [(error, events)]
         return []
 
+    # -- administration (admin keys) ---------------------------------------------------------
+
+    def _op_redact(self, event_id: str, fields: Sequence[str], reason: str | None) -> Op[Event]:
+        body: dict[str, Any] = {"fields": list(fields)}
+        if reason:
+            body["reason"] = reason
+        path = f"/v1/events/{quote(event_id, safe='')}/redact"
+        event: Event = _json((yield from self._send(Call("POST", path, json=body))))
+        return event
+
+    def _op_tenant(self) -> Op[dict[str, Any]]:
+        tenant: dict[str, Any] = yield from self._get_json("/v1/tenant")
+        return tenant
+
+    def _op_update_tenant(self, settings: Mapping[str, Any]) -> Op[dict[str, Any]]:
+        call = Call("PUT", "/v1/tenant", json=dict(settings))
+        tenant: dict[str, Any] = _json((yield from self._send(call)))
+        return tenant
+
     # -- read ------------------------------------------------------------------------------
 
     @staticmethod
