@@ -16,8 +16,8 @@ from rich.table import Table
 from trailkeep.errors import TrailkeepError
 
 from .client_cmds import register_client_commands
-from .operator_cmds import register_operator_commands
 from .common import DEFAULT_DATABASE, DatabaseOpt, command_variables, err, fail, out
+from .operator_cmds import register_operator_commands
 from .verify import verify_app
 
 __all__ = ["app"]

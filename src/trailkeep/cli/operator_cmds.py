@@ -36,7 +36,7 @@ def redact_cmd(
             help="A field path to erase, e.g. actor.email (repeatable).",
             show_default=False,
         ),
-    ],  # fmt: skip
+    ],
     reason: Annotated[
         str | None, typer.Option(help="Why (kept in the redaction's audit event).")
     ] = None,
@@ -91,7 +91,7 @@ def tenant_set_cmd(
             " display_name='Acme Corp'.",
             show_default=False,
         ),
-    ],  # fmt: skip
+    ],
     as_json: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
