@@ -11,6 +11,7 @@ from trailkeep import __version__
 from trailkeep.settings import Settings
 
 from .compat import agilicus, axonflow, kubiya, wasabi
+from .docs_ui import install_docs_ui
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
@@ -48,11 +49,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             services.close()
 
     app = FastAPI(
-        title="trailkeep", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="trailkeep",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served by install_docs_ui from vendored assets, not a CDN
+        redoc_url=None,
     )
     app.state.services = services
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(services.store)
     install_error_handlers(app)
+    install_docs_ui(app)
     app.include_router(events.router)
     app.include_router(events.facets_router)
     app.include_router(log.router)

@@ -8,19 +8,36 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from trailkeep.client.verify import verify_checkpoints, verify_dump, verify_event
 from trailkeep.errors import IntegrityError, TrailkeepError
-from trailkeep.merkle import Verifier
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from trailkeep.merkle import Verifier
     from trailkeep.service.audit import AuditReport
     from trailkeep.storage.base import Store
 
 from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
 
 __all__ = ["verify_app"]
+
+# The verifiers, rich.progress and the merkle package are imported inside the commands: at
+# module level they would cost `trailkeep --help` (and every other command) ~0.5 s.
+
+
+def _progress(label: str) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=err, transient=True)
+
 
 verify_app = typer.Typer(
     help="Check events, checkpoints and dumps against a pinned public key, with no server;"
@@ -65,6 +82,8 @@ def verify_event_cmd(
 ) -> None:
     """Prove one event is in its tenant's log: recompute its commitments and leaf, check the
     inclusion proof and the checkpoint's signature."""
+    from trailkeep.client.verify import verify_event
+
     data = _load_json(evidence)
     try:
         checkpoint = verify_event(data, _key(key), receipt.read_text() if receipt else None)
@@ -84,6 +103,8 @@ def verify_consistency_cmd(
     key: KeyOpt,
 ) -> None:
     """Prove the newer checkpoint extends the older one: nothing was changed or removed."""
+    from trailkeep.client.verify import verify_checkpoints
+
     hashes = _load_json(proof).get("hashes")
     if not isinstance(hashes, list):
         fail(f"{proof} has no 'hashes' list")
@@ -100,9 +121,10 @@ def verify_dump_cmd(
     key: KeyOpt,
 ) -> None:
     """Recompute every commitment, leaf and the root of a whole-tenant dump."""
-    columns = (TextColumn(dump.name), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    from trailkeep.client.verify import verify_dump
+
     try:
-        with dump.open("rb") as fh, Progress(*columns, console=err, transient=True) as bar:
+        with dump.open("rb") as fh, _progress(dump.name) as bar:
             task = bar.add_task("events", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -121,8 +143,7 @@ def verify_dump_cmd(
 def _audit(store: Store, tenant_id: str, verifier: Verifier, origin: str) -> AuditReport:
     from trailkeep.service.audit import audit_tenant
 
-    columns = (TextColumn(tenant_id), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    with _progress(tenant_id) as bar:
         task = bar.add_task("events", total=store.tree_head(tenant_id).size)
         return audit_tenant(store, tenant_id, verifier, origin, partial(bar.advance, task))
 
@@ -147,6 +168,7 @@ def verify_database_cmd(
 ) -> None:
     """The auditor's fsck: recompute every leaf, node and root of a live database and compare
     them with its signed checkpoints, naming every row altered, deleted or reordered."""
+    from trailkeep.merkle import Verifier
     from trailkeep.service.signing import load_existing_signer
 
     from .database import open_existing
