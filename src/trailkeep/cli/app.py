@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from trailkeep.errors import TrailkeepError
@@ -62,7 +63,7 @@ def init(database: DatabaseOpt = DEFAULT_DATABASE) -> None:
     try:
         open_store(database).close()
     except TrailkeepError as exc:
-        fail(exc.message, "check --database (sqlite:///PATH or postgresql://...)")
+        fail(escape(exc.message), "check --database (sqlite:///PATH or postgresql://...)")
     where = created or database
     out.print(
         f"{'created' if created else 'migrated'} database {where}", highlight=False, soft_wrap=True
@@ -93,12 +94,16 @@ def serve(
     ] = 1,
 ) -> None:
     """Start the HTTP server; other settings come from TRAILKEEP_* variables."""
-    import uvicorn
-    from pydantic import ValidationError
+    try:  # the server's dependencies are the `server` extra: SDK-only installs lack them
+        import uvicorn
+        from pydantic import ValidationError
 
-    from trailkeep.api.app import create_app
-    from trailkeep.api.services import Services
-    from trailkeep.settings import Settings, unknown_variables
+        from trailkeep.api.app import create_app
+        from trailkeep.api.services import Services
+        from trailkeep.settings import Settings, unknown_variables
+    except ImportError as exc:
+        fail(f"`trailkeep serve` needs the server's dependencies ({exc.name} is missing)",
+             "install them with: pip install 'trailkeep\\[server]'")  # fmt: skip
 
     known = command_variables(typer.main.get_command(app))
     for warning in unknown_variables(os.environ, known):
@@ -114,7 +119,7 @@ def serve(
             "check the TRAILKEEP_* environment variables (docs/configuration.md)",
         )
     except TrailkeepError as exc:
-        fail(exc.message, "check --database and the TRAILKEEP_* environment variables")
+        fail(escape(exc.message), "check --database and the TRAILKEEP_* environment variables")
     key = services.log.signer.verifier().key_string()
     err.print(
         f"trailkeep serving on http://{host}:{port} (database {database}, {workers} worker(s))",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from trailkeep.errors import TrailkeepError
 
@@ -61,5 +62,5 @@ def open_existing(url: str) -> Store:
             raise typer.Exit(EXIT_NO_DATABASE)
         return open_store(url)
     except TrailkeepError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_NO_DATABASE) from None
