@@ -12,7 +12,7 @@ from trailkeep.settings import Settings
 
 from .compat import agilicus, axonflow, kubiya, wasabi
 from .docs_ui import install_docs_ui
-from .errors import install_error_handlers
+from .errors import document_media_type_error, install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
 from .ratelimit import RateLimitMiddleware
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.metrics = Metrics(services.store)
     install_error_handlers(app)
+    document_media_type_error(app)
     install_docs_ui(app)
     app.include_router(events.router)
     app.include_router(events.facets_router)

@@ -14,7 +14,12 @@ from starlette.responses import Response
 
 from trailkeep import errors
 
-__all__ = ["error_response", "install_error_handlers", "validation_message"]
+__all__ = [
+    "document_media_type_error",
+    "error_response",
+    "install_error_handlers",
+    "validation_message",
+]
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +155,28 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.TrailkeepError, _on_trailkeep)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(Exception, _on_unexpected)
+
+
+def document_media_type_error(app: FastAPI) -> None:
+    """Declare in the OpenAPI schema the 415 that ``_whole_body_hint`` answers for a native
+    route's body sent without a JSON ``Content-Type`` (schema-driven clients and fuzzers
+    check every status against it)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        error = {"$ref": "#/components/schemas/ErrorOut"}
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/v1/"):
+                continue  # the dialects answer in their vendors' own shapes
+            for operation in operations.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    operation.setdefault("responses", {}).setdefault("415", {
+                        "description": "Body not sent as Content-Type: application/json",
+                        "content": {"application/json": {"schema": error}},
+                    })  # fmt: skip
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
