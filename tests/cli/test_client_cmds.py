@@ -132,9 +132,9 @@ class TestNewcomerSearch:
             logged(server, action)
         capped = run(server, "search", "--action", action, "--limit", "2", "--jsonl")
         assert len(capped.stdout.splitlines()) == 2
-        assert "2 shown, more match" in capped.stderr
+        assert "2 of 3 shown" in capped.stderr
         whole = run(server, "search", "--action", action, "--limit", "3")
-        assert "more match" not in whole.stderr
+        assert "shown" not in whole.stderr
 
 
 class TestShowAndVerify:

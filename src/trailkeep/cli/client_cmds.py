@@ -288,15 +288,14 @@ def search_cmd(
     `trailkeep search bob` finds events mentioning bob (docs/search.md)."""
     where = _filters(action, category, outcome, actor_id, target_id, filters, start, end)
     sort: Literal["asc", "desc"] = "asc" if oldest_first else "desc"
+    text = _query(query, q)
     with _connect(url, token, org) as tk, _talking_to(url):
-        found = tk.iter_events(_query(query, q), sort=sort, page_size=min(limit + 1, 1000),
-                               **where)  # fmt: skip
+        found = tk.iter_events(text, sort=sort, page_size=min(limit + 1, 1000), **where)
         events = list(itertools.islice(found, limit + 1))
-    more = len(events) > limit
+        if len(events) > limit:  # on stderr, so --json and --jsonl stay machine-readable
+            err.print(f"[dim]{_capped(tk, text, where, limit)}: raise --limit or narrow the"
+                      " search[/]", highlight=False)  # fmt: skip
     events = events[:limit]
-    if more:  # on stderr, so --json and --jsonl output stays machine-readable
-        err.print(f"[dim]{limit} shown, more match: raise --limit or narrow the search[/]",
-                  highlight=False)  # fmt: skip
     if as_json:
         write_json({"events": events})
     elif as_jsonl:
@@ -306,6 +305,18 @@ def search_cmd(
         err.print("no events match")
     else:
         out.print(event_table(events))
+
+
+def _capped(tk: Client, text: str | None, where: dict[str, Any], limit: int) -> str:
+    """``20 of 20,000 shown`` (the total from ``GET /v1/facets``, exact for the same selection),
+    or ``20 shown, more match`` if it cannot be counted."""
+    from trailkeep.client import AuditError
+
+    try:
+        total = int(tk.facets(text, top=1, **where)["total"])
+    except (AuditError, KeyError, TypeError, ValueError):
+        return f"{limit} shown, more match"
+    return f"{limit} of {total:,} shown"
 
 
 def tail_cmd(
