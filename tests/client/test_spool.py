@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,31 @@ class TestErrorsAreAuditErrors:
             with pytest.raises(AuditError, match="needs an action"):
                 tk.log(actor_id="u-1")
             logger.close()
+
+
+class TestAsyncSpool:
+    """AsyncBatchLogger spools the same way, and replays on its next start."""
+
+    @pytest.mark.asyncio
+    async def test_outage_then_replay(
+        self, tmp_path: Path, app: Any, sync_transport: SyncASGITransport, acme: Keys
+    ) -> None:
+        path = tmp_path / "spool.jsonl"
+        async with AsyncClient(BASE_URL, token=acme.writer, transport=DownAsync()) as tk:
+            logger = tk.batch_logger(spool=path, close_timeout=0.3)
+            for i in range(4):
+                await logger.log(action=f"down.{i}")
+            await logger.aclose()
+        assert len(spooled(path)) == 4
+        transport = httpx.ASGITransport(app=app)
+        async with AsyncClient(BASE_URL, token=acme.writer, transport=transport) as tk:
+            logger = tk.batch_logger(spool=path, spool_retry_interval=0.05, flush_interval=0.05)
+            await logger.log(action="up")
+            for _ in range(200):
+                if logger.spooled == 0:
+                    break
+                await asyncio.sleep(0.02)
+            await logger.aclose()
+        actions = sorted(e["action"] for e in stored_events(sync_transport, acme))
+        assert actions == sorted([f"down.{i}" for i in range(4)] + ["up"])
+        assert not path.exists()
