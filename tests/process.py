@@ -67,6 +67,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) 
 
 def provision(database: str, tenant: str, *, operator: bool = True) -> dict[str, str]:
     """Create a tenant with one key per role (and an operator key); return the tokens."""
+    cli("init", database=database)  # admin commands never create a database (issue 19)
     cli("tenants", "create", tenant, database=database)
     tokens = {
         role: json.loads(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["DEPRECATED_VARIABLES", "Settings", "unknown_variables"]
+
+#: Variables still read under an old name, and the name to use instead.
+DEPRECATED_VARIABLES = {"TRAILKEEP_WORKERS_LOG_LEVEL": "TRAILKEEP_LOG_LEVEL"}
 
 
 class Settings(BaseSettings):
@@ -94,4 +99,28 @@ class Settings(BaseSettings):
         description="Most heavy reads (searches, counts, facets, deep offsets) running at once;"
         " more wait their turn, so cheap reads never queue behind them.",
     )
-    workers_log_level: str = Field("info", description="uvicorn log level.")
+    log_level: str = Field(
+        "info",
+        # TRAILKEEP_WORKERS_LOG_LEVEL was its first, misleading name: still read.
+        validation_alias=AliasChoices(
+            "log_level", "TRAILKEEP_LOG_LEVEL", "TRAILKEEP_WORKERS_LOG_LEVEL"
+        ),
+        description="uvicorn log level: critical, error, warning, info, debug or trace.",
+    )
+
+
+def unknown_variables(environ: Mapping[str, str], also_known: Iterable[str] = ()) -> list[str]:
+    """Warnings for ``TRAILKEEP_*`` variables no setting (nor ``also_known``, the command
+    line's own) reads: a misspelt variable is otherwise silently ignored."""
+    known = {f"TRAILKEEP_{name.upper()}" for name in Settings.model_fields}
+    known |= set(also_known) | set(DEPRECATED_VARIABLES)
+    warnings = []
+    for name in sorted(n for n in environ if n.upper().startswith("TRAILKEEP_")):
+        if name.upper() in known:
+            if name.upper() in DEPRECATED_VARIABLES:
+                warnings.append(f"{name} is deprecated: use {DEPRECATED_VARIABLES[name.upper()]}")
+            continue
+        close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a trailkeep setting and is ignored{hint}")
+    return warnings

@@ -8,14 +8,20 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.cli.real import trailkeep
 from trailkeep.cli.app import app
+from trailkeep.cli.database import EXIT_NO_DATABASE
+from trailkeep.merkle import Signer
 
 runner = CliRunner()
+KEY = Signer.generate("trailkeep.local").verifier().key_string()
 
 
 @pytest.fixture
 def database(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'cli.db'}"
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert runner.invoke(app, ["init", "--database", url]).exit_code == 0
+    return url
 
 
 class TestTenantsAndKeys:
@@ -58,6 +64,7 @@ class TestTenantsAndKeys:
     @pytest.mark.parametrize(
         ("args", "needle"),
         [
+            pytest.param(["tenants", "create", "Bad Name!"], "invalid tenant name", id="bad-name"),
             pytest.param(
                 ["keys", "create", "--tenant", "ghost", "--role", "admin"],
                 "no tenant",
@@ -79,6 +86,51 @@ class TestTenantsAndKeys:
         result = runner.invoke(app, ["tenants", "create", "acme", "--database", database])
         assert result.exit_code == 1
         assert "already exists" in result.stderr
+
+
+class TestNoDatabaseCreatedByAccident:
+    """Only `serve` and `init` create a database; every other command says where it looked."""
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            pytest.param(["tenants", "create", "acme"], id="tenants-create"),
+            pytest.param(["tenants", "list"], id="tenants-list"),
+            pytest.param(["keys", "create", "--tenant", "acme", "--role", "reader"], id="keys"),
+            pytest.param(["keys", "list"], id="keys-list"),
+            pytest.param(["keys", "revoke", "tkc_x"], id="keys-revoke"),
+            pytest.param(["dump", "--tenant", "acme", "-o", "d.jsonl"], id="dump"),
+            pytest.param(["verify", "database", "--key", KEY], id="verify-database"),
+        ],
+    )
+    def test_missing_database(self, tmp_path: Path, args: list[str]) -> None:
+        result = trailkeep(*args, cwd=tmp_path)
+        assert result.returncode == EXIT_NO_DATABASE, result.stderr
+        assert f"no database at {tmp_path.resolve() / 'trailkeep.db'}" in result.stderr
+        assert "TRAILKEEP_DATABASE" in result.stderr
+        assert "trailkeep init" in result.stderr
+        assert list(tmp_path.iterdir()) == []
+
+    def test_init_then_admin(self, tmp_path: Path) -> None:
+        created = trailkeep("init", cwd=tmp_path)
+        assert created.returncode == 0, created.stderr
+        assert f"created database {tmp_path.resolve() / 'trailkeep.db'}" in created.stdout
+        assert trailkeep("tenants", "create", "acme", cwd=tmp_path).returncode == 0
+        listed = trailkeep("tenants", "list", cwd=tmp_path)
+        assert "acme" in listed.stdout
+        again = trailkeep("init", cwd=tmp_path)
+        assert again.returncode == 0
+        assert "migrated database" in again.stdout
+
+    def test_database_from_environment(self, tmp_path: Path) -> None:
+        elsewhere = tmp_path / "srv"
+        elsewhere.mkdir()
+        url = f"sqlite:///{elsewhere / 'audit.db'}"
+        assert trailkeep("init", cwd=elsewhere, env={"TRAILKEEP_DATABASE": url}).returncode == 0
+        made = trailkeep("tenants", "create", "acme", cwd=tmp_path,
+                         env={"TRAILKEEP_DATABASE": url})  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        assert not (tmp_path / "trailkeep.db").exists()
 
 
 class TestNameRules:

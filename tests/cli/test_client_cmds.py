@@ -4,6 +4,8 @@ server process, run in-process with Typer's runner."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from tests.cli.real import trailkeep
 from tests.fast_server import fast_server
 from tests.process import Server, free_port
 from trailkeep.cli.app import app
@@ -107,6 +110,33 @@ class TestSearch:
         assert "no events match" in result.stderr
 
 
+class TestNewcomerSearch:
+    """`trailkeep search WORD` works as typed, and the table's ids can be copied."""
+
+    def test_positional_query(self, server: Server, tmp_path: Path) -> None:
+        word = uuid.uuid4().hex[:10]
+        event = logged(server, unique(), "--message", f"shared with {word} today")
+        env = {"TRAILKEEP_URL": server.url, "TRAILKEEP_TOKEN": server.tokens["reader"]}
+        found = trailkeep("search", word, cwd=tmp_path, env=env)
+        assert found.returncode == 0, found.stderr
+        assert event["id"] in found.stdout  # whole, in an 80-column terminal
+        as_json = orjson.loads(trailkeep("search", word, "--json", cwd=tmp_path, env=env).stdout)
+        assert [e["id"] for e in as_json["events"]] == [event["id"]]
+        both = run(server, "search", word, "--q", word)
+        assert both.exit_code == 1
+        assert "give the query once" in both.stderr
+
+    def test_limit_hint(self, server: Server) -> None:
+        action = unique()
+        for _ in range(3):
+            logged(server, action)
+        capped = run(server, "search", "--action", action, "--limit", "2", "--jsonl")
+        assert len(capped.stdout.splitlines()) == 2
+        assert "2 of 3 shown" in capped.stderr
+        whole = run(server, "search", "--action", action, "--limit", "3")
+        assert "shown" not in whole.stderr
+
+
 class TestShowAndVerify:
     """`trailkeep show` and `verify event-id` prove an event against the log's key."""
 
@@ -127,12 +157,63 @@ class TestShowAndVerify:
         other = Signer.generate("trailkeep.local").verifier().key_string()
         result = run(server, "show", event["id"], "--key", other, "--json")
         assert result.exit_code == 2
-        assert "NOT VERIFIED" in result.stdout
+        assert "NOT VERIFIED" in result.stderr
+        assert orjson.loads(result.stdout)["id"] == event["id"]
+
+    def test_json_stdout_is_only_json(self, server: Server, tmp_path: Path) -> None:
+        """`trailkeep show ID --json | jq .` works: the verdict goes to stderr."""
+        event = logged(server, unique())
+        env = {"TRAILKEEP_URL": server.url, "TRAILKEEP_TOKEN": server.tokens["reader"]}
+        shown = trailkeep("show", event["id"], "--json", cwd=tmp_path, env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert orjson.loads(shown.stdout)["id"] == event["id"]
+        assert "VERIFIED" in shown.stderr
 
     def test_unknown_event(self, server: Server) -> None:
         result = run(server, "show", "evt_nope")
         assert result.exit_code == 1
         assert "404 NOT_FOUND" in result.stderr
+
+
+class TestMachineReadableStdout:
+    """With --json / --jsonl, stdout holds only JSON in every client command."""
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            pytest.param(["log", "{action}", "--json"], id="log"),
+            pytest.param(["search", "--action", "{action}", "--json"], id="search-json"),
+            pytest.param(["search", "--action", "{action}", "--jsonl"], id="search-jsonl"),
+            pytest.param(["search", "--action", "nothing.matches", "--json"], id="search-none"),
+            pytest.param(
+                [
+                    "tail",
+                    "--action",
+                    "{action}",
+                    "--from-start",
+                    "--timeout",
+                    "0.5",
+                    "--jsonl",
+                    "--checkpoints",
+                ],
+                id="tail",
+            ),
+            pytest.param(["show", "{id}", "--json"], id="show"),
+            pytest.param(["show", "{id}", "--json", "--key", "{other}"], id="show-not-verified"),
+        ],
+    )
+    def test_parses(self, server: Server, tmp_path: Path, args: list[str]) -> None:
+        action = unique()
+        event = logged(server, action)
+        other = Signer.generate("trailkeep.local").verifier().key_string()
+        values = {"action": action, "id": event["id"], "other": other}
+        env = {"TRAILKEEP_URL": server.url, "TRAILKEEP_TOKEN": server.tokens["admin"]}
+        result = trailkeep(*(a.format(**values) for a in args), cwd=tmp_path, env=env)
+        assert result.returncode in (0, 2), result.stderr
+        if "--jsonl" in args:
+            assert all(orjson.loads(line) for line in result.stdout.splitlines())
+        else:
+            orjson.loads(result.stdout)
 
 
 class TestTail:
@@ -154,6 +235,35 @@ class TestTail:
         queried = run(server, "tail", "--q", f"action:{action}", "--from-start", "--timeout",
                       "0.5", "--jsonl")  # fmt: skip
         assert len(queried.stdout.splitlines()) == 3
+
+
+class TestTailTiming:
+    """`tail` prints ids, stops on time, and fails at once against a dead server."""
+
+    def test_ids(self, server: Server) -> None:
+        event = logged(server, unique())
+        lines = run(server, "tail", "--action", event["action"], "--from-start", "--timeout", "0.5")
+        assert event["id"] in lines.stdout
+
+    def test_timeout_kept_when_events_arrive(self, server: Server) -> None:
+        action = unique()
+        timer = threading.Timer(1.2, logged, (server, action))
+        timer.start()
+        started = time.monotonic()
+        result = run(server, "tail", "--action", action, "--timeout", "2", "--jsonl")
+        took = time.monotonic() - started
+        timer.join()
+        assert result.exit_code == 0, result.output
+        assert [orjson.loads(x)["action"] for x in result.stdout.splitlines()] == [action]
+        assert 1.9 < took < 2.8, took
+
+    def test_dead_server(self) -> None:
+        url = f"http://127.0.0.1:{free_port()}"
+        started = time.monotonic()
+        result = CliRunner().invoke(app, ["tail", "--url", url, "--token", "t"])
+        assert time.monotonic() - started < 2
+        assert result.exit_code == 1
+        assert f"cannot reach {url}" in result.stderr
 
 
 class TestExport:

@@ -104,3 +104,18 @@ class TestWorkers:
                 verify_checkpoints(old.note, new.note, hashes, key)
         finally:
             store.close()
+
+
+class TestStartMessages:
+    """`serve` names misspelt TRAILKEEP_* variables and says how to listen beyond loopback."""
+
+    def test_warnings_and_host_hint(self, tmp_path: Path) -> None:
+        env = {"TRAILKEEP_DATABSE": "sqlite:///elsewhere.db", "TRAILKEEP_WORKERS_LOG_LEVEL": "info"}
+        with running_server(tmp_path, env) as server:
+            assert httpx.get(f"{server.url}/healthz").status_code == 200
+            log = server.log_path.read_text()
+        assert "TRAILKEEP_DATABSE is not a trailkeep setting" in log
+        assert "did you mean TRAILKEEP_DATABASE?" in log
+        assert "TRAILKEEP_WORKERS_LOG_LEVEL is deprecated: use TRAILKEEP_LOG_LEVEL" in log
+        assert "--host 0.0.0.0" in log
+        assert "TRAILKEEP_URL" not in log  # a variable the CLI reads is not unknown

@@ -141,3 +141,11 @@ class TestDocs:
         assert f"trailkeep {name}" in text
         missing = [o for o in _options(command) if o != "--help" and f"`{o}" not in text]
         assert not missing, f"docs/cli.md lacks {missing} of `trailkeep {name}`"
+
+
+def test_verify_database_gap_default_is_the_audits() -> None:
+    """The CLI restates the audit's default checkpoint gap (to keep ``--help`` light)."""
+    from trailkeep.cli.verify import DEFAULT_MAX_GAP as CLI_DEFAULT
+    from trailkeep.service.audit import DEFAULT_MAX_GAP
+
+    assert CLI_DEFAULT == DEFAULT_MAX_GAP

@@ -55,9 +55,16 @@ class TestStreamSession:
         assert session.call().headers["Last-Event-ID"] == "12"
         assert list(session.call().params) == [("action", "a")]
 
+    def test_never_reached_fails_at_once(self) -> None:
+        """A server that was never reached has nothing to resume: no silent 16 s of retries."""
+        session = StreamSession([], -1, timeout=None, idle_timeout=45, max_reconnects=5)
+        with pytest.raises(ConnectError):
+            session.dropped(ConnectError("down"))
+
     def test_backs_off_then_gives_up(self) -> None:
         session = StreamSession([], -1, timeout=None, idle_timeout=45, max_reconnects=2)
         error = ConnectError("down")
+        session.connected()  # it worked once, then the server went away
         assert session.dropped(error) == 0.1
         assert session.dropped(error) == 1.0
         with pytest.raises(ConnectError):

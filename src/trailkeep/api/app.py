@@ -12,7 +12,8 @@ from trailkeep.settings import Settings
 
 from .body import document_bodies
 from .compat import agilicus, axonflow, kubiya, wasabi
-from .errors import install_error_handlers
+from .docs_ui import install_docs_ui
+from .errors import document_media_type_error, install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
 from .ratelimit import RateLimitMiddleware, principal_key
@@ -60,12 +61,19 @@ def create_app(
             services.close()
 
     app = FastAPI(
-        title="trailkeep", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="trailkeep",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served by install_docs_ui from vendored assets, not a CDN
+        redoc_url=None,
     )
     app.state.services = services
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(services.store)
     install_error_handlers(app)
     document_bodies(app, EventIn, BatchIn)
+    document_media_type_error(app)
+    install_docs_ui(app)
     app.include_router(events.router)
     app.include_router(events.facets_router)
     app.include_router(log.router)

@@ -14,7 +14,12 @@ from starlette.responses import Response
 
 from trailkeep import errors
 
-__all__ = ["error_response", "install_error_handlers", "validation_message"]
+__all__ = [
+    "document_media_type_error",
+    "error_response",
+    "install_error_handlers",
+    "validation_message",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +86,40 @@ def validation_message(errs: Sequence[Any]) -> str:
     return "; ".join(parts) + more
 
 
+def _whole_body_hint(request: Request, errs: Sequence[Any]) -> Response | None:
+    """Say what to send when the body as a whole has the wrong type: the usual causes are a
+    missing ``Content-Type: application/json`` and an array posted where one object goes."""
+    whole = [e for e in errs if tuple(e.get("loc", ())) == ("body",)]
+    if not whole:
+        return None
+    content_type = request.headers.get("content-type", "")
+    if "json" not in content_type.lower():
+        got = f"Content-Type {content_type}" if content_type else "no Content-Type header"
+        return error_response(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"send the body as JSON with the header 'Content-Type: application/json' (got {got})",
+        )
+    if not isinstance(whole[0].get("input"), list):
+        return None
+    if request.url.path.rstrip("/").endswith("/v1/events"):
+        fix = (
+            "one event is a JSON object; to send several,"
+            ' POST {"events": [...]} to /v1/events/batch'
+        )
+    else:
+        fix = 'the body is a JSON object, not an array (a batch is {"events": [...]})'
+    return error_response(422, "VALIDATION_FAILED", f"body: {fix}")
+
+
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errs = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errs):
         return error_response(400, "INVALID_JSON", "request body is not valid JSON")
+    hint = _whole_body_hint(request, errs)
+    if hint is not None:
+        return hint
     in_body = all(e.get("loc", ("",))[0] == "body" for e in errs)
     if in_body:
         return error_response(422, "VALIDATION_FAILED", validation_message(errs))
@@ -121,3 +155,28 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.TrailkeepError, _on_trailkeep)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(Exception, _on_unexpected)
+
+
+def document_media_type_error(app: FastAPI) -> None:
+    """Declare in the OpenAPI schema the 415 that ``_whole_body_hint`` answers for a native
+    route's body sent without a JSON ``Content-Type`` (schema-driven clients and fuzzers
+    check every status against it)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        error = {"$ref": "#/components/schemas/ErrorOut"}
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/v1/"):
+                continue  # the dialects answer in their vendors' own shapes
+            for operation in operations.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    operation.setdefault("responses", {}).setdefault("415", {
+                        "description": "Body not sent as Content-Type: application/json",
+                        "content": {"application/json": {"schema": error}},
+                    })  # fmt: skip
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

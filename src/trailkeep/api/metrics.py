@@ -1,20 +1,105 @@
-"""Prometheus metrics and the ASGI middleware that records requests and latencies."""
+"""Prometheus metrics and the ASGI middleware that records requests and latencies.
+
+Besides the request counters: the process (CPU, memory, open files), the garbage collector,
+requests in flight, the writers' queue depth and group sizes, and how far the signed
+checkpoints lag behind the tenants' trees (read from the store at each scrape).
+"""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trailkeep.storage._groups import GROUP_SIZE_BUCKETS, group_stats
+
+if TYPE_CHECKING:
+    from trailkeep.storage.base import Store
+
 __all__ = ["Metrics", "MetricsMiddleware"]
+
+log = logging.getLogger(__name__)
+
+
+class _WriterCollector(Collector):
+    """The writers' group sizes and queue depth (process-wide, from ``storage._groups``)."""
+
+    def collect(self) -> Iterator[Metric]:
+        stats = group_stats()
+        with stats.lock:
+            counts, events, depth = list(stats.counts), stats.events, stats.queue_depth
+        cumulative, buckets = 0, []
+        for bound, count in zip([*map(str, GROUP_SIZE_BUCKETS), "+Inf"], counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            "trailkeep_writer_group_events",
+            "Events per group commit (one transaction).",
+            buckets=buckets,
+            sum_value=events,
+        )
+        yield GaugeMetricFamily(
+            "trailkeep_writer_queue_depth", "Write jobs waiting after the last group was taken.",
+            value=depth,
+        )  # fmt: skip
+
+
+class _CheckpointLagCollector(Collector):
+    """Events not yet covered by a signed checkpoint, over all tenants (no tenant labels:
+    ``/metrics`` is public and must not list tenants)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            candidates = self.store.checkpoint_candidates()
+        except Exception as exc:  # a scrape must not fail because the database is busy
+            log.warning("checkpoint lag not measured: %s", exc)
+            return
+        lags = [head.size - (cp.size if cp else 0) for _, head, cp in candidates]
+        yield GaugeMetricFamily(
+            "trailkeep_checkpoint_lag_events",
+            "Events in tenant trees not yet covered by a signed checkpoint (all tenants).",
+            value=sum(lags),
+        )
+        yield GaugeMetricFamily(
+            "trailkeep_checkpoint_lagging_tenants",
+            "Tenants whose tree grew past their latest signed checkpoint.",
+            value=sum(1 for lag in lags if lag > 0),
+        )
 
 
 class Metrics:
     """One registry per app, so two apps in one process (tests) never share counters."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store | None = None) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.registry.register(GC_COLLECTOR)
+        self.registry.register(_WriterCollector())
+        if store is not None:
+            self.registry.register(_CheckpointLagCollector(store))
+        self.in_flight = Gauge(
+            "trailkeep_http_requests_in_flight",
+            "HTTP requests being answered now.",
+            registry=self.registry,
+        )
         self.requests = Counter(
             "trailkeep_http_requests",
             "HTTP requests answered.",
@@ -50,6 +135,7 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        self.metrics.in_flight.inc()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -60,8 +146,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path_format", None) or getattr(route, "path", "unmatched")
+            self.metrics.in_flight.dec()
+            template = _route_label(scope)
             key = (str(scope["method"]), str(template), status)
             children = self._children.get(key)
             if children is None:
@@ -71,3 +157,18 @@ class MetricsMiddleware:
                 )
             children[0].inc()
             children[1].observe(time.perf_counter() - started)
+
+
+def _route_label(scope: Scope) -> str:
+    """The route template; ``/openapi.json``, ``/docs`` and its assets by their own name;
+    anything else unmatched as ``unmatched`` (raw paths would explode the labels)."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if template:
+        return str(template)
+    path = str(scope.get("path", ""))
+    if path.startswith("/static/docs/"):
+        return "/static/docs/{asset}"
+    if path in ("/docs", "/docs/oauth2-redirect", "/openapi.json"):
+        return path
+    return "unmatched"

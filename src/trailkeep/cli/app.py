@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from trailkeep.errors import TrailkeepError
 
 from .client_cmds import register_client_commands
-from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
+from .common import DEFAULT_DATABASE, DatabaseOpt, command_variables, err, fail, out
+from .operator_cmds import register_operator_commands
 from .signer import signer_app
 from .verify import verify_app
 
@@ -39,6 +41,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(verify_app, name="verify")
 app.add_typer(signer_app, name="signer")
 register_client_commands(app, verify_app)
+register_operator_commands(app)
 
 
 def _check_names(tenant: str | None, key_name: str = "") -> None:
@@ -56,11 +59,30 @@ def _check_names(tenant: str | None, key_name: str = "") -> None:
 
 def _services(database: str):  # type: ignore[no-untyped-def]
     # Imported here so `trailkeep --help` and client commands stay fast and server-free.
-    from trailkeep.service.stores import open_store
     from trailkeep.service.tenants import TenantService
 
-    store = open_store(database)
+    from .database import open_existing
+
+    store = open_existing(database)  # never creates one: only `serve` and `init` do
     return store, TenantService(store)
+
+
+@app.command()
+def init(database: DatabaseOpt = DEFAULT_DATABASE) -> None:
+    """Create (and migrate) a database, for admin commands to run before the first `serve`."""
+    from trailkeep.service.stores import open_store
+
+    from .database import missing_sqlite_file
+
+    created = missing_sqlite_file(database)
+    try:
+        open_store(database).close()
+    except TrailkeepError as exc:
+        fail(escape(exc.message), "check --database (sqlite:///PATH or postgresql://...)")
+    where = created or database
+    out.print(
+        f"{'created' if created else 'migrated'} database {where}", highlight=False, soft_wrap=True
+    )
 
 
 @app.command()
@@ -87,12 +109,20 @@ def serve(
     ] = 1,
 ) -> None:
     """Start the HTTP server; other settings come from TRAILKEEP_* variables."""
-    import uvicorn
-    from pydantic import ValidationError
+    try:  # the server's dependencies are the `server` extra: SDK-only installs lack them
+        import uvicorn
+        from pydantic import ValidationError
 
-    from trailkeep.api.app import create_app
-    from trailkeep.api.services import Services
-    from trailkeep.settings import Settings
+        from trailkeep.api.app import create_app
+        from trailkeep.api.services import Services
+        from trailkeep.settings import Settings, unknown_variables
+    except ImportError as exc:
+        fail(f"`trailkeep serve` needs the server's dependencies ({exc.name} is missing)",
+             "install them with: pip install 'trailkeep\\[server]'")  # fmt: skip
+
+    known = command_variables(typer.main.get_command(app))
+    for warning in unknown_variables(os.environ, known):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
     try:
         settings = Settings(host=host, port=port, database=database, signing_key=signing_key)
@@ -104,11 +134,16 @@ def serve(
             "check the TRAILKEEP_* environment variables (docs/configuration.md)",
         )
     except TrailkeepError as exc:
-        fail(exc.message, "check --database and the TRAILKEEP_* environment variables")
+        fail(escape(exc.message), "check --database and the TRAILKEEP_* environment variables")
     key = services.log.signer.verifier().key_string()
     err.print(
-        f"trailkeep serving on http://{host}:{port} (database {database}, {workers} worker(s))"
+        f"trailkeep serving on http://{host}:{port} (database {database}, {workers} worker(s))",
+        highlight=False,
+        soft_wrap=True,
     )
+    if host in ("127.0.0.1", "localhost", "::1"):
+        err.print("[dim]only this machine can connect: --host 0.0.0.0 (or TRAILKEEP_HOST)"
+                  " listens on every interface[/]", highlight=False)  # fmt: skip
     err.print(f"checkpoint public key (pin it to verify): {key}", markup=False, highlight=False)
     # The writer, the checkpointer and the event loop share the GIL; a short switch interval
     # keeps a thread that wakes from I/O (SQLite releases the GIL on every step) from waiting
@@ -117,7 +152,7 @@ def serve(
     options = {
         "host": host,
         "port": port,
-        "log_level": settings.workers_log_level,
+        "log_level": settings.log_level,
         "access_log": False,
         # Live streams end at once on SIGTERM (api/shutdown.py); anything else still
         # running after the grace period is cancelled, so the process always exits.

@@ -67,6 +67,11 @@ QueryOpt = Annotated[
     str | None,
     _many("--q", "Search-language query, e.g. 'login AND NOT outcome:success' (docs/search.md)."),
 ]
+QueryArg = Annotated[
+    str | None,
+    typer.Argument(help="Search-language query, e.g. bob or 'login AND NOT outcome:success'"
+                        " (the same as --q).", show_default=False),
+]  # fmt: skip
 StartOpt = Annotated[
     str | None, _many("--start", "From this time (inclusive): 2026-11-23, now-1h, 7d...")
 ]
@@ -100,6 +105,13 @@ def _filters(
     return {k: v for k, v in given.items() if v}
 
 
+def _query(positional: str | None, option: str | None) -> str | None:
+    """The query given as the argument or as ``--q`` (not both)."""
+    if positional is not None and option is not None:
+        fail("give the query once: as the argument or as --q")
+    return positional if positional is not None else option
+
+
 def _connect(url: str, token: str | None, org: str | None, key: str | None = None) -> Client:
     from trailkeep.client import Client
 
@@ -112,9 +124,10 @@ def _connect(url: str, token: str | None, org: str | None, key: str | None = Non
     return Client(url, token=token, org_id=org, pin_public_key=_key(key) if key else None)
 
 
-def say(style: str, text: str) -> None:
-    """One line on stdout: ``style`` is Rich markup, ``text`` is shown as is, never wrapped."""
-    out.print(style + escape(text), highlight=False, soft_wrap=True)
+def say(style: str, text: str, *, to_stderr: bool = False) -> None:
+    """One line on stdout (or stderr, when stdout carries JSON): ``style`` is Rich markup,
+    ``text`` is shown as is, never wrapped."""
+    (err if to_stderr else out).print(style + escape(text), highlight=False, soft_wrap=True)
 
 
 def _key(value: str) -> str:
@@ -252,6 +265,7 @@ def log_cmd(
 
 
 def search_cmd(
+    query: QueryArg = None,
     q: QueryOpt = None,
     action: ActionOpt = None,
     category: CategoryOpt = None,
@@ -269,12 +283,19 @@ def search_cmd(
     token: TokenOpt = None,
     org: OrgOpt = None,
 ) -> None:
-    """Find events, newest first: a table, or JSON with --json / --jsonl."""
+    """Find events, newest first: a table, or JSON with --json / --jsonl.
+
+    `trailkeep search bob` finds events mentioning bob (docs/search.md)."""
     where = _filters(action, category, outcome, actor_id, target_id, filters, start, end)
     sort: Literal["asc", "desc"] = "asc" if oldest_first else "desc"
+    text = _query(query, q)
     with _connect(url, token, org) as tk, _talking_to(url):
-        found = tk.iter_events(q, sort=sort, page_size=min(limit, 1000), **where)
-        events = list(itertools.islice(found, limit))
+        found = tk.iter_events(text, sort=sort, page_size=min(limit + 1, 1000), **where)
+        events = list(itertools.islice(found, limit + 1))
+        if len(events) > limit:  # on stderr, so --json and --jsonl stay machine-readable
+            err.print(f"[dim]{_capped(tk, text, where, limit)}: raise --limit or narrow the"
+                      " search[/]", highlight=False)  # fmt: skip
+    events = events[:limit]
     if as_json:
         write_json({"events": events})
     elif as_jsonl:
@@ -286,7 +307,20 @@ def search_cmd(
         out.print(event_table(events))
 
 
+def _capped(tk: Client, text: str | None, where: dict[str, Any], limit: int) -> str:
+    """``20 of 20,000 shown`` (the total from ``GET /v1/facets``, exact for the same selection),
+    or ``20 shown, more match`` if it cannot be counted."""
+    from trailkeep.client import AuditError
+
+    try:
+        total = int(tk.facets(text, top=1, **where)["total"])
+    except (AuditError, KeyError, TypeError, ValueError):
+        return f"{limit} shown, more match"
+    return f"{limit} of {total:,} shown"
+
+
 def tail_cmd(
+    query: QueryArg = None,
     q: QueryOpt = None,
     action: ActionOpt = None,
     category: CategoryOpt = None,
@@ -322,7 +356,9 @@ def tail_cmd(
     position = -1 if from_start else after_seq
     with _connect(url, token, org) as tk, _talking_to(url):
         try:
-            items = tk.stream(q, after_seq=position, timeout=timeout, checkpoints=True, **where)
+            items = tk.stream(
+                _query(query, q), after_seq=position, timeout=timeout, checkpoints=True, **where
+            )
             for item in items:
                 if isinstance(item, StreamCheckpoint):
                     if checkpoints:
@@ -360,22 +396,27 @@ def _prove(tk: Client, event_id: str, key: str | None, wait: float) -> VerifiedE
             time.sleep(0.25)
 
 
-def _verdict(tk: Client, event_id: str, key: str | None, wait: float) -> None:
-    """Print VERIFIED (and return) or why not (and exit 2; 3 when not yet checkpointed)."""
+def _verdict(
+    tk: Client, event_id: str, key: str | None, wait: float, *, to_stderr: bool = False
+) -> None:
+    """Print VERIFIED (and return) or why not (and exit 2; 3 when not yet checkpointed).
+
+    With ``to_stderr`` (``show --json``) the verdict goes to stderr, so stdout stays JSON."""
     from trailkeep.client import ConflictError, VerificationError
 
     try:
         verified = _prove(tk, event_id, key, wait)
     except VerificationError as exc:
-        say("[bold red]NOT VERIFIED[/] ", exc.message)
+        say("[bold red]NOT VERIFIED[/] ", exc.message, to_stderr=to_stderr)
         raise typer.Exit(2) from None
     except ConflictError as exc:
-        say("[yellow]PENDING[/] ", exc.message)
+        say("[yellow]PENDING[/] ", exc.message, to_stderr=to_stderr)
         raise typer.Exit(3) from None
     checkpoint = verified.checkpoint
     source = "pinned key" if key else "the server's key: pin it with --key"
     say("[bold green]VERIFIED[/] ", f"leaf {verified.event['seq']} of {checkpoint.origin}"
-                                   f" at size {checkpoint.size} ({source})")  # fmt: skip
+                                   f" at size {checkpoint.size} ({source})",
+        to_stderr=to_stderr)  # fmt: skip
 
 
 def show_cmd(
@@ -384,9 +425,10 @@ def show_cmd(
     wait: Annotated[
         float, typer.Option(help="Seconds to wait for a checkpoint covering a new event.")
     ] = 5.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the event as JSON only.")] = (
-        False
-    ),
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the event as JSON on stdout; the verdict on stderr."),
+    ] = False,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
     org: OrgOpt = None,
@@ -398,7 +440,7 @@ def show_cmd(
             write_json(event)
         else:
             out.print_json(data=event)
-        _verdict(tk, event_id, key, wait)
+        _verdict(tk, event_id, key, wait, to_stderr=as_json)
 
 
 def verify_event_id_cmd(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["DEFAULT_DATABASE", "DatabaseOpt", "err", "fail", "out"]
+__all__ = ["DEFAULT_DATABASE", "DatabaseOpt", "command_variables", "err", "fail", "out"]
 
 err = Console(stderr=True)
 out = Console()
@@ -30,3 +30,14 @@ def fail(message: str, hint: str = "", *, status: int = 1) -> NoReturn:
     if hint:
         err.print(f"[dim]{hint}[/]")
     raise typer.Exit(status)
+
+
+def command_variables(command: Any) -> set[str]:
+    """Every environment variable a (click) command and its subcommands read options from."""
+    names: set[str] = set()
+    for param in command.params:
+        envvar = getattr(param, "envvar", None)
+        names.update([envvar] if isinstance(envvar, str) else envvar or [])
+    for sub in getattr(command, "commands", {}).values():
+        names |= command_variables(sub)
+    return names

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -29,16 +30,27 @@ def _target(event: Mapping[str, Any]) -> str:
     return f"{kind}:{ident}" if kind and ident else kind or ident
 
 
+def _seconds(timestamp: str) -> str:
+    """``2026-11-23T10:00:05.123456Z`` → ``2026-11-23 10:00:05``: a table row has little room."""
+    return timestamp[:19].replace("T", " ") if timestamp.endswith("Z") else timestamp
+
+
 _OUTCOME_STYLE = {"success": "green", "failure": "red"}
 
 
 def event_table(events: Iterable[Mapping[str, Any]]) -> Table:
     """A table of events; every cell is plain text (event data is never read as markup)."""
-    table = Table("timestamp", "action", "outcome", "actor", "target", "seq", "id")
-    for event in events:
+    rows = list(events)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    # The id is what `trailkeep show` needs: never cut it; the other columns give way.
+    for name in ("time (UTC)", "action", "outcome", "actor", "target", "seq", "id"):
+        widest = max((len(str(e.get(name, ""))) for e in rows), default=0)
+        fixed = name in ("seq", "id")
+        table.add_column(name, no_wrap=fixed, min_width=widest if fixed else None)
+    for event in rows:
         outcome = str(event.get("outcome", ""))
         table.add_row(
-            Text(str(event.get("timestamp", ""))),
+            Text(_seconds(str(event.get("timestamp", "")))),
             Text(str(event.get("action", "")), style="bold"),
             Text(outcome, style=_OUTCOME_STYLE.get(outcome, "")),
             Text(_who(event.get("actor"), "id", "email", "name")),
@@ -50,7 +62,7 @@ def event_table(events: Iterable[Mapping[str, Any]]) -> Table:
 
 
 def event_line(event: Mapping[str, Any]) -> Text:
-    """One line per event, for ``tail``."""
+    """One line per event, for ``tail``; it ends with the id, for ``trailkeep show``."""
     outcome = str(event.get("outcome", ""))
     line = Text()
     line.append(str(event.get("timestamp", "")), style="dim")
@@ -60,7 +72,7 @@ def event_line(event: Mapping[str, Any]) -> Text:
     actor, target = _who(event.get("actor"), "id", "email", "name"), _target(event)
     if actor or target:
         line.append(f"  {actor or '-'} → {target or '-'}")
-    line.append(f"  #{event.get('seq')}", style="dim")
+    line.append(f"  #{event.get('seq')}  {event.get('id', '')}", style="dim")
     return line
 
 

@@ -50,14 +50,15 @@ def _log_service(database: str, signing_key: Path, state_file: Path | None) -> I
     from trailkeep.service.log import LogService
     from trailkeep.service.signer_state import SignerState, state_path
     from trailkeep.service.signing import load_existing_signer
-    from trailkeep.service.stores import open_store
+
+    from .database import open_existing
 
     try:
         signer = load_existing_signer(signing_key)
         state = SignerState(state_file or state_path(signing_key), signer.verifier())
-        store = open_store(database)
     except TrailkeepError as exc:
         fail(exc.message, "pass the server's --signing-key and --database")
+    store = open_existing(database)  # never creates a database
     try:
         yield LogService(store, signer, signer.name, state=state)
     finally:

@@ -8,20 +8,40 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from trailkeep.client.verify import verify_checkpoints, verify_dump, verify_event
 from trailkeep.errors import IntegrityError, TrailkeepError
-from trailkeep.merkle import Verifier
-from trailkeep.service.audit import DEFAULT_MAX_GAP
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from trailkeep.merkle import Verifier
     from trailkeep.service.audit import AuditReport
     from trailkeep.storage.base import Store
 
 from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
 
+#: ``service.audit.DEFAULT_MAX_GAP``, restated so ``--help`` imports no server module
+#: (tests/cli/test_signer.py pins that the two agree).
+DEFAULT_MAX_GAP = 300.0
+
 __all__ = ["verify_app"]
+
+# The verifiers, rich.progress and the merkle package are imported inside the commands: at
+# module level they would cost `trailkeep --help` (and every other command) ~0.5 s.
+
+
+def _progress(label: str) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=err, transient=True)
+
 
 verify_app = typer.Typer(
     help="Check events, checkpoints and dumps against a pinned public key, with no server;"
@@ -66,6 +86,8 @@ def verify_event_cmd(
 ) -> None:
     """Prove one event is in its tenant's log: recompute its commitments and leaf, check the
     inclusion proof and the checkpoint's signature."""
+    from trailkeep.client.verify import verify_event
+
     data = _load_json(evidence)
     try:
         checkpoint = verify_event(data, _key(key), receipt.read_text() if receipt else None)
@@ -85,6 +107,8 @@ def verify_consistency_cmd(
     key: KeyOpt,
 ) -> None:
     """Prove the newer checkpoint extends the older one: nothing was changed or removed."""
+    from trailkeep.client.verify import verify_checkpoints
+
     hashes = _load_json(proof).get("hashes")
     if not isinstance(hashes, list):
         fail(f"{proof} has no 'hashes' list")
@@ -101,9 +125,10 @@ def verify_dump_cmd(
     key: KeyOpt,
 ) -> None:
     """Recompute every commitment, leaf and the root of a whole-tenant dump."""
-    columns = (TextColumn(dump.name), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    from trailkeep.client.verify import verify_dump
+
     try:
-        with dump.open("rb") as fh, Progress(*columns, console=err, transient=True) as bar:
+        with dump.open("rb") as fh, _progress(dump.name) as bar:
             task = bar.add_task("events", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -124,8 +149,7 @@ def _audit(
 ) -> AuditReport:
     from trailkeep.service.audit import audit_tenant
 
-    columns = (TextColumn(tenant_id), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    with _progress(tenant_id) as bar:
         task = bar.add_task("events", total=store.tree_head(tenant_id).size)
         progress = partial(bar.advance, task)
         return audit_tenant(store, tenant_id, verifier, origin, progress, max_gap=max_gap)
@@ -231,18 +255,20 @@ def verify_database_cmd(
     rollups and erasure records, the tree and every signed checkpoint — naming the tenant,
     position and event of each problem, once; and compare it with checkpoints held outside
     it (``--checkpoint``, the signer's state), which catches a truncated tail."""
+    from trailkeep.merkle import Verifier
     from trailkeep.service.signer_state import state_path
     from trailkeep.service.signing import load_existing_signer
-    from trailkeep.service.stores import open_store
+
+    from .database import open_existing
 
     try:
         verifier = (Verifier.parse(_key(key)) if key
                     else load_existing_signer(signing_key).verifier())  # fmt: skip
         state_file = None if key else state or state_path(signing_key)
         held = _held_notes(checkpoint or [], state_file, verifier)
-        store = open_store(database)
     except TrailkeepError as exc:
         fail(exc.message, "pass --key with the log's public key, or --signing-key")
+    store = open_existing(database)
     server_name = verifier.name
     failed = False
     try:

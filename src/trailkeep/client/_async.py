@@ -231,6 +231,21 @@ class AsyncClient(BaseClient):
                 return
             cursor = page.next_cursor
 
+    async def redact(
+        self, event_id: str, fields: Sequence[str], *, reason: str | None = None
+    ) -> Event:
+        """Erase fields of an event (admin key): values and salts go, commitments stay, so
+        every proof still verifies; returns the event as it now reads."""
+        return await self._run(self._op_redact(event_id, fields, reason))
+
+    async def tenant(self) -> dict[str, Any]:
+        """The calling tenant and its settings (admin key)."""
+        return await self._run(self._op_tenant())
+
+    async def update_tenant(self, **settings: Any) -> dict[str, Any]:
+        """Change tenant settings (admin key), e.g. ``retention_days=90``; only those sent."""
+        return await self._run(self._op_update_tenant(settings))
+
     async def describe(self, event_id: str) -> Event:
         """One event by id."""
         return await self._run(self._op_describe(event_id))
@@ -311,6 +326,10 @@ class AsyncClient(BaseClient):
                                 yield item
                         if session.expired():
                             return
+                        if session.overshoots():
+                            break
+                    if session.overshoots():
+                        continue  # reopen with a read timeout that ends by the deadline
             except AuditError as exc:  # a lost connection, a timeout, an error answer
                 error = exc
             if session.expired():

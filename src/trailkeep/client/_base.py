@@ -41,6 +41,7 @@ from .errors import (
     AuditError,
     ConnectError,
     InconsistentLogError,
+    InvalidArgumentError,
     RateLimitError,
     ServerError,
     TransportError,
@@ -178,7 +179,7 @@ class BaseClient:
         self._pinned: SignedCheckpoint | None = None
         if pinned_checkpoint is not None:
             if self._verifier is None:
-                raise ValueError("pinned_checkpoint needs pin_public_key to verify it")
+                raise InvalidArgumentError("pinned_checkpoint needs pin_public_key to verify it")
             self._pinned = self._open(pinned_checkpoint)
 
     @property
@@ -225,7 +226,7 @@ class BaseClient:
     @staticmethod
     def _batches(events: Sequence[Mapping[str, Any]], size: int) -> list[list[dict[str, Any]]]:
         if not 1 <= size <= MAX_BATCH:
-            raise ValueError(f"batch_size must be 1..{MAX_BATCH}, got {size}")
+            raise InvalidArgumentError(f"batch_size must be 1..{MAX_BATCH}, got {size}")
         bodies = [event_body(e, {}) for e in events]
         return [bodies[i : i + size] for i in range(0, len(bodies), size)]
 
@@ -262,6 +263,25 @@ class BaseClient:
         except AuditError as error:
             return [(error, events)]
         return []
+
+    # -- administration (admin keys) ---------------------------------------------------------
+
+    def _op_redact(self, event_id: str, fields: Sequence[str], reason: str | None) -> Op[Event]:
+        body: dict[str, Any] = {"fields": list(fields)}
+        if reason:
+            body["reason"] = reason
+        path = f"/v1/events/{quote(event_id, safe='')}/redact"
+        event: Event = _json((yield from self._send(Call("POST", path, json=body))))
+        return event
+
+    def _op_tenant(self) -> Op[dict[str, Any]]:
+        tenant: dict[str, Any] = yield from self._get_json("/v1/tenant")
+        return tenant
+
+    def _op_update_tenant(self, settings: Mapping[str, Any]) -> Op[dict[str, Any]]:
+        call = Call("PUT", "/v1/tenant", json=dict(settings))
+        tenant: dict[str, Any] = _json((yield from self._send(call)))
+        return tenant
 
     # -- read ------------------------------------------------------------------------------
 
@@ -455,6 +475,8 @@ class BaseClient:
         else:
             second = self._open(new if isinstance(new, str) else new.note, verifier)
         if second.size < first.size:
-            raise ValueError(f"new checkpoint (size {second.size}) is older than the old one")
+            raise InvalidArgumentError(
+                f"new checkpoint (size {second.size}) is older than the old one"
+            )
         yield from self._op_consistent(first, second, verifier)
         return first, second

@@ -11,6 +11,8 @@ from typing import Any, Final, Literal, TypedDict
 from trailkeep.model.event import OBJECT_FIELDS
 from trailkeep.model.timeparse import format_time
 
+from .errors import InvalidArgumentError
+
 __all__ = [
     "FILTER_NAMES",
     "Event",
@@ -130,7 +132,7 @@ def event_body(event: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> di
     if isinstance(body.get("timestamp"), datetime):
         body["timestamp"] = time_param(body["timestamp"])
     if not body.get("action"):
-        raise ValueError("an audit event needs an action (e.g. log(action='user.login'))")
+        raise InvalidArgumentError("an audit event needs an action (e.g. log(action='user.login'))")
     return body
 
 

@@ -10,9 +10,12 @@ import orjson
 
 from ._base import Call
 from ._sse import SSEDecoder, SSEMessage
-from .errors import AuditError, TransportError
+from .errors import AuditError, ConnectError, TransportError
 
-__all__ = ["StreamSession"]
+__all__ = ["MAX_OVERSHOOT", "StreamSession"]
+
+#: Longest seconds a stream with a ``timeout`` may run past it (see ``overshoots``).
+MAX_OVERSHOOT = 0.5
 
 
 class StreamSession:
@@ -48,6 +51,8 @@ class StreamSession:
         self._failures = 0
         self._reconnect_ms = 1000
         self._decoder = SSEDecoder()
+        self._ever_connected = False
+        self._read_timeout = idle_timeout
 
     def call(self) -> Call:
         headers = {"Accept": "text/event-stream"}
@@ -63,10 +68,22 @@ class StreamSession:
         return remaining is not None and remaining <= 0
 
     def read_timeout(self) -> float:
+        """The read timeout of the next connection: the idle timeout, or less near the end."""
         remaining = self.remaining()
-        return self._idle if remaining is None else max(min(self._idle, remaining), 0.001)
+        self._read_timeout = (
+            self._idle if remaining is None else max(min(self._idle, remaining), 0.001)
+        )
+        return self._read_timeout
+
+    def overshoots(self) -> bool:
+        """Whether the connection's read timeout, fixed when it opened, could now carry a read
+        past the deadline by more than ``MAX_OVERSHOOT`` seconds; if so the caller reconnects
+        (resuming exactly where it stopped) so ``timeout`` is kept to within that."""
+        remaining = self.remaining()
+        return remaining is not None and self._read_timeout - remaining > MAX_OVERSHOOT
 
     def connected(self) -> None:
+        self._ever_connected = True
         self._failures = 0
         self._decoder = SSEDecoder()  # a half-received message of the last connection is void
 
@@ -93,6 +110,8 @@ class StreamSession:
             error.status is None or error.status < 500
         ) and error.status != 429:  # fmt: skip
             raise error
+        if isinstance(error, ConnectError) and not self._ever_connected:
+            raise error  # nothing to resume: a server that was never reached fails at once
         self._failures += 1
         if self._failures > self._max_reconnects:
             raise error or TransportError("the live stream keeps closing; giving up")

@@ -15,7 +15,12 @@ Guarantees:
   raises ``BufferFullError`` at once (``block=False``): back-pressure rather than silent loss;
 - a batch that fails after ``max_retries`` retries, or an event the server refuses (a
   validation failure is narrowed down to the offending events by splitting the batch), goes
-  to ``on_error(error, events)``; without a callback it is logged (``trailkeep.client``).
+  to ``on_error(error, events)``; without a callback it is logged (``trailkeep.client``);
+- with ``spool=PATH``, events that failed for a reason that may pass (server down, timeout,
+  429, 5xx) go to a bounded, fsynced local file instead and are sent again, with the same
+  idempotency keys, when the server answers (``_spool.py``);
+- closing is bounded: ``close()`` keeps retrying for at most ``close_timeout`` seconds
+  (default 5), then spools (or reports) what is left and returns.
 """
 
 from __future__ import annotations
@@ -23,17 +28,23 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._base import MAX_BATCH, RetryPolicy, new_key
-from ._models import event_body
+from ._base import RetryPolicy
+from ._batch_rules import (
+    Buffer,
+    ErrorCallback,
+    Failures,
+    Options,
+    Outbox,
+    close_timed_out,
+    retry_pause,
+)
+from ._spool import may_pass
 from .errors import AuditError, BufferFullError
 
 if TYPE_CHECKING:
@@ -42,96 +53,19 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncBatchLogger", "BatchLogger", "ErrorCallback"]
 
-log = logging.getLogger("trailkeep.client")
-
-#: ``on_error(error, events)``: the events that could not be written, and why.
-ErrorCallback = Callable[[AuditError, list[dict[str, Any]]], None]
-Failures = list[tuple[AuditError, list[dict[str, Any]]]]
-
-
-@dataclass(slots=True)
-class _Options:
-    batch_size: int = 500
-    flush_interval: float = 1.0
-    max_buffer: int = 10_000
-    block: bool = True
-    block_timeout: float | None = None
-    max_retries: int = 5
-    on_error: ErrorCallback | None = None
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= MAX_BATCH:
-            raise ValueError(f"batch_size must be 1..{MAX_BATCH}, got {self.batch_size}")
-        if self.max_buffer < self.batch_size:
-            raise ValueError("max_buffer must hold at least one batch")
-
-
-class _Buffer:
-    """The buffer's state and rules, with no waiting and no I/O (callers hold their lock)."""
-
-    def __init__(self, options: _Options, clock: Callable[[], float]) -> None:
-        self.options = options
-        self._clock = clock
-        self._events: deque[tuple[float, dict[str, Any]]] = deque()  # (buffered at, event)
-        self.in_flight = 0
-        self.closed = False
-        self.flushing = False
-        self.sent = 0
-        self.failed = 0
-
-    def __len__(self) -> int:
-        return len(self._events)
-
-    @property
-    def full(self) -> bool:
-        return len(self._events) + self.in_flight >= self.options.max_buffer
-
-    @property
-    def idle(self) -> bool:
-        return not self._events and not self.in_flight
-
-    def add(self, event: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, Any]:
-        body = event_body(event, fields)
-        body.setdefault("idempotency_key", new_key())
-        self._events.append((self._clock(), body))
-        return body
-
-    def wait_time(self) -> float | None:
-        """Seconds until a batch is due (0: now), or None when there is nothing to send."""
-        if not self._events:
-            return None
-        if len(self._events) >= self.options.batch_size or self.closed or self.flushing:
-            return 0.0
-        oldest = self._events[0][0]
-        return max(oldest + self.options.flush_interval - self._clock(), 0.0)
-
-    def take(self) -> list[dict[str, Any]]:
-        count = min(len(self._events), self.options.batch_size)
-        batch = [self._events.popleft()[1] for _ in range(count)]
-        self.in_flight = len(batch)
-        return batch
-
-    def settle(self, batch: list[dict[str, Any]], failures: Failures) -> None:
-        lost = sum(len(events) for _, events in failures)
-        self.failed += lost
-        self.sent += len(batch) - lost
-        self.in_flight = 0
-        if not self._events:
-            self.flushing = False
-
-    def report(self, failures: Failures) -> None:
-        for error, events in failures:
-            if self.options.on_error is None:
-                log.error("trailkeep: %d audit events not written: %s", len(events), error)
-                continue
-            try:
-                self.options.on_error(error, events)
-            except Exception:
-                log.exception("trailkeep: the BatchLogger's on_error callback failed")
+#: One attempt per request: the loggers retry themselves, with waits that ``close`` cuts short.
+_ONE_ATTEMPT = RetryPolicy(max_retries=0)
 
 
 def _full() -> BufferFullError:
     return BufferFullError("the batch logger's buffer is full; the server is slow or unreachable")
+
+
+def _split(failures: Failures) -> tuple[Failures, list[dict[str, Any]]]:
+    """Failures that are final, and the events of those worth another try."""
+    final = [(e, events) for e, events in failures if not may_pass(e)]
+    again = [event for e, events in failures if may_pass(e) for event in events]
+    return final, again
 
 
 class BatchLogger:
@@ -146,15 +80,20 @@ class BatchLogger:
         block_timeout: longest wait for room before ``BufferFullError`` (None: no limit).
         max_retries: retries of a failed batch (lost answers, 429, 5xx), with backoff.
         on_error: ``on_error(error, events)`` for events that could not be written.
+        close_timeout: longest seconds ``close()`` spends delivering what is left (default 5).
+        spool: a file for events that could not be delivered for a reason that may pass;
+            they are sent again (same idempotency keys) once the server answers. Off by default.
+        spool_max_events: most events the spool holds (then ``on_error`` as without one).
+        spool_retry_interval: seconds between tries to send the spool while the server is down.
 
     Use it as a context manager, or call ``close()``: both flush. It is also flushed (for up
-    to 10 s) when the interpreter exits.
+    to ``close_timeout`` seconds) when the interpreter exits.
     """
 
     def __init__(self, client: Client, **options: Any) -> None:
         self._client = client
-        self._buffer = _Buffer(_Options(**options), time.monotonic)
-        self._retry = RetryPolicy(max_retries=self._buffer.options.max_retries, backoff=0.5)
+        self._buffer = Buffer(Options(**options), time.monotonic)
+        self._outbox = Outbox(self._buffer.options)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="trailkeep-batch", daemon=True)
         self._thread.start()
@@ -162,13 +101,18 @@ class BatchLogger:
 
     @property
     def sent(self) -> int:
-        """Events written so far."""
+        """Events written so far (spooled events count once the spool delivers them)."""
         return self._buffer.sent
 
     @property
     def failed(self) -> int:
         """Events handed to ``on_error`` so far."""
         return self._buffer.failed
+
+    @property
+    def spooled(self) -> int:
+        """Events waiting in the spool file now."""
+        return len(self._outbox.spool) if self._outbox.spool is not None else 0
 
     def log(self, event: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
         """Buffer one event (as ``Client.log`` takes it); returns at once unless full."""
@@ -188,7 +132,7 @@ class BatchLogger:
                 self._cond.notify_all()  # a first event starts the clock; a full batch is due
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Send everything buffered now and wait until it is written (or failed).
+        """Send everything buffered now and wait until it is written (or failed, or spooled).
 
         Returns False if ``timeout`` seconds passed first.
         """
@@ -198,15 +142,26 @@ class BatchLogger:
             return self._cond.wait_for(lambda: self._buffer.idle, timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, then stop the thread. Idempotent."""
+        """Flush, then stop the thread, within ``timeout`` seconds (default ``close_timeout``).
+
+        What is still undelivered then goes to the spool, or to ``on_error``. Idempotent.
+        """
         with self._cond:
+            limit = self._outbox.close_by(timeout)
             self._buffer.closed = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        self._thread.join(limit + 0.5)
         atexit.unregister(self._at_exit)
+        if self._thread.is_alive():  # stuck in a request that does not answer
+            with self._cond:
+                held = self._buffer.drain()
+            if held:  # idempotency keys make spooling an in-flight batch safe
+                left, _ = self._outbox.divert([(close_timed_out(limit), held)])
+                self._buffer.report(left)
+                self._buffer.failed += sum(len(events) for _, events in left)
 
     def _at_exit(self) -> None:
-        self.close(timeout=10.0)
+        self.close()
 
     def __enter__(self) -> BatchLogger:
         return self
@@ -217,6 +172,7 @@ class BatchLogger:
         self.close()
 
     def _next_batch(self) -> list[dict[str, Any]] | None:
+        """The next batch to send; ``[]`` when the spool is due for a replay; None to stop."""
         with self._cond:
             while True:
                 wait = self._buffer.wait_time()
@@ -224,29 +180,94 @@ class BatchLogger:
                     return self._buffer.take()
                 if wait is None and self._buffer.closed:
                     return None
-                self._cond.wait(wait)
+                replay = self._outbox.replay_in()
+                if replay == 0.0:
+                    return []
+                self._cond.wait(min((w for w in (wait, replay) if w is not None), default=None))
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            try:
-                failures = self._client._run(self._client._op_deliver(batch, self._retry))
-            except Exception as exc:  # never let the thread die with events in hand
-                error = AuditError(f"unexpected {type(exc).__name__}: {exc}", code="INTERNAL")
-                failures = [(error, batch)]
-            self._buffer.report(failures)
+            if not batch:
+                self._replay()
+                continue
+            failures = self._deliver(batch)
+            left, spooled = self._outbox.divert(failures)
+            self._buffer.report(left)
+            lost = sum(len(events) for _, events in left)
             with self._cond:
-                self._buffer.settle(batch, failures)
+                if self._buffer.in_flight is batch:  # else a timed-out close took it
+                    self._buffer.settle(len(batch) - lost - spooled, lost)
                 self._cond.notify_all()
+
+    def _send(self, events: list[dict[str, Any]]) -> Failures:
+        try:
+            return self._client._run(self._client._op_deliver(events, _ONE_ATTEMPT))
+        except Exception as exc:  # never let the thread die with events in hand
+            return [
+                (AuditError(f"unexpected {type(exc).__name__}: {exc}", code="INTERNAL"), events)
+            ]
+
+    def _deliver(self, events: list[dict[str, Any]]) -> Failures:
+        """Send, retrying what may pass up to ``max_retries`` times or until the close deadline."""
+        final: Failures = []
+        for attempt in range(self._buffer.options.max_retries + 1):
+            if self._outbox.past_deadline():
+                return [*final, (close_timed_out(self._buffer.options.close_timeout), events)]
+            failures = self._send(events)
+            done, events = _split(failures)
+            final += done
+            if not events:
+                return final
+            if attempt == self._buffer.options.max_retries or not self._pause(
+                retry_pause(failures[-1][0], attempt)
+            ):
+                break
+        return [*final, *((e, evs) for e, evs in failures if may_pass(e))]
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait before a retry; False (at once) if the close deadline would pass first."""
+        left = self._outbox.time_left()
+        if left is not None and left <= seconds:
+            return False
+        end = time.monotonic() + seconds
+        with self._cond:
+            while (now := time.monotonic()) < end:
+                left = self._outbox.time_left()
+                if left is not None and left <= end - now:
+                    return False
+                self._cond.wait(end - now)  # close() wakes us to re-check its deadline
+        return True
+
+    def _replay(self) -> None:
+        """Send the spool in batches; keep what still fails for a reason that may pass."""
+        assert self._outbox.spool is not None
+        events = self._outbox.spool.load()
+        size = self._buffer.options.batch_size
+        kept: list[dict[str, Any]] = []
+        for start in range(0, len(events), size):
+            chunk = events[start : start + size]
+            if kept or self._outbox.deadline is not None:
+                kept += chunk  # the server is still away, or we are closing: try later
+                continue
+            final, again = _split(self._send(chunk))
+            self._buffer.report(final)
+            lost = sum(len(evs) for _, evs in final)
+            kept += again
+            with self._cond:
+                self._buffer.sent += len(chunk) - lost - len(again)
+                self._buffer.failed += lost
+        self._outbox.replayed(len(events), kept)
 
 
 class AsyncBatchLogger:
     """``BatchLogger`` for an ``AsyncClient``: an asyncio task; ``await log(...)`` waits only
-    when the buffer is full. Use ``async with`` or ``await aclose()`` (both flush)."""
+    when the buffer is full. Use ``async with`` or ``await aclose()`` (both flush, within
+    ``close_timeout``). Takes the same options, ``spool`` included."""
 
     def __init__(self, client: AsyncClient, **options: Any) -> None:
         self._client = client
-        self._buffer = _Buffer(_Options(**options), time.monotonic)
-        self._retry = RetryPolicy(max_retries=self._buffer.options.max_retries, backoff=0.5)
+        self._buffer = Buffer(Options(**options), time.monotonic)
+        self._outbox = Outbox(self._buffer.options)
         self._cond = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
@@ -257,6 +278,10 @@ class AsyncBatchLogger:
     @property
     def failed(self) -> int:
         return self._buffer.failed
+
+    @property
+    def spooled(self) -> int:
+        return len(self._outbox.spool) if self._outbox.spool is not None else 0
 
     def _ensure_task(self) -> None:
         if self._task is None:
@@ -282,20 +307,31 @@ class AsyncBatchLogger:
             self._cond.notify_all()
 
     async def flush(self) -> None:
-        """Send everything buffered now and wait until it is written (or failed)."""
+        """Send everything buffered now and wait until it is written (or failed, or spooled)."""
         self._ensure_task()
         async with self._cond:
             self._buffer.flushing = True
             self._cond.notify_all()
             await self._cond.wait_for(lambda: self._buffer.idle)
 
-    async def aclose(self) -> None:
-        """Flush, then stop the task. Idempotent."""
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Flush, then stop the task, within ``timeout`` (default ``close_timeout``) seconds;
+        what is still undelivered goes to the spool, or to ``on_error``. Idempotent."""
         async with self._cond:
+            limit = self._outbox.close_by(timeout)
             self._buffer.closed = True
             self._cond.notify_all()
-        if self._task is not None:
-            await self._task
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), limit + 0.5)
+        except TimeoutError:
+            self._task.cancel()
+            held = self._buffer.drain()
+            if held:
+                left, _ = self._outbox.divert([(close_timed_out(limit), held)])
+                self._buffer.report(left)
+                self._buffer.failed += sum(len(events) for _, events in left)
 
     async def __aenter__(self) -> AsyncBatchLogger:
         self._ensure_task()
@@ -314,17 +350,78 @@ class AsyncBatchLogger:
                     return self._buffer.take()
                 if wait is None and self._buffer.closed:
                     return None
+                replay = self._outbox.replay_in()
+                if replay == 0.0:
+                    return []
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._cond.wait(), wait)
+                    waits = [w for w in (wait, replay) if w is not None]
+                    await asyncio.wait_for(self._cond.wait(), min(waits, default=None))
 
     async def _run(self) -> None:
         while (batch := await self._next_batch()) is not None:
-            try:
-                failures = await self._client._run(self._client._op_deliver(batch, self._retry))
-            except Exception as exc:
-                error = AuditError(f"unexpected {type(exc).__name__}: {exc}", code="INTERNAL")
-                failures = [(error, batch)]
-            self._buffer.report(failures)
+            if not batch:
+                await self._replay()
+                continue
+            failures = await self._deliver(batch)
+            left, spooled = self._outbox.divert(failures)
+            self._buffer.report(left)
+            lost = sum(len(events) for _, events in left)
             async with self._cond:
-                self._buffer.settle(batch, failures)
+                self._buffer.settle(len(batch) - lost - spooled, lost)
                 self._cond.notify_all()
+
+    async def _send(self, events: list[dict[str, Any]]) -> Failures:
+        try:
+            return await self._client._run(self._client._op_deliver(events, _ONE_ATTEMPT))
+        except Exception as exc:
+            return [
+                (AuditError(f"unexpected {type(exc).__name__}: {exc}", code="INTERNAL"), events)
+            ]
+
+    async def _deliver(self, events: list[dict[str, Any]]) -> Failures:
+        final: Failures = []
+        for attempt in range(self._buffer.options.max_retries + 1):
+            if self._outbox.past_deadline():
+                return [*final, (close_timed_out(self._buffer.options.close_timeout), events)]
+            failures = await self._send(events)
+            done, events = _split(failures)
+            final += done
+            if not events:
+                return final
+            if attempt == self._buffer.options.max_retries or not await self._pause(
+                retry_pause(failures[-1][0], attempt)
+            ):
+                break
+        return [*final, *((e, evs) for e, evs in failures if may_pass(e))]
+
+    async def _pause(self, seconds: float) -> bool:
+        left = self._outbox.time_left()
+        if left is not None and left <= seconds:
+            return False
+        end = time.monotonic() + seconds
+        async with self._cond:
+            while (now := time.monotonic()) < end:
+                left = self._outbox.time_left()
+                if left is not None and left <= end - now:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._cond.wait(), end - now)
+        return True
+
+    async def _replay(self) -> None:
+        assert self._outbox.spool is not None
+        events = self._outbox.spool.load()
+        size = self._buffer.options.batch_size
+        kept: list[dict[str, Any]] = []
+        for start in range(0, len(events), size):
+            chunk = events[start : start + size]
+            if kept or self._outbox.deadline is not None:
+                kept += chunk
+                continue
+            final, again = _split(await self._send(chunk))
+            self._buffer.report(final)
+            lost = sum(len(evs) for _, evs in final)
+            kept += again
+            self._buffer.sent += len(chunk) - lost - len(again)
+            self._buffer.failed += lost
+        self._outbox.replayed(len(events), kept)

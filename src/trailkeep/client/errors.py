@@ -6,6 +6,8 @@
     ├── NotFoundError               404: no such event or export (or another tenant's)
     ├── ConflictError               409: e.g. NOT_YET_CHECKPOINTED (retry in a second)
     ├── ValidationError             400, 413, 422: the request is wrong; do not retry as is
+    │   └── InvalidArgumentError    caught before sending (e.g. an event with no action);
+    │                               also a ValueError, for code that caught that before
     ├── RateLimitError              429: retry after ``retry_after`` seconds
     ├── ServerError                 5xx: the server failed (503: safe to retry)
     ├── TransportError              no HTTP answer at all
@@ -39,6 +41,7 @@ __all__ = [
     "ConnectError",
     "ForbiddenError",
     "InconsistentLogError",
+    "InvalidArgumentError",
     "NotFoundError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -89,6 +92,12 @@ class ConflictError(AuditError):
 
 class ValidationError(AuditError):
     code = "INVALID_REQUEST"
+
+
+class InvalidArgumentError(ValidationError, ValueError):
+    """A call the SDK refuses before sending anything: no HTTP status."""
+
+    code = "INVALID_ARGUMENT"
 
 
 class RateLimitError(AuditError):

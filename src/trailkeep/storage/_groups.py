@@ -3,10 +3,47 @@
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-__all__ = ["take_group"]
+__all__ = ["GROUP_SIZE_BUCKETS", "GroupStats", "group_stats", "take_group"]
+
+#: Upper bounds (events) of the group-size histogram ``/metrics`` shows.
+GROUP_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+@dataclass(slots=True)
+class GroupStats:
+    """What this process's writers did, for ``/metrics``: group sizes (cumulative histogram
+    counts by ``GROUP_SIZE_BUCKETS``, then +Inf), and the jobs left waiting after each take."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(GROUP_SIZE_BUCKETS) + 1))
+    groups: int = 0
+    events: int = 0
+    queue_depth: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, events: int, waiting: int) -> None:
+        with self.lock:
+            self.groups += 1
+            self.events += events
+            self.queue_depth = waiting
+            for i, bound in enumerate(GROUP_SIZE_BUCKETS):
+                if events <= bound:
+                    self.counts[i] += 1
+                    break
+            else:
+                self.counts[-1] += 1
+
+
+_STATS = GroupStats()
+
+
+def group_stats() -> GroupStats:
+    """The process-wide writer statistics (every store's writer adds to them)."""
+    return _STATS
 
 
 class _Job(Protocol):
@@ -31,13 +68,16 @@ def take_group(
         return [], True
     limit = max_events if isinstance(max_events, int) else max_events()
     jobs, count = [first], len(first.events)
+    stop = False
     while count < limit:
         try:
             more = jobs_in.get_nowait()
         except queue.Empty:
             break
         if more is None:
-            return jobs, True
+            stop = True
+            break
         jobs.append(more)
         count += len(more.events)
-    return jobs, False
+    _STATS.record(count, jobs_in.qsize())
+    return jobs, stop

@@ -54,6 +54,15 @@ def _count_ingested(request: Request, count: int) -> None:
     request.app.state.metrics.events_ingested.inc(count)
 
 
+_EPOCH_TAIL = "0000-01-01T00:00:00.000000Z"
+
+
+def _bucket_start(prefix: str) -> str:
+    """A bucket's key (``2026-12-06T23:32``, a prefix of the times it counts) as the
+    fixed-width timestamp every response promises (DESIGN §2): ``2026-12-06T23:32:00.000000Z``."""
+    return prefix + _EPOCH_TAIL[len(prefix) :]
+
+
 def event_content(event: EventIn) -> dict[str, Any]:
     """The client's fields with nulls removed at the levels that are committed one by one."""
     content = {k: v for k, v in event.model_dump().items() if v is not None}
@@ -187,7 +196,7 @@ async def facets(
             },
             "histogram": {
                 "bucket": counts.bucket,
-                "buckets": [{"start": b, "count": n} for b, n in counts.histogram],
+                "buckets": [{"start": _bucket_start(b), "count": n} for b, n in counts.histogram],
             },
         }
     )
