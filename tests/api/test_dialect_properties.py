@@ -30,7 +30,7 @@ PROPERTY = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-some_events = st.lists(strategies.events, min_size=1, max_size=14)
+some_events = st.lists(strategies.events, min_size=1, max_size=20)
 
 
 def seed(services: Services, contents: list[dict[str, Any]]) -> tuple[str, list[StoredEvent]]:
@@ -90,9 +90,41 @@ class TestKubiya:
         )
         assert got == expected
 
+    @PROPERTY
+    @pytest.mark.parametrize("name", [*strategies.KUBIYA, "search_text", "status_filter"])
+    @given(contents=some_events, data=st.data())
+    def test_each_parameter_alone(
+        self, services: Services, name: str, contents: list[dict[str, Any]], data: Any
+    ) -> None:
+        tenant, stored = seed(services, contents)
+        filter_: dict[str, Any] = {}
+        text = status = None
+        if name == "search_text":
+            text = data.draw(st.sampled_from(strategies.TEXTS))
+        elif name == "status_filter":
+            status = data.draw(st.sampled_from(["success", "failed"]))
+        else:
+            filter_ = data.draw(strategies.one_parameter(strategies.KUBIYA, name))
+        query = kubiya.items_query(tenant, json.dumps(filter_), None, 1, 50, text, status)
+        got = [kubiya.item(e) for e in services.events.select(tenant, query)]
+        assert got == reference.kubiya_items(stored, filter_, text=text, status=status)
+
 
 class TestAxonFlow:
     """Search pages and totals equal the reference for every body."""
+
+    @PROPERTY
+    @pytest.mark.parametrize("name", strategies.AXONFLOW)
+    @given(contents=some_events, data=st.data())
+    def test_each_parameter_alone(
+        self, services: Services, name: str, contents: list[dict[str, Any]], data: Any
+    ) -> None:
+        tenant, stored = seed(services, contents)
+        body = data.draw(strategies.one_parameter(strategies.AXONFLOW, name))
+        query = axonflow.search_query(axonflow.SearchIn.model_validate(body), 100)
+        got = [axonflow.entry(e) for e in services.events.select(tenant, query)]
+        expected = reference.axonflow_search(stored, body)
+        assert (got, services.events.count(tenant, query)) == (expected.records, expected.total)
 
     @PROPERTY
     @given(contents=some_events, body=strategies.axonflow_bodies)
@@ -137,6 +169,20 @@ class TestWasabi:
         query = wasabi.list_query(filters, params.get("from"), params.get("to"), order, page, count)
         got = [wasabi.record(e) for e in services.events.select(tenant, query)]
         expected = reference.wasabi_list(stored, params, order=order, page=page, count=count)
+        assert (got, services.events.count(tenant, query)) == (expected.records, expected.total)
+
+    @PROPERTY
+    @pytest.mark.parametrize("name", strategies.WASABI)
+    @given(contents=some_events, data=st.data())
+    def test_each_parameter_alone(
+        self, services: Services, name: str, contents: list[dict[str, Any]], data: Any
+    ) -> None:
+        tenant, stored = seed(services, contents)
+        params = data.draw(strategies.one_parameter(strategies.WASABI, name))
+        filters = {k: v for k, v in params.items() if k not in ("from", "to")}
+        query = wasabi.list_query(filters, params.get("from"), params.get("to"), None, 0, 50)
+        got = [wasabi.record(e) for e in services.events.select(tenant, query)]
+        expected = reference.wasabi_list(stored, params, count=50)
         assert (got, services.events.count(tenant, query)) == (expected.records, expected.total)
 
     @PROPERTY
@@ -207,6 +253,48 @@ class TestAgilicus:
             limit=limit,
         )
         assert got == expected
+
+    @PROPERTY
+    @pytest.mark.parametrize("name", [*strategies.AGILICUS_AUDIT, "attribute", "connector"])
+    @given(contents=some_events, data=st.data())
+    def test_each_audit_parameter_alone(
+        self, services: Services, name: str, contents: list[dict[str, Any]], data: Any
+    ) -> None:
+        tenant, stored = seed(services, contents)
+        params: dict[str, str] = {}
+        attributes: dict[str, str] = {}
+        connector = None
+        if name == "attribute":
+            attributes = {"attribute_type": data.draw(st.sampled_from(["user", "group"]))}
+        elif name == "connector":
+            connector = "c1"
+        else:
+            drawn = data.draw(strategies.one_parameter(strategies.AGILICUS_AUDIT, name))
+            params = with_tenant(drawn, tenant)
+        query = agilicus.audit_query(
+            tenant,
+            {**params, "resources_behind_connector_id": connector},
+            attributes,
+            {},
+            None,
+            None,
+            500,
+        )
+        got = [agilicus.audit_record(e) for e in services.events.select(tenant, query)]
+        assert got == reference.agilicus_audits(stored, params, attributes, {}, connector)
+
+    @PROPERTY
+    @pytest.mark.parametrize("name", strategies.AGILICUS_AUTH)
+    @given(contents=some_events, data=st.data())
+    def test_each_auth_parameter_alone(
+        self, services: Services, name: str, contents: list[dict[str, Any]], data: Any
+    ) -> None:
+        tenant, stored = seed(services, contents)
+        drawn = data.draw(strategies.one_parameter(strategies.AGILICUS_AUTH, name))
+        params = with_tenant(drawn, tenant)
+        query = agilicus.auth_query(tenant, params, None, None, 500)
+        got = [agilicus.auth_record(e) for e in services.events.select(tenant, query)]
+        assert got == reference.agilicus_auth(stored, params)
 
     @PROPERTY
     @given(contents=some_events, params=strategies.agilicus_auth_params, limit=st.integers(1, 6))

@@ -111,9 +111,10 @@ def kubiya_items(
     text: str | None = None,
     status: str | None = None,
 ) -> list[dict[str, Any]]:
-    """What ``list``/``search`` answer: items matching every filter key, by arrival time."""
+    """What ``list``/``search`` answer: items matching every filter key, in arrival (log)
+    order."""
     out = []
-    for event in events:
+    for event in sorted(events, key=lambda e: e.seq, reverse=not ascending):
         shown = kubiya.item(event)
         if any(
             filter_.get(key) and shown[key] != filter_[key]
@@ -132,7 +133,8 @@ def kubiya_items(
         if status and shown["action_successful"] is not (status == "success"):
             continue
         out.append(shown)
-    out.sort(key=lambda i: (i["timestamp"], i["event_timestamp"], i["id"]), reverse=not ascending)
+    arrivals = [i["timestamp"] for i in out]
+    assert arrivals == sorted(arrivals, reverse=not ascending), "log order is arrival order"
     return out[(page - 1) * page_size : page * page_size]
 
 

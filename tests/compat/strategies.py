@@ -8,11 +8,17 @@ from typing import Any
 from hypothesis import strategies as st
 
 __all__ = [
+    "AGILICUS_AUDIT",
+    "AGILICUS_AUTH",
+    "AXONFLOW",
+    "KUBIYA",
+    "WASABI",
     "agilicus_audit_params",
     "agilicus_auth_params",
     "axonflow_bodies",
     "events",
     "kubiya_filters",
+    "one_parameter",
     "wasabi_params",
 ]
 
@@ -84,54 +90,62 @@ events = _some(
     metadata=_metadata,
 ).map(lambda e: {k: v for k, v in e.items() if v != {}})
 
-kubiya_filters = _some(
-    category_type=_optional(["agents", "users"]),
-    category_name=_optional(NAMES),
-    resource_type=_optional(KINDS),
-    action_type=_optional(ACTIONS),
-    session_id=_optional([*SESSIONS, "s3"]),
-)
+#: Each vendor's parameters → their values (None: not sent).
+KUBIYA: dict[str, st.SearchStrategy[Any]] = {
+    "category_type": _optional(["agents", "users"]),
+    "category_name": _optional(NAMES),
+    "resource_type": _optional(KINDS),
+    "action_type": _optional(ACTIONS),
+    "session_id": _optional([*SESSIONS, "s3"]),
+}
+AXONFLOW: dict[str, st.SearchStrategy[Any]] = {
+    "user_email": _optional(["a@x.io"]),
+    "client_id": _optional(["c1"]),
+    "action": _optional(ACTIONS),
+    "request_type": _optional(ACTIONS),
+    "decision_id": _optional(["d1"]),
+    "override_id": _optional(["o1"]),
+    "policy_name": _optional([*POLICIES, "p3"]),
+    "start_time": _optional(TIMES),
+    "end_time": _optional(TIMES),
+}
+WASABI: dict[str, st.SearchStrategy[Any]] = {
+    "user_id": _optional(IDS),
+    "group_id": _optional(GROUPS),
+    "target_kind": _optional(KINDS),
+    "target_id": _optional(TARGET_IDS),
+    "action_key": _optional(ACTIONS),
+    "from": _optional(TIMES),
+    "to": _optional(TIMES),
+}
+AGILICUS_AUDIT: dict[str, st.SearchStrategy[Any]] = {
+    "user_id": _optional(IDS),
+    "action": _optional(ACTIONS),
+    "target_id": _optional(TARGET_IDS),
+    "target_resource_type": _optional(KINDS),
+    "api_name": _optional(SERVICES),
+    "token_id": _optional(["tok1"]),
+    "org_id": _optional(ORGS),
+}
+AGILICUS_AUTH: dict[str, st.SearchStrategy[Any]] = {
+    "user_id": _optional(IDS),
+    "org_id": _optional(ORGS),
+    "session_id": _optional(SESSIONS),
+    "client_id": _optional(["c1"]),
+    "upstream_idp": _optional(["google"]),
+    "result": _optional(RESULTS),
+    "event_name": _optional(ACTIONS),
+}
 
-axonflow_bodies = _some(
-    user_email=_optional(["a@x.io"]),
-    client_id=_optional(["c1"]),
-    action=_optional(ACTIONS),
-    request_type=_optional(ACTIONS),
-    decision_id=_optional(["d1"]),
-    override_id=_optional(["o1"]),
-    policy_name=_optional([*POLICIES, "p3"]),
-    start_time=_optional(TIMES),
-    end_time=_optional(TIMES),
-    limit=st.integers(1, 5),
-    offset=st.integers(0, 6),
-)
+kubiya_filters = _some(**KUBIYA)
+axonflow_bodies = _some(**AXONFLOW, limit=st.integers(1, 5), offset=st.integers(0, 6))
+wasabi_params = _some(**WASABI)
+agilicus_audit_params = _some(**AGILICUS_AUDIT)
+agilicus_auth_params = _some(**AGILICUS_AUTH)
 
-wasabi_params = _some(
-    user_id=_optional(IDS),
-    group_id=_optional(GROUPS),
-    target_kind=_optional(KINDS),
-    target_id=_optional(TARGET_IDS),
-    action_key=_optional(ACTIONS),
-    **{"from": _optional(TIMES)},
-    to=_optional(TIMES),
-)
 
-agilicus_audit_params = _some(
-    user_id=_optional(IDS),
-    action=_optional(ACTIONS),
-    target_id=_optional(TARGET_IDS),
-    target_resource_type=_optional(KINDS),
-    api_name=_optional(SERVICES),
-    token_id=_optional(["tok1"]),
-    org_id=_optional(ORGS),
-)
-
-agilicus_auth_params = _some(
-    user_id=_optional(IDS),
-    org_id=_optional(ORGS),
-    session_id=_optional(SESSIONS),
-    client_id=_optional(["c1"]),
-    upstream_idp=_optional(["google"]),
-    result=_optional(RESULTS),
-    event_name=_optional(ACTIONS),
-)
+def one_parameter(
+    parameters: dict[str, st.SearchStrategy[Any]], name: str
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Only the parameter ``name``, always sent: the condition under test, alone."""
+    return parameters[name].filter(lambda v: v is not None).map(lambda v: {name: v})

@@ -57,7 +57,7 @@ from ._trees import (
     first_shown_equals,
 )
 
-__all__ = ["ITEM_KEYS", "item", "router"]
+__all__ = ["ITEM_KEYS", "item", "items_query", "router", "text_condition"]
 
 
 def _render(failure: Failure) -> Response:
@@ -307,12 +307,13 @@ def items_query(
             _status(status_filter),
         ]
     )
+    # Log order is arrival order: the server stamps ``received_at`` as it sequences events.
     return EventQuery(
         where=where,
         sort=_parse_sort(sort),
-        order_by=_ARRIVAL,
         limit=page_size,
         offset=(page - 1) * page_size,
+        by_seq=True,
     )
 
 
