@@ -93,7 +93,7 @@ def explain_shapes(db: Path, tenant: str, shapes: list[Shape], runs: int = 30) -
     """In-process ``list_events`` timings and query plans for each shape, as text."""
     import sqlite3
 
-    from trailkeep.query.filters import FILTER_COLUMNS, EventQuery, Sort
+    from trailkeep.query.filters import FILTER_COLUMNS, EventQuery, Sort, filter_node
     from trailkeep.storage.sqlite import SQLiteStore
 
     store = SQLiteStore(str(db), leaf_function=None)
@@ -104,9 +104,9 @@ def explain_shapes(db: Path, tenant: str, shapes: list[Shape], runs: int = 30) -
             filters = {k: [v] for k, v in shape.params[0].items() if k in FILTER_COLUMNS}
             after = None
             if shape.cursor:  # the position a page-2 cursor carries: after row 50 of page 1
-                first = store.list_events(tenant, EventQuery(filters, limit=51)).events
+                first = store.list_events(tenant, EventQuery(filter_node(filters), limit=51)).events
                 after = (first[49].content["timestamp"], first[49].id)
-            query = EventQuery(filters, None, None, Sort.DESC, 51, after, None)
+            query = EventQuery(filter_node(filters), None, None, Sort.DESC, limit=51, after=after)
             statements: list[str] = []
             conn.set_trace_callback(statements.append)
             store.list_events(tenant, query)

@@ -532,11 +532,10 @@ def _service_call(service: Any, path: str, params: dict[str, str]) -> None:
 
 
 def _count(conn: sqlite3.Connection, service: Any, params: dict[str, str]) -> int:
-    from trailkeep.query.filters import EventQuery, where_clause
+    from trailkeep.query.filters import EventQuery
 
-    where = where_clause(MAIN_TENANT, EventQuery(search=service.compile(params.get("q"))))
-    sql = f"SELECT count(*) FROM events WHERE {where.sql}"
-    return int(conn.execute(sql, where.params).fetchone()[0])
+    del conn  # the service counts through its own store
+    return int(service.count(MAIN_TENANT, EventQuery(service.condition({}, params.get("q")))))
 
 
 def _drop_facet_indexes(db: Path) -> None:

@@ -11,6 +11,7 @@
     ├── NotFoundError              no such event, tenant, key or proof target (404)
     ├── ConflictError              a name already taken, a state that forbids the change (409)
     ├── UnavailableError           storage cannot serve now; safe to retry (503)
+    │   └── QueryTimeoutError      a read ran past the per-query time limit (503)
     ├── IntegrityError             the data does not verify (tamper evidence)
     └── StorageError               a storage failure that is not the caller's fault (500)
 
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "PermissionDeniedError",
+    "QueryTimeoutError",
     "StorageError",
     "TimeParseError",
     "TooLargeError",
@@ -92,6 +94,13 @@ class ConflictError(TrailkeepError):
 
 class UnavailableError(TrailkeepError):
     code = "UNAVAILABLE"
+
+
+class QueryTimeoutError(UnavailableError):
+    """A read stopped at the per-query time limit (setting ``query_timeout``), so that one
+    expensive query cannot hold a connection others need; narrow the query and retry."""
+
+    code = "QUERY_TIMEOUT"
 
 
 class IntegrityError(TrailkeepError):

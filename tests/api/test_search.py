@@ -185,3 +185,46 @@ class TestFacets:
         body = (await client.get("/v1/facets", headers=acme.auth("reader"))).json()
         assert body["total"] == 0
         assert body["histogram"]["buckets"] == []
+
+
+class TestUnknownParameters:
+    """A parameter a native read route does not know is a 400 naming it, never ignored."""
+
+    @pytest.mark.parametrize(
+        ("path", "params", "named", "hint"),
+        [
+            pytest.param("/v1/events", {"actor_id": "bob"}, "actor_id", "actor.id", id="actor_id"),
+            pytest.param("/v1/events", {"acton": "login"}, "acton", "action", id="acton"),
+            pytest.param("/v1/events", {"query": "x"}, "query", None, id="no-close-match"),
+            pytest.param("/v1/facets", {"actor_id": "bob"}, "actor_id", "actor.id", id="facets"),
+            pytest.param("/v1/stream", {"outcom": "failure"}, "outcom", "outcome", id="stream"),
+            pytest.param("/v1/events/evt_x", {"pretty": "1"}, "pretty", None, id="one-event"),
+        ],
+    )
+    async def test_refused(
+        self,
+        client: httpx.AsyncClient,
+        acme: Keys,
+        path: str,
+        params: dict[str, str],
+        named: str,
+        hint: str | None,
+    ) -> None:
+        resp = await client.get(path, params=params, headers=acme.auth("reader"))
+        assert resp.status_code == 400, resp.text
+        error = resp.json()["error"]
+        assert error["code"] == "INVALID_REQUEST"
+        assert f"unknown query parameter '{named}'" in error["message"]
+        if hint is not None:
+            assert f"did you mean '{hint}'" in error["message"]
+        if path == "/v1/events":
+            assert "accepted: " in error["message"]
+            assert "actor.id" in error["message"]
+            assert "cursor" in error["message"]
+
+    async def test_known_parameters_still_work(self, client: httpx.AsyncClient, acme: Keys) -> None:
+        await seed(client, acme)
+        params = {"actor.id": "bob", "action": "login", "limit": "5", "sort": "asc"}
+        resp = await client.get("/v1/events", params=params, headers=acme.auth("reader"))
+        assert resp.status_code == 200, resp.text
+        assert [e["action"] for e in resp.json()["events"]] == ["login"]

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from trailkeep.model.event import NewEvent
-from trailkeep.query.filters import SqlFragment
 from trailkeep.query.fulltext import search_document
+from trailkeep.storage._sql import SqlFragment
 from trailkeep.storage.rows import EVENT_COLUMNS, event_row
 from trailkeep.storage.sqlite_schema import MIGRATIONS
 

@@ -13,10 +13,10 @@ from tests.query.corpus import CASES, EVENTS, NOW, ids
 from tests.query.sqlite_db import build_database, matching_ids
 from tests.query.strategies import query_texts, trees
 from trailkeep.query.ast import Node, Term
-from trailkeep.query.compile import compile_node, compile_query
-from trailkeep.query.dialects import SqliteDialect
 from trailkeep.query.errors import QuerySyntaxError
-from trailkeep.query.filters import SqlFragment
+from trailkeep.storage._compile import compile_node, compile_query
+from trailkeep.storage._dialects import SqliteDialect
+from trailkeep.storage._sql import SqlFragment
 
 #: Another tenant holding a copy of every event: the fragment must never reach it.
 OTHER_TENANT = [dict(event, id="other-" + event["id"]) for event in EVENTS]

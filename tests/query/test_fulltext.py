@@ -7,13 +7,8 @@ from typing import Any
 import pytest
 
 from trailkeep.query.ast import Term
-from trailkeep.query.fulltext import (
-    SearchDocument,
-    fts5_phrase,
-    has_words,
-    search_document,
-    tsquery_prefix,
-)
+from trailkeep.query.fulltext import SearchDocument, has_words, search_document
+from trailkeep.storage._fulltext import fts5_phrase, tsquery_prefix
 
 
 class TestSearchDocument:

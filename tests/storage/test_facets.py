@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.storage.conftest import BACKENDS
+from tests.storage.queries import event_query
 from tests.storage.test_store import make_tenant, new_event
-from trailkeep.query.compile import compile_query
 from trailkeep.query.facets import DIMENSIONS, FacetCounts
 from trailkeep.query.filters import EventQuery
 from trailkeep.service.events import Limits
@@ -242,8 +242,7 @@ class TestFacets:
         end: str | None,
     ) -> None:
         store, stored = filled
-        search = None if q is None else compile_query(q, store.dialect, now=NOW)
-        got = store.facets("acme", EventQuery(filters, start, end, search=search), 5)
+        got = store.facets("acme", event_query(filters, start, end, q=q, now=NOW), 5)
         _assert_exact(got, _expected(stored, start, end, keep))
 
     def test_short_span_counts_minutes(self, store: Store) -> None:
@@ -258,7 +257,7 @@ class TestFacets:
             for a in store.append("acme", [new_event(**e) for e in events]).result()
         ]
         for filters in ({}, {"action": ["login"]}):
-            got = store.facets("acme", EventQuery(filters), 5)
+            got = store.facets("acme", event_query(filters), 5)
             want = _expected(
                 stored, None, None, _is("action", "login") if filters else lambda e: True
             )
@@ -310,7 +309,7 @@ class TestAfterErasure:
         def keep(e: Event) -> bool:
             return all(_value(e, name) in values for name, values in filters.items())
 
-        got = store.facets("acme", EventQuery(filters, start, end), 20)
+        got = store.facets("acme", event_query(filters, start, end), 20)
         _assert_exact(got, _expected(truth, start, end, keep, top=20))
 
 
@@ -371,6 +370,6 @@ class TestHypothesis:
                         return False
             return True
 
-        search = compile_query(" ".join(terms), store.dialect, now=NOW) if terms else None
-        got = store.facets("acme", EventQuery(filters, start, end, search=search), 5)
+        q = " ".join(terms) if terms else None
+        got = store.facets("acme", event_query(filters, start, end, q=q, now=NOW), 5)
         _assert_exact(got, _expected(stored, start, end, keep))

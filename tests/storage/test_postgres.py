@@ -14,10 +14,10 @@ import pytest
 
 from tests.pg import PostgresServer
 from tests.process import free_port
+from tests.storage.queries import event_query
 from tests.storage.test_store import make_tenant, new_event
 from trailkeep.errors import ConflictError, NotFoundError, UnavailableError
 from trailkeep.merkle import Signer
-from trailkeep.query.filters import EventQuery
 from trailkeep.service.audit import audit_tenant
 from trailkeep.service.log import LogService
 from trailkeep.service.stores import open_store
@@ -223,7 +223,7 @@ class TestText:
         stored = store.get_event("acme", first.id)
         assert stored is not None
         assert stored.content["actor"]["id"] == nul
-        page = store.list_events("acme", EventQuery(filters={"action": [nul]}))
+        page = store.list_events("acme", event_query({"action": [nul]}))
         assert [e.id for e in page.events] == [first.id]
         again = store.append("acme", [new_event(idempotency_key=nul)]).result()[0]
         assert again.replayed

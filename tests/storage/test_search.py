@@ -23,12 +23,14 @@ from tests.storage.test_store import make_tenant, new_event
 from trailkeep.model.event import NewEvent
 from trailkeep.model.tenant import Tenant
 from trailkeep.query.ast import Node
-from trailkeep.query.compile import DialectName, compile_node, compile_query
 from trailkeep.query.errors import QuerySyntaxError
 from trailkeep.query.filters import EventQuery
+from trailkeep.query.times import fix_times
 from trailkeep.service.events import Limits
 from trailkeep.service.redaction import RedactionService
+from trailkeep.service.selection import search_tree
 from trailkeep.service.stores import open_store
+from trailkeep.storage._compile import DialectName
 from trailkeep.storage.base import Store
 
 #: Another tenant holding a copy of every event: a search must never reach it.
@@ -60,8 +62,7 @@ def corpus(
 
 
 def found(store: Store, dialect: DialectName, query: str, tenant: str = "acme") -> set[str]:
-    search = compile_query(query, dialect, now=NOW)
-    page = store.list_events(tenant, EventQuery(search=search, limit=1000))
+    page = store.list_events(tenant, EventQuery(search_tree(query, NOW), limit=1000))
     return {event.id for event in page.events}
 
 
@@ -109,16 +110,19 @@ class TestAnyQueryRuns:
     @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(tree=trees)
     def test_trees(self, corpus: tuple[Store, DialectName], tree: Node) -> None:
-        store, dialect = corpus
-        search = compile_node(tree, dialect, now=NOW)
-        store.list_events("acme", EventQuery(search=search, limit=1000))
+        store, _ = corpus
+        try:
+            where = fix_times(tree, NOW)
+        except QuerySyntaxError:
+            return
+        store.list_events("acme", EventQuery(where, limit=1000))
 
     @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(text=query_texts)
     def test_text(self, corpus: tuple[Store, DialectName], text: str) -> None:
         try:
-            search = compile_query(text, corpus[1], now=NOW)
+            where = search_tree(text, NOW)
         except QuerySyntaxError:
             return
-        page = corpus[0].list_events("acme", EventQuery(search=search, limit=1000))
+        page = corpus[0].list_events("acme", EventQuery(where, limit=1000))
         assert {e.id for e in page.events} <= {e["id"] for e in EVENTS}

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.storage.queries import event_query
 from tests.storage.test_facets import RANGES, Event, _assert_exact, _events, _expected
 from tests.storage.test_store import make_tenant, new_event
-from trailkeep.query.compile import compile_query
 from trailkeep.query.filters import EventQuery
 from trailkeep.service.stores import open_store
 from trailkeep.storage._sqlite_sql import FACET_INDEXES, sqlite_facets
@@ -54,20 +54,20 @@ class TestPlans:
         assert all("facet_counts" in s for s in statements)
 
     def test_lone_filter_walks_its_index_only(self, db: tuple[Path, list[Event]]) -> None:
-        statements = _traced(db[0], EventQuery({"action": ["login"]}))
+        statements = _traced(db[0], event_query({"action": ["login"]}))
         events = [s for s in statements if "FROM events" in s]
         assert len(events) == 2  # the low-cardinality columns, then actor_id
         assert all("INDEXED BY events_facet_action" in s for s in events)
         assert all("action = 'login'" in s for s in events)
 
     def test_search_folds_into_the_index_plan(self, db: tuple[Path, list[Event]]) -> None:
-        search = compile_query("outcome:failure", "sqlite", now=NOW)
-        events = [s for s in _traced(db[0], EventQuery(search=search)) if "FROM events" in s]
+        query = event_query(q="outcome:failure", now=NOW)
+        events = [s for s in _traced(db[0], query) if "FROM events" in s]
         assert len(events) == 2
         assert all("INDEXED BY events_facet_outcome" in s for s in events)
 
     def test_majority_walks_the_rest(self, db: tuple[Path, list[Event]]) -> None:
-        statements = _traced(db[0], EventQuery({"outcome": ["success"]}))
+        statements = _traced(db[0], event_query({"outcome": ["success"]}))
         walks = [s for s in statements if "FROM events" in s]
         assert len(walks) == 2
         for walk in walks:
@@ -77,22 +77,22 @@ class TestPlans:
             assert "'success'" not in walk
 
     def test_several_filters_take_hours_from_the_index(self, db: tuple[Path, list[Event]]) -> None:
-        query = EventQuery({"action": ["login"], "outcome": ["failure"]})
+        query = event_query({"action": ["login"], "outcome": ["failure"]})
         events = [s for s in _traced(db[0], query) if "FROM events" in s]
         assert len(events) == 3  # hours, the low-cardinality columns, actor_id
         assert all("INDEXED BY events_facet_action" in s for s in events)
 
     def test_category_walks_a_whole_index(self, db: tuple[Path, list[Event]]) -> None:
-        query = EventQuery({"category": ["users"]})
+        query = event_query({"category": ["users"]})
         events = [s for s in _traced(db[0], query) if "FROM events" in s]
         assert any("INDEXED BY events_facet_action" in s for s in events)
 
     @pytest.mark.parametrize(
         ("query", "plan"),
         [
-            pytest.param(EventQuery({"actor.id": ["u3"]}), "events_actor", id="actor"),
+            pytest.param(event_query({"actor.id": ["u3"]}), "events_actor", id="actor"),
             pytest.param(
-                EventQuery(search=compile_query("denied", "sqlite", now=NOW)),
+                event_query(q="denied", now=NOW),
                 "INTEGER PRIMARY KEY",
                 id="free-text-by-rowid",
             ),
@@ -132,7 +132,7 @@ class TestIndexWalk:
         start: str | None,
         end: str | None,
     ) -> None:
-        statements = _traced(db[0], EventQuery(filters, start, end))
+        statements = _traced(db[0], event_query(filters, start, end))
         (walk, actors) = [s for s in statements if "count(*)" in s and "substr" not in s]
         conn = sqlite3.connect(db[0])
         try:
@@ -191,7 +191,7 @@ class TestMigrations:
                 def keep(e: Event, filters: dict[str, list[str]] = filters) -> bool:
                     return all(e[k] in v for k, v in filters.items())
 
-                got = store.facets("acme", EventQuery(filters, start, end), 5)
+                got = store.facets("acme", event_query(filters, start, end), 5)
                 _assert_exact(got, _expected(stored, start, end, keep))
         finally:
             store.close()

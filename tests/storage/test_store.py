@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.storage.queries import event_query
 from trailkeep.errors import ConflictError, NotFoundError
 from trailkeep.model.event import NewEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
@@ -171,7 +172,7 @@ class TestReads:
         first = written[0].event
         assert store.get_event("a", first.id) == first
         assert store.get_event("b", first.id) is None
-        page = store.list_events("a", EventQuery(filters={"action": ["x.1"]}))
+        page = store.list_events("a", event_query({"action": ["x.1"]}))
         assert [e.content["action"] for e in page.events] == ["x.1"]
         assert page.log_size == 3
         assert store.list_events("b", EventQuery()).events == []

@@ -1,19 +1,31 @@
 """Query parameters shared by every route that reads many events: the filters and the time
-range of ``GET /v1/events``, ``GET /v1/stream`` and (as a JSON body) ``POST /v1/exports``."""
+range of ``GET /v1/events``, ``GET /v1/stream`` and (as a JSON body) ``POST /v1/exports``; and
+the refusal of parameters a native read route does not know."""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
+from trailkeep.errors import InvalidInputError
 from trailkeep.model.timeparse import format_time, parse_time
 from trailkeep.query.filters import FILTER_COLUMNS
 from trailkeep.service.selection import Selection
 
-__all__ = ["SelectionDep", "make_selection", "normalize_time", "with_query"]
+__all__ = [
+    "KNOWN_PARAMS_ONLY",
+    "SelectionDep",
+    "make_selection",
+    "normalize_time",
+    "reject_unknown_params",
+    "with_query",
+]
 
 
 def _filter_param(name: str) -> Any:
@@ -90,3 +102,48 @@ def _selection(
 
 #: The filters and time range of a request that reads many events.
 SelectionDep = Annotated[Selection, Depends(_selection)]
+
+
+_ACCEPTED: dict[int, tuple[str, ...]] = {}
+
+
+def _query_names(dependant: Dependant) -> list[str]:
+    names = [param.alias for param in dependant.query_params]
+    for sub in dependant.dependencies:
+        names.extend(_query_names(sub))
+    return names
+
+
+def _accepted(route: APIRoute) -> tuple[str, ...]:
+    """The query parameter names a route declares (its own and its dependencies')."""
+    key = id(route)
+    if key not in _ACCEPTED:
+        _ACCEPTED[key] = tuple(sorted(set(_query_names(route.dependant))))
+    return _ACCEPTED[key]
+
+
+def reject_unknown_params(request: Request) -> None:
+    """Refuse a query parameter the route does not know, rather than ignore it.
+
+    A misspelled filter (``?acton=login``, ``?actor_id=u1``) would otherwise be dropped and
+    the request answered with every event, which reads as "these are the matches".
+
+    Raises:
+        InvalidInputError: naming the first unknown parameter and listing the accepted ones.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    accepted = _accepted(route)
+    for name in request.query_params:
+        if name not in accepted:
+            close = difflib.get_close_matches(name.replace("_", "."), accepted, n=1)
+            close = close or difflib.get_close_matches(name, accepted, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise InvalidInputError(
+                f"unknown query parameter '{name[:64]}'{hint}; accepted: {', '.join(accepted)}"
+            )
+
+
+#: Add to a read route's ``dependencies``: unknown query parameters are a 400.
+KNOWN_PARAMS_ONLY = Depends(reject_unknown_params)

@@ -1,1 +1,2 @@
-"""Turning what a caller asks for into SQL with bound values, one dialect per backend."""
+"""What a caller asks for, as one backend-neutral tree: the search language, native filters
+and the dialects' conditions. Storage compiles it; nothing here is SQL."""

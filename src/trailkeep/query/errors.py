@@ -6,8 +6,9 @@
     └── InvalidInputError
         └── QuerySyntaxError     a search query that does not lex, parse or validate (400)
 
-Every failure of ``parse`` and ``compile_query`` on user text is a ``QuerySyntaxError``, never
-another exception, so the API maps them all to one 400 with a message that points at the spot.
+Every failure of ``parse`` (and of the storage compiler) on user text is a
+``QuerySyntaxError``, never another exception, so the API maps them all to one 400 with a
+message that points at the spot.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ def unparse(node: Node) -> str:
     """Query text for ``node`` such that ``parse(unparse(node)) == node``.
 
     Holds for every tree ``parse`` can return; a hand-built term whose bare value is empty
-    (and not a prefix) has no spelling.
+    (and not a prefix) has no spelling, and neither has a node the language cannot write
+    (``Values``, ``Contains``, ...): those raise ``TypeError``.
     """
     if isinstance(node, Term):
         return _term(node)
@@ -31,6 +32,8 @@ def unparse(node: Node) -> str:
         return "-" + _grouped(node.child, nested=(And, Or))
     if isinstance(node, And):
         return " ".join(_grouped(child, nested=(And, Or)) for child in node.children)
+    if not isinstance(node, Or):
+        raise TypeError(f"the search language cannot write {type(node).__name__}")
     return " OR ".join(_grouped(child, nested=(Or,)) for child in node.children)
 
 

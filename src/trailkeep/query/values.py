@@ -15,7 +15,7 @@ from typing import Final
 
 from trailkeep.model.timeparse import format_time, parse_time
 
-__all__ = ["MAX_INT64", "as_integer", "as_number", "as_time", "sqlite_number"]
+__all__ = ["MAX_INT64", "as_integer", "as_number", "as_time"]
 
 MAX_INT64: Final = 2**63 - 1
 _NUMBER: Final = re.compile(r"-?\d++(?:\.\d++)?(?:[eE][+-]?\d{1,3})?", re.ASCII)
@@ -33,13 +33,6 @@ def as_integer(text: str) -> int | None:
         return None
     value = int(text)
     return value if -MAX_INT64 - 1 <= value <= MAX_INT64 else None
-
-
-def sqlite_number(value: Decimal) -> int | float:
-    """A number as SQLite binds it: an int when integral and 64-bit, else a float."""
-    if value == value.to_integral_value() and abs(value) <= MAX_INT64:
-        return int(value)
-    return float(value)
 
 
 def as_time(text: str, *, param: str, now: datetime | None) -> str | None:

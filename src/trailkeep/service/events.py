@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 
@@ -22,10 +22,11 @@ from trailkeep.model.event import OBJECT_FIELDS, NewEvent, StoredEvent
 from trailkeep.model.ids import new_event_id, new_event_ids
 from trailkeep.model.signing import SignatureMismatchError, verify_signature
 from trailkeep.model.timeparse import format_time, parse_time
-from trailkeep.query.compile import compile_query
+from trailkeep.query.ast import Node
 from trailkeep.query.facets import FacetCounts
-from trailkeep.query.filters import EventQuery, Sort, SqlFragment
+from trailkeep.query.filters import EventQuery, Sort, conjoin, filter_node
 from trailkeep.service.cursor import Cursor, query_fingerprint
+from trailkeep.service.selection import search_tree
 from trailkeep.storage.base import Appended, Store
 
 __all__ = ["EventService", "Limits", "ListResult", "SaltPool", "prepare_event"]
@@ -155,6 +156,10 @@ def prepare_event(
     return NewEvent(event_id, received_at, content, body, salts, commitments, prefix)
 
 
+_Events: TypeAlias = list[StoredEvent]  # ``list`` is also a method name of the class below
+_Counts: TypeAlias = list[tuple[object, int]]
+
+
 class EventService:
     """Event use cases for one store.
 
@@ -241,7 +246,13 @@ class EventService:
             after, max_seq = (position.ts, position.id), position.max_seq
         # One extra row tells whether a next page exists, so a walk never ends on an empty page.
         query = EventQuery(
-            filters, start, end, sort, limit + 1, after, max_seq, search=self.compile(q)
+            self.condition(filters, q),
+            start,
+            end,
+            sort,
+            limit=limit + 1,
+            after=after,
+            max_seq=max_seq,
         )
         page = self._store.list_events(tenant_id, query)
         events = page.events[:limit]
@@ -252,11 +263,47 @@ class EventService:
             next_cursor = Cursor(last.content["timestamp"], last.id, snapshot, fingerprint).encode()
         return ListResult(events, next_cursor)
 
-    def compile(self, q: str | None) -> SqlFragment | None:
-        """A search query compiled for this store's backend; None for a blank one."""
-        if q is None or not q.strip():
-            return None
-        return compile_query(q, self._store.dialect)
+    def select(self, tenant_id: str, query: EventQuery) -> _Events:
+        """One page of ``query``'s matches: ``where``, range, order, ``offset``, ``limit``.
+
+        Exact at any size: storage answers from the whole tenant, never a budget.
+
+        Raises:
+            InvalidInputError: ``limit`` is over the list limit.
+            QueryTimeoutError: the read ran past the query time limit.
+        """
+        if query.limit > self._limits.max_list_limit:
+            raise InvalidInputError(
+                f"limit is {query.limit}; the most one page holds is {self._limits.max_list_limit}"
+            )
+        return self._store.select(tenant_id, query)
+
+    def count(self, tenant_id: str, query: EventQuery) -> int:
+        """The exact number of ``query``'s matches (``limit``, ``offset``, ``after`` ignored).
+
+        Raises:
+            QueryTimeoutError: the read ran past the query time limit.
+        """
+        return self._store.count(tenant_id, query)
+
+    def distinct(
+        self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
+    ) -> _Counts:
+        """Distinct values of ``field`` among ``query``'s matches, with counts, most frequent
+        first; missing and null values left out.
+
+        Raises:
+            QueryTimeoutError: the read ran past the query time limit.
+        """
+        return self._store.distinct(tenant_id, field, query, limit)
+
+    def condition(self, filters: Mapping[str, Sequence[str]], q: str | None = None) -> Node | None:
+        """Native filters and a search query as one tree (None: everything).
+
+        Raises:
+            QuerySyntaxError: ``q`` does not parse or validate.
+        """
+        return conjoin(filter_node(filters), search_tree(q))
 
     def facets(
         self,
@@ -269,5 +316,5 @@ class EventService:
         top: int = 10,
     ) -> FacetCounts:
         """Distinct values with counts and a time histogram, for the same selection as list."""
-        query = EventQuery(filters, start, end, search=self.compile(q))
+        query = EventQuery(self.condition(filters, q), start, end)
         return self._store.facets(tenant_id, query, top)

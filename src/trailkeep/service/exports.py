@@ -37,8 +37,7 @@ from trailkeep.errors import InvalidInputError, NotFoundError
 from trailkeep.merkle import Signer
 from trailkeep.model.event import StoredEvent
 from trailkeep.model.timeparse import format_time, parse_time, utcnow
-from trailkeep.query.compile import compile_query
-from trailkeep.query.filters import SqlFragment
+from trailkeep.query.ast import Node
 from trailkeep.service.dump import DUMP_FORMAT, evidence_record
 from trailkeep.service.log import LogService
 from trailkeep.service.selection import Selection
@@ -215,9 +214,9 @@ class ExportService:
             return self._json(job)
         return self._csv(job)
 
-    def _compile(self, selection: Selection, now: datetime) -> SqlFragment | None:
-        """``q`` for this store, relative times (``now-1h``) fixed at the export's creation."""
-        return compile_query(selection.q, self._store.dialect, now=now) if selection.q else None
+    def _compile(self, selection: Selection, now: datetime) -> Node | None:
+        """The selection's tree, relative times (``now-1h``) fixed at the export's creation."""
+        return selection.condition(now)
 
     def _pages(self, job: ExportJob) -> Iterator[list[StoredEvent]]:
         created = parse_time(job.created_at)
@@ -226,7 +225,7 @@ class ExportService:
         after = -1
         while after < job.size - 1:
             query = job.selection.in_log_order(
-                after_seq=after, limit=_PAGE, max_seq=job.size - 1, search=search
+                after_seq=after, limit=_PAGE, max_seq=job.size - 1, where=search
             )
             events = self._store.list_events(job.tenant_id, query).events
             if not events:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from trailkeep.model.event import StoredEvent
-from trailkeep.query.compile import compile_query
-from trailkeep.query.filters import EventQuery, SqlFragment
+from trailkeep.query.ast import Node
+from trailkeep.query.filters import EventQuery
 from trailkeep.service.events import EventService, Limits
 from trailkeep.service.selection import Selection
 from trailkeep.storage.base import Appended, Page, Store, StoredCheckpoint
@@ -175,22 +175,22 @@ class StreamService:
         """The position of a subscriber that wants only events written from now on."""
         return self._store.log_size(tenant_id) - 1
 
-    def compile(self, selection: Selection) -> SqlFragment | None:
-        """The selection's ``q`` for this store, compiled once per stream (so a bad query is
-        a 400 before the stream starts, not a broken stream)."""
-        return compile_query(selection.q, self._store.dialect) if selection.q else None
+    def compile(self, selection: Selection) -> Node | None:
+        """The selection's condition, built once per stream (so a bad query is a 400 before
+        the stream starts, not a broken stream)."""
+        return selection.condition()
 
     async def items(
         self,
         tenant_id: str,
         selection: Selection,
         after: int,
-        search: SqlFragment | None = None,
+        where: Node | None = None,
     ) -> AsyncGenerator[StreamItem, None]:
         """Everything after position ``after`` that ``selection`` matches, then live, forever.
 
         Args:
-            search: ``compile(selection)``.
+            where: ``compile(selection)``.
 
         The iterator ends only when its consumer stops (a disconnect cancels it).
         """
@@ -200,7 +200,7 @@ class StreamService:
         next_look = now  # for a checkpoint: at once, then every checkpoint_interval
         while True:
             version = self._notifier.version(tenant_id)
-            query = selection.in_log_order(after_seq=cursor.position, limit=BATCH, search=search)
+            query = selection.in_log_order(after_seq=cursor.position, limit=BATCH, where=where)
             page = await self._read(tenant_id, query)
             for event in page.events:
                 yield StreamEvent(event)

@@ -9,26 +9,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from trailkeep.query.facets import (
-    DIMENSIONS,
+from trailkeep.query.facets import DIMENSIONS, FacetCounts, bucket_width, count_rows, rank
+from trailkeep.query.filters import EventQuery
+from trailkeep.storage._compile import DIALECTS
+from trailkeep.storage._facets import (
     HOUR_TOTAL,
     INDEXED,
     ROLLUP_COLUMNS,
-    FacetCounts,
-    bucket_width,
+    FacetSelection,
     choose_plan,
-    count_rows,
     days_between,
-    fold_search,
     histogram_sql,
     plan,
-    rank,
     rollup_counts,
     rollup_days_sql,
     rollup_sql,
     scan_sql,
 )
-from trailkeep.query.filters import EventQuery, SqlFragment, where_clause
+from trailkeep.storage._sql import SqlFragment
 from trailkeep.storage.rows import EVENT_COLUMNS
 
 __all__ = [
@@ -40,6 +38,7 @@ __all__ = [
     "sqlite_facets",
 ]
 
+_DIALECT = DIALECTS["sqlite"]
 #: Most bound values in one statement (SQLite's limit is 32,766).
 _MAX_VARIABLES = 30_000
 
@@ -111,26 +110,26 @@ def _count(conn: sqlite3.Connection, sql: SqlFragment, into: dict[str, int]) -> 
 def sqlite_facets(
     conn: sqlite3.Connection, tenant_id: str, query: EventQuery, top: int
 ) -> FacetCounts:
-    """Facets by the cheapest exact plan (``trailkeep.query.facets.choose_plan``); call it
+    """Facets by the cheapest exact plan (``storage._facets.choose_plan``); call it
     inside one read transaction, so rollups and events agree."""
-    query = fold_search(query)
-    chosen = choose_plan(query)
+    sel = FacetSelection.of(query)
+    chosen = choose_plan(sel)
     tally = None
     if chosen.kind == "rollups":
-        tally = _from_rollups(conn, tenant_id, query, list(DIMENSIONS))
+        tally = _from_rollups(conn, tenant_id, sel, list(DIMENSIONS))
     elif chosen.kind == "index":
         assert chosen.column is not None
-        tally = _from_index(conn, tenant_id, query, chosen.column)
+        tally = _from_index(conn, tenant_id, sel, chosen.column)
     if tally is None:
-        scan = scan_sql(tenant_id, query)
+        scan = scan_sql(tenant_id, sel, _DIALECT)
         return count_rows(conn.execute(scan.sql, scan.params), top)
-    return _ranked(conn, tenant_id, query, tally, top)
+    return _ranked(conn, tenant_id, sel, tally, top)
 
 
 def _from_rollups(
     conn: sqlite3.Connection,
     tenant_id: str,
-    query: EventQuery,
+    query: FacetSelection,
     dims: list[str],
     only: tuple[str, Sequence[str]] | None = None,
 ) -> _Tally | None:
@@ -144,7 +143,8 @@ def _from_rollups(
     edges = [
         count_rows(conn.execute(scan.sql, scan.params), 2**31)
         for scan in (
-            scan_sql(tenant_id, EventQuery(query.filters, start=s, end=e)) for s, e in hours.edges
+            scan_sql(tenant_id, FacetSelection(query.filters, start=s, end=e), _DIALECT)
+            for s, e in hours.edges
         )
     ]
     tally = _Tally()
@@ -189,7 +189,9 @@ def _days(
     return days_between(first, last)
 
 
-def _from_index(conn: sqlite3.Connection, tenant_id: str, query: EventQuery, column: str) -> _Tally:
+def _from_index(
+    conn: sqlite3.Connection, tenant_id: str, query: FacetSelection, column: str
+) -> _Tally:
     """Facet filters: one walk of the covering index led by ``column``.
 
     A lone filter takes its hours from the rollups and, when it is on a NOT NULL column and
@@ -216,7 +218,7 @@ def _from_index(conn: sqlite3.Connection, tenant_id: str, query: EventQuery, col
 def _complement(
     conn: sqlite3.Connection,
     tenant_id: str,
-    query: EventQuery,
+    query: FacetSelection,
     column: str,
     tally: _Tally,
     values: list[str],
@@ -235,10 +237,10 @@ def _complement(
     return tally
 
 
-def _walked(conn: sqlite3.Connection, tenant_id: str, query: EventQuery, column: str) -> _Tally:
+def _walked(conn: sqlite3.Connection, tenant_id: str, query: FacetSelection, column: str) -> _Tally:
     """Hours and dimensions, both from the covering index led by ``column``."""
     index, _ = FACET_INDEXES[column]
-    where = where_clause(tenant_id, query)
+    where = query.where(tenant_id, _DIALECT)
     sql = (
         f"SELECT substr(ts, 1, 13), count(*) FROM events INDEXED BY {index}"  # noqa: S608
         f" WHERE {where.sql} GROUP BY 1"
@@ -248,14 +250,14 @@ def _walked(conn: sqlite3.Connection, tenant_id: str, query: EventQuery, column:
 
 
 def _walk(
-    conn: sqlite3.Connection, tenant_id: str, query: EventQuery, column: str
+    conn: sqlite3.Connection, tenant_id: str, query: FacetSelection, column: str
 ) -> dict[str, dict[str, int]]:
     """Every dimension's counts from the covering index led by ``column``: its low-cardinality
     columns grouped in index order (no sort), then ``actor_id`` grouped on its own (a sort of
     the selected entries). The index is named: the planner might otherwise pick one that
     reads the table to avoid a sort."""
     index, columns = FACET_INDEXES[column]
-    where = where_clause(tenant_id, query)
+    where = query.where(tenant_id, _DIALECT)
     listed = ", ".join(columns)
     names = {c: name for name, c in DIMENSIONS.items()}
     dims: dict[str, dict[str, int]] = {name: {} for name in DIMENSIONS}
@@ -278,7 +280,7 @@ def _walk(
 
 
 def _ranked(
-    conn: sqlite3.Connection, tenant_id: str, query: EventQuery, tally: _Tally, top: int
+    conn: sqlite3.Connection, tenant_id: str, query: FacetSelection, tally: _Tally, top: int
 ) -> FacetCounts:
     """The response: total, top values, and a histogram whose bucket suits the span."""
     hours = [hour for hour, n in tally.hours.items() if n > 0]
@@ -287,7 +289,7 @@ def _ranked(
     bucket = bucket_width(min(hours) + ":00:00.000000Z", max(hours) + ":59:59.999999Z")
     histogram: dict[str, int] = {}
     if bucket == "minute":  # a short span: minutes from an index
-        _count(conn, histogram_sql(tenant_id, query, bucket), histogram)
+        _count(conn, histogram_sql(tenant_id, query, _DIALECT, bucket), histogram)
     else:
         width = {"hour": 13, "day": 10, "month": 7}[bucket]
         for hour in hours:

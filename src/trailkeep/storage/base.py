@@ -70,7 +70,7 @@ class Store(abc.ABC):
     Driver exceptions never leave a backend: they become ``trailkeep.errors`` types.
     """
 
-    #: The SQL dialect its search queries compile to (``trailkeep.query.compile``).
+    #: The backend's name (its SQL dialect is its own business).
     dialect: ClassVar[Literal["sqlite", "postgres"]]
 
     #: Called on the writer thread after each group commit, once its appends are acknowledged
@@ -145,7 +145,23 @@ class Store(abc.ABC):
     def get_event(self, tenant_id: str, event_id: str) -> StoredEvent | None: ...
 
     @abc.abstractmethod
-    def list_events(self, tenant_id: str, query: EventQuery) -> Page: ...
+    def list_events(self, tenant_id: str, query: EventQuery) -> Page:
+        """One page of ``select``, with the log size read in the same snapshot."""
+
+    @abc.abstractmethod
+    def select(self, tenant_id: str, query: EventQuery) -> list[StoredEvent]:
+        """The matches of ``query`` at ``[offset, offset + limit)`` in its order."""
+
+    @abc.abstractmethod
+    def count(self, tenant_id: str, query: EventQuery) -> int:
+        """The exact number of matches (``limit``, ``offset`` and ``after`` ignored)."""
+
+    @abc.abstractmethod
+    def distinct(
+        self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
+    ) -> list[tuple[object, int]]:
+        """Distinct values of ``field`` among the matches, with counts, most frequent first
+        (ties by value order); missing and null values left out."""
 
     @abc.abstractmethod
     def log_size(self, tenant_id: str) -> int: ...

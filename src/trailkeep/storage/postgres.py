@@ -30,28 +30,24 @@ from trailkeep.model.commitments import SALT_SIZE, field_paths
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
 from trailkeep.model.timeparse import format_time, utcnow
-from trailkeep.query.facets import (
-    DIMENSIONS,
-    FacetCounts,
-    bucket_width,
-    dimension_sql,
-    histogram_sql,
-    span_sql,
-)
-from trailkeep.query.filters import EventQuery, SqlFragment, order_clause, where_clause
+from trailkeep.query.facets import DIMENSIONS, FacetCounts, bucket_width
+from trailkeep.query.filters import EventQuery
 from trailkeep.query.fulltext import search_document
+from trailkeep.storage._compile import DIALECTS
+from trailkeep.storage._facets import FacetSelection, dimension_sql, histogram_sql, span_sql
+from trailkeep.storage._json_sql import from_key
 from trailkeep.storage._postgres_common import (
     CHECKPOINT_FIELDS,
     EVENT_FIELDS,
     EVIDENCE_FIELDS,
     pg_row,
-    pg_text,
     row_checkpoint,
     row_event,
     row_evidence,
     translate,
 )
 from trailkeep.storage._postgres_writer import AppendJob, Connection, GroupWriter
+from trailkeep.storage._select import count_sql, distinct_sql, select_sql
 from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
 from trailkeep.storage.postgres_schema import MIGRATION_LOCK, MIGRATIONS
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row
@@ -61,6 +57,7 @@ __all__ = ["PostgresStore"]
 
 _KEY_FIELDS: Final = "client_id, secret_hash, tenant_id, role, created_at, name, revoked_at"
 _TENANT_FIELDS: Final = "id, created_at, settings"
+_DIALECT: Final = DIALECTS["postgres"]
 _CHECKPOINTS: Final = f"SELECT {CHECKPOINT_FIELDS} FROM checkpoints"  # noqa: S608
 _CANDIDATES: Final = (
     "SELECT h.tenant_id, h.size, h.frontier, c.tenant_id, c.size, c.root_hash, c.note,"
@@ -330,30 +327,45 @@ class PostgresStore(Store):
         return None if row is None else row_event(row)
 
     def list_events(self, tenant_id: str, query: EventQuery) -> Page:
-        where = _pg(where_clause(tenant_id, query), query)
-        sql = (
-            f"SELECT {EVENT_FIELDS} FROM events WHERE {where.sql}"  # noqa: S608 - values bound
-            f" {order_clause(query)} LIMIT %s"
-        )
+        sql = select_sql(tenant_id, query, _DIALECT, EVENT_FIELDS)
         with self._reading("list events") as conn, conn.transaction():
             size_row = conn.execute(
                 "SELECT size FROM tree_heads WHERE tenant_id = %s", (tenant_id,)
             ).fetchone()
-            rows = conn.execute(sql, (*where.params, query.limit)).fetchall()
+            rows = conn.execute(sql.sql, sql.params).fetchall()
         return Page([row_event(r) for r in rows], size_row[0] if size_row else 0)
 
+    def select(self, tenant_id: str, query: EventQuery) -> list[StoredEvent]:
+        sql = select_sql(tenant_id, query, _DIALECT, EVENT_FIELDS)
+        return [row_event(r) for r in self._all(sql.sql, sql.params, "select events")]
+
+    def count(self, tenant_id: str, query: EventQuery) -> int:
+        sql = count_sql(tenant_id, query, _DIALECT)
+        row = self._one(sql.sql, sql.params, "count events")
+        return 0 if row is None else int(row[0])
+
+    def distinct(
+        self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
+    ) -> list[tuple[object, int]]:
+        sql, plain = distinct_sql(tenant_id, field, query, _DIALECT, limit)
+        rows = self._all(sql.sql, sql.params, "count distinct values")
+        if plain:
+            return [(r[0], r[1]) for r in rows]
+        return [(from_key(r[0], r[1], r[2], r[3]), r[4]) for r in rows]
+
     def facets(self, tenant_id: str, query: EventQuery, top: int) -> FacetCounts:
+        sel = FacetSelection.of(query)
         with self._reading("count facets") as conn, conn.transaction():
-            span = _pg(span_sql(tenant_id, query), query)
+            span = span_sql(tenant_id, sel, _DIALECT)
             total, first, last = conn.execute(span.sql, span.params).fetchone() or (0, None, None)
             if not total:
                 return FacetCounts(0, {name: [] for name in DIMENSIONS})
             dimensions = {}
             for name in DIMENSIONS:
-                sql = _pg(dimension_sql(tenant_id, query, name, top), query)
+                sql = dimension_sql(tenant_id, sel, _DIALECT, name, top)
                 dimensions[name] = [(v, n) for v, n in conn.execute(sql.sql, sql.params)]
             bucket = bucket_width(first, last)
-            sql = _pg(histogram_sql(tenant_id, query, bucket), query)
+            sql = histogram_sql(tenant_id, sel, _DIALECT, bucket)
             histogram = [(b, n) for b, n in conn.execute(sql.sql, sql.params)]
         return FacetCounts(total, dimensions, bucket, histogram)
 
@@ -487,18 +499,6 @@ class PostgresStore(Store):
 
     def append(self, tenant_id: str, events: Sequence[NewEvent]) -> Future[list[Appended]]:
         return self._writer.submit(AppendJob(tenant_id, events))
-
-
-def _pg(fragment: SqlFragment, query: EventQuery) -> SqlFragment:
-    """Shared SQL (``?`` placeholders) in psycopg's style (``%s``), with values as stored.
-
-    The query's compiled search condition is already in this dialect and passes unchanged.
-    """
-    search = f"({query.search.sql})" if query.search is not None else None
-    head, _, tail = fragment.sql.partition(search) if search else (fragment.sql, "", "")
-    sql = head.replace("?", "%s") + (search + tail.replace("?", "%s") if search else "")
-    params = tuple(pg_text(p) if isinstance(p, str) else p for p in fragment.params)
-    return SqlFragment(sql, params)
 
 
 def _redacted_event(event_id: str, content: dict[str, Any], salts: dict[str, bytes]) -> NewEvent:

@@ -107,7 +107,7 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
         [
             # The text of trailkeep.query.fulltext.search_document, written by the writer with
             # the event and rewritten by redaction; the vector is computed by the database.
-            # Weights and configuration as trailkeep.query.fulltext.TsVector reads them.
+            # Weights and configuration as trailkeep.storage._fulltext.TsVector reads them.
             """ALTER TABLE events
                 ADD COLUMN search_message TEXT,
                 ADD COLUMN search_fields TEXT,

@@ -27,9 +27,12 @@ from trailkeep.model.commitments import SALT_SIZE, field_paths
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Role, Tenant
 from trailkeep.query.facets import FacetCounts
-from trailkeep.query.filters import EventQuery, order_clause, where_clause
+from trailkeep.query.filters import EventQuery
 from trailkeep.query.fulltext import search_document
+from trailkeep.storage._compile import DIALECTS
 from trailkeep.storage._groups import take_group
+from trailkeep.storage._json_sql import from_key
+from trailkeep.storage._select import count_sql, distinct_sql, select_sql
 from trailkeep.storage._sqlite_sql import (
     ROLLUP_AT,
     add_rollups,
@@ -58,6 +61,7 @@ OPTIMIZE_SECONDS = 300.0
 _EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
 _EVIDENCE_FIELDS = _EVENT_FIELDS + ", salts, redactions"
 _CHECKPOINT_FIELDS = "tenant_id, size, root_hash, note, signed_at"
+_DIALECT = DIALECTS["sqlite"]
 
 
 @dataclass(slots=True)
@@ -336,20 +340,34 @@ class SQLiteStore(Store):
         return None if row is None else _row_event(row)
 
     def list_events(self, tenant_id: str, query: EventQuery) -> Page:
-        where = where_clause(tenant_id, query)
-        sql = (
-            f"SELECT {_EVENT_FIELDS} FROM events WHERE {where.sql}"  # noqa: S608 - values bound
-            f" {order_clause(query)} LIMIT ?"
-        )
+        sql = select_sql(tenant_id, query, _DIALECT, _EVENT_FIELDS)
 
         def run(conn: sqlite3.Connection) -> Page:
             size_row = conn.execute(
                 "SELECT size FROM tree_heads WHERE tenant_id = ?", (tenant_id,)
             ).fetchone()
-            rows = conn.execute(sql, (*where.params, query.limit)).fetchall()
+            rows = conn.execute(sql.sql, sql.params).fetchall()
             return Page([_row_event(r) for r in rows], size_row[0] if size_row else 0)
 
         return self._read(run)
+
+    def select(self, tenant_id: str, query: EventQuery) -> list[StoredEvent]:
+        sql = select_sql(tenant_id, query, _DIALECT, _EVENT_FIELDS)
+        rows = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchall())
+        return [_row_event(r) for r in rows]
+
+    def count(self, tenant_id: str, query: EventQuery) -> int:
+        sql = count_sql(tenant_id, query, _DIALECT)
+        return int(self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchone()[0]))
+
+    def distinct(
+        self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
+    ) -> list[tuple[object, int]]:
+        sql, plain = distinct_sql(tenant_id, field, query, _DIALECT, limit)
+        rows = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchall())
+        if plain:
+            return [(r[0], r[1]) for r in rows]
+        return [(from_key(r[0], r[1], r[2], r[3]), r[4]) for r in rows]
 
     def facets(self, tenant_id: str, query: EventQuery, top: int) -> FacetCounts:
         return self._read(lambda conn: sqlite_facets(conn, tenant_id, query, top))

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from trailkeep.query.filters import Sort
 
 from ..deps import EventsDep, ReadTenant, WriteTenant
-from ..params import SelectionDep
+from ..params import KNOWN_PARAMS_ONLY, SelectionDep
 from ..schemas import BatchIn, BatchOut, ErrorOut, EventIn, EventOut, EventPage, FacetsOut
 
 __all__ = ["facets_router", "router"]
@@ -94,7 +94,7 @@ async def create_events(
     return json_response({"events": [a.event.to_wire() for a in appended]}, 201)
 
 
-@router.get("", response_model=EventPage, responses=_ERRORS)
+@router.get("", response_model=EventPage, responses=_ERRORS, dependencies=[KNOWN_PARAMS_ONLY])
 def list_events(
     tenant: ReadTenant,
     events: EventsDep,
@@ -122,13 +122,21 @@ def list_events(
     )
 
 
-@router.get("/{event_id}", response_model=EventOut, responses=_ERRORS)
+@router.get(
+    "/{event_id}", response_model=EventOut, responses=_ERRORS, dependencies=[KNOWN_PARAMS_ONLY]
+)
 def get_event(event_id: str, tenant: ReadTenant, events: EventsDep) -> Response:
     """One event by id."""
     return json_response(events.get(tenant, event_id).to_wire())
 
 
-@facets_router.get("/v1/facets", response_model=FacetsOut, responses=_ERRORS, tags=["events"])
+@facets_router.get(
+    "/v1/facets",
+    response_model=FacetsOut,
+    responses=_ERRORS,
+    tags=["events"],
+    dependencies=[KNOWN_PARAMS_ONLY],
+)
 def facets(
     tenant: ReadTenant,
     events: EventsDep,

@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from trailkeep.service.exports import ExportJob, ExportService
 
 from ..deps import ReadTenant, ServicesDep
-from ..params import make_selection
+from ..params import KNOWN_PARAMS_ONLY, make_selection
 from ..schemas import ErrorOut
 from .events import json_response
 
@@ -122,7 +122,9 @@ def create_export(body: ExportIn, tenant: ReadTenant, exports: ExportsDep) -> Re
     return json_response(_describe(job, exports.count(job, compute=False)), 201)
 
 
-@router.get("/{export_id}", response_model=ExportOut, responses=_ERRORS)
+@router.get(
+    "/{export_id}", response_model=ExportOut, responses=_ERRORS, dependencies=[KNOWN_PARAMS_ONLY]
+)
 def get_export(
     export_id: str,
     tenant: ReadTenant,
@@ -140,6 +142,7 @@ def get_export(
     "/{export_id}/download",
     response_class=StreamingResponse,
     responses={**_ERRORS, 200: _FILE},
+    dependencies=[KNOWN_PARAMS_ONLY],
 )
 def download_export(export_id: str, tenant: ReadTenant, exports: ExportsDep) -> Response:
     """The export's file, streamed from the store as it is read."""

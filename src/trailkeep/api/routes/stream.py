@@ -13,7 +13,7 @@ from trailkeep.errors import InvalidInputError
 from trailkeep.service.stream import Heartbeat, StreamCheckpoint, StreamItem, StreamService
 
 from ..deps import ReadTenant, ServicesDep
-from ..params import SelectionDep, with_query
+from ..params import KNOWN_PARAMS_ONLY, SelectionDep, with_query
 from ..schemas import ErrorOut
 from .events import SearchParam
 
@@ -58,7 +58,12 @@ def _position(last_event_id: str | None, after_seq: int | None) -> int | None:
     return after_seq
 
 
-@router.get("/v1/stream", response_class=StreamingResponse, responses={**_ERRORS, 200: _SSE})
+@router.get(
+    "/v1/stream",
+    response_class=StreamingResponse,
+    responses={**_ERRORS, 200: _SSE},
+    dependencies=[KNOWN_PARAMS_ONLY],
+)
 def stream(
     tenant: ReadTenant,
     streams: StreamsDep,

@@ -1,5 +1,5 @@
-"""The facet planner's pure parts: which plan a query gets, which searches fold into filters,
-and the one-pass counter."""
+"""The facet planner's pure parts: which plan a query gets, which conditions of its tree fold
+into filters and range, and the one-pass counter."""
 
 from __future__ import annotations
 
@@ -7,30 +7,35 @@ from datetime import UTC, datetime
 
 import pytest
 
-from trailkeep.query.compile import compile_query
-from trailkeep.query.facets import (
+from tests.storage.queries import event_query
+from trailkeep.query.ast import Compare, Values
+from trailkeep.query.facets import count_rows, rank
+from trailkeep.query.filters import EventQuery
+from trailkeep.storage._compile import DIALECTS
+from trailkeep.storage._facets import (
     FacetPlan,
+    FacetSelection,
     choose_plan,
-    count_rows,
     days_between,
-    fold_search,
-    rank,
     scan_sql,
 )
-from trailkeep.query.filters import EventQuery, SqlFragment
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 DAY2 = "2026-11-02T00:00:00.000000Z"
 DAY4 = "2026-11-04T00:00:00.000000Z"
 
 
-def q(text: str) -> SqlFragment:
-    return compile_query(text, "sqlite", now=NOW)
+def fold(query: EventQuery) -> FacetSelection:
+    return FacetSelection.of(query, now=NOW)
 
 
-class TestFoldSearch:
-    """A search of ANDed field:value terms and timestamp bounds becomes filters; anything
-    else stays a search."""
+def q(text: str) -> EventQuery:
+    return event_query(q=text, now=NOW)
+
+
+class TestFold:
+    """ANDed filter values, ``field:value`` terms and timestamp bounds become filters and
+    range; anything else stays a condition."""
 
     @pytest.mark.parametrize(
         ("text", "filters", "start", "end"),
@@ -65,8 +70,8 @@ class TestFoldSearch:
     def test_folds(
         self, text: str, filters: dict[str, list[str]], start: str | None, end: str | None
     ) -> None:
-        folded = fold_search(EventQuery(search=q(text)))
-        assert (folded.filters, folded.start, folded.end, folded.search) == (
+        folded = fold(q(text))
+        assert (folded.filters, folded.start, folded.end, folded.rest) == (
             filters,
             start,
             end,
@@ -81,8 +86,6 @@ class TestFoldSearch:
             pytest.param("action:login*", id="prefix"),
             pytest.param("category:*", id="present"),
             pytest.param("denied", id="free-text"),
-            pytest.param("denied outcome:failure", id="free-text-and-field"),
-            pytest.param("outcome:failure outcome:success", id="field-twice"),
             pytest.param("timestamp>2026-11-02", id="exclusive-lower-bound"),
             pytest.param("timestamp<=2026-11-02", id="inclusive-upper-bound"),
             pytest.param("seq>5", id="seq"),
@@ -91,20 +94,45 @@ class TestFoldSearch:
         ],
     )
     def test_leaves_unchanged(self, text: str) -> None:
-        query = EventQuery(search=q(text))
-        assert fold_search(query) is query
+        query = q(text)
+        folded = fold(query)
+        assert (folded.filters, folded.start, folded.end, folded.rest) == (
+            {},
+            None,
+            None,
+            query.where,
+        )
 
-    def test_field_also_filtered_is_left_alone(self) -> None:
-        query = EventQuery({"outcome": ["success"]}, search=q("outcome:failure"))
-        assert fold_search(query) is query
+    def test_field_named_twice_keeps_the_second_as_a_condition(self) -> None:
+        folded = fold(event_query({"outcome": ["success"]}, q="outcome:failure", now=NOW))
+        assert folded.filters == {"outcome": ["success"]}
+        assert folded.rest is not None
+        assert "failure" in repr(folded.rest)
 
     def test_bounds_narrow_the_range(self) -> None:
-        query = EventQuery(
+        query = event_query(
             start=DAY2,
             end="2026-11-09T00:00:00.000000Z",
-            search=q("timestamp>=2026-11-01 timestamp<2026-11-04"),
+            q="timestamp>=2026-11-01 timestamp<2026-11-04",
+            now=NOW,
         )
-        assert (fold_search(query).start, fold_search(query).end) == (DAY2, DAY4)
+        assert (fold(query).start, fold(query).end) == (DAY2, DAY4)
+
+    def test_folds_beside_other_conditions(self) -> None:
+        folded = fold(q("denied outcome:failure"))
+        assert folded.filters == {"outcome": ["failure"]}
+        assert folded.rest == q("denied").where
+
+    def test_tree_nodes_fold_too(self) -> None:
+        where = Values(("actor", "id"), ("u1", "u2"))
+        query = EventQuery(where=where, start=DAY2)
+        assert fold(query).filters == {"actor.id": ["u1", "u2"]}
+        bound = EventQuery(where=Compare(("timestamp",), "<", DAY4))
+        assert (fold(bound).end, fold(bound).rest) == (DAY4, None)
+
+    def test_non_string_values_stay_a_condition(self) -> None:
+        query = EventQuery(where=Values(("category",), (5,)))
+        assert fold(query).filters == {}
 
 
 class TestChoosePlan:
@@ -116,45 +144,45 @@ class TestChoosePlan:
             pytest.param(EventQuery(), FacetPlan("rollups"), id="everything"),
             pytest.param(EventQuery(start=DAY2), FacetPlan("rollups"), id="time-range"),
             pytest.param(
-                EventQuery({"action": ["login"]}), FacetPlan("index", "action"), id="action"
+                event_query({"action": ["login"]}), FacetPlan("index", "action"), id="action"
             ),
             pytest.param(
-                EventQuery({"outcome": ["failure"]}), FacetPlan("index", "outcome"), id="outcome"
+                event_query({"outcome": ["failure"]}), FacetPlan("index", "outcome"), id="outcome"
             ),
             pytest.param(
-                EventQuery({"outcome": ["failure"], "action": ["login"]}),
+                event_query({"outcome": ["failure"], "action": ["login"]}),
                 FacetPlan("index", "action"),
                 id="action-preferred",
             ),
             pytest.param(
-                EventQuery({"category": ["users"], "target.type": ["doc"]}),
+                event_query({"category": ["users"], "target.type": ["doc"]}),
                 FacetPlan("index", "action"),
                 id="no-index-of-their-own",
             ),
             pytest.param(
-                EventQuery({"action": ["login"], "actor.id": ["u1"]}),
+                event_query({"action": ["login"], "actor.id": ["u1"]}),
                 FacetPlan("index", "action"),
                 id="action-and-actor",
             ),
-            pytest.param(EventQuery({"actor.id": ["u1"]}), FacetPlan("scan"), id="actor"),
+            pytest.param(event_query({"actor.id": ["u1"]}), FacetPlan("scan"), id="actor"),
             pytest.param(
-                EventQuery({"category": ["users"], "actor.id": ["u1"]}),
+                event_query({"category": ["users"], "actor.id": ["u1"]}),
                 FacetPlan("scan"),
                 id="category-and-actor",
             ),
             pytest.param(
-                EventQuery({"action": ["login"], "session_id": ["s"]}),
+                event_query({"action": ["login"], "session_id": ["s"]}),
                 FacetPlan("scan"),
                 id="not-a-facet-filter",
             ),
-            pytest.param(EventQuery(search=q("denied")), FacetPlan("scan"), id="search"),
+            pytest.param(q("denied"), FacetPlan("scan"), id="search"),
             pytest.param(
-                EventQuery({"action": ["login"]}, max_seq=10), FacetPlan("scan"), id="paged"
+                event_query({"action": ["login"]}, max_seq=10), FacetPlan("scan"), id="paged"
             ),
         ],
     )
     def test_plan(self, query: EventQuery, plan: FacetPlan) -> None:
-        assert choose_plan(query) == plan
+        assert choose_plan(fold(query)) == plan
 
 
 class TestScanSql:
@@ -163,17 +191,17 @@ class TestScanSql:
     @pytest.mark.parametrize(
         ("query", "by_rowid"),
         [
-            pytest.param(EventQuery(search=q("denied")), True, id="free-text"),
-            pytest.param(EventQuery(search=q("denied outcome:failure")), True, id="and-field"),
-            pytest.param(EventQuery(search=q("denied OR outcome:failure")), False, id="or"),
-            pytest.param(EventQuery(search=q("-denied")), False, id="not"),
-            pytest.param(EventQuery({"action": ["x"]}, search=q("denied")), False, id="filter"),
-            pytest.param(EventQuery(start=DAY2, search=q("denied")), False, id="time-range"),
-            pytest.param(EventQuery({"actor.id": ["u1"]}), False, id="no-search"),
+            pytest.param(q("denied"), True, id="free-text"),
+            pytest.param(q("denied outcome:failure"), True, id="and-field"),
+            pytest.param(q("denied OR outcome:failure"), False, id="or"),
+            pytest.param(q("-denied"), False, id="not"),
+            pytest.param(event_query({"action": ["x"]}, q="denied", now=NOW), True, id="filter"),
+            pytest.param(event_query(start=DAY2, q="denied", now=NOW), False, id="time-range"),
+            pytest.param(event_query({"actor.id": ["u1"]}), False, id="no-search"),
         ],
     )
     def test_rowid_hint(self, query: EventQuery, by_rowid: bool) -> None:
-        sql = scan_sql("acme", query).sql
+        sql = scan_sql("acme", fold(query), DIALECTS["sqlite"]).sql
         assert (" WHERE +tenant_id = ?" in sql) is by_rowid
 
 

@@ -10,11 +10,11 @@ from hypothesis import given, settings
 
 from tests.query.strategies import query_texts, trees
 from trailkeep.query.ast import Node, Term
-from trailkeep.query.compile import DialectName, compile_node, compile_query
-from trailkeep.query.dialects import PostgresDialect, SqliteDialect
 from trailkeep.query.errors import QuerySyntaxError
-from trailkeep.query.filters import SqlFragment
-from trailkeep.query.fulltext import Fts5, TsVector
+from trailkeep.storage._compile import DialectName, compile_node, compile_query
+from trailkeep.storage._dialects import PostgresDialect, SqliteDialect
+from trailkeep.storage._fulltext import Fts5, TsVector
+from trailkeep.storage._sql import SqlFragment
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 FTS = "events.rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"

@@ -19,9 +19,10 @@ from typing import Final, Protocol
 
 import orjson
 
-from trailkeep.query.filters import SqlFragment
-from trailkeep.query.fulltext import Fts5, FullText, TsVector
-from trailkeep.query.values import sqlite_number
+from trailkeep.query.values import MAX_INT64
+from trailkeep.storage._fulltext import Fts5, FullText, TsVector
+from trailkeep.storage._json_sql import PostgresJson, SqliteJson, TypedSql
+from trailkeep.storage._sql import FALSE, SqlFragment
 
 __all__ = [
     "FALSE",
@@ -35,8 +36,6 @@ __all__ = [
     "sqlite_path",
 ]
 
-#: A condition no row meets, in every dialect.
-FALSE: Final = SqlFragment("(1 = 0)", ())
 _JSON_LITERALS: Final = ("true", "false", "null")
 _SQL_OPS: Final = {":": "=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
@@ -51,6 +50,11 @@ class Dialect(Protocol):
 
     @property
     def full_text(self) -> FullText: ...
+
+    @property
+    def typed(self) -> TypedSql:
+        """The typed value conditions of the tree's other nodes."""
+        ...
 
     def compare(self, column: str, op: str, value: object) -> SqlFragment: ...
 
@@ -100,6 +104,10 @@ class SqliteDialect:
     body: str = "CAST(body AS TEXT)"
     stored: str = "body"
     full_text: FullText = field(default_factory=Fts5)
+
+    @property
+    def typed(self) -> TypedSql:
+        return SqliteJson(self.body, self.stored)
 
     def compare(self, column: str, op: str, value: object) -> SqlFragment:
         return SqlFragment(f"{column} {_SQL_OPS[op]} ?", (value,))
@@ -180,8 +188,13 @@ class PostgresDialect:
     body: str = "convert_from(body, 'UTF8')::jsonb"
     full_text: FullText = field(default_factory=TsVector)
 
+    @property
+    def typed(self) -> TypedSql:
+        return PostgresJson(self.body)
+
     def compare(self, column: str, op: str, value: object) -> SqlFragment:
-        return SqlFragment(f"{column} {_SQL_OPS[op]} %s", (value,))
+        bound = value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+        return SqlFragment(f"{column} {_SQL_OPS[op]} %s", (bound,))
 
     def prefix(self, column: str, prefix: str) -> SqlFragment:
         return SqlFragment(f"{column} LIKE %s ESCAPE '\\'", (like_prefix(prefix),))
@@ -237,3 +250,10 @@ def like_prefix(prefix: str) -> str:
 def _json_object(members: dict[str, str]) -> str:
     """A JSON object from already-encoded member values."""
     return "{" + ", ".join(f'"{name}": {value}' for name, value in members.items()) + "}"
+
+
+def sqlite_number(value: Decimal) -> int | float:
+    """A number as SQLite binds it: an int when integral and 64-bit, else a float."""
+    if value == value.to_integral_value() and abs(value) <= MAX_INT64:
+        return int(value)
+    return float(value)

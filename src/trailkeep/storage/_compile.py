@@ -1,0 +1,287 @@
+"""A query tree → a SQL condition for one backend, values always bound.
+
+The result is a ``SqlFragment`` to AND into a WHERE clause beside the tenant filter (see
+``storage._select``); it reads the ``events`` table's columns, its ``body`` and the
+backend's full-text index (``_fulltext``). Every fragment is self-contained (parenthesized where
+it combines), so it can be joined with ``AND`` as is. Search-language terms are spelled by the
+dialect (``_dialects``), the typed nodes by its ``typed`` half (``_json_sql``).
+
+Negation is two-valued: ``-actor.email:bob`` keeps events with no actor email at all, which
+plain SQL ``NOT`` (NULL for a missing value) would drop, so ``Not`` compiles to
+``(...) IS NOT TRUE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal, TypeAlias
+
+from trailkeep.errors import InvalidInputError, TimeParseError
+from trailkeep.model.timeparse import utcnow
+from trailkeep.query.ast import (
+    ELEMENT_NODES,
+    And,
+    Compare,
+    Contains,
+    Each,
+    Exists,
+    Node,
+    Not,
+    Or,
+    Scalar,
+    Term,
+    Values,
+)
+from trailkeep.query.errors import QuerySyntaxError
+from trailkeep.query.fields import FieldError, FieldKind, FieldSpec, resolve
+from trailkeep.query.fulltext import has_words
+from trailkeep.query.parser import parse
+from trailkeep.query.values import as_integer, as_number, as_time
+from trailkeep.storage._dialects import Dialect, PostgresDialect, SqliteDialect, column_exists
+from trailkeep.storage._json_sql import Ref
+from trailkeep.storage._sql import FALSE, TRUE, SqlFragment, join
+
+__all__ = [
+    "DIALECTS",
+    "DialectName",
+    "Location",
+    "compile_node",
+    "compile_query",
+    "is_text",
+    "locate",
+]
+
+DialectName: TypeAlias = Literal["sqlite", "postgres"]
+#: The dialects by name, with their default table and column names.
+DIALECTS: Final[Mapping[str, Dialect]] = {
+    "sqlite": SqliteDialect(),
+    "postgres": PostgresDialect(),
+}
+
+
+def compile_query(
+    text: str, dialect: DialectName | Dialect = "sqlite", *, now: datetime | None = None
+) -> SqlFragment:
+    """The SQL condition for a search query.
+
+    Args:
+        text: the query; a blank query is an error (callers treat a blank ``q`` as absent).
+        dialect: ``"sqlite"`` (``?`` placeholders), ``"postgres"`` (``%s``), or a configured
+            ``SqliteDialect``/``PostgresDialect``.
+        now: the reference for relative times (``timestamp>now-1h``), an aware datetime;
+            defaults to the clock.
+
+    Raises:
+        QuerySyntaxError: the query does not parse or validate.
+    """
+    return compile_node(parse(text), dialect, now=now)
+
+
+def compile_node(
+    node: Node, dialect: DialectName | Dialect = "sqlite", *, now: datetime | None = None
+) -> SqlFragment:
+    """The SQL condition for a tree from ``parse`` (or built by hand to the same rules).
+
+    Raises:
+        QuerySyntaxError: a term names an unknown field or holds a value its field cannot,
+            at the term's position.
+    """
+    backend = DIALECTS[dialect] if isinstance(dialect, str) else dialect
+    return _Compiler(backend, utcnow() if now is None else now).node(node)
+
+
+class _Compiler:
+    def __init__(self, dialect: Dialect, now: datetime) -> None:
+        self.dialect = dialect
+        self.now = now
+
+    def node(self, node: Node, element: bool = False) -> SqlFragment:
+        if element and not isinstance(node, ELEMENT_NODES):
+            raise InvalidInputError(f"{type(node).__name__} cannot test an array element")
+        if not element and is_text(node):
+            return self.dialect.full_text.match(node)
+        if isinstance(node, Term):
+            return self.term(node)
+        if isinstance(node, Not):
+            inner = self.node(node.child, element)
+            return SqlFragment(f"(({inner.sql}) IS NOT TRUE)", inner.params)
+        if isinstance(node, And | Or):
+            if not node.children:
+                return TRUE if isinstance(node, And) else FALSE
+            if element:
+                joiner = " AND " if isinstance(node, And) else " OR "
+                return join((self.node(child, element) for child in node.children), joiner)
+            return self.group(node)
+        return self.typed(node, element)
+
+    def typed(
+        self, node: Values | Contains | Exists | Compare | Each, element: bool
+    ) -> SqlFragment:
+        """A node of the typed kinds, on a column where the field has one, else its JSON."""
+        sql = self.dialect.typed
+        if isinstance(node, Contains):
+            parts = [self._contains(field, node, element) for field in node.fields]
+            return join(parts, " OR ") if parts else FALSE
+        where = locate(node.field, element)
+        if isinstance(node, Each):
+            if where.column is not None or where.ref is None:
+                return FALSE  # a column holds a string, never an array
+            return sql.each(where.ref, self.node(node.where, element=True))
+        if isinstance(node, Exists):
+            if where.column is not None:
+                return column_exists(where.column)
+            return FALSE if where.ref is None else sql.exists(where.ref)
+        if isinstance(node, Compare):
+            return self._compare(where, node)
+        return self._values(where, node.values)
+
+    def _values(self, where: Location, values: tuple[Scalar, ...]) -> SqlFragment:
+        sql = self.dialect.typed
+        if where.column is None:
+            return FALSE if where.ref is None else sql.values(where.ref, values)
+        if where.integer:  # seq: whole numbers only
+            ints = [v for v in values if type(v) is int]
+            return sql.column_values(where.column, ints) if ints else FALSE
+        strs = [v for v in values if type(v) is str]
+        others = [v for v in values if type(v) is not str]
+        parts = [sql.column_values(where.column, strs)] if strs else []
+        if others and where.ref is not None:  # the column holds strings only
+            parts.append(sql.values(where.ref, others))
+        if not parts:
+            return FALSE
+        return parts[0] if len(parts) == 1 else join(parts, " OR ")
+
+    def _contains(self, field: tuple[str, ...], node: Contains, element: bool) -> SqlFragment:
+        where = locate(field, element)
+        if where.column is not None and not where.integer:
+            return self.dialect.typed.column_contains(where.column, node.text, node.ignore_case)
+        if where.ref is None:
+            return FALSE
+        return self.dialect.typed.contains(where.ref, node.text, node.ignore_case)
+
+    def _compare(self, where: Location, node: Compare) -> SqlFragment:
+        if where.column is not None:
+            if (type(node.value) is int) == where.integer:
+                return self.dialect.compare(where.column, node.op, node.value)
+            if type(node.value) is str or where.ref is None:
+                return FALSE
+        if where.ref is None:
+            return FALSE
+        return self.dialect.typed.compare(where.ref, node.op, node.value)
+
+    def group(self, node: And | Or) -> SqlFragment:
+        """Children joined; its text terms merged into one full-text match, in first's place."""
+        text = tuple(child for child in node.children if is_text(child))
+        parts: list[SqlFragment] = []
+        for child in node.children:
+            if not is_text(child):
+                parts.append(self.node(child))
+            elif text:
+                group = text[0] if len(text) == 1 else type(node)(text)
+                parts.append(self.dialect.full_text.match(group))
+                text = ()
+        joiner = " AND " if isinstance(node, And) else " OR "
+        return SqlFragment(
+            "(" + joiner.join(p.sql for p in parts) + ")",
+            tuple(param for p in parts for param in p.params),
+        )
+
+    def term(self, term: Term) -> SqlFragment:
+        if term.field is None:
+            return FALSE  # a word with no letters or digits matches no indexed word
+        try:
+            spec = resolve(term.field)
+        except FieldError as exc:
+            raise QuerySyntaxError(term.position, str(exc)) from None
+        if term.op == ":" and term.prefix and not term.value:
+            return self._exists(spec)
+        if spec.kind is FieldKind.FULL_TEXT:
+            return FALSE
+        if spec.kind is FieldKind.JSON:
+            return self._json(spec, term)
+        column = _column(spec)
+        if term.op == ":" and term.prefix:
+            return self.dialect.prefix(column, term.value)
+        return self.dialect.compare(column, term.op, self._column_value(spec, term))
+
+    def _exists(self, spec: FieldSpec) -> SqlFragment:
+        if spec.kind in (FieldKind.JSON, FieldKind.FULL_TEXT):
+            return self.dialect.json_exists(spec.path)
+        return column_exists(_column(spec))
+
+    def _json(self, spec: FieldSpec, term: Term) -> SqlFragment:
+        number = as_number(term.value)
+        if term.op != ":":
+            return self.dialect.json_compare(spec.path, term.op, term.value, number)
+        if term.prefix:
+            return self.dialect.json_prefix(spec.path, term.value)
+        return self.dialect.json_match(spec.path, term.value, number)
+
+    def _column_value(self, spec: FieldSpec, term: Term) -> object:
+        if spec.kind is FieldKind.INTEGER:
+            value = as_integer(term.value)
+            if value is None:
+                raise QuerySyntaxError(term.position, f"'{spec.name}' needs a whole number")
+            return value
+        if spec.kind is FieldKind.TIME:
+            try:
+                instant = as_time(term.value, param=spec.name, now=self.now)
+            except TimeParseError as exc:
+                raise QuerySyntaxError(term.position, exc.message) from None
+            if instant is None:
+                raise QuerySyntaxError(term.position, f"'{spec.name}' needs a time")
+            return instant
+        return term.value
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a field's values are: a string column (``integer`` for ``seq``), and the JSON
+    value (``ref``) for what the column cannot hold; either may be None."""
+
+    column: str | None
+    ref: Ref | None
+    integer: bool = False
+
+
+#: Column fields whose value is not in the event body.
+_NOT_IN_BODY: Final = frozenset({"id", "seq", "received_at"})
+
+
+def locate(field: tuple[str, ...], element: bool = False) -> Location:
+    """Where ``field`` lives (a path relative to an array element when ``element``).
+
+    Raises:
+        InvalidInputError: the field is no field of an event.
+    """
+    if element:
+        return Location(None, Ref(field, element=True))
+    try:
+        spec = resolve(field)
+    except FieldError as exc:
+        raise InvalidInputError(str(exc)) from None
+    if spec.column is None:
+        return Location(None, Ref(spec.path or field))
+    if spec.name in _NOT_IN_BODY:
+        return Location(spec.column, None, integer=spec.kind is FieldKind.INTEGER)
+    path = ("timestamp",) if spec.column == "ts" else tuple(spec.name.split("."))
+    return Location(spec.column, Ref(path))
+
+
+def _column(spec: FieldSpec) -> str:
+    if spec.column is None:
+        raise TypeError(f"{spec.name} has no column")
+    return spec.column
+
+
+def is_text(node: Node) -> bool:
+    """Whether the full-text index alone answers ``node``: text terms under And/Or only."""
+    if isinstance(node, Term):
+        if node.op != ":" or not has_words(node.value):
+            return False
+        return node.field is None or node.field == ("message",)
+    if isinstance(node, And | Or):
+        return bool(node.children) and all(is_text(child) for child in node.children)
+    return False
