@@ -70,4 +70,16 @@ class Settings(BaseSettings):
         description="FULL fsyncs every group commit (survives power loss); NORMAL survives"
         " a killed process only.",
     )
+    query_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds one event read (list, search, count, facets, a dialect's page)"
+        " may run before it stops with 503 QUERY_TIMEOUT.",
+    )
+    max_heavy_reads: int = Field(
+        4,
+        ge=1,
+        description="Most heavy reads (searches, counts, facets, deep offsets) running at once;"
+        " more wait their turn, so cheap reads never queue behind them.",
+    )
     workers_log_level: str = Field("info", description="uvicorn log level.")

@@ -228,3 +228,25 @@ class TestUnknownParameters:
         resp = await client.get("/v1/events", params=params, headers=acme.auth("reader"))
         assert resp.status_code == 200, resp.text
         assert [e["action"] for e in resp.json()["events"]] == ["login"]
+
+
+class TestQueryTimeout:
+    """A read past ``query_timeout`` is a 503 QUERY_TIMEOUT; the server keeps serving."""
+
+    async def test_503(self, client: httpx.AsyncClient, acme: Keys, services: Any) -> None:
+        batch = [
+            {"action": "tool.call", "metadata": {"note": f"n{i} " + "x" * 300}} for i in range(1000)
+        ]
+        resp = await client.post(
+            "/v1/events/batch", json={"events": batch}, headers=acme.auth("writer")
+        )
+        assert resp.status_code == 201, resp.text
+        services.store.query_timeout = 0.0001
+        q = " OR ".join(f"metadata.note:zz{i}" for i in range(64))
+        resp = await client.get("/v1/events", params={"q": q}, headers=acme.auth("reader"))
+        assert resp.status_code == 503, resp.text
+        assert resp.json()["error"]["code"] == "QUERY_TIMEOUT"
+        services.store.query_timeout = 10.0
+        resp = await client.get("/v1/events", params={"q": q}, headers=acme.auth("reader"))
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["events"] == []

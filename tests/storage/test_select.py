@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tests.storage.conftest import BACKENDS
 from tests.storage.reference import ref_count, ref_distinct, ref_select
 from tests.storage.test_store import make_tenant, new_event
+from trailkeep.errors import QueryTimeoutError
 from trailkeep.model.event import StoredEvent
 from trailkeep.query.ast import (
     And,
@@ -32,7 +33,7 @@ from trailkeep.query.filters import EventQuery, Sort
 from trailkeep.service.stores import open_store
 from trailkeep.storage.base import Store
 
-SCALARS: list[Any] = ["a", "A", "b", "ab", "Ab", "é", "", "1", 1, 2, 2.0, 1.5, -3, True, False]
+SCALARS: list[Any] = ["a", "A", "b", "ab", "Ab", "é", "É", "", "1", 1, 2, 2.0, 1.5, -3, True, False]
 VALUES: list[Any] = [*SCALARS, None, [], ["a", 1], [{"t": "a"}], {"x": "a"}]
 
 
@@ -105,7 +106,7 @@ FIELDS: list[tuple[str, ...]] = [
 ]
 scalars = st.sampled_from([v for v in SCALARS if type(v) is not float])
 element_fields = st.sampled_from([(), ("t",), ("v",)])
-texts = st.sampled_from(["a", "A", "b", "", "ab", "1", "vent 1", "OG"])
+texts = st.sampled_from(["a", "A", "b", "", "ab", "1", "vent 1", "OG", "é"])
 compare_values = st.sampled_from(["a", "b", "B", "", 1, 2, 0, "2026-11-03T00:00:00.000000Z"])
 ops = st.sampled_from([">", ">=", "<", "<="])
 
@@ -275,3 +276,26 @@ class TestPinned:
         assert got == {True: 1, False: 1}
         numbers = small[0].distinct("acme", ("metadata", "n"), EventQuery(), 10)
         assert [(v, n) for v, n in numbers] == [(123, 2)]
+
+
+class TestQueryTimeout:
+    """A read past ``query_timeout`` stops with QueryTimeoutError, and the store serves on."""
+
+    def test_heavy_read_stops(self, store: Store) -> None:
+        make_tenant(store)
+        rows = [
+            new_event(metadata={"note": f"entry {i} " + "x" * 200, "n": i}) for i in range(3000)
+        ]
+        store.append("acme", rows).result()
+        heavy = EventQuery(
+            Or(tuple(Contains((("metadata", "note"),), f"zz{i}") for i in range(40)))
+        )
+        store.query_timeout = 0.001
+        with pytest.raises(QueryTimeoutError) as info:
+            store.count("acme", heavy)
+        assert info.value.code == "QUERY_TIMEOUT"
+        with pytest.raises(QueryTimeoutError):
+            store.select("acme", heavy)
+        store.query_timeout = 10.0
+        assert store.count("acme", heavy) == 0
+        assert len(store.select("acme", EventQuery(limit=5))) == 5

@@ -8,6 +8,7 @@ from trailkeep.service.auth import Authenticator
 from trailkeep.service.events import EventService, Limits
 from trailkeep.service.exports import ExportService
 from trailkeep.service.log import Checkpointer, LogService
+from trailkeep.service.reads import ReadGate
 from trailkeep.service.redaction import RedactionService
 from trailkeep.service.signing import load_or_create_signer
 from trailkeep.service.stores import open_store
@@ -38,7 +39,9 @@ class Services:
             settings.database,
             integrity=settings.integrity,
             sqlite_synchronous=settings.sqlite_synchronous,
+            query_timeout=settings.query_timeout,
         )
+        gate = ReadGate(settings.max_heavy_reads, wait=settings.query_timeout)
         limits = Limits(settings.max_event_bytes, settings.max_batch_events)
         signer = load_or_create_signer(settings.signing_key, settings.server_name)
         log = LogService(store, signer, settings.server_name)
@@ -53,7 +56,9 @@ class Services:
         return cls(
             settings=settings,
             store=store,
-            events=NotifyingEventService(store, limits, notifier, integrity=settings.integrity),
+            events=NotifyingEventService(
+                store, limits, notifier, integrity=settings.integrity, gate=gate
+            ),
             tenants=TenantService(store),
             auth=Authenticator(store),
             log=log,

@@ -26,6 +26,7 @@ from trailkeep.query.ast import Node
 from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery, Sort, conjoin, filter_node
 from trailkeep.service.cursor import Cursor, query_fingerprint
+from trailkeep.service.reads import ReadGate
 from trailkeep.service.selection import search_tree
 from trailkeep.storage.base import Appended, Store
 
@@ -167,12 +168,22 @@ class EventService:
         store: where events live.
         limits: sizes and counts beyond which requests are refused.
         integrity: draw salts and commitments on ingest (DESIGN §3).
+        gate: runs the ``a``-prefixed (async) reads, heavy ones under bounded concurrency
+            (``service.reads``); by default 4 heavy reads at a time.
     """
 
-    def __init__(self, store: Store, limits: Limits, *, integrity: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        *,
+        integrity: bool = True,
+        gate: ReadGate | None = None,
+    ) -> None:
         self._store = store
         self._limits = limits
         self._integrity = integrity
+        self._gate = gate if gate is not None else ReadGate(wait=store.query_timeout)
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -296,6 +307,74 @@ class EventService:
             QueryTimeoutError: the read ran past the query time limit.
         """
         return self._store.distinct(tenant_id, field, query, limit)
+
+    # -- reads from async code: heavy ones under bounded concurrency ---------------------------
+
+    def is_heavy(self, query: EventQuery) -> bool:
+        """Whether a page of ``query`` may read much of the tenant (not one bounded index walk)."""
+        return not self._store.is_cheap(query)
+
+    async def alist(
+        self,
+        tenant_id: str,
+        *,
+        filters: Mapping[str, Sequence[str]],
+        start: str | None,
+        end: str | None,
+        sort: Sort,
+        limit: int,
+        cursor: str | None,
+        q: str | None = None,
+    ) -> ListResult:
+        """``list`` from async code, in a worker thread; a heavy one waits its turn."""
+        query = EventQuery(self.condition(filters, q), start, end, sort, limit=limit)
+        return await self._gate.run(
+            lambda: self.list(
+                tenant_id,
+                filters=filters,
+                start=start,
+                end=end,
+                sort=sort,
+                limit=limit,
+                cursor=cursor,
+                q=q,
+            ),
+            heavy=self.is_heavy(query),
+        )
+
+    async def aselect(self, tenant_id: str, query: EventQuery) -> _Events:
+        """``select`` from async code; a heavy one waits its turn."""
+        return await self._gate.run(
+            lambda: self.select(tenant_id, query), heavy=self.is_heavy(query)
+        )
+
+    async def acount(self, tenant_id: str, query: EventQuery) -> int:
+        """``count`` from async code; counts are heavy (they read every match)."""
+        return await self._gate.run(lambda: self.count(tenant_id, query), heavy=True)
+
+    async def adistinct(
+        self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
+    ) -> _Counts:
+        """``distinct`` from async code; heavy (it reads every match)."""
+        return await self._gate.run(
+            lambda: self.distinct(tenant_id, field, query, limit), heavy=True
+        )
+
+    async def afacets(
+        self,
+        tenant_id: str,
+        *,
+        filters: Mapping[str, Sequence[str]],
+        start: str | None,
+        end: str | None,
+        q: str | None = None,
+        top: int = 10,
+    ) -> FacetCounts:
+        """``facets`` from async code; heavy."""
+        return await self._gate.run(
+            lambda: self.facets(tenant_id, filters=filters, start=start, end=end, q=q, top=top),
+            heavy=True,
+        )
 
     def condition(self, filters: Mapping[str, Sequence[str]], q: str | None = None) -> Node | None:
         """Native filters and a search query as one tree (None: everything).

@@ -7,7 +7,7 @@ from pathlib import Path
 from trailkeep.errors import InvalidInputError
 from trailkeep.model.commitments import leaf_hash, leaf_input, leaf_input_from
 from trailkeep.model.event import NewEvent
-from trailkeep.storage.base import Store
+from trailkeep.storage.base import DEFAULT_QUERY_TIMEOUT, Store
 
 __all__ = ["event_leaf", "open_store", "sqlite_path"]
 
@@ -27,8 +27,18 @@ def sqlite_path(url: str) -> str:
     return url[len(prefix) :]
 
 
-def open_store(url: str, *, integrity: bool = True, sqlite_synchronous: str = "FULL") -> Store:
-    """Open (and migrate) the store for a database URL."""
+def open_store(
+    url: str,
+    *,
+    integrity: bool = True,
+    sqlite_synchronous: str = "FULL",
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+) -> Store:
+    """Open (and migrate) the store for a database URL.
+
+    Args:
+        query_timeout: seconds an event read may run before ``QueryTimeoutError``.
+    """
     leaf_fn = event_leaf if integrity else None
     if url.startswith("sqlite:"):
         from trailkeep.storage.sqlite import SQLiteStore
@@ -36,7 +46,12 @@ def open_store(url: str, *, integrity: bool = True, sqlite_synchronous: str = "F
         path = sqlite_path(url)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        store: Store = SQLiteStore(path, leaf_function=leaf_fn, synchronous=sqlite_synchronous)
+        store: Store = SQLiteStore(
+            path,
+            leaf_function=leaf_fn,
+            synchronous=sqlite_synchronous,
+            query_timeout=query_timeout,
+        )
     elif url.startswith(("postgresql:", "postgres:")):
         try:  # psycopg is an optional dependency: only PostgreSQL users install it
             from trailkeep.storage.postgres import PostgresStore
@@ -44,7 +59,7 @@ def open_store(url: str, *, integrity: bool = True, sqlite_synchronous: str = "F
             raise InvalidInputError(
                 f"PostgreSQL needs psycopg ({exc}): pip install 'trailkeep[postgres]'"
             ) from None
-        store = PostgresStore(url, leaf_function=leaf_fn)
+        store = PostgresStore(url, leaf_function=leaf_fn, query_timeout=query_timeout)
     else:
         raise InvalidInputError(
             f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."

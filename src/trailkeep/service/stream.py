@@ -24,6 +24,7 @@ from trailkeep.model.event import StoredEvent
 from trailkeep.query.ast import Node
 from trailkeep.query.filters import EventQuery
 from trailkeep.service.events import EventService, Limits
+from trailkeep.service.reads import ReadGate
 from trailkeep.service.selection import Selection
 from trailkeep.storage.base import Appended, Page, Store, StoredCheckpoint
 
@@ -98,9 +99,15 @@ class NotifyingEventService(EventService):
     """The event service, waking the tenant's live streams once an ingest is durable."""
 
     def __init__(
-        self, store: Store, limits: Limits, notifier: LogNotifier, *, integrity: bool = True
+        self,
+        store: Store,
+        limits: Limits,
+        notifier: LogNotifier,
+        *,
+        integrity: bool = True,
+        gate: ReadGate | None = None,
     ) -> None:
-        super().__init__(store, limits, integrity=integrity)
+        super().__init__(store, limits, integrity=integrity, gate=gate)
         self._notifier = notifier
 
     async def ingest(

@@ -39,12 +39,19 @@ from trailkeep.query.fields import FieldError, FieldKind, FieldSpec, resolve
 from trailkeep.query.fulltext import has_words
 from trailkeep.query.parser import parse
 from trailkeep.query.values import as_integer, as_number, as_time
-from trailkeep.storage._dialects import Dialect, PostgresDialect, SqliteDialect, column_exists
+from trailkeep.storage._dialects import (
+    PARSED_BODY,
+    Dialect,
+    PostgresDialect,
+    SqliteDialect,
+    column_exists,
+)
 from trailkeep.storage._json_sql import Ref
 from trailkeep.storage._sql import FALSE, TRUE, SqlFragment, join
 
 __all__ = [
     "DIALECTS",
+    "STORE_DIALECTS",
     "DialectName",
     "Location",
     "compile_node",
@@ -58,6 +65,11 @@ DialectName: TypeAlias = Literal["sqlite", "postgres"]
 DIALECTS: Final[Mapping[str, Dialect]] = {
     "sqlite": SqliteDialect(),
     "postgres": PostgresDialect(),
+}
+#: The dialects the stores run: PostgreSQL reads a body parsed once per row.
+STORE_DIALECTS: Final[Mapping[str, Dialect]] = {
+    "sqlite": SqliteDialect(),
+    "postgres": PostgresDialect(body=PARSED_BODY),
 }
 
 

@@ -26,6 +26,7 @@ from trailkeep.storage._sql import FALSE, SqlFragment
 
 __all__ = [
     "FALSE",
+    "PARSED_BODY",
     "Dialect",
     "PostgresDialect",
     "SqliteDialect",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 _JSON_LITERALS: Final = ("true", "false", "null")
+#: The parsed body a store's PostgreSQL dialect reads (``PostgresDialect(body=PARSED_BODY)``):
+#: a column of a per-row subquery that ``events_from`` joins when a statement uses it.
+PARSED_BODY: Final = "d.doc"
 _SQL_OPS: Final = {":": "=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
@@ -54,6 +58,11 @@ class Dialect(Protocol):
     @property
     def typed(self) -> TypedSql:
         """The typed value conditions of the tree's other nodes."""
+        ...
+
+    def events_from(self, *uses: str) -> str:
+        """What a statement reads ``FROM``, given the SQL it will hold (the events table, or
+        the table joined to what that SQL needs beside it)."""
         ...
 
     def compare(self, column: str, op: str, value: object) -> SqlFragment: ...
@@ -108,6 +117,9 @@ class SqliteDialect:
     @property
     def typed(self) -> TypedSql:
         return SqliteJson(self.body, self.stored)
+
+    def events_from(self, *uses: str) -> str:
+        return "events"
 
     def compare(self, column: str, op: str, value: object) -> SqlFragment:
         return SqlFragment(f"{column} {_SQL_OPS[op]} ?", (value,))
@@ -191,6 +203,16 @@ class PostgresDialect:
     @property
     def typed(self) -> TypedSql:
         return PostgresJson(self.body)
+
+    def events_from(self, *uses: str) -> str:
+        if self.body != PARSED_BODY or not any(PARSED_BODY in sql for sql in uses):
+            return "events"
+        # The body parsed once per row, however many conditions read it; OFFSET 0 keeps the
+        # planner from inlining the subquery (which would parse it again at every use).
+        return (
+            "events CROSS JOIN LATERAL (SELECT convert_from(events.body, 'UTF8')::jsonb"
+            f" AS doc OFFSET 0) AS {PARSED_BODY.split('.')[0]}"
+        )
 
     def compare(self, column: str, op: str, value: object) -> SqlFragment:
         bound = value.replace("\x00", "\ufffd") if isinstance(value, str) else value

@@ -305,7 +305,8 @@ def span_sql(tenant_id: str, sel: FacetSelection, dialect: Dialect) -> SqlFragme
     """Count, first and last timestamp of the selection."""
     where = sel.where(tenant_id, dialect)
     return SqlFragment(
-        f"SELECT count(*), min(ts), max(ts) FROM events WHERE {where.sql}",  # noqa: S608
+        f"SELECT count(*), min(ts), max(ts) FROM {dialect.events_from(where.sql)}"  # noqa: S608
+        f" WHERE {where.sql}",
         where.params,
     )
 
@@ -318,7 +319,7 @@ def dimension_sql(
     where = sel.where(tenant_id, dialect)
     ph = dialect.typed.placeholder
     return SqlFragment(
-        f"SELECT {column}, count(*) AS n FROM events"  # noqa: S608 - column from DIMENSIONS
+        f"SELECT {column}, count(*) AS n FROM {dialect.events_from(where.sql)}"  # noqa: S608
         f" WHERE {where.sql} AND {column} IS NOT NULL"
         f" GROUP BY {column} ORDER BY n DESC, {column} LIMIT {ph}",
         (*where.params, top),
@@ -332,7 +333,7 @@ def histogram_sql(
     width = BUCKETS[bucket]
     where = sel.where(tenant_id, dialect)
     return SqlFragment(
-        f"SELECT substr(ts, 1, {width}) AS b, count(*) FROM events"  # noqa: S608 - int width
+        f"SELECT substr(ts, 1, {width}) AS b, count(*) FROM {dialect.events_from(where.sql)}"  # noqa: S608
         f" WHERE {where.sql} GROUP BY b ORDER BY b",
         where.params,
     )
@@ -353,7 +354,8 @@ def scan_sql(tenant_id: str, sel: FacetSelection, dialect: Dialect) -> SqlFragme
         sql = "+" + sql  # where_sql starts with the tenant condition
     columns = ", ".join(DIMENSIONS.values())
     return SqlFragment(
-        f"SELECT substr(ts, 1, 16), {columns}, seq FROM events WHERE {sql}",  # noqa: S608
+        f"SELECT substr(ts, 1, 16), {columns}, seq FROM {dialect.events_from(sql)}"  # noqa: S608
+        f" WHERE {sql}",
         where.params,
     )
 

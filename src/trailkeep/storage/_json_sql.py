@@ -8,7 +8,8 @@ two backends agree exactly:
 * a str equals a JSON string, an int or bool a JSON number or ``true``/``false``; arrays are
   values of their own (never matched element-wise) and a missing value matches nothing;
 * ``Contains`` reads strings only and folds ASCII letters only (``lower()`` in SQLite without
-  ICU, ``translate`` in PostgreSQL, whose ``lower()`` would follow the locale);
+  ICU; in PostgreSQL ``lower()`` under ``COLLATE "C"``, which folds ASCII alone, where the
+  database's locale would fold every letter);
 * strings order by code point (SQLite's BINARY, PostgreSQL's ``COLLATE "C"``);
 * a value's order key is ``(rank, number, string, json)``: missing or null, false, true,
   numbers, strings, arrays and objects; so a missing value sorts as the smallest.
@@ -267,7 +268,7 @@ class PostgresJson:
     def contains(self, ref: Ref, text: str, ignore_case: bool) -> SqlFragment:
         x = self._at(ref)
         value = f"({x.sql} #>> '{{}}')"
-        haystack = f"translate({value}, '{_UPPER}', '{_LOWER}')" if ignore_case else value
+        haystack = f'lower({value} COLLATE "C")' if ignore_case else value
         needle = ascii_lower(text) if ignore_case else text
         return SqlFragment(
             f"(jsonb_typeof({x.sql}) = 'string' AND strpos({haystack}, %s) > 0)",
@@ -332,7 +333,7 @@ class PostgresJson:
 
     def column_contains(self, column: str, text: str, ignore_case: bool) -> SqlFragment:
         if ignore_case:
-            folded = f"translate({column}, '{_UPPER}', '{_LOWER}')"
+            folded = f'lower({column} COLLATE "C")'
             return SqlFragment(f"strpos({folded}, %s) > 0", (_pg_text(ascii_lower(text)),))
         return SqlFragment(f"strpos({column}, %s) > 0", (_pg_text(text),))
 

@@ -18,7 +18,13 @@ import orjson
 import psycopg
 from psycopg import errors as pg_errors
 
-from trailkeep.errors import ConflictError, StorageError, TrailkeepError, UnavailableError
+from trailkeep.errors import (
+    ConflictError,
+    QueryTimeoutError,
+    StorageError,
+    TrailkeepError,
+    UnavailableError,
+)
 from trailkeep.model.event import StoredEvent
 from trailkeep.storage.base import Evidence, StoredCheckpoint
 from trailkeep.storage.rows import unpack_salts
@@ -55,6 +61,11 @@ def translate(exc: BaseException, doing: str) -> TrailkeepError:
     if isinstance(exc, TrailkeepError):
         return exc
     first_line = str(exc).strip().split("\n", 1)[0]
+    if isinstance(exc, pg_errors.QueryCanceled):  # statement_timeout: before OperationalError
+        return QueryTimeoutError(
+            f"the query ran past the time limit (query_timeout) while {doing}; narrow it"
+            " (a shorter time range, fewer terms) and retry"
+        )
     if isinstance(exc, psycopg.OperationalError):
         return UnavailableError(f"PostgreSQL is unavailable ({doing}): {first_line}")
     if isinstance(exc, _CONFLICTS):

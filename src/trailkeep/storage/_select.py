@@ -76,8 +76,9 @@ def select_sql(tenant_id: str, query: EventQuery, dialect: Dialect, columns: str
     where = where_sql(tenant_id, query, dialect)
     order = order_sql(query, dialect)
     ph = dialect.typed.placeholder
+    source = dialect.events_from(where.sql, order.sql)
     sql = (
-        f"SELECT {columns} FROM events WHERE {where.sql} {order.sql}"  # noqa: S608 - bound
+        f"SELECT {columns} FROM {source} WHERE {where.sql} {order.sql}"  # noqa: S608 - bound
         f" LIMIT {ph} OFFSET {ph}"
     )
     return SqlFragment(sql, (*where.params, *order.params, query.limit, query.offset))
@@ -89,7 +90,8 @@ def count_sql(tenant_id: str, query: EventQuery, dialect: Dialect) -> SqlFragmen
         query.where, query.start, query.end, max_seq=query.max_seq, after_seq=query.after_seq
     )
     where = where_sql(tenant_id, unpaged, dialect)
-    return SqlFragment(f"SELECT count(*) FROM events WHERE {where.sql}", where.params)  # noqa: S608
+    source = dialect.events_from(where.sql)
+    return SqlFragment(f"SELECT count(*) FROM {source} WHERE {where.sql}", where.params)  # noqa: S608
 
 
 def distinct_sql(
@@ -109,7 +111,7 @@ def distinct_sql(
     if located.column is not None:
         column = located.column
         sql = (
-            f"SELECT {column}, count(*) AS n FROM events"  # noqa: S608 - column from code
+            f"SELECT {column}, count(*) AS n FROM {dialect.events_from(where.sql)}"  # noqa: S608
             f" WHERE {where.sql} AND {column} IS NOT NULL"
             f" GROUP BY {column} ORDER BY n DESC, {column} LIMIT {ph}"
         )
@@ -119,7 +121,7 @@ def distinct_sql(
     listed = ", ".join(f"{k.sql} AS k{i}" for i, k in enumerate(keys))
     sql = (
         f"SELECT k0, k1, k2, k3, count(*) AS n FROM (SELECT {listed}"  # noqa: S608 - ours
-        f" FROM events WHERE {where.sql}) AS v"
+        f" FROM {dialect.events_from(where.sql, listed)} WHERE {where.sql}) AS v"
         f" WHERE k0 > 0 GROUP BY k0, k1, k2, k3 ORDER BY n DESC, k0, k1, k2, k3 LIMIT {ph}"
     )
     params = (*(p for k in keys for p in k.params), *where.params, limit)

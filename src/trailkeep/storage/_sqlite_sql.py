@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from trailkeep.query.facets import DIMENSIONS, FacetCounts, bucket_width, count_rows, rank
 from trailkeep.query.filters import EventQuery
-from trailkeep.storage._compile import DIALECTS
+from trailkeep.storage._compile import STORE_DIALECTS
 from trailkeep.storage._facets import (
     HOUR_TOTAL,
     INDEXED,
@@ -38,7 +38,7 @@ __all__ = [
     "sqlite_facets",
 ]
 
-_DIALECT = DIALECTS["sqlite"]
+_DIALECT = STORE_DIALECTS["sqlite"]
 #: Most bound values in one statement (SQLite's limit is 32,766).
 _MAX_VARIABLES = 30_000
 

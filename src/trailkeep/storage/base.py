@@ -15,9 +15,13 @@ from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Tenant
 from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery
+from trailkeep.storage._cost import bounded_walk
 from trailkeep.storage.tree import TreeHead
 
-__all__ = ["Appended", "Evidence", "Page", "Store", "StoredCheckpoint"]
+__all__ = ["DEFAULT_QUERY_TIMEOUT", "Appended", "Evidence", "Page", "Store", "StoredCheckpoint"]
+
+#: Seconds an event read may run before it stops with ``QueryTimeoutError``.
+DEFAULT_QUERY_TIMEOUT = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,9 @@ class Store(abc.ABC):
 
     #: The backend's name (its SQL dialect is its own business).
     dialect: ClassVar[Literal["sqlite", "postgres"]]
+    #: Seconds an event read (list, select, count, distinct, facets) may run before it stops
+    #: with ``QueryTimeoutError``, so that one expensive query cannot hold a connection.
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT
 
     #: Called on the writer thread after each group commit, once its appends are acknowledged
     #: (the checkpointer signs from here, so a busy log is signed right after a write rather
@@ -81,6 +88,11 @@ class Store(abc.ABC):
     #: When (``time.monotonic()``) ``after_commit`` next has work to do. A writer keeps its
     #: groups small as that time nears, so the hook does not wait long behind a big group.
     after_commit_due: float = math.inf
+
+    def is_cheap(self, query: EventQuery) -> bool:
+        """Whether a page of ``query`` is a bounded index walk (the service runs the others
+        under bounded concurrency). Both backends keep the same indexes."""
+        return bounded_walk(query)
 
     def _run_after_commit(self) -> None:
         hook = self.after_commit

@@ -33,7 +33,7 @@ from trailkeep.model.timeparse import format_time, utcnow
 from trailkeep.query.facets import DIMENSIONS, FacetCounts, bucket_width
 from trailkeep.query.filters import EventQuery
 from trailkeep.query.fulltext import search_document
-from trailkeep.storage._compile import DIALECTS
+from trailkeep.storage._compile import STORE_DIALECTS
 from trailkeep.storage._facets import FacetSelection, dimension_sql, histogram_sql, span_sql
 from trailkeep.storage._json_sql import from_key
 from trailkeep.storage._postgres_common import (
@@ -48,7 +48,14 @@ from trailkeep.storage._postgres_common import (
 )
 from trailkeep.storage._postgres_writer import AppendJob, Connection, GroupWriter
 from trailkeep.storage._select import count_sql, distinct_sql, select_sql
-from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
+from trailkeep.storage.base import (
+    DEFAULT_QUERY_TIMEOUT,
+    Appended,
+    Evidence,
+    Page,
+    Store,
+    StoredCheckpoint,
+)
 from trailkeep.storage.postgres_schema import MIGRATION_LOCK, MIGRATIONS
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row
 from trailkeep.storage.tree import LeafFunction, TreeHead
@@ -57,7 +64,7 @@ __all__ = ["PostgresStore"]
 
 _KEY_FIELDS: Final = "client_id, secret_hash, tenant_id, role, created_at, name, revoked_at"
 _TENANT_FIELDS: Final = "id, created_at, settings"
-_DIALECT: Final = DIALECTS["postgres"]
+_DIALECT: Final = STORE_DIALECTS["postgres"]
 _CHECKPOINTS: Final = f"SELECT {CHECKPOINT_FIELDS} FROM checkpoints"  # noqa: S608
 _CANDIDATES: Final = (
     "SELECT h.tenant_id, h.size, h.frontier, c.tenant_id, c.size, c.root_hash, c.note,"
@@ -100,6 +107,8 @@ class PostgresStore(Store):
         read_pool_size: most connections serving reads at once.
         write_pool_size: most connections for the writer thread and administration.
         timeout: seconds a request waits for a connection before ``UnavailableError``.
+        query_timeout: seconds an event read may run (``statement_timeout``, set per
+            transaction) before ``QueryTimeoutError``.
 
     Raises:
         UnavailableError: the database cannot be reached (the message says why).
@@ -115,6 +124,7 @@ class PostgresStore(Store):
         read_pool_size: int = 16,
         write_pool_size: int = 4,
         timeout: float = 3.0,
+        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
     ) -> None:
         params = conninfo_to_dict(conninfo)
         # The URL's own settings win; these are defaults for what it leaves out.
@@ -122,6 +132,7 @@ class PostgresStore(Store):
         kwargs: dict[str, Any] = {k: v for k, v in defaults.items() if k not in params}
         kwargs["autocommit"] = True
         self._timeout = timeout
+        self.query_timeout = query_timeout
         try:
             # One direct connection first, so a bad URL or a down server fails now with
             # libpq's own reason rather than with a pool timeout.
@@ -171,6 +182,18 @@ class PostgresStore(Store):
     def _reading(self, doing: str, timeout: float | None = None) -> Iterator[Connection]:
         try:
             with self._readers.connection(timeout=timeout) as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise translate(exc, doing) from exc
+
+    @contextmanager
+    def _timed(self, doing: str) -> Iterator[Connection]:
+        """A read transaction whose statements stop at ``query_timeout`` (``SET LOCAL``, so
+        the limit never outlives it on a pooled or PgBouncer-shared connection)."""
+        try:
+            with self._readers.connection() as conn, conn.transaction():
+                limit = f"{max(1, round(self.query_timeout * 1000))}ms"
+                conn.execute("SELECT set_config('statement_timeout', %s, true)", (limit,))
                 yield conn
         except psycopg.Error as exc:
             raise translate(exc, doing) from exc
@@ -328,7 +351,7 @@ class PostgresStore(Store):
 
     def list_events(self, tenant_id: str, query: EventQuery) -> Page:
         sql = select_sql(tenant_id, query, _DIALECT, EVENT_FIELDS)
-        with self._reading("list events") as conn, conn.transaction():
+        with self._timed("listing events") as conn:
             size_row = conn.execute(
                 "SELECT size FROM tree_heads WHERE tenant_id = %s", (tenant_id,)
             ).fetchone()
@@ -337,25 +360,29 @@ class PostgresStore(Store):
 
     def select(self, tenant_id: str, query: EventQuery) -> list[StoredEvent]:
         sql = select_sql(tenant_id, query, _DIALECT, EVENT_FIELDS)
-        return [row_event(r) for r in self._all(sql.sql, sql.params, "select events")]
+        with self._timed("selecting events") as conn:
+            rows = conn.execute(sql.sql, sql.params).fetchall()
+        return [row_event(r) for r in rows]
 
     def count(self, tenant_id: str, query: EventQuery) -> int:
         sql = count_sql(tenant_id, query, _DIALECT)
-        row = self._one(sql.sql, sql.params, "count events")
+        with self._timed("counting events") as conn:
+            row = conn.execute(sql.sql, sql.params).fetchone()
         return 0 if row is None else int(row[0])
 
     def distinct(
         self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
     ) -> list[tuple[object, int]]:
         sql, plain = distinct_sql(tenant_id, field, query, _DIALECT, limit)
-        rows = self._all(sql.sql, sql.params, "count distinct values")
+        with self._timed("counting distinct values") as conn:
+            rows = conn.execute(sql.sql, sql.params).fetchall()
         if plain:
             return [(r[0], r[1]) for r in rows]
         return [(from_key(r[0], r[1], r[2], r[3]), r[4]) for r in rows]
 
     def facets(self, tenant_id: str, query: EventQuery, top: int) -> FacetCounts:
         sel = FacetSelection.of(query)
-        with self._reading("count facets") as conn, conn.transaction():
+        with self._timed("counting facets") as conn:
             span = span_sql(tenant_id, sel, _DIALECT)
             total, first, last = conn.execute(span.sql, span.params).fetchone() or (0, None, None)
             if not total:

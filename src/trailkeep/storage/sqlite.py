@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import sqlite3
 import threading
@@ -18,6 +19,7 @@ import orjson
 from trailkeep.errors import (
     ConflictError,
     NotFoundError,
+    QueryTimeoutError,
     StorageError,
     TrailkeepError,
     UnavailableError,
@@ -29,7 +31,7 @@ from trailkeep.model.tenant import ApiKey, Role, Tenant
 from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery
 from trailkeep.query.fulltext import search_document
-from trailkeep.storage._compile import DIALECTS
+from trailkeep.storage._compile import STORE_DIALECTS
 from trailkeep.storage._groups import take_group
 from trailkeep.storage._json_sql import from_key
 from trailkeep.storage._select import count_sql, distinct_sql, select_sql
@@ -40,7 +42,14 @@ from trailkeep.storage._sqlite_sql import (
     insert_many,
     sqlite_facets,
 )
-from trailkeep.storage.base import Appended, Evidence, Page, Store, StoredCheckpoint
+from trailkeep.storage.base import (
+    DEFAULT_QUERY_TIMEOUT,
+    Appended,
+    Evidence,
+    Page,
+    Store,
+    StoredCheckpoint,
+)
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
 from trailkeep.storage.sqlite_schema import MIGRATIONS
 from trailkeep.storage.tree import LeafFunction, TreeHead, append_leaves
@@ -56,12 +65,14 @@ MAX_GROUP_EVENTS = 2_000
 #: is not signed a whole big group late.
 NEAR_DUE_GROUP_EVENTS = 250
 NEAR_DUE_SECONDS = 0.2
+#: VM instructions between two looks at a read's deadline (a look costs ~0.1 µs).
+_PROGRESS_STEPS = 1000
 #: How often the writer refreshes the planner's statistics where they went stale.
 OPTIMIZE_SECONDS = 300.0
 _EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
 _EVIDENCE_FIELDS = _EVENT_FIELDS + ", salts, redactions"
 _CHECKPOINT_FIELDS = "tenant_id, size, root_hash, note, signed_at"
-_DIALECT = DIALECTS["sqlite"]
+_DIALECT = STORE_DIALECTS["sqlite"]
 
 
 @dataclass(slots=True)
@@ -96,17 +107,25 @@ class SQLiteStore(Store):
             None stores events without a tree (used only to measure integrity's cost).
         synchronous: ``FULL`` (default) fsyncs each group commit, so an acknowledged
             event survives power loss; ``NORMAL`` survives a killed process only.
+        query_timeout: seconds an event read may run before it is interrupted
+            (``QueryTimeoutError``).
     """
 
     dialect = "sqlite"
 
     def __init__(
-        self, path: str, *, leaf_function: LeafFunction | None, synchronous: str = "FULL"
+        self,
+        path: str,
+        *,
+        leaf_function: LeafFunction | None,
+        synchronous: str = "FULL",
+        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         self._path = path
         self._synchronous = synchronous
+        self.query_timeout = query_timeout
         self._leaf_function = leaf_function
         self._local = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
@@ -140,20 +159,39 @@ class SQLiteStore(Store):
         if conn is None:
             conn = self._connect()
             conn.execute("PRAGMA query_only=ON")
+            # Called every _PROGRESS_STEPS VM instructions: a non-zero answer interrupts the
+            # statement, which is how a read stops at its deadline.
+            self._local.deadline = math.inf
+            conn.set_progress_handler(self._past_deadline, _PROGRESS_STEPS)
             self._local.conn = conn
             with self._readers_lock:
                 self._all_readers.append(conn)
         return conn
 
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one read transaction, so it sees a single snapshot."""
+    def _past_deadline(self) -> bool:
+        deadline: float = self._local.deadline
+        return time.monotonic() > deadline
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T], *, timed: bool = False) -> T:
+        """Run ``fn`` in one read transaction, so it sees a single snapshot; a ``timed`` read
+        stops at ``query_timeout`` with ``QueryTimeoutError``."""
         conn = self._reader()
+        if timed:
+            self._local.deadline = time.monotonic() + self.query_timeout
         try:
             conn.execute("BEGIN")
             try:
                 return fn(conn)
             finally:
+                self._local.deadline = math.inf
                 conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if timed and "interrupted" in str(exc):
+                raise QueryTimeoutError(
+                    f"the query ran past the {self.query_timeout:g} s limit (query_timeout);"
+                    " narrow it (a shorter time range, fewer terms) and retry"
+                ) from None
+            raise StorageError(f"SQLite read failed: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
 
@@ -349,28 +387,29 @@ class SQLiteStore(Store):
             rows = conn.execute(sql.sql, sql.params).fetchall()
             return Page([_row_event(r) for r in rows], size_row[0] if size_row else 0)
 
-        return self._read(run)
+        return self._read(run, timed=True)
 
     def select(self, tenant_id: str, query: EventQuery) -> list[StoredEvent]:
         sql = select_sql(tenant_id, query, _DIALECT, _EVENT_FIELDS)
-        rows = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchall())
+        rows = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchall(), timed=True)
         return [_row_event(r) for r in rows]
 
     def count(self, tenant_id: str, query: EventQuery) -> int:
         sql = count_sql(tenant_id, query, _DIALECT)
-        return int(self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchone()[0]))
+        count = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchone()[0], timed=True)
+        return int(count)
 
     def distinct(
         self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int
     ) -> list[tuple[object, int]]:
         sql, plain = distinct_sql(tenant_id, field, query, _DIALECT, limit)
-        rows = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchall())
+        rows = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchall(), timed=True)
         if plain:
             return [(r[0], r[1]) for r in rows]
         return [(from_key(r[0], r[1], r[2], r[3]), r[4]) for r in rows]
 
     def facets(self, tenant_id: str, query: EventQuery, top: int) -> FacetCounts:
-        return self._read(lambda conn: sqlite_facets(conn, tenant_id, query, top))
+        return self._read(lambda conn: sqlite_facets(conn, tenant_id, query, top), timed=True)
 
     def log_size(self, tenant_id: str) -> int:
         row = self._read(

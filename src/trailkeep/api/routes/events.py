@@ -95,7 +95,7 @@ async def create_events(
 
 
 @router.get("", response_model=EventPage, responses=_ERRORS, dependencies=[KNOWN_PARAMS_ONLY])
-def list_events(
+async def list_events(
     tenant: ReadTenant,
     events: EventsDep,
     where: SelectionDep,
@@ -107,7 +107,7 @@ def list_events(
     q: SearchParam = None,
 ) -> Response:
     """List events, newest first by default, with stable cursor paging."""
-    result = events.list(
+    result = await events.alist(
         tenant,
         filters=where.filters,
         start=where.start,
@@ -137,7 +137,7 @@ def get_event(event_id: str, tenant: ReadTenant, events: EventsDep) -> Response:
     tags=["events"],
     dependencies=[KNOWN_PARAMS_ONLY],
 )
-def facets(
+async def facets(
     tenant: ReadTenant,
     events: EventsDep,
     where: SelectionDep,
@@ -146,7 +146,7 @@ def facets(
 ) -> Response:
     """Distinct categories, actions, outcomes, target types and actor ids with counts (top N),
     and a time histogram, for the same selection as `GET /v1/events`."""
-    counts = events.facets(
+    counts = await events.afacets(
         tenant, filters=where.filters, start=where.start, end=where.end, q=q, top=top
     )
     return json_response(
