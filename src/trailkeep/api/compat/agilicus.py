@@ -290,7 +290,7 @@ def auth_query(
 
 
 @router.get("/v1/audits", response_model=dict[str, Any])
-def list_audits(
+async def list_audits(
     tenant: ReadTenant,
     events: EventsDep,
     limit: Limit = DEFAULT_LIMIT,
@@ -333,12 +333,12 @@ def list_audits(
         dt_to,
         limit,
     )
-    found = [audit_record(e) for e in events.select(tenant, query)]
+    found = [audit_record(e) for e in await events.aselect(tenant, query)]
     return json_response({"limit": limit, "audits": found})
 
 
 @router.get("/v1/auth_audits", response_model=dict[str, Any])
-def list_auth_records(
+async def list_auth_records(
     tenant: ReadTenant,
     events: EventsDep,
     limit: Limit = DEFAULT_LIMIT,
@@ -382,5 +382,5 @@ def list_auth_records(
         dt_to,
         limit,
     )
-    found = [auth_record(e) for e in events.select(tenant, query)]
+    found = [auth_record(e) for e in await events.aselect(tenant, query)]
     return json_response({"limit": limit, "auth_audits": found})

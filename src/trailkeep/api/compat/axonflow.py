@@ -22,6 +22,7 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from trailkeep.errors import InvalidInputError, PermissionDeniedError
@@ -245,7 +246,7 @@ def search_query(body: SearchIn, limit: int) -> EventQuery:
 
 
 @router.post("/api/v1/audit/search")
-def search_audit_logs(
+async def search_audit_logs(
     tenant: ReadTenant, events: EventsDep, body: SearchIn | None = None
 ) -> Response:
     """Search the tenant's entries, newest first; ``total`` counts every match."""
@@ -254,7 +255,8 @@ def search_audit_logs(
         raise InvalidInputError("offset must be 0 or more")
     limit = _effective_limit(body.limit, DEFAULT_SEARCH_LIMIT)
     query = search_query(body, limit)
-    return _page(events.select(tenant, query), events.count(tenant, query), limit, body.offset)
+    found = await events.aselect(tenant, query)
+    return _page(found, await events.acount(tenant, query), limit, body.offset)
 
 
 # -- one tenant's entries ---------------------------------------------------------------------
@@ -267,7 +269,7 @@ def _reader_principal(
 
 
 @router.get("/api/v1/audit/tenant/{tenant_id}")
-def tenant_audit_logs(
+async def tenant_audit_logs(
     tenant_id: str,
     principal: Annotated[Principal, Depends(_reader_principal)],
     services: ServicesDep,
@@ -278,13 +280,14 @@ def tenant_audit_logs(
 ) -> Response:
     """Recent entries of one tenant: the key's own, or any tenant for an operator key."""
     if principal.role is Role.OPERATOR:
-        services.tenants.get_tenant(tenant_id)  # NotFoundError for an unknown tenant
+        await run_in_threadpool(services.tenants.get_tenant, tenant_id)  # 404 when unknown
     elif principal.tenant_id != tenant_id:
         raise PermissionDeniedError(f"Access denied to tenant '{tenant_id}'")
     requested = limit if limit is not None else page_size
     effective = _effective_limit(requested or 0, DEFAULT_TENANT_LIMIT)
     query = EventQuery(limit=effective, offset=offset)
-    return _page(events.select(tenant_id, query), events.count(tenant_id, query), effective, offset)
+    found = await events.aselect(tenant_id, query)
+    return _page(found, await events.acount(tenant_id, query), effective, offset)
 
 
 # -- writes -----------------------------------------------------------------------------------

@@ -318,7 +318,7 @@ def items_query(
 
 
 @router.get("/items", response_model=list[dict[str, Any]])
-def list_items(
+async def list_items(
     tenant: ReadTenant,
     events: EventsDep,
     filter_: Annotated[
@@ -338,7 +338,7 @@ def list_items(
 ) -> Response:
     """Audit items, newest first by default; ``list``, ``search`` and ``stream`` of the SDK."""
     query = items_query(tenant, filter_, sort, page, page_size, search_text, status_filter)
-    return json_response([item(e) for e in events.select(tenant, query)])
+    return json_response([item(e) for e in await events.aselect(tenant, query)])
 
 
 @router.get("/items/{audit_id}", response_model=dict[str, Any])

@@ -134,7 +134,7 @@ def list_query(
 
 
 @router.get("", response_model=dict[str, Any])
-def list_audit_events(
+async def list_audit_events(
     tenant: ReadTenant,
     events: EventsDep,
     user_id: Param = None,
@@ -157,37 +157,37 @@ def list_audit_events(
         "action_key": action_key,
     }
     query = list_query(params, from_, to, order, page, count)
-    found = [record(e) for e in events.select(tenant, query)]
-    return json_response(
-        {"audit_events": found, "total": events.count(tenant, query), "page": page}
-    )
+    found = [record(e) for e in await events.aselect(tenant, query)]
+    total = await events.acount(tenant, query)
+    return json_response({"audit_events": found, "total": total, "page": page})
 
 
-def _distinct(events: EventService, tenant: str, field: Path, query: EventQuery) -> list[str]:
+async def _distinct(events: EventService, tenant: str, field: Path, query: EventQuery) -> list[str]:
     """Every distinct string of ``field`` among the matches: asks for more until the answer
     is shorter than what was asked for, so no value is ever left out."""
     limit = _FIRST_DISTINCT
     while True:
-        found = events.distinct(tenant, field, query, limit)
+        found = await events.adistinct(tenant, field, query, limit)
         if len(found) < limit:
             return sorted(v for v, _ in found if type(v) is str)
         limit *= 4
 
 
-def filters_of(events: EventService, tenant: str) -> list[dict[str, Any]]:
+async def filters_of(events: EventService, tenant: str) -> list[dict[str, Any]]:
     """Every target kind of the tenant's records, with the action keys seen on it."""
     listed = EventQuery(where=all_of([shows(_KIND), shows(_ACTION)]))
     out = []
-    for kind in _distinct(events, tenant, _KIND, listed):
+    for kind in await _distinct(events, tenant, _KIND, listed):
         of_kind = EventQuery(where=all_of([equals(_KIND, kind), shows(_ACTION)]))
-        out.append({"name": kind, "action_keys": _distinct(events, tenant, _ACTION, of_kind)})
+        actions = await _distinct(events, tenant, _ACTION, of_kind)
+        out.append({"name": kind, "action_keys": actions})
     return out
 
 
 @router.get("/filters", response_model=dict[str, Any])
-def list_filters(tenant: ReadTenant, events: EventsDep) -> Response:
+async def list_filters(tenant: ReadTenant, events: EventsDep) -> Response:
     """Every target kind in the tenant's records with the action keys seen on it."""
-    return json_response({"target_kinds": filters_of(events, tenant)})
+    return json_response({"target_kinds": await filters_of(events, tenant)})
 
 
 @router.get("/{audit_id}", response_model=dict[str, Any])
