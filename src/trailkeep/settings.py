@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         " may run before it stops with 503 QUERY_TIMEOUT.",
     )
     max_heavy_reads: int = Field(
-        4,
+        2,
         ge=1,
         description="Most heavy reads (searches, counts, facets, deep offsets) running at once;"
         " more wait their turn, so cheap reads never queue behind them.",

@@ -199,6 +199,7 @@ class TestUnknownParameters:
             pytest.param("/v1/facets", {"actor_id": "bob"}, "actor_id", "actor.id", id="facets"),
             pytest.param("/v1/stream", {"outcom": "failure"}, "outcom", "outcome", id="stream"),
             pytest.param("/v1/events/evt_x", {"pretty": "1"}, "pretty", None, id="one-event"),
+            pytest.param("/v1/exports/exp_x", {"cout": "1"}, "cout", "count", id="export"),
         ],
     )
     async def test_refused(
@@ -221,6 +222,15 @@ class TestUnknownParameters:
             assert "accepted: " in error["message"]
             assert "actor.id" in error["message"]
             assert "cursor" in error["message"]
+
+    async def test_export_creation_takes_no_query(
+        self, client: httpx.AsyncClient, acme: Keys
+    ) -> None:
+        resp = await client.post(
+            "/v1/exports", params={"q": "x"}, json={}, headers=acme.auth("reader")
+        )
+        assert resp.status_code == 400, resp.text
+        assert "unknown query parameter 'q'" in resp.json()["error"]["message"]
 
     async def test_known_parameters_still_work(self, client: httpx.AsyncClient, acme: Keys) -> None:
         await seed(client, acme)

@@ -152,6 +152,10 @@ def _in_range(event: StoredEvent, query: EventQuery) -> bool:
     ts = event.content["timestamp"]
     if query.start is not None and ts < query.start:
         return False
+    if query.max_seq is not None and event.seq > query.max_seq:
+        return False
+    if query.after_seq is not None and event.seq <= query.after_seq:
+        return False
     return query.end is None or ts < query.end
 
 

@@ -165,6 +165,8 @@ queries = st.builds(
     order_by=st.none() | fields,
     limit=st.integers(1, 40),
     offset=st.integers(0, 160),
+    max_seq=st.none() | st.integers(-1, 160),
+    after_seq=st.none() | st.integers(-1, 160),
 )
 
 

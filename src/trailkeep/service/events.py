@@ -169,7 +169,7 @@ class EventService:
         limits: sizes and counts beyond which requests are refused.
         integrity: draw salts and commitments on ingest (DESIGN §3).
         gate: runs the ``a``-prefixed (async) reads, heavy ones under bounded concurrency
-            (``service.reads``); by default 4 heavy reads at a time.
+            (``service.reads``); by default 2 heavy reads at a time.
     """
 
     def __init__(

@@ -33,7 +33,7 @@ class ReadGate:
         wait: seconds a heavy read waits for its turn before ``QueryTimeoutError``.
     """
 
-    def __init__(self, max_heavy: int = 4, wait: float = 10.0) -> None:
+    def __init__(self, max_heavy: int = 2, wait: float = 10.0) -> None:
         if max_heavy < 1:
             raise ValueError(f"max_heavy must be at least 1, not {max_heavy}")
         self.max_heavy = max_heavy

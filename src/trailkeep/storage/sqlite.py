@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import sqlite3
 import threading
@@ -42,6 +41,7 @@ from trailkeep.storage._sqlite_sql import (
     insert_many,
     sqlite_facets,
 )
+from trailkeep.storage._watchdog import Watchdog
 from trailkeep.storage.base import (
     DEFAULT_QUERY_TIMEOUT,
     Appended,
@@ -65,8 +65,6 @@ MAX_GROUP_EVENTS = 2_000
 #: is not signed a whole big group late.
 NEAR_DUE_GROUP_EVENTS = 250
 NEAR_DUE_SECONDS = 0.2
-#: VM instructions between two looks at a read's deadline (a look costs ~0.1 µs).
-_PROGRESS_STEPS = 1000
 #: How often the writer refreshes the planner's statistics where they went stale.
 OPTIMIZE_SECONDS = 300.0
 _EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
@@ -126,6 +124,7 @@ class SQLiteStore(Store):
         self._path = path
         self._synchronous = synchronous
         self.query_timeout = query_timeout
+        self._watchdog = Watchdog()
         self._leaf_function = leaf_function
         self._local = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
@@ -159,34 +158,26 @@ class SQLiteStore(Store):
         if conn is None:
             conn = self._connect()
             conn.execute("PRAGMA query_only=ON")
-            # Called every _PROGRESS_STEPS VM instructions: a non-zero answer interrupts the
-            # statement, which is how a read stops at its deadline.
-            self._local.deadline = math.inf
-            conn.set_progress_handler(self._past_deadline, _PROGRESS_STEPS)
             self._local.conn = conn
             with self._readers_lock:
                 self._all_readers.append(conn)
         return conn
 
-    def _past_deadline(self) -> bool:
-        deadline: float = self._local.deadline
-        return time.monotonic() > deadline
-
     def _read(self, fn: Callable[[sqlite3.Connection], T], *, timed: bool = False) -> T:
         """Run ``fn`` in one read transaction, so it sees a single snapshot; a ``timed`` read
         stops at ``query_timeout`` with ``QueryTimeoutError``."""
         conn = self._reader()
-        if timed:
-            self._local.deadline = time.monotonic() + self.query_timeout
+        ticket = self._watchdog.watch(conn, self.query_timeout) if timed else None
+        interrupted = False
         try:
             conn.execute("BEGIN")
             try:
                 return fn(conn)
             finally:
-                self._local.deadline = math.inf
+                interrupted = ticket is not None and self._watchdog.unwatch(ticket)
                 conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            if timed and "interrupted" in str(exc):
+            if interrupted:
                 raise QueryTimeoutError(
                     f"the query ran past the {self.query_timeout:g} s limit (query_timeout);"
                     " narrow it (a shorter time range, fewer terms) and retry"
@@ -263,6 +254,7 @@ class SQLiteStore(Store):
         if self._closed:
             return
         self._closed = True
+        self._watchdog.close()
         if self._writer is not None:
             self._queue.put(None)
             self._writer.join()
@@ -396,8 +388,8 @@ class SQLiteStore(Store):
 
     def count(self, tenant_id: str, query: EventQuery) -> int:
         sql = count_sql(tenant_id, query, _DIALECT)
-        count = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchone()[0], timed=True)
-        return int(count)
+        row = self._read(lambda conn: conn.execute(sql.sql, sql.params).fetchone(), timed=True)
+        return 0 if row is None else int(row[0])
 
     def distinct(
         self, tenant_id: str, field: tuple[str, ...], query: EventQuery, limit: int

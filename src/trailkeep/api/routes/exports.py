@@ -114,7 +114,13 @@ def _describe(job: ExportJob, events: int | None) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201, response_model=ExportOut, responses=_ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ExportOut,
+    responses=_ERRORS,
+    dependencies=[KNOWN_PARAMS_ONLY],
+)
 def create_export(body: ExportIn, tenant: ReadTenant, exports: ExportsDep) -> Response:
     """Snapshot a selection of events for download; ready at once."""
     selection = make_selection(body.filters(), body.start, body.end, body.q)
