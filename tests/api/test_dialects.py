@@ -7,13 +7,16 @@ The vendors' real clients drive the dialects against a real server in ``tests/co
 from __future__ import annotations
 
 import base64
+import json
+from types import ModuleType
 
 import httpx
 import pytest
 
 from tests.conftest import Keys
-
-pytestmark = pytest.mark.asyncio
+from trailkeep.api.compat import agilicus, axonflow, kubiya, wasabi
+from trailkeep.api.compat._common import classify
+from trailkeep.errors import QueryTimeoutError
 
 EVENT = {
     "timestamp": "2026-11-23T10:00:05Z",
@@ -40,6 +43,7 @@ async def seed(client: httpx.AsyncClient, keys: Keys) -> str:
     return event_id
 
 
+@pytest.mark.asyncio
 class TestReads:
     """Each dialect lists the native event in its vendor's shape."""
 
@@ -88,6 +92,7 @@ class TestReads:
         )
 
 
+@pytest.mark.asyncio
 class TestErrorShapes:
     """A failure in a dialect is worded by that dialect; the native API keeps its shape."""
 
@@ -129,3 +134,22 @@ class TestErrorShapes:
             headers=acme.auth("reader"),
         )
         assert bad_range.json()["error"]["code"] == "INVALID_TIME_RANGE"
+
+
+class TestQueryTimeout:
+    """A read past the per-query time limit is a 503 ``QUERY_TIMEOUT`` in each vendor's shape."""
+
+    @pytest.mark.parametrize(
+        ("dialect", "body"),
+        [
+            pytest.param(
+                axonflow, {"error": {"code": "QUERY_TIMEOUT", "message": "slow"}}, id="axonflow"
+            ),
+            pytest.param(kubiya, {"error": "slow", "code": "QUERY_TIMEOUT"}, id="kubiya"),
+            pytest.param(agilicus, {"error": "slow", "code": "QUERY_TIMEOUT"}, id="agilicus"),
+            pytest.param(wasabi, {"error": "slow", "code": "QUERY_TIMEOUT"}, id="wasabi"),
+        ],
+    )
+    def test_each_shape(self, dialect: ModuleType, body: dict[str, object]) -> None:
+        response = dialect._render(classify(QueryTimeoutError("slow")))
+        assert (response.status_code, json.loads(response.body)) == (503, body)

@@ -234,7 +234,11 @@ class TestSearch:
             "security_metrics",
         ]  # fmt: skip
         assert entry["timestamp"] == "2025-01-02T14:30:00.000000Z"
-        assert (entry["user_id"], entry["user_role"]) == ("123", "analyst")
+        assert (entry["user_id"], entry["user_role"]) == (
+            123,
+            "analyst",
+        )  # an integer, as documented
+        assert entry["actor_id"] == "123"
         assert entry["query"] == "Summarize the quarterly report"
         for key in ("query_hash", "cost", "redacted_fields", "response_sample", "compliance_flags",
                     "security_metrics", "error_message", "decision_id", "override_id"):  # fmt: skip
@@ -252,6 +256,7 @@ class TestSearch:
         assert None not in entry.values()
         assert "error_message" not in entry
         assert "user_id" not in entry
+        assert "actor_id" not in entry
         assert (entry["tokens_used"], entry["cost"], entry["policy_details"]) == (0, 0, {})
 
 

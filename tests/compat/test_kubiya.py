@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,7 +19,6 @@ from kubiya.resources.exceptions import AuditError  # noqa: E402 - after the ven
 pytestmark = pytest.mark.timeout(60)
 
 T0 = "2024-05-01T00:00:00Z"
-T1 = "2024-05-02T00:00:00Z"
 
 
 def client(tenant: Tenant, role: str = "reader") -> Any:
@@ -86,13 +86,16 @@ class TestList:
     """``list`` reads the filter JSON, time bounds, sort and pages the way the SDK sends them."""
 
     def test_time_range_newest_first(self, tenant: Tenant, seeded: list[dict[str, Any]]) -> None:
-        """K1: gte and lte are both inclusive; the answer is newest first."""
-        got = items(client(tenant).audit.list(start_time=T0, end_time=T1))
+        """K1: gte and lte are both inclusive, on the arrival time an item shows as its
+        ``timestamp``; the answer is newest first."""
+        start, end = seeded[0]["received_at"], seeded[4]["received_at"]
+        got = items(client(tenant).audit.list(start_time=start, end_time=end))
         assert [i["id"] for i in got] == [e["id"] for e in reversed(seeded[:5])]
+        assert [i["timestamp"] for i in got] == [e["received_at"] for e in reversed(seeded[:5])]
 
     def test_item_shape(self, tenant: Tenant, seeded: list[dict[str, Any]]) -> None:
         """Every Go CLI field is present with its Go type; extras ride along."""
-        got = items(client(tenant).audit.list(start_time=T0, end_time=T1, category_name="a1"))
+        got = items(client(tenant).audit.list(start_time=T0, category_name="a1"))
         first = got[-1]
         assert first == {
             "id": seeded[0]["id"],
@@ -105,7 +108,8 @@ class TestList:
             "resource_text": "kubectl",
             "action_type": "execute",
             "action_successful": True,
-            "timestamp": "2024-05-01T00:00:00.000000Z",
+            "timestamp": seeded[0]["received_at"],
+            "event_timestamp": "2024-05-01T00:00:00.000000Z",
             "extra": {"session_id": "s1"},
             "scope": "",
             "session_id": "s1",
@@ -182,13 +186,17 @@ class TestList:
     )
     def test_lenient_times(self, tenant: Tenant, seeded: list[dict[str, Any]], start: str) -> None:
         """K11: whatever Python's fromisoformat accepts is sent verbatim and read as UTC."""
-        got = items(client(tenant).audit.list(start_time=start, end_time=T1))
-        assert got
-        assert all(i["timestamp"] <= "2024-05-02T00:00:00.000000Z" for i in got)
+        got = items(client(tenant).audit.list(start_time=start, end_time=start))
+        assert got == []
+        got = items(client(tenant).audit.list(start_time=start))
+        assert [i["id"] for i in got] == [e["id"] for e in reversed(seeded)]
 
     def test_default_start_is_a_day_ago(self, tenant: Tenant, seeded: list[dict[str, Any]]) -> None:
+        """The SDK's default window is the last day of arrivals: events that arrived today are
+        listed, whenever they say they happened."""
         fresh = tenant.seed({"action": "now"})
-        assert [i["id"] for i in items(client(tenant).audit.list())] == [fresh[0]["id"]]
+        got = [i["id"] for i in items(client(tenant).audit.list())]
+        assert got == [fresh[0]["id"], *(e["id"] for e in reversed(seeded))]
 
     def test_go_cli_spelling(self, tenant: Tenant, seeded: list[dict[str, Any]]) -> None:
         """K12's query: Go's compact JSON, ``timestamp`` first, ``{}`` for no bounds."""
@@ -216,8 +224,8 @@ class TestSearch:
         assert [i["id"] for i in got] == [seeded[1]["id"]]
 
     def test_status_success(self, tenant: Tenant, seeded: list[dict[str, Any]]) -> None:
-        got = items(client(tenant).audit.search(status="success", start_time=T0, end_time=T1))
-        assert [i["id"] for i in got] == [seeded[4]["id"], seeded[3]["id"], seeded[0]["id"]]
+        got = items(client(tenant).audit.search(status="success", start_time=T0))
+        assert [i["id"] for i in got] == [seeded[n]["id"] for n in (5, 4, 3, 0)]
 
     def test_server_filters_before_paging(
         self, tenant: Tenant, seeded: list[dict[str, Any]]
@@ -237,8 +245,9 @@ class TestSearch:
     def test_text_matches_keys_like_the_client(
         self, tenant: Tenant, seeded: list[dict[str, Any]]
     ) -> None:
-        got = items(client(tenant).audit.search(text="is_user_message", start_time=T0))
-        assert [i["id"] for i in got] == [seeded[3]["id"]]
+        """Text inside an item key is in every item's JSON, where the SDK looks too."""
+        got = items(client(tenant).audit.search(text="RESOURCE_T", start_time=T0))
+        assert [i["id"] for i in got] == [e["id"] for e in reversed(seeded)]
 
     def test_bad_status_never_leaves_the_client(self, tenant: Tenant) -> None:
         with pytest.raises(ValueError, match="Status must be"):
@@ -343,6 +352,24 @@ class TestStream:
         assert sorted(ids[:5]) == sorted(agents)
         assert ids[5] == new["id"]
         assert len(set(ids)) == len(ids)
+
+    @pytest.mark.timeout(40)
+    def test_late_and_future_events_are_delivered(self, tenant: Tenant) -> None:
+        """An event dated an hour ahead does not blind the stream, and one dated an hour back
+        (arriving late) is still delivered: the watermark is the arrival time."""
+        now = datetime.now(UTC)
+        start = (now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stream = client(tenant).audit.stream(start_time=start, verbose=False)
+        written, seen = [], []
+        try:
+            for when in (None, now + timedelta(hours=1), now - timedelta(hours=1), None):
+                fields = {} if when is None else {"timestamp": when.isoformat()}
+                written += tenant.seed({"action": f"step-{len(written)}", **fields})
+                seen.append(next(stream))
+        finally:
+            stream.close()
+        assert [i["id"] for i in seen] == [e["id"] for e in written]
+        assert [i["event_timestamp"] for i in seen] == [e["timestamp"] for e in written]
 
     def test_fixed_width_timestamps_echo(
         self, tenant: Tenant, seeded: list[dict[str, Any]]

@@ -27,16 +27,14 @@ from trailkeep import errors
 from trailkeep.model.event import StoredEvent
 from trailkeep.model.tenant import Permission, Principal
 from trailkeep.model.timeparse import format_time, parse_time
-from trailkeep.service.dialects import DialectReader
 
-from ..deps import AuthHeader, EventsDep, OrgHeader, ServicesDep
+from ..deps import AuthHeader, OrgHeader, ServicesDep
 from ..errors import status_for, validation_message
 from ..routes.events import event_content
 from ..schemas import EventIn
 
 __all__ = [
     "Failure",
-    "ReaderDep",
     "WritePrincipal",
     "classify",
     "dialect_route",
@@ -128,13 +126,6 @@ def json_response(
 
 
 # -- credentials ------------------------------------------------------------------------------
-
-
-def _reader(events: EventsDep) -> DialectReader:
-    return DialectReader(events)
-
-
-ReaderDep = Annotated[DialectReader, Depends(_reader)]
 
 
 def _writer(services: ServicesDep, authorization: AuthHeader, org: OrgHeader = None) -> Principal:

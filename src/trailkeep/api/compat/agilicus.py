@@ -9,23 +9,27 @@ Records come newest first; ``dt_from`` is inclusive and ``dt_to`` exclusive, in 
 DESIGN §6 (``now-1day``, ``today``, empty for no bound). List parameters arrive as repeated
 keys. Every event is listed by both endpoints, each in its own shape. Field mapping:
 ``docs/dialects.md``.
+
+Each parameter matches the field of that name as the record shows it, derived ones included
+(``org_id`` falls back to the tenant, ``result`` to the outcome), as a condition of the query
+tree that storage answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from trailkeep.model.event import StoredEvent
-from trailkeep.service.dialects import DialectQuery
+from trailkeep.query.ast import And, Each, Node, Not, Or, Values
+from trailkeep.query.filters import EventQuery
 
-from ..deps import ReadTenant
+from ..deps import EventsDep, ReadTenant
 from ._common import (
     Failure,
-    ReaderDep,
     dialect_route,
     json_response,
     lower_bound,
@@ -35,8 +39,9 @@ from ._common import (
     timestamp_of,
     upper_bound,
 )
+from ._trees import FALSE, Path, all_of, equals, first_shown_equals, shows
 
-__all__ = ["audit_record", "auth_record", "router"]
+__all__ = ["audit_query", "audit_record", "auth_query", "auth_record", "router"]
 
 
 def _render(failure: Failure) -> Response:
@@ -155,55 +160,139 @@ def _given(values: Mapping[str, str | None]) -> dict[str, str]:
     return {k: v for k, v in values.items() if v}
 
 
-def _attribute_check(
-    one: Mapping[str, str | None], lists: Mapping[str, list[str] | None]
-) -> Callable[[StoredEvent], bool] | None:
+_ORG: Final[tuple[Path, ...]] = (("metadata", "org_id"),)
+_RESULT: Final[Path] = ("metadata", "result")
+_OUTCOMES: Final = {shown: outcome for outcome, shown in _RESULTS.items()}
+#: ``list_audits`` parameters → the stored field each matches.
+AUDIT_FIELDS: Final[dict[str, Path]] = {
+    "user_id": ("actor", "id"),
+    "action": ("action",),
+    "target_id": ("target", "id"),
+    "target_resource_type": ("target", "type"),
+    "api_name": ("source", "service"),
+    "token_id": ("metadata", "token_id"),
+    "resources_behind_connector_id": ("metadata", "connector_id"),
+}
+#: ``list_auth_records`` parameters → the stored field each matches.
+AUTH_FIELDS: Final[dict[str, Path]] = {
+    "user_id": ("actor", "id"),
+    "session_id": ("session_id",),
+    "trace_id": ("trace_id",),
+    "source_ip": ("source", "ip"),
+    "client_id": ("client_id",),
+    "request_id": ("request_id",),
+    "event_name": ("action",),
+    **{key: ("metadata", key) for key in ("upstream_user_id", "upstream_idp", "login_org_id")},
+    **{key: ("metadata", key) for key in ("event", "stage")},
+}
+
+
+def _org(org_id: str, tenant: str) -> Node:
+    """Records showing ``org_id``: their ``metadata.org_id``, else the tenant."""
+    return first_shown_equals(_ORG, org_id, fallback=tenant)
+
+
+def _result(result: str) -> Node:
+    """Records showing ``result``: their ``metadata.result``, else ``Success``/``Failure``
+    from the outcome."""
+    shown = equals(_RESULT, result)
+    outcome = _OUTCOMES.get(result)
+    if outcome is None:
+        return shown
+    return Or((shown, And((Not(shows(_RESULT)), equals(("outcome",), outcome)))))
+
+
+def _attributes_match(
+    one: Mapping[str, str | None], lists: Mapping[str, Sequence[str] | None]
+) -> Node | None:
     """Records with one ``audit_attributes`` entry meeting every attribute condition."""
-    exact = _given(one)
-    choices = {k: set(v) for k, v in lists.items() if v}
-    if not exact and not choices:
-        return None
-
-    def fits(attribute: dict[str, Any]) -> bool:
-        return all(attribute.get(k) == v for k, v in exact.items()) and all(
-            attribute.get(k) in allowed for k, allowed in choices.items()
-        )
-
-    def where(event: StoredEvent) -> bool:
-        return any(fits(a) for a in _attributes(metadata_of(event)) or [])
-
-    return where
+    exact = [Values((k,), (v,)) for k, v in _given(one).items()]
+    choices = [Values((k,), tuple(v)) for k, v in lists.items() if v]
+    where = all_of([*exact, *choices])
+    return None if where is None else Each(("metadata", "audit_attributes"), where)
 
 
-def _selection(
-    pushed: Mapping[str, str | None],
-    shown: Mapping[str, str | None],
-    project: Callable[[StoredEvent], dict[str, Any]],
+def _query(
+    fields: Mapping[str, Path],
+    params: Mapping[str, str | None],
     dt_from: str | None,
     dt_to: str | None,
-    *checks: Callable[[StoredEvent], bool] | None,
-) -> DialectQuery:
-    """Push ``pushed`` (native filter → value) down; match ``shown`` on the projected record.
-
-    TODO(dialects): the metadata conditions could be pushed down as ``metadata.<key>:value``
-    terms (``trailkeep.query.compile_query``); the projected ones are derived values no column
-    or JSON path holds, so they stay a predicate.
-    """
-    filters = {name: [value] for name, value in _given(pushed).items()}
-    wanted = _given(shown)
-    tests = [c for c in checks if c is not None]
-    if wanted:
-        tests.append(lambda e: all(project(e).get(k) == v for k, v in wanted.items()))
-    where = (lambda e: all(t(e) for t in tests)) if tests else None
+    limit: int,
+    *more: Node | None,
+) -> EventQuery:
     start = lower_bound(dt_from, "dt_from")
     end = upper_bound(dt_to, "dt_to")
-    return DialectQuery(filters, start, end, where=where)
+    empty = start is not None and end is not None and start >= end
+    where = all_of(
+        [
+            FALSE if empty else None,
+            *(equals(fields[name], value) for name, value in _given(params).items()),
+            *more,
+        ]
+    )
+    if empty:
+        start = end = None
+    return EventQuery(where=where, start=start, end=end, limit=limit)
+
+
+def audit_query(
+    tenant: str,
+    params: Mapping[str, str | None],
+    attributes: Mapping[str, str | None],
+    attribute_lists: Mapping[str, Sequence[str] | None],
+    dt_from: str | None,
+    dt_to: str | None,
+    limit: int,
+) -> EventQuery:
+    """The newest ``limit`` audit records a ``list_audits`` call selects.
+
+    Args:
+        params: ``AUDIT_FIELDS`` parameters and ``org_id`` → value.
+        attributes: ``attribute_type``/``attribute_id``/``attribute_org_id`` → value.
+        attribute_lists: ``attribute_type``/``attribute_id`` → the values any of which match.
+    """
+    direct = {k: v for k, v in params.items() if k != "org_id"}
+    org = params.get("org_id")
+    return _query(
+        AUDIT_FIELDS,
+        direct,
+        dt_from,
+        dt_to,
+        limit,
+        _org(org, tenant) if org else None,
+        _attributes_match(attributes, attribute_lists),
+    )
+
+
+def auth_query(
+    tenant: str,
+    params: Mapping[str, str | None],
+    dt_from: str | None,
+    dt_to: str | None,
+    limit: int,
+) -> EventQuery:
+    """The newest ``limit`` authentication records a ``list_auth_records`` call selects.
+
+    Args:
+        params: ``AUTH_FIELDS`` parameters, ``org_id`` and ``result`` → value.
+    """
+    direct = {k: v for k, v in params.items() if k not in ("org_id", "result")}
+    org, result = params.get("org_id"), params.get("result")
+    return _query(
+        AUTH_FIELDS,
+        direct,
+        dt_from,
+        dt_to,
+        limit,
+        _org(org, tenant) if org else None,
+        _result(result) if result else None,
+    )
 
 
 @router.get("/v1/audits", response_model=dict[str, Any])
-def list_audits(
+async def list_audits(
     tenant: ReadTenant,
-    reader: ReaderDep,
+    events: EventsDep,
     limit: Limit = DEFAULT_LIMIT,
     user_id: Param = None,
     dt_from: TimeParam = None,
@@ -222,40 +311,36 @@ def list_audits(
     attribute_id_list: ListParam = None,
 ) -> Response:
     """Audit records, newest first: ``{"limit", "audits"}``."""
-    connector = resources_behind_connector_id or None
-
-    def behind_connector(event: StoredEvent) -> bool:
-        return text_at(metadata_of(event), "connector_id") == connector
-
-    selection = _selection(
+    query = audit_query(
+        tenant,
         {
-            "actor.id": user_id,
+            "user_id": user_id,
             "action": action,
-            "target.id": target_id,
-            "target.type": target_resource_type,
+            "target_id": target_id,
+            "token_id": token_id,
+            "api_name": api_name,
+            "target_resource_type": target_resource_type,
+            "org_id": org_id,
+            "resources_behind_connector_id": resources_behind_connector_id,
         },
-        {"api_name": api_name, "token_id": token_id, "org_id": org_id},
-        audit_record,
+        {
+            "attribute_type": attribute_type,
+            "attribute_id": attribute_id,
+            "attribute_org_id": attribute_org_id,
+        },
+        {"attribute_type": attribute_type_list, "attribute_id": attribute_id_list},
         dt_from,
         dt_to,
-        _attribute_check(
-            {
-                "attribute_type": attribute_type,
-                "attribute_id": attribute_id,
-                "attribute_org_id": attribute_org_id,
-            },
-            {"attribute_type": attribute_type_list, "attribute_id": attribute_id_list},
-        ),
-        behind_connector if connector else None,
+        limit,
     )
-    window = reader.window(tenant, selection, offset=0, limit=limit)
-    return json_response({"limit": limit, "audits": [audit_record(e) for e in window.events]})
+    found = [audit_record(e) for e in await events.aselect(tenant, query)]
+    return json_response({"limit": limit, "audits": found})
 
 
 @router.get("/v1/auth_audits", response_model=dict[str, Any])
-def list_auth_records(
+async def list_auth_records(
     tenant: ReadTenant,
-    reader: ReaderDep,
+    events: EventsDep,
     limit: Limit = DEFAULT_LIMIT,
     user_id: Param = None,
     dt_from: TimeParam = None,
@@ -275,28 +360,27 @@ def list_auth_records(
     event_name: Param = None,
 ) -> Response:
     """Authentication records, newest first: ``{"limit", "auth_audits"}``."""
-    selection = _selection(
+    query = auth_query(
+        tenant,
         {
-            "actor.id": user_id,
+            "user_id": user_id,
+            "org_id": org_id,
             "session_id": session_id,
             "trace_id": trace_id,
-            "source.ip": source_ip,
-            "client_id": client_id,
-            "request_id": request_id,
-            "action": event_name,
-        },
-        {
-            "org_id": org_id,
             "upstream_user_id": upstream_user_id,
             "upstream_idp": upstream_idp,
             "login_org_id": login_org_id,
+            "source_ip": source_ip,
+            "client_id": client_id,
             "event": event,
             "stage": stage,
+            "request_id": request_id,
             "result": result,
+            "event_name": event_name,
         },
-        auth_record,
         dt_from,
         dt_to,
+        limit,
     )
-    window = reader.window(tenant, selection, offset=0, limit=limit)
-    return json_response({"limit": limit, "auth_audits": [auth_record(e) for e in window.events]})
+    found = [auth_record(e) for e in await events.aselect(tenant, query)]
+    return json_response({"limit": limit, "auth_audits": found})

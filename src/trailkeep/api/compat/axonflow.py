@@ -8,27 +8,33 @@ an entry (policy decision and details, provider, model, tokens, cost, redacted f
 compliance flags, security metrics...) live in the event's ``metadata`` under their own
 names. Errors are ``{"error": {"code", "message"}}`` with the codes of AxonFlow's
 documentation. Field mapping: ``docs/dialects.md``.
+
+Values come in the types AxonFlow documents: ``user_id`` is an integer when the actor id is
+one (a canonical decimal within 64 bits), and is left out otherwise (the id then shows only as
+``actor_id``). Search conditions are a query tree that storage answers exactly, totals and
+offsets included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from trailkeep.errors import InvalidInputError, PermissionDeniedError
 from trailkeep.model.event import StoredEvent
 from trailkeep.model.tenant import Permission, Principal, Role
-from trailkeep.service.dialects import DialectQuery
+from trailkeep.query.ast import Each, Node, Or, Values
+from trailkeep.query.filters import EventQuery
 from trailkeep.service.events import EventService
 
 from ..deps import AuthHeader, EventsDep, OrgHeader, ReadTenant, ServicesDep
 from ._common import (
     Failure,
-    ReaderDep,
     WritePrincipal,
     dialect_route,
     json_response,
@@ -39,8 +45,9 @@ from ._common import (
     timestamp_of,
     upper_bound,
 )
+from ._trees import FALSE, all_of, equals
 
-__all__ = ["entry", "router"]
+__all__ = ["entry", "router", "search_query", "user_id_of"]
 
 #: Codes AxonFlow documents, by status; other statuses keep trailkeep's code.
 _CODES: Final = {
@@ -69,6 +76,8 @@ router = APIRouter(
 DEFAULT_SEARCH_LIMIT: Final = 100
 DEFAULT_TENANT_LIMIT: Final = 50
 MAX_LIMIT: Final = 1000
+_INTEGER: Final = re.compile(r"-?(0|[1-9][0-9]{0,18})")
+_INT64: Final = range(-(2**63), 2**63)
 
 
 # -- entries ----------------------------------------------------------------------------------
@@ -105,6 +114,15 @@ def _object(metadata: dict[str, Any], key: str) -> dict[str, Any]:
     return value if type(value) is dict else {}
 
 
+def user_id_of(actor_id: str | None) -> int | None:
+    """``user_id`` as AxonFlow types it: the actor id as an integer, when it is one that reads
+    back as itself (``"123"``, not ``"0123"`` or ``"1e3"``) and fits a signed 64-bit int."""
+    if actor_id is None or not _INTEGER.fullmatch(actor_id):
+        return None
+    number = int(actor_id)
+    return number if number in _INT64 else None
+
+
 def entry(event: StoredEvent) -> dict[str, Any]:
     """An event as an AxonFlow audit entry: every documented field, typed as the SDK's
     ``AuditLogEntry`` requires (``error_message`` only when set), plus ``metadata``."""
@@ -115,7 +133,8 @@ def entry(event: StoredEvent) -> dict[str, Any]:
         "request_id": text_at(c, "request_id") or "",
         "timestamp": timestamp_of(event),
     }
-    user_id = text_at(c, "actor", "id")
+    actor_id = text_at(c, "actor", "id")
+    user_id = user_id_of(actor_id)
     if user_id is not None:
         out["user_id"] = user_id
     out |= {
@@ -145,6 +164,8 @@ def entry(event: StoredEvent) -> dict[str, Any]:
     for key in ("decision_id", "override_id", "data_residency", "transfer_basis"):
         if value := _text(m, key):
             out[key] = value
+    if actor_id is not None:
+        out["actor_id"] = actor_id
     out["metadata"] = m
     return out
 
@@ -182,71 +203,60 @@ class SearchIn(BaseModel):
     offset: int = 0
 
 
-def _policy_names(m: dict[str, Any]) -> set[str]:
-    """Every policy an entry names as matched or applied."""
-    names = {_text(m, "policy_name")}
-    details = _object(m, "policy_details")
-    for values in (details.get("matched_policies"), m.get("policies_applied")):
-        if type(values) is list:
-            names.update(v for v in values if type(v) is str)
-    return names - {""}
+_POLICY: Final = ("metadata", "policy_name")
+#: Lists of policy names an entry carries, either of which ``policy_name`` matches.
+_POLICY_LISTS: Final = (
+    ("metadata", "policy_details", "matched_policies"),
+    ("metadata", "policies_applied"),
+)
 
 
-def _matcher(body: SearchIn) -> Callable[[StoredEvent], bool] | None:
-    """Conditions on metadata keys, which no column answers.
-
-    TODO(dialects): push the exact ids down as ``metadata.decision_id:… metadata.override_id:…``
-    (``trailkeep.query.compile_query``) so a request no longer spends the scan budget on them.
-    """
-    wanted = {"decision_id": body.decision_id, "override_id": body.override_id}
-    exact = {k: v for k, v in wanted.items() if v}
-    policy = body.policy_name or None
-    if not exact and policy is None:
-        return None
-
-    def where(event: StoredEvent) -> bool:
-        m = metadata_of(event)
-        if any(_text(m, key) != value for key, value in exact.items()):
-            return False
-        return policy is None or policy in _policy_names(m)
-
-    return where
+def _policy(name: str) -> Node:
+    """Entries naming the policy as theirs, as matched, or as applied."""
+    in_lists = [Each(path, Values((), (name,))) for path in _POLICY_LISTS]
+    return Or((equals(_POLICY, name), *in_lists))
 
 
-def _search_selection(body: SearchIn) -> DialectQuery | None:
-    """The selection a search body asks for, or None when it can match nothing."""
+def _request_type(body: SearchIn) -> Node | None:
+    """``action`` and the older ``request_type`` both name the request type (native
+    ``action``); two different ones match nothing."""
+    types = {t for t in (body.action, body.request_type) if t}
+    if len(types) > 1:
+        return FALSE
+    return equals(("action",), types.pop()) if types else None
+
+
+def search_query(body: SearchIn, limit: int) -> EventQuery:
+    """The page a search body asks for, newest first, as one query for storage."""
     start = lower_bound(body.start_time, "start_time")
     end = upper_bound(body.end_time, "end_time", inclusive=True)
     if start is not None and end is not None and start >= end:
         raise InvalidInputError("start_time must be before end_time", code="INVALID_TIME_RANGE")
-    filters: dict[str, list[str]] = {}
-    if body.user_email:
-        filters["actor.email"] = [body.user_email]
-    if body.client_id:
-        filters["client_id"] = [body.client_id]
-    # ``action`` and the older ``request_type`` both name the request type (native ``action``).
-    types = {t for t in (body.action, body.request_type) if t}
-    if len(types) > 1:
-        return None
-    if types:
-        filters["action"] = list(types)
-    return DialectQuery(filters, start, end, where=_matcher(body))
+    where = all_of(
+        [
+            equals(("actor", "email"), body.user_email) if body.user_email else None,
+            equals(("client_id",), body.client_id) if body.client_id else None,
+            _request_type(body),
+            equals(("metadata", "decision_id"), body.decision_id) if body.decision_id else None,
+            equals(("metadata", "override_id"), body.override_id) if body.override_id else None,
+            _policy(body.policy_name) if body.policy_name else None,
+        ]
+    )
+    return EventQuery(where=where, start=start, end=end, limit=limit, offset=body.offset)
 
 
 @router.post("/api/v1/audit/search")
-def search_audit_logs(
-    tenant: ReadTenant, reader: ReaderDep, body: SearchIn | None = None
+async def search_audit_logs(
+    tenant: ReadTenant, events: EventsDep, body: SearchIn | None = None
 ) -> Response:
     """Search the tenant's entries, newest first; ``total`` counts every match."""
     body = body or SearchIn()
     if body.offset < 0:
         raise InvalidInputError("offset must be 0 or more")
     limit = _effective_limit(body.limit, DEFAULT_SEARCH_LIMIT)
-    selection = _search_selection(body)
-    if selection is None:
-        return _page([], 0, limit, body.offset)
-    window = reader.window(tenant, selection, offset=body.offset, limit=limit, count_total=True)
-    return _page(window.events, window.total, limit, body.offset)
+    query = search_query(body, limit)
+    found = await events.aselect(tenant, query)
+    return _page(found, await events.acount(tenant, query), limit, body.offset)
 
 
 # -- one tenant's entries ---------------------------------------------------------------------
@@ -259,26 +269,25 @@ def _reader_principal(
 
 
 @router.get("/api/v1/audit/tenant/{tenant_id}")
-def tenant_audit_logs(
+async def tenant_audit_logs(
     tenant_id: str,
     principal: Annotated[Principal, Depends(_reader_principal)],
     services: ServicesDep,
-    reader: ReaderDep,
+    events: EventsDep,
     limit: Annotated[int | None, Query()] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     page_size: Annotated[int | None, Query(description="Deprecated spelling of limit.")] = None,
 ) -> Response:
     """Recent entries of one tenant: the key's own, or any tenant for an operator key."""
     if principal.role is Role.OPERATOR:
-        services.tenants.get_tenant(tenant_id)  # NotFoundError for an unknown tenant
+        await run_in_threadpool(services.tenants.get_tenant, tenant_id)  # 404 when unknown
     elif principal.tenant_id != tenant_id:
         raise PermissionDeniedError(f"Access denied to tenant '{tenant_id}'")
     requested = limit if limit is not None else page_size
     effective = _effective_limit(requested or 0, DEFAULT_TENANT_LIMIT)
-    window = reader.window(
-        tenant_id, DialectQuery(), offset=offset, limit=effective, count_total=True
-    )
-    return _page(window.events, window.total, effective, offset)
+    query = EventQuery(limit=effective, offset=offset)
+    found = await events.aselect(tenant_id, query)
+    return _page(found, await events.acount(tenant_id, query), effective, offset)
 
 
 # -- writes -----------------------------------------------------------------------------------

@@ -6,16 +6,20 @@ fallback scan) and ``GET /api/v1/auditing/items/{id}`` (``describe``). Lists ans
 JSON array, which both the Python SDK and the Go CLI decode. Field mapping:
 ``docs/dialects.md``.
 
-The stream is the client polling the list with ``filter.timestamp.gte`` set to the newest
-``timestamp`` it has seen, compared as a string: timestamps are emitted fixed-width (DESIGN
-§2) and read back verbatim, and their microseconds keep its dedupe key
-(``timestamp-category_type-category_name-action_type``) unique in practice.
+An item's ``timestamp`` is the event's arrival time (``received_at``), and ``filter.timestamp``
+and ``sort`` read it too. The stream is the client polling the list with
+``filter.timestamp.gte`` set to the newest ``timestamp`` it has seen (compared as a string):
+arrival times only grow as events are committed, so that watermark never skips an event that
+arrives late or is dated in the future, as the event's own time would. The event's own time is
+shown as ``event_timestamp``.
+
+Every parameter becomes a condition of the query tree (``_trees``), matched against what the
+item shows, and storage answers it (offsets and all) exactly.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
@@ -25,13 +29,12 @@ from starlette.responses import Response
 
 from trailkeep.errors import InvalidInputError
 from trailkeep.model.event import StoredEvent
-from trailkeep.query.filters import Sort
-from trailkeep.service.dialects import DialectQuery
+from trailkeep.query.ast import Compare, Contains, Node, Not, Or
+from trailkeep.query.filters import EventQuery, Sort
 
 from ..deps import EventsDep, ReadTenant
 from ._common import (
     Failure,
-    ReaderDep,
     dialect_route,
     first_text,
     json_response,
@@ -43,8 +46,18 @@ from ._common import (
     timestamp_of,
     upper_bound,
 )
+from ._trees import (
+    FALSE,
+    TRUE,
+    Path,
+    all_of,
+    ascii_lower,
+    contains_shown,
+    equals,
+    first_shown_equals,
+)
 
-__all__ = ["item", "router"]
+__all__ = ["ITEM_KEYS", "item", "items_query", "router", "text_condition"]
 
 
 def _render(failure: Failure) -> Response:
@@ -56,20 +69,58 @@ router = APIRouter(
     prefix="/api/v1/auditing", tags=["dialect: Kubiya"], route_class=dialect_route(_render)
 )
 
-#: ``filter`` keys answered by a native column: Kubiya name → native filter name.
-_PUSHED: Final = {
-    "category_type": "category",
-    "resource_type": "target.type",
-    "action_type": "action",
-    "session_id": "session_id",
+#: ``filter`` keys that name one stored field: Kubiya name → field path.
+_DIRECT: Final[dict[str, Path]] = {
+    "category_type": ("category",),
+    "resource_type": ("target", "type"),
+    "action_type": ("action",),
 }
-_KNOWN_KEYS: Final = (*_PUSHED, "category_name", "timestamp")
-_STATUS_OUTCOMES: Final = {"success": ["success"], "failed": ["failure", "unknown"]}
+_KNOWN_KEYS: Final = (*_DIRECT, "category_name", "session_id", "timestamp")
+_ARRIVAL: Final[Path] = ("received_at",)
+_CATEGORY_NAME: Final[tuple[Path, ...]] = (("metadata", "category_name"), ("actor", "name"))
+_SESSION: Final[tuple[Path, ...]] = (("session_id",), ("metadata", "extra", "session_id"))
+_RESOURCE_TEXT: Final[tuple[Path, ...]] = (("target", "name"), ("target", "id"))
+#: Strings an item shows that ``search_text`` reads, each one stored field.
+_SEARCHED: Final[tuple[Path, ...]] = (
+    ("id",),
+    ("actor", "email"),
+    ("category",),
+    ("target", "type"),
+    ("action",),
+    ("session_id",),
+    ("message",),
+    ("metadata", "category_name"),
+    ("metadata", "scope"),
+    ("metadata", "org_id"),
+    ("metadata", "error_message"),
+    ("metadata", "extra", "session_id"),
+    ("metadata", "extra", "message"),
+    ("metadata", "extra", "content"),
+    ("metadata", "extra", "text"),
+)
+#: The keys every item has, in order (the SDK's text filter matches them too).
+ITEM_KEYS: Final = (
+    "id",
+    "org",
+    "email",
+    "version",
+    "category_type",
+    "category_name",
+    "resource_type",
+    "resource_text",
+    "action_type",
+    "action_successful",
+    "timestamp",
+    "event_timestamp",
+    "extra",
+    "scope",
+    "metadata",
+)
 
 
 def item(event: StoredEvent) -> dict[str, Any]:
     """An event as a Kubiya audit item: the Go CLI's ``AuditItem`` fields (never null), plus
-    ``id``, ``session_id``, ``message`` and the event's ``metadata``."""
+    ``id``, ``event_timestamp``, ``session_id``, ``message`` and the event's ``metadata``."""
     c = event.content
     metadata = metadata_of(event)
     session = text_at(c, "session_id")
@@ -90,7 +141,8 @@ def item(event: StoredEvent) -> dict[str, Any]:
         "resource_text": resource or "",
         "action_type": text_at(c, "action") or "",
         "action_successful": c.get("outcome") == "success",
-        "timestamp": timestamp_of(event),
+        "timestamp": event.received_at,
+        "event_timestamp": timestamp_of(event),
         "extra": extra,
         "scope": text_at(c, "metadata", "scope") or "",
     }
@@ -105,8 +157,9 @@ def item(event: StoredEvent) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class _Filter:
-    pushed: dict[str, list[str]]
-    category_name: str | None
+    """The ``filter`` parameter: field conditions, and the arrival-time bounds."""
+
+    conditions: tuple[Node, ...]
     start: str | None
     end: str | None
 
@@ -156,21 +209,27 @@ def _time_range(value: Any) -> tuple[str | None, str | None]:
 def _parse_filter(raw: str | None) -> _Filter:
     """The ``filter`` parameter: a JSON object (Python or Go spelling; its text is not matched)."""
     if raw is None or not raw.strip():
-        return _Filter({}, None, None, None)
+        return _Filter((), None, None)
     data = _json_param(raw, "filter")
     if type(data) is not dict:
         raise InvalidInputError("filter: expected a JSON object")
     unknown = sorted(set(data) - set(_KNOWN_KEYS))
     if unknown:
         raise InvalidInputError(f"filter: unknown keys {unknown}; known: {list(_KNOWN_KEYS)}")
-    pushed = {}
-    for key, name in _PUSHED.items():
+    conditions: list[Node] = []
+    for key, path in _DIRECT.items():
         value = _string(data.get(key), f"filter.{key}")
         if value is not None:
-            pushed[name] = [value]
-    category_name = _string(data.get("category_name"), "filter.category_name")
+            conditions.append(equals(path, value))
+    name = _string(data.get("category_name"), "filter.category_name")
+    if name is not None:
+        conditions.append(first_shown_equals(_CATEGORY_NAME, name))
+    session = _string(data.get("session_id"), "filter.session_id")
+    if session is not None:
+        # ``extra.session_id`` shows the native session id, else the writer's own extra's.
+        conditions.append(first_shown_equals(_SESSION, session))
     start, end = _time_range(data.get("timestamp"))
-    return _Filter(pushed, category_name, start, end)
+    return _Filter(tuple(conditions), start, end)
 
 
 def _parse_sort(raw: str | None) -> Sort:
@@ -183,31 +242,85 @@ def _parse_sort(raw: str | None) -> Sort:
     raise InvalidInputError('sort: expected {"timestamp": -1} or {"timestamp": 1}')
 
 
-def _matcher(category_name: str | None, text: str | None) -> Callable[[StoredEvent], bool] | None:
-    """The conditions no column answers, checked on the item as the client will see it.
+def _arrival(start: str | None, end: str | None) -> Node | None:
+    """Bounds on the arrival time an item shows as its ``timestamp``."""
+    if start is not None and end is not None and start >= end:
+        return FALSE
+    return all_of(
+        [
+            None if start is None else Compare(_ARRIVAL, ">=", start),
+            None if end is None else Compare(_ARRIVAL, "<", end),
+        ]
+    )
 
-    Text is matched exactly as the SDK's own client-side filter does (a case-insensitive
-    substring of the item's ``json.dumps``), so the server is never stricter than the client.
-    Not a ``q`` query: the search language matches words and whole values, not substrings
-    of a projected item, so pushing the text down would find fewer items than the SDK keeps.
+
+def text_condition(text: str, tenant: str) -> Node:
+    """``search_text``: an ASCII case-insensitive substring of a string the item shows.
+
+    The strings are the item's text fields, its ``extra`` text, the ``metadata`` keys this
+    dialect maps, and ``action_successful`` as the SDK writes it (``true``/``false``). Text
+    that is part of an item key (``"categ"``) is in every item, as the SDK's own client-side
+    check (a substring of the item's JSON) finds it there too. Times and ``version`` are not
+    searched.
     """
-    if category_name is None and not text:
+    needle = ascii_lower(text)
+    if any(needle in key for key in ITEM_KEYS):
+        return TRUE
+    succeeded = equals(("outcome",), "success")
+    branches: list[Node] = [
+        Contains(_SEARCHED, text),
+        contains_shown((("metadata", "org_id"),), text, fallback=tenant),
+        contains_shown(_CATEGORY_NAME, text),
+        contains_shown(_RESOURCE_TEXT, text),
+    ]
+    if needle in "true":
+        branches.append(succeeded)
+    if needle in "false":
+        branches.append(Not(succeeded))
+    return Or(tuple(branches))
+
+
+def _status(status: str | None) -> Node | None:
+    """``status_filter``: ``action_successful`` is true (``success``) or false (``failed``)."""
+    if status is None:
         return None
-    needle = text.lower() if text else None
+    succeeded = equals(("outcome",), "success")
+    return succeeded if status == "success" else Not(succeeded)
 
-    def where(event: StoredEvent) -> bool:
-        shown = item(event)
-        if category_name is not None and shown["category_name"] != category_name:
-            return False
-        return needle is None or needle in json.dumps(shown, default=str).lower()
 
-    return where
+def items_query(
+    tenant: str,
+    filter_: str | None,
+    sort: str | None,
+    page: int,
+    page_size: int,
+    search_text: str | None = None,
+    status_filter: str | None = None,
+) -> EventQuery:
+    """The page of events a list request selects, as one query for storage."""
+    parsed = _parse_filter(filter_)
+    where = all_of(
+        [
+            *parsed.conditions,
+            _arrival(parsed.start, parsed.end),
+            text_condition(search_text, tenant) if search_text else None,
+            _status(status_filter),
+        ]
+    )
+    # Log order is arrival order: the server stamps ``received_at`` as it sequences events.
+    return EventQuery(
+        where=where,
+        sort=_parse_sort(sort),
+        limit=page_size,
+        offset=(page - 1) * page_size,
+        by_seq=True,
+    )
 
 
 @router.get("/items", response_model=list[dict[str, Any]])
-def list_items(
+async def list_items(
     tenant: ReadTenant,
-    reader: ReaderDep,
+    events: EventsDep,
     filter_: Annotated[
         str | None,
         Query(
@@ -224,19 +337,8 @@ def list_items(
     status_filter: Annotated[Literal["success", "failed"] | None, Query()] = None,
 ) -> Response:
     """Audit items, newest first by default; ``list``, ``search`` and ``stream`` of the SDK."""
-    parsed = _parse_filter(filter_)
-    filters = dict(parsed.pushed)
-    if status_filter is not None:
-        filters["outcome"] = _STATUS_OUTCOMES[status_filter]
-    selection = DialectQuery(
-        filters,
-        parsed.start,
-        parsed.end,
-        _parse_sort(sort),
-        _matcher(parsed.category_name, search_text),
-    )
-    window = reader.window(tenant, selection, offset=(page - 1) * page_size, limit=page_size)
-    return json_response([item(e) for e in window.events])
+    query = items_query(tenant, filter_, sort, page, page_size, search_text, status_filter)
+    return json_response([item(e) for e in await events.aselect(tenant, query)])
 
 
 @router.get("/items/{audit_id}", response_model=dict[str, Any])

@@ -17,13 +17,12 @@ from starlette.responses import Response
 
 from trailkeep.errors import InvalidInputError
 from trailkeep.model.event import StoredEvent
-from trailkeep.query.filters import Sort
-from trailkeep.service.dialects import DialectQuery, DialectReader
+from trailkeep.query.filters import EventQuery, Sort
+from trailkeep.service.events import EventService
 
 from ..deps import EventsDep, ReadTenant
 from ._common import (
     Failure,
-    ReaderDep,
     dialect_route,
     json_response,
     lower_bound,
@@ -32,8 +31,9 @@ from ._common import (
     timestamp_of,
     upper_bound,
 )
+from ._trees import FALSE, Path, all_of, equals, shows
 
-__all__ = ["record", "router"]
+__all__ = ["ORDERS", "filters_of", "list_query", "record", "router"]
 
 
 def _render(failure: Failure) -> Response:
@@ -49,8 +49,27 @@ router = APIRouter(
 
 DEFAULT_COUNT: Final = 20
 MAX_COUNT: Final = 1000
-#: ``order`` values: the record field each sorts by (``ctime`` is the time).
-ORDERS: Final = ("user_id", "group_id", "target_kind", "action_key", "ctime")
+#: ``order`` values → the stored field each sorts by (``ctime``, the time, is the default
+#: order of every query).
+ORDERS: Final[dict[str, Path | None]] = {
+    "user_id": ("actor", "id"),
+    "group_id": ("metadata", "group_id"),
+    "target_kind": ("target", "type"),
+    "action_key": ("action",),
+    "ctime": None,
+}
+#: Filter parameters → the stored field each matches.
+FILTERS: Final[dict[str, Path]] = {
+    "user_id": ("actor", "id"),
+    "group_id": ("metadata", "group_id"),
+    "target_kind": ("target", "type"),
+    "target_id": ("target", "id"),
+    "action_key": ("action",),
+}
+_KIND: Final[Path] = ("target", "type")
+_ACTION: Final[Path] = ("action",)
+#: Distinct values asked for at first by ``/filters``; doubled until every one is listed.
+_FIRST_DISTINCT: Final = 256
 Param = Annotated[str | None, Query(max_length=512)]
 
 
@@ -72,47 +91,52 @@ def record(event: StoredEvent) -> dict[str, Any]:
     return out
 
 
-def _group_of(event: StoredEvent) -> str:
-    return text_at(metadata_of(event), "group_id") or ""
-
-
-def _parse_order(order: str | None) -> tuple[str, bool]:
+def _parse_order(order: str | None) -> tuple[Path | None, bool]:
     """``(field, descending)`` from ``order``."""
     name = (order or "ctime").strip()
     descending = name.startswith("-")
     name = name.removeprefix("-")
     if name not in ORDERS:
         raise InvalidInputError(f"order: {order!r} is not one of {', '.join(ORDERS)}")
-    return name, descending
+    return ORDERS[name], descending
 
 
-def _sorted_page(
-    reader: DialectReader,
-    tenant: str,
-    selection: DialectQuery,
-    field: str,
-    desc: bool,
+def list_query(
+    params: dict[str, str | None],
+    from_: str | None,
+    to: str | None,
+    order: str | None,
     page: int,
     count: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """Order by a field no index serves: sort every match (within the scan budget) in memory.
+) -> EventQuery:
+    """The page a list request selects, as one query for storage.
 
-    TODO(dialects): an ORDER BY on the field in storage, so no request needs the scan budget.
+    Args:
+        params: filter parameter (``FILTERS``) → value; empty or None means no filter.
     """
-    keyed = []
-    for event in reader.scan(tenant, selection):
-        shown = record(event)
-        key = _group_of(event) if field == "group_id" else shown[field]
-        keyed.append((key, shown["time"], shown["id"], shown))
-    keyed.sort(key=lambda k: (k[0], k[1], k[2]), reverse=desc)
-    start = page * count
-    return [k[3] for k in keyed[start : start + count]], len(keyed)
+    field, desc = _parse_order(order)
+    start = lower_bound(from_, "from", exclusive=True)
+    end = upper_bound(to, "to")
+    empty = start is not None and end is not None and start >= end
+    where = all_of(
+        [FALSE if empty else None]
+        + [equals(FILTERS[name], value) for name, value in params.items() if value]
+    )
+    return EventQuery(
+        where=where,
+        start=None if empty else start,
+        end=None if empty else end,
+        sort=Sort.DESC if desc else Sort.ASC,
+        order_by=field,
+        limit=count,
+        offset=page * count,
+    )
 
 
 @router.get("", response_model=dict[str, Any])
-def list_audit_events(
+async def list_audit_events(
     tenant: ReadTenant,
-    reader: ReaderDep,
+    events: EventsDep,
     user_id: Param = None,
     group_id: Param = None,
     target_kind: Param = None,
@@ -125,43 +149,45 @@ def list_audit_events(
     count: Annotated[int, Query(ge=1, le=MAX_COUNT)] = DEFAULT_COUNT,
 ) -> Response:
     """Audit records: ``{"audit_events", "total", "page"}``."""
-    field, desc = _parse_order(order)
-    pushed = {
-        "actor.id": user_id,
-        "target.type": target_kind,
-        "target.id": target_id,
-        "action": action_key,
+    params = {
+        "user_id": user_id,
+        "group_id": group_id,
+        "target_kind": target_kind,
+        "target_id": target_id,
+        "action_key": action_key,
     }
-    group = group_id or None
-    selection = DialectQuery(
-        {name: [value] for name, value in pushed.items() if value},
-        lower_bound(from_, "from", exclusive=True),
-        upper_bound(to, "to"),
-        Sort.DESC if desc else Sort.ASC,
-        # TODO(dialects): push down as ``metadata.group_id:…`` (trailkeep.query.compile_query).
-        (lambda e: _group_of(e) == group) if group else None,
-    )
-    if field == "ctime":
-        window = reader.window(
-            tenant, selection, offset=page * count, limit=count, count_total=True
-        )
-        events, total = [record(e) for e in window.events], window.total
-    else:
-        events, total = _sorted_page(reader, tenant, selection, field, desc, page, count)
-    return json_response({"audit_events": events, "total": total, "page": page})
+    query = list_query(params, from_, to, order, page, count)
+    found = [record(e) for e in await events.aselect(tenant, query)]
+    total = await events.acount(tenant, query)
+    return json_response({"audit_events": found, "total": total, "page": page})
+
+
+async def _distinct(events: EventService, tenant: str, field: Path, query: EventQuery) -> list[str]:
+    """Every distinct string of ``field`` among the matches: asks for more until the answer
+    is shorter than what was asked for, so no value is ever left out."""
+    limit = _FIRST_DISTINCT
+    while True:
+        found = await events.adistinct(tenant, field, query, limit)
+        if len(found) < limit:
+            return sorted(v for v, _ in found if type(v) is str)
+        limit *= 4
+
+
+async def filters_of(events: EventService, tenant: str) -> list[dict[str, Any]]:
+    """Every target kind of the tenant's records, with the action keys seen on it."""
+    listed = EventQuery(where=all_of([shows(_KIND), shows(_ACTION)]))
+    out = []
+    for kind in await _distinct(events, tenant, _KIND, listed):
+        of_kind = EventQuery(where=all_of([equals(_KIND, kind), shows(_ACTION)]))
+        actions = await _distinct(events, tenant, _ACTION, of_kind)
+        out.append({"name": kind, "action_keys": actions})
+    return out
 
 
 @router.get("/filters", response_model=dict[str, Any])
-def list_filters(tenant: ReadTenant, reader: ReaderDep) -> Response:
+async def list_filters(tenant: ReadTenant, events: EventsDep) -> Response:
     """Every target kind in the tenant's records with the action keys seen on it."""
-    kinds: dict[str, set[str]] = {}
-    for event in reader.scan(tenant, DialectQuery()):
-        kind = text_at(event.content, "target", "type")
-        action = text_at(event.content, "action")
-        if kind and action:
-            kinds.setdefault(kind, set()).add(action)
-    body = [{"name": k, "action_keys": sorted(v)} for k, v in sorted(kinds.items())]
-    return json_response({"target_kinds": body})
+    return json_response({"target_kinds": await filters_of(events, tenant)})
 
 
 @router.get("/{audit_id}", response_model=dict[str, Any])
