@@ -18,7 +18,7 @@ BAD_BODIES = [
     pytest.param(b"{", 400, "INVALID_JSON", "", id="truncated"),
     pytest.param(b"\x80\x81", 400, "INVALID_JSON", "", id="not-utf8"),
     pytest.param(b"[" * 100_000 + b"]" * 100_000, 400, "INVALID_JSON", "", id="nested-too-deep"),
-    pytest.param(b"[]", 422, "VALIDATION_FAILED", "body: Input should be", id="array"),
+    pytest.param(b"[]", 422, "VALIDATION_FAILED", "body: ", id="array"),
 ]
 
 

@@ -237,6 +237,13 @@ class TestTail:
         assert len(queried.stdout.splitlines()) == 3
 
 
+def _post(server: Server, action: str) -> None:
+    headers = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    httpx.post(
+        f"{server.url}/v1/events", json={"action": action}, headers=headers
+    ).raise_for_status()
+
+
 class TestTailTiming:
     """`tail` prints ids, stops on time, and fails at once against a dead server."""
 
@@ -247,7 +254,9 @@ class TestTailTiming:
 
     def test_timeout_kept_when_events_arrive(self, server: Server) -> None:
         action = unique()
-        timer = threading.Timer(1.2, logged, (server, action))
+        # Posted over HTTP, not with CliRunner: a second CliRunner on another thread would swap
+        # sys.stdout under the one running `tail`, and the two outputs would interleave.
+        timer = threading.Timer(1.2, _post, (server, action))
         timer.start()
         started = time.monotonic()
         result = run(server, "tail", "--action", action, "--timeout", "2", "--jsonl")

@@ -305,7 +305,7 @@ def _frontier_at(services: Services, size: int) -> tuple[bytes]:
 def _query():  # type: ignore[no-untyped-def]
     from trailkeep.query.filters import EventQuery
 
-    return EventQuery({}, None, None, "desc", 10)
+    return EventQuery(limit=10)
 
 
 class TestSigning:

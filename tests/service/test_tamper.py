@@ -458,12 +458,12 @@ class TestCheckpointGaps:
         start = datetime(2026, 11, 1, tzinfo=UTC)
         clock = itertools.count()
 
-        def received_at() -> str:
+        def now_ns() -> int:
             n = next(clock)
             moment = start + timedelta(minutes=10 * (n // CHUNK), milliseconds=n % CHUNK)
-            return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
-        monkeypatch.setattr(events_module, "_received_at", received_at)
+        monkeypatch.setattr(events_module, "_now_ns", now_ns)
         services.tenants.create_tenant("acme")
         for chunk in range(CHUNKS):
             batch = [

@@ -14,14 +14,21 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from trailkeep.service.events import one_at_a_time
 
-__all__ = ["OFFLOAD_BYTES", "body_schema", "document_bodies", "off_loop_if_large", "validate_body"]
+__all__ = [
+    "OFFLOAD_BYTES",
+    "body_schema",
+    "document_bodies",
+    "json_body",
+    "off_loop_if_large",
+    "validate_body",
+]
 
 #: Bodies (and responses) larger than this are handled on a worker thread.
 OFFLOAD_BYTES = 256 * 1024
@@ -56,6 +63,20 @@ def _invalid_json(position: int) -> RequestValidationError:
     return RequestValidationError(
         [{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error"}]
     )
+
+
+async def json_body(request: Request) -> bytes:
+    """The raw body of a request that must be JSON.
+
+    A body sent without a JSON ``Content-Type`` is refused as FastAPI refuses it for a
+    declared body (a validation error of the body as a whole), which ``api/errors.py`` answers
+    with a 415 naming the header.
+    """
+    body = await request.body()
+    if "json" not in request.headers.get("content-type", "").lower():
+        wrong = {"type": "model_attributes_type", "loc": ("body",), "msg": "not JSON"}
+        raise RequestValidationError([{**wrong, "input": body[:100]}])
+    return body
 
 
 def validate_body(body: bytes, model: type[M]) -> M:

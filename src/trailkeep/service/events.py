@@ -92,6 +92,10 @@ class ListResult:
     next_cursor: str | None
 
 
+#: The server's clock, in nanoseconds since the epoch (a name tests can replace).
+_now_ns = time.time_ns
+
+
 def _format_ns(ns: int) -> str:
     secs, rem = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
@@ -182,7 +186,7 @@ def normalize_event(
         (empty objects dropped, ``timestamp`` and ``outcome`` set) and its JSON.
     """
     where = "event" if index is None else f"events[{index}]"
-    now_ns = time.time_ns()
+    now_ns = _now_ns()
     received_at = _format_ns(now_ns)
     content = {k: v for k, v in content.items() if not (k in _DROP_WHEN_EMPTY and not v)}
     raw_ts = content.get("timestamp")

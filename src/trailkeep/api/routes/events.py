@@ -12,7 +12,7 @@ from starlette.responses import Response
 from trailkeep.query.filters import Sort
 from trailkeep.storage.base import Appended
 
-from ..body import body_schema, off_loop_if_large, validate_body
+from ..body import body_schema, json_body, off_loop_if_large, validate_body
 from ..deps import EventsDep, ReadTenant, WriteTenant
 from ..params import KNOWN_PARAMS_ONLY, SelectionDep
 from ..schemas import BatchIn, BatchOut, ErrorOut, EventIn, EventOut, EventPage, FacetsOut
@@ -97,7 +97,7 @@ async def create_event(
     idempotency_key: IdempotencyHeader = None,
 ) -> Response:
     """Record one event; answered once it is durable."""
-    body = await request.body()  # not declared: a large body is parsed off the loop
+    body = await json_body(request)  # not declared: a large body is parsed off the loop
     (content,) = await off_loop_if_large(len(body), partial(event_contents, batch=False), body)
     if idempotency_key and "idempotency_key" not in content:
         content["idempotency_key"] = idempotency_key
@@ -121,7 +121,7 @@ async def create_events(
     idempotency_key: IdempotencyHeader = None,
 ) -> Response:
     """Record up to 1,000 events, all or nothing; a validation failure names the index."""
-    body = await request.body()  # not declared: a large body is parsed off the loop
+    body = await json_body(request)  # not declared: a large body is parsed off the loop
     contents = await off_loop_if_large(len(body), partial(event_contents, batch=True), body)
     if idempotency_key:
         for i, content in enumerate(contents):
