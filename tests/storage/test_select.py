@@ -145,7 +145,7 @@ leaves = st.one_of(
     st.builds(Each, st.just(("metadata", "items")), _element_nodes()),
     st.builds(
         lambda f, v: Term(f, ":", v),
-        st.sampled_from([("action",), ("metadata", "k1"), ("actor", "id")]),
+        st.sampled_from([("action",), ("metadata", "k1"), ("metadata", "model"), ("actor", "id")]),
         st.sampled_from(["a", "1", "true", "login", "u1", "2"]),
     ),
 )

@@ -22,7 +22,9 @@ _INDEXED_METADATA: Final = (
     "result",
 )
 #: The virtual column holding each indexed body path's value (``storage._json_sql`` reads it).
-METADATA_COLUMNS: Final = {("metadata", key): f"meta_{key}" for key in _INDEXED_METADATA}
+METADATA_COLUMNS: Final[dict[tuple[str, ...], str]] = {
+    ("metadata", key): f"meta_{key}" for key in _INDEXED_METADATA
+}
 
 
 def _metadata_column(key: str) -> list[str]:
