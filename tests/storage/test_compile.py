@@ -368,3 +368,10 @@ class TestOrSharesOneParsePerPath:
         fragment = compile_query("metadata.a:x OR metadata.a:y", "sqlite", now=NOW)
         assert fragment.params[:2] == (b'"x"', b'"y"')
         assert "((instr(body, ?) > 0 OR instr(body, ?) > 0) AND EXISTS" in fragment.sql
+
+    def test_many_strings_skip_the_byte_check(self) -> None:
+        """Past eight strings the byte checks cost more than the one parse they would save."""
+        text = " OR ".join(f"metadata.a:v{i}" for i in range(9))
+        fragment = compile_query(text, "sqlite", now=NOW)
+        assert "instr(" not in fragment.sql
+        assert fragment.sql.count("json_each(") == 1

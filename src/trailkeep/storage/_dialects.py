@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 _JSON_LITERALS: Final = ("true", "false", "null")
+#: Most strings whose bytes one OR'ed match checks for before parsing (each ``instr`` costs
+#: about a quarter of a parse, measured at 20 needles: 6 µs a row against 2 for one parse).
+_MAX_NEEDLES: Final = 8
 #: The parsed body a store's PostgreSQL dialect reads (``PostgresDialect(body=PARSED_BODY)``):
 #: a column of a per-row subquery that ``events_from`` joins when a statement uses it.
 PARSED_BODY: Final = "d.doc"
@@ -187,6 +190,8 @@ class SqliteDialect:
         try:
             needles = list(dict.fromkeys(orjson.dumps(text) for text in texts))
         except orjson.JSONEncodeError:  # a lone surrogate: leave the condition as it is
+            return condition
+        if len(needles) > _MAX_NEEDLES:  # the byte checks would cost more than the parse
             return condition
         tests = " OR ".join(f"instr({self.stored}, ?) > 0" for _ in needles)
         if len(needles) > 1:
