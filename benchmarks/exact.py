@@ -12,6 +12,10 @@ against a second formulation (count = length of an id walk; the offset page = th
 position of a full ordered id list) so a fast wrong answer cannot pass.
 
 Targets: exact totals p95 <= 250 ms, offset 500,000 p95 <= 100 ms. Prints MET or MISSED.
+
+``--heavy`` also times the exact count of ``isolation.heavy_query()`` (64 OR'ed ``metadata.*``
+search terms that match nothing, so every event of the range is read) over the last 7 days:
+no target, the figure shows what a scan of JSON conditions costs per event.
 """
 
 from __future__ import annotations
@@ -76,6 +80,21 @@ def _check(store: Any, tenant: str, query: Any, total: int, offset: int, page: l
     return "exact" if ok_total and ok_page else f"WRONG (walk: {len(ids)}, page {ok_page})"
 
 
+def _heavy(store: Any, args: argparse.Namespace) -> None:
+    from isolation import heavy_query
+    from trailkeep.query.filters import EventQuery
+    from trailkeep.query.parser import parse
+
+    query = EventQuery(parse(heavy_query()), start="2026-11-30T00:00:00.000000Z")
+    span = store.count(args.tenant, EventQuery(start=query.start))
+    rounds = max(1, min(args.rounds, 3))
+    times, total = _time(lambda: store.count(args.tenant, query), rounds)
+    print(
+        f"64 OR'ed metadata terms, last 7 days ({span:,} events): total={total}"
+        f"  count p50={_p(times, 50):,.0f} ms ({1000 * _p(times, 50) / max(span, 1):.1f} µs/event)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -96,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{name:24} total={total:>9,}  count p50={_p(totals_ms, 50):6.1f} p95={t95:6.1f} ms"
                 f"  offset {offset:>7,}: p50={_p(offsets_ms, 50):6.1f} p95={o95:6.1f} ms  {check}"
             )
+        if args.heavy:
+            _heavy(store, args)
     finally:
         store.close()
     met = "MET" if all(verdicts) else "MISSED"
@@ -111,6 +132,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--offset", type=int, default=500_000)
     parser.add_argument("--no-check", dest="check", action="store_false")
+    parser.add_argument("--heavy", action="store_true", help="also time a 64-term OR search")
     args = parser.parse_args()
     if not args.database:
         from _seed import MAIN_TENANT, SeedSpec, seeded

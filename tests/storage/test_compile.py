@@ -338,3 +338,40 @@ class TestValuesAreAlwaysBound:
             return
         assert _placeholders(fragment.sql, dialect) == len(fragment.params)
         assert set(re.findall(r"'[^']*'", fragment.sql)) <= OUR_LITERALS
+
+
+class TestOrSharesOneParsePerPath:
+    """OR'ed equality terms on one JSON path read that path once (one ``json_each`` or one
+    jsonpath), however many terms there are; other paths and other terms keep their own."""
+
+    @pytest.mark.parametrize(
+        ("dialect", "reader"),
+        [
+            pytest.param("sqlite", "json_each(", id="sqlite"),
+            pytest.param("postgres", "jsonb_path_exists(", id="postgres"),
+        ],
+    )
+    @pytest.mark.parametrize(
+        ("text", "reads"),
+        [
+            pytest.param("metadata.a:x OR metadata.a:y OR metadata.a:z", 1, id="one-path"),
+            pytest.param("metadata.a:x OR metadata.b:y OR metadata.a:z", 2, id="two-paths"),
+            pytest.param("metadata.a:2 OR metadata.a:1 OR metadata.a:true", 1, id="typed-values"),
+            pytest.param("metadata.a:x metadata.a:y", 2, id="and-keeps-each"),
+            pytest.param("metadata.a:x OR metadata.a:y*", 2, id="prefix-apart"),
+        ],
+    )
+    def test_reads(self, dialect: DialectName, reader: str, text: str, reads: int) -> None:
+        assert compile_query(text, dialect, now=NOW).sql.count(reader) == reads
+
+    def test_byte_check_covers_every_string(self) -> None:
+        fragment = compile_query("metadata.a:x OR metadata.a:y", "sqlite", now=NOW)
+        assert fragment.params[:2] == (b'"x"', b'"y"')
+        assert "((instr(body, ?) > 0 OR instr(body, ?) > 0) AND EXISTS" in fragment.sql
+
+    def test_many_strings_skip_the_byte_check(self) -> None:
+        """Past eight strings the byte checks cost more than the one parse they would save."""
+        text = " OR ".join(f"metadata.a:v{i}" for i in range(9))
+        fragment = compile_query(text, "sqlite", now=NOW)
+        assert "instr(" not in fragment.sql
+        assert fragment.sql.count("json_each(") == 1

@@ -33,7 +33,10 @@ from trailkeep.query.filters import EventQuery, Sort
 from trailkeep.service.stores import open_store
 from trailkeep.storage.base import Store
 
-SCALARS: list[Any] = ["a", "A", "b", "ab", "Ab", "é", "É", "", "1", 1, 2, 2.0, 1.5, -3, True, False]
+SCALARS: list[Any] = [
+    *("a", "A", "b", "ab", "Ab", "é", "É", "", "1", '["a",1]', '{"x":"a"}'),
+    *(1, 2, 2.0, 1.5, -3, True, False),
+]
 VALUES: list[Any] = [*SCALARS, None, [], ["a", 1], [{"t": "a"}], {"x": "a"}]
 
 
@@ -49,7 +52,7 @@ def _random_event(rng: random.Random, i: int) -> dict[str, Any]:
     if rng.random() < 0.8:
         event["actor"] = {"id": rng.choice(["u1", "u2", "U1", 7]), "type": "user"}
     metadata: dict[str, Any] = {}
-    for key in ("k1", "k2"):
+    for key in ("k1", "model"):  # model: an indexed virtual column in SQLite
         if rng.random() < 0.7:
             metadata[key] = rng.choice(VALUES)
     if rng.random() < 0.4:
@@ -97,7 +100,7 @@ FIELDS: list[tuple[str, ...]] = [
     ("category",),
     ("actor", "id"),
     ("metadata", "k1"),
-    ("metadata", "k2"),
+    ("metadata", "model"),
     ("metadata", "o", "x"),
     ("metadata", "items"),
     ("timestamp",),
@@ -142,7 +145,7 @@ leaves = st.one_of(
     st.builds(Each, st.just(("metadata", "items")), _element_nodes()),
     st.builds(
         lambda f, v: Term(f, ":", v),
-        st.sampled_from([("action",), ("metadata", "k1"), ("actor", "id")]),
+        st.sampled_from([("action",), ("metadata", "k1"), ("metadata", "model"), ("actor", "id")]),
         st.sampled_from(["a", "1", "true", "login", "u1", "2"]),
     ),
 )
@@ -215,14 +218,19 @@ class TestAgainstReference:
 @pytest.fixture
 def small(store: Store) -> tuple[Store, list[StoredEvent]]:
     make_tenant(store)
-    rows = [
-        {"metadata": {"n": 123, "s": "123", "flag": True, "arr": ["x", "y"]}, "action": "a"},
-        {"metadata": {"n": 123.0, "s": "Xyz", "flag": False, "arr": "x"}, "action": "b"},
-        {"metadata": {"s": None, "list": [{"k": "v", "n": 1}, {"k": "w"}]}, "action": "c"},
-        {"metadata": {"0": "zero", "arr": [{"0": "q"}]}, "action": "d"},
+    rows: list[dict[str, Any]] = [
+        {"metadata": {"n": 123, "s": "123", "flag": True, "arr": ["x", "y"], "model": 123}},
+        {"metadata": {"n": 123.0, "s": "Xyz", "flag": False, "arr": "x", "model": "123"}},
+        {"metadata": {"s": None, "list": [{"k": "v", "n": 1}, {"k": "w"}], "model": ["x"]}},
+        {"metadata": {"0": "zero", "arr": [{"0": "q"}], "model": '["x"]'}, "message": "model"},
     ]
+    for row, action in zip(rows, "abcd", strict=True):
+        row["action"] = action
     stored = [a.event for a in store.append("acme", [new_event(**r) for r in rows]).result()]
     return store, stored
+
+
+_MODEL: tuple[str, ...] = ("metadata", "model")
 
 
 def _matches(store: Store, node: Node) -> set[str]:
@@ -260,6 +268,12 @@ class TestPinned:
             pytest.param(Each(("metadata", "arr"), Exists(("0",))), {"d"}, id="digit-key"),
             pytest.param(Values(("metadata", "0"), ("zero",)), {"d"}, id="digit-top-key"),
             pytest.param(And(()), {"a", "b", "c", "d"}, id="empty-and-everything"),
+            # metadata.model is an indexed virtual column in SQLite: the same answers.
+            pytest.param(Values(_MODEL, ("123",)), {"b"}, id="indexed-str-never-a-number"),
+            pytest.param(Values(_MODEL, (123,)), {"a"}, id="indexed-int"),
+            pytest.param(Values(_MODEL, ("123", 123)), {"a", "b"}, id="indexed-str-and-int"),
+            pytest.param(Values(_MODEL, ('["x"]',)), {"d"}, id="indexed-str-never-an-array"),
+            pytest.param(Values(_MODEL, ("x",)), set(), id="indexed-not-element-wise"),
             pytest.param(Or(()), set(), id="empty-or-nothing"),
         ],
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Final, Literal, TypeAlias
 
 from trailkeep.errors import InvalidInputError, TimeParseError
@@ -184,11 +185,19 @@ class _Compiler:
         return self.dialect.typed.compare(where.ref, node.op, node.value)
 
     def group(self, node: And | Or) -> SqlFragment:
-        """Children joined; its text terms merged into one full-text match, in first's place."""
+        """Children joined; its text terms merged into one full-text match, in first's place,
+        and (under Or) its JSON equality terms on one path into one match, in first's place,
+        so the body is parsed once per path rather than once per term."""
         text = tuple(child for child in node.children if is_text(child))
+        matches = _json_matches(node.children) if isinstance(node, Or) else {}
         parts: list[SqlFragment] = []
         for child in node.children:
-            if not is_text(child):
+            path = _json_match_path(child) if matches else None
+            if path is not None and path in matches:
+                if matches[path]:
+                    parts.append(self.dialect.json_match_any(path, matches.pop(path)))
+                    matches[path] = []
+            elif not is_text(child):
                 parts.append(self.node(child))
             elif text:
                 group = text[0] if len(text) == 1 else type(node)(text)
@@ -246,6 +255,32 @@ class _Compiler:
                 raise QuerySyntaxError(term.position, f"'{spec.name}' needs a time")
             return instant
         return term.value
+
+
+def _json_match_path(node: Node) -> tuple[str, ...] | None:
+    """The JSON path of an equality search term (``metadata.k:v``), else None."""
+    if not isinstance(node, Term) or node.field is None or node.op != ":" or node.prefix:
+        return None
+    if is_text(node):
+        return None
+    try:
+        spec = resolve(node.field)
+    except FieldError:
+        return None  # compiled alone, to raise at its position
+    return spec.path if spec.kind is FieldKind.JSON and spec.path else None
+
+
+def _json_matches(
+    children: tuple[Node, ...],
+) -> dict[tuple[str, ...], list[tuple[str, Decimal | None]]]:
+    """The values of OR'ed equality terms per JSON path, for paths with more than one."""
+    found: dict[tuple[str, ...], list[tuple[str, Decimal | None]]] = {}
+    for child in children:
+        path = _json_match_path(child)
+        if path is not None:
+            assert isinstance(child, Term)
+            found.setdefault(path, []).append((child.value, as_number(child.value)))
+    return {path: values for path, values in found.items() if len(values) > 1}
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ import orjson
 
 from trailkeep.query.ast import Scalar
 from trailkeep.storage._sql import FALSE, SqlFragment
+from trailkeep.storage.sqlite_schema import METADATA_COLUMNS
 
 __all__ = ["PostgresJson", "Ref", "SqliteJson", "TypedSql", "ascii_lower", "from_key"]
 
@@ -38,6 +39,8 @@ _ASCII_LOWER: Final = str.maketrans(_UPPER, _LOWER)
 _OPS: Final = frozenset({">", ">=", "<", "<="})
 #: A key PostgreSQL's ``#>`` would read as an array index.
 _INDEX_LIKE: Final = re.compile(r"\s*[+-]?\d+\s*")
+#: A string json_extract could also return for an array or object (its JSON text).
+_JSON_TEXT: Final = re.compile(r"[\[{]")
 #: Most values whose encoded bytes SQLite checks for in the raw body before parsing it.
 _MAX_NEEDLES: Final = 8
 
@@ -139,6 +142,16 @@ class SqliteJson:
 
     def values(self, ref: Ref, values: Sequence[Scalar]) -> SqlFragment:
         strs, ints, bools = _split(values)
+        column = None if ref.element else METADATA_COLUMNS.get(ref.path)
+        if column is not None and strs and not any(_JSON_TEXT.match(s) for s in strs):
+            # The indexed virtual column holds json_extract's value: a JSON string as text,
+            # a number or boolean as a number, an array or object as JSON text (starting with
+            # ``[`` or ``{``). So a string that starts otherwise equals it exactly when the
+            # JSON value is that string, with no type check: an index-only answer.
+            found = self.column_values(column, strs)
+            if not ints and not bools:
+                return found
+            return _or([found, self.values(ref, [*ints, *bools])])
         t, v = self._type(ref), self._value(ref)
         parts: list[SqlFragment] = []
         if strs:
