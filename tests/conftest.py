@@ -12,11 +12,18 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 import pytest_asyncio
+from hypothesis import settings as hypothesis_settings
 
 from trailkeep.api.app import create_app
 from trailkeep.api.services import Services
 from trailkeep.model.tenant import Role
 from trailkeep.settings import Settings
+
+# In CI every property test draws the same examples on every run (derandomize): a red CI run
+# is then reproducible, and never the luck of one draw. Locally each run explores new examples.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 if TYPE_CHECKING:
     from tests.pg import PostgresServer
