@@ -68,7 +68,9 @@ class TreeChecker:
         """Append leaves ``[start, end)`` (None for a missing one: zero, tainted); check the
         nodes they complete."""
         assert start == self._range.size, (start, self._range.size)
-        missing = [start + i for i, leaf in enumerate(leaves) if leaf is None]
+        missing = (
+            [start + i for i, leaf in enumerate(leaves) if leaf is None] if None in leaves else []
+        )
         if missing:
             self._tainted.extend(sorted({*tainted, *missing}))
             hashes = [_ZERO if leaf is None else leaf for leaf in leaves]
