@@ -23,6 +23,7 @@ from trailkeep.model.commitments import COMMITTED_OBJECTS, field_paths, unflatte
 from trailkeep.model.evidence import event_leaf_hash
 from trailkeep.query.fulltext import search_document
 from trailkeep.service import dump as dump_module
+from trailkeep.service.audit import _run as run_module
 from trailkeep.service.audit import audit_tenant
 from trailkeep.service.audit._leaves import FieldsText, RowPlans, fulltext_fields, shape
 from trailkeep.service.audit._rollups import RollupTally
@@ -141,6 +142,26 @@ class TestAudit:
             assert first.seq == seq
         if expected_id is not None:
             assert first.event_id == expected_id
+
+    @pytest.mark.parametrize(
+        "chunk", [pytest.param(2, id="chunk-2"), pytest.param(8, id="chunk-8")]
+    )
+    def test_chunk_size_changes_no_finding(
+        self, seeded: Services, settings: Settings, monkeypatch: pytest.MonkeyPatch, chunk: int
+    ) -> None:
+        """Chunks that fill whole aligned subtrees are hashed level by level, the others leaf
+        by leaf: both give the same roots and findings (a changed node, an altered leaf)."""
+        verifier = seeded.log.signer.verifier()
+        conn = db(settings)
+        conn.execute("UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 1")
+        conn.execute("UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 13")
+        conn.execute("UPDATE events SET leaf_hash = zeroblob(32) WHERE seq = 33")
+        conn.close()
+        whole = audit_tenant(seeded.store, "acme", verifier, "test.trailkeep/acme")
+        monkeypatch.setattr(run_module, "_CHUNK", chunk)
+        chunked = audit_tenant(seeded.store, "acme", verifier, "test.trailkeep/acme")
+        assert sorted(map(repr, chunked.problems)) == sorted(map(repr, whole.problems))
+        assert [p.kind for p in whole.problems].count("tree-node") == 2
 
     def test_cli_reports_and_fails(self, seeded: Services, settings: Settings) -> None:
         args = [
