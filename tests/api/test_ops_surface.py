@@ -48,6 +48,9 @@ class TestOfflineDocs:
         page = await client.get("/docs")
         assert page.status_code == 200
         assert "cdn" not in page.text.lower()
+        # Every URL on the page is the server's own (the validator badge is off).
+        assert '"validatorUrl": null' in page.text
+        assert re.findall(r"https?://", page.text) == []
         assets = re.findall(r'(?:src|href)="(/static/docs/[^"]+)"', page.text)
         assert len(assets) >= 2
         for asset in assets:

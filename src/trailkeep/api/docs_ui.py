@@ -37,6 +37,8 @@ def install_docs_ui(app: FastAPI) -> None:
             swagger_css_url=f"{STATIC_PREFIX}/swagger-ui.css",
             swagger_favicon_url=f"{STATIC_PREFIX}/favicon-32x32.png",
             oauth2_redirect_url="/docs/oauth2-redirect",
+            # Swagger UI would otherwise fetch a validity badge from validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
