@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.query.strategies import query_texts, trees
-from trailkeep.query.ast import Node
+from trailkeep.query.ast import And, Node, Op, Term
 from trailkeep.query.errors import QuerySyntaxError
 from trailkeep.query.parser import parse
 from trailkeep.query.unparse import unparse
@@ -32,6 +33,9 @@ class TestUnparse:
                 "timestamp>2026-11-01T10:00:00Z", "timestamp>2026-11-01T10:00:00Z", id="time"
             ),
             pytest.param("action:*", "action:*", id="exists"),
+            pytest.param("action>\\=0", "action>\\=0", id="greater-than-equals-sign"),
+            pytest.param("action<\\=", "action<\\=", id="less-than-equals-sign-alone"),
+            pytest.param("action>==0", "action>==0", id="at-least-equals-sign"),
         ],
     )
     def test_canonical(self, text: str, canonical: str) -> None:
@@ -40,6 +44,35 @@ class TestUnparse:
 
 class TestRoundTrip:
     """parse(unparse(tree)) == tree for every tree parse can return."""
+
+    @pytest.mark.parametrize(
+        "tree",
+        [
+            # Found by Hypothesis about once in 6,000 trees: ``>`` or ``<`` then a value
+            # starting with ``=`` was written as ``>=``/``<=`` and the value's rest.
+            pytest.param(Term(("action",), ">", "=0"), id="greater-than-then-equals-value"),
+            pytest.param(Term(("action",), "<", "=0"), id="less-than-then-equals-value"),
+            pytest.param(
+                And((Term(None, ":", "0"), Term(("action",), ">", "="))),
+                id="equals-sign-alone-read-as-operator",
+            ),
+            pytest.param(Term(("actor", "email"), "<=", "=x"), id="at-most-then-equals-value"),
+        ],
+    )
+    def test_values_starting_with_equals(self, tree: Node) -> None:
+        assert parse(unparse(tree)) == tree
+
+    @settings(max_examples=300)
+    @given(
+        st.sampled_from([("action",), ("actor", "email"), ("metadata", "a b")]),
+        st.sampled_from([":", ">", ">=", "<", "<="]),
+        st.text(st.sampled_from("=<>:*x "), min_size=1, max_size=6),
+    )
+    def test_values_of_operator_characters(
+        self, field: tuple[str, ...], op: Op, value: str
+    ) -> None:
+        tree = Term(field, op, value)
+        assert parse(unparse(tree)) == tree
 
     @settings(max_examples=300)
     @given(trees)

@@ -2,7 +2,9 @@
 
 Used to show a normalized query (in the viewer, in logs) and to prove the lexer's escapes by
 round trip. Bare values escape with ``\\`` every character the lexer would stop at or read as
-syntax; quoted values escape only ``"`` and ``\\``.
+syntax; quoted values escape only ``"`` and ``\\``. After ``>`` or ``<``, a bare value's
+leading ``=`` is escaped too: ``action>\\=x`` is ``>`` with ``=x``, where ``action>=x`` would
+lex as ``>=`` with ``x`` (and ``action>=`` alone as an operator with no value).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ __all__ = ["unparse"]
 
 _ALWAYS_ESCAPED: Final = frozenset('()"\\*')
 _ESCAPED_IN_FREE_WORDS: Final = frozenset(":<>")
+#: Operators that a bare value's leading ``=`` would extend (``>`` + ``=x`` reads as ``>=``).
+_EXTENDED_BY_EQUALS: Final = frozenset({">", "<"})
 
 
 def unparse(node: Node) -> str:
@@ -48,6 +52,8 @@ def _term(term: Term) -> str:
         value = '"' + term.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     else:
         value = _bare(term.value, free=term.field is None)
+        if term.op in _EXTENDED_BY_EQUALS and value.startswith("="):
+            value = "\\" + value
     star = "*" if term.prefix else ""
     if term.field is None:
         return value + star
