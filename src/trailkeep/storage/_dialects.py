@@ -64,6 +64,24 @@ class Dialect(Protocol):
         """The typed value conditions of the tree's other nodes."""
         ...
 
+    @property
+    def row_key(self) -> str:
+        """The column that names one events row most cheaply: what a deep page's skipped rows
+        are walked by (every index of SQLite holds the row id, so any index covers it)."""
+        ...
+
+    @property
+    def hour_totals(self) -> bool:
+        """Whether ``facet_counts`` holds each tenant's exact event count per hour of ``ts``
+        (dimension ``_hour``), kept by the writer in the events' transaction."""
+        ...
+
+    @property
+    def nulls_smallest(self) -> bool:
+        """Whether NULL sorts first ascending and last descending, as a missing value must
+        (SQLite); else ``ORDER BY`` spells it with an ``IS NOT NULL`` key first."""
+        ...
+
     def events_from(self, *uses: str) -> str:
         """What a statement reads ``FROM``, given the SQL it will hold (the events table, or
         the table joined to what that SQL needs beside it)."""
@@ -123,6 +141,9 @@ class SqliteDialect:
     body: str = "CAST(body AS TEXT)"
     stored: str = "body"
     full_text: FullText = field(default_factory=Fts5)
+    row_key: str = "row_id"
+    nulls_smallest: bool = True
+    hour_totals: bool = True
 
     @property
     def typed(self) -> TypedSql:
@@ -246,6 +267,9 @@ class PostgresDialect:
 
     body: str = "convert_from(body, 'UTF8')::jsonb"
     full_text: FullText = field(default_factory=TsVector)
+    row_key: str = "id"
+    nulls_smallest: bool = False
+    hour_totals: bool = False
 
     @property
     def typed(self) -> TypedSql:

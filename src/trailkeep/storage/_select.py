@@ -8,6 +8,7 @@ the query has one (``_json_sql``: a missing value sorts as the smallest).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 from trailkeep.errors import InvalidInputError
 from trailkeep.query.filters import EventQuery, Sort
@@ -15,7 +16,11 @@ from trailkeep.storage._compile import compile_node, locate
 from trailkeep.storage._dialects import Dialect
 from trailkeep.storage._sql import SqlFragment
 
-__all__ = ["count_sql", "distinct_sql", "order_sql", "select_sql", "where_sql"]
+__all__ = ["HOUR_JUMP_OFFSET", "count_sql", "distinct_sql", "order_sql", "select_sql", "where_sql"]
+
+#: The offset from which a page of the whole tenant in time order starts its walk at the hour
+#: the hour totals place it in (below it, walking the skipped rows is as cheap).
+HOUR_JUMP_OFFSET: Final = 1000
 
 
 def where_sql(
@@ -59,7 +64,11 @@ def order_sql(query: EventQuery, dialect: Dialect) -> SqlFragment:
     where = locate(query.order_by)
     column = where.column
     if column is not None:
-        # A column holds strings only (or is NOT NULL): missing first, then by value.
+        # A column holds strings only (or is NOT NULL): missing first, then by value. Where
+        # NULL already sorts so, the order is the plain columns', which an index on
+        # ``(tenant_id, [filter,] column, ts, id)`` walks without a sort.
+        if dialect.nulls_smallest:
+            return SqlFragment(f"ORDER BY {column} {direction}, {tail}", ())
         return SqlFragment(
             f"ORDER BY ({column} IS NOT NULL) {direction}, {column} {direction}, {tail}", ()
         )
@@ -74,10 +83,13 @@ def order_sql(query: EventQuery, dialect: Dialect) -> SqlFragment:
 def select_sql(tenant_id: str, query: EventQuery, dialect: Dialect, columns: str) -> SqlFragment:
     """One page: ``columns`` of the matches, in order, ``offset`` skipped, ``limit`` taken.
 
-    With an offset, the skipped rows are walked by ``id`` alone (an index-only walk of
-    ``(tenant_id, ts, id)`` when only indexed columns select), and only the page's rows are
-    read from the table: skipping 500,000 rows then costs an index scan, not 500,000 row reads.
+    With an offset, the skipped rows are walked by their row key alone (SQLite's row id, which
+    every index holds, so any index that holds the conditions' columns and the order covers the
+    walk), and only the page's rows are read from the table: skipping 500,000 rows then costs
+    an index scan, not 500,000 row reads.
     """
+    if _hour_jump(query, dialect):
+        return _hour_jump_sql(tenant_id, query, dialect, columns)
     where = where_sql(tenant_id, query, dialect)
     order = order_sql(query, dialect)
     ph = dialect.typed.placeholder
@@ -88,15 +100,57 @@ def select_sql(tenant_id: str, query: EventQuery, dialect: Dialect, columns: str
             f" LIMIT {ph}"
         )
         return SqlFragment(sql, (*where.params, *order.params, query.limit))
+    key = f"events.{dialect.row_key}"
     page = (
-        f"SELECT events.id FROM {source} WHERE {where.sql} {order.sql}"  # noqa: S608 - bound
+        f"SELECT {key} FROM {source} WHERE {where.sql} {order.sql}"  # noqa: S608 - bound
         f" LIMIT {ph} OFFSET {ph}"
     )
     sql = (
         f"SELECT {columns} FROM {dialect.events_from(order.sql)}"  # noqa: S608 - bound
-        f" WHERE events.id IN ({page}) {order.sql}"
+        f" WHERE {key} IN ({page}) {order.sql}"
     )
     params = (*where.params, *order.params, query.limit, query.offset, *order.params)
+    return SqlFragment(sql, params)
+
+
+def _hour_jump(query: EventQuery, dialect: Dialect) -> bool:
+    """Whether ``query`` is a deep page of the whole tenant in time order, with hour totals."""
+    whole = EventQuery(sort=query.sort, limit=query.limit, offset=query.offset)
+    return dialect.hour_totals and query.offset >= HOUR_JUMP_OFFSET and query == whole
+
+
+def _hour_jump_sql(
+    tenant_id: str, query: EventQuery, dialect: Dialect, columns: str
+) -> SqlFragment:
+    """A deep page of the whole tenant, its skip mostly counted rather than walked.
+
+    The hour totals, summed from the first hour in the page's order, name the hour where the
+    ``offset``-th event lies and how many events the hours before it hold; the page is then
+    the rows from that hour's start on (an index seek on ``(tenant_id, ts, id)``), with only
+    the rest of the offset walked. ``ts`` is fixed-width, so an hour ``2026-11-07T10`` holds
+    exactly the times ``>= '2026-11-07T10'`` and ``< '2026-11-07T10;'`` (``;`` follows
+    ``:``). The totals are exact (the writer keeps them with the events; ``verify database``
+    recounts them), so the page is the one a full walk finds; past the last event it is empty.
+    """
+    ph = dialect.typed.placeholder
+    desc = query.sort is Sort.DESC
+    direction = "DESC" if desc else "ASC"
+    bound = (
+        "ts < (SELECT period || ';' FROM landing)" if desc else "ts >= (SELECT period FROM landing)"
+    )
+    key = f"events.{dialect.row_key}"
+    order = f"ORDER BY ts {direction}, id {direction}"
+    sql = (
+        f"WITH hours AS (SELECT period, n, sum(n) OVER (ORDER BY period {direction}"  # noqa: S608
+        " ROWS UNBOUNDED PRECEDING) AS through FROM facet_counts"
+        f" WHERE tenant_id = {ph} AND dim = '_hour'),"
+        f" landing AS (SELECT period, through - n AS before FROM hours WHERE through > {ph}"
+        f" ORDER BY period {direction} LIMIT 1)"
+        f" SELECT {columns} FROM events WHERE {key} IN (SELECT {key} FROM events"
+        f" WHERE tenant_id = {ph} AND {bound} {order} LIMIT {ph}"
+        f" OFFSET coalesce((SELECT {ph} - before FROM landing), 0)) {order}"
+    )
+    params = (tenant_id, query.offset, tenant_id, query.limit, query.offset)
     return SqlFragment(sql, params)
 
 

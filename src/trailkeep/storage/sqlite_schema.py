@@ -27,6 +27,25 @@ METADATA_COLUMNS: Final[dict[tuple[str, ...], str]] = {
 }
 
 
+def _metadata_column_v8(key: str) -> list[str]:
+    """Migration 8's column for ``metadata.<key>`` (read from ``meta_doc``) and its index.
+
+    The value is the one migration 7's column held (``json_extract`` of the body at
+    ``$."metadata"."<key>"``), computed from ``meta_doc``, the ``metadata`` object's JSON text,
+    which SQLite computes once per written row for all eleven columns: the byte check for the
+    quoted key then searches those few bytes instead of the whole body (an eleventh of the
+    cost), and only a hit parses them. ``->`` renders a value as JSON, so a ``metadata`` that
+    is a string or an array reads as one (never as text to parse) and yields NULL here.
+    """
+    column = f"meta_{key}"
+    return [
+        f"ALTER TABLE events ADD COLUMN {column} GENERATED ALWAYS AS (CASE WHEN"
+        f" instr(meta_doc, '\"{key}\"') > 0 THEN meta_doc ->> '$.\"{key}\"' END) VIRTUAL",
+        f"CREATE INDEX events_{column} ON events(tenant_id, {column}, ts, id)"
+        f" WHERE {column} IS NOT NULL",
+    ]
+
+
 def _metadata_column(key: str) -> list[str]:
     """A virtual column with ``metadata.<key>`` as ``json_extract`` reads it, and its index.
 
@@ -264,6 +283,32 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             # the facet index on outcome puts four columns before ts.
             "CREATE INDEX events_outcome ON events(tenant_id, outcome, ts, id)",
             *(statement for key in _INDEXED_METADATA for statement in _metadata_column(key)),
+        ],
+    ),
+    (
+        8,
+        "cheaper metadata columns, arrival and combined filter indexes",
+        [
+            # Migration 7's columns each searched the whole body for their key, eleven byte
+            # searches per written event (as costly as eleven parses): +20-25% ingest CPU.
+            # Rebuilt on one shared ``meta_doc`` (the metadata object's text; see
+            # _metadata_column_v8), with the same values, names and indexes. Dropping and
+            # adding a VIRTUAL column rewrites no row; each index is rebuilt once.
+            *(f"DROP INDEX IF EXISTS events_meta_{key}" for key in _INDEXED_METADATA),
+            *(f"ALTER TABLE events DROP COLUMN meta_{key}" for key in _INDEXED_METADATA),
+            "ALTER TABLE events ADD COLUMN meta_doc GENERATED ALWAYS AS"
+            " (CAST(body AS TEXT) -> '$.\"metadata\"') VIRTUAL",
+            *(statement for key in _INDEXED_METADATA for statement in _metadata_column_v8(key)),
+            # Kubiya pages in log order bounded by arrival time: the skipped rows of a deep
+            # page are then walked in this index alone (row ids included), never read.
+            "CREATE INDEX events_seq_arrival ON events(tenant_id, seq, received_at)",
+            # AxonFlow's search by user email (alone, or with its request type) and its total:
+            # both are equalities on this index, so the page is one walk and the total counts
+            # index entries.
+            "CREATE INDEX events_email ON events(tenant_id, actor_email, action, ts, id)",
+            # Wasabi's target kind filter, ordered by user (its ``order=user_id``) or by time,
+            # and its total.
+            "CREATE INDEX events_kind ON events(tenant_id, target_type, actor_id, ts, id)",
         ],
     ),
 ]

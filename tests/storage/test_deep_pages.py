@@ -1,0 +1,116 @@
+"""Deep pages of the whole tenant: past ``HOUR_JUMP_OFFSET`` SQLite starts the walk at the hour
+its hour totals name; every backend still gives the page a walk of every event gives."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator
+from itertools import accumulate
+
+import pytest
+
+from tests.storage.reference import ref_select
+from tests.storage.test_store import make_tenant, new_event
+from trailkeep.model.event import StoredEvent
+from trailkeep.query.ast import Values
+from trailkeep.query.filters import EventQuery, Sort
+from trailkeep.service.stores import open_store
+from trailkeep.storage._compile import DIALECTS
+from trailkeep.storage._select import HOUR_JUMP_OFFSET, select_sql
+from trailkeep.storage.base import Store
+
+#: Events in the big tenant: enough for offsets past the jump in a dozen or so hours.
+_EVENTS = 2_400
+
+
+def _timestamp(rng: random.Random) -> str:
+    # Few hours (so many events share one), a few shared seconds (ties broken by id), and
+    # hours at day and month boundaries.
+    hour = rng.choice(["2026-10-31T23", "2026-11-01T00", "2026-11-01T07", "2026-11-02T13"])
+    if rng.random() < 0.5:
+        hour = f"2026-11-0{rng.randint(3, 9)}T{rng.randint(0, 23):02d}"
+    return f"{hour}:{rng.randint(0, 59):02d}:{rng.choice(['00', '30'])}.000000Z"
+
+
+@pytest.fixture
+def filled(store_url: str) -> Iterator[tuple[Store, list[StoredEvent]]]:
+    store = open_store(store_url, sqlite_synchronous="NORMAL")
+    try:
+        rng = random.Random(13)
+        make_tenant(store)
+        make_tenant(store, "other")
+        store.append("other", [new_event(timestamp=_timestamp(rng)) for _ in range(300)]).result()
+        events = [new_event(timestamp=_timestamp(rng), n=i) for i in range(_EVENTS)]
+        stored = [a.event for a in store.append("acme", events).result()]
+        store.append("other", [new_event(timestamp=_timestamp(rng)) for _ in range(300)]).result()
+        yield store, stored
+    finally:
+        store.close()
+
+
+def _offsets(events: list[StoredEvent], sort: Sort) -> list[int]:
+    """Offsets at, just before and just after each hour's first event, the last event, and
+    past the end, from ``HOUR_JUMP_OFFSET`` on."""
+    hours = Counter(e.content["timestamp"][:13] for e in events)
+    ordered = sorted(hours, reverse=sort is Sort.DESC)
+    starts = list(accumulate((hours[h] for h in ordered), initial=0))
+    near = {s + d for s in starts for d in (-1, 0, 1)} | {len(events) - 1, len(events) + 3}
+    return sorted(n for n in near if n >= HOUR_JUMP_OFFSET)
+
+
+class TestWholeTenant:
+    """Each page equals the brute-force page, at hour boundaries and past the end."""
+
+    @pytest.mark.parametrize("sort", [pytest.param(s, id=s.value) for s in Sort])
+    def test_pages(self, filled: tuple[Store, list[StoredEvent]], sort: Sort) -> None:
+        store, events = filled
+        offsets = _offsets(events, sort)
+        assert len(offsets) > 20
+        for offset in offsets:
+            query = EventQuery(sort=sort, limit=7, offset=offset)
+            got = [e.id for e in store.select("acme", query)]
+            assert got == [e.id for e in ref_select(events, query)], offset
+
+    def test_page_after_more_events(self, filled: tuple[Store, list[StoredEvent]]) -> None:
+        store, events = filled
+        later = [new_event(timestamp="2026-11-01T00:30:30.000000Z") for _ in range(40)]
+        events = events + [a.event for a in store.append("acme", later).result()]
+        query = EventQuery(limit=50, offset=len(events) - 60)
+        assert [e.id for e in store.select("acme", query)] == [
+            e.id for e in ref_select(events, query)
+        ]
+
+
+class TestWhenItApplies:
+    """Only a whole-tenant page in time order jumps, and only where hour totals exist."""
+
+    @pytest.mark.parametrize(
+        ("query", "jumps"),
+        [
+            pytest.param(EventQuery(offset=HOUR_JUMP_OFFSET), True, id="deep"),
+            pytest.param(EventQuery(offset=HOUR_JUMP_OFFSET, sort=Sort.ASC), True, id="asc"),
+            pytest.param(EventQuery(offset=HOUR_JUMP_OFFSET - 1), False, id="shallow"),
+            pytest.param(
+                EventQuery(Values(("action",), ("a",)), offset=HOUR_JUMP_OFFSET),
+                False,
+                id="condition",
+            ),
+            pytest.param(
+                EventQuery(start="2026-11-01T00:00:00.000000Z", offset=HOUR_JUMP_OFFSET),
+                False,
+                id="range",
+            ),
+            pytest.param(EventQuery(max_seq=10, offset=HOUR_JUMP_OFFSET), False, id="max-seq"),
+            pytest.param(EventQuery(by_seq=True, offset=HOUR_JUMP_OFFSET), False, id="by-seq"),
+            pytest.param(
+                EventQuery(order_by=("action",), offset=HOUR_JUMP_OFFSET), False, id="order-by"
+            ),
+        ],
+    )
+    def test_sqlite(self, query: EventQuery, jumps: bool) -> None:
+        assert ("facet_counts" in select_sql("t", query, DIALECTS["sqlite"], "id").sql) is jumps
+
+    def test_not_postgres(self) -> None:
+        query = EventQuery(offset=HOUR_JUMP_OFFSET)
+        assert "facet_counts" not in select_sql("t", query, DIALECTS["postgres"], "id").sql

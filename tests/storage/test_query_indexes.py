@@ -1,0 +1,117 @@
+"""SQLite's query indexes (migration 8): the ``metadata`` columns hold exactly what
+``json_extract`` reads, and the dialects' hot reads walk an index rather than the table."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.storage.test_store import make_tenant, new_event
+from trailkeep.query.ast import And, Compare, Node, Values
+from trailkeep.query.filters import EventQuery, Sort
+from trailkeep.service.stores import open_store
+from trailkeep.storage._compile import STORE_DIALECTS
+from trailkeep.storage._select import count_sql, select_sql
+from trailkeep.storage.sqlite_schema import METADATA_COLUMNS
+
+_DIALECT = STORE_DIALECTS["sqlite"]
+
+#: ``metadata`` values of every JSON kind, and keys where the byte check alone would mislead.
+_METADATA: list[Any] = [
+    {"org_id": "o-1", "group_id": "admins"},
+    {"org_id": 7, "scope": 1.5, "result": True, "token_id": False, "policy_name": None},
+    {"org_id": 2**53 - 1, "decision_id": -0.0, "override_id": 1e300},
+    {"org_id": ["o-1", 2], "group_id": {"x": "y"}, "category_name": []},
+    {"org_id": 'q"uote\\d \u00e9 \u2028 \U0001f600', "model": "\x00nul"},
+    {"other": "org_id", "org_id_x": "no", "n": {"org_id": "nested"}},
+    {"ORG_ID": "case", "connector_id": ""},
+    "org_id",
+    ["org_id", {"org_id": "in an array"}],
+    5,
+    None,
+    {},
+]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    path = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{path}", sqlite_synchronous="NORMAL")
+    try:
+        make_tenant(store)
+        events = [new_event(action="a", metadata=m) for m in _METADATA]
+        events.append(new_event(action="a"))
+        store.append("acme", events).result()
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    yield conn
+    conn.close()
+
+
+class TestMetadataColumns:
+    """Each ``meta_<key>`` is ``json_extract(body, '$.metadata.<key>')``, value and type."""
+
+    @pytest.mark.parametrize(
+        "column",
+        [pytest.param(c, id=c) for c in METADATA_COLUMNS.values()],
+    )
+    def test_equal_to_json_extract(self, db: sqlite3.Connection, column: str) -> None:
+        key = column.removeprefix("meta_")
+        rows = db.execute(
+            f"SELECT {column}, typeof({column}),"
+            f' json_extract(CAST(body AS TEXT), \'$."metadata"."{key}"\'),'
+            f' typeof(json_extract(CAST(body AS TEXT), \'$."metadata"."{key}"\'))'
+            " FROM events ORDER BY seq"
+        ).fetchall()
+        assert len(rows) == len(_METADATA) + 1
+        assert [r[:2] for r in rows] == [r[2:] for r in rows]
+
+    def test_some_values_are_indexed(self, db: sqlite3.Connection) -> None:
+        found = db.execute(
+            "SELECT count(*) FROM events INDEXED BY events_meta_org_id"
+            " WHERE tenant_id = 'acme' AND meta_org_id = 'o-1'"
+        ).fetchone()
+        assert found == (1,)
+
+
+def _plan(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> str:
+    return "\n".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+
+def _page(where: Node | None, **kwargs: Any) -> EventQuery:
+    return EventQuery(where=where, **kwargs)
+
+
+_EMAIL_AND_ACTION: Node = Values(("actor", "email"), ("u@example.com",))
+
+
+class TestPlans:
+    """The vendor dialects' hot shapes, as the query planner runs them."""
+
+    def test_email_and_action_page_and_total(self, db: sqlite3.Connection) -> None:
+        where = And((_EMAIL_AND_ACTION, Values(("action",), ("login",))))
+        page = select_sql("acme", _page(where, limit=50), _DIALECT, "id")
+        total = count_sql("acme", _page(where), _DIALECT)
+        assert "INDEX events_email (tenant_id=? AND actor_email=? AND action=?)" in _plan(
+            db, page.sql, page.params
+        )
+        assert "COVERING INDEX events_email" in _plan(db, total.sql, total.params)
+
+    @pytest.mark.parametrize("sort", [pytest.param(s, id=s.value) for s in Sort])
+    def test_kind_ordered_by_actor_needs_no_sort(self, db: sqlite3.Connection, sort: Sort) -> None:
+        query = _page(Values(("target", "type"), ("document",)), order_by=("actor", "id"))
+        page = select_sql("acme", dataclasses.replace(query, sort=sort), _DIALECT, "id")
+        plan = _plan(db, page.sql, page.params)
+        assert "INDEX events_kind (tenant_id=? AND target_type=?)" in plan
+        assert "TEMP B-TREE" not in plan
+
+    def test_deep_page_in_log_order_bounded_by_arrival(self, db: sqlite3.Connection) -> None:
+        arrived = Compare(("received_at",), ">=", "2000-01-01T00:00:00Z")
+        page = select_sql("acme", _page(arrived, by_seq=True, offset=5000), _DIALECT, "id")
+        assert "COVERING INDEX events_seq_arrival" in _plan(db, page.sql, page.params)
