@@ -4,6 +4,12 @@ Run with the project's virtualenv (and ``AXONFLOW_TELEMETRY=off``)::
 
     .venv/bin/python benchmarks/dialects.py --quick   # 100k-event tenant (+9 of 10k)
     .venv/bin/python benchmarks/dialects.py           # 1M-event tenant (+9 of 100k), cached
+    .venv/bin/python benchmarks/dialects.py --seed-dir DIR  # a prepared copy (see below)
+
+``--seed-dir`` serves a directory holding ``trailkeep.db`` and a ``manifest.json`` in
+``_seed``'s format (``tenants``: name -> ``events`` and ``reader`` token; ``spec``), e.g. a copy
+of another run's database with reader keys made by ``trailkeep keys create``: the same data
+measured before and after a change. The server migrates the copy to the code's schema.
 
 Steps:
 
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import threading
@@ -206,7 +213,12 @@ class Bench:
     def run(self) -> None:
         quick = self.args.quick
         spec = SeedSpec(main=100_000, per_other=10_000) if quick else SeedSpec(main=1_000_000)
-        seed: Seeded = seeded(spec)
+        if self.args.seed_dir:
+            manifest = json.loads((Path(self.args.seed_dir) / "manifest.json").read_text())
+            seed: Seeded = Seeded(Path(self.args.seed_dir).resolve(), manifest)
+            spec = SeedSpec(**manifest["spec"])
+        else:
+            seed = seeded(spec)
         print(f"code: {code_state()}")
         self.server = seed.server()
         self.server.start()
@@ -216,6 +228,8 @@ class Bench:
             print(f"\n{spec.main:,} events in {MAIN_TENANT} (+{spec.others} x {spec.per_other:,})")
             print(f"{'kind':14} {'dialect':9} {'read':38} {'p50':>8} {'p95':>8} {'p99':>8}  target")
             for shape in shapes(clients, deep):
+                if self.args.only and self.args.only not in f"{shape.dialect} {shape.name}":
+                    continue
                 p = measure(shape, self.args.requests)
                 target = TARGETS_MS[shape.kind]
                 verdict = "MET" if p["p95"] <= target else "MISSED"
@@ -245,6 +259,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="100k-event tenant, not 1M")
     parser.add_argument("--requests", type=int, default=30, help="timed requests per read")
     parser.add_argument("--isolation", action="store_true", help="also the item-6 figure")
+    parser.add_argument("--seed-dir", default="", help="a prepared database and manifest")
+    parser.add_argument("--only", default="", help="only the reads whose name holds this")
     return run_benchmark(Bench(parser.parse_args()))
 
 

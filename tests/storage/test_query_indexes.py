@@ -115,3 +115,36 @@ class TestPlans:
         arrived = Compare(("received_at",), ">=", "2000-01-01T00:00:00Z")
         page = select_sql("acme", _page(arrived, by_seq=True, offset=5000), _DIALECT, "id")
         assert "COVERING INDEX events_seq_arrival" in _plan(db, page.sql, page.params)
+
+
+@pytest.mark.postgres
+class TestPostgresPlans:
+    """PostgreSQL's ``metadata`` expression indexes match the SQL the compiler writes."""
+
+    @pytest.fixture
+    def pg(self, pg_url: str) -> Iterator[Any]:
+        import psycopg
+
+        store = open_store(pg_url)
+        try:
+            make_tenant(store)
+            events = [new_event(action="a", metadata={"model": f"m{i % 50}"}) for i in range(400)]
+            store.append("acme", events).result()
+        finally:
+            store.close()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("ANALYZE events")
+            conn.execute("SET enable_seqscan = off")
+            yield conn
+
+    @pytest.mark.parametrize(
+        "key", [pytest.param(k, id=k) for k in ("model", "org_id", "policy_name")]
+    )
+    def test_values_read_the_index(self, pg: Any, key: str) -> None:
+        dialect = STORE_DIALECTS["postgres"]
+        query = EventQuery(Values(("metadata", key), ("m7", 7)), limit=5)
+        page = select_sql("acme", query, dialect, "events.id")
+        plan = "\n".join(r[0] for r in pg.execute(f"EXPLAIN {page.sql}", page.params))
+        assert f"events_meta_{key}" in plan
+        if key == "model":
+            assert len(pg.execute(page.sql, page.params).fetchall()) == 5

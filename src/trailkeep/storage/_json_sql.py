@@ -29,6 +29,7 @@ import orjson
 
 from trailkeep.query.ast import Scalar
 from trailkeep.storage._sql import FALSE, SqlFragment
+from trailkeep.storage.postgres_schema import METADATA_KEYS, metadata_guard, metadata_value
 from trailkeep.storage.sqlite_schema import METADATA_COLUMNS
 
 __all__ = ["PostgresJson", "Ref", "SqliteJson", "TypedSql", "ascii_lower", "from_key"]
@@ -273,9 +274,15 @@ class PostgresJson:
     def values(self, ref: Ref, values: Sequence[Scalar]) -> SqlFragment:
         if not values:
             return FALSE
-        x = self._at(ref)
         literals = tuple(dict.fromkeys(json.dumps(_pg_json(v)) for v in values))
         marks = ", ".join(["%s::jsonb"] * len(literals))
+        key = _indexed_metadata(ref)
+        if key is not None:
+            # Spelled as migration 3's partial expression index on this key, guard included,
+            # so the planner can read the index; the jsonb equality is as typed as below.
+            sql = f"({metadata_guard(key)} AND {metadata_value(key)} IN ({marks}))"
+            return SqlFragment(sql, literals)
+        x = self._at(ref)
         return SqlFragment(f"({x.sql} IN ({marks}))", (*x.params, *literals))
 
     def contains(self, ref: Ref, text: str, ignore_case: bool) -> SqlFragment:
@@ -349,6 +356,13 @@ class PostgresJson:
             folded = f'lower({column} COLLATE "C")'
             return SqlFragment(f"strpos({folded}, %s) > 0", (_pg_text(ascii_lower(text)),))
         return SqlFragment(f"strpos({column}, %s) > 0", (_pg_text(text),))
+
+
+def _indexed_metadata(ref: Ref) -> str | None:
+    """The key of ``metadata.<key>`` when PostgreSQL indexes it (``postgres_schema``)."""
+    if ref.element or len(ref.path) != 2 or ref.path[0] != "metadata":
+        return None
+    return ref.path[1] if ref.path[1] in METADATA_KEYS else None
 
 
 def _path(path: tuple[str, ...]) -> str:

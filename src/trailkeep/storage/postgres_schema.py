@@ -7,9 +7,36 @@ fixed-width strings, so text order is time order whatever the database's locale.
 
 from __future__ import annotations
 
+import json
 from typing import Final
 
-__all__ = ["MIGRATIONS", "MIGRATION_LOCK"]
+from trailkeep.storage.sqlite_schema import METADATA_COLUMNS
+
+__all__ = ["METADATA_KEYS", "MIGRATIONS", "MIGRATION_LOCK", "metadata_guard", "metadata_value"]
+
+#: The ``metadata`` keys migration 3 indexes: the same as SQLite's ``METADATA_COLUMNS``.
+METADATA_KEYS: Final = frozenset(key for _, key in METADATA_COLUMNS)
+
+
+def metadata_value(key: str) -> str:
+    """The indexed expression of ``metadata.<key>`` as jsonb (NULL when missing); a query must
+    spell it exactly so for the planner to use the index. ``key`` is one of ours, never input."""
+    return f"(trailkeep_json(body) -> 'metadata' -> '{key}')"
+
+
+def metadata_guard(key: str) -> str:
+    """The partial index's condition: the stored bytes hold the quoted key (orjson writes every
+    body and never escapes a letter or ``_``), so an event without it costs the writer a byte
+    search, no parse and no index entry. A query ANDs it in, as the index requires."""
+    return f"position('\\x{json.dumps(key).encode().hex()}'::bytea IN body) > 0"
+
+
+def _metadata_index(key: str) -> str:
+    return (
+        f"CREATE INDEX events_meta_{key} ON events (tenant_id, {metadata_value(key)}, ts, id)"
+        f" WHERE {metadata_guard(key)}"
+    )
+
 
 #: The ``pg_advisory_xact_lock`` key every process takes while it migrates, so that two
 #: servers starting at once apply each migration exactly once ("trailkeep" in ASCII, cut).
@@ -116,6 +143,27 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
                     || setweight(to_tsvector('simple'::regconfig, coalesce(search_fields, '')), 'B')
                 ) STORED""",
             "CREATE INDEX events_search ON events USING gin (search_vector)",
+        ],
+    ),
+    (
+        3,
+        "metadata expression indexes, arrival and combined filter indexes",
+        [
+            # The body as jsonb, declared IMMUTABLE so an index may hold an expression of it:
+            # convert_from is only STABLE (it looks the conversion up in the catalog), but its
+            # result depends on nothing but the bytes in a given database, whose encoding never
+            # changes. (An erasure writes a new body, and the index entries with it.)
+            "CREATE FUNCTION trailkeep_json(body bytea) RETURNS jsonb"
+            " LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE"
+            " AS $$ SELECT convert_from(body, 'UTF8')::jsonb $$",
+            # As SQLite's meta_<key> columns (migrations 7 and 8): metadata.model and the keys
+            # the vendor dialects filter on, each a partial expression index ending in (ts, id).
+            *(_metadata_index(key) for key in sorted(METADATA_KEYS)),
+            # As SQLite's migration 8: Kubiya's arrival-bounded log order, AxonFlow's user email
+            # with its request type, Wasabi's target kind ordered by user.
+            "CREATE INDEX events_seq_arrival ON events(tenant_id, seq, received_at)",
+            "CREATE INDEX events_email ON events(tenant_id, actor_email, action, ts, id)",
+            "CREATE INDEX events_kind ON events(tenant_id, target_type, actor_id, ts, id)",
         ],
     ),
 ]
