@@ -4,6 +4,10 @@ Run with the project's virtualenv (and ``PYTHONPATH=src`` from a worktree)::
 
     .venv/bin/python benchmarks/exact.py                 # the cached 1M-event seed (_seed)
     .venv/bin/python benchmarks/exact.py --database sqlite:////path/to/trailkeep.db --tenant acme
+    .venv/bin/python benchmarks/exact.py --database postgresql://... --tenant acme --seed 1000000
+
+``--seed N`` first appends N seed events (``_seed.make_event``, 30 days ending now) to the
+tenant through the store when it does not exist yet: how a PostgreSQL database is filled.
 
 For each typical selection (everything, one action, an outcome, an actor, a 7-day range, a
 ``metadata`` value): the exact count and the page at offset 500,000 (or the middle of the
@@ -95,6 +99,32 @@ def _heavy(store: Any, args: argparse.Namespace) -> None:
     )
 
 
+def _seed_store(store: Any, tenant: str, count: int) -> None:
+    """``count`` seed events appended to a new ``tenant`` through the store, 2,000 at a time."""
+    import itertools
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from _seed import _timeline, make_event
+    from trailkeep.model.tenant import Tenant
+    from trailkeep.service.events import Limits, prepare_event
+
+    if store.get_tenant(tenant) is not None:
+        return
+    store.create_tenant(Tenant(tenant, "2026-01-01T00:00:00.000000Z"))
+    rng, last = random.Random(tenant), datetime.now(UTC)
+    times = _timeline(rng, count, last - timedelta(days=30), timedelta(days=30))
+    began = time.monotonic()
+    for done in range(0, count, 2_000):
+        chunk = itertools.islice(times, 2_000)
+        store.append(
+            tenant, [prepare_event(make_event(rng, ts), Limits()) for ts in chunk]
+        ).result()
+        if done % 100_000 == 0:
+            print(f"  seeded {done:,} events in {time.monotonic() - began:.0f} s", flush=True)
+    print(f"seeded {count:,} events in {time.monotonic() - began:.0f} s")
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -103,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args.database, sqlite_synchronous="NORMAL")
     verdicts = []
     try:
+        if args.seed:
+            _seed_store(store, args.tenant, args.seed)
         for name, query in _selections():
             totals_ms, total = _time(lambda q=query: store.count(args.tenant, q), args.rounds)
             offset = min(args.offset, max(total // 2, 0))
@@ -133,6 +165,7 @@ def main() -> int:
     parser.add_argument("--offset", type=int, default=500_000)
     parser.add_argument("--no-check", dest="check", action="store_false")
     parser.add_argument("--heavy", action="store_true", help="also time a 64-term OR search")
+    parser.add_argument("--seed", type=int, default=0, help="seed a new tenant with N events")
     args = parser.parse_args()
     if not args.database:
         from _seed import MAIN_TENANT, SeedSpec, seeded
