@@ -71,9 +71,10 @@ class Dialect(Protocol):
         ...
 
     @property
-    def hour_totals(self) -> bool:
-        """Whether ``facet_counts`` holds each tenant's exact event count per hour of ``ts``
-        (dimension ``_hour``), kept by the writer in the events' transaction."""
+    def rollups(self) -> bool:
+        """Whether ``facet_counts`` holds each tenant's exact event counts per hour of ``ts``
+        (dimension ``_hour``) and per facet dimension, value and day, kept by the writer in the
+        events' transaction (and recounted by ``verify database``)."""
         ...
 
     @property
@@ -143,7 +144,7 @@ class SqliteDialect:
     full_text: FullText = field(default_factory=Fts5)
     row_key: str = "row_id"
     nulls_smallest: bool = True
-    hour_totals: bool = True
+    rollups: bool = True
 
     @property
     def typed(self) -> TypedSql:
@@ -269,7 +270,7 @@ class PostgresDialect:
     full_text: FullText = field(default_factory=TsVector)
     row_key: str = "id"
     nulls_smallest: bool = False
-    hour_totals: bool = False
+    rollups: bool = False
 
     @property
     def typed(self) -> TypedSql:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Final
 
 from trailkeep.errors import InvalidInputError
+from trailkeep.query.ast import Values
 from trailkeep.query.filters import EventQuery, Sort
 from trailkeep.storage._compile import compile_node, locate
 from trailkeep.storage._dialects import Dialect
@@ -18,6 +19,9 @@ from trailkeep.storage._sql import SqlFragment
 
 __all__ = ["HOUR_JUMP_OFFSET", "count_sql", "distinct_sql", "order_sql", "select_sql", "where_sql"]
 
+#: Facet dimensions of few values (``facet_counts``), whose day rollups a total of one of them
+#: sums faster than it counts their index entries (an actor has thousands of rows of rollups).
+_ROLLUP_TOTALS: Final = frozenset({("action",), ("category",), ("outcome",), ("target", "type")})
 #: The offset from which a page of the whole tenant in time order starts its walk at the hour
 #: the hour totals place it in (below it, walking the skipped rows is as cheap).
 HOUR_JUMP_OFFSET: Final = 1000
@@ -116,7 +120,7 @@ def select_sql(tenant_id: str, query: EventQuery, dialect: Dialect, columns: str
 def _hour_jump(query: EventQuery, dialect: Dialect) -> bool:
     """Whether ``query`` is a deep page of the whole tenant in time order, with hour totals."""
     whole = EventQuery(sort=query.sort, limit=query.limit, offset=query.offset)
-    return dialect.hour_totals and query.offset >= HOUR_JUMP_OFFSET and query == whole
+    return dialect.rollups and query.offset >= HOUR_JUMP_OFFSET and query == whole
 
 
 def _hour_jump_sql(
@@ -159,8 +163,13 @@ def count_sql(tenant_id: str, query: EventQuery, dialect: Dialect) -> SqlFragmen
 
     With no condition at all it is the log's size (``tree_heads``): every ``seq`` below it
     has its row, whatever retention prunes (DESIGN §10 keeps id and seq), so the count is
-    exact without walking a million index entries.
+    exact without walking a million index entries. With one condition, the field of a facet
+    dimension of few values equal to one of some strings, it is a sum of that dimension's day
+    rollups (``_rollup_total``).
     """
+    rolled = _rollup_total(tenant_id, query, dialect)
+    if rolled is not None:
+        return rolled
     ph = dialect.typed.placeholder
     if query.where is None and query.start is None and query.end is None:
         low = -1 if query.after_seq is None else query.after_seq
@@ -180,6 +189,26 @@ def count_sql(tenant_id: str, query: EventQuery, dialect: Dialect) -> SqlFragmen
     where = where_sql(tenant_id, unpaged, dialect)
     source = dialect.events_from(where.sql)
     return SqlFragment(f"SELECT count(*) FROM {source} WHERE {where.sql}", where.params)  # noqa: S608
+
+
+def _rollup_total(tenant_id: str, query: EventQuery, dialect: Dialect) -> SqlFragment | None:
+    """The count of ``action``/``category``/``outcome``/``target.type`` equal to one of some
+    strings over the whole tenant, from the day rollups (``facet_counts``, dimension named as
+    the field, periods ``YYYY-MM-DD``), which count exactly the events whose column holds the
+    value; None when the query is not that."""
+    node = query.where
+    if not dialect.rollups or not isinstance(node, Values) or node.field not in _ROLLUP_TOTALS:
+        return None
+    bounded = (query.start, query.end, query.max_seq, query.after_seq) != (None, None, None, None)
+    if bounded or not node.values or any(type(v) is not str for v in node.values):
+        return None
+    ph = dialect.typed.placeholder
+    marks = ", ".join([ph] * len(node.values))
+    sql = (
+        f"SELECT coalesce(sum(n), 0) FROM facet_counts WHERE tenant_id = {ph}"  # noqa: S608
+        f" AND dim = {ph} AND length(period) = 10 AND value IN ({marks})"
+    )
+    return SqlFragment(sql, (tenant_id, ".".join(node.field), *node.values))
 
 
 def distinct_sql(
