@@ -104,11 +104,13 @@ class TestPlans:
         assert "COVERING INDEX events_email" in _plan(db, total.sql, total.params)
 
     @pytest.mark.parametrize("sort", [pytest.param(s, id=s.value) for s in Sort])
-    def test_kind_ordered_by_actor_needs_no_sort(self, db: sqlite3.Connection, sort: Sort) -> None:
+    def test_kind_ordered_by_actor_walks_the_actor_index(
+        self, db: sqlite3.Connection, sort: Sort
+    ) -> None:
         query = _page(Values(("target", "type"), ("document",)), order_by=("actor", "id"))
         page = select_sql("acme", dataclasses.replace(query, sort=sort), _DIALECT, "id")
         plan = _plan(db, page.sql, page.params)
-        assert "INDEX events_kind (tenant_id=? AND target_type=?)" in plan
+        assert "INDEX events_actor (tenant_id=?)" in plan
         assert "TEMP B-TREE" not in plan
 
     def test_deep_page_in_log_order_bounded_by_arrival(self, db: sqlite3.Connection) -> None:

@@ -147,7 +147,7 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
     ),
     (
         3,
-        "metadata expression indexes, arrival and combined filter indexes",
+        "metadata expression indexes, arrival and email indexes",
         [
             # The body as jsonb, declared IMMUTABLE so an index may hold an expression of it:
             # convert_from is only STABLE (it looks the conversion up in the catalog), but its
@@ -160,10 +160,9 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             # the vendor dialects filter on, each a partial expression index ending in (ts, id).
             *(_metadata_index(key) for key in sorted(METADATA_KEYS)),
             # As SQLite's migration 8: Kubiya's arrival-bounded log order, AxonFlow's user email
-            # with its request type, Wasabi's target kind ordered by user.
+            # with its request type.
             "CREATE INDEX events_seq_arrival ON events(tenant_id, seq, received_at)",
             "CREATE INDEX events_email ON events(tenant_id, actor_email, action, ts, id)",
-            "CREATE INDEX events_kind ON events(tenant_id, target_type, actor_id, ts, id)",
         ],
     ),
 ]

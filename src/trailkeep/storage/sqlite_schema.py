@@ -287,7 +287,7 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
     ),
     (
         8,
-        "cheaper metadata columns, arrival and combined filter indexes",
+        "cheaper metadata columns, arrival and email indexes",
         [
             # Migration 7's columns each searched the whole body for their key, eleven byte
             # searches per written event (as costly as eleven parses): +20-25% ingest CPU.
@@ -306,9 +306,6 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             # both are equalities on this index, so the page is one walk and the total counts
             # index entries.
             "CREATE INDEX events_email ON events(tenant_id, actor_email, action, ts, id)",
-            # Wasabi's target kind filter, ordered by user (its ``order=user_id``) or by time,
-            # and its total.
-            "CREATE INDEX events_kind ON events(tenant_id, target_type, actor_id, ts, id)",
         ],
     ),
 ]
