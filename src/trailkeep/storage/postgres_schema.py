@@ -147,7 +147,7 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
     ),
     (
         3,
-        "metadata expression indexes, arrival and email indexes",
+        "metadata expression indexes, arrival, email and outcome indexes",
         [
             # The body as jsonb, declared IMMUTABLE so an index may hold an expression of it:
             # convert_from is only STABLE (it looks the conversion up in the catalog), but its
@@ -163,6 +163,8 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             # with its request type.
             "CREATE INDEX events_seq_arrival ON events(tenant_id, seq, received_at)",
             "CREATE INDEX events_email ON events(tenant_id, actor_email, action, ts, id)",
+            # As SQLite's migration 7: an outcome filter's page and its count.
+            "CREATE INDEX events_outcome ON events(tenant_id, outcome, ts, id)",
         ],
     ),
 ]
