@@ -135,7 +135,8 @@ class _Compiler:
         """A node of the typed kinds, on a column where the field has one, else its JSON."""
         sql = self.dialect.typed
         if isinstance(node, Contains):
-            return self._contains_any(node, element)
+            parts = [self._contains(field, node, element) for field in node.fields]
+            return join(parts, " OR ") if parts else FALSE
         where = locate(node.field, element)
         if isinstance(node, Each):
             if where.column is not None or where.ref is None:
@@ -164,23 +165,6 @@ class _Compiler:
         if not parts:
             return FALSE
         return parts[0] if len(parts) == 1 else join(parts, " OR ")
-
-    def _contains_any(self, node: Contains, element: bool) -> SqlFragment:
-        """Some field contains the text: its columns' checks, then its JSON values' behind one
-        byte check of the whole body (a necessary condition), which spares most rows the
-        parse and per-field reads when the text is rare."""
-        in_columns: list[SqlFragment] = []
-        in_body: list[SqlFragment] = []
-        for field in node.fields:
-            where = locate(field, element)
-            located = in_columns if where.column is not None and not where.integer else in_body
-            located.append(self._contains(field, node, element))
-        guard = None if element else self.dialect.typed.body_contains(node.text, node.ignore_case)
-        if in_body and guard is not None:
-            body = join(in_body, " OR ")
-            in_body = [SqlFragment(f"({guard.sql} AND {body.sql})", (*guard.params, *body.params))]
-        parts = in_columns + in_body
-        return join(parts, " OR ") if parts else FALSE
 
     def _contains(self, field: tuple[str, ...], node: Contains, element: bool) -> SqlFragment:
         where = locate(field, element)

@@ -114,11 +114,6 @@ class TypedSql(Protocol):
 
     def column_contains(self, column: str, text: str, ignore_case: bool) -> SqlFragment: ...
 
-    def body_contains(self, text: str, ignore_case: bool) -> SqlFragment | None:
-        """A condition every event meets whose body holds a JSON string containing ``text``
-        (a cheap check to put before the exact ones), or None where there is none."""
-        ...
-
 
 @dataclass(frozen=True, slots=True)
 class SqliteJson:
@@ -255,16 +250,6 @@ class SqliteJson:
             return SqlFragment(f"instr(lower({column}), ?) > 0", (ascii_lower(text),))
         return SqlFragment(f"instr({column}, ?) > 0", (text,))
 
-    def body_contains(self, text: str, ignore_case: bool) -> SqlFragment | None:
-        # orjson writes every body, escaping only '"', '\\' and control characters in a
-        # string: text free of them appears in the body's text as it appears in the string,
-        # and lower() folds ASCII alone, as Contains does. (A lone surrogate cannot be bound.)
-        if any(ch in '"\\' or ch < " " or "\ud800" <= ch <= "\udfff" for ch in text):
-            return None
-        if ignore_case:
-            return SqlFragment(f"instr(lower({self.body}), ?) > 0", (ascii_lower(text),))
-        return SqlFragment(f"instr({self.body}, ?) > 0", (text,))
-
 
 @dataclass(frozen=True, slots=True)
 class PostgresJson:
@@ -371,9 +356,6 @@ class PostgresJson:
             folded = f'lower({column} COLLATE "C")'
             return SqlFragment(f"strpos({folded}, %s) > 0", (_pg_text(ascii_lower(text)),))
         return SqlFragment(f"strpos({column}, %s) > 0", (_pg_text(text),))
-
-    def body_contains(self, text: str, ignore_case: bool) -> SqlFragment | None:
-        return None  # the body is read as parsed jsonb, whose text no longer holds the bytes
 
 
 def _indexed_metadata(ref: Ref) -> str | None:
