@@ -280,7 +280,7 @@ class PostgresJson:
         if key is not None:
             # Spelled as migration 3's partial expression index on this key, guard included,
             # so the planner can read the index; the jsonb equality is as typed as below.
-            sql = f"({metadata_guard(key)} AND {metadata_value(key)} IN ({marks}))"
+            sql = f"({metadata_guard(key, paramstyle=True)} AND {metadata_value(key)} IN ({marks}))"
             return SqlFragment(sql, literals)
         x = self._at(ref)
         return SqlFragment(f"({x.sql} IN ({marks}))", (*x.params, *literals))
