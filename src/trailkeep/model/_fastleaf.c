@@ -22,6 +22,7 @@
 #define OPENSSL_API_COMPAT 0x10100000L /* SHA256_Init & co. without 3.0's deprecation notes */
 #include <Python.h>
 #include <openssl/sha.h>
+#include <sqlite3.h>
 
 #define SALT_SIZE 16
 #define SALT_CHARS 24 /* 22 base64 characters and "==" */
@@ -29,6 +30,28 @@
 
 static signed char b64_value[256]; /* -1 for bytes outside the standard alphabet */
 static const char hex_digits[] = "0123456789abcdef";
+
+/* The decimal digits of n into out (at least 21 bytes); their count. snprintf's "%lld", without
+ * its cost per call. */
+static int
+format_int(char *out, long long n)
+{
+    char digits[24];
+    int length = 0;
+    unsigned long long u = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    do {
+        digits[length++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    int at = 0;
+    if (n < 0) {
+        out[at++] = '-';
+    }
+    while (length) {
+        out[at++] = digits[--length];
+    }
+    return at;
+}
 
 static void
 init_tables(void)
@@ -219,7 +242,7 @@ add_value(Buffer *b, PyObject *value)
             return 0; /* -1 is never an error here: an exact int always converts or overflows */
         }
         char digits[24];
-        int length = snprintf(digits, sizeof digits, "%lld", n);
+        int length = format_int(digits, n);
         return buffer_add(b, digits, (size_t)length) < 0 ? -1 : 1;
     }
     return 0;
@@ -299,7 +322,7 @@ add_positions(Buffer *text, PyObject *event_id, PyObject *received_at, long long
               PyObject *tenant_json)
 {
     char digits[24];
-    int length = snprintf(digits, sizeof digits, "%lld", seq);
+    int length = format_int(digits, seq);
     if (ADD(text, "},\"id\":\"") < 0 || add_text(text, event_id) < 0 ||
         ADD(text, "\",\"received_at\":\"") < 0 || add_text(text, received_at) < 0 ||
         ADD(text, "\",\"seq\":") < 0 || buffer_add(text, digits, (size_t)length) < 0 ||
@@ -542,10 +565,989 @@ done:
     return result;
 }
 
+/* ---- verify database: a stored row's whole check in one call ------------------------------
+ *
+ * service/audit checks each stored row of a tenant: its body and packed salts against its stored
+ * leaf hash (DESIGN §3), its query columns against storage.rows.filter_values(content), its
+ * full-text row against query.fulltext.search_document(content). Those Python functions stay the
+ * reference (and the path for everything below that is not the common case); this part only
+ * *vouches* for a row for which all of them agree, and declines every other row, which the
+ * caller then checks the exact way. A row is vouched for only if:
+ *
+ * - it has no erasures (redactions NULL), and its action is not event.redact (both need the
+ *   redaction ledger's Python path);
+ * - its body parses (the caller's `loads`) to a dict whose keys are printable ASCII free of
+ *   quotes and backslashes, none a server field or holding a dot; each committed object's keys
+ *   likewise; every committed value a str, bool or safe int (add_value);
+ * - the leaf written from the packed salts, in the sorted order of the paths, is the stored one;
+ * - each query column is the content's value (NULL for None), byte for byte;
+ * - the full-text message and fields are search_document's, byte for byte.
+ *
+ * The row comes from a stepped SQLite statement (SQLiteRows: no Python object for the columns
+ * it compares) or from a tuple of Store.audit_rows (check_rows); both in AUDIT_FIELDS order.
+ */
+
+#define QUERY_COLUMN_COUNT 15
+enum {
+    F_SEQ, F_ID, F_RECEIVED_AT, F_BODY, F_SALTS, F_LEAF, F_REDACTIONS, F_MESSAGE, F_FIELDS,
+    F_COLUMNS, F_COUNT = F_COLUMNS + QUERY_COLUMN_COUNT
+};
+#define MAX_FIELDS 128
+#define ARENA_SIZE 8192
+
+static PyObject *SQLiteError; /* _fastleaf.SQLiteError */
+/* interned dict keys, made at import */
+static PyObject *k_timestamp, *k_action, *k_category, *k_outcome, *k_actor, *k_target, *k_source,
+    *k_session_id, *k_request_id, *k_trace_id, *k_idempotency_key, *k_message, *k_id, *k_email,
+    *k_type, *k_ip, *k_client_id, *s_unknown, *s_event_redact;
+
+typedef struct {
+    sqlite3_stmt *stmt; /* a row of a stepped statement, or */
+    PyObject *tuple;    /* a row as Store.audit_rows gives it */
+} Row;
+
+static int
+row_null(const Row *row, int i)
+{
+    return row->stmt ? sqlite3_column_type(row->stmt, i) == SQLITE_NULL
+                     : PyTuple_GET_ITEM(row->tuple, i) == Py_None;
+}
+
+/* 1 with the UTF-8 bytes if column i is text, else 0 (no exception). */
+static int
+row_text(const Row *row, int i, const char **data, Py_ssize_t *size)
+{
+    if (row->stmt) {
+        if (sqlite3_column_type(row->stmt, i) != SQLITE_TEXT) {
+            return 0;
+        }
+        *data = (const char *)sqlite3_column_text(row->stmt, i);
+        *size = sqlite3_column_bytes(row->stmt, i);
+        return *data != NULL;
+    }
+    PyObject *value = PyTuple_GET_ITEM(row->tuple, i);
+    if (!PyUnicode_CheckExact(value)) {
+        return 0;
+    }
+    *data = PyUnicode_AsUTF8AndSize(value, size);
+    if (*data == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* 1 with the bytes if column i is a blob (bytes), else 0. */
+static int
+row_blob(const Row *row, int i, const char **data, Py_ssize_t *size)
+{
+    if (row->stmt) {
+        if (sqlite3_column_type(row->stmt, i) != SQLITE_BLOB) {
+            return 0;
+        }
+        *data = (const char *)sqlite3_column_blob(row->stmt, i);
+        *size = sqlite3_column_bytes(row->stmt, i);
+        if (*data == NULL) {
+            *data = "";
+        }
+        return 1;
+    }
+    PyObject *value = PyTuple_GET_ITEM(row->tuple, i);
+    if (!PyBytes_CheckExact(value)) {
+        return 0;
+    }
+    *data = PyBytes_AS_STRING(value);
+    *size = PyBytes_GET_SIZE(value);
+    return 1;
+}
+
+static int
+row_int(const Row *row, int i, long long *out)
+{
+    if (row->stmt) {
+        if (sqlite3_column_type(row->stmt, i) != SQLITE_INTEGER) {
+            return 0;
+        }
+        *out = sqlite3_column_int64(row->stmt, i);
+        return 1;
+    }
+    PyObject *value = PyTuple_GET_ITEM(row->tuple, i);
+    int overflow;
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
+    return !overflow;
+}
+
+static int
+plain_ascii_bytes(const char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+received_at_bytes(const char *s, Py_ssize_t n)
+{
+    static const char form[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+    if (n != (Py_ssize_t)(sizeof form - 1)) {
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof form - 1; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (form[i] == 'd' ? (c < '0' || c > '9') : c != (unsigned char)form[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether a str equals the given UTF-8 bytes; -1 never (a str with no UTF-8 is unequal). */
+static int
+str_equals(PyObject *value, const char *data, Py_ssize_t size)
+{
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(value, &n);
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return n == size && memcmp(utf8, data, (size_t)size) == 0;
+}
+
+typedef struct {
+    const char *path;
+    Py_ssize_t size;
+    PyObject *value; /* borrowed from the content */
+} Field;
+
+typedef struct {
+    Field fields[MAX_FIELDS];
+    int count;
+    char arena[ARENA_SIZE]; /* "object.key" paths */
+    size_t used;
+    Buffer text; /* search_document's fields: the values' words, "\n" between */
+    int parts;
+} Walk;
+
+/* One value's words for the full text (query.fulltext._leaves): 1, or 0 for a value this part
+ * does not write (a float, a list, an object: the exact path), -1 on a memory error. */
+static int
+add_words(Walk *w, PyObject *value)
+{
+    if (value == Py_True || value == Py_False) {
+        return 1;
+    }
+    if (PyUnicode_CheckExact(value)) {
+        Py_ssize_t size;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
+        if (utf8 == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        if ((w->parts++ && ADD(&w->text, "\n") < 0) || buffer_add(&w->text, utf8, (size_t)size) < 0) {
+            return -1;
+        }
+        return 1;
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow) {
+            return 0;
+        }
+        char digits[24];
+        int length = format_int(digits, n);
+        if ((w->parts++ && ADD(&w->text, "\n") < 0) ||
+            buffer_add(&w->text, digits, (size_t)length) < 0) {
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static int
+add_field(Walk *w, const char *path, Py_ssize_t size, PyObject *value)
+{
+    if (w->count == MAX_FIELDS) {
+        return 0;
+    }
+    w->fields[w->count++] = (Field){path, size, value};
+    return 1;
+}
+
+static int
+is_key(const char *s, Py_ssize_t n, const char *literal)
+{
+    return (size_t)n == strlen(literal) && memcmp(s, literal, (size_t)n) == 0;
+}
+
+/* commitments.field_paths and fulltext.search_document's values, in one walk: 1, 0 to decline,
+ * -1 on an error. */
+static int
+walk_content(Walk *w, PyObject *content)
+{
+    PyObject *key, *value;
+    Py_ssize_t at = 0;
+    while (PyDict_Next(content, &at, &key, &value)) {
+        if (!is_plain_ascii(key)) {
+            return 0;
+        }
+        const char *name = (const char *)PyUnicode_1BYTE_DATA(key);
+        Py_ssize_t size = PyUnicode_GET_LENGTH(key);
+        if (memchr(name, '.', (size_t)size) != NULL || is_key(name, size, "id") ||
+            is_key(name, size, "tenant_id") || is_key(name, size, "seq") ||
+            is_key(name, size, "received_at") || is_key(name, size, "hash")) {
+            return 0; /* a server field, or a name field_paths refuses: the exact path */
+        }
+        if (value == Py_None) {
+            continue;
+        }
+        int committed = is_key(name, size, "actor") || is_key(name, size, "target") ||
+                        is_key(name, size, "source") || is_key(name, size, "metadata");
+        if (committed && PyDict_CheckExact(value)) {
+            PyObject *sub, *item;
+            Py_ssize_t at2 = 0;
+            while (PyDict_Next(value, &at2, &sub, &item)) {
+                if (!is_plain_ascii(sub)) {
+                    return 0;
+                }
+                if (item == Py_None) {
+                    continue;
+                }
+                Py_ssize_t sub_size = PyUnicode_GET_LENGTH(sub);
+                size_t need = (size_t)(size + 1 + sub_size);
+                if (w->used + need > ARENA_SIZE) {
+                    return 0;
+                }
+                char *path = w->arena + w->used;
+                memcpy(path, name, (size_t)size);
+                path[size] = '.';
+                memcpy(path + size + 1, PyUnicode_1BYTE_DATA(sub), (size_t)sub_size);
+                w->used += need;
+                int done = add_field(w, path, (Py_ssize_t)need, item);
+                if (done > 0) {
+                    done = add_words(w, item);
+                }
+                if (done <= 0) {
+                    return done;
+                }
+            }
+            continue;
+        }
+        if (!add_field(w, name, size, value)) {
+            return 0;
+        }
+        if (is_key(name, size, "message") || is_key(name, size, "timestamp") ||
+            is_key(name, size, "signature")) {
+            continue; /* not in the full text's fields */
+        }
+        int done = add_words(w, value);
+        if (done <= 0) {
+            return done;
+        }
+    }
+    return 1;
+}
+
+static int
+field_before(const Field *a, const Field *b)
+{
+    Py_ssize_t n = a->size < b->size ? a->size : b->size;
+    int c = memcmp(a->path, b->path, (size_t)n);
+    return c < 0 || (c == 0 && a->size < b->size);
+}
+
+/* Sort the fields by path (code point order: they are ASCII); 0 if two are equal. */
+static int
+sort_fields(Walk *w)
+{
+    for (int i = 1; i < w->count; i++) {
+        Field f = w->fields[i];
+        int j = i;
+        while (j > 0 && field_before(&f, &w->fields[j - 1])) {
+            w->fields[j] = w->fields[j - 1];
+            j--;
+        }
+        w->fields[j] = f;
+    }
+    for (int i = 1; i < w->count; i++) {
+        if (!field_before(&w->fields[i - 1], &w->fields[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The row's leaf from its content and packed salts equals its stored leaf: 1, 0, -1. */
+static int
+leaf_matches(Walk *w, const char *salts, Py_ssize_t salts_size, const char *id, Py_ssize_t id_size,
+             const char *received_at, Py_ssize_t received_size, long long seq,
+             PyObject *tenant_json, const char *stored)
+{
+    if (salts_size != (Py_ssize_t)w->count * SALT_SIZE) {
+        return 0;
+    }
+    Buffer text, field;
+    buffer_init(&text);
+    buffer_init(&field);
+    int result = -1;
+    if (ADD(&text, "\x00{\"commitments\":{") < 0) {
+        goto done;
+    }
+    for (int n = 0; n < w->count; n++) {
+        const Field *f = &w->fields[n];
+        if ((n && ADD(&text, ",") < 0) || ADD(&text, "\"") < 0 ||
+            buffer_add(&text, f->path, (size_t)f->size) < 0 || ADD(&text, "\":\"") < 0) {
+            goto done;
+        }
+        int added = add_commitment(&text, &field, NULL, salts + n * SALT_SIZE, f->value);
+        if (added <= 0) {
+            result = added;
+            goto done;
+        }
+        if (ADD(&text, "\"") < 0) {
+            goto done;
+        }
+    }
+    char digits[24];
+    int length = format_int(digits, seq);
+    if (ADD(&text, "},\"id\":\"") < 0 || buffer_add(&text, id, (size_t)id_size) < 0 ||
+        ADD(&text, "\",\"received_at\":\"") < 0 ||
+        buffer_add(&text, received_at, (size_t)received_size) < 0 ||
+        ADD(&text, "\",\"seq\":") < 0 || buffer_add(&text, digits, (size_t)length) < 0 ||
+        ADD(&text, ",\"tenant_id\":") < 0 || add_text(&text, tenant_json) < 0 ||
+        ADD(&text, ",\"v\":1}") < 0) {
+        goto done;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    buffer_sha256(&text, digest);
+    result = memcmp(digest, stored, SHA256_DIGEST_LENGTH) == 0;
+done:
+    buffer_free(&text);
+    buffer_free(&field);
+    return result;
+}
+
+/* content.get(key) (borrowed; NULL if absent, with no exception unless -1 is returned). */
+static int
+get(PyObject *dict, PyObject *key, PyObject **out)
+{
+    *out = PyDict_GetItemWithError(dict, key);
+    return *out == NULL && PyErr_Occurred() ? -1 : 0;
+}
+
+/* storage.rows.filter_values(content), borrowed, NULL for None: 1, 0 to decline, -1. */
+static int
+query_columns(PyObject *content, PyObject *out[QUERY_COLUMN_COUNT])
+{
+    static PyObject **const top[] = {&k_timestamp, &k_action, &k_category, &k_outcome};
+    static PyObject **const subs[][2] = {
+        {&k_actor, &k_id},   {&k_actor, &k_email},  {&k_actor, &k_type},
+        {&k_target, &k_id},  {&k_target, &k_type},  {&k_source, &k_ip},
+        {&k_source, &k_client_id},
+    };
+    static PyObject **const tail[] = {&k_session_id, &k_request_id, &k_trace_id,
+                                      &k_idempotency_key};
+    for (int i = 0; i < 4; i++) {
+        if (get(content, *top[i], &out[i]) < 0) {
+            return -1;
+        }
+    }
+    if (out[3] == NULL) {
+        out[3] = s_unknown; /* c.get("outcome", "unknown") */
+    }
+    for (int i = 0; i < 4; i++) {
+        if (out[i] == Py_None) {
+            out[i] = NULL;
+        }
+        if (out[i] != NULL && !PyUnicode_CheckExact(out[i])) {
+            if (i != 2) {
+                return 0; /* timestamp, action, outcome are stored as they are: exact path */
+            }
+            out[i] = NULL; /* category: text only */
+        }
+    }
+    for (int i = 0; i < 7; i++) {
+        PyObject *object, *value = NULL;
+        if (get(content, *subs[i][0], &object) < 0) {
+            return -1;
+        }
+        if (object != NULL && PyDict_CheckExact(object) && get(object, *subs[i][1], &value) < 0) {
+            return -1;
+        }
+        out[4 + i] = value != NULL && PyUnicode_CheckExact(value) ? value : NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        PyObject *value;
+        if (get(content, *tail[i], &value) < 0) {
+            return -1;
+        }
+        out[11 + i] = value != NULL && PyUnicode_CheckExact(value) ? value : NULL;
+    }
+    return 1;
+}
+
+/* A column holds exactly `expected` (NULL: SQL NULL). */
+static int
+column_is(const Row *row, int i, PyObject *expected)
+{
+    if (expected == NULL) {
+        return row_null(row, i);
+    }
+    const char *data;
+    Py_ssize_t size;
+    return row_text(row, i, &data, &size) && str_equals(expected, data, size);
+}
+
+typedef struct {
+    long long seq;
+    PyObject *counted; /* new reference: the query columns, as the content defines them */
+} Vouched;
+
+/* Check one row: 1 vouched (out filled), 0 declined, -1 with an exception set. */
+static int
+check_row(const Row *row, PyObject *tenant_json, PyObject *loads, Walk *w, Vouched *out)
+{
+    const char *id, *received_at, *body, *salts, *leaf, *message, *fields;
+    Py_ssize_t id_size, received_size, body_size, salts_size, leaf_size, message_size, fields_size;
+    long long seq;
+    if (!row_int(row, F_SEQ, &seq) || seq < 0 || seq > MAX_SAFE_INTEGER ||
+        !row_text(row, F_ID, &id, &id_size) || !plain_ascii_bytes(id, id_size) ||
+        !row_text(row, F_RECEIVED_AT, &received_at, &received_size) ||
+        !received_at_bytes(received_at, received_size) ||
+        !row_blob(row, F_BODY, &body, &body_size) ||
+        !row_blob(row, F_SALTS, &salts, &salts_size) ||
+        !row_blob(row, F_LEAF, &leaf, &leaf_size) || leaf_size != SHA256_DIGEST_LENGTH ||
+        !row_null(row, F_REDACTIONS) || !row_text(row, F_MESSAGE, &message, &message_size) ||
+        !row_text(row, F_FIELDS, &fields, &fields_size)) {
+        return 0;
+    }
+    PyObject *content;
+    if (row->stmt) {
+        PyObject *raw = PyBytes_FromStringAndSize(body, body_size);
+        if (raw == NULL) {
+            return -1;
+        }
+        content = PyObject_CallOneArg(loads, raw);
+        Py_DECREF(raw);
+    } else {
+        content = PyObject_CallOneArg(loads, PyTuple_GET_ITEM(row->tuple, F_BODY));
+    }
+    if (content == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
+            return -1;
+        }
+        PyErr_Clear(); /* not JSON: the exact path says so */
+        return 0;
+    }
+    int result = 0;
+    PyObject *columns[QUERY_COLUMN_COUNT];
+    w->count = 0;
+    w->used = 0;
+    w->text.size = 0;
+    w->parts = 0;
+    if (!PyDict_CheckExact(content)) {
+        goto done;
+    }
+    if ((result = walk_content(w, content)) <= 0 || !(result = sort_fields(w)) ||
+        (result = leaf_matches(w, salts, salts_size, id, id_size, received_at, received_size, seq,
+                               tenant_json, leaf)) <= 0 ||
+        (result = query_columns(content, columns)) <= 0) {
+        goto done;
+    }
+    result = 0;
+    if (columns[1] != NULL && PyUnicode_Compare(columns[1], s_event_redact) == 0) {
+        goto done; /* an erasure record: the redaction ledger's path */
+    }
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        if (!column_is(row, F_COLUMNS + i, columns[i])) {
+            goto done;
+        }
+    }
+    PyObject *text;
+    if (get(content, k_message, &text) < 0) {
+        result = -1;
+        goto done;
+    }
+    if (text != NULL && PyUnicode_CheckExact(text) ? !str_equals(text, message, message_size)
+                                                   : message_size != 0) {
+        goto done;
+    }
+    if ((Py_ssize_t)w->text.size != fields_size ||
+        memcmp(w->text.data, fields, (size_t)fields_size) != 0) {
+        goto done;
+    }
+    out->counted = PyTuple_New(QUERY_COLUMN_COUNT);
+    if (out->counted == NULL) {
+        result = -1;
+        goto done;
+    }
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        PyTuple_SET_ITEM(out->counted, i, Py_NewRef(columns[i] == NULL ? Py_None : columns[i]));
+    }
+    out->seq = seq;
+    result = 1;
+done:
+    Py_DECREF(content);
+    return result;
+}
+
+/* What a chunk's check hands back; see check_rows' doc. */
+typedef struct {
+    PyObject *leaves, *counted, *rest, *watched;
+    Py_ssize_t vouched;
+    long long start, end;
+    PyObject *watch; /* a set or frozenset of positions (may be empty) */
+} Chunk;
+
+static int
+chunk_init(Chunk *c, long long start, long long end, PyObject *watch)
+{
+    c->leaves = c->counted = c->rest = c->watched = NULL;
+    c->vouched = 0;
+    c->start = start;
+    c->end = end;
+    c->watch = watch;
+    if (end < start || end - start > 1 << 24) {
+        PyErr_SetString(PyExc_ValueError, "a chunk is [start, end) with end - start <= 2**24");
+        return -1;
+    }
+    c->leaves = PyList_New((Py_ssize_t)(end - start));
+    if (c->leaves == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)(end - start); i++) {
+        PyList_SET_ITEM(c->leaves, i, Py_NewRef(Py_None));
+    }
+    c->counted = PyList_New(0);
+    c->rest = PyList_New(0);
+    c->watched = PyList_New(0);
+    return c->counted && c->rest && c->watched ? 0 : -1;
+}
+
+static void
+chunk_clear(Chunk *c)
+{
+    Py_XDECREF(c->leaves);
+    Py_XDECREF(c->counted);
+    Py_XDECREF(c->rest);
+    Py_XDECREF(c->watched);
+}
+
+static PyObject *
+chunk_result(Chunk *c)
+{
+    PyObject *result = Py_BuildValue("(OOOOn)", c->leaves, c->counted, c->rest, c->watched,
+                                     c->vouched);
+    chunk_clear(c);
+    return result;
+}
+
+/* Record a vouched row: its stored leaf, its columns, its received_at if watched. */
+static int
+chunk_vouch(Chunk *c, const Row *row, Vouched *v)
+{
+    const char *leaf, *received_at;
+    Py_ssize_t size, received_size;
+    int failed = 0;
+    row_blob(row, F_LEAF, &leaf, &size);
+    PyObject *hash = row->stmt ? PyBytes_FromStringAndSize(leaf, size)
+                               : Py_NewRef(PyTuple_GET_ITEM(row->tuple, F_LEAF));
+    if (hash == NULL || PyList_Append(c->counted, v->counted) < 0) {
+        Py_XDECREF(hash);
+        Py_DECREF(v->counted);
+        return -1;
+    }
+    Py_DECREF(v->counted);
+    PyList_SetItem(c->leaves, (Py_ssize_t)(v->seq - c->start), hash); /* steals hash */
+    c->vouched++;
+    if (PySet_GET_SIZE(c->watch) > 0) {
+        PyObject *seq = PyLong_FromLongLong(v->seq);
+        int watched = seq == NULL ? -1 : PySet_Contains(c->watch, seq);
+        if (watched > 0) {
+            row_text(row, F_RECEIVED_AT, &received_at, &received_size);
+            PyObject *pair = Py_BuildValue("(Os#)", seq, received_at, received_size);
+            failed = pair == NULL || PyList_Append(c->watched, pair) < 0;
+            Py_XDECREF(pair);
+        }
+        failed = failed || watched < 0;
+        Py_XDECREF(seq);
+    }
+    return failed ? -1 : 0;
+}
+
+/* Check a row into the chunk: vouched, or kept (`tuple`, a new reference, or NULL to build
+ * one from the statement) for the exact path. */
+static int
+chunk_add(Chunk *c, const Row *row, Walk *w, PyObject *tenant_json, PyObject *loads,
+          PyObject *(*as_tuple)(const Row *))
+{
+    Vouched v;
+    int checked = check_row(row, tenant_json, loads, w, &v);
+    if (checked < 0) {
+        return -1;
+    }
+    if (checked && (v.seq < c->start || v.seq >= c->end ||
+                    PyList_GET_ITEM(c->leaves, (Py_ssize_t)(v.seq - c->start)) != Py_None)) {
+        Py_DECREF(v.counted); /* outside the chunk, or a second row at a position */
+        checked = 0;
+    }
+    if (checked) {
+        return chunk_vouch(c, row, &v);
+    }
+    PyObject *tuple = as_tuple(row);
+    if (tuple == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(c->rest, tuple) < 0;
+    Py_DECREF(tuple);
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+tuple_as_is(const Row *row)
+{
+    return Py_NewRef(row->tuple);
+}
+
+static int
+check_arguments(PyObject *tenant_json, PyObject *loads, PyObject *watch)
+{
+    if (!PyUnicode_Check(tenant_json) || !PyCallable_Check(loads) || !PyAnySet_Check(watch)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "takes tenant_json (str), loads (callable) and watch (a set)");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(check_rows_doc,
+"check_rows(rows, start, end, tenant_json, loads, watch, /)\n--\n\n"
+"Check rows of Store.audit_rows (AUDIT_FIELDS order) for positions [start, end) and vouch for\n"
+"those whose leaf, query columns and full-text row all match their content (see the source).\n"
+"Returns (leaves, counted, rest, watched, vouched): leaves[seq - start] is the stored leaf hash\n"
+"of each vouched row (else None); counted the query columns of each vouched row; rest the rows\n"
+"not vouched for, as given, for the exact path; watched (seq, received_at) of vouched rows\n"
+"whose seq is in watch; vouched their number. body is parsed by loads (orjson.loads).");
+
+static PyObject *
+check_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "check_rows() takes 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *rows = args[0];
+    long long start = PyLong_AsLongLong(args[1]), end = PyLong_AsLongLong(args[2]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyList_Check(rows) || check_arguments(args[3], args[4], args[5]) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "check_rows() takes a list of rows");
+        }
+        return NULL;
+    }
+    Chunk c;
+    if (chunk_init(&c, start, end, args[5]) < 0) {
+        chunk_clear(&c);
+        return NULL;
+    }
+    Walk *w = PyMem_Malloc(sizeof *w);
+    if (w == NULL) {
+        chunk_clear(&c);
+        return PyErr_NoMemory();
+    }
+    buffer_init(&w->text);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
+        PyObject *tuple = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(tuple) || PyTuple_GET_SIZE(tuple) != F_COUNT) {
+            PyErr_Format(PyExc_TypeError, "check_rows() takes tuples of %d fields", F_COUNT);
+            goto failed;
+        }
+        Row row = {NULL, tuple};
+        if (chunk_add(&c, &row, w, args[3], args[4], tuple_as_is) < 0) {
+            goto failed;
+        }
+    }
+    buffer_free(&w->text);
+    PyMem_Free(w);
+    return chunk_result(&c);
+failed:
+    buffer_free(&w->text);
+    PyMem_Free(w);
+    chunk_clear(&c);
+    return NULL;
+}
+
+/* -- SQLiteRows: the same check over a statement stepped here ------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+} SQLiteRows;
+
+static PyObject *
+sqlite_failed(sqlite3 *db, const char *doing)
+{
+    PyErr_Format(SQLiteError, "%s: %s", doing, db ? sqlite3_errmsg(db) : "out of memory");
+    return NULL;
+}
+
+static void
+rows_close(SQLiteRows *self)
+{
+    if (self->stmt != NULL) {
+        sqlite3_finalize(self->stmt);
+        self->stmt = NULL;
+    }
+    if (self->db != NULL) {
+        sqlite3_close_v2(self->db);
+        self->db = NULL;
+    }
+}
+
+static int
+rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
+{
+    const char *path, *sql;
+    static char *names[] = {"path", "sql", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss:SQLiteRows", names, &path, &sql)) {
+        return -1;
+    }
+    rows_close(self);
+    int rc = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(self->db, 10000);
+        rc = sqlite3_exec(self->db, "PRAGMA query_only=ON", NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(self->db, sql, -1, &self->stmt, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        sqlite_failed(self->db, "cannot open the database to audit");
+        rows_close(self);
+        return -1;
+    }
+    if (sqlite3_column_count(self->stmt) != F_COUNT || sqlite3_bind_parameter_count(self->stmt) != 3) {
+        rows_close(self);
+        PyErr_Format(PyExc_ValueError, "SQLiteRows takes a query of 3 parameters and %d columns",
+                     F_COUNT);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+rows_dealloc(SQLiteRows *self)
+{
+    rows_close(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A stepped row as a tuple, as the sqlite3 module would give it. */
+static PyObject *
+statement_as_tuple(const Row *row)
+{
+    PyObject *tuple = PyTuple_New(F_COUNT);
+    for (int i = 0; tuple != NULL && i < F_COUNT; i++) {
+        PyObject *value;
+        sqlite3_stmt *s = row->stmt;
+        switch (sqlite3_column_type(s, i)) {
+        case SQLITE_INTEGER: value = PyLong_FromLongLong(sqlite3_column_int64(s, i)); break;
+        case SQLITE_FLOAT: value = PyFloat_FromDouble(sqlite3_column_double(s, i)); break;
+        case SQLITE_TEXT:
+            value = PyUnicode_DecodeUTF8((const char *)sqlite3_column_text(s, i),
+                                         sqlite3_column_bytes(s, i), NULL);
+            break;
+        case SQLITE_BLOB: {
+            const void *data = sqlite3_column_blob(s, i);
+            value = PyBytes_FromStringAndSize(data ? data : "", sqlite3_column_bytes(s, i));
+            break;
+        }
+        default: value = Py_NewRef(Py_None);
+        }
+        if (value == NULL) {
+            Py_CLEAR(tuple);
+            break;
+        }
+        PyTuple_SET_ITEM(tuple, i, value);
+    }
+    return tuple;
+}
+
+PyDoc_STRVAR(rows_check_doc,
+"check(tenant_id, start, end, tenant_json, loads, watch, /)\n--\n\n"
+"Run the query for (tenant_id, start, end), one read transaction, and check its rows as\n"
+"check_rows() does; the rows not vouched for come back as the sqlite3 module gives them.");
+
+static PyObject *
+rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "check() takes 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->stmt == NULL) {
+        PyErr_SetString(PyExc_ValueError, "SQLiteRows is closed");
+        return NULL;
+    }
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(args[0], &tenant_size);
+    long long start = PyLong_AsLongLong(args[1]), end = PyLong_AsLongLong(args[2]);
+    if (tenant == NULL || PyErr_Occurred() || check_arguments(args[3], args[4], args[5]) < 0) {
+        return NULL;
+    }
+    Chunk c;
+    if (chunk_init(&c, start, end, args[5]) < 0) {
+        chunk_clear(&c);
+        return NULL;
+    }
+    Walk *w = PyMem_Malloc(sizeof *w);
+    if (w == NULL) {
+        chunk_clear(&c);
+        return PyErr_NoMemory();
+    }
+    buffer_init(&w->text);
+    sqlite3_stmt *s = self->stmt;
+    sqlite3_reset(s);
+    int rc = sqlite3_bind_text(s, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 2, start);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 3, end);
+    }
+    Row row = {s, NULL};
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW && chunk_add(&c, &row, w, args[3], args[4], statement_as_tuple) < 0) {
+            goto failed;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        sqlite_failed(self->db, "SQLite read failed");
+        goto failed;
+    }
+    sqlite3_reset(s); /* ends the read transaction */
+    buffer_free(&w->text);
+    PyMem_Free(w);
+    return chunk_result(&c);
+failed:
+    sqlite3_reset(s);
+    buffer_free(&w->text);
+    PyMem_Free(w);
+    chunk_clear(&c);
+    return NULL;
+}
+
+static PyObject *
+rows_close_method(SQLiteRows *self, PyObject *unused)
+{
+    (void)unused;
+    rows_close(self);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef rows_methods[] = {
+    {"check", (PyCFunction)(void (*)(void))rows_check, METH_FASTCALL, rows_check_doc},
+    {"close", (PyCFunction)rows_close_method, METH_NOARGS, "Close the connection."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SQLiteRowsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "trailkeep.model._fastleaf.SQLiteRows",
+    .tp_doc = PyDoc_STR("SQLiteRows(path, sql): a read-only connection of its own to a SQLite\n"
+                        "database and an audit query (3 parameters: tenant, start, end; the\n"
+                        "columns of AUDIT_FIELDS), for check()."),
+    .tp_basicsize = sizeof(SQLiteRows),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)rows_init,
+    .tp_dealloc = (destructor)rows_dealloc,
+    .tp_methods = rows_methods,
+};
+
+PyDoc_STRVAR(parents_doc,
+"parents(nodes, /)\n--\n\n"
+"One level up an RFC 9162 tree: SHA-256(0x01 || left || right) of each pair of a list of\n"
+"32-byte hashes of even length.");
+
+static PyObject *
+parents(PyObject *module, PyObject *nodes)
+{
+    (void)module;
+    if (!PyList_Check(nodes) || PyList_GET_SIZE(nodes) % 2) {
+        PyErr_SetString(PyExc_ValueError, "parents() takes a list of even length");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(nodes) / 2;
+    PyObject *out = PyList_New(count);
+    unsigned char input[1 + 2 * SHA256_DIGEST_LENGTH], digest[SHA256_DIGEST_LENGTH];
+    input[0] = 1;
+    for (Py_ssize_t i = 0; out != NULL && i < count; i++) {
+        PyObject *left = PyList_GET_ITEM(nodes, 2 * i), *right = PyList_GET_ITEM(nodes, 2 * i + 1);
+        if (!PyBytes_CheckExact(left) || !PyBytes_CheckExact(right) ||
+            PyBytes_GET_SIZE(left) != SHA256_DIGEST_LENGTH ||
+            PyBytes_GET_SIZE(right) != SHA256_DIGEST_LENGTH) {
+            PyErr_SetString(PyExc_ValueError, "parents() takes 32-byte hashes");
+            Py_CLEAR(out);
+            break;
+        }
+        memcpy(input + 1, PyBytes_AS_STRING(left), SHA256_DIGEST_LENGTH);
+        memcpy(input + 1 + SHA256_DIGEST_LENGTH, PyBytes_AS_STRING(right), SHA256_DIGEST_LENGTH);
+        SHA256_CTX ctx;
+        SHA256_Init(&ctx);
+        SHA256_Update(&ctx, input, sizeof input);
+        SHA256_Final(digest, &ctx);
+        PyObject *node = PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
+        if (node == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, node);
+    }
+    return out;
+}
+
+static int
+intern_keys(void)
+{
+    struct { PyObject **slot; const char *text; } keys[] = {
+        {&k_timestamp, "timestamp"}, {&k_action, "action"}, {&k_category, "category"},
+        {&k_outcome, "outcome"}, {&k_actor, "actor"}, {&k_target, "target"},
+        {&k_source, "source"}, {&k_session_id, "session_id"}, {&k_request_id, "request_id"},
+        {&k_trace_id, "trace_id"}, {&k_idempotency_key, "idempotency_key"},
+        {&k_message, "message"}, {&k_id, "id"}, {&k_email, "email"}, {&k_type, "type"},
+        {&k_ip, "ip"}, {&k_client_id, "client_id"}, {&s_unknown, "unknown"},
+        {&s_event_redact, "event.redact"},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (*keys[i].slot == NULL && (*keys[i].slot = PyUnicode_InternFromString(keys[i].text)) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyMethodDef methods[] = {
     {"prefix", (PyCFunction)(void (*)(void))prefix, METH_FASTCALL, prefix_doc},
     {"leaf", (PyCFunction)(void (*)(void))leaf, METH_FASTCALL, leaf_doc},
     {"commit", (PyCFunction)(void (*)(void))commit, METH_FASTCALL, commit_doc},
+    {"check_rows", (PyCFunction)(void (*)(void))check_rows, METH_FASTCALL, check_rows_doc},
+    {"parents", (PyCFunction)parents, METH_O, parents_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -561,9 +1563,20 @@ PyMODINIT_FUNC
 PyInit__fastleaf(void)
 {
     init_tables();
+    if (intern_keys() < 0 || PyType_Ready(&SQLiteRowsType) < 0) {
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (SQLiteError == NULL) {
+        SQLiteError = PyErr_NewException("trailkeep.model._fastleaf.SQLiteError", NULL, NULL);
+    }
     /* the leaf layout written by add_positions: evidence.py uses this module only if it matches */
-    if (m != NULL && PyModule_AddIntConstant(m, "LEAF_VERSION", 1) < 0) {
+    if (SQLiteError == NULL || PyModule_AddIntConstant(m, "LEAF_VERSION", 1) < 0 ||
+        PyModule_AddObjectRef(m, "SQLiteError", SQLiteError) < 0 ||
+        PyModule_AddObjectRef(m, "SQLiteRows", (PyObject *)&SQLiteRowsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -6,10 +6,15 @@ A mixin of ``SQLiteStore``, kept apart so the auditor's reads never mix with the
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+import orjson
+
 from trailkeep.errors import StorageError
+from trailkeep.model import _native
+from trailkeep.storage._audit_chunk import AuditChunk, ChunkReader, vouch_rows
 from trailkeep.storage._fulltext import FTS_TABLE
 from trailkeep.storage.rows import QUERY_COLUMNS
 
@@ -34,6 +39,7 @@ class SQLiteAudit:
     """``Store.audit_*`` for SQLite: one read transaction per call."""
 
     if TYPE_CHECKING:
+        _path: str
 
         def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
@@ -41,6 +47,34 @@ class SQLiteAudit:
 
     def audit_rows(self, tenant_id: str, start: int, end: int) -> list[tuple[Any, ...]]:
         return self._read(lambda c: c.execute(_ROWS, (tenant_id, start, end)).fetchall())
+
+    @contextmanager
+    def audit_scan(self, tenant_id: str) -> Iterator[ChunkReader]:
+        """Rows stepped and checked by the C part (``_fastleaf.SQLiteRows``) on a read-only
+        connection of its own: the columns it compares never become Python objects. Each
+        chunk is one statement, so one snapshot, as ``audit_rows`` reads it."""
+        if _native.SQLiteRows is None or self._path == ":memory:":  # pragma: no cover
+            yield lambda start, end, watch: vouch_rows(
+                self.audit_rows(tenant_id, start, end), start, end, tenant_id, watch
+            )
+            return
+        tenant_json = orjson.dumps(tenant_id).decode()
+        try:
+            reader = _native.SQLiteRows(self._path, _ROWS)
+        except _native.SQLiteError as exc:
+            raise StorageError(f"SQLite read failed: {exc}") from exc
+
+        def read(start: int, end: int, watch: frozenset[int]) -> AuditChunk:
+            try:
+                found = reader.check(tenant_id, start, end, tenant_json, orjson.loads, watch)
+            except (_native.SQLiteError, UnicodeDecodeError) as exc:
+                raise StorageError(f"SQLite read failed: {exc}") from exc
+            return AuditChunk(*found)
+
+        try:
+            yield read
+        finally:
+            reader.close()
 
     def audit_nodes(
         self, tenant_id: str, level: int, start: int, end: int
