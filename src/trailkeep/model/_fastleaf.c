@@ -177,17 +177,10 @@ add_hex(Buffer *b, const unsigned char digest[SHA256_DIGEST_LENGTH])
     return 0;
 }
 
-/* Append a str's JCS form (RFC 8785 §3.2.2.2): 1 if done, 0 if it has none (a lone
- * surrogate), -1 on a memory error. */
+/* Append the JCS form (RFC 8785 §3.2.2.2) of a string given as UTF-8: -1 on a memory error. */
 static int
-add_string(Buffer *b, PyObject *value)
+add_jcs_utf8(Buffer *b, const char *utf8, Py_ssize_t size)
 {
-    Py_ssize_t size;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
-    if (utf8 == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
     /* the longest it can get: every byte a \u00XX escape, and the quotes */
     if (buffer_reserve(b, 6 * (size_t)size + 2) < 0) {
         return -1;
@@ -218,7 +211,21 @@ add_string(Buffer *b, PyObject *value)
     }
     *out++ = '"';
     b->size = (size_t)(out - b->data);
-    return 1;
+    return 0;
+}
+
+/* Append a str's JCS form: 1 if done, 0 if it has none (a lone surrogate), -1 on a memory
+ * error. */
+static int
+add_string(Buffer *b, PyObject *value)
+{
+    Py_ssize_t size;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return add_jcs_utf8(b, utf8, size) < 0 ? -1 : 1;
 }
 
 /* Append a value's JCS form: 1 if done, 0 if the value is not one this module writes, -1 on a
@@ -724,8 +731,19 @@ str_equals(PyObject *value, const char *data, Py_ssize_t size)
 typedef struct {
     const char *path;
     Py_ssize_t size;
-    PyObject *value; /* borrowed from the content */
+    PyObject *value; /* borrowed from the content; or NULL and: */
+    const char *jcs; /* scan_body: a string's UTF-8, or a number's or literal's JCS bytes */
+    Py_ssize_t jcs_size;
+    char kind; /* scan_body: the Slice kind */
 } Field;
+
+/* A value as the body holds it (scan_body): its kind, and for a string its bytes between the
+ * quotes, for a number its digits. */
+typedef struct {
+    const char *data;
+    Py_ssize_t size;
+    char kind; /* 0 absent, 's' string, 'n' number, 'b' true or false, 'z' null, 'o' other */
+} Slice;
 
 typedef struct {
     Field fields[MAX_FIELDS];
@@ -734,6 +752,11 @@ typedef struct {
     size_t used;
     Buffer text; /* search_document's fields: the values' words, "\n" between */
     int parts;
+    Slice columns[QUERY_COLUMN_COUNT]; /* scan_body: the values filter_values reads */
+    Slice message;
+    PyObject *last[QUERY_COLUMN_COUNT]; /* the column values last made, reused when equal */
+    char decoded[ARENA_SIZE]; /* strings of the body that had escapes, unescaped */
+    size_t decoded_used;
 } Walk;
 
 /* One value's words for the full text (query.fulltext._leaves): 1, or 0 for a value this part
@@ -779,7 +802,7 @@ add_field(Walk *w, const char *path, Py_ssize_t size, PyObject *value)
     if (w->count == MAX_FIELDS) {
         return 0;
     }
-    w->fields[w->count++] = (Field){path, size, value};
+    w->fields[w->count++] = (Field){path, size, value, NULL, 0, 0};
     return 1;
 }
 
@@ -908,7 +931,20 @@ leaf_matches(Walk *w, const char *salts, Py_ssize_t salts_size, const char *id, 
             buffer_add(&text, f->path, (size_t)f->size) < 0 || ADD(&text, "\":\"") < 0) {
             goto done;
         }
-        int added = add_commitment(&text, &field, NULL, salts + n * SALT_SIZE, f->value);
+        int added = 1;
+        if (f->value != NULL) {
+            added = add_commitment(&text, &field, NULL, salts + n * SALT_SIZE, f->value);
+        } else {
+            unsigned char digest[SHA256_DIGEST_LENGTH];
+            field.size = 0;
+            if (buffer_add(&field, salts + n * SALT_SIZE, SALT_SIZE) < 0 ||
+                (f->kind == 's' ? add_jcs_utf8(&field, f->jcs, f->jcs_size)
+                                : buffer_add(&field, f->jcs, (size_t)f->jcs_size)) < 0) {
+                goto done;
+            }
+            buffer_sha256(&field, digest);
+            added = add_hex(&text, digest) < 0 ? -1 : 1;
+        }
         if (added <= 0) {
             result = added;
             goto done;
@@ -1012,6 +1048,541 @@ typedef struct {
     PyObject *counted; /* new reference: the query columns, as the content defines them */
 } Vouched;
 
+/* -- scan_body: the common body read without making a Python object of it ------------------- *
+ *
+ * The writer stores orjson.dumps(content): compact, keys and strings in UTF-8, escapes only
+ * where JSON needs them. Such a body's common case is read here directly: an object whose
+ * values are strings with no escape, integers, true, false, null, and (for a committed object's
+ * name) one level of object of those. For those values JCS writes exactly the bytes the body
+ * holds, so the commitments hash the body's own slices. Anything else (an escape, a float, an
+ * array, a nested object, whitespace, a repeated key, invalid UTF-8, a name this part declines)
+ * is declined, and the row is read by `loads` instead.
+ */
+
+/* Strict UTF-8 (no overlong form, no surrogate, nothing past U+10FFFF). */
+static int
+valid_utf8(const unsigned char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int extra;
+        unsigned int cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            extra = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            extra = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + extra >= n) {
+            return 0; /* cut short */
+        }
+        for (int k = 1; k <= extra; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (extra == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
+            return 0;
+        }
+        i += extra + 1;
+    }
+    return 1;
+}
+
+static int
+hex4(const char *s, unsigned int *out)
+{
+    unsigned int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) {
+            return 0;
+        }
+        v = v << 4 | (unsigned int)d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Unescape a string's body bytes [s, e) (which hold a backslash) into w->decoded: 1 with the
+ * UTF-8 in `out`, 0 for a malformed escape or a lone surrogate. */
+static int
+unescape(Walk *w, const unsigned char *s, const unsigned char *e, Slice *out)
+{
+    if (w->decoded_used + (size_t)(e - s) > ARENA_SIZE) {
+        return 0; /* unescaped it is never longer */
+    }
+    unsigned char *start = (unsigned char *)w->decoded + w->decoded_used, *o = start;
+    while (s < e) {
+        if (*s != '\\') {
+            *o++ = *s++;
+            continue;
+        }
+        if (e - s < 2) {
+            return 0;
+        }
+        char c = (char)s[1];
+        s += 2;
+        switch (c) {
+        case '"': *o++ = '"'; continue;
+        case '\\': *o++ = '\\'; continue;
+        case '/': *o++ = '/'; continue;
+        case 'b': *o++ = '\b'; continue;
+        case 'f': *o++ = '\f'; continue;
+        case 'n': *o++ = '\n'; continue;
+        case 'r': *o++ = '\r'; continue;
+        case 't': *o++ = '\t'; continue;
+        case 'u': break;
+        default: return 0;
+        }
+        unsigned int cp, low;
+        if (e - s < 4 || !hex4((const char *)s, &cp)) {
+            return 0;
+        }
+        s += 4;
+        if (cp >= 0xdc00 && cp <= 0xdfff) {
+            return 0; /* a lone low surrogate */
+        }
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (e - s < 6 || s[0] != '\\' || s[1] != 'u' || !hex4((const char *)s + 2, &low) ||
+                low < 0xdc00 || low > 0xdfff) {
+                return 0; /* a lone high surrogate */
+            }
+            s += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+        }
+        if (cp < 0x80) {
+            *o++ = (unsigned char)cp;
+        } else if (cp < 0x800) {
+            *o++ = (unsigned char)(0xc0 | cp >> 6);
+            *o++ = (unsigned char)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+            *o++ = (unsigned char)(0xe0 | cp >> 12);
+            *o++ = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+            *o++ = (unsigned char)(0x80 | (cp & 0x3f));
+        } else {
+            *o++ = (unsigned char)(0xf0 | cp >> 18);
+            *o++ = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
+            *o++ = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+            *o++ = (unsigned char)(0x80 | (cp & 0x3f));
+        }
+    }
+    *out = (Slice){(const char *)start, o - start, 's'};
+    w->decoded_used += (size_t)(o - start);
+    return 1;
+}
+
+/* A string at *p (past its opening quote): 1 with its UTF-8 (unescaped), *p past its closing
+ * quote; 0 for a raw control character, invalid UTF-8 or a malformed escape. */
+static int
+scan_string(Walk *w, const char **p, const char *end, Slice *out)
+{
+    const unsigned char *s = (const unsigned char *)*p, *e = (const unsigned char *)end;
+    int ascii = 1, escaped = 0;
+    const unsigned char *q = s;
+    for (; q < e; q++) {
+        if (*q == '"') {
+            break;
+        }
+        if (*q == '\\') {
+            escaped = 1;
+            if (++q == e) {
+                return 0;
+            }
+            continue; /* the escaped byte (a quote, a backslash, a letter) */
+        }
+        if (*q < 0x20) {
+            return 0;
+        }
+        ascii &= *q < 0x80;
+    }
+    if (q == e || (!ascii && !valid_utf8(s, q - s))) {
+        return 0;
+    }
+    if (escaped) {
+        if (w == NULL || !unescape(w, s, q, out)) {
+            return 0;
+        }
+    } else {
+        *out = (Slice){(const char *)s, q - s, 's'};
+    }
+    *p = (const char *)q + 1;
+    return 1;
+}
+
+/* A value at *p: a string, a safe integer in JSON's one spelling, true, false or null. */
+static int
+scan_scalar(Walk *w, const char **p, const char *end, Slice *out)
+{
+    const char *s = *p;
+    if (s >= end) {
+        return 0;
+    }
+    if (*s == '"') {
+        *p = s + 1;
+        return scan_string(w, p, end, out);
+    }
+    if (*s == '-' || (*s >= '0' && *s <= '9')) {
+        const char *q = s + (*s == '-');
+        const char *digits = q;
+        unsigned long long n = 0;
+        while (q < end && *q >= '0' && *q <= '9' && q - digits < 17) {
+            n = n * 10 + (unsigned long long)(*q - '0');
+            q++;
+        }
+        Py_ssize_t count = q - digits;
+        if (count == 0 || (count > 1 && *digits == '0') || n > (unsigned long long)MAX_SAFE_INTEGER ||
+            (*s == '-' && n == 0) || (q < end && *q != ',' && *q != '}')) {
+            return 0; /* "-0", a fraction, an exponent, a leading zero, past 2**53 - 1 */
+        }
+        *out = (Slice){s, q - s, 'n'};
+        *p = q;
+        return 1;
+    }
+    static const struct { const char *text; Py_ssize_t size; char kind; } words[] = {
+        {"true", 4, 'b'}, {"false", 5, 'b'}, {"null", 4, 'z'},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        if (end - s >= words[i].size && memcmp(s, words[i].text, (size_t)words[i].size) == 0) {
+            *out = (Slice){s, words[i].size, words[i].kind};
+            *p = s + words[i].size;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether a key was seen already among `keys` (an object's keys so far). */
+static int
+repeated(const Slice *keys, int count, const Slice *key)
+{
+    for (int i = 0; i < count; i++) {
+        if (keys[i].size == key->size && memcmp(keys[i].data, key->data, (size_t)key->size) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A key and its colon at *p (at its opening quote): printable ASCII, no quote or backslash. */
+static int
+scan_key(const char **p, const char *end, Slice *key)
+{
+    if (*p >= end || **p != '"') {
+        return 0;
+    }
+    (*p)++;
+    if (!scan_string(NULL, p, end, key) || !plain_ascii_bytes(key->data, key->size) || *p >= end ||
+        **p != ':') {
+        return 0;
+    }
+    (*p)++;
+    return 1;
+}
+
+/* A scanned value's words for the full text: a string's bytes, an integer's digits. */
+static int
+add_slice_words(Walk *w, const Slice *value)
+{
+    if (value->kind != 's' && value->kind != 'n') {
+        return 0;
+    }
+    return (w->parts++ && ADD(&w->text, "\n") < 0) ||
+                   buffer_add(&w->text, value->data, (size_t)value->size) < 0
+               ? -1
+               : 1;
+}
+
+static int
+add_slice_field(Walk *w, const char *path, Py_ssize_t size, const Slice *value)
+{
+    if (w->count == MAX_FIELDS) {
+        return 0;
+    }
+    /* a number's or a literal's JCS form is as the body has it; a string's is written */
+    w->fields[w->count++] = (Field){path, size, NULL, value->data, value->size, value->kind};
+    return 1;
+}
+
+#define KEY_IS(slice, literal) is_key((slice).data, (slice).size, (literal))
+
+/* The column a committed object's member fills (filter_values), or -1. */
+static int
+member_column(const Slice *object, const Slice *member)
+{
+    if (KEY_IS(*object, "actor")) {
+        return KEY_IS(*member, "id") ? 4 : KEY_IS(*member, "email") ? 5 : KEY_IS(*member, "type") ? 6 : -1;
+    }
+    if (KEY_IS(*object, "target")) {
+        return KEY_IS(*member, "id") ? 7 : KEY_IS(*member, "type") ? 8 : -1;
+    }
+    if (KEY_IS(*object, "source")) {
+        return KEY_IS(*member, "ip") ? 9 : KEY_IS(*member, "client_id") ? 10 : -1;
+    }
+    return -1;
+}
+
+/* The column a top-level field fills (filter_values), or -1. */
+static int
+top_column(const Slice *key)
+{
+    static const char *const names[] = {"timestamp", "action", "category", "outcome"};
+    static const char *const tail[] = {"session_id", "request_id", "trace_id", "idempotency_key"};
+    for (int i = 0; i < 4; i++) {
+        if (KEY_IS(*key, names[i])) {
+            return i;
+        }
+        if (KEY_IS(*key, tail[i])) {
+            return 11 + i;
+        }
+    }
+    return -1;
+}
+
+/* One committed object's members, at *p (past its "{"). */
+static int
+scan_members(Walk *w, const char **p, const char *end, const Slice *name)
+{
+    Slice keys[MAX_FIELDS];
+    int count = 0;
+    if (*p < end && **p == '}') {
+        (*p)++;
+        return 1;
+    }
+    for (;;) {
+        Slice sub, value;
+        if (count == MAX_FIELDS || !scan_key(p, end, &sub) || repeated(keys, count, &sub) ||
+            !scan_scalar(w, p, end, &value)) {
+            return 0;
+        }
+        keys[count++] = sub;
+        if (value.kind != 'z') {
+            size_t need = (size_t)(name->size + 1 + sub.size);
+            if (w->used + need > ARENA_SIZE) {
+                return 0;
+            }
+            char *path = w->arena + w->used;
+            memcpy(path, name->data, (size_t)name->size);
+            path[name->size] = '.';
+            memcpy(path + name->size + 1, sub.data, (size_t)sub.size);
+            w->used += need;
+            if (!add_slice_field(w, path, (Py_ssize_t)need, &value)) {
+                return 0;
+            }
+            int words = add_slice_words(w, &value);
+            if (words < 0) {
+                return -1;
+            }
+        }
+        int column = member_column(name, &sub);
+        if (column >= 0) {
+            w->columns[column] = value;
+        }
+        if (*p >= end) {
+            return 0;
+        }
+        if (**p == '}') {
+            (*p)++;
+            return 1;
+        }
+        if (**p != ',') {
+            return 0;
+        }
+        (*p)++;
+    }
+}
+
+/* Read a body of the common case: its fields (path, JCS bytes), its full-text words, the
+ * values of its query columns and message. 1, 0 to decline, -1 on a memory error. */
+static int
+scan_body(Walk *w, const char *body, Py_ssize_t size)
+{
+    const char *p = body, *end = body + size;
+    Slice keys[MAX_FIELDS];
+    int count = 0;
+    w->count = 0;
+    w->used = 0;
+    w->text.size = 0;
+    w->parts = 0;
+    memset(w->columns, 0, sizeof w->columns);
+    memset(&w->message, 0, sizeof w->message);
+    w->decoded_used = 0;
+    if (size < 2 || *p++ != '{') {
+        return 0;
+    }
+    if (*p == '}') {
+        return p + 1 == end;
+    }
+    for (;;) {
+        Slice key, value;
+        if (count == MAX_FIELDS || !scan_key(&p, end, &key) || repeated(keys, count, &key) ||
+            memchr(key.data, '.', (size_t)key.size) != NULL || KEY_IS(key, "id") ||
+            KEY_IS(key, "tenant_id") || KEY_IS(key, "seq") || KEY_IS(key, "received_at") ||
+            KEY_IS(key, "hash") || p >= end) {
+            return 0;
+        }
+        keys[count++] = key;
+        int committed = KEY_IS(key, "actor") || KEY_IS(key, "target") ||
+                        KEY_IS(key, "source") || KEY_IS(key, "metadata");
+        if (*p == '{') {
+            if (!committed) {
+                return 0;
+            }
+            p++;
+            int done = scan_members(w, &p, end, &key);
+            if (done <= 0) {
+                return done;
+            }
+        } else {
+            if (!scan_scalar(w, &p, end, &value)) {
+                return 0;
+            }
+            if (value.kind != 'z') {
+                if (!add_slice_field(w, key.data, key.size, &value)) {
+                    return 0;
+                }
+                if (!KEY_IS(key, "message") && !KEY_IS(key, "timestamp") &&
+                    !KEY_IS(key, "signature") && add_slice_words(w, &value) < 0) {
+                    return -1;
+                }
+            }
+            int column = top_column(&key);
+            if (column >= 0) {
+                w->columns[column] = value;
+            } else if (KEY_IS(key, "message")) {
+                w->message = value;
+            }
+        }
+        if (p >= end) {
+            return 0;
+        }
+        if (*p == '}') {
+            return p + 1 == end;
+        }
+        if (*p != ',') {
+            return 0;
+        }
+        p++;
+    }
+}
+
+/* A column's expected value from a scanned body (filter_values): 1 with `out` (kind 's' or
+ * 'z' for NULL), 0 if only the exact path can say (a non-text timestamp, action, outcome). */
+static int
+scanned_column(const Walk *w, int i, Slice *out)
+{
+    static const Slice unknown = {"unknown", 7, 's'};
+    Slice v = w->columns[i];
+    if (i == 3 && v.kind == 0) {
+        v = unknown; /* c.get("outcome", "unknown") */
+    }
+    if (v.kind == 's' || v.kind == 0 || v.kind == 'z') {
+        *out = v.kind == 's' ? v : (Slice){NULL, 0, 'z'};
+        return 1;
+    }
+    if (i == 0 || i == 1 || i == 3) {
+        return 0;
+    }
+    *out = (Slice){NULL, 0, 'z'}; /* a text-only column: NULL for anything but a string */
+    return 1;
+}
+
+/* The str of a column value, the previous row's object again when it is the same text. */
+static PyObject *
+column_object(Walk *w, int i, const Slice *value)
+{
+    if (value->kind != 's') {
+        return Py_NewRef(Py_None);
+    }
+    PyObject *last = w->last[i];
+    if (last != NULL) {
+        Py_ssize_t n;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(last, &n);
+        if (utf8 != NULL && n == value->size && memcmp(utf8, value->data, (size_t)n) == 0) {
+            return Py_NewRef(last);
+        }
+    }
+    PyObject *made = PyUnicode_DecodeUTF8(value->data, value->size, NULL);
+    if (made != NULL) {
+        Py_XSETREF(w->last[i], Py_NewRef(made));
+    }
+    return made;
+}
+
+/* Whether a text column holds exactly the slice (kind 'z': NULL). */
+static int
+column_holds(const Row *row, int i, const Slice *value)
+{
+    if (value->kind != 's') {
+        return row_null(row, i);
+    }
+    const char *data;
+    Py_ssize_t size;
+    return row_text(row, i, &data, &size) && size == value->size &&
+           memcmp(data, value->data, (size_t)size) == 0;
+}
+
+/* The rest of check_row for a scanned body: 1 vouched, 0 declined, -1. */
+static int
+check_scanned(const Row *row, Walk *w, PyObject *tenant_json, const char *message,
+              Py_ssize_t message_size, const char *fields, Py_ssize_t fields_size, Vouched *out,
+              const char *salts, Py_ssize_t salts_size, const char *id, Py_ssize_t id_size,
+              const char *received_at, Py_ssize_t received_size, long long seq, const char *leaf)
+{
+    Slice expected[QUERY_COLUMN_COUNT];
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        if (!scanned_column(w, i, &expected[i]) || !column_holds(row, F_COLUMNS + i, &expected[i])) {
+            return 0;
+        }
+    }
+    if (expected[1].kind == 's' && is_key(expected[1].data, expected[1].size, "event.redact")) {
+        return 0; /* an erasure record: the redaction ledger's path */
+    }
+    const Slice *m = &w->message;
+    if ((m->kind == 's' ? m->size != message_size || memcmp(m->data, message, (size_t)m->size)
+                        : message_size != 0) ||
+        (Py_ssize_t)w->text.size != fields_size ||
+        memcmp(w->text.data, fields, (size_t)fields_size) != 0) {
+        return 0;
+    }
+    int matches = sort_fields(w) ? leaf_matches(w, salts, salts_size, id, id_size, received_at,
+                                                received_size, seq, tenant_json, leaf)
+                                 : 0;
+    if (matches <= 0) {
+        return matches;
+    }
+    out->counted = PyTuple_New(QUERY_COLUMN_COUNT);
+    if (out->counted == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        PyObject *value = column_object(w, i, &expected[i]);
+        if (value == NULL) {
+            Py_CLEAR(out->counted);
+            return -1;
+        }
+        PyTuple_SET_ITEM(out->counted, i, value);
+    }
+    out->seq = seq;
+    return 1;
+}
+
+
 /* Check one row: 1 vouched (out filled), 0 declined, -1 with an exception set. */
 static int
 check_row(const Row *row, PyObject *tenant_json, PyObject *loads, Walk *w, Vouched *out)
@@ -1029,6 +1600,15 @@ check_row(const Row *row, PyObject *tenant_json, PyObject *loads, Walk *w, Vouch
         !row_null(row, F_REDACTIONS) || !row_text(row, F_MESSAGE, &message, &message_size) ||
         !row_text(row, F_FIELDS, &fields, &fields_size)) {
         return 0;
+    }
+    int scanned = scan_body(w, body, body_size);
+    if (scanned < 0) {
+        return -1;
+    }
+    if (scanned) {
+        return check_scanned(row, w, tenant_json, message, message_size, fields, fields_size,
+                             out, salts, salts_size, id, id_size, received_at, received_size,
+                             seq, leaf);
     }
     PyObject *content;
     if (row->stmt) {
@@ -1098,6 +1678,29 @@ check_row(const Row *row, PyObject *tenant_json, PyObject *loads, Walk *w, Vouch
 done:
     Py_DECREF(content);
     return result;
+}
+
+static Walk *
+walk_new(void)
+{
+    Walk *w = PyMem_Malloc(sizeof *w);
+    if (w == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    buffer_init(&w->text);
+    memset(w->last, 0, sizeof w->last);
+    return w;
+}
+
+static void
+walk_free(Walk *w)
+{
+    buffer_free(&w->text);
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        Py_XDECREF(w->last[i]);
+    }
+    PyMem_Free(w);
 }
 
 /* What a chunk's check hands back; see check_rows' doc. */
@@ -1262,12 +1865,11 @@ check_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         chunk_clear(&c);
         return NULL;
     }
-    Walk *w = PyMem_Malloc(sizeof *w);
+    Walk *w = walk_new();
     if (w == NULL) {
         chunk_clear(&c);
-        return PyErr_NoMemory();
+        return NULL;
     }
-    buffer_init(&w->text);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
         PyObject *tuple = PyList_GET_ITEM(rows, i);
         if (!PyTuple_CheckExact(tuple) || PyTuple_GET_SIZE(tuple) != F_COUNT) {
@@ -1279,12 +1881,10 @@ check_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto failed;
         }
     }
-    buffer_free(&w->text);
-    PyMem_Free(w);
+    walk_free(w);
     return chunk_result(&c);
 failed:
-    buffer_free(&w->text);
-    PyMem_Free(w);
+    walk_free(w);
     chunk_clear(&c);
     return NULL;
 }
@@ -1414,12 +2014,11 @@ rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
         chunk_clear(&c);
         return NULL;
     }
-    Walk *w = PyMem_Malloc(sizeof *w);
+    Walk *w = walk_new();
     if (w == NULL) {
         chunk_clear(&c);
-        return PyErr_NoMemory();
+        return NULL;
     }
-    buffer_init(&w->text);
     sqlite3_stmt *s = self->stmt;
     sqlite3_reset(s);
     int rc = sqlite3_bind_text(s, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
@@ -1441,13 +2040,11 @@ rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
         goto failed;
     }
     sqlite3_reset(s); /* ends the read transaction */
-    buffer_free(&w->text);
-    PyMem_Free(w);
+    walk_free(w);
     return chunk_result(&c);
 failed:
     sqlite3_reset(s);
-    buffer_free(&w->text);
-    PyMem_Free(w);
+    walk_free(w);
     chunk_clear(&c);
     return NULL;
 }
