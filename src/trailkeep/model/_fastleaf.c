@@ -29,6 +29,9 @@
 #define MAX_SAFE_INTEGER 9007199254740991LL
 
 static signed char b64_value[256]; /* -1 for bytes outside the standard alphabet */
+/* bytes a JSON string cannot hold as they are: the quote, the backslash, controls; and 0x80+ */
+static unsigned char string_special[256];
+static char hex_pairs[512]; /* "000102...ff" */
 static const char hex_digits[] = "0123456789abcdef";
 
 /* The decimal digits of n into out (at least 21 bytes); their count. snprintf's "%lld", without
@@ -59,6 +62,11 @@ init_tables(void)
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     memset(b64_value, -1, sizeof b64_value);
+    for (int c = 0; c < 256; c++) {
+        string_special[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+        hex_pairs[2 * c] = hex_digits[c >> 4];
+        hex_pairs[2 * c + 1] = hex_digits[c & 0xf];
+    }
     for (int i = 0; i < 64; i++) {
         b64_value[(unsigned char)alphabet[i]] = (signed char)i;
     }
@@ -170,8 +178,7 @@ add_hex(Buffer *b, const unsigned char digest[SHA256_DIGEST_LENGTH])
     }
     unsigned char *out = b->data + b->size;
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-        out[2 * i] = (unsigned char)hex_digits[digest[i] >> 4];
-        out[2 * i + 1] = (unsigned char)hex_digits[digest[i] & 0xf];
+        memcpy(out + 2 * i, hex_pairs + 2 * digest[i], 2);
     }
     b->size += 2 * SHA256_DIGEST_LENGTH;
     return 0;
@@ -190,7 +197,14 @@ add_jcs_utf8(Buffer *b, const char *utf8, Py_ssize_t size)
     for (Py_ssize_t i = 0; i < size; i++) {
         unsigned char c = (unsigned char)utf8[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
-            *out++ = c;
+            Py_ssize_t run = i + 1; /* the plain bytes from here, copied at once */
+            while (run < size && (unsigned char)utf8[run] >= 0x20 && utf8[run] != '"' &&
+                   utf8[run] != '\\') {
+                run++;
+            }
+            memcpy(out, utf8 + i, (size_t)(run - i));
+            out += run - i;
+            i = run - 1;
             continue;
         }
         *out++ = '\\';
@@ -1196,6 +1210,9 @@ scan_string(Walk *w, const char **p, const char *end, Slice *out)
     int ascii = 1, escaped = 0;
     const unsigned char *q = s;
     for (; q < e; q++) {
+        if (!string_special[*q]) {
+            continue;
+        }
         if (*q == '"') {
             break;
         }
@@ -1209,7 +1226,7 @@ scan_string(Walk *w, const char **p, const char *end, Slice *out)
         if (*q < 0x20) {
             return 0;
         }
-        ascii &= *q < 0x80;
+        ascii = 0;
     }
     if (q == e || (!ascii && !valid_utf8(s, q - s))) {
         return 0;
@@ -1930,7 +1947,9 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
                              NULL);
     if (rc == SQLITE_OK) {
         sqlite3_busy_timeout(self->db, 10000);
-        rc = sqlite3_exec(self->db, "PRAGMA query_only=ON", NULL, NULL, NULL);
+        /* a read-only scan of the whole file: pages mapped, not copied by read() */
+        rc = sqlite3_exec(self->db, "PRAGMA query_only=ON; PRAGMA mmap_size=1073741824", NULL,
+                          NULL, NULL);
     }
     if (rc == SQLITE_OK) {
         rc = sqlite3_prepare_v2(self->db, sql, -1, &self->stmt, NULL);

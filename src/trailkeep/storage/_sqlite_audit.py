@@ -88,20 +88,30 @@ class SQLiteAudit:
         )
 
     def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:
+        # two index ranges: an OR of the two would walk the tenant's whole index
         return self._read(
             lambda c: c.execute(
-                "SELECT seq, id FROM events WHERE tenant_id = ? AND (seq < 0 OR seq >= ?)"
-                " ORDER BY seq",
-                (tenant_id, size),
+                "SELECT seq, id FROM events WHERE tenant_id = ? AND seq < 0 UNION ALL"
+                " SELECT seq, id FROM events WHERE tenant_id = ? AND seq >= ? ORDER BY seq",
+                (tenant_id, tenant_id, size),
             ).fetchall()
         )
 
     def audit_stray_nodes(self, tenant_id: str, size: int) -> list[tuple[int, int]]:
+        # A node (level, idx) is a complete subtree of [0, size) iff 1 <= level <= 62 and
+        # 0 <= idx < size >> level: one index range per level instead of a scan of them all.
+        ranges = " UNION ALL ".join(
+            f"SELECT level, idx FROM tree_nodes WHERE tenant_id = ?1 AND level = {level}"
+            f" AND idx {bound}"
+            for level in range(1, 63)
+            for bound in ("< 0", f">= {size >> level}")
+        )
         return self._read(
             lambda c: c.execute(
-                "SELECT level, idx FROM tree_nodes WHERE tenant_id = ?"
-                " AND (level < 1 OR idx < 0 OR ((idx + 1) << level) > ?) ORDER BY level, idx",
-                (tenant_id, size),
+                "SELECT level, idx FROM tree_nodes WHERE tenant_id = ?1 AND level < 1 UNION ALL"  # noqa: S608 - ints
+                " SELECT level, idx FROM tree_nodes WHERE tenant_id = ?1 AND level > 62"
+                f" UNION ALL {ranges} ORDER BY level, idx",
+                (tenant_id,),
             ).fetchall()
         )
 
