@@ -301,6 +301,18 @@ CASES = [
         id="change-checkpoint-root",
     ),
     pytest.param(Case(row_past_head, "past-head", EVENTS), id="row-past-head"),
+    pytest.param(
+        Case(
+            lambda db: db.run(
+                "INSERT INTO tree_nodes (tenant_id, level, idx, hash) VALUES"
+                " ('acme', 1, 20, ?), ('acme', 3, -1, ?), ('acme', 63, 0, ?), ('acme', 0, 5, ?)",
+                *[bytes(32)] * 4,
+            ),
+            "tree-node",
+            None,
+        ),
+        id="nodes-past-the-tree",
+    ),
     # the query columns derived from the content
     pytest.param(
         Case(lambda db: db.run("UPDATE events SET action = 'login' WHERE seq = 7"), "derived", 7),

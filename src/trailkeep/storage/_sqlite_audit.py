@@ -34,6 +34,27 @@ _ROWS: Final = (
     " WHERE e.tenant_id = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
 )
 
+#: A node (level, idx) is a complete subtree of [0, size) iff 1 <= level <= 62 and
+#: 0 <= idx < size >> level: every other one, by one index range each (an OR of them would walk
+#: all of the tenant's nodes). Parameters: tenant twice, then per level (tenant, level, tenant,
+#: level, size >> level).
+_LEVELS: Final = range(1, 63)
+_STRAY_NODES: Final = (
+    " UNION ALL ".join(  # noqa: S608 - constant text, values bound
+        [
+            "SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level < 1",
+            "SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level > 62",
+        ]
+        + [
+            "SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level = ? AND idx < 0"
+            " UNION ALL SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level = ?"
+            " AND idx >= ?"
+        ]
+        * len(_LEVELS)
+    )
+    + " ORDER BY level, idx"
+)
+
 
 class SQLiteAudit:
     """``Store.audit_*`` for SQLite: one read transaction per call."""
@@ -98,22 +119,10 @@ class SQLiteAudit:
         )
 
     def audit_stray_nodes(self, tenant_id: str, size: int) -> list[tuple[int, int]]:
-        # A node (level, idx) is a complete subtree of [0, size) iff 1 <= level <= 62 and
-        # 0 <= idx < size >> level: one index range per level instead of a scan of them all.
-        ranges = " UNION ALL ".join(
-            f"SELECT level, idx FROM tree_nodes WHERE tenant_id = ?1 AND level = {level}"
-            f" AND idx {bound}"
-            for level in range(1, 63)
-            for bound in ("< 0", f">= {size >> level}")
-        )
-        return self._read(
-            lambda c: c.execute(
-                "SELECT level, idx FROM tree_nodes WHERE tenant_id = ?1 AND level < 1 UNION ALL"  # noqa: S608 - ints
-                " SELECT level, idx FROM tree_nodes WHERE tenant_id = ?1 AND level > 62"
-                f" UNION ALL {ranges} ORDER BY level, idx",
-                (tenant_id,),
-            ).fetchall()
-        )
+        params = [tenant_id, tenant_id]
+        for level in _LEVELS:
+            params += [tenant_id, level, tenant_id, level, size >> level]
+        return self._read(lambda c: c.execute(_STRAY_NODES, params).fetchall())
 
     def audit_rollups(self, tenant_id: str) -> dict[tuple[str, str, str], int] | None:
         rows = self._read(
