@@ -119,7 +119,7 @@ class SQLiteAudit:
         )
 
     def audit_stray_nodes(self, tenant_id: str, size: int) -> list[tuple[int, int]]:
-        params = [tenant_id, tenant_id]
+        params: list[str | int] = [tenant_id, tenant_id]
         for level in _LEVELS:
             params += [tenant_id, level, tenant_id, level, size >> level]
         return self._read(lambda c: c.execute(_STRAY_NODES, params).fetchall())
