@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +27,7 @@ from trailkeep.model.evidence import event_leaf_hash
 from trailkeep.query.fulltext import search_document
 from trailkeep.service.audit._events import ChunkResult, EventChecker
 from trailkeep.service.audit._report import Problem
-from trailkeep.storage._audit_chunk import AuditChunk, vouch_rows
+from trailkeep.storage._audit_chunk import AuditChunk, TallySpec, vouch_rows
 from trailkeep.storage.base import AUDIT_FIELDS
 from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, pack_salts
 
@@ -145,10 +145,18 @@ def tamper(row: tuple[Any, ...], change: tuple[int, Any] | None) -> tuple[Any, .
     return (*row[:at], value, *row[at + 1 :])
 
 
-def outcome(chunk: AuditChunk) -> tuple[Any, ...]:
-    """Everything the audit takes from a chunk: findings, leaves, taint, recount, times."""
+def outcome(read: Callable[[TallySpec | None], AuditChunk] | None, row: Any) -> tuple[Any, ...]:
+    """Everything the audit takes from a chunk: findings, leaves, taint, recount, times.
+
+    ``read`` is the C part (given the rollups' tally to count into); None reads ``row`` (a list
+    of rows) the exact way.
+    """
     problems: list[Problem] = []
     checker = EventChecker(TENANT, str, problems, frozenset({SEQ}))
+    if read is None:
+        chunk = AuditChunk.unchecked(row, SEQ, SEQ + 1)
+    else:
+        chunk = read(checker.rollups.spec())
     result: ChunkResult = checker.check(chunk, SEQ, SEQ + 1)
     return (
         [repr(p) for p in problems],
@@ -187,8 +195,13 @@ class TestSameAnswers:
         self, content: dict[str, Any], seed: int, change: tuple[int, Any] | None
     ) -> None:
         row = tamper(stored_row(content, seed), change)
-        fast = vouch_rows([row], SEQ, SEQ + 1, TENANT, frozenset({SEQ}))
-        assert outcome(fast) == outcome(AuditChunk.unchecked([row], SEQ, SEQ + 1))
+        for tally in (True, False):  # counted by the C part, or listed for the tally
+
+            def read(spec: TallySpec | None, tally: bool = tally) -> AuditChunk:
+                watch = frozenset({SEQ})
+                return vouch_rows([row], SEQ, SEQ + 1, TENANT, watch, spec if tally else None)
+
+            assert outcome(read, [row]) == outcome(None, [row])
 
     @given(content=common_contents, seed=st.integers(0, 9), change=tamperings)
     def test_sqlite_rows(
@@ -204,11 +217,16 @@ class TestSameAnswers:
         row = tamper(stored_row(content, seed), change)
         conn.execute("DELETE FROM r")
         conn.execute(f"INSERT INTO r VALUES ({', '.join('?' * (1 + len(row)))})", (TENANT, *row))
-        fast = AuditChunk(*reader.check(TENANT, SEQ, SEQ + 1, '"acme"', orjson.loads, {SEQ}))
         columns = ", ".join(AUDIT_FIELDS)
         stored = conn.execute(f"SELECT {columns} FROM r").fetchall()
-        assert fast.rest in ([], stored)
-        assert outcome(fast) == outcome(AuditChunk.unchecked(stored, SEQ, SEQ + 1))
+
+        def read(spec: TallySpec | None) -> AuditChunk:
+            found = reader.check(TENANT, SEQ, SEQ + 1, '"acme"', orjson.loads, {SEQ}, spec)
+            chunk = AuditChunk(*found)
+            assert chunk.rest in ([], stored)  # as the sqlite3 module reads them
+            return chunk
+
+        assert outcome(read, None) == outcome(None, stored)
 
 
 class TestVouches:
@@ -252,6 +270,6 @@ class TestVouches:
         events = [services.events.prepare({**self.CONTENT, "message": f"m{i}"}) for i in range(9)]
         services.store.append(TENANT, events).result()
         with services.store.audit_scan(TENANT) as scan:
-            chunk = scan(0, 16, frozenset())
+            chunk = scan(0, 16, frozenset(), None)
         assert (chunk.vouched, chunk.rest) == (9, [])
         assert chunk.leaves[9:] == [None] * 7

@@ -1726,11 +1726,15 @@ typedef struct {
     Py_ssize_t vouched;
     long long start, end;
     PyObject *watch; /* a set or frozenset of positions (may be empty) */
+    PyObject *tally; /* None, or (ts column, ((counter, column or tuple of columns), ...)) */
+    PyObject *last_hour;
 } Chunk;
 
 static int
 chunk_init(Chunk *c, long long start, long long end, PyObject *watch)
 {
+    c->tally = Py_None;
+    c->last_hour = NULL;
     c->leaves = c->counted = c->rest = c->watched = NULL;
     c->vouched = 0;
     c->start = start;
@@ -1760,6 +1764,7 @@ chunk_clear(Chunk *c)
     Py_XDECREF(c->counted);
     Py_XDECREF(c->rest);
     Py_XDECREF(c->watched);
+    Py_CLEAR(c->last_hour);
 }
 
 static PyObject *
@@ -1769,6 +1774,89 @@ chunk_result(Chunk *c)
                                      c->vouched);
     chunk_clear(c);
     return result;
+}
+
+/* ts[:13] of a row's timestamp column: the previous row's object again for the same hour. */
+static PyObject *
+hour_of(Chunk *c, PyObject *ts)
+{
+    if (!PyUnicode_Check(ts)) {
+        return PyUnicode_FromString(""); /* as RollupTally.add: a non-text timestamp is "" */
+    }
+    if (c->last_hour != NULL && PyUnicode_IS_COMPACT_ASCII(ts) &&
+        PyUnicode_GET_LENGTH(ts) >= 13 &&
+        memcmp(PyUnicode_1BYTE_DATA(ts), PyUnicode_1BYTE_DATA(c->last_hour), 13) == 0) {
+        return Py_NewRef(c->last_hour);
+    }
+    PyObject *hour = PyUnicode_Substring(ts, 0, 13);
+    if (hour != NULL && PyUnicode_IS_COMPACT_ASCII(hour) && PyUnicode_GET_LENGTH(hour) == 13) {
+        Py_XSETREF(c->last_hour, Py_NewRef(hour));
+    }
+    return hour;
+}
+
+static int
+count_key(PyObject *counter, PyObject *key)
+{
+    PyObject *old = PyDict_GetItemWithError(counter, key);
+    if (old == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *n = PyLong_FromLongLong(old == NULL ? 1 : PyLong_AsLongLong(old) + 1);
+    int failed = n == NULL || PyDict_SetItem(counter, key, n) < 0;
+    Py_XDECREF(n);
+    return failed ? -1 : 0;
+}
+
+/* RollupTally.add for one row's query columns: each counter gets (hour, the column's value)
+ * or (hour, (the columns' values...)). */
+static int
+tally_row(Chunk *c, PyObject *columns)
+{
+    Py_ssize_t ts_at = PyLong_AsSsize_t(PyTuple_GET_ITEM(c->tally, 0));
+    PyObject *specs = PyTuple_GET_ITEM(c->tally, 1);
+    if (ts_at < 0 || ts_at >= PyTuple_GET_SIZE(columns)) {
+        PyErr_SetString(PyExc_ValueError, "tally: no such timestamp column");
+        return -1;
+    }
+    PyObject *hour = hour_of(c, PyTuple_GET_ITEM(columns, ts_at));
+    if (hour == NULL) {
+        return -1;
+    }
+    int failed = 0;
+    for (Py_ssize_t i = 0; !failed && i < PyTuple_GET_SIZE(specs); i++) {
+        PyObject *spec = PyTuple_GET_ITEM(specs, i);
+        PyObject *counter = PyTuple_GET_ITEM(spec, 0), *at = PyTuple_GET_ITEM(spec, 1);
+        PyObject *value;
+        if (PyLong_Check(at)) {
+            Py_ssize_t k = PyLong_AsSsize_t(at);
+            value = k >= 0 && k < PyTuple_GET_SIZE(columns) ? Py_NewRef(PyTuple_GET_ITEM(columns, k))
+                                                            : NULL;
+        } else {
+            value = PyTuple_New(PyTuple_GET_SIZE(at));
+            for (Py_ssize_t j = 0; value != NULL && j < PyTuple_GET_SIZE(at); j++) {
+                Py_ssize_t k = PyLong_AsSsize_t(PyTuple_GET_ITEM(at, j));
+                if (k < 0 || k >= PyTuple_GET_SIZE(columns)) {
+                    Py_CLEAR(value);
+                    break;
+                }
+                PyTuple_SET_ITEM(value, j, Py_NewRef(PyTuple_GET_ITEM(columns, k)));
+            }
+        }
+        if (value == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "tally: no such column");
+            }
+            failed = 1;
+            break;
+        }
+        PyObject *key = PyTuple_Pack(2, hour, value);
+        failed = key == NULL || count_key(counter, key) < 0;
+        Py_XDECREF(key);
+        Py_DECREF(value);
+    }
+    Py_DECREF(hour);
+    return failed ? -1 : 0;
 }
 
 /* Record a vouched row: its stored leaf, its columns, its received_at if watched. */
@@ -1781,7 +1869,8 @@ chunk_vouch(Chunk *c, const Row *row, Vouched *v)
     row_blob(row, F_LEAF, &leaf, &size);
     PyObject *hash = row->stmt ? PyBytes_FromStringAndSize(leaf, size)
                                : Py_NewRef(PyTuple_GET_ITEM(row->tuple, F_LEAF));
-    if (hash == NULL || PyList_Append(c->counted, v->counted) < 0) {
+    if (hash == NULL || (c->tally == Py_None ? PyList_Append(c->counted, v->counted)
+                                             : tally_row(c, v->counted)) < 0) {
         Py_XDECREF(hash);
         Py_DECREF(v->counted);
         return -1;
@@ -1839,31 +1928,54 @@ tuple_as_is(const Row *row)
 }
 
 static int
-check_arguments(PyObject *tenant_json, PyObject *loads, PyObject *watch)
+check_arguments(PyObject *tenant_json, PyObject *loads, PyObject *watch, PyObject *tally)
 {
     if (!PyUnicode_Check(tenant_json) || !PyCallable_Check(loads) || !PyAnySet_Check(watch)) {
         PyErr_SetString(PyExc_TypeError,
                         "takes tenant_json (str), loads (callable) and watch (a set)");
         return -1;
     }
+    if (tally == Py_None) {
+        return 0;
+    }
+    int ok = PyTuple_CheckExact(tally) && PyTuple_GET_SIZE(tally) == 2 &&
+             PyLong_Check(PyTuple_GET_ITEM(tally, 0)) && PyTuple_CheckExact(PyTuple_GET_ITEM(tally, 1));
+    for (Py_ssize_t i = 0; ok && i < PyTuple_GET_SIZE(PyTuple_GET_ITEM(tally, 1)); i++) {
+        PyObject *spec = PyTuple_GET_ITEM(PyTuple_GET_ITEM(tally, 1), i);
+        ok = PyTuple_CheckExact(spec) && PyTuple_GET_SIZE(spec) == 2 &&
+             PyDict_Check(PyTuple_GET_ITEM(spec, 0)) &&
+             (PyLong_Check(PyTuple_GET_ITEM(spec, 1)) || PyTuple_CheckExact(PyTuple_GET_ITEM(spec, 1)));
+        for (Py_ssize_t j = 0; ok && PyTuple_CheckExact(PyTuple_GET_ITEM(spec, 1)) &&
+                               j < PyTuple_GET_SIZE(PyTuple_GET_ITEM(spec, 1)); j++) {
+            ok = PyLong_Check(PyTuple_GET_ITEM(PyTuple_GET_ITEM(spec, 1), j));
+        }
+    }
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError,
+                        "tally is None or (ts column, ((dict, column or tuple of columns), ...))");
+        return -1;
+    }
     return 0;
 }
 
 PyDoc_STRVAR(check_rows_doc,
-"check_rows(rows, start, end, tenant_json, loads, watch, /)\n--\n\n"
+"check_rows(rows, start, end, tenant_json, loads, watch, tally, /)\n--\n\n"
 "Check rows of Store.audit_rows (AUDIT_FIELDS order) for positions [start, end) and vouch for\n"
 "those whose leaf, query columns and full-text row all match their content (see the source).\n"
 "Returns (leaves, counted, rest, watched, vouched): leaves[seq - start] is the stored leaf hash\n"
 "of each vouched row (else None); counted the query columns of each vouched row; rest the rows\n"
 "not vouched for, as given, for the exact path; watched (seq, received_at) of vouched rows\n"
-"whose seq is in watch; vouched their number. body is parsed by loads (orjson.loads).");
+"whose seq is in watch; vouched their number. body is parsed by loads (orjson.loads).\n"
+"tally: None, or (ts column, ((counter, column or tuple of columns), ...)): then the query\n"
+"columns of a vouched row are not listed but counted, as RollupTally.add counts them, each\n"
+"counter getting (ts[:13], the column's value or the tuple of the columns' values).");
 
 static PyObject *
 check_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 6) {
-        PyErr_Format(PyExc_TypeError, "check_rows() takes 6 arguments (%zd given)", nargs);
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "check_rows() takes 7 arguments (%zd given)", nargs);
         return NULL;
     }
     PyObject *rows = args[0];
@@ -1871,7 +1983,7 @@ check_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    if (!PyList_Check(rows) || check_arguments(args[3], args[4], args[5]) < 0) {
+    if (!PyList_Check(rows) || check_arguments(args[3], args[4], args[5], args[6]) < 0) {
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_TypeError, "check_rows() takes a list of rows");
         }
@@ -1882,6 +1994,7 @@ check_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         chunk_clear(&c);
         return NULL;
     }
+    c.tally = args[6];
     Walk *w = walk_new();
     if (w == NULL) {
         chunk_clear(&c);
@@ -2007,15 +2120,15 @@ statement_as_tuple(const Row *row)
 }
 
 PyDoc_STRVAR(rows_check_doc,
-"check(tenant_id, start, end, tenant_json, loads, watch, /)\n--\n\n"
+"check(tenant_id, start, end, tenant_json, loads, watch, tally, /)\n--\n\n"
 "Run the query for (tenant_id, start, end), one read transaction, and check its rows as\n"
 "check_rows() does; the rows not vouched for come back as the sqlite3 module gives them.");
 
 static PyObject *
 rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_Format(PyExc_TypeError, "check() takes 6 arguments (%zd given)", nargs);
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "check() takes 7 arguments (%zd given)", nargs);
         return NULL;
     }
     if (self->stmt == NULL) {
@@ -2025,7 +2138,8 @@ rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t tenant_size;
     const char *tenant = PyUnicode_AsUTF8AndSize(args[0], &tenant_size);
     long long start = PyLong_AsLongLong(args[1]), end = PyLong_AsLongLong(args[2]);
-    if (tenant == NULL || PyErr_Occurred() || check_arguments(args[3], args[4], args[5]) < 0) {
+    if (tenant == NULL || PyErr_Occurred() ||
+        check_arguments(args[3], args[4], args[5], args[6]) < 0) {
         return NULL;
     }
     Chunk c;
@@ -2033,6 +2147,7 @@ rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
         chunk_clear(&c);
         return NULL;
     }
+    c.tally = args[6];
     Walk *w = walk_new();
     if (w == NULL) {
         chunk_clear(&c);

@@ -28,6 +28,7 @@ def check_rows(
     tenant_json: str,
     loads: Callable[[Any], Any],
     watch: AbstractSet[int],
+    tally: Any,
     /,
 ) -> tuple[
     list[bytes | None],
@@ -50,6 +51,7 @@ class SQLiteRows:
         tenant_json: str,
         loads: Callable[[Any], Any],
         watch: AbstractSet[int],
+        tally: Any,
         /,
     ) -> tuple[
         list[bytes | None],

@@ -22,9 +22,9 @@ Commit: TypeAlias = Callable[
     [list[str], dict[str, Any], bytes], "tuple[dict[str, bytes], dict[str, bytes]] | None"
 ]
 Prefix: TypeAlias = Callable[[dict[str, bytes], Any, Any], "bytes | None"]
-#: rows, start, end, tenant_json, loads, watch -> (leaves, counted, rest, watched, vouched)
+#: rows, start, end, tenant_json, loads, watch, tally -> (leaves, counted, rest, watched, vouched)
 CheckRows: TypeAlias = Callable[
-    [list[tuple[Any, ...]], int, int, str, Callable[[Any], Any], frozenset[int]],
+    [list[tuple[Any, ...]], int, int, str, Callable[[Any], Any], frozenset[int], Any],
     "tuple[list[bytes | None], list[tuple[str | None, ...]], list[tuple[Any, ...]], list[tuple[int, str]], int]",  # noqa: E501
 ]
 Parents: TypeAlias = Callable[[list[bytes]], list[bytes]]

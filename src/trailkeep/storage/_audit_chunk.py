@@ -21,7 +21,12 @@ import orjson
 
 from trailkeep.model import _native
 
-__all__ = ["AuditChunk", "ChunkReader", "vouch_rows"]
+__all__ = ["AuditChunk", "ChunkReader", "TallySpec", "vouch_rows"]
+
+#: How the rollup recount counts a row (``service.audit._rollups.RollupTally.spec``): the
+#: timestamp's column, then each counter with the column, or columns, it counts per hour. Given
+#: it, the C part counts the rows it vouches for itself instead of listing their columns.
+TallySpec: TypeAlias = "tuple[int, tuple[tuple[dict[Any, int], int | tuple[int, ...]], ...]]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +36,8 @@ class AuditChunk:
     Attributes:
         leaves: per position, the stored leaf hash of a row vouched for, else None (the exact
             path fills in the rest).
-        counted: the query columns of each row vouched for (what the rollups count).
+        counted: the query columns of each row vouched for (what the rollups count), unless
+            a ``TallySpec`` was given: then they are counted already.
         rest: every row not vouched for, as ``Store.audit_rows`` gives it.
         watched: ``(seq, received_at)`` of the rows vouched for whose ``seq`` was watched.
         vouched: how many rows were vouched for.
@@ -54,15 +60,21 @@ class AuditChunk:
         return sorted(vouched + [row[0] for row in self.rest if type(row[0]) is int])
 
 
-#: ``(start, end, watch) -> AuditChunk`` for one tenant (``Store.audit_scan``).
-ChunkReader: TypeAlias = Callable[[int, int, frozenset[int]], AuditChunk]
+#: ``(start, end, watch, tally) -> AuditChunk`` for one tenant (``Store.audit_scan``).
+ChunkReader: TypeAlias = Callable[[int, int, frozenset[int], "TallySpec | None"], AuditChunk]
 
 
 def vouch_rows(
-    rows: list[tuple[Any, ...]], start: int, end: int, tenant_id: str, watch: frozenset[int]
+    rows: list[tuple[Any, ...]],
+    start: int,
+    end: int,
+    tenant_id: str,
+    watch: frozenset[int],
+    tally: TallySpec | None = None,
 ) -> AuditChunk:
     """``rows`` (of ``Store.audit_rows``) through the C part's ``check_rows``, if it is built."""
     if _native.check_rows is None:  # pragma: no cover - not built: the exact path judges all
         return AuditChunk.unchecked(rows, start, end)
     tenant_json = orjson.dumps(tenant_id).decode()
-    return AuditChunk(*_native.check_rows(rows, start, end, tenant_json, orjson.loads, watch))
+    found = _native.check_rows(rows, start, end, tenant_json, orjson.loads, watch, tally)
+    return AuditChunk(*found)

@@ -14,7 +14,7 @@ import orjson
 
 from trailkeep.errors import StorageError
 from trailkeep.model import _native
-from trailkeep.storage._audit_chunk import AuditChunk, ChunkReader, vouch_rows
+from trailkeep.storage._audit_chunk import AuditChunk, ChunkReader, TallySpec, vouch_rows
 from trailkeep.storage._fulltext import FTS_TABLE
 from trailkeep.storage.rows import QUERY_COLUMNS
 
@@ -75,8 +75,8 @@ class SQLiteAudit:
         connection of its own: the columns it compares never become Python objects. Each
         chunk is one statement, so one snapshot, as ``audit_rows`` reads it."""
         if _native.SQLiteRows is None or self._path == ":memory:":  # pragma: no cover
-            yield lambda start, end, watch: vouch_rows(
-                self.audit_rows(tenant_id, start, end), start, end, tenant_id, watch
+            yield lambda start, end, watch, tally: vouch_rows(
+                self.audit_rows(tenant_id, start, end), start, end, tenant_id, watch, tally
             )
             return
         tenant_json = orjson.dumps(tenant_id).decode()
@@ -85,9 +85,11 @@ class SQLiteAudit:
         except _native.SQLiteError as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
 
-        def read(start: int, end: int, watch: frozenset[int]) -> AuditChunk:
+        def read(
+            start: int, end: int, watch: frozenset[int], tally: TallySpec | None
+        ) -> AuditChunk:
             try:
-                found = reader.check(tenant_id, start, end, tenant_json, orjson.loads, watch)
+                found = reader.check(tenant_id, start, end, tenant_json, orjson.loads, watch, tally)
             except (_native.SQLiteError, UnicodeDecodeError) as exc:
                 raise StorageError(f"SQLite read failed: {exc}") from exc
             return AuditChunk(*found)

@@ -16,7 +16,7 @@ from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Tenant
 from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery
-from trailkeep.storage._audit_chunk import AuditChunk, ChunkReader, vouch_rows
+from trailkeep.storage._audit_chunk import AuditChunk, ChunkReader, TallySpec, vouch_rows
 from trailkeep.storage._cost import bounded_walk
 from trailkeep.storage.rows import QUERY_COLUMNS
 from trailkeep.storage.tree import TreeHead
@@ -278,8 +278,11 @@ class Store(abc.ABC):
         already checked (``_audit_chunk``). This one checks ``audit_rows``; a backend may read
         its rows its own way."""
 
-        def read(start: int, end: int, watch: frozenset[int]) -> AuditChunk:
-            return vouch_rows(self.audit_rows(tenant_id, start, end), start, end, tenant_id, watch)
+        def read(
+            start: int, end: int, watch: frozenset[int], tally: TallySpec | None
+        ) -> AuditChunk:
+            rows = self.audit_rows(tenant_id, start, end)
+            return vouch_rows(rows, start, end, tenant_id, watch, tally)
 
         yield read
 

@@ -8,6 +8,7 @@ from operator import itemgetter
 from typing import Final
 
 from trailkeep.query.facets import DIMENSIONS
+from trailkeep.storage._audit_chunk import TallySpec
 from trailkeep.storage._facets import HOUR_TOTAL
 from trailkeep.storage.rows import QUERY_COLUMNS
 
@@ -48,6 +49,13 @@ class RollupTally:
         self._grouped.update(zip(hours, map(_GROUPED_AT, rows), strict=True))
         for name, counter in self._spread.items():
             counter.update(zip(hours, map(itemgetter(_AT[name]), rows), strict=True))
+
+    def spec(self) -> TallySpec:
+        """What ``add`` does, as data for the C part (``AuditChunk``'s ``tally``): the
+        timestamp's column, and each counter with the column(s) it counts per hour."""
+        grouped = tuple(_AT[name] for name in _GROUPED)
+        spread = tuple((self._spread[name], _AT[name]) for name in _SPREAD)
+        return (_TS, ((self._grouped, grouped), *spread))
 
     def expected(self) -> dict[tuple[str, str, str], int]:
         """``(dim, period, value) -> count`` as the writer would have kept it."""

@@ -60,11 +60,12 @@ def audit_tenant(
     watch = checkpoints.watched(head.size)
     events = EventChecker(tenant_id, store.audit_text, problems, watch)
     missing = _Missing(problems)
+    tally = events.rollups.spec()
     with store.audit_scan(tenant_id) as scan:
         for start in range(0, total, _CHUNK):
             end = min(start + _CHUNK, total)
             if native:
-                rows = scan(start, end, watch)
+                rows = scan(start, end, watch, tally)
             else:
                 rows = AuditChunk.unchecked(store.audit_rows(tenant_id, start, end), start, end)
             found = rows.vouched + len(rows.rest)
