@@ -67,12 +67,20 @@ class RollupTally:
                 if value is not None:
                     out[(name, hour, value)] += n
                     out[(name, hour[:10], value)] += n
+        result = dict(out)
         for name, counter in self._spread.items():
+            # one key per (hour, value): its hour row is set, not added to (no Counter miss)
+            result.update(
+                ((name, hour, value), n)
+                for (hour, value), n in counter.items()
+                if value is not None
+            )
+            get = result.get
             for (hour, value), n in counter.items():
                 if value is not None:
-                    out[(name, hour, value)] += n
-                    out[(name, hour[:10], value)] += n
-        return dict(out)
+                    day = (name, hour[:10], value)
+                    result[day] = get(day, 0) + n
+        return result
 
 
 def compare_rollups(
