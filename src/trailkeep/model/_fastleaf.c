@@ -22,13 +22,39 @@
 #define OPENSSL_API_COMPAT 0x10100000L /* SHA256_Init & co. without 3.0's deprecation notes */
 #include <Python.h>
 #include <openssl/sha.h>
+#include <sqlite3.h>
 
 #define SALT_SIZE 16
 #define SALT_CHARS 24 /* 22 base64 characters and "==" */
 #define MAX_SAFE_INTEGER 9007199254740991LL
 
 static signed char b64_value[256]; /* -1 for bytes outside the standard alphabet */
+/* bytes a JSON string cannot hold as they are: the quote, the backslash, controls; and 0x80+ */
+static unsigned char string_special[256];
+static char hex_pairs[512]; /* "000102...ff" */
 static const char hex_digits[] = "0123456789abcdef";
+
+/* The decimal digits of n into out (at least 21 bytes); their count. snprintf's "%lld", without
+ * its cost per call. */
+static int
+format_int(char *out, long long n)
+{
+    char digits[24];
+    int length = 0;
+    unsigned long long u = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    do {
+        digits[length++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    int at = 0;
+    if (n < 0) {
+        out[at++] = '-';
+    }
+    while (length) {
+        out[at++] = digits[--length];
+    }
+    return at;
+}
 
 static void
 init_tables(void)
@@ -36,6 +62,11 @@ init_tables(void)
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     memset(b64_value, -1, sizeof b64_value);
+    for (int c = 0; c < 256; c++) {
+        string_special[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+        hex_pairs[2 * c] = hex_digits[c >> 4];
+        hex_pairs[2 * c + 1] = hex_digits[c & 0xf];
+    }
     for (int i = 0; i < 64; i++) {
         b64_value[(unsigned char)alphabet[i]] = (signed char)i;
     }
@@ -147,24 +178,16 @@ add_hex(Buffer *b, const unsigned char digest[SHA256_DIGEST_LENGTH])
     }
     unsigned char *out = b->data + b->size;
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-        out[2 * i] = (unsigned char)hex_digits[digest[i] >> 4];
-        out[2 * i + 1] = (unsigned char)hex_digits[digest[i] & 0xf];
+        memcpy(out + 2 * i, hex_pairs + 2 * digest[i], 2);
     }
     b->size += 2 * SHA256_DIGEST_LENGTH;
     return 0;
 }
 
-/* Append a str's JCS form (RFC 8785 §3.2.2.2): 1 if done, 0 if it has none (a lone
- * surrogate), -1 on a memory error. */
+/* Append the JCS form (RFC 8785 §3.2.2.2) of a string given as UTF-8: -1 on a memory error. */
 static int
-add_string(Buffer *b, PyObject *value)
+add_jcs_utf8(Buffer *b, const char *utf8, Py_ssize_t size)
 {
-    Py_ssize_t size;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
-    if (utf8 == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
     /* the longest it can get: every byte a \u00XX escape, and the quotes */
     if (buffer_reserve(b, 6 * (size_t)size + 2) < 0) {
         return -1;
@@ -174,7 +197,14 @@ add_string(Buffer *b, PyObject *value)
     for (Py_ssize_t i = 0; i < size; i++) {
         unsigned char c = (unsigned char)utf8[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
-            *out++ = c;
+            Py_ssize_t run = i + 1; /* the plain bytes from here, copied at once */
+            while (run < size && (unsigned char)utf8[run] >= 0x20 && utf8[run] != '"' &&
+                   utf8[run] != '\\') {
+                run++;
+            }
+            memcpy(out, utf8 + i, (size_t)(run - i));
+            out += run - i;
+            i = run - 1;
             continue;
         }
         *out++ = '\\';
@@ -195,7 +225,21 @@ add_string(Buffer *b, PyObject *value)
     }
     *out++ = '"';
     b->size = (size_t)(out - b->data);
-    return 1;
+    return 0;
+}
+
+/* Append a str's JCS form: 1 if done, 0 if it has none (a lone surrogate), -1 on a memory
+ * error. */
+static int
+add_string(Buffer *b, PyObject *value)
+{
+    Py_ssize_t size;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return add_jcs_utf8(b, utf8, size) < 0 ? -1 : 1;
 }
 
 /* Append a value's JCS form: 1 if done, 0 if the value is not one this module writes, -1 on a
@@ -219,7 +263,7 @@ add_value(Buffer *b, PyObject *value)
             return 0; /* -1 is never an error here: an exact int always converts or overflows */
         }
         char digits[24];
-        int length = snprintf(digits, sizeof digits, "%lld", n);
+        int length = format_int(digits, n);
         return buffer_add(b, digits, (size_t)length) < 0 ? -1 : 1;
     }
     return 0;
@@ -299,7 +343,7 @@ add_positions(Buffer *text, PyObject *event_id, PyObject *received_at, long long
               PyObject *tenant_json)
 {
     char digits[24];
-    int length = snprintf(digits, sizeof digits, "%lld", seq);
+    int length = format_int(digits, seq);
     if (ADD(text, "},\"id\":\"") < 0 || add_text(text, event_id) < 0 ||
         ADD(text, "\",\"received_at\":\"") < 0 || add_text(text, received_at) < 0 ||
         ADD(text, "\",\"seq\":") < 0 || buffer_add(text, digits, (size_t)length) < 0 ||
@@ -542,10 +586,1699 @@ done:
     return result;
 }
 
+/* ---- verify database: a stored row's whole check in one call ------------------------------
+ *
+ * service/audit checks each stored row of a tenant: its body and packed salts against its stored
+ * leaf hash (DESIGN §3), its query columns against storage.rows.filter_values(content), its
+ * full-text row against query.fulltext.search_document(content). Those Python functions stay the
+ * reference (and the path for everything below that is not the common case); this part only
+ * *vouches* for a row for which all of them agree, and declines every other row, which the
+ * caller then checks the exact way. A row is vouched for only if:
+ *
+ * - it has no erasures (redactions NULL), and its action is not event.redact (both need the
+ *   redaction ledger's Python path);
+ * - its body parses (the caller's `loads`) to a dict whose keys are printable ASCII free of
+ *   quotes and backslashes, none a server field or holding a dot; each committed object's keys
+ *   likewise; every committed value a str, bool or safe int (add_value);
+ * - the leaf written from the packed salts, in the sorted order of the paths, is the stored one;
+ * - each query column is the content's value (NULL for None), byte for byte;
+ * - the full-text message and fields are search_document's, byte for byte.
+ *
+ * The row comes from a stepped SQLite statement (SQLiteRows: no Python object for the columns
+ * it compares) or from a tuple of Store.audit_rows (check_rows); both in AUDIT_FIELDS order.
+ */
+
+#define QUERY_COLUMN_COUNT 15
+enum {
+    F_SEQ, F_ID, F_RECEIVED_AT, F_BODY, F_SALTS, F_LEAF, F_REDACTIONS, F_MESSAGE, F_FIELDS,
+    F_COLUMNS, F_COUNT = F_COLUMNS + QUERY_COLUMN_COUNT
+};
+#define MAX_FIELDS 128
+#define ARENA_SIZE 8192
+
+static PyObject *SQLiteError; /* _fastleaf.SQLiteError */
+/* interned dict keys, made at import */
+static PyObject *k_timestamp, *k_action, *k_category, *k_outcome, *k_actor, *k_target, *k_source,
+    *k_session_id, *k_request_id, *k_trace_id, *k_idempotency_key, *k_message, *k_id, *k_email,
+    *k_type, *k_ip, *k_client_id, *s_unknown, *s_event_redact;
+
+typedef struct {
+    sqlite3_stmt *stmt; /* a row of a stepped statement, or */
+    PyObject *tuple;    /* a row as Store.audit_rows gives it */
+} Row;
+
+static int
+row_null(const Row *row, int i)
+{
+    return row->stmt ? sqlite3_column_type(row->stmt, i) == SQLITE_NULL
+                     : PyTuple_GET_ITEM(row->tuple, i) == Py_None;
+}
+
+/* 1 with the UTF-8 bytes if column i is text, else 0 (no exception). */
+static int
+row_text(const Row *row, int i, const char **data, Py_ssize_t *size)
+{
+    if (row->stmt) {
+        if (sqlite3_column_type(row->stmt, i) != SQLITE_TEXT) {
+            return 0;
+        }
+        *data = (const char *)sqlite3_column_text(row->stmt, i);
+        *size = sqlite3_column_bytes(row->stmt, i);
+        return *data != NULL;
+    }
+    PyObject *value = PyTuple_GET_ITEM(row->tuple, i);
+    if (!PyUnicode_CheckExact(value)) {
+        return 0;
+    }
+    *data = PyUnicode_AsUTF8AndSize(value, size);
+    if (*data == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* 1 with the bytes if column i is a blob (bytes), else 0. */
+static int
+row_blob(const Row *row, int i, const char **data, Py_ssize_t *size)
+{
+    if (row->stmt) {
+        if (sqlite3_column_type(row->stmt, i) != SQLITE_BLOB) {
+            return 0;
+        }
+        *data = (const char *)sqlite3_column_blob(row->stmt, i);
+        *size = sqlite3_column_bytes(row->stmt, i);
+        if (*data == NULL) {
+            *data = "";
+        }
+        return 1;
+    }
+    PyObject *value = PyTuple_GET_ITEM(row->tuple, i);
+    if (!PyBytes_CheckExact(value)) {
+        return 0;
+    }
+    *data = PyBytes_AS_STRING(value);
+    *size = PyBytes_GET_SIZE(value);
+    return 1;
+}
+
+static int
+row_int(const Row *row, int i, long long *out)
+{
+    if (row->stmt) {
+        if (sqlite3_column_type(row->stmt, i) != SQLITE_INTEGER) {
+            return 0;
+        }
+        *out = sqlite3_column_int64(row->stmt, i);
+        return 1;
+    }
+    PyObject *value = PyTuple_GET_ITEM(row->tuple, i);
+    int overflow;
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
+    return !overflow;
+}
+
+static int
+plain_ascii_bytes(const char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+received_at_bytes(const char *s, Py_ssize_t n)
+{
+    static const char form[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+    if (n != (Py_ssize_t)(sizeof form - 1)) {
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof form - 1; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (form[i] == 'd' ? (c < '0' || c > '9') : c != (unsigned char)form[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether a str equals the given UTF-8 bytes; -1 never (a str with no UTF-8 is unequal). */
+static int
+str_equals(PyObject *value, const char *data, Py_ssize_t size)
+{
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(value, &n);
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return n == size && memcmp(utf8, data, (size_t)size) == 0;
+}
+
+typedef struct {
+    const char *path;
+    Py_ssize_t size;
+    PyObject *value; /* borrowed from the content; or NULL and: */
+    const char *jcs; /* scan_body: a string's UTF-8, or a number's or literal's JCS bytes */
+    Py_ssize_t jcs_size;
+    char kind; /* scan_body: the Slice kind */
+} Field;
+
+/* A value as the body holds it (scan_body): its kind, and for a string its bytes between the
+ * quotes, for a number its digits. */
+typedef struct {
+    const char *data;
+    Py_ssize_t size;
+    char kind; /* 0 absent, 's' string, 'n' number, 'b' true or false, 'z' null, 'o' other */
+} Slice;
+
+typedef struct {
+    Field fields[MAX_FIELDS];
+    int count;
+    char arena[ARENA_SIZE]; /* "object.key" paths */
+    size_t used;
+    Buffer text; /* search_document's fields: the values' words, "\n" between */
+    int parts;
+    Slice columns[QUERY_COLUMN_COUNT]; /* scan_body: the values filter_values reads */
+    Slice message;
+    PyObject *last[QUERY_COLUMN_COUNT]; /* the column values last made, reused when equal */
+    char decoded[ARENA_SIZE]; /* strings of the body that had escapes, unescaped */
+    size_t decoded_used;
+} Walk;
+
+/* One value's words for the full text (query.fulltext._leaves): 1, or 0 for a value this part
+ * does not write (a float, a list, an object: the exact path), -1 on a memory error. */
+static int
+add_words(Walk *w, PyObject *value)
+{
+    if (value == Py_True || value == Py_False) {
+        return 1;
+    }
+    if (PyUnicode_CheckExact(value)) {
+        Py_ssize_t size;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
+        if (utf8 == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        if ((w->parts++ && ADD(&w->text, "\n") < 0) || buffer_add(&w->text, utf8, (size_t)size) < 0) {
+            return -1;
+        }
+        return 1;
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow) {
+            return 0;
+        }
+        char digits[24];
+        int length = format_int(digits, n);
+        if ((w->parts++ && ADD(&w->text, "\n") < 0) ||
+            buffer_add(&w->text, digits, (size_t)length) < 0) {
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static int
+add_field(Walk *w, const char *path, Py_ssize_t size, PyObject *value)
+{
+    if (w->count == MAX_FIELDS) {
+        return 0;
+    }
+    w->fields[w->count++] = (Field){path, size, value, NULL, 0, 0};
+    return 1;
+}
+
+static int
+is_key(const char *s, Py_ssize_t n, const char *literal)
+{
+    return (size_t)n == strlen(literal) && memcmp(s, literal, (size_t)n) == 0;
+}
+
+/* commitments.field_paths and fulltext.search_document's values, in one walk: 1, 0 to decline,
+ * -1 on an error. */
+static int
+walk_content(Walk *w, PyObject *content)
+{
+    PyObject *key, *value;
+    Py_ssize_t at = 0;
+    while (PyDict_Next(content, &at, &key, &value)) {
+        if (!is_plain_ascii(key)) {
+            return 0;
+        }
+        const char *name = (const char *)PyUnicode_1BYTE_DATA(key);
+        Py_ssize_t size = PyUnicode_GET_LENGTH(key);
+        if (memchr(name, '.', (size_t)size) != NULL || is_key(name, size, "id") ||
+            is_key(name, size, "tenant_id") || is_key(name, size, "seq") ||
+            is_key(name, size, "received_at") || is_key(name, size, "hash")) {
+            return 0; /* a server field, or a name field_paths refuses: the exact path */
+        }
+        if (value == Py_None) {
+            continue;
+        }
+        int committed = is_key(name, size, "actor") || is_key(name, size, "target") ||
+                        is_key(name, size, "source") || is_key(name, size, "metadata");
+        if (committed && PyDict_CheckExact(value)) {
+            PyObject *sub, *item;
+            Py_ssize_t at2 = 0;
+            while (PyDict_Next(value, &at2, &sub, &item)) {
+                if (!is_plain_ascii(sub)) {
+                    return 0;
+                }
+                if (item == Py_None) {
+                    continue;
+                }
+                Py_ssize_t sub_size = PyUnicode_GET_LENGTH(sub);
+                size_t need = (size_t)(size + 1 + sub_size);
+                if (w->used + need > ARENA_SIZE) {
+                    return 0;
+                }
+                char *path = w->arena + w->used;
+                memcpy(path, name, (size_t)size);
+                path[size] = '.';
+                memcpy(path + size + 1, PyUnicode_1BYTE_DATA(sub), (size_t)sub_size);
+                w->used += need;
+                int done = add_field(w, path, (Py_ssize_t)need, item);
+                if (done > 0) {
+                    done = add_words(w, item);
+                }
+                if (done <= 0) {
+                    return done;
+                }
+            }
+            continue;
+        }
+        if (!add_field(w, name, size, value)) {
+            return 0;
+        }
+        if (is_key(name, size, "message") || is_key(name, size, "timestamp") ||
+            is_key(name, size, "signature")) {
+            continue; /* not in the full text's fields */
+        }
+        int done = add_words(w, value);
+        if (done <= 0) {
+            return done;
+        }
+    }
+    return 1;
+}
+
+static int
+field_before(const Field *a, const Field *b)
+{
+    Py_ssize_t n = a->size < b->size ? a->size : b->size;
+    int c = memcmp(a->path, b->path, (size_t)n);
+    return c < 0 || (c == 0 && a->size < b->size);
+}
+
+/* Sort the fields by path (code point order: they are ASCII); 0 if two are equal. */
+static int
+sort_fields(Walk *w)
+{
+    for (int i = 1; i < w->count; i++) {
+        Field f = w->fields[i];
+        int j = i;
+        while (j > 0 && field_before(&f, &w->fields[j - 1])) {
+            w->fields[j] = w->fields[j - 1];
+            j--;
+        }
+        w->fields[j] = f;
+    }
+    for (int i = 1; i < w->count; i++) {
+        if (!field_before(&w->fields[i - 1], &w->fields[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The row's leaf from its content and packed salts equals its stored leaf: 1, 0, -1. */
+static int
+leaf_matches(Walk *w, const char *salts, Py_ssize_t salts_size, const char *id, Py_ssize_t id_size,
+             const char *received_at, Py_ssize_t received_size, long long seq,
+             PyObject *tenant_json, const char *stored)
+{
+    if (salts_size != (Py_ssize_t)w->count * SALT_SIZE) {
+        return 0;
+    }
+    Buffer text, field;
+    buffer_init(&text);
+    buffer_init(&field);
+    int result = -1;
+    if (ADD(&text, "\x00{\"commitments\":{") < 0) {
+        goto done;
+    }
+    for (int n = 0; n < w->count; n++) {
+        const Field *f = &w->fields[n];
+        if ((n && ADD(&text, ",") < 0) || ADD(&text, "\"") < 0 ||
+            buffer_add(&text, f->path, (size_t)f->size) < 0 || ADD(&text, "\":\"") < 0) {
+            goto done;
+        }
+        int added = 1;
+        if (f->value != NULL) {
+            added = add_commitment(&text, &field, NULL, salts + n * SALT_SIZE, f->value);
+        } else {
+            unsigned char digest[SHA256_DIGEST_LENGTH];
+            field.size = 0;
+            if (buffer_add(&field, salts + n * SALT_SIZE, SALT_SIZE) < 0 ||
+                (f->kind == 's' ? add_jcs_utf8(&field, f->jcs, f->jcs_size)
+                                : buffer_add(&field, f->jcs, (size_t)f->jcs_size)) < 0) {
+                goto done;
+            }
+            buffer_sha256(&field, digest);
+            added = add_hex(&text, digest) < 0 ? -1 : 1;
+        }
+        if (added <= 0) {
+            result = added;
+            goto done;
+        }
+        if (ADD(&text, "\"") < 0) {
+            goto done;
+        }
+    }
+    char digits[24];
+    int length = format_int(digits, seq);
+    if (ADD(&text, "},\"id\":\"") < 0 || buffer_add(&text, id, (size_t)id_size) < 0 ||
+        ADD(&text, "\",\"received_at\":\"") < 0 ||
+        buffer_add(&text, received_at, (size_t)received_size) < 0 ||
+        ADD(&text, "\",\"seq\":") < 0 || buffer_add(&text, digits, (size_t)length) < 0 ||
+        ADD(&text, ",\"tenant_id\":") < 0 || add_text(&text, tenant_json) < 0 ||
+        ADD(&text, ",\"v\":1}") < 0) {
+        goto done;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    buffer_sha256(&text, digest);
+    result = memcmp(digest, stored, SHA256_DIGEST_LENGTH) == 0;
+done:
+    buffer_free(&text);
+    buffer_free(&field);
+    return result;
+}
+
+/* content.get(key) (borrowed; NULL if absent, with no exception unless -1 is returned). */
+static int
+get(PyObject *dict, PyObject *key, PyObject **out)
+{
+    *out = PyDict_GetItemWithError(dict, key);
+    return *out == NULL && PyErr_Occurred() ? -1 : 0;
+}
+
+/* storage.rows.filter_values(content), borrowed, NULL for None: 1, 0 to decline, -1. */
+static int
+query_columns(PyObject *content, PyObject *out[QUERY_COLUMN_COUNT])
+{
+    static PyObject **const top[] = {&k_timestamp, &k_action, &k_category, &k_outcome};
+    static PyObject **const subs[][2] = {
+        {&k_actor, &k_id},   {&k_actor, &k_email},  {&k_actor, &k_type},
+        {&k_target, &k_id},  {&k_target, &k_type},  {&k_source, &k_ip},
+        {&k_source, &k_client_id},
+    };
+    static PyObject **const tail[] = {&k_session_id, &k_request_id, &k_trace_id,
+                                      &k_idempotency_key};
+    for (int i = 0; i < 4; i++) {
+        if (get(content, *top[i], &out[i]) < 0) {
+            return -1;
+        }
+    }
+    if (out[3] == NULL) {
+        out[3] = s_unknown; /* c.get("outcome", "unknown") */
+    }
+    for (int i = 0; i < 4; i++) {
+        if (out[i] == Py_None) {
+            out[i] = NULL;
+        }
+        if (out[i] != NULL && !PyUnicode_CheckExact(out[i])) {
+            if (i != 2) {
+                return 0; /* timestamp, action, outcome are stored as they are: exact path */
+            }
+            out[i] = NULL; /* category: text only */
+        }
+    }
+    for (int i = 0; i < 7; i++) {
+        PyObject *object, *value = NULL;
+        if (get(content, *subs[i][0], &object) < 0) {
+            return -1;
+        }
+        if (object != NULL && PyDict_CheckExact(object) && get(object, *subs[i][1], &value) < 0) {
+            return -1;
+        }
+        out[4 + i] = value != NULL && PyUnicode_CheckExact(value) ? value : NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        PyObject *value;
+        if (get(content, *tail[i], &value) < 0) {
+            return -1;
+        }
+        out[11 + i] = value != NULL && PyUnicode_CheckExact(value) ? value : NULL;
+    }
+    return 1;
+}
+
+/* A column holds exactly `expected` (NULL: SQL NULL). */
+static int
+column_is(const Row *row, int i, PyObject *expected)
+{
+    if (expected == NULL) {
+        return row_null(row, i);
+    }
+    const char *data;
+    Py_ssize_t size;
+    return row_text(row, i, &data, &size) && str_equals(expected, data, size);
+}
+
+typedef struct {
+    long long seq;
+    PyObject *counted; /* new reference: the query columns, as the content defines them */
+} Vouched;
+
+/* -- scan_body: the common body read without making a Python object of it ------------------- *
+ *
+ * The writer stores orjson.dumps(content): compact, keys and strings in UTF-8, escapes only
+ * where JSON needs them. Such a body's common case is read here directly: an object whose
+ * values are strings with no escape, integers, true, false, null, and (for a committed object's
+ * name) one level of object of those. For those values JCS writes exactly the bytes the body
+ * holds, so the commitments hash the body's own slices. Anything else (an escape, a float, an
+ * array, a nested object, whitespace, a repeated key, invalid UTF-8, a name this part declines)
+ * is declined, and the row is read by `loads` instead.
+ */
+
+/* Strict UTF-8 (no overlong form, no surrogate, nothing past U+10FFFF). */
+static int
+valid_utf8(const unsigned char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int extra;
+        unsigned int cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            extra = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            extra = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + extra >= n) {
+            return 0; /* cut short */
+        }
+        for (int k = 1; k <= extra; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (extra == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
+            return 0;
+        }
+        i += extra + 1;
+    }
+    return 1;
+}
+
+static int
+hex4(const char *s, unsigned int *out)
+{
+    unsigned int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) {
+            return 0;
+        }
+        v = v << 4 | (unsigned int)d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Unescape a string's body bytes [s, e) (which hold a backslash) into w->decoded: 1 with the
+ * UTF-8 in `out`, 0 for a malformed escape or a lone surrogate. */
+static int
+unescape(Walk *w, const unsigned char *s, const unsigned char *e, Slice *out)
+{
+    if (w->decoded_used + (size_t)(e - s) > ARENA_SIZE) {
+        return 0; /* unescaped it is never longer */
+    }
+    unsigned char *start = (unsigned char *)w->decoded + w->decoded_used, *o = start;
+    while (s < e) {
+        if (*s != '\\') {
+            *o++ = *s++;
+            continue;
+        }
+        if (e - s < 2) {
+            return 0;
+        }
+        char c = (char)s[1];
+        s += 2;
+        switch (c) {
+        case '"': *o++ = '"'; continue;
+        case '\\': *o++ = '\\'; continue;
+        case '/': *o++ = '/'; continue;
+        case 'b': *o++ = '\b'; continue;
+        case 'f': *o++ = '\f'; continue;
+        case 'n': *o++ = '\n'; continue;
+        case 'r': *o++ = '\r'; continue;
+        case 't': *o++ = '\t'; continue;
+        case 'u': break;
+        default: return 0;
+        }
+        unsigned int cp, low;
+        if (e - s < 4 || !hex4((const char *)s, &cp)) {
+            return 0;
+        }
+        s += 4;
+        if (cp >= 0xdc00 && cp <= 0xdfff) {
+            return 0; /* a lone low surrogate */
+        }
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (e - s < 6 || s[0] != '\\' || s[1] != 'u' || !hex4((const char *)s + 2, &low) ||
+                low < 0xdc00 || low > 0xdfff) {
+                return 0; /* a lone high surrogate */
+            }
+            s += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+        }
+        if (cp < 0x80) {
+            *o++ = (unsigned char)cp;
+        } else if (cp < 0x800) {
+            *o++ = (unsigned char)(0xc0 | cp >> 6);
+            *o++ = (unsigned char)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+            *o++ = (unsigned char)(0xe0 | cp >> 12);
+            *o++ = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+            *o++ = (unsigned char)(0x80 | (cp & 0x3f));
+        } else {
+            *o++ = (unsigned char)(0xf0 | cp >> 18);
+            *o++ = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
+            *o++ = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+            *o++ = (unsigned char)(0x80 | (cp & 0x3f));
+        }
+    }
+    *out = (Slice){(const char *)start, o - start, 's'};
+    w->decoded_used += (size_t)(o - start);
+    return 1;
+}
+
+/* A string at *p (past its opening quote): 1 with its UTF-8 (unescaped), *p past its closing
+ * quote; 0 for a raw control character, invalid UTF-8 or a malformed escape. */
+static int
+scan_string(Walk *w, const char **p, const char *end, Slice *out)
+{
+    const unsigned char *s = (const unsigned char *)*p, *e = (const unsigned char *)end;
+    int ascii = 1, escaped = 0;
+    const unsigned char *q = s;
+    for (; q < e; q++) {
+        if (!string_special[*q]) {
+            continue;
+        }
+        if (*q == '"') {
+            break;
+        }
+        if (*q == '\\') {
+            escaped = 1;
+            if (++q == e) {
+                return 0;
+            }
+            continue; /* the escaped byte (a quote, a backslash, a letter) */
+        }
+        if (*q < 0x20) {
+            return 0;
+        }
+        ascii = 0;
+    }
+    if (q == e || (!ascii && !valid_utf8(s, q - s))) {
+        return 0;
+    }
+    if (escaped) {
+        if (w == NULL || !unescape(w, s, q, out)) {
+            return 0;
+        }
+    } else {
+        *out = (Slice){(const char *)s, q - s, 's'};
+    }
+    *p = (const char *)q + 1;
+    return 1;
+}
+
+/* A value at *p: a string, a safe integer in JSON's one spelling, true, false or null. */
+static int
+scan_scalar(Walk *w, const char **p, const char *end, Slice *out)
+{
+    const char *s = *p;
+    if (s >= end) {
+        return 0;
+    }
+    if (*s == '"') {
+        *p = s + 1;
+        return scan_string(w, p, end, out);
+    }
+    if (*s == '-' || (*s >= '0' && *s <= '9')) {
+        const char *q = s + (*s == '-');
+        const char *digits = q;
+        unsigned long long n = 0;
+        while (q < end && *q >= '0' && *q <= '9' && q - digits < 17) {
+            n = n * 10 + (unsigned long long)(*q - '0');
+            q++;
+        }
+        Py_ssize_t count = q - digits;
+        if (count == 0 || (count > 1 && *digits == '0') || n > (unsigned long long)MAX_SAFE_INTEGER ||
+            (*s == '-' && n == 0) || (q < end && *q != ',' && *q != '}')) {
+            return 0; /* "-0", a fraction, an exponent, a leading zero, past 2**53 - 1 */
+        }
+        *out = (Slice){s, q - s, 'n'};
+        *p = q;
+        return 1;
+    }
+    static const struct { const char *text; Py_ssize_t size; char kind; } words[] = {
+        {"true", 4, 'b'}, {"false", 5, 'b'}, {"null", 4, 'z'},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        if (end - s >= words[i].size && memcmp(s, words[i].text, (size_t)words[i].size) == 0) {
+            *out = (Slice){s, words[i].size, words[i].kind};
+            *p = s + words[i].size;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether a key was seen already among `keys` (an object's keys so far). */
+static int
+repeated(const Slice *keys, int count, const Slice *key)
+{
+    for (int i = 0; i < count; i++) {
+        if (keys[i].size == key->size && memcmp(keys[i].data, key->data, (size_t)key->size) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A key and its colon at *p (at its opening quote): printable ASCII, no quote or backslash. */
+static int
+scan_key(const char **p, const char *end, Slice *key)
+{
+    if (*p >= end || **p != '"') {
+        return 0;
+    }
+    (*p)++;
+    if (!scan_string(NULL, p, end, key) || !plain_ascii_bytes(key->data, key->size) || *p >= end ||
+        **p != ':') {
+        return 0;
+    }
+    (*p)++;
+    return 1;
+}
+
+/* A scanned value's words for the full text: a string's bytes, an integer's digits. */
+static int
+add_slice_words(Walk *w, const Slice *value)
+{
+    if (value->kind != 's' && value->kind != 'n') {
+        return 0;
+    }
+    return (w->parts++ && ADD(&w->text, "\n") < 0) ||
+                   buffer_add(&w->text, value->data, (size_t)value->size) < 0
+               ? -1
+               : 1;
+}
+
+static int
+add_slice_field(Walk *w, const char *path, Py_ssize_t size, const Slice *value)
+{
+    if (w->count == MAX_FIELDS) {
+        return 0;
+    }
+    /* a number's or a literal's JCS form is as the body has it; a string's is written */
+    w->fields[w->count++] = (Field){path, size, NULL, value->data, value->size, value->kind};
+    return 1;
+}
+
+#define KEY_IS(slice, literal) is_key((slice).data, (slice).size, (literal))
+
+/* The column a committed object's member fills (filter_values), or -1. */
+static int
+member_column(const Slice *object, const Slice *member)
+{
+    if (KEY_IS(*object, "actor")) {
+        return KEY_IS(*member, "id") ? 4 : KEY_IS(*member, "email") ? 5 : KEY_IS(*member, "type") ? 6 : -1;
+    }
+    if (KEY_IS(*object, "target")) {
+        return KEY_IS(*member, "id") ? 7 : KEY_IS(*member, "type") ? 8 : -1;
+    }
+    if (KEY_IS(*object, "source")) {
+        return KEY_IS(*member, "ip") ? 9 : KEY_IS(*member, "client_id") ? 10 : -1;
+    }
+    return -1;
+}
+
+/* The column a top-level field fills (filter_values), or -1. */
+static int
+top_column(const Slice *key)
+{
+    static const char *const names[] = {"timestamp", "action", "category", "outcome"};
+    static const char *const tail[] = {"session_id", "request_id", "trace_id", "idempotency_key"};
+    for (int i = 0; i < 4; i++) {
+        if (KEY_IS(*key, names[i])) {
+            return i;
+        }
+        if (KEY_IS(*key, tail[i])) {
+            return 11 + i;
+        }
+    }
+    return -1;
+}
+
+/* One committed object's members, at *p (past its "{"). */
+static int
+scan_members(Walk *w, const char **p, const char *end, const Slice *name)
+{
+    Slice keys[MAX_FIELDS];
+    int count = 0;
+    if (*p < end && **p == '}') {
+        (*p)++;
+        return 1;
+    }
+    for (;;) {
+        Slice sub, value;
+        if (count == MAX_FIELDS || !scan_key(p, end, &sub) || repeated(keys, count, &sub) ||
+            !scan_scalar(w, p, end, &value)) {
+            return 0;
+        }
+        keys[count++] = sub;
+        if (value.kind != 'z') {
+            size_t need = (size_t)(name->size + 1 + sub.size);
+            if (w->used + need > ARENA_SIZE) {
+                return 0;
+            }
+            char *path = w->arena + w->used;
+            memcpy(path, name->data, (size_t)name->size);
+            path[name->size] = '.';
+            memcpy(path + name->size + 1, sub.data, (size_t)sub.size);
+            w->used += need;
+            if (!add_slice_field(w, path, (Py_ssize_t)need, &value)) {
+                return 0;
+            }
+            int words = add_slice_words(w, &value);
+            if (words < 0) {
+                return -1;
+            }
+        }
+        int column = member_column(name, &sub);
+        if (column >= 0) {
+            w->columns[column] = value;
+        }
+        if (*p >= end) {
+            return 0;
+        }
+        if (**p == '}') {
+            (*p)++;
+            return 1;
+        }
+        if (**p != ',') {
+            return 0;
+        }
+        (*p)++;
+    }
+}
+
+/* Read a body of the common case: its fields (path, JCS bytes), its full-text words, the
+ * values of its query columns and message. 1, 0 to decline, -1 on a memory error. */
+static int
+scan_body(Walk *w, const char *body, Py_ssize_t size)
+{
+    const char *p = body, *end = body + size;
+    Slice keys[MAX_FIELDS];
+    int count = 0;
+    w->count = 0;
+    w->used = 0;
+    w->text.size = 0;
+    w->parts = 0;
+    memset(w->columns, 0, sizeof w->columns);
+    memset(&w->message, 0, sizeof w->message);
+    w->decoded_used = 0;
+    if (size < 2 || *p++ != '{') {
+        return 0;
+    }
+    if (*p == '}') {
+        return p + 1 == end;
+    }
+    for (;;) {
+        Slice key, value;
+        if (count == MAX_FIELDS || !scan_key(&p, end, &key) || repeated(keys, count, &key) ||
+            memchr(key.data, '.', (size_t)key.size) != NULL || KEY_IS(key, "id") ||
+            KEY_IS(key, "tenant_id") || KEY_IS(key, "seq") || KEY_IS(key, "received_at") ||
+            KEY_IS(key, "hash") || p >= end) {
+            return 0;
+        }
+        keys[count++] = key;
+        int committed = KEY_IS(key, "actor") || KEY_IS(key, "target") ||
+                        KEY_IS(key, "source") || KEY_IS(key, "metadata");
+        if (*p == '{') {
+            if (!committed) {
+                return 0;
+            }
+            p++;
+            int done = scan_members(w, &p, end, &key);
+            if (done <= 0) {
+                return done;
+            }
+        } else {
+            if (!scan_scalar(w, &p, end, &value)) {
+                return 0;
+            }
+            if (value.kind != 'z') {
+                if (!add_slice_field(w, key.data, key.size, &value)) {
+                    return 0;
+                }
+                if (!KEY_IS(key, "message") && !KEY_IS(key, "timestamp") &&
+                    !KEY_IS(key, "signature") && add_slice_words(w, &value) < 0) {
+                    return -1;
+                }
+            }
+            int column = top_column(&key);
+            if (column >= 0) {
+                w->columns[column] = value;
+            } else if (KEY_IS(key, "message")) {
+                w->message = value;
+            }
+        }
+        if (p >= end) {
+            return 0;
+        }
+        if (*p == '}') {
+            return p + 1 == end;
+        }
+        if (*p != ',') {
+            return 0;
+        }
+        p++;
+    }
+}
+
+/* A column's expected value from a scanned body (filter_values): 1 with `out` (kind 's' or
+ * 'z' for NULL), 0 if only the exact path can say (a non-text timestamp, action, outcome). */
+static int
+scanned_column(const Walk *w, int i, Slice *out)
+{
+    static const Slice unknown = {"unknown", 7, 's'};
+    Slice v = w->columns[i];
+    if (i == 3 && v.kind == 0) {
+        v = unknown; /* c.get("outcome", "unknown") */
+    }
+    if (v.kind == 's' || v.kind == 0 || v.kind == 'z') {
+        *out = v.kind == 's' ? v : (Slice){NULL, 0, 'z'};
+        return 1;
+    }
+    if (i == 0 || i == 1 || i == 3) {
+        return 0;
+    }
+    *out = (Slice){NULL, 0, 'z'}; /* a text-only column: NULL for anything but a string */
+    return 1;
+}
+
+/* The str of a column value, the previous row's object again when it is the same text. */
+static PyObject *
+column_object(Walk *w, int i, const Slice *value)
+{
+    if (value->kind != 's') {
+        return Py_NewRef(Py_None);
+    }
+    PyObject *last = w->last[i];
+    if (last != NULL) {
+        Py_ssize_t n;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(last, &n);
+        if (utf8 != NULL && n == value->size && memcmp(utf8, value->data, (size_t)n) == 0) {
+            return Py_NewRef(last);
+        }
+    }
+    PyObject *made = PyUnicode_DecodeUTF8(value->data, value->size, NULL);
+    if (made != NULL) {
+        Py_XSETREF(w->last[i], Py_NewRef(made));
+    }
+    return made;
+}
+
+/* Whether a text column holds exactly the slice (kind 'z': NULL). */
+static int
+column_holds(const Row *row, int i, const Slice *value)
+{
+    if (value->kind != 's') {
+        return row_null(row, i);
+    }
+    const char *data;
+    Py_ssize_t size;
+    return row_text(row, i, &data, &size) && size == value->size &&
+           memcmp(data, value->data, (size_t)size) == 0;
+}
+
+/* The rest of check_row for a scanned body: 1 vouched, 0 declined, -1. */
+static int
+check_scanned(const Row *row, Walk *w, PyObject *tenant_json, const char *message,
+              Py_ssize_t message_size, const char *fields, Py_ssize_t fields_size, Vouched *out,
+              const char *salts, Py_ssize_t salts_size, const char *id, Py_ssize_t id_size,
+              const char *received_at, Py_ssize_t received_size, long long seq, const char *leaf)
+{
+    Slice expected[QUERY_COLUMN_COUNT];
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        if (!scanned_column(w, i, &expected[i]) || !column_holds(row, F_COLUMNS + i, &expected[i])) {
+            return 0;
+        }
+    }
+    if (expected[1].kind == 's' && is_key(expected[1].data, expected[1].size, "event.redact")) {
+        return 0; /* an erasure record: the redaction ledger's path */
+    }
+    const Slice *m = &w->message;
+    if ((m->kind == 's' ? m->size != message_size || memcmp(m->data, message, (size_t)m->size)
+                        : message_size != 0) ||
+        (Py_ssize_t)w->text.size != fields_size ||
+        memcmp(w->text.data, fields, (size_t)fields_size) != 0) {
+        return 0;
+    }
+    int matches = sort_fields(w) ? leaf_matches(w, salts, salts_size, id, id_size, received_at,
+                                                received_size, seq, tenant_json, leaf)
+                                 : 0;
+    if (matches <= 0) {
+        return matches;
+    }
+    out->counted = PyTuple_New(QUERY_COLUMN_COUNT);
+    if (out->counted == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        PyObject *value = column_object(w, i, &expected[i]);
+        if (value == NULL) {
+            Py_CLEAR(out->counted);
+            return -1;
+        }
+        PyTuple_SET_ITEM(out->counted, i, value);
+    }
+    out->seq = seq;
+    return 1;
+}
+
+
+/* Check one row: 1 vouched (out filled), 0 declined, -1 with an exception set. */
+static int
+check_row(const Row *row, PyObject *tenant_json, PyObject *loads, Walk *w, Vouched *out)
+{
+    const char *id, *received_at, *body, *salts, *leaf, *message, *fields;
+    Py_ssize_t id_size, received_size, body_size, salts_size, leaf_size, message_size, fields_size;
+    long long seq;
+    if (!row_int(row, F_SEQ, &seq) || seq < 0 || seq > MAX_SAFE_INTEGER ||
+        !row_text(row, F_ID, &id, &id_size) || !plain_ascii_bytes(id, id_size) ||
+        !row_text(row, F_RECEIVED_AT, &received_at, &received_size) ||
+        !received_at_bytes(received_at, received_size) ||
+        !row_blob(row, F_BODY, &body, &body_size) ||
+        !row_blob(row, F_SALTS, &salts, &salts_size) ||
+        !row_blob(row, F_LEAF, &leaf, &leaf_size) || leaf_size != SHA256_DIGEST_LENGTH ||
+        !row_null(row, F_REDACTIONS) || !row_text(row, F_MESSAGE, &message, &message_size) ||
+        !row_text(row, F_FIELDS, &fields, &fields_size)) {
+        return 0;
+    }
+    int scanned = scan_body(w, body, body_size);
+    if (scanned < 0) {
+        return -1;
+    }
+    if (scanned) {
+        return check_scanned(row, w, tenant_json, message, message_size, fields, fields_size,
+                             out, salts, salts_size, id, id_size, received_at, received_size,
+                             seq, leaf);
+    }
+    PyObject *content;
+    if (row->stmt) {
+        PyObject *raw = PyBytes_FromStringAndSize(body, body_size);
+        if (raw == NULL) {
+            return -1;
+        }
+        content = PyObject_CallOneArg(loads, raw);
+        Py_DECREF(raw);
+    } else {
+        content = PyObject_CallOneArg(loads, PyTuple_GET_ITEM(row->tuple, F_BODY));
+    }
+    if (content == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
+            return -1;
+        }
+        PyErr_Clear(); /* not JSON: the exact path says so */
+        return 0;
+    }
+    int result = 0;
+    PyObject *columns[QUERY_COLUMN_COUNT];
+    w->count = 0;
+    w->used = 0;
+    w->text.size = 0;
+    w->parts = 0;
+    if (!PyDict_CheckExact(content)) {
+        goto done;
+    }
+    if ((result = walk_content(w, content)) <= 0 || !(result = sort_fields(w)) ||
+        (result = leaf_matches(w, salts, salts_size, id, id_size, received_at, received_size, seq,
+                               tenant_json, leaf)) <= 0 ||
+        (result = query_columns(content, columns)) <= 0) {
+        goto done;
+    }
+    result = 0;
+    if (columns[1] != NULL && PyUnicode_Compare(columns[1], s_event_redact) == 0) {
+        goto done; /* an erasure record: the redaction ledger's path */
+    }
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        if (!column_is(row, F_COLUMNS + i, columns[i])) {
+            goto done;
+        }
+    }
+    PyObject *text;
+    if (get(content, k_message, &text) < 0) {
+        result = -1;
+        goto done;
+    }
+    if (text != NULL && PyUnicode_CheckExact(text) ? !str_equals(text, message, message_size)
+                                                   : message_size != 0) {
+        goto done;
+    }
+    if ((Py_ssize_t)w->text.size != fields_size ||
+        memcmp(w->text.data, fields, (size_t)fields_size) != 0) {
+        goto done;
+    }
+    out->counted = PyTuple_New(QUERY_COLUMN_COUNT);
+    if (out->counted == NULL) {
+        result = -1;
+        goto done;
+    }
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        PyTuple_SET_ITEM(out->counted, i, Py_NewRef(columns[i] == NULL ? Py_None : columns[i]));
+    }
+    out->seq = seq;
+    result = 1;
+done:
+    Py_DECREF(content);
+    return result;
+}
+
+static Walk *
+walk_new(void)
+{
+    Walk *w = PyMem_Malloc(sizeof *w);
+    if (w == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    buffer_init(&w->text);
+    memset(w->last, 0, sizeof w->last);
+    return w;
+}
+
+static void
+walk_free(Walk *w)
+{
+    buffer_free(&w->text);
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        Py_XDECREF(w->last[i]);
+    }
+    PyMem_Free(w);
+}
+
+/* What a chunk's check hands back; see check_rows' doc. */
+typedef struct {
+    PyObject *leaves, *counted, *rest, *watched;
+    Py_ssize_t vouched;
+    long long start, end;
+    PyObject *watch; /* a set or frozenset of positions (may be empty) */
+    PyObject *tally; /* None, or (ts column, ((counter, column or tuple of columns), ...)) */
+    PyObject *last_hour;
+} Chunk;
+
+static int
+chunk_init(Chunk *c, long long start, long long end, PyObject *watch)
+{
+    c->tally = Py_None;
+    c->last_hour = NULL;
+    c->leaves = c->counted = c->rest = c->watched = NULL;
+    c->vouched = 0;
+    c->start = start;
+    c->end = end;
+    c->watch = watch;
+    if (end < start || end - start > 1 << 24) {
+        PyErr_SetString(PyExc_ValueError, "a chunk is [start, end) with end - start <= 2**24");
+        return -1;
+    }
+    c->leaves = PyList_New((Py_ssize_t)(end - start));
+    if (c->leaves == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)(end - start); i++) {
+        PyList_SET_ITEM(c->leaves, i, Py_NewRef(Py_None));
+    }
+    c->counted = PyList_New(0);
+    c->rest = PyList_New(0);
+    c->watched = PyList_New(0);
+    return c->counted && c->rest && c->watched ? 0 : -1;
+}
+
+static void
+chunk_clear(Chunk *c)
+{
+    Py_XDECREF(c->leaves);
+    Py_XDECREF(c->counted);
+    Py_XDECREF(c->rest);
+    Py_XDECREF(c->watched);
+    Py_CLEAR(c->last_hour);
+}
+
+static PyObject *
+chunk_result(Chunk *c)
+{
+    PyObject *result = Py_BuildValue("(OOOOn)", c->leaves, c->counted, c->rest, c->watched,
+                                     c->vouched);
+    chunk_clear(c);
+    return result;
+}
+
+/* ts[:13] of a row's timestamp column: the previous row's object again for the same hour. */
+static PyObject *
+hour_of(Chunk *c, PyObject *ts)
+{
+    if (!PyUnicode_Check(ts)) {
+        return PyUnicode_FromString(""); /* as RollupTally.add: a non-text timestamp is "" */
+    }
+    if (c->last_hour != NULL && PyUnicode_IS_COMPACT_ASCII(ts) &&
+        PyUnicode_GET_LENGTH(ts) >= 13 &&
+        memcmp(PyUnicode_1BYTE_DATA(ts), PyUnicode_1BYTE_DATA(c->last_hour), 13) == 0) {
+        return Py_NewRef(c->last_hour);
+    }
+    PyObject *hour = PyUnicode_Substring(ts, 0, 13);
+    if (hour != NULL && PyUnicode_IS_COMPACT_ASCII(hour) && PyUnicode_GET_LENGTH(hour) == 13) {
+        Py_XSETREF(c->last_hour, Py_NewRef(hour));
+    }
+    return hour;
+}
+
+static int
+count_key(PyObject *counter, PyObject *key)
+{
+    PyObject *old = PyDict_GetItemWithError(counter, key);
+    if (old == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *n = PyLong_FromLongLong(old == NULL ? 1 : PyLong_AsLongLong(old) + 1);
+    int failed = n == NULL || PyDict_SetItem(counter, key, n) < 0;
+    Py_XDECREF(n);
+    return failed ? -1 : 0;
+}
+
+/* RollupTally.add for one row's query columns: each counter gets (hour, the column's value)
+ * or (hour, (the columns' values...)). */
+static int
+tally_row(Chunk *c, PyObject *columns)
+{
+    Py_ssize_t ts_at = PyLong_AsSsize_t(PyTuple_GET_ITEM(c->tally, 0));
+    PyObject *specs = PyTuple_GET_ITEM(c->tally, 1);
+    if (ts_at < 0 || ts_at >= PyTuple_GET_SIZE(columns)) {
+        PyErr_SetString(PyExc_ValueError, "tally: no such timestamp column");
+        return -1;
+    }
+    PyObject *hour = hour_of(c, PyTuple_GET_ITEM(columns, ts_at));
+    if (hour == NULL) {
+        return -1;
+    }
+    int failed = 0;
+    for (Py_ssize_t i = 0; !failed && i < PyTuple_GET_SIZE(specs); i++) {
+        PyObject *spec = PyTuple_GET_ITEM(specs, i);
+        PyObject *counter = PyTuple_GET_ITEM(spec, 0), *at = PyTuple_GET_ITEM(spec, 1);
+        PyObject *value;
+        if (PyLong_Check(at)) {
+            Py_ssize_t k = PyLong_AsSsize_t(at);
+            value = k >= 0 && k < PyTuple_GET_SIZE(columns) ? Py_NewRef(PyTuple_GET_ITEM(columns, k))
+                                                            : NULL;
+        } else {
+            value = PyTuple_New(PyTuple_GET_SIZE(at));
+            for (Py_ssize_t j = 0; value != NULL && j < PyTuple_GET_SIZE(at); j++) {
+                Py_ssize_t k = PyLong_AsSsize_t(PyTuple_GET_ITEM(at, j));
+                if (k < 0 || k >= PyTuple_GET_SIZE(columns)) {
+                    Py_CLEAR(value);
+                    break;
+                }
+                PyTuple_SET_ITEM(value, j, Py_NewRef(PyTuple_GET_ITEM(columns, k)));
+            }
+        }
+        if (value == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "tally: no such column");
+            }
+            failed = 1;
+            break;
+        }
+        PyObject *key = PyTuple_Pack(2, hour, value);
+        failed = key == NULL || count_key(counter, key) < 0;
+        Py_XDECREF(key);
+        Py_DECREF(value);
+    }
+    Py_DECREF(hour);
+    return failed ? -1 : 0;
+}
+
+/* Record a vouched row: its stored leaf, its columns, its received_at if watched. */
+static int
+chunk_vouch(Chunk *c, const Row *row, Vouched *v)
+{
+    const char *leaf, *received_at;
+    Py_ssize_t size, received_size;
+    int failed = 0;
+    row_blob(row, F_LEAF, &leaf, &size);
+    PyObject *hash = row->stmt ? PyBytes_FromStringAndSize(leaf, size)
+                               : Py_NewRef(PyTuple_GET_ITEM(row->tuple, F_LEAF));
+    if (hash == NULL || (c->tally == Py_None ? PyList_Append(c->counted, v->counted)
+                                             : tally_row(c, v->counted)) < 0) {
+        Py_XDECREF(hash);
+        Py_DECREF(v->counted);
+        return -1;
+    }
+    Py_DECREF(v->counted);
+    PyList_SetItem(c->leaves, (Py_ssize_t)(v->seq - c->start), hash); /* steals hash */
+    c->vouched++;
+    if (PySet_GET_SIZE(c->watch) > 0) {
+        PyObject *seq = PyLong_FromLongLong(v->seq);
+        int watched = seq == NULL ? -1 : PySet_Contains(c->watch, seq);
+        if (watched > 0) {
+            row_text(row, F_RECEIVED_AT, &received_at, &received_size);
+            PyObject *pair = Py_BuildValue("(Os#)", seq, received_at, received_size);
+            failed = pair == NULL || PyList_Append(c->watched, pair) < 0;
+            Py_XDECREF(pair);
+        }
+        failed = failed || watched < 0;
+        Py_XDECREF(seq);
+    }
+    return failed ? -1 : 0;
+}
+
+/* Check a row into the chunk: vouched, or kept (`tuple`, a new reference, or NULL to build
+ * one from the statement) for the exact path. */
+static int
+chunk_add(Chunk *c, const Row *row, Walk *w, PyObject *tenant_json, PyObject *loads,
+          PyObject *(*as_tuple)(const Row *))
+{
+    Vouched v;
+    int checked = check_row(row, tenant_json, loads, w, &v);
+    if (checked < 0) {
+        return -1;
+    }
+    if (checked && (v.seq < c->start || v.seq >= c->end ||
+                    PyList_GET_ITEM(c->leaves, (Py_ssize_t)(v.seq - c->start)) != Py_None)) {
+        Py_DECREF(v.counted); /* outside the chunk, or a second row at a position */
+        checked = 0;
+    }
+    if (checked) {
+        return chunk_vouch(c, row, &v);
+    }
+    PyObject *tuple = as_tuple(row);
+    if (tuple == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(c->rest, tuple) < 0;
+    Py_DECREF(tuple);
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+tuple_as_is(const Row *row)
+{
+    return Py_NewRef(row->tuple);
+}
+
+static int
+check_arguments(PyObject *tenant_json, PyObject *loads, PyObject *watch, PyObject *tally)
+{
+    if (!PyUnicode_Check(tenant_json) || !PyCallable_Check(loads) || !PyAnySet_Check(watch)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "takes tenant_json (str), loads (callable) and watch (a set)");
+        return -1;
+    }
+    if (tally == Py_None) {
+        return 0;
+    }
+    int ok = PyTuple_CheckExact(tally) && PyTuple_GET_SIZE(tally) == 2 &&
+             PyLong_Check(PyTuple_GET_ITEM(tally, 0)) && PyTuple_CheckExact(PyTuple_GET_ITEM(tally, 1));
+    for (Py_ssize_t i = 0; ok && i < PyTuple_GET_SIZE(PyTuple_GET_ITEM(tally, 1)); i++) {
+        PyObject *spec = PyTuple_GET_ITEM(PyTuple_GET_ITEM(tally, 1), i);
+        ok = PyTuple_CheckExact(spec) && PyTuple_GET_SIZE(spec) == 2 &&
+             PyDict_Check(PyTuple_GET_ITEM(spec, 0)) &&
+             (PyLong_Check(PyTuple_GET_ITEM(spec, 1)) || PyTuple_CheckExact(PyTuple_GET_ITEM(spec, 1)));
+        for (Py_ssize_t j = 0; ok && PyTuple_CheckExact(PyTuple_GET_ITEM(spec, 1)) &&
+                               j < PyTuple_GET_SIZE(PyTuple_GET_ITEM(spec, 1)); j++) {
+            ok = PyLong_Check(PyTuple_GET_ITEM(PyTuple_GET_ITEM(spec, 1), j));
+        }
+    }
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError,
+                        "tally is None or (ts column, ((dict, column or tuple of columns), ...))");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(check_rows_doc,
+"check_rows(rows, start, end, tenant_json, loads, watch, tally, /)\n--\n\n"
+"Check rows of Store.audit_rows (AUDIT_FIELDS order) for positions [start, end) and vouch for\n"
+"those whose leaf, query columns and full-text row all match their content (see the source).\n"
+"Returns (leaves, counted, rest, watched, vouched): leaves[seq - start] is the stored leaf hash\n"
+"of each vouched row (else None); counted the query columns of each vouched row; rest the rows\n"
+"not vouched for, as given, for the exact path; watched (seq, received_at) of vouched rows\n"
+"whose seq is in watch; vouched their number. body is parsed by loads (orjson.loads).\n"
+"tally: None, or (ts column, ((counter, column or tuple of columns), ...)): then the query\n"
+"columns of a vouched row are not listed but counted, as RollupTally.add counts them, each\n"
+"counter getting (ts[:13], the column's value or the tuple of the columns' values).");
+
+static PyObject *
+check_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "check_rows() takes 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *rows = args[0];
+    long long start = PyLong_AsLongLong(args[1]), end = PyLong_AsLongLong(args[2]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyList_Check(rows) || check_arguments(args[3], args[4], args[5], args[6]) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "check_rows() takes a list of rows");
+        }
+        return NULL;
+    }
+    Chunk c;
+    if (chunk_init(&c, start, end, args[5]) < 0) {
+        chunk_clear(&c);
+        return NULL;
+    }
+    c.tally = args[6];
+    Walk *w = walk_new();
+    if (w == NULL) {
+        chunk_clear(&c);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
+        PyObject *tuple = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(tuple) || PyTuple_GET_SIZE(tuple) != F_COUNT) {
+            PyErr_Format(PyExc_TypeError, "check_rows() takes tuples of %d fields", F_COUNT);
+            goto failed;
+        }
+        Row row = {NULL, tuple};
+        if (chunk_add(&c, &row, w, args[3], args[4], tuple_as_is) < 0) {
+            goto failed;
+        }
+    }
+    walk_free(w);
+    return chunk_result(&c);
+failed:
+    walk_free(w);
+    chunk_clear(&c);
+    return NULL;
+}
+
+/* -- SQLiteRows: the same check over a statement stepped here ------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+} SQLiteRows;
+
+static PyObject *
+sqlite_failed(sqlite3 *db, const char *doing)
+{
+    PyErr_Format(SQLiteError, "%s: %s", doing, db ? sqlite3_errmsg(db) : "out of memory");
+    return NULL;
+}
+
+static void
+rows_close(SQLiteRows *self)
+{
+    if (self->stmt != NULL) {
+        sqlite3_finalize(self->stmt);
+        self->stmt = NULL;
+    }
+    if (self->db != NULL) {
+        sqlite3_close_v2(self->db);
+        self->db = NULL;
+    }
+}
+
+static int
+rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
+{
+    const char *path, *sql;
+    static char *names[] = {"path", "sql", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss:SQLiteRows", names, &path, &sql)) {
+        return -1;
+    }
+    rows_close(self);
+    int rc = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(self->db, 10000);
+        /* a read-only scan of the whole file: pages mapped, not copied by read() */
+        rc = sqlite3_exec(self->db, "PRAGMA query_only=ON; PRAGMA mmap_size=1073741824", NULL,
+                          NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(self->db, sql, -1, &self->stmt, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        sqlite_failed(self->db, "cannot open the database to audit");
+        rows_close(self);
+        return -1;
+    }
+    if (sqlite3_column_count(self->stmt) != F_COUNT || sqlite3_bind_parameter_count(self->stmt) != 3) {
+        rows_close(self);
+        PyErr_Format(PyExc_ValueError, "SQLiteRows takes a query of 3 parameters and %d columns",
+                     F_COUNT);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+rows_dealloc(SQLiteRows *self)
+{
+    rows_close(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A stepped row as a tuple, as the sqlite3 module would give it. */
+static PyObject *
+statement_as_tuple(const Row *row)
+{
+    PyObject *tuple = PyTuple_New(F_COUNT);
+    for (int i = 0; tuple != NULL && i < F_COUNT; i++) {
+        PyObject *value;
+        sqlite3_stmt *s = row->stmt;
+        switch (sqlite3_column_type(s, i)) {
+        case SQLITE_INTEGER: value = PyLong_FromLongLong(sqlite3_column_int64(s, i)); break;
+        case SQLITE_FLOAT: value = PyFloat_FromDouble(sqlite3_column_double(s, i)); break;
+        case SQLITE_TEXT:
+            value = PyUnicode_DecodeUTF8((const char *)sqlite3_column_text(s, i),
+                                         sqlite3_column_bytes(s, i), NULL);
+            break;
+        case SQLITE_BLOB: {
+            const void *data = sqlite3_column_blob(s, i);
+            value = PyBytes_FromStringAndSize(data ? data : "", sqlite3_column_bytes(s, i));
+            break;
+        }
+        default: value = Py_NewRef(Py_None);
+        }
+        if (value == NULL) {
+            Py_CLEAR(tuple);
+            break;
+        }
+        PyTuple_SET_ITEM(tuple, i, value);
+    }
+    return tuple;
+}
+
+PyDoc_STRVAR(rows_check_doc,
+"check(tenant_id, start, end, tenant_json, loads, watch, tally, /)\n--\n\n"
+"Run the query for (tenant_id, start, end), one read transaction, and check its rows as\n"
+"check_rows() does; the rows not vouched for come back as the sqlite3 module gives them.");
+
+static PyObject *
+rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "check() takes 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->stmt == NULL) {
+        PyErr_SetString(PyExc_ValueError, "SQLiteRows is closed");
+        return NULL;
+    }
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(args[0], &tenant_size);
+    long long start = PyLong_AsLongLong(args[1]), end = PyLong_AsLongLong(args[2]);
+    if (tenant == NULL || PyErr_Occurred() ||
+        check_arguments(args[3], args[4], args[5], args[6]) < 0) {
+        return NULL;
+    }
+    Chunk c;
+    if (chunk_init(&c, start, end, args[5]) < 0) {
+        chunk_clear(&c);
+        return NULL;
+    }
+    c.tally = args[6];
+    Walk *w = walk_new();
+    if (w == NULL) {
+        chunk_clear(&c);
+        return NULL;
+    }
+    sqlite3_stmt *s = self->stmt;
+    sqlite3_reset(s);
+    int rc = sqlite3_bind_text(s, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 2, start);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 3, end);
+    }
+    Row row = {s, NULL};
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW && chunk_add(&c, &row, w, args[3], args[4], statement_as_tuple) < 0) {
+            goto failed;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        sqlite_failed(self->db, "SQLite read failed");
+        goto failed;
+    }
+    sqlite3_reset(s); /* ends the read transaction */
+    walk_free(w);
+    return chunk_result(&c);
+failed:
+    sqlite3_reset(s);
+    walk_free(w);
+    chunk_clear(&c);
+    return NULL;
+}
+
+static PyObject *
+rows_close_method(SQLiteRows *self, PyObject *unused)
+{
+    (void)unused;
+    rows_close(self);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef rows_methods[] = {
+    {"check", (PyCFunction)(void (*)(void))rows_check, METH_FASTCALL, rows_check_doc},
+    {"close", (PyCFunction)rows_close_method, METH_NOARGS, "Close the connection."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SQLiteRowsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "trailkeep.model._fastleaf.SQLiteRows",
+    .tp_doc = PyDoc_STR("SQLiteRows(path, sql): a read-only connection of its own to a SQLite\n"
+                        "database and an audit query (3 parameters: tenant, start, end; the\n"
+                        "columns of AUDIT_FIELDS), for check()."),
+    .tp_basicsize = sizeof(SQLiteRows),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)rows_init,
+    .tp_dealloc = (destructor)rows_dealloc,
+    .tp_methods = rows_methods,
+};
+
+PyDoc_STRVAR(parents_doc,
+"parents(nodes, /)\n--\n\n"
+"One level up an RFC 9162 tree: SHA-256(0x01 || left || right) of each pair of a list of\n"
+"32-byte hashes of even length.");
+
+static PyObject *
+parents(PyObject *module, PyObject *nodes)
+{
+    (void)module;
+    if (!PyList_Check(nodes) || PyList_GET_SIZE(nodes) % 2) {
+        PyErr_SetString(PyExc_ValueError, "parents() takes a list of even length");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(nodes) / 2;
+    PyObject *out = PyList_New(count);
+    unsigned char input[1 + 2 * SHA256_DIGEST_LENGTH], digest[SHA256_DIGEST_LENGTH];
+    input[0] = 1;
+    for (Py_ssize_t i = 0; out != NULL && i < count; i++) {
+        PyObject *left = PyList_GET_ITEM(nodes, 2 * i), *right = PyList_GET_ITEM(nodes, 2 * i + 1);
+        if (!PyBytes_CheckExact(left) || !PyBytes_CheckExact(right) ||
+            PyBytes_GET_SIZE(left) != SHA256_DIGEST_LENGTH ||
+            PyBytes_GET_SIZE(right) != SHA256_DIGEST_LENGTH) {
+            PyErr_SetString(PyExc_ValueError, "parents() takes 32-byte hashes");
+            Py_CLEAR(out);
+            break;
+        }
+        memcpy(input + 1, PyBytes_AS_STRING(left), SHA256_DIGEST_LENGTH);
+        memcpy(input + 1 + SHA256_DIGEST_LENGTH, PyBytes_AS_STRING(right), SHA256_DIGEST_LENGTH);
+        SHA256_CTX ctx;
+        SHA256_Init(&ctx);
+        SHA256_Update(&ctx, input, sizeof input);
+        SHA256_Final(digest, &ctx);
+        PyObject *node = PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
+        if (node == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, node);
+    }
+    return out;
+}
+
+static int
+intern_keys(void)
+{
+    struct { PyObject **slot; const char *text; } keys[] = {
+        {&k_timestamp, "timestamp"}, {&k_action, "action"}, {&k_category, "category"},
+        {&k_outcome, "outcome"}, {&k_actor, "actor"}, {&k_target, "target"},
+        {&k_source, "source"}, {&k_session_id, "session_id"}, {&k_request_id, "request_id"},
+        {&k_trace_id, "trace_id"}, {&k_idempotency_key, "idempotency_key"},
+        {&k_message, "message"}, {&k_id, "id"}, {&k_email, "email"}, {&k_type, "type"},
+        {&k_ip, "ip"}, {&k_client_id, "client_id"}, {&s_unknown, "unknown"},
+        {&s_event_redact, "event.redact"},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (*keys[i].slot == NULL && (*keys[i].slot = PyUnicode_InternFromString(keys[i].text)) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyMethodDef methods[] = {
     {"prefix", (PyCFunction)(void (*)(void))prefix, METH_FASTCALL, prefix_doc},
     {"leaf", (PyCFunction)(void (*)(void))leaf, METH_FASTCALL, leaf_doc},
     {"commit", (PyCFunction)(void (*)(void))commit, METH_FASTCALL, commit_doc},
+    {"check_rows", (PyCFunction)(void (*)(void))check_rows, METH_FASTCALL, check_rows_doc},
+    {"parents", (PyCFunction)parents, METH_O, parents_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -561,9 +2294,20 @@ PyMODINIT_FUNC
 PyInit__fastleaf(void)
 {
     init_tables();
+    if (intern_keys() < 0 || PyType_Ready(&SQLiteRowsType) < 0) {
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (SQLiteError == NULL) {
+        SQLiteError = PyErr_NewException("trailkeep.model._fastleaf.SQLiteError", NULL, NULL);
+    }
     /* the leaf layout written by add_positions: evidence.py uses this module only if it matches */
-    if (m != NULL && PyModule_AddIntConstant(m, "LEAF_VERSION", 1) < 0) {
+    if (SQLiteError == NULL || PyModule_AddIntConstant(m, "LEAF_VERSION", 1) < 0 ||
+        PyModule_AddObjectRef(m, "SQLiteError", SQLiteError) < 0 ||
+        PyModule_AddObjectRef(m, "SQLiteRows", (PyObject *)&SQLiteRowsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,5 +1,7 @@
 """Types of the C part, ``_fastleaf.c``: an event's leaf hash, or its commitments, in a call."""
 
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any, Final
 
 LEAF_VERSION: Final[int]
@@ -19,3 +21,43 @@ def commit(
     paths: list[str], values: dict[str, Any], pool: bytes, /
 ) -> tuple[dict[str, bytes], dict[str, bytes]] | None: ...
 def prefix(commitments: dict[str, bytes], event_id: Any, received_at: Any, /) -> bytes | None: ...
+def check_rows(
+    rows: list[tuple[Any, ...]],
+    start: int,
+    end: int,
+    tenant_json: str,
+    loads: Callable[[Any], Any],
+    watch: AbstractSet[int],
+    tally: Any,
+    /,
+) -> tuple[
+    list[bytes | None],
+    list[tuple[str | None, ...]],
+    list[tuple[Any, ...]],
+    list[tuple[int, str]],
+    int,
+]: ...
+def parents(nodes: list[bytes], /) -> list[bytes]: ...
+
+class SQLiteError(Exception): ...
+
+class SQLiteRows:
+    def __init__(self, path: str, sql: str) -> None: ...
+    def check(
+        self,
+        tenant_id: str,
+        start: int,
+        end: int,
+        tenant_json: str,
+        loads: Callable[[Any], Any],
+        watch: AbstractSet[int],
+        tally: Any,
+        /,
+    ) -> tuple[
+        list[bytes | None],
+        list[tuple[str | None, ...]],
+        list[tuple[Any, ...]],
+        list[tuple[int, str]],
+        int,
+    ]: ...
+    def close(self) -> None: ...

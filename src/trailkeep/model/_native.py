@@ -1,8 +1,8 @@
 """The package's compiled part (``_fastleaf.c``), if it was built and writes this leaf layout.
 
-``pip install`` compiles it when a C compiler and OpenSSL's headers are present; without it
-each name here is None and every caller takes its pure-Python path, which answers the same,
-slower. The signatures are in ``_fastleaf.pyi``.
+``pip install`` compiles it when a C compiler and the headers of OpenSSL and SQLite are present;
+without it each name here is None and every caller takes its pure-Python path, which answers
+the same, slower. The signatures are in ``_fastleaf.pyi``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Final, TypeAlias
 
-__all__ = ["commit", "leaf", "prefix"]
+__all__ = ["SQLiteError", "SQLiteRows", "check_rows", "commit", "leaf", "parents", "prefix"]
 
 #: The layout version the C part must write (``commitments.LEAF_VERSION``; not imported from
 #: there, which imports this module).
@@ -22,6 +22,12 @@ Commit: TypeAlias = Callable[
     [list[str], dict[str, Any], bytes], "tuple[dict[str, bytes], dict[str, bytes]] | None"
 ]
 Prefix: TypeAlias = Callable[[dict[str, bytes], Any, Any], "bytes | None"]
+#: rows, start, end, tenant_json, loads, watch, tally -> (leaves, counted, rest, watched, vouched)
+CheckRows: TypeAlias = Callable[
+    [list[tuple[Any, ...]], int, int, str, Callable[[Any], Any], frozenset[int], Any],
+    "tuple[list[bytes | None], list[tuple[str | None, ...]], list[tuple[Any, ...]], list[tuple[int, str]], int]",  # noqa: E501
+]
+Parents: TypeAlias = Callable[[list[bytes]], list[bytes]]
 
 
 def _load() -> ModuleType | None:
@@ -41,3 +47,17 @@ leaf: Final[Leaf | None] = None if _module is None else _module.leaf
 commit: Final[Commit | None] = None if _module is None else _module.commit
 #: ``_fastleaf.prefix``: ingest's leaf input up to its ``seq``.
 prefix: Final[Prefix | None] = None if _module is None else _module.prefix
+#: ``_fastleaf.check_rows``: the auditor's check of stored rows, vouching for the common case.
+check_rows: Final[CheckRows | None] = None if _module is None else _module.check_rows
+#: ``_fastleaf.parents``: one level of RFC 9162 interior nodes.
+parents: Final[Parents | None] = None if _module is None else _module.parents
+#: ``_fastleaf.SQLiteRows``: ``check_rows`` over a SQLite statement stepped in C.
+SQLiteRows: Final[Any] = None if _module is None else _module.SQLiteRows
+
+
+class _NeverRaised(Exception):
+    """Stands for ``SQLiteError`` when the C part is not built (nothing raises it then)."""
+
+
+#: ``_fastleaf.SQLiteError``: a SQLite error met by ``SQLiteRows``.
+SQLiteError: Final[type[Exception]] = _NeverRaised if _module is None else _module.SQLiteError

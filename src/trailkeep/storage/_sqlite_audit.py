@@ -6,10 +6,15 @@ A mixin of ``SQLiteStore``, kept apart so the auditor's reads never mix with the
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+import orjson
+
 from trailkeep.errors import StorageError
+from trailkeep.model import _native
+from trailkeep.storage._audit_chunk import AuditChunk, ChunkReader, TallySpec, vouch_rows
 from trailkeep.storage._fulltext import FTS_TABLE
 from trailkeep.storage.rows import QUERY_COLUMNS
 
@@ -29,11 +34,33 @@ _ROWS: Final = (
     " WHERE e.tenant_id = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
 )
 
+#: A node (level, idx) is a complete subtree of [0, size) iff 1 <= level <= 62 and
+#: 0 <= idx < size >> level: every other one, by one index range each (an OR of them would walk
+#: all of the tenant's nodes). Parameters: tenant twice, then per level (tenant, level, tenant,
+#: level, size >> level).
+_LEVELS: Final = range(1, 63)
+_STRAY_NODES: Final = (
+    " UNION ALL ".join(  # noqa: S608 - constant text, values bound
+        [
+            "SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level < 1",
+            "SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level > 62",
+        ]
+        + [
+            "SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level = ? AND idx < 0"
+            " UNION ALL SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level = ?"
+            " AND idx >= ?"
+        ]
+        * len(_LEVELS)
+    )
+    + " ORDER BY level, idx"
+)
+
 
 class SQLiteAudit:
     """``Store.audit_*`` for SQLite: one read transaction per call."""
 
     if TYPE_CHECKING:
+        _path: str
 
         def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
@@ -41,6 +68,36 @@ class SQLiteAudit:
 
     def audit_rows(self, tenant_id: str, start: int, end: int) -> list[tuple[Any, ...]]:
         return self._read(lambda c: c.execute(_ROWS, (tenant_id, start, end)).fetchall())
+
+    @contextmanager
+    def audit_scan(self, tenant_id: str) -> Iterator[ChunkReader]:
+        """Rows stepped and checked by the C part (``_fastleaf.SQLiteRows``) on a read-only
+        connection of its own: the columns it compares never become Python objects. Each
+        chunk is one statement, so one snapshot, as ``audit_rows`` reads it."""
+        if _native.SQLiteRows is None or self._path == ":memory:":  # pragma: no cover
+            yield lambda start, end, watch, tally: vouch_rows(
+                self.audit_rows(tenant_id, start, end), start, end, tenant_id, watch, tally
+            )
+            return
+        tenant_json = orjson.dumps(tenant_id).decode()
+        try:
+            reader = _native.SQLiteRows(self._path, _ROWS)
+        except _native.SQLiteError as exc:
+            raise StorageError(f"SQLite read failed: {exc}") from exc
+
+        def read(
+            start: int, end: int, watch: frozenset[int], tally: TallySpec | None
+        ) -> AuditChunk:
+            try:
+                found = reader.check(tenant_id, start, end, tenant_json, orjson.loads, watch, tally)
+            except (_native.SQLiteError, UnicodeDecodeError) as exc:
+                raise StorageError(f"SQLite read failed: {exc}") from exc
+            return AuditChunk(*found)
+
+        try:
+            yield read
+        finally:
+            reader.close()
 
     def audit_nodes(
         self, tenant_id: str, level: int, start: int, end: int
@@ -54,22 +111,20 @@ class SQLiteAudit:
         )
 
     def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:
+        # two index ranges: an OR of the two would walk the tenant's whole index
         return self._read(
             lambda c: c.execute(
-                "SELECT seq, id FROM events WHERE tenant_id = ? AND (seq < 0 OR seq >= ?)"
-                " ORDER BY seq",
-                (tenant_id, size),
+                "SELECT seq, id FROM events WHERE tenant_id = ? AND seq < 0 UNION ALL"
+                " SELECT seq, id FROM events WHERE tenant_id = ? AND seq >= ? ORDER BY seq",
+                (tenant_id, tenant_id, size),
             ).fetchall()
         )
 
     def audit_stray_nodes(self, tenant_id: str, size: int) -> list[tuple[int, int]]:
-        return self._read(
-            lambda c: c.execute(
-                "SELECT level, idx FROM tree_nodes WHERE tenant_id = ?"
-                " AND (level < 1 OR idx < 0 OR ((idx + 1) << level) > ?) ORDER BY level, idx",
-                (tenant_id, size),
-            ).fetchall()
-        )
+        params: list[str | int] = [tenant_id, tenant_id]
+        for level in _LEVELS:
+            params += [tenant_id, level, tenant_id, level, size >> level]
+        return self._read(lambda c: c.execute(_STRAY_NODES, params).fetchall())
 
     def audit_rollups(self, tenant_id: str) -> dict[tuple[str, str, str], int] | None:
         rows = self._read(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import abc
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
@@ -15,6 +16,7 @@ from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.model.tenant import ApiKey, Tenant
 from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery
+from trailkeep.storage._audit_chunk import AuditChunk, ChunkReader, TallySpec, vouch_rows
 from trailkeep.storage._cost import bounded_walk
 from trailkeep.storage.rows import QUERY_COLUMNS
 from trailkeep.storage.tree import TreeHead
@@ -23,6 +25,7 @@ __all__ = [
     "AUDIT_FIELDS",
     "DEFAULT_QUERY_TIMEOUT",
     "Appended",
+    "AuditChunk",
     "Evidence",
     "Page",
     "Store",
@@ -268,6 +271,20 @@ class Store(abc.ABC):
         per audit, so no object per row). ``search_message`` and ``search_fields`` are what
         the full-text index holds for the event (None when it holds nothing).
         """
+
+    @contextmanager
+    def audit_scan(self, tenant_id: str) -> Iterator[ChunkReader]:
+        """A reader of the tenant's rows a chunk at a time, each row the C part vouches for
+        already checked (``_audit_chunk``). This one checks ``audit_rows``; a backend may read
+        its rows its own way."""
+
+        def read(
+            start: int, end: int, watch: frozenset[int], tally: TallySpec | None
+        ) -> AuditChunk:
+            rows = self.audit_rows(tenant_id, start, end)
+            return vouch_rows(rows, start, end, tenant_id, watch, tally)
+
+        yield read
 
     @abc.abstractmethod
     def audit_nodes(

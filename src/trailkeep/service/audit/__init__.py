@@ -3,7 +3,8 @@
 Everything that answers a query is checked against what the log commits to, in one pass over
 each tenant's rows (``_run``):
 
-* each row's content and salts against its stored leaf (``_events``, fast path ``_leaves``);
+* each row's content and salts against its stored leaf (``_events``; the C part vouches for the
+  common row first, ``storage._audit_chunk``, and ``_leaves`` is the Python path's fast case);
 * the copies derived from that content: query columns, full-text rows (``_events``), facet
   rollups recounted (``_rollups``), erasures against their ``event.redact`` records
   (``_redactions``);

@@ -20,6 +20,7 @@ from trailkeep.errors import IntegrityError
 from trailkeep.model.event import StoredEvent
 from trailkeep.model.evidence import event_leaf_hash
 from trailkeep.query.fulltext import search_document
+from trailkeep.storage.base import AuditChunk
 from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, unpack_salts
 
 from ._leaves import RowPlans
@@ -68,18 +69,21 @@ class EventChecker:
         self.rollups = RollupTally()
         self.redactions = RedactionLedger()
 
-    def check(self, rows: Sequence[tuple[Any, ...]], start: int, end: int) -> ChunkResult:
-        """Check a chunk of ``Store.audit_rows`` for positions ``[start, end)``.
+    def check(self, chunk: AuditChunk, start: int, end: int) -> ChunkResult:
+        """Check a chunk of ``Store.audit_scan`` for positions ``[start, end)``: the rows the
+        C part vouched for are done (their leaves, columns and watched times are taken as
+        they come); the rest are checked here.
 
-        The loop runs once per event of the log, so its common case (a row of a known shape
-        whose leaf, columns and full text all match) is written inline; everything else goes
-        to the methods below.
+        The loop runs for each row the C part did not vouch for (all of them without it), so
+        its common case (a row of a known shape whose leaf, columns and full text all match)
+        is written inline; everything else goes to the methods below.
         """
-        result = ChunkResult([None] * (end - start))
+        result = ChunkResult(chunk.leaves)
         leaves, tainted = result.leaves, result.tainted
-        counted: list[Sequence[str | None]] = []
+        counted: list[Sequence[str | None]] = list(chunk.counted)
+        self.received_at.update(chunk.watched)
         plans, loads, watch = self._plans.plan, orjson.loads, self._watch
-        for row in rows:
+        for row in chunk.rest:
             seq, event_id, received_at, _, salts, leaf = row[:6]
             if seq in watch:
                 self.received_at[seq] = received_at
@@ -120,6 +124,7 @@ class EventChecker:
                 continue
             counted.append(self._derived(row, content))
             self._erasures(row, content)
+        tainted.sort()
         self.rollups.add(counted)
         return result
 

@@ -1,4 +1,6 @@
-"""The fast path of checking a stored row: its leaf, query columns and full text, per shape.
+"""The Python path's fast case of checking a stored row: its leaf, query columns and full text,
+per shape. (Most rows never reach it: the C part, ``storage._audit_chunk``, vouches for the
+common row in one call; this takes what it declines, before the reference functions.)
 
 The definitions are elsewhere and stay the reference: the leaf is ``model.evidence.
 event_leaf_hash`` (DESIGN §3), the query columns ``storage.rows.filter_values``, the full text

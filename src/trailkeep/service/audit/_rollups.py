@@ -8,6 +8,7 @@ from operator import itemgetter
 from typing import Final
 
 from trailkeep.query.facets import DIMENSIONS
+from trailkeep.storage._audit_chunk import TallySpec
 from trailkeep.storage._facets import HOUR_TOTAL
 from trailkeep.storage.rows import QUERY_COLUMNS
 
@@ -49,6 +50,13 @@ class RollupTally:
         for name, counter in self._spread.items():
             counter.update(zip(hours, map(itemgetter(_AT[name]), rows), strict=True))
 
+    def spec(self) -> TallySpec:
+        """What ``add`` does, as data for the C part (``AuditChunk``'s ``tally``): the
+        timestamp's column, and each counter with the column(s) it counts per hour."""
+        grouped = tuple(_AT[name] for name in _GROUPED)
+        spread = tuple((self._spread[name], _AT[name]) for name in _SPREAD)
+        return (_TS, ((self._grouped, grouped), *spread))
+
     def expected(self) -> dict[tuple[str, str, str], int]:
         """``(dim, period, value) -> count`` as the writer would have kept it."""
         out: Counter[tuple[str, str, str]] = Counter()
@@ -59,12 +67,20 @@ class RollupTally:
                 if value is not None:
                     out[(name, hour, value)] += n
                     out[(name, hour[:10], value)] += n
+        result = dict(out)
         for name, counter in self._spread.items():
+            # one key per (hour, value): its hour row is set, not added to (no Counter miss)
+            result.update(
+                ((name, hour, value), n)
+                for (hour, value), n in counter.items()
+                if value is not None
+            )
+            get = result.get
             for (hour, value), n in counter.items():
                 if value is not None:
-                    out[(name, hour, value)] += n
-                    out[(name, hour[:10], value)] += n
-        return dict(out)
+                    day = (name, hour[:10], value)
+                    result[day] = get(day, 0) + n
+        return result
 
 
 def compare_rollups(

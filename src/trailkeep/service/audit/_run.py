@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from trailkeep.errors import TrailkeepError
 from trailkeep.merkle import Verifier
-from trailkeep.storage.base import Store
+from trailkeep.storage.base import AuditChunk, Store
 from trailkeep.storage.tree import TreeHead
 
 from ._checkpoints import CheckpointChecker
@@ -33,6 +33,7 @@ def audit_tenant(
     *,
     held: Sequence[str] = (),
     max_gap: float = DEFAULT_MAX_GAP,
+    native: bool = True,
 ) -> AuditReport:
     """Check everything of one tenant that answers a query; never raises for what it finds.
 
@@ -45,6 +46,8 @@ def audit_tenant(
         held: signed notes of this tenant's checkpoints kept outside the database (the
             signer's state, ``--checkpoint``): the log must extend each, and store it.
         max_gap: see ``DEFAULT_MAX_GAP``; 0 turns the gap check off.
+        native: let the C part vouch for the rows it can (``Store.audit_scan``); False checks
+            every row the exact way, the reference the C part is tested against.
     """
     report = AuditReport(tenant_id)
     problems = report.problems
@@ -54,16 +57,25 @@ def audit_tenant(
     # past them is a truncation (reported as such), not rows to look for.
     total = max(head.size, *checkpoints.stored, 0)
     tree = TreeChecker(store, tenant_id, {*checkpoints.sizes(), head.size}, problems)
-    events = EventChecker(tenant_id, store.audit_text, problems, checkpoints.watched(head.size))
+    watch = checkpoints.watched(head.size)
+    events = EventChecker(tenant_id, store.audit_text, problems, watch)
     missing = _Missing(problems)
-    for start in range(0, total, _CHUNK):
-        end = min(start + _CHUNK, total)
-        rows = store.audit_rows(tenant_id, start, end)
-        missing.scan(start, end, rows)
-        chunk = events.check(rows, start, end)
-        tree.append(start, end, chunk.leaves, chunk.tainted)
-        if progress is not None:
-            progress(len(rows))
+    tally = events.rollups.spec()
+    with store.audit_scan(tenant_id) as scan:
+        for start in range(0, total, _CHUNK):
+            end = min(start + _CHUNK, total)
+            if native:
+                rows = scan(start, end, watch, tally)
+            else:
+                rows = AuditChunk.unchecked(store.audit_rows(tenant_id, start, end), start, end)
+            found = rows.vouched + len(rows.rest)
+            missing.scan(
+                start, end, range(start, end) if found == end - start else rows.present(start)
+            )
+            chunk = events.check(rows, start, end)
+            tree.append(start, end, chunk.leaves, chunk.tainted)
+            if progress is not None:
+                progress(found)
     missing.flush()
     report.events = tree.size
     report.checkpoints = len(checkpoints.stored)
@@ -90,10 +102,12 @@ class _Missing:
         self.count = 0
         self.last: int | None = None
 
-    def scan(self, start: int, end: int, rows: Sequence[tuple[object, ...]]) -> None:
-        for row in rows:
-            seq = row[0]
-            assert isinstance(seq, int)
+    def scan(self, start: int, end: int, seqs: Iterable[int]) -> None:
+        """Note positions ``[start, end)``, of which ``seqs`` (in order) have a row."""
+        if isinstance(seqs, range) and seqs == range(self._next, end):
+            self._next = end  # every position has its row: the common case
+            return
+        for seq in seqs:
             if seq > self._next:
                 self._extend(self._next, seq)
             self._next = seq + 1

@@ -16,6 +16,7 @@ from itertools import repeat
 from typing import Final
 
 from trailkeep.merkle import RFC9162, CompactRange
+from trailkeep.model import _native
 from trailkeep.storage.base import Store
 
 from ._report import Problem
@@ -26,6 +27,17 @@ _ZERO = bytes(32)
 #: RFC 9162's interior node is ``SHA-256(0x01 || left || right)`` (``RFC9162.hash_children``),
 #: written inline for the bulk of a chunk's nodes.
 _PREFIX: Final = b"\x01"
+
+
+def _parents_py(row: list[bytes]) -> list[bytes]:
+    """One level up: ``RFC9162.hash_children`` of each pair (``_fastleaf.parents`` in C)."""
+    return [
+        _node(_PREFIX + left + right).digest()
+        for left, right in zip(row[0::2], row[1::2], strict=True)
+    ]
+
+
+_parents: Final = _native.parents or _parents_py
 
 
 class TreeChecker:
@@ -102,10 +114,7 @@ class TreeChecker:
         nodes: list[tuple[int, int, bytes]] = []
         level, row = 0, hashes
         while len(row) > 1:
-            row = [
-                _node(_PREFIX + left + right).digest()
-                for left, right in zip(row[0::2], row[1::2], strict=True)
-            ]
+            row = _parents(row)
             level += 1
             first = start >> level
             nodes += zip(repeat(level), range(first, first + len(row)), row)

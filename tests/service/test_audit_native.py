@@ -1,0 +1,275 @@
+"""The C part's row check (``_fastleaf.check_rows``, ``SQLiteRows``) answers exactly as the exact
+path does: on any row, intact or tampered, the audit's findings, leaves, rollup recount and
+watched times are the same with it as without it; and it does vouch for the common case (else
+the audit would be slow, not wrong).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.model.strategies import event_contents
+from trailkeep.api.services import Services
+from trailkeep.errors import TrailkeepError
+from trailkeep.model import _native
+from trailkeep.model.commitments import field_paths
+from trailkeep.model.evidence import event_leaf_hash
+from trailkeep.query.fulltext import search_document
+from trailkeep.service.audit._events import ChunkResult, EventChecker
+from trailkeep.service.audit._report import Problem
+from trailkeep.storage._audit_chunk import AuditChunk, TallySpec, vouch_rows
+from trailkeep.storage.base import AUDIT_FIELDS
+from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, pack_salts
+
+pytestmark = pytest.mark.skipif(_native.check_rows is None, reason="the C part was not built")
+
+TENANT = "acme"
+SEQ = 3
+EVENT = "evt_01JDAB3K9Q7M2X5V8N4R6T0WYZ"
+WHEN = "2026-11-23T10:00:05.123456Z"
+
+_names = st.sampled_from(["id", "email", "type", "ip", "client_id", "model", "n", "ok", "a.b"])
+_plain = st.one_of(
+    st.text(st.sampled_from('abc xyz-.@\u00e9\u20ac\U0001f600"\\\n'), max_size=8),
+    st.integers(-(2**53) - 2, 2**53 + 2),
+    st.booleans(),
+    st.none(),
+)
+_members = st.dictionaries(
+    _names, _plain | st.floats(allow_nan=False) | st.lists(_plain), max_size=4
+)
+#: Content the C part can vouch for, mostly, with the odd value it must decline.
+common_contents = st.fixed_dictionaries(
+    {"action": st.sampled_from(["login", "document.read", "event.redact"]) | st.text(max_size=5)},
+    optional={
+        "timestamp": st.just(WHEN) | st.integers(0, 3),
+        "category": st.none() | st.sampled_from(["users", "tools"]) | st.integers(0, 2),
+        "outcome": st.none() | st.sampled_from(["success", "failure"]),
+        "actor": st.none() | _members | st.text(max_size=4),
+        "target": st.none() | _members,
+        "source": st.none() | _members,
+        "metadata": st.none() | _members,
+        "message": st.none() | _plain,
+        "session_id": _plain,
+        "request_id": _plain,
+        "signature": st.just({"alg": "Ed25519"}),
+        "old": _plain | st.lists(_plain, max_size=2),
+        "id": st.just("x"),
+    },
+)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    """``services`` on each backend: SQLite's rows are stepped in C, PostgreSQL's checked."""
+    value: str = request.param
+    return value
+
+
+def stored_row(content: dict[str, Any], seed: int) -> tuple[Any, ...]:
+    """The row the writer stores for ``content`` (``AUDIT_FIELDS``): the exact leaf (zeros if
+    the content has none), packed salts, the query columns and the full-text row."""
+    try:
+        paths = sorted(field_paths(content))
+    except TrailkeepError:
+        paths = []
+    salts = {p: hashlib.sha256(f"{seed}:{p}".encode()).digest()[:16] for p in paths}
+    wire = {"id": EVENT, "tenant_id": TENANT, "seq": SEQ, "received_at": WHEN, **content}
+    try:
+        leaf = event_leaf_hash(wire, salts, {})
+    except TrailkeepError:
+        leaf = bytes(32)
+    text = search_document(content)
+    body = orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+    return (SEQ, EVENT, WHEN, body, pack_salts(salts), leaf, None, text.message, text.fields,
+            *filter_values(content))  # fmt: skip
+
+
+_texts = st.none() | st.text(max_size=6) | st.sampled_from(["login", "users", WHEN, ""])
+
+
+#: Edits of the stored body: a spelling orjson reads to the same content, or to other content,
+#: or refuses (whitespace, a repeated key, "-0", a fraction, a leading zero, invalid UTF-8, a
+#: lone surrogate, trailing bytes).
+_body_edits = st.sampled_from(
+    [
+        lambda b: b.replace(b"a", b"\\u0061"),
+        lambda b: re.sub(rb':"([ -~])', lambda m: b':"\\u%04x' % m[1][0], b),  # values only
+        lambda b: b.replace(b":", b": ", 1),
+        lambda b: b[:-1] + b',"action":"login"}',
+        lambda b: b[:-1] + b',"n":-0}',
+        lambda b: b[:-1] + b',"n":1.0}',
+        lambda b: b[:-1] + b',"n":01}',
+        lambda b: b[:-1] + b',"n":"\xff"}',
+        lambda b: b[:-1] + b',"n":"\\ud800"}',
+        lambda b: b[:-1] + b',"n":"\\ud83d\\ude00"}',
+        lambda b: b + b" ",
+        lambda b: b.replace(b'"', b"'", 1),
+    ]
+)
+#: One stored column changed behind the service's back (or none).
+tamperings = st.one_of(
+    st.just(None),
+    st.tuples(st.integers(9, len(AUDIT_FIELDS) - 1), _texts),
+    st.tuples(st.sampled_from([7, 8]), _texts),
+    st.tuples(st.just(3), st.sampled_from([b"{", b"[]", b'{"action":"login"}']) | _body_edits),
+    st.tuples(st.just(4), st.sampled_from([b"", bytes(16), None])),
+    st.tuples(st.just(5), st.sampled_from([bytes(32), None, b"short"])),
+    st.tuples(st.just(6), st.sampled_from([b"{}", b'{"actor.email":"00"}'])),
+    st.tuples(st.just(1), st.sampled_from(["evt_other", 'evt_"quoted"'])),
+    st.tuples(st.just(2), st.sampled_from(["2026-11-23T10:00:05Z", "2026-11-23T10:00:05.000000Z"])),
+)
+
+
+def tamper(row: tuple[Any, ...], change: tuple[int, Any] | None) -> tuple[Any, ...]:
+    if change is None:
+        return row
+    at, value = change
+    if callable(value):
+        value = value(row[at])
+    return (*row[:at], value, *row[at + 1 :])
+
+
+def outcome(read: Callable[[TallySpec | None], AuditChunk] | None, row: Any) -> tuple[Any, ...]:
+    """Everything the audit takes from a chunk: findings, leaves, taint, recount, times.
+
+    ``read`` is the C part (given the rollups' tally to count into); None reads ``row`` (a list
+    of rows) the exact way.
+    """
+    problems: list[Problem] = []
+    checker = EventChecker(TENANT, str, problems, frozenset({SEQ}))
+    if read is None:
+        chunk = AuditChunk.unchecked(row, SEQ, SEQ + 1)
+    else:
+        chunk = read(checker.rollups.spec())
+    result: ChunkResult = checker.check(chunk, SEQ, SEQ + 1)
+    return (
+        [repr(p) for p in problems],
+        result.leaves,
+        result.tainted,
+        checker.rollups.expected(),
+        checker.received_at,
+        sorted(checker.redactions.problems()),
+    )
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sqlite3.Connection, Any]]:
+    """A real SQLite table of audit rows, and a ``SQLiteRows`` reading it."""
+    path = Path(tmp_path_factory.mktemp("rows")) / "rows.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    columns = ", ".join(AUDIT_FIELDS)
+    conn.execute(f"CREATE TABLE r (tenant_id TEXT, {columns})")
+    reader = _native.SQLiteRows(
+        str(path), f"SELECT {columns} FROM r WHERE tenant_id = ? AND seq >= ? AND seq < ?"
+    )
+    yield conn, reader
+    reader.close()
+    conn.close()
+
+
+class TestSameAnswers:
+    """With or without the C part, a row gets the same findings and feeds the same counts."""
+
+    @given(
+        content=common_contents | event_contents,
+        seed=st.integers(0, 9),
+        change=tamperings,
+    )
+    def test_tuple_rows(
+        self, content: dict[str, Any], seed: int, change: tuple[int, Any] | None
+    ) -> None:
+        row = tamper(stored_row(content, seed), change)
+        for tally in (True, False):  # counted by the C part, or listed for the tally
+
+            def read(spec: TallySpec | None, tally: bool = tally) -> AuditChunk:
+                watch = frozenset({SEQ})
+                return vouch_rows([row], SEQ, SEQ + 1, TENANT, watch, spec if tally else None)
+
+            assert outcome(read, [row]) == outcome(None, [row])
+
+    @given(content=common_contents, seed=st.integers(0, 9), change=tamperings)
+    def test_sqlite_rows(
+        self,
+        table: tuple[sqlite3.Connection, Any],
+        content: dict[str, Any],
+        seed: int,
+        change: tuple[int, Any] | None,
+    ) -> None:
+        """The same rows stored in SQLite and stepped in C: what it hands back for the exact
+        path is what the sqlite3 module reads."""
+        conn, reader = table
+        row = tamper(stored_row(content, seed), change)
+        conn.execute("DELETE FROM r")
+        conn.execute(f"INSERT INTO r VALUES ({', '.join('?' * (1 + len(row)))})", (TENANT, *row))
+        columns = ", ".join(AUDIT_FIELDS)
+        stored = conn.execute(f"SELECT {columns} FROM r").fetchall()
+
+        def read(spec: TallySpec | None) -> AuditChunk:
+            found = reader.check(TENANT, SEQ, SEQ + 1, '"acme"', orjson.loads, {SEQ}, spec)
+            chunk = AuditChunk(*found)
+            assert chunk.rest in ([], stored)  # as the sqlite3 module reads them
+            return chunk
+
+        assert outcome(read, None) == outcome(None, stored)
+
+
+class TestVouches:
+    """The common case never reaches the exact path."""
+
+    CONTENT: ClassVar[dict[str, Any]] = {
+        "action": "document.update",
+        "timestamp": WHEN,
+        "outcome": "success",
+        "actor": {"id": "u1", "email": "u1@example.com", "type": "user"},
+        "target": {"id": "doc-1", "type": "document"},
+        "metadata": {"n": 3, "ok": True, "region": "eu"},
+        "message": "User u1 updated the quarterly report",
+        "session_id": "s1",
+    }
+
+    def test_intact_row(self) -> None:
+        row = stored_row(self.CONTENT, 1)
+        chunk = vouch_rows([row], SEQ, SEQ + 1, TENANT, frozenset({SEQ}))
+        assert (chunk.vouched, chunk.rest, chunk.leaves) == (1, [], [row[5]])
+        assert chunk.counted == [row[9:]]
+        assert chunk.watched == [(SEQ, WHEN)]
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            pytest.param((9 + QUERY_COLUMNS.index("action"), "login"), id="column"),
+            pytest.param((8, "other words"), id="fulltext"),
+            pytest.param((5, bytes(32)), id="leaf"),
+            pytest.param((6, b"{}"), id="erasures"),
+        ],
+    )
+    def test_any_difference_is_declined(self, change: tuple[int, Any]) -> None:
+        row = tamper(stored_row(self.CONTENT, 1), change)
+        chunk = vouch_rows([row], SEQ, SEQ + 1, TENANT, frozenset())
+        assert (chunk.vouched, chunk.rest) == (0, [row])
+
+    def test_a_clean_log_is_vouched_for_on_each_backend(self, services: Services) -> None:
+        """Every row of a log written by the service, but the erased one and its record."""
+        services.tenants.create_tenant(TENANT)
+        events = [services.events.prepare({**self.CONTENT, "message": f"m{i}"}) for i in range(9)]
+        services.store.append(TENANT, events).result()
+        with services.store.audit_scan(TENANT) as scan:
+            chunk = scan(0, 16, frozenset(), None)
+        assert (chunk.vouched, chunk.rest) == (9, [])
+        assert chunk.leaves[9:] == [None] * 7
