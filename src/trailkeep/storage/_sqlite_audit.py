@@ -23,9 +23,10 @@ T = TypeVar("T")
 #: with this text is FTS5's own ``integrity-check`` (``audit_fulltext_index``).
 _FTS_CONTENT: Final = f"{FTS_TABLE}_content"
 _ROWS: Final = (
-    "SELECT e.seq, e.id, e.received_at, e.body, e.salts, e.leaf_hash, e.redactions,"  # noqa: S608 - names
+    "SELECT e.seq, e.id, e.received_at, e.body, e.salts, t.hash, e.redactions,"  # noqa: S608 - names
     f" f.c0, f.c1, {', '.join('e.' + c for c in QUERY_COLUMNS)}"
     f" FROM events e LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
+    " LEFT JOIN tree_nodes t ON t.tenant_id = e.tenant_id AND t.level = 0 AND t.idx = e.seq"
     " WHERE e.tenant_id = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
 )
 
@@ -66,7 +67,7 @@ class SQLiteAudit:
         return self._read(
             lambda c: c.execute(
                 "SELECT level, idx FROM tree_nodes WHERE tenant_id = ?"
-                " AND (level < 1 OR idx < 0 OR ((idx + 1) << level) > ?) ORDER BY level, idx",
+                " AND (level < 0 OR idx < 0 OR ((idx + 1) << level) > ?) ORDER BY level, idx",
                 (tenant_id, size),
             ).fetchall()
         )
