@@ -52,7 +52,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services.checkpointer.start()
+        services.start()
         # Uvicorn waits for open responses before this lifespan ends, and a live stream never
         # ends by itself: the stop signal itself must end them.
         with on_stop_signal(services.streams.shut_down):
