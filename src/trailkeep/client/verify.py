@@ -112,9 +112,13 @@ def verify_event(
     """
     verifier = _verifier(public_key)
     event = evidence["event"]
-    leaf = _leaf(event, evidence.get("salts", {}), evidence.get("redacted", {}))
-    if "hash" in event and event["hash"] != leaf.hex():
-        raise LeafMismatchError(event["id"], event["seq"], "content does not match its hash")
+    pruned = event.get("pruned") is True
+    if pruned:  # retention kept only the leaf: it is proven, no content is left to check
+        leaf = _pruned_leaf(event)
+    else:
+        leaf = _leaf(event, evidence.get("salts", {}), evidence.get("redacted", {}))
+        if "hash" in event and event["hash"] != leaf.hex():
+            raise LeafMismatchError(event["id"], event["seq"], "content does not match its hash")
     if receipt is not None:
         proof = parse_tlog_proof(receipt)
         note, index, hashes = proof.checkpoint, proof.index, list(proof.hashes)
@@ -124,9 +128,22 @@ def verify_event(
     if index != event["seq"]:
         raise LeafMismatchError(event["id"], event["seq"], f"proof is for leaf index {index}")
     checkpoint = open_checkpoint(note, verifier)
-    _origin(checkpoint, event["tenant_id"])
+    if not pruned:
+        _origin(checkpoint, event["tenant_id"])
     verify_inclusion(RFC9162, index, checkpoint.size, leaf, hashes, checkpoint.root_hash)
     return checkpoint
+
+
+def _pruned_leaf(event: Mapping[str, Any]) -> bytes:
+    leaf = event.get("hash")
+    try:
+        if not isinstance(leaf, str) or len(leaf) != 64:
+            raise ValueError
+        return bytes.fromhex(leaf)
+    except ValueError:
+        raise LeafMismatchError(
+            event.get("id", "?"), event.get("seq"), "a pruned event needs its 64-hex-digit hash"
+        ) from None
 
 
 def _b64(value: str) -> bytes:
