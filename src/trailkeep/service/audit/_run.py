@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from trailkeep.errors import TrailkeepError
 from trailkeep.merkle import Verifier
-from trailkeep.storage.base import Store
+from trailkeep.storage.base import PrunedEvent, Store
 from trailkeep.storage.tree import TreeHead
 
 from ._checkpoints import CheckpointChecker
@@ -59,8 +60,10 @@ def audit_tenant(
     for start in range(0, total, _CHUNK):
         end = min(start + _CHUNK, total)
         rows = store.audit_rows(tenant_id, start, end)
-        missing.scan(start, end, rows)
+        pruned = store.scan_pruned(tenant_id, start, end)
+        missing.scan(start, end, _with_pruned(rows, pruned))
         chunk = events.check(rows, start, end)
+        _pruned_leaves(rows, pruned, start, chunk.leaves, problems)
         tree.append(start, end, chunk.leaves, chunk.tainted)
         if progress is not None:
             progress(len(rows))
@@ -119,6 +122,49 @@ class _Missing:
             f"seq {first}" if end - first == 1 else f"seq {first}-{end - 1} ({end - first} events)"
         )
         self._problems.append(Problem("missing", f"no event at {where}: rows were deleted", first))
+
+
+def _with_pruned(
+    rows: Sequence[tuple[object, ...]], pruned: Sequence[PrunedEvent]
+) -> Sequence[tuple[object, ...]]:
+    """The positions that have a row or a tombstone, in order (for ``_Missing``)."""
+    if not pruned:
+        return rows
+    seqs = sorted([*(cast(int, r[0]) for r in rows), *(p.seq for p in pruned)])
+    return [(seq,) for seq in seqs]
+
+
+def _pruned_leaves(
+    rows: Sequence[tuple[object, ...]],
+    pruned: Sequence[PrunedEvent],
+    start: int,
+    leaves: list[bytes | None],
+    problems: list[Problem],
+) -> None:
+    """A pruned position is leaf-only: its stored leaf joins the tree as it is (no content is
+    left to check it against; the checkpoints' roots still do). A tombstone whose content is
+    still stored, or whose leaf is gone, is a finding."""
+    if not pruned:
+        return
+    with_rows = {r[0] for r in rows}
+    for p in pruned:
+        if p.seq in with_rows:
+            problems.append(
+                Problem(
+                    "pruned",
+                    "the event is marked pruned, yet its content is still stored",
+                    p.seq,
+                    p.id,
+                )
+            )
+        elif p.leaf_hash is None or len(p.leaf_hash) != 32:
+            problems.append(
+                Problem(
+                    "missing", "the pruned event's leaf hash is gone from the tree", p.seq, p.id
+                )
+            )
+        else:
+            leaves[p.seq - start] = p.leaf_hash
 
 
 def _head(
