@@ -106,7 +106,14 @@ class Settings(BaseSettings):
         " with retention_days set and no legal hold; 0 turns the task off.",
     )
     prune_batch_size: int = Field(
-        500, ge=1, le=100_000, description="Events deleted per retention transaction."
+        200, ge=1, le=100_000, description="Events deleted per retention transaction."
+    )
+    prune_duty: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Most of the time a retention run keeps the writer busy; it rests between"
+        " transactions for the rest.",
     )
     prune_pause: float = Field(
         0.005, ge=0, description="Seconds between two retention transactions of one run."

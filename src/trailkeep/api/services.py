@@ -75,7 +75,10 @@ class Services:
             checkpoint_interval=settings.stream_checkpoint_interval,
         )
         retention = RetentionService(
-            store, batch_size=settings.prune_batch_size, pause=settings.prune_pause
+            store,
+            batch_size=settings.prune_batch_size,
+            pause=settings.prune_pause,
+            duty=settings.prune_duty,
         )
         task = (
             RetentionTask(retention, settings.prune_interval) if settings.prune_interval else None

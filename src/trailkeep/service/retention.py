@@ -7,8 +7,9 @@ pruning of the tenant, by the background task and by an admin alike. Pruning del
 seq and leaf, so every proof still verifies (DESIGN section 10). Each run that pruned anything
 is itself an audit event, ``retention.prune``, in the tenant's log.
 
-Batches are small and separated by a pause, so the writer (which runs each batch as one
-transaction) keeps ingest and queries within their usual latency while a big prune runs
+Batches are small and paced: after each one the run rests long enough that it holds the writer
+(which runs each batch as one transaction, and which every ingest waits for) at most ``duty``
+of the time, so ingest and queries keep their usual latency while a big prune runs
 (``benchmarks/prune.py`` measures it).
 """
 
@@ -30,6 +31,7 @@ from trailkeep.storage.base import Store
 
 __all__ = [
     "DEFAULT_BATCH",
+    "DEFAULT_DUTY",
     "DEFAULT_PAUSE",
     "PRUNE_ACTION",
     "PruneRun",
@@ -42,11 +44,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PRUNE_ACTION: Final = "retention.prune"
-#: Events per prune transaction. Measured (benchmarks/prune.py): a batch of 500 holds the
-#: SQLite writer for a few milliseconds, so an ingest waiting behind it barely notices.
-DEFAULT_BATCH: Final = 500
-#: Seconds between two batches: the writer's queue drains in between.
+#: Events per prune transaction: small, so an ingest that waits behind one waits little.
+DEFAULT_BATCH: Final = 200
+#: Least seconds between two batches: the writer's queue drains in between.
 DEFAULT_PAUSE: Final = 0.005
+#: Most of the time a run may keep the writer busy (benchmarks/prune.py: at 0.1, ingest and
+#: list latency while a million events are pruned stay near idle).
+DEFAULT_DUTY: Final = 0.1
 
 
 def retention_days(tenant: Tenant) -> int | None:
@@ -92,17 +96,28 @@ class RetentionService:
     Args:
         store: the store to prune.
         batch_size: events per transaction.
-        pause: seconds between two transactions of a run.
+        pause: least seconds between two transactions of a run.
+        duty: most of the time (0 < duty <= 1) a run spends in its transactions; after a
+            batch that took ``t`` seconds it rests ``t * (1 - duty) / duty`` (1: no rest
+            beyond ``pause``).
     """
 
     def __init__(
-        self, store: Store, *, batch_size: int = DEFAULT_BATCH, pause: float = DEFAULT_PAUSE
+        self,
+        store: Store,
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        pause: float = DEFAULT_PAUSE,
+        duty: float = DEFAULT_DUTY,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        if not 0 < duty <= 1:
+            raise ValueError(f"duty must be in (0, 1], not {duty}")
         self._store = store
         self.batch_size = batch_size
         self.pause = pause
+        self.duty = duty
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -158,7 +173,9 @@ class RetentionService:
             ask = self.batch_size if limit is None else min(self.batch_size, limit - count)
             if ask <= 0:
                 break
+            started = time.monotonic()
             batch = self._store.prune(tenant_id, cutoff, ask, format_time(utcnow()))
+            busy = time.monotonic() - started
             if batch.count:
                 assert batch.first_seq is not None
                 assert batch.last_seq is not None
@@ -170,7 +187,7 @@ class RetentionService:
             if batch.count < ask:
                 done = True
                 break
-            self._stopping.wait(self.pause)
+            self._stopping.wait(max(self.pause, busy * (1 - self.duty) / self.duty))
             if legal_hold(self._tenant(tenant_id)):
                 break  # a hold set meanwhile stops the run; what went is still recorded
         run = PruneRun(tenant_id, count, first, last, cutoff, days, done)
