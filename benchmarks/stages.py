@@ -207,7 +207,7 @@ def _sqlite_rows(tmp: Path, prepared: list[list[Any]], spare: list[Any], service
 
     def rows(events: list[Any]) -> list[tuple[Any, ...]]:
         nonlocal seq
-        out = [event_row("acme", seq + i, e, b"\0" * 32) for i, e in enumerate(events)]
+        out = [event_row("acme", seq + i, e) for i, e in enumerate(events)]
         seq += len(events)
         return out
 

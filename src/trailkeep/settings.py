@@ -99,6 +99,25 @@ class Settings(BaseSettings):
         description="Most heavy reads (searches, counts, facets, deep offsets) running at once;"
         " more wait their turn, so cheap reads never queue behind them.",
     )
+    prune_interval: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between the background retention passes, which prune every tenant"
+        " with retention_days set and no legal hold; 0 turns the task off.",
+    )
+    prune_batch_size: int = Field(
+        200, ge=1, le=100_000, description="Events deleted per retention transaction."
+    )
+    prune_duty: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Most of the time a retention run keeps the writer busy; it rests between"
+        " transactions for the rest.",
+    )
+    prune_pause: float = Field(
+        0.005, ge=0, description="Seconds between two retention transactions of one run."
+    )
     log_level: str = Field(
         "info",
         # TRAILKEEP_WORKERS_LOG_LEVEL was its first, misleading name: still read.

@@ -47,7 +47,7 @@ def build_database(tenants: dict[str, Iterable[dict[str, Any]]]) -> sqlite3.Conn
 def _insert(conn: sqlite3.Connection, tenant: str, seq: int, event: dict[str, Any]) -> None:
     content = {key: value for key, value in event.items() if key != "id"}
     new = NewEvent(event["id"], content["timestamp"], content, orjson.dumps(content), {}, {})
-    rowid = conn.execute(_INSERT, event_row(tenant, seq, new, None)).lastrowid
+    rowid = conn.execute(_INSERT, event_row(tenant, seq, new)).lastrowid
     document = search_document(content)
     conn.execute(
         "INSERT INTO events_fts (rowid, message, fields) VALUES (?, ?, ?)",

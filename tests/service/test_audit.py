@@ -80,7 +80,9 @@ TAMPERING: list[tuple[str, Callable[[sqlite3.Connection], None], str, int | None
     ("truncate-tail", lambda c: c.execute("DELETE FROM events WHERE seq >= 35"), "missing", 35),
     (
         "change-stored-hash",
-        lambda c: c.execute("UPDATE events SET leaf_hash = zeroblob(32) WHERE seq = 7"),
+        lambda c: c.execute(
+            "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 7"
+        ),
         "altered",
         7,
     ),
@@ -155,7 +157,7 @@ class TestAudit:
         conn = db(settings)
         conn.execute("UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 1")
         conn.execute("UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 13")
-        conn.execute("UPDATE events SET leaf_hash = zeroblob(32) WHERE seq = 33")
+        conn.execute("UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 33")
         conn.close()
         whole = audit_tenant(seeded.store, "acme", verifier, "test.trailkeep/acme")
         monkeypatch.setattr(run_module, "_CHUNK", chunk)

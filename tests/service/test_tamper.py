@@ -195,7 +195,9 @@ def row_past_head(db: Db) -> None:
 def perfect_truncation(db: Db, size: int) -> None:
     """Cut the log to ``size`` events and leave a database consistent with itself: rows,
     checkpoints, tree nodes, tree head and (SQLite) the facet rollups recounted."""
-    leaves = [bytes(r[0]) for r in db.run("SELECT leaf_hash FROM events ORDER BY seq")][:size]
+    leaves = [
+        bytes(r[0]) for r in db.run("SELECT hash FROM tree_nodes WHERE level = 0 ORDER BY idx")
+    ][:size]
     compact = CompactRange(RFC9162)
     compact.extend(leaves)
     db.run("DELETE FROM events WHERE seq >= ?", size)
@@ -244,7 +246,9 @@ CASES = [
     ),
     pytest.param(
         Case(
-            lambda db: db.run("UPDATE events SET leaf_hash = ? WHERE seq = 7", bytes(32)),
+            lambda db: db.run(
+                "UPDATE tree_nodes SET hash = ? WHERE level = 0 AND idx = 7", bytes(32)
+            ),
             "altered",
             7,
         ),

@@ -17,7 +17,7 @@ from .errors import document_media_type_error, install_error_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
 from .ratelimit import RateLimitMiddleware, principal_key
-from .routes import events, exports, health, log, stream, tenants
+from .routes import events, exports, health, log, retention, stream, tenants
 from .schemas import BatchIn, EventIn
 from .services import Services
 from .shutdown import on_stop_signal
@@ -52,7 +52,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services.checkpointer.start()
+        services.start()
         # Uvicorn waits for open responses before this lifespan ends, and a live stream never
         # ends by itself: the stop signal itself must end them.
         with on_stop_signal(services.streams.shut_down):
@@ -80,6 +80,7 @@ def create_app(
     app.include_router(stream.router)
     app.include_router(exports.router)
     app.include_router(tenants.router)
+    app.include_router(retention.router)
     app.include_router(health.router)
     for dialect in (kubiya, axonflow, agilicus, wasabi):  # DESIGN §9
         app.include_router(dialect.router)

@@ -10,6 +10,7 @@ from trailkeep.service.exports import ExportService
 from trailkeep.service.log import Checkpointer, LogService
 from trailkeep.service.reads import ReadGate
 from trailkeep.service.redaction import RedactionService
+from trailkeep.service.retention import RetentionService, RetentionTask
 from trailkeep.service.signer_state import SignerState, state_path
 from trailkeep.service.signing import load_or_create_signer
 from trailkeep.service.stores import open_store
@@ -33,6 +34,9 @@ class Services:
     checkpointer: Checkpointer
     streams: StreamService
     exports: ExportService
+    retention: RetentionService
+    #: The background retention pass (None when ``prune_interval`` is 0).
+    retention_task: RetentionTask | None
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -70,6 +74,15 @@ class Services:
             heartbeat=settings.stream_heartbeat,
             checkpoint_interval=settings.stream_checkpoint_interval,
         )
+        retention = RetentionService(
+            store,
+            batch_size=settings.prune_batch_size,
+            pause=settings.prune_pause,
+            duty=settings.prune_duty,
+        )
+        task = (
+            RetentionTask(retention, settings.prune_interval) if settings.prune_interval else None
+        )
         return cls(
             settings=settings,
             store=store,
@@ -81,8 +94,19 @@ class Services:
             checkpointer=Checkpointer(log, store, settings.checkpoint_interval),
             streams=streams,
             exports=ExportService(store, log),
+            retention=retention,
+            retention_task=task,
         )
 
+    def start(self) -> None:
+        """Start the background work: checkpoint signing and the retention pass."""
+        self.checkpointer.start()
+        if self.retention_task is not None:
+            self.retention_task.start()
+
     def close(self) -> None:
+        if self.retention_task is not None:
+            self.retention_task.stop()
+        self.retention.stop()
         self.checkpointer.stop()
         self.store.close()

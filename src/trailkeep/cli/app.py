@@ -19,6 +19,7 @@ from trailkeep.errors import TrailkeepError
 from .client_cmds import register_client_commands
 from .common import DEFAULT_DATABASE, DatabaseOpt, command_variables, err, fail, out
 from .operator_cmds import register_operator_commands
+from .prune_cmd import register_prune_command
 from .signer import signer_app
 from .verify import verify_app
 
@@ -42,6 +43,7 @@ app.add_typer(verify_app, name="verify")
 app.add_typer(signer_app, name="signer")
 register_client_commands(app, verify_app)
 register_operator_commands(app)
+register_prune_command(app)
 
 
 def _check_names(tenant: str | None, key_name: str = "") -> None:

@@ -140,9 +140,10 @@ def verify_dump_cmd(
         fail(f"cannot read {dump}: {exc}")
     except TrailkeepError as exc:
         _failed(exc)
+    pruned = f"; {report.pruned} pruned by retention, leaf only" if report.pruned else ""
     out.print(f"[green]OK[/] {report.events} events of {report.tenant_id} recompute to the"
               f" signed root of {report.checkpoint.origin} ({report.redacted_fields} erased"
-              " fields kept by commitment)")  # fmt: skip
+              f" fields kept by commitment{pruned})")  # fmt: skip
 
 
 def _audit(

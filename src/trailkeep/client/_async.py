@@ -246,6 +246,11 @@ class AsyncClient(BaseClient):
         """Change tenant settings (admin key), e.g. ``retention_days=90``; only those sent."""
         return await self._run(self._op_update_tenant(settings))
 
+    async def prune(self, *, limit: int | None = None) -> dict[str, Any]:
+        """Prune the tenant's expired events now, by its ``retention_days`` (admin key): at
+        most ``limit`` of them; ``done`` in the answer says whether any expired are left."""
+        return await self._run(self._op_prune(limit))
+
     async def describe(self, event_id: str) -> Event:
         """One event by id."""
         return await self._run(self._op_describe(event_id))

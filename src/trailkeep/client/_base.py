@@ -283,6 +283,11 @@ class BaseClient:
         tenant: dict[str, Any] = _json((yield from self._send(call)))
         return tenant
 
+    def _op_prune(self, limit: int | None) -> Op[dict[str, Any]]:
+        call = Call("POST", "/v1/tenant/prune", json={} if limit is None else {"limit": limit})
+        run: dict[str, Any] = _json((yield from self._send(call)))
+        return run
+
     # -- read ------------------------------------------------------------------------------
 
     @staticmethod

@@ -112,9 +112,13 @@ def verify_event(
     """
     verifier = _verifier(public_key)
     event = evidence["event"]
-    leaf = _leaf(event, evidence.get("salts", {}), evidence.get("redacted", {}))
-    if "hash" in event and event["hash"] != leaf.hex():
-        raise LeafMismatchError(event["id"], event["seq"], "content does not match its hash")
+    pruned = event.get("pruned") is True
+    if pruned:  # retention kept only the leaf: it is proven, no content is left to check
+        leaf = _pruned_leaf(event)
+    else:
+        leaf = _leaf(event, evidence.get("salts", {}), evidence.get("redacted", {}))
+        if "hash" in event and event["hash"] != leaf.hex():
+            raise LeafMismatchError(event["id"], event["seq"], "content does not match its hash")
     if receipt is not None:
         proof = parse_tlog_proof(receipt)
         note, index, hashes = proof.checkpoint, proof.index, list(proof.hashes)
@@ -124,9 +128,22 @@ def verify_event(
     if index != event["seq"]:
         raise LeafMismatchError(event["id"], event["seq"], f"proof is for leaf index {index}")
     checkpoint = open_checkpoint(note, verifier)
-    _origin(checkpoint, event["tenant_id"])
+    if not pruned:
+        _origin(checkpoint, event["tenant_id"])
     verify_inclusion(RFC9162, index, checkpoint.size, leaf, hashes, checkpoint.root_hash)
     return checkpoint
+
+
+def _pruned_leaf(event: Mapping[str, Any]) -> bytes:
+    leaf = event.get("hash")
+    try:
+        if not isinstance(leaf, str) or len(leaf) != 64:
+            raise ValueError
+        return bytes.fromhex(leaf)
+    except ValueError:
+        raise LeafMismatchError(
+            event.get("id", "?"), event.get("seq"), "a pruned event needs its 64-hex-digit hash"
+        ) from None
 
 
 def _b64(value: str) -> bytes:
@@ -158,6 +175,8 @@ class DumpReport:
     checkpoint: Checkpoint
     events: int
     redacted_fields: int
+    #: Events retention pruned: their leaves count toward the root, their content is gone.
+    pruned: int = 0
 
 
 #: ``progress(events_verified, events_in_the_checkpoint)``, called every thousand events or so.
@@ -174,8 +193,10 @@ def verify_dump(
 
     A dump is JSON lines: a header ``{"format", "tenant_id", "checkpoint"}`` then one
     ``{"event", "salts", "redacted"}`` per event, in ``seq`` order, exactly the checkpoint's
-    size of them (``trailkeep dump`` and the export API write it). A binary file is read a
-    megabyte at a time; any other iterable of lines, line by line.
+    size of them (``trailkeep dump`` and the export API write it). An event retention pruned
+    is ``{"id", "seq", "hash", "pruned": true}``: its leaf hash is taken as given, since no
+    content is left to recompute it from. A binary file is read a megabyte at a time; any
+    other iterable of lines, line by line.
 
     Each event goes through ``LeafRecomputer`` (the common case, in about half the time) and,
     if that does not vouch for it, through the exact path, which either verifies it (a
@@ -206,18 +227,21 @@ def verify_dump(
         )
     if compact.root() != checkpoint.root_hash:
         raise IntegrityError("events recompute to another root than the checkpoint's")
-    return DumpReport(str(tenant_id), checkpoint, events.count, events.redacted_fields)
+    return DumpReport(
+        str(tenant_id), checkpoint, events.count, events.redacted_fields, events.pruned
+    )
 
 
 class _DumpEvents:
     """The event lines of one dump, in order: each one checked, its leaf hash returned."""
 
-    __slots__ = ("_fast", "count", "redacted_fields", "tenant_id")
+    __slots__ = ("_fast", "count", "pruned", "redacted_fields", "tenant_id")
 
     def __init__(self, tenant_id: Any) -> None:
         self.tenant_id = tenant_id
         self.count = 0  # events verified so far: the next one's seq
         self.redacted_fields = 0
+        self.pruned = 0
         self._fast = LeafRecomputer(tenant_id).verified_leaf
 
     def leaves(self, lines: Sequence[bytes | str]) -> list[bytes]:
@@ -245,6 +269,8 @@ class _DumpEvents:
     def _exact(self, line: bytes | str, seq: int) -> bytes:
         line_no = seq + 2
         record = _json(line, line_no)
+        if record.get("pruned") is True:
+            return self._pruned(record, seq, line_no)
         event = record.get("event")
         if not isinstance(event, dict):
             event = {}
@@ -261,6 +287,23 @@ class _DumpEvents:
             raise LeafMismatchError(event.get("id", "?"), seq, "content does not match its hash")
         self.redacted_fields += len(redacted)
         return leaf
+
+    def _pruned(self, record: Mapping[str, Any], seq: int, line_no: int) -> bytes:
+        """A pruned event's line: in its place, with a well-formed leaf hash."""
+        if record.get("seq") != seq:
+            raise SequenceError(
+                f"line {line_no}: expected seq {seq}, found pruned event {record.get('id')}"
+                f" with seq {record.get('seq')} (an event is missing, duplicated or out of order)"
+            )
+        leaf = record.get("hash")
+        if not isinstance(leaf, str) or len(leaf) != 64:
+            raise DumpFormatError(f"line {line_no}: a pruned event needs its 64-hex-digit hash")
+        try:
+            value = bytes.fromhex(leaf)
+        except ValueError:
+            raise DumpFormatError(f"line {line_no}: hash {leaf!r} is not hex") from None
+        self.pruned += 1
+        return value
 
 
 _NO_REDACTIONS: Final[Mapping[str, Any]] = {}

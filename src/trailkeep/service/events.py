@@ -30,7 +30,7 @@ from trailkeep.query.filters import EventQuery, Sort, conjoin, filter_node
 from trailkeep.service.cursor import Cursor, query_fingerprint
 from trailkeep.service.reads import ReadGate
 from trailkeep.service.selection import search_tree
-from trailkeep.storage.base import Appended, Store
+from trailkeep.storage.base import Appended, PrunedEvent, Store
 
 __all__ = [
     "ERASURE_ACTION",
@@ -319,10 +319,22 @@ class EventService:
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, tenant_id: str, event_id: str) -> StoredEvent:
+        """An event with its content; a pruned one is ``NotFoundError`` here (the dialects
+        answer it as their vendor answers an expired record)."""
         event = self._store.get_event(tenant_id, event_id)
         if event is None:
             raise NotFoundError(f"no event {event_id!r} in this tenant")
         return event
+
+    def get_or_pruned(self, tenant_id: str, event_id: str) -> StoredEvent | PrunedEvent:
+        """An event, or what retention kept of it (id, seq, leaf): pruned, never missing."""
+        event = self._store.get_event(tenant_id, event_id)
+        if event is not None:
+            return event
+        pruned = self._store.get_pruned(tenant_id, event_id)
+        if pruned is None:
+            raise NotFoundError(f"no event {event_id!r} in this tenant")
+        return pruned
 
     def list(
         self,

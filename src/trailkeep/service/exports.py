@@ -38,7 +38,7 @@ from trailkeep.merkle import Signer
 from trailkeep.model.event import StoredEvent
 from trailkeep.model.timeparse import format_time, parse_time, utcnow
 from trailkeep.query.ast import Node
-from trailkeep.service.dump import DUMP_FORMAT, evidence_record
+from trailkeep.service.dump import DUMP_FORMAT, evidence_record, range_records
 from trailkeep.service.log import LogService
 from trailkeep.service.selection import Selection
 from trailkeep.storage.base import Evidence, Store
@@ -248,8 +248,8 @@ class ExportService:
         if header["format"] == DUMP_FORMAT:
             for start in range(0, job.size, _PAGE):
                 end = min(start + _PAGE, job.size)
-                chunk = self._store.scan_evidence(job.tenant_id, start, end)
-                yield b"".join(orjson.dumps(evidence_record(e)) + b"\n" for e in chunk)
+                chunk = range_records(self._store, job.tenant_id, start, end)
+                yield b"".join(orjson.dumps(record) + b"\n" for record in chunk)
             return
         for page in self._pages(job):
             records = self._evidence(job.tenant_id, page)

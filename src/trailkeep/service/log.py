@@ -31,7 +31,7 @@ from trailkeep.model.timeparse import format_time, utcnow
 from trailkeep.service.events import Limits, prepare_event
 from trailkeep.service.forks import Fork, ForkGuard, database_root_at, find_fork
 from trailkeep.service.signer_state import Remembered, SignerState, StateTransaction
-from trailkeep.storage.base import Evidence, Store, StoredCheckpoint
+from trailkeep.storage.base import Evidence, PrunedEvent, Store, StoredCheckpoint
 from trailkeep.storage.tree import TreeHead
 
 __all__ = ["Accepted", "Checkpointer", "EventProof", "LogService"]
@@ -44,11 +44,20 @@ MAX_LEAVES = 1000
 
 @dataclass(frozen=True, slots=True)
 class EventProof:
-    """An event, what recomputes its leaf, and its inclusion proof to a signed checkpoint."""
+    """An event, what recomputes its leaf, and its inclusion proof to a signed checkpoint.
 
-    evidence: Evidence
+    For an event retention pruned, ``evidence`` is its tombstone: the proof still holds for
+    its leaf hash, but no content is left to recompute the leaf from.
+    """
+
+    evidence: Evidence | PrunedEvent
     checkpoint: StoredCheckpoint
     hashes: list[bytes]
+
+    @property
+    def seq(self) -> int:
+        found = self.evidence
+        return found.seq if isinstance(found, PrunedEvent) else found.event.seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,11 +389,13 @@ class LogService:
 
     def event_proof(self, tenant_id: str, event_id: str, size: int | None) -> EventProof:
         """An event with its inclusion proof to the latest (or the given) checkpoint."""
-        evidence = self._store.get_evidence(tenant_id, event_id)
+        evidence: Evidence | PrunedEvent | None = self._store.get_evidence(tenant_id, event_id)
+        if evidence is None:
+            evidence = self._store.get_pruned(tenant_id, event_id)
         if evidence is None:
             raise NotFoundError(f"no event {event_id!r} in this tenant")
         checkpoint = self.checkpoint(tenant_id, size)
-        seq = evidence.event.seq
+        seq = evidence.seq if isinstance(evidence, PrunedEvent) else evidence.event.seq
         if seq >= checkpoint.size:
             raise ConflictError(
                 f"event seq {seq} is not yet covered by a signed checkpoint (size"

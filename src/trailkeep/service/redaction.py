@@ -48,6 +48,11 @@ class RedactionService:
         """
         evidence = self._store.get_evidence(tenant_id, event_id)
         if evidence is None:
+            if self._store.get_pruned(tenant_id, event_id) is not None:
+                raise ConflictError(
+                    f"event {event_id} was pruned by the tenant's retention policy: its content"
+                    " is already gone, so there is nothing left to redact"
+                )
             raise NotFoundError(f"no event {event_id!r} in this tenant")
         event = evidence.event
         if is_erasure_record(event.content):  # the only trace of an erasure stays whole

@@ -16,9 +16,11 @@ from trailkeep.storage.rows import QUERY_COLUMNS
 __all__ = ["PostgresAudit"]
 
 _ROWS: Final = (
-    "SELECT seq, id, received_at, body, salts, leaf_hash, redactions,"  # noqa: S608 - names
-    f" search_message, search_fields, {', '.join(QUERY_COLUMNS)}"
-    " FROM events WHERE tenant_id = %s AND seq >= %s AND seq < %s ORDER BY seq"
+    "SELECT e.seq, e.id, e.received_at, e.body, e.salts, t.hash, e.redactions,"  # noqa: S608 - names
+    f" e.search_message, e.search_fields, {', '.join('e.' + c for c in QUERY_COLUMNS)}"
+    " FROM events e LEFT JOIN tree_nodes t"
+    " ON t.tenant_id = e.tenant_id AND t.level = 0 AND t.idx = e.seq"
+    " WHERE e.tenant_id = %s AND e.seq >= %s AND e.seq < %s ORDER BY e.seq"
 )
 
 
@@ -55,7 +57,7 @@ class PostgresAudit:
     def audit_stray_nodes(self, tenant_id: str, size: int) -> list[tuple[int, int]]:
         rows = self._all(
             "SELECT level, idx FROM tree_nodes WHERE tenant_id = %s"
-            " AND (level < 1 OR level > 62 OR idx < 0 OR ((idx + 1) << level::int) > %s)"
+            " AND (level < 0 OR level > 62 OR idx < 0 OR ((idx + 1) << level::int) > %s)"
             " ORDER BY level, idx",
             (tenant_id, size),
             "read stray tree nodes",

@@ -28,6 +28,7 @@ from trailkeep.errors import (
 from trailkeep.model.event import StoredEvent
 from trailkeep.storage.base import Evidence, StoredCheckpoint
 from trailkeep.storage.rows import unpack_salts
+from trailkeep.storage.tree import EVENT_LEAF
 
 __all__ = [
     "CHECKPOINT_FIELDS",
@@ -43,7 +44,7 @@ __all__ = [
 
 log = logging.getLogger("trailkeep.storage.postgres")
 
-EVENT_FIELDS: Final = "tenant_id, seq, id, received_at, body, leaf_hash"
+EVENT_FIELDS: Final = f"tenant_id, seq, id, received_at, body, {EVENT_LEAF}"
 EVIDENCE_FIELDS: Final = EVENT_FIELDS + ", salts, redactions"
 CHECKPOINT_FIELDS: Final = "tenant_id, size, root_hash, note, signed_at"
 

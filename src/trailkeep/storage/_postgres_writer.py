@@ -39,7 +39,7 @@ from trailkeep.storage._groups import take_group
 from trailkeep.storage._postgres_common import EVENT_FIELDS, log, pg_row, pg_text, translate
 from trailkeep.storage.base import Appended
 from trailkeep.storage.rows import EVENT_COLUMNS, event_row
-from trailkeep.storage.tree import LeafFunction, TreeHead, append_leaves
+from trailkeep.storage.tree import LeafFunction, TreeHead, append_leaves, leaf_rows
 
 __all__ = ["COPY_AT_LEAST", "MAX_GROUP_EVENTS", "AppendJob", "Connection", "GroupWriter"]
 
@@ -56,10 +56,9 @@ _HOLD_AT_MOST: Final = 60.0
 
 #: The events columns the writer fills: the shared row, then the full-text document.
 _COLUMNS: Final = (*EVENT_COLUMNS, "search_message", "search_fields")
-_NOT_TEXT: Final = {"seq": "int8", "body": "bytea", "salts": "bytea", "leaf_hash": "bytea"}
+_NOT_TEXT: Final = {"seq": "int8", "body": "bytea", "salts": "bytea"}
 _EVENT_TYPES: Final = [_NOT_TEXT.get(c, "text") for c in _COLUMNS]
 _SEQ: Final = _COLUMNS.index("seq")
-_LEAF: Final = _COLUMNS.index("leaf_hash")
 _COPY_EVENTS: Final = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _INSERT_EVENT: Final = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608
     ", ".join(_COLUMNS), ", ".join(["%s"] * len(_COLUMNS))
@@ -362,7 +361,6 @@ class GroupWriter:
             leaf = leaf_fn(tenant_id, seq, event) if leaf_fn is not None else None
             row = list(template)
             row[_SEQ] = seq
-            row[_LEAF] = leaf
             rows.append(row)
             if leaf is not None:
                 leaves.append(leaf)
@@ -376,7 +374,7 @@ class GroupWriter:
                 heads[tenant_id] = head.grown_without_tree(len(rows))
             else:
                 heads[tenant_id], nodes = append_leaves(head, leaves)
-                pending.nodes.extend((tenant_id, level, idx, h) for level, idx, h in nodes)
+                pending.nodes.extend(leaf_rows(tenant_id, head.size, leaves, nodes))
             pending.events.extend(rows)
         for key, appended in by_key.items():
             if not appended.replayed:
@@ -387,7 +385,7 @@ class GroupWriter:
 def event_template(tenant_id: str, event: NewEvent) -> tuple[Any, ...]:
     """An event's row (``_COLUMNS``) with ``seq`` and the leaf hash left to fill in."""
     text = search_document(event.content)
-    return pg_row((*event_row(tenant_id, 0, event, None), text.message, text.fields), event.body)
+    return pg_row((*event_row(tenant_id, 0, event), text.message, text.fields), event.body)
 
 
 def _wanted_keys(jobs: list[AppendJob]) -> dict[str, list[str]]:

@@ -161,28 +161,37 @@ def _hour_jump_sql(
 def count_sql(tenant_id: str, query: EventQuery, dialect: Dialect) -> SqlFragment:
     """The exact number of matches (limit, offset and ``after`` ignored).
 
-    With no condition at all it is the log's size (``tree_heads``): every ``seq`` below it
-    has its row, whatever retention prunes (DESIGN §10 keeps id and seq), so the count is
-    exact without walking a million index entries. With one condition, the field of a facet
-    dimension of few values equal to one of some strings, it is a sum of that dimension's day
-    rollups (``_rollup_total``).
+    With no condition at all it is the log's size (``tree_heads``) less its pruned events
+    (retention keeps their seq but no row to list), so the count is exact without walking a
+    million index entries; a seq range subtracts the tombstones inside it. With one condition,
+    the field of a facet dimension of few values equal to one of some strings, it is a sum of
+    that dimension's day rollups (``_rollup_total``), which pruning decrements.
     """
     rolled = _rollup_total(tenant_id, query, dialect)
     if rolled is not None:
         return rolled
     ph = dialect.typed.placeholder
     if query.where is None and query.start is None and query.end is None:
+        if query.after_seq is None and query.max_seq is None:
+            return SqlFragment(
+                f"SELECT size - pruned FROM tree_heads WHERE tenant_id = {ph}",  # noqa: S608
+                (tenant_id,),
+            )
         low = -1 if query.after_seq is None else query.after_seq
         high: str = "size - 1"
         bound: tuple[int, ...] = ()
         if query.max_seq is not None:
             high = f"(CASE WHEN size - 1 < {ph} THEN size - 1 ELSE {ph} END)"
             bound = (query.max_seq, query.max_seq)
+        pruned = (
+            "(SELECT count(*) FROM pruned_events p WHERE p.tenant_id = tree_heads.tenant_id"  # noqa: S608
+            f" AND p.seq > {ph} AND p.seq <= {high})"
+        )
         sql = (
-            f"SELECT CASE WHEN {high} > {ph} THEN {high} - {ph} ELSE 0 END"  # noqa: S608
+            f"SELECT CASE WHEN {high} > {ph} THEN {high} - {ph} - {pruned} ELSE 0 END"  # noqa: S608
             f" FROM tree_heads WHERE tenant_id = {ph}"
         )
-        return SqlFragment(sql, (*bound, low, *bound, low, tenant_id))
+        return SqlFragment(sql, (*bound, low, *bound, low, low, *bound, tenant_id))
     unpaged = EventQuery(
         query.where, query.start, query.end, max_seq=query.max_seq, after_seq=query.after_seq
     )

@@ -28,21 +28,22 @@ T = TypeVar("T")
 #: with this text is FTS5's own ``integrity-check`` (``audit_fulltext_index``).
 _FTS_CONTENT: Final = f"{FTS_TABLE}_content"
 _ROWS: Final = (
-    "SELECT e.seq, e.id, e.received_at, e.body, e.salts, e.leaf_hash, e.redactions,"  # noqa: S608 - names
+    "SELECT e.seq, e.id, e.received_at, e.body, e.salts, t.hash, e.redactions,"  # noqa: S608 - names
     f" f.c0, f.c1, {', '.join('e.' + c for c in QUERY_COLUMNS)}"
     f" FROM events e LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
+    " LEFT JOIN tree_nodes t ON t.tenant_id = e.tenant_id AND t.level = 0 AND t.idx = e.seq"
     " WHERE e.tenant_id = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
 )
 
-#: A node (level, idx) is a complete subtree of [0, size) iff 1 <= level <= 62 and
+#: A node (level, idx) is a leaf or a complete subtree of [0, size) iff 0 <= level <= 62 and
 #: 0 <= idx < size >> level: every other one, by one index range each (an OR of them would walk
 #: all of the tenant's nodes). Parameters: tenant twice, then per level (tenant, level, tenant,
 #: level, size >> level).
-_LEVELS: Final = range(1, 63)
+_LEVELS: Final = range(0, 63)
 _STRAY_NODES: Final = (
     " UNION ALL ".join(  # noqa: S608 - constant text, values bound
         [
-            "SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level < 1",
+            "SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level < 0",
             "SELECT level, idx FROM tree_nodes WHERE tenant_id = ? AND level > 62",
         ]
         + [

@@ -28,6 +28,8 @@ __all__ = [
     "AuditChunk",
     "Evidence",
     "Page",
+    "PruneBatch",
+    "PrunedEvent",
     "Store",
     "StoredCheckpoint",
 ]
@@ -66,6 +68,35 @@ class Evidence:
     event: StoredEvent
     salts: dict[str, bytes]
     redacted: dict[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedEvent:
+    """What retention keeps of an event: its id, its place in the log and its leaf.
+
+    Its content, salts, filter columns, full-text row and rollup counts are gone; the leaf
+    stays in the tree, so every proof that covers it still verifies (DESIGN section 10).
+    """
+
+    tenant_id: str
+    seq: int
+    id: str
+    leaf_hash: bytes | None
+    pruned_at: str
+
+    def to_wire(self) -> dict[str, Any]:
+        """The native API's (and a dump's) form: ``{"id", "seq", "hash", "pruned": true}``."""
+        leaf = None if self.leaf_hash is None else self.leaf_hash.hex()
+        return {"id": self.id, "seq": self.seq, "hash": leaf, "pruned": True}
+
+
+@dataclass(frozen=True, slots=True)
+class PruneBatch:
+    """One prune transaction: how many events went, and the lowest and highest ``seq``."""
+
+    count: int
+    first_seq: int | None
+    last_seq: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +290,26 @@ class Store(abc.ABC):
         ``erased.event.content`` holds the redaction markers; ``erased.salts`` lacks the
         erased fields' salts; ``erased.redacted`` has their commitments.
         """
+
+    # -- retention -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def prune(self, tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
+        """Prune up to ``limit`` events of the tenant whose ``timestamp`` is before ``cutoff``
+        (oldest first), in one transaction; blocks until it is durable.
+
+        Each event's row, salts, filter columns, full-text row and rollup counts go; a
+        tombstone ``(seq, id, pruned_at)`` is kept and its leaf stays in the tree. Callers
+        loop until a batch prunes nothing, keeping each transaction short.
+        """
+
+    @abc.abstractmethod
+    def get_pruned(self, tenant_id: str, event_id: str) -> PrunedEvent | None:
+        """The tombstone of a pruned event, with its leaf hash; None if it was never pruned."""
+
+    @abc.abstractmethod
+    def scan_pruned(self, tenant_id: str, start: int, end: int) -> list[PrunedEvent]:
+        """Tombstones of ``seq`` in ``[start, end)``, in ``seq`` order, with leaf hashes."""
 
     # -- auditing (``trailkeep verify database``) -------------------------------------------
     # Raw stored state for the auditor, who trusts none of it: no decoding, no filtering.

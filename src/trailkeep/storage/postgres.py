@@ -54,6 +54,8 @@ from trailkeep.storage.base import (
     Appended,
     Evidence,
     Page,
+    PruneBatch,
+    PrunedEvent,
     Store,
     StoredCheckpoint,
 )
@@ -74,10 +76,27 @@ _CANDIDATES: Final = (
     " WHERE c.size IS NULL OR c.size < h.size ORDER BY h.tenant_id"
 )
 _NODES: Final = (
-    "SELECT 0, seq, leaf_hash FROM events WHERE tenant_id = %s AND seq = ANY(%s::bigint[])"
-    " UNION ALL SELECT level, idx, hash FROM tree_nodes WHERE tenant_id = %s"
+    "SELECT level, idx, hash FROM tree_nodes WHERE tenant_id = %s"
     " AND (level, idx) IN (SELECT * FROM unnest(%s::smallint[], %s::bigint[]))"
 )
+
+
+#: One batch of retention: the oldest expired rows deleted (content, salts, filter columns and
+#: full text go with the row; PostgreSQL keeps no rollups), their tombstones kept.
+_PRUNE: Final = (
+    "WITH gone AS (DELETE FROM events WHERE tenant_id = %s AND seq IN (SELECT seq FROM events"
+    " WHERE tenant_id = %s AND ts < %s ORDER BY ts, id LIMIT %s) RETURNING tenant_id, seq, id)"
+    " INSERT INTO pruned_events (tenant_id, seq, id, pruned_at)"
+    " SELECT tenant_id, seq, id, %s FROM gone RETURNING seq"
+)
+_PRUNED: Final = (
+    "SELECT p.tenant_id, p.seq, p.id, t.hash, p.pruned_at FROM pruned_events p"
+    " LEFT JOIN tree_nodes t ON t.tenant_id = p.tenant_id AND t.level = 0 AND t.idx = p.seq"
+)
+
+
+def _pruned(row: tuple[Any, ...]) -> PrunedEvent:
+    return PrunedEvent(row[0], row[1], row[2], None if row[3] is None else bytes(row[3]), row[4])
 
 
 def _reader_session(conn: Connection) -> None:
@@ -417,9 +436,7 @@ class PostgresStore(PostgresAudit, Store):
     def read_nodes(self, tenant_id: str, ids: Sequence[NodeID]) -> list[bytes]:
         if not ids:
             return []
-        leaves = [n.index for n in ids if n.level == 0]
-        inner = [n for n in ids if n.level > 0]
-        params = (tenant_id, leaves, tenant_id, [n.level for n in inner], [n.index for n in inner])
+        params = (tenant_id, [n.level for n in ids], [n.index for n in ids])
         rows = self._all(_NODES, params, "read tree nodes")
         found = {(level, idx): h for level, idx, h in rows if h is not None}
         out = []
@@ -432,12 +449,12 @@ class PostgresStore(PostgresAudit, Store):
 
     def leaf_hashes(self, tenant_id: str, start: int, end: int) -> list[bytes]:
         rows = self._all(
-            "SELECT leaf_hash FROM events WHERE tenant_id = %s AND seq >= %s AND seq < %s"
-            " ORDER BY seq",
+            "SELECT hash FROM tree_nodes WHERE tenant_id = %s AND level = 0"
+            " AND idx >= %s AND idx < %s ORDER BY idx",
             (tenant_id, start, end),
             "read leaves",
         )
-        return [r[0] for r in rows if r[0] is not None]
+        return [bytes(r[0]) for r in rows]
 
     def checkpoint_candidates(self) -> list[tuple[str, TreeHead, StoredCheckpoint | None]]:
         rows = self._all(_CANDIDATES, (), "find checkpoint candidates")
@@ -506,7 +523,7 @@ class PostgresStore(PostgresAudit, Store):
         self, tenant_id: str, event_id: str, erased: Evidence, audit: NewEvent
     ) -> Future[list[Appended]]:
         redacted = _redacted_event(event_id, erased.event.content, erased.salts)
-        row = pg_row(event_row(tenant_id, 0, redacted, None), redacted.body)
+        row = pg_row(event_row(tenant_id, 0, redacted), redacted.body)
         derived = dict(zip(EVENT_COLUMNS, row, strict=True))
         text = search_document(redacted.content)
         columns = (*DERIVED_COLUMNS, "search_message", "search_fields", "redactions")
@@ -524,6 +541,41 @@ class PostgresStore(PostgresAudit, Store):
                 raise NotFoundError(f"no event {event_id!r} in this tenant")
 
         return self._writer.submit(AppendJob(tenant_id, [audit], before=update))
+
+    # -- retention -------------------------------------------------------------------------
+
+    def prune(self, tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
+        done: list[PruneBatch] = []
+
+        def delete(conn: Connection) -> None:
+            seqs = [
+                r[0] for r in conn.execute(_PRUNE, (tenant_id, tenant_id, cutoff, limit, pruned_at))
+            ]
+            if seqs:
+                conn.execute(
+                    "UPDATE tree_heads SET pruned = pruned + %s WHERE tenant_id = %s",
+                    (len(seqs), tenant_id),
+                )
+            done.append(PruneBatch(len(seqs), min(seqs, default=None), max(seqs, default=None)))
+
+        self._writer.submit(AppendJob(tenant_id, [], before=delete)).result()
+        return done[-1]
+
+    def get_pruned(self, tenant_id: str, event_id: str) -> PrunedEvent | None:
+        row = self._one(
+            f"{_PRUNED} WHERE p.id = %s AND p.tenant_id = %s",
+            (event_id, tenant_id),
+            "read pruned event",
+        )
+        return None if row is None else _pruned(row)
+
+    def scan_pruned(self, tenant_id: str, start: int, end: int) -> list[PrunedEvent]:
+        rows = self._all(
+            f"{_PRUNED} WHERE p.tenant_id = %s AND p.seq >= %s AND p.seq < %s ORDER BY p.seq",
+            (tenant_id, start, end),
+            "read pruned events",
+        )
+        return [_pruned(r) for r in rows]
 
     # -- events: the writer ----------------------------------------------------------------
 

@@ -113,7 +113,8 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             "CREATE INDEX events_request ON events(tenant_id, request_id)"
             " WHERE request_id IS NOT NULL",
             "CREATE INDEX events_trace ON events(tenant_id, trace_id) WHERE trace_id IS NOT NULL",
-            # Complete subtrees above the leaves (level >= 1); leaves live in events.leaf_hash.
+            # Complete subtrees above the leaves (level >= 1); leaves lived in events.leaf_hash
+            # until migration 4 moved them here as level 0.
             """CREATE TABLE tree_nodes (
                 tenant_id TEXT COLLATE "C" NOT NULL,
                 level SMALLINT NOT NULL,
@@ -168,6 +169,28 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             "CREATE INDEX events_email ON events(tenant_id, actor_email, action, ts, id)",
             # As SQLite's migration 7: an outcome filter's page and its count.
             "CREATE INDEX events_outcome ON events(tenant_id, outcome, ts, id)",
+        ],
+    ),
+    (
+        4,
+        "tree apart from content, pruned events",
+        [
+            # As SQLite's migration 9: leaves join the interior nodes as level 0 (idx = seq),
+            # so retention can delete content and keep every proof. Another hasher's tree
+            # (Pangea's) gets a table of its own of the same shape.
+            "INSERT INTO tree_nodes (tenant_id, level, idx, hash)"
+            " SELECT tenant_id, 0, seq, leaf_hash FROM events WHERE leaf_hash IS NOT NULL"
+            " ON CONFLICT DO NOTHING",
+            "ALTER TABLE events DROP COLUMN leaf_hash",
+            """CREATE TABLE pruned_events (
+                tenant_id TEXT COLLATE "C" NOT NULL,
+                seq BIGINT NOT NULL,
+                id TEXT COLLATE "C" NOT NULL,
+                pruned_at TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (tenant_id, seq)
+            )""",
+            "CREATE UNIQUE INDEX pruned_events_id ON pruned_events(id)",
+            "ALTER TABLE tree_heads ADD COLUMN pruned BIGINT NOT NULL DEFAULT 0",
         ],
     ),
 ]

@@ -39,7 +39,6 @@ EVENT_COLUMNS: Final = (
     "idempotency_key",
     "body",
     "salts",
-    "leaf_hash",
 )
 
 
@@ -112,10 +111,8 @@ def filter_values(content: dict[str, Any]) -> tuple[str | None, ...]:
     )
 
 
-def event_row(
-    tenant_id: str, seq: int, event: NewEvent, leaf_hash: bytes | None
-) -> tuple[Any, ...]:
-    """The values for ``EVENT_COLUMNS``, in order."""
+def event_row(tenant_id: str, seq: int, event: NewEvent) -> tuple[Any, ...]:
+    """The values for ``EVENT_COLUMNS``, in order (the leaf hash lives in the tree tables)."""
     return (
         tenant_id,
         seq,
@@ -124,5 +121,4 @@ def event_row(
         *filter_values(event.content),
         event.body,
         pack_salts(event.salts),
-        leaf_hash,
     )

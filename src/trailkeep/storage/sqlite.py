@@ -35,6 +35,7 @@ from trailkeep.storage._groups import take_group
 from trailkeep.storage._json_sql import from_key
 from trailkeep.storage._select import count_sql, distinct_sql, select_sql
 from trailkeep.storage._sqlite_audit import SQLiteAudit
+from trailkeep.storage._sqlite_prune import prune_batch
 from trailkeep.storage._sqlite_sql import (
     ROLLUP_AT,
     add_rollups,
@@ -48,12 +49,14 @@ from trailkeep.storage.base import (
     Appended,
     Evidence,
     Page,
+    PruneBatch,
+    PrunedEvent,
     Store,
     StoredCheckpoint,
 )
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
 from trailkeep.storage.sqlite_schema import MIGRATIONS
-from trailkeep.storage.tree import LeafFunction, TreeHead, append_leaves
+from trailkeep.storage.tree import EVENT_LEAF, LeafFunction, TreeHead, append_leaves, leaf_rows
 
 __all__ = ["SQLiteStore"]
 
@@ -68,9 +71,13 @@ NEAR_DUE_GROUP_EVENTS = 250
 NEAR_DUE_SECONDS = 0.2
 #: How often the writer refreshes the planner's statistics where they went stale.
 OPTIMIZE_SECONDS = 300.0
-_EVENT_FIELDS = "tenant_id, seq, id, received_at, body, leaf_hash"
+_EVENT_FIELDS = f"tenant_id, seq, id, received_at, body, {EVENT_LEAF}"
 _EVIDENCE_FIELDS = _EVENT_FIELDS + ", salts, redactions"
 _CHECKPOINT_FIELDS = "tenant_id, size, root_hash, note, signed_at"
+_PRUNED = (
+    "SELECT p.tenant_id, p.seq, p.id, t.hash, p.pruned_at FROM pruned_events p"
+    " LEFT JOIN tree_nodes t ON t.tenant_id = p.tenant_id AND t.level = 0 AND t.idx = p.seq"
+)
 _DIALECT = STORE_DIALECTS["sqlite"]
 
 
@@ -91,6 +98,10 @@ def _row_evidence(row: tuple[Any, ...]) -> Evidence:
     event = _row_event(row)
     redacted = {p: bytes.fromhex(h) for p, h in orjson.loads(row[7]).items()} if row[7] else {}
     return Evidence(event, unpack_salts(event.content, row[6]), redacted)
+
+
+def _row_pruned(row: tuple[Any, ...]) -> PrunedEvent:
+    return PrunedEvent(row[0], row[1], row[2], None if row[3] is None else bytes(row[3]), row[4])
 
 
 def _row_checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
@@ -430,16 +441,10 @@ class SQLiteStore(SQLiteAudit, Store):
         def run(conn: sqlite3.Connection) -> list[bytes]:
             out = []
             for node in ids:
-                if node.level == 0:
-                    row = conn.execute(
-                        "SELECT leaf_hash FROM events WHERE tenant_id = ? AND seq = ?",
-                        (tenant_id, node.index),
-                    ).fetchone()
-                else:
-                    row = conn.execute(
-                        "SELECT hash FROM tree_nodes WHERE tenant_id = ? AND level = ? AND idx = ?",
-                        (tenant_id, node.level, node.index),
-                    ).fetchone()
+                row = conn.execute(
+                    "SELECT hash FROM tree_nodes WHERE tenant_id = ? AND level = ? AND idx = ?",
+                    (tenant_id, node.level, node.index),
+                ).fetchone()
                 if row is None or row[0] is None:
                     raise NotFoundError(f"tree node {node} of tenant {tenant_id!r} is not stored")
                 out.append(bytes(row[0]))
@@ -450,12 +455,12 @@ class SQLiteStore(SQLiteAudit, Store):
     def leaf_hashes(self, tenant_id: str, start: int, end: int) -> list[bytes]:
         rows = self._read(
             lambda c: c.execute(
-                "SELECT leaf_hash FROM events WHERE tenant_id = ? AND seq >= ? AND seq < ?"
-                " ORDER BY seq",
+                "SELECT hash FROM tree_nodes WHERE tenant_id = ? AND level = 0"
+                " AND idx >= ? AND idx < ? ORDER BY idx",
                 (tenant_id, start, end),
             ).fetchall()
         )
-        return [bytes(r[0]) for r in rows if r[0] is not None]
+        return [bytes(r[0]) for r in rows]
 
     def checkpoint_candidates(self) -> list[tuple[str, TreeHead, StoredCheckpoint | None]]:
         def run(conn: sqlite3.Connection) -> list[tuple[str, TreeHead, StoredCheckpoint | None]]:
@@ -564,7 +569,7 @@ class SQLiteStore(SQLiteAudit, Store):
         self, tenant_id: str, event_id: str, erased: Evidence, audit: NewEvent
     ) -> Future[list[Appended]]:
         content = erased.event.content
-        row = event_row(tenant_id, 0, _redacted_event(event_id, content, erased.salts), None)
+        row = event_row(tenant_id, 0, _redacted_event(event_id, content, erased.salts))
         derived = dict(zip(EVENT_COLUMNS, row, strict=True))
         assignments = ", ".join(f"{c} = ?" for c in DERIVED_COLUMNS)
         redactions = orjson.dumps({p: c.hex() for p, c in sorted(erased.redacted.items())})
@@ -588,6 +593,34 @@ class SQLiteStore(SQLiteAudit, Store):
             )
 
         return self._submit(_AppendJob(tenant_id, [audit], before=update))
+
+    # -- retention -------------------------------------------------------------------------
+
+    def prune(self, tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
+        done: list[PruneBatch] = []
+
+        def delete(conn: sqlite3.Connection) -> None:
+            done.append(prune_batch(conn, tenant_id, cutoff, limit, pruned_at))
+
+        self._submit(_AppendJob(tenant_id, [], before=delete)).result()
+        return done[0]
+
+    def get_pruned(self, tenant_id: str, event_id: str) -> PrunedEvent | None:
+        row = self._read(
+            lambda c: c.execute(
+                f"{_PRUNED} WHERE p.id = ? AND p.tenant_id = ?", (event_id, tenant_id)
+            ).fetchone()
+        )
+        return None if row is None else _row_pruned(row)
+
+    def scan_pruned(self, tenant_id: str, start: int, end: int) -> list[PrunedEvent]:
+        rows = self._read(
+            lambda c: c.execute(
+                f"{_PRUNED} WHERE p.tenant_id = ? AND p.seq >= ? AND p.seq < ? ORDER BY p.seq",
+                (tenant_id, start, end),
+            ).fetchall()
+        )
+        return [_row_pruned(r) for r in rows]
 
     # -- events: the writer ----------------------------------------------------------------
 
@@ -744,7 +777,7 @@ class SQLiteStore(SQLiteAudit, Store):
             leaf = leaf_fn(tenant_id, seq, event) if leaf_fn is not None else None
             if leaf is not None:
                 leaves.append(leaf)
-            rows.append((first_row + offset, *event_row(tenant_id, seq, event, leaf)))
+            rows.append((first_row + offset, *event_row(tenant_id, seq, event)))
             text = search_document(event.content)
             texts.append((first_row + offset, text.message, text.fields))
             out[i] = Appended(
@@ -757,13 +790,12 @@ class SQLiteStore(SQLiteAudit, Store):
         if leaf_fn is None:
             return head.grown_without_tree(len(fresh))
         new_head, nodes = append_leaves(head, leaves)
-        if nodes:
-            insert_many(
-                conn,
-                "tree_nodes",
-                ("tenant_id", "level", "idx", "hash"),
-                [(tenant_id, level, idx, h) for level, idx, h in nodes],
-            )
+        insert_many(
+            conn,
+            "tree_nodes",
+            ("tenant_id", "level", "idx", "hash"),
+            leaf_rows(tenant_id, head.size, leaves, nodes),
+        )
         return new_head
 
 

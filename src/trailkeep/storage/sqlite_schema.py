@@ -138,7 +138,8 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             "CREATE INDEX events_request ON events(tenant_id, request_id)"
             " WHERE request_id IS NOT NULL",
             "CREATE INDEX events_trace ON events(tenant_id, trace_id) WHERE trace_id IS NOT NULL",
-            # Complete subtrees above the leaves (level >= 1); leaves live in events.leaf_hash.
+            # Complete subtrees above the leaves (level >= 1); leaves lived in events.leaf_hash
+            # until migration 9 moved them here as level 0.
             """CREATE TABLE tree_nodes (
                 tenant_id TEXT NOT NULL,
                 level INTEGER NOT NULL,
@@ -306,6 +307,33 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             # both are equalities on this index, so the page is one walk and the total counts
             # index entries.
             "CREATE INDEX events_email ON events(tenant_id, actor_email, action, ts, id)",
+        ],
+    ),
+    (
+        9,
+        "tree apart from content, pruned events",
+        [
+            # The leaves join the interior nodes as level 0 (idx = seq), so content can be
+            # deleted (retention) while every proof still has its leaf. The table holds the
+            # RFC 9162 tree; another hasher's tree (Pangea's, DESIGN section 3) gets a table of
+            # its own of the same shape, so this data never migrates again.
+            "INSERT OR IGNORE INTO tree_nodes (tenant_id, level, idx, hash)"
+            " SELECT tenant_id, 0, seq, leaf_hash FROM events WHERE leaf_hash IS NOT NULL",
+            "ALTER TABLE events DROP COLUMN leaf_hash",
+            # A pruned event's tombstone: its events row (content, salts, filter columns,
+            # full-text row, rollup counts) is gone; its id and seq stay here, its leaf in
+            # tree_nodes.
+            """CREATE TABLE pruned_events (
+                tenant_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                id TEXT NOT NULL,
+                pruned_at TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, seq)
+            ) WITHOUT ROWID""",
+            "CREATE UNIQUE INDEX pruned_events_id ON pruned_events(id)",
+            # How many of the log's positions are pruned: an unconditioned count is then
+            # size - pruned, still without walking the events.
+            "ALTER TABLE tree_heads ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0",
         ],
     ),
 ]

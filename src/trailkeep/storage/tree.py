@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from trailkeep.merkle import RFC9162, CompactRange, NodeRow
 from trailkeep.model.event import NewEvent
 
-__all__ = ["LeafFunction", "TreeHead", "append_leaves"]
+__all__ = ["EVENT_LEAF", "LeafFunction", "TreeHead", "append_leaves", "leaf_rows"]
+
+#: An ``events`` row's leaf hash, read from the tree (a column expression for any SELECT on
+#: ``events``): leaves are level 0 of ``tree_nodes`` (idx = seq), apart from the content, so
+#: that retention can delete the content and keep the leaf.
+EVENT_LEAF: Final = (
+    "(SELECT hash FROM tree_nodes WHERE tree_nodes.tenant_id = events.tenant_id"
+    " AND tree_nodes.level = 0 AND tree_nodes.idx = events.seq)"
+)
 
 #: Computes the leaf hash of an event once its place in the log is known.
 LeafFunction = Callable[[str, int, NewEvent], bytes]
@@ -50,3 +59,12 @@ def append_leaves(head: TreeHead, leaves: Sequence[bytes]) -> tuple[TreeHead, li
     compact = CompactRange.from_subtrees(RFC9162, head.size, head.frontier)
     nodes = compact.extend(leaves)
     return TreeHead(compact.size, compact.hashes), nodes
+
+
+def leaf_rows(
+    tenant_id: str, first_seq: int, leaves: Sequence[bytes], nodes: Sequence[NodeRow]
+) -> list[tuple[str, int, int, bytes]]:
+    """The ``tree_nodes`` rows of an append: its leaves (level 0, idx = seq), then ``nodes``."""
+    rows = [(tenant_id, 0, first_seq + i, leaf) for i, leaf in enumerate(leaves)]
+    rows.extend((tenant_id, level, idx, h) for level, idx, h in nodes)
+    return rows

@@ -164,8 +164,9 @@ async def list_events(
     "/{event_id}", response_model=EventOut, responses=_ERRORS, dependencies=[KNOWN_PARAMS_ONLY]
 )
 def get_event(event_id: str, tenant: ReadTenant, events: EventsDep) -> Response:
-    """One event by id."""
-    return json_response(events.get(tenant, event_id).to_wire())
+    """One event by id; one that retention pruned reads as
+    `{"id", "seq", "hash", "pruned": true}` (its proof still verifies)."""
+    return json_response(events.get_or_pruned(tenant, event_id).to_wire())
 
 
 @facets_router.get(

@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from trailkeep.merkle import format_tlog_proof
 from trailkeep.model.evidence import encode_redacted, encode_salts
+from trailkeep.storage.base import PrunedEvent
 
 from ..deps import AdminPrincipal, LogDep, ReadTenant, ServicesDep
 from ..schemas import ErrorOut, EventOut
@@ -78,21 +79,28 @@ def event_proof(
     """Inclusion proof of an event to the latest (or the `size`) checkpoint, with what
     recomputes its leaf. `Accept: text/plain` answers with the C2SP tlog-proof receipt."""
     proof = log.event_proof(tenant, event_id, size)
-    event = proof.evidence.event
     if "text/plain" in request.headers.get("accept", ""):
-        receipt = format_tlog_proof(event.seq, proof.hashes, proof.checkpoint.note)
+        receipt = format_tlog_proof(proof.seq, proof.hashes, proof.checkpoint.note)
         return PlainTextResponse(receipt)
-    assert event.leaf_hash is not None
+    found = proof.evidence
+    if isinstance(found, PrunedEvent):  # the leaf and its path; no content is left
+        leaf, event = found.leaf_hash, found.to_wire()
+        salts: dict[str, str] = {}
+        redacted: dict[str, str] = {}
+    else:
+        leaf, event = found.event.leaf_hash, found.event.to_wire()
+        salts, redacted = encode_salts(found.salts), encode_redacted(found.redacted)
+    assert leaf is not None
     return json_response(
         {
-            "leaf_index": event.seq,
+            "leaf_index": proof.seq,
             "tree_size": proof.checkpoint.size,
-            "leaf_hash": base64.b64encode(event.leaf_hash).decode(),
+            "leaf_hash": base64.b64encode(leaf).decode(),
             "hashes": _b64(proof.hashes),
             "checkpoint": proof.checkpoint.note,
-            "event": event.to_wire(),
-            "salts": encode_salts(proof.evidence.salts),
-            "redacted": encode_redacted(proof.evidence.redacted),
+            "event": event,
+            "salts": salts,
+            "redacted": redacted,
         }
     )
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from trailkeep.errors import TrailkeepError
 from trailkeep.merkle import Verifier
-from trailkeep.storage.base import AuditChunk, Store
+from trailkeep.storage.base import AuditChunk, PrunedEvent, Store
 from trailkeep.storage.tree import TreeHead
 
 from ._checkpoints import CheckpointChecker
@@ -69,13 +69,16 @@ def audit_tenant(
             else:
                 rows = AuditChunk.unchecked(store.audit_rows(tenant_id, start, end), start, end)
             found = rows.vouched + len(rows.rest)
-            missing.scan(
-                start, end, range(start, end) if found == end - start else rows.present(start)
+            pruned = store.scan_pruned(tenant_id, start, end)
+            present: Sequence[int] = (
+                range(start, end) if found == end - start else rows.present(start)
             )
+            missing.scan(start, end, _with_pruned(present, pruned))
             chunk = events.check(rows, start, end)
+            _pruned_leaves(present, pruned, start, chunk.leaves, problems)
             tree.append(start, end, chunk.leaves, chunk.tainted)
             if progress is not None:
-                progress(found)
+                progress(found + len(pruned))
     missing.flush()
     report.events = tree.size
     report.checkpoints = len(checkpoints.stored)
@@ -133,6 +136,46 @@ class _Missing:
             f"seq {first}" if end - first == 1 else f"seq {first}-{end - 1} ({end - first} events)"
         )
         self._problems.append(Problem("missing", f"no event at {where}: rows were deleted", first))
+
+
+def _with_pruned(present: Sequence[int], pruned: Sequence[PrunedEvent]) -> Iterable[int]:
+    """The positions that have a row or a tombstone, in order (for ``_Missing``)."""
+    if not pruned:
+        return present
+    return sorted([*present, *(p.seq for p in pruned)])
+
+
+def _pruned_leaves(
+    present: Sequence[int],
+    pruned: Sequence[PrunedEvent],
+    start: int,
+    leaves: list[bytes | None],
+    problems: list[Problem],
+) -> None:
+    """A pruned position is leaf-only: its stored leaf joins the tree as it is (no content is
+    left to check it against; the checkpoints' roots still do). A tombstone whose content is
+    still stored, or whose leaf is gone, is a finding."""
+    if not pruned:
+        return
+    with_rows = set(present)
+    for p in pruned:
+        if p.seq in with_rows:
+            problems.append(
+                Problem(
+                    "pruned",
+                    "the event is marked pruned, yet its content is still stored",
+                    p.seq,
+                    p.id,
+                )
+            )
+        elif p.leaf_hash is None or len(p.leaf_hash) != 32:
+            problems.append(
+                Problem(
+                    "missing", "the pruned event's leaf hash is gone from the tree", p.seq, p.id
+                )
+            )
+        else:
+            leaves[p.seq - start] = p.leaf_hash
 
 
 def _head(

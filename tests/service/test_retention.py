@@ -1,0 +1,172 @@
+"""Retention as a service: runs by policy, stops for a legal hold, runs in the background, and
+``verify database`` treats a pruned position as leaf-only while catching what is wrong."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from trailkeep.api.services import Services
+from trailkeep.errors import ConflictError, NotFoundError
+from trailkeep.model.timeparse import format_time, utcnow
+from trailkeep.query.filters import EventQuery
+from trailkeep.service.audit import audit_tenant
+from trailkeep.service.events import Limits, prepare_event
+from trailkeep.service.retention import PRUNE_ACTION, RetentionService, RetentionTask
+from trailkeep.settings import Settings
+
+EVENTS = 30
+
+
+def _seed(services: Services, tenant: str = "acme", settings: dict[str, Any] | None = None) -> None:
+    services.tenants.create_tenant(tenant)
+    if settings:
+        services.tenants.update_settings(tenant, settings)
+    now = utcnow()
+    contents = [
+        {
+            "timestamp": format_time(now - timedelta(days=100 - i)),  # days 100 .. 71 ago
+            "action": "a",
+            "message": f"m{i}",
+        }
+        for i in range(EVENTS)
+    ]
+    events = [prepare_event(c, Limits()) for c in contents]
+    services.store.append(tenant, events).result()
+
+
+def _records(services: Services, tenant: str = "acme") -> list[Any]:
+    where = services.events.condition({"action": [PRUNE_ACTION]})
+    return services.store.select(tenant, EventQuery(where, limit=100))
+
+
+class TestRetentionService:
+    """A run prunes what its policy expires, in batches, and records itself once."""
+
+    def test_prunes_by_policy_in_batches(self, services: Services) -> None:
+        _seed(services, settings={"retention_days": 80})
+        retention = RetentionService(services.store, batch_size=4, pause=0, duty=1)
+        progress: list[int] = []
+        run = retention.prune_tenant("acme", actor="k-1", progress=progress.append)
+        # 100..80 days ago are older than the cutoff (the one of 80 days was seeded earlier)
+        assert (run.count, run.first_seq, run.last_seq, run.done) == (21, 0, 20, True)
+        assert progress == [4, 8, 12, 16, 20, 21]
+        [record] = _records(services)
+        assert record.content["actor"] == {"id": "k-1", "type": "api_key"}
+        assert record.content["metadata"]["policy"] == {"retention_days": 80}
+
+    def test_nothing_expired_writes_no_record(self, services: Services) -> None:
+        _seed(services, settings={"retention_days": 365})
+        run = RetentionService(services.store).prune_tenant("acme")
+        assert run.count == 0
+        assert _records(services) == []
+
+    @pytest.mark.parametrize(
+        ("policy", "message"),
+        [
+            pytest.param({}, "no retention policy", id="no-policy"),
+            pytest.param({"retention_days": 1, "legal_hold": True}, "legal hold", id="hold"),
+        ],
+    )
+    def test_refuses(self, services: Services, policy: dict[str, Any], message: str) -> None:
+        _seed(services, settings=policy)
+        with pytest.raises(ConflictError, match=message):
+            RetentionService(services.store).prune_tenant("acme")
+        assert services.events.count("acme", EventQuery()) == EVENTS
+
+    def test_unknown_tenant(self, services: Services) -> None:
+        with pytest.raises(NotFoundError):
+            RetentionService(services.store).prune_tenant("nobody")
+
+    def test_prune_all_skips_held_and_unset_tenants(self, services: Services) -> None:
+        _seed(services, "acme", {"retention_days": 30})
+        _seed(services, "globex", {"retention_days": 30, "legal_hold": True})
+        _seed(services, "initech")
+        runs = RetentionService(services.store).prune_all()
+        assert [(r.tenant_id, r.count) for r in runs] == [("acme", EVENTS)]
+        assert services.events.count("globex", EventQuery()) == EVENTS
+        assert services.events.count("initech", EventQuery()) == EVENTS
+
+
+class TestBackgroundTask:
+    """The task prunes every tenant with a policy, on its interval, by itself."""
+
+    def test_runs(self, services: Services) -> None:
+        _seed(services, settings={"retention_days": 30})
+        task = RetentionTask(RetentionService(services.store, pause=0, duty=1), 0.05)
+        task.start()
+        try:
+            deadline = time.monotonic() + 10
+            while services.events.count("acme", EventQuery()) != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            task.stop()
+        assert services.events.count("acme", EventQuery()) == 1  # the prune record alone
+        assert task.passes >= 1
+        assert len(_records(services)) == 1
+
+    def test_built_from_settings(self, settings: Settings) -> None:
+        off = Services.build(settings.model_copy(update={"prune_interval": 0}))
+        try:
+            assert off.retention_task is None
+        finally:
+            off.close()
+        on = Services.build(settings.model_copy(update={"prune_batch_size": 9}))
+        try:
+            assert on.retention_task is not None
+            assert on.retention.batch_size == 9
+        finally:
+            on.close()
+
+
+class TestAuditOfPruned:
+    """``verify database``: a pruned position is leaf-only; content left behind a tombstone,
+    or a tombstone without its leaf, is a finding."""
+
+    @staticmethod
+    def _pruned(services: Services) -> None:
+        _seed(services, settings={"retention_days": 80})
+        RetentionService(services.store, pause=0, duty=1).prune_tenant("acme")
+        services.log.sign_pending()
+
+    @staticmethod
+    def _audit(services: Services) -> list[tuple[str, int | None]]:
+        verifier = services.log.signer.verifier()
+        report = audit_tenant(services.store, "acme", verifier, "test.trailkeep/acme")
+        return [(p.kind, p.seq) for p in report.problems]
+
+    def test_clean(self, services: Services) -> None:
+        self._pruned(services)
+        assert self._audit(services) == []
+
+    def test_content_behind_a_tombstone(self, services: Services, settings: Settings) -> None:
+        self._pruned(services)
+        conn = sqlite3.connect(settings.database.removeprefix("sqlite:///"))
+        with conn:
+            conn.execute(
+                "INSERT INTO pruned_events SELECT tenant_id, seq, id, 'x' FROM events"
+                " WHERE seq = 25"
+            )
+        conn.close()
+        assert self._audit(services) == [("pruned", 25)]
+
+    def test_a_tombstone_without_its_leaf(self, services: Services, settings: Settings) -> None:
+        self._pruned(services)
+        conn = sqlite3.connect(settings.database.removeprefix("sqlite:///"))
+        with conn:
+            conn.execute("DELETE FROM tree_nodes WHERE level = 0 AND idx = 3")
+        conn.close()
+        kinds = self._audit(services)
+        assert ("missing", 3) in kinds
+
+    def test_a_deleted_tombstone_is_missing(self, services: Services, settings: Settings) -> None:
+        self._pruned(services)
+        conn = sqlite3.connect(settings.database.removeprefix("sqlite:///"))
+        with conn:
+            conn.execute("DELETE FROM pruned_events WHERE seq = 4")
+        conn.close()
+        assert self._audit(services) == [("missing", 4)]

@@ -1,0 +1,221 @@
+"""The contract of retention on every backend: ``Store.prune`` deletes content in small
+transactions and keeps tombstones and leaves, and the tree-apart-from-content migration keeps
+every proof of a database created at the previous schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trailkeep.merkle import RFC9162, CompactRange
+from trailkeep.model.tenant import Tenant
+from trailkeep.query.filters import EventQuery
+from trailkeep.service.events import Limits, prepare_event
+from trailkeep.service.stores import open_store
+from trailkeep.storage.base import Store
+
+EVENTS = 40
+CUTOFF = "2021-01-01T00:00:00.000000Z"
+
+
+def _content(i: int) -> dict[str, Any]:
+    year = 2020 if i % 4 else 2025  # every fourth event is recent
+    return {
+        "timestamp": f"{year}-03-{1 + i % 20:02d}T08:00:{i % 60:02d}Z",
+        "action": f"a.{i % 3}",
+        "category": "c",
+        "actor": {"id": f"u-{i % 4}"},
+        "message": f"note {i}",
+    }
+
+
+def _fill(store: Store, tenant: str = "acme", n: int = EVENTS) -> list[Any]:
+    store.create_tenant(Tenant(tenant, "2026-01-01T00:00:00.000000Z", {}))
+    events = [prepare_event(_content(i), Limits()) for i in range(n)]
+    return [a.event for a in store.append(tenant, events).result()]
+
+
+def _expired(events: list[Any]) -> list[Any]:
+    return [e for e in events if e.content["timestamp"] < CUTOFF]
+
+
+class TestPrune:
+    """A prune batch deletes the oldest expired events' content and keeps id, seq and leaf."""
+
+    def test_batches_oldest_first_until_nothing_is_left(self, store: Store) -> None:
+        events = _fill(store)
+        gone = sorted(_expired(events), key=lambda e: (e.content["timestamp"], e.id))
+        seen: list[int] = []
+        while True:
+            batch = store.prune("acme", CUTOFF, 7, "2026-02-01T00:00:00.000000Z")
+            if not batch.count:
+                break
+            assert batch.count <= 7
+            chunk = [e.seq for e in gone[len(seen) : len(seen) + batch.count]]
+            assert (batch.first_seq, batch.last_seq) == (min(chunk), max(chunk))
+            seen.extend(chunk)
+        assert seen == [e.seq for e in gone]
+
+    def test_tombstones_leaves_and_reads(self, store: Store) -> None:
+        events = _fill(store)
+        store.prune("acme", CUTOFF, 1000, "2026-02-01T00:00:00.000000Z")
+        gone = {e.seq for e in _expired(events)}
+        for event in events:
+            pruned = store.get_pruned("acme", event.id)
+            if event.seq in gone:
+                assert store.get_event("acme", event.id) is None
+                assert store.get_evidence("acme", event.id) is None
+                assert pruned is not None
+                assert (pruned.seq, pruned.leaf_hash) == (event.seq, event.leaf_hash)
+            else:
+                assert pruned is None
+                assert store.get_event("acme", event.id) == event
+        assert store.leaf_hashes("acme", 0, EVENTS) == [e.leaf_hash for e in events]
+        assert [p.seq for p in store.scan_pruned("acme", 0, EVENTS)] == sorted(gone)
+        assert [e.event.seq for e in store.scan_evidence("acme", 0, EVENTS)] == [
+            e.seq for e in events if e.seq not in gone
+        ]
+
+    @pytest.mark.parametrize(
+        "query",
+        [
+            pytest.param(EventQuery(), id="everything"),
+            pytest.param(EventQuery(after_seq=5), id="after-seq"),
+            pytest.param(EventQuery(max_seq=20), id="max-seq"),
+            pytest.param(EventQuery(after_seq=3, max_seq=30), id="seq-range"),
+            pytest.param(EventQuery(start="2020-03-05T00:00:00.000000Z"), id="since"),
+        ],
+    )
+    def test_counts_and_lists_equal_the_reference(self, store: Store, query: EventQuery) -> None:
+        events = _fill(store)
+        store.prune("acme", CUTOFF, 1000, "2026-02-01T00:00:00.000000Z")
+        kept = [e for e in events if e.content["timestamp"] >= CUTOFF]
+        low = -1 if query.after_seq is None else query.after_seq
+        high = EVENTS if query.max_seq is None else query.max_seq
+        since = query.start or ""
+        expected = [e for e in kept if low < e.seq <= high and e.content["timestamp"] >= since]
+        assert store.count("acme", query) == len(expected)
+        listed = store.select("acme", EventQuery(query.where, query.start, limit=1000))
+        assert {e.id for e in listed} == {e.id for e in kept if e.content["timestamp"] >= since}
+        facets = store.facets("acme", EventQuery(), 10)
+        assert facets.total == len(kept)
+
+    def test_other_tenants_are_untouched(self, store: Store) -> None:
+        _fill(store)
+        others = _fill(store, "globex")
+        store.prune("acme", CUTOFF, 1000, "2026-02-01T00:00:00.000000Z")
+        assert store.count("globex", EventQuery()) == EVENTS
+        assert all(store.get_event("globex", e.id) == e for e in others)
+
+
+# -- the migration ------------------------------------------------------------------------
+
+#: Undoes the tree migration in place, leaving exactly the previous schema: the leaf hash back
+#: in ``events.leaf_hash`` (where that schema's writer put it), no level-0 nodes, no tombstones.
+_TO_PREVIOUS = {
+    "sqlite": (
+        9,
+        [
+            "ALTER TABLE events ADD COLUMN leaf_hash BLOB",
+            "UPDATE events SET leaf_hash = (SELECT hash FROM tree_nodes t WHERE"
+            " t.tenant_id = events.tenant_id AND t.level = 0 AND t.idx = events.seq)",
+            "DELETE FROM tree_nodes WHERE level = 0",
+            "DROP TABLE pruned_events",
+            "ALTER TABLE tree_heads DROP COLUMN pruned",
+            "DELETE FROM schema_migrations WHERE version = 9",
+        ],
+    ),
+    "postgres": (
+        4,
+        [
+            "ALTER TABLE events ADD COLUMN leaf_hash BYTEA",
+            "UPDATE events SET leaf_hash = (SELECT hash FROM tree_nodes t WHERE"
+            " t.tenant_id = events.tenant_id AND t.level = 0 AND t.idx = events.seq)",
+            "DELETE FROM tree_nodes WHERE level = 0",
+            "DROP TABLE pruned_events",
+            "ALTER TABLE tree_heads DROP COLUMN pruned",
+            "DELETE FROM schema_migrations WHERE version = 4",
+        ],
+    ),
+}
+
+
+def _run(url: str, statements: list[str]) -> None:
+    if url.startswith("sqlite:"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        with conn:
+            for statement in statements:
+                conn.execute(statement)
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url) as pg:
+        for statement in statements:
+            pg.execute(statement.encode())
+
+
+def _columns(url: str, table: str) -> set[str]:
+    if url.startswith("sqlite:"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        names = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({table})")}
+        conn.close()
+        return names
+    import psycopg
+
+    with psycopg.connect(url) as pg:
+        rows = pg.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = %s AND table_schema = current_schema()",
+            (table,),
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.fixture
+def previous(store_url: str) -> tuple[str, list[Any]]:
+    """A database at the previous schema holding two tenants' events, and those events."""
+    store = open_store(store_url, sqlite_synchronous="NORMAL")
+    try:
+        events = _fill(store) + _fill(store, "globex", 21)
+    finally:
+        store.close()
+    backend = "sqlite" if store_url.startswith("sqlite:") else "postgres"
+    _run(store_url, _TO_PREVIOUS[backend][1])
+    return store_url, events
+
+
+class TestTreeMigration:
+    """Migrating a database of the previous schema moves every leaf into the tree and drops
+    the column; every proof and read answers as before."""
+
+    def test_previous_schema_has_leaves_in_events(self, previous: tuple[str, list[Any]]) -> None:
+        url, _ = previous
+        assert "leaf_hash" in _columns(url, "events")
+        assert "pruned" not in _columns(url, "tree_heads")
+
+    def test_migration_keeps_every_leaf_and_root(self, previous: tuple[str, list[Any]]) -> None:
+        url, events = previous
+        store = open_store(url, sqlite_synchronous="NORMAL")
+        try:
+            assert "leaf_hash" not in _columns(url, "events")
+            for tenant in ("acme", "globex"):
+                mine = [e for e in events if e.tenant_id == tenant]
+                leaves = store.leaf_hashes(tenant, 0, len(mine))
+                assert leaves == [e.leaf_hash for e in mine]
+                compact = CompactRange(RFC9162)
+                compact.extend(leaves)
+                assert store.tree_head(tenant).root() == compact.root()
+                assert all(store.get_event(tenant, e.id) == e for e in mine)
+            # and the migrated store keeps writing and pruning
+            store.prune("acme", CUTOFF, 1000, "2026-02-01T00:00:00.000000Z")
+            more = store.append("acme", [prepare_event(_content(99), Limits())]).result()
+            assert more[0].event.seq == EVENTS
+            assert store.leaf_hashes("acme", EVENTS, EVENTS + 1) == [more[0].event.leaf_hash]
+        finally:
+            store.close()
