@@ -39,7 +39,7 @@ _ROWS: Final = (
 #: 0 <= idx < size >> level: every other one, by one index range each (an OR of them would walk
 #: all of the tenant's nodes). Parameters: tenant twice, then per level (tenant, level, tenant,
 #: level, size >> level).
-_LEVELS: Final = range(0, 63)
+_LEVELS: Final = range(63)
 _STRAY_NODES: Final = (
     " UNION ALL ".join(  # noqa: S608 - constant text, values bound
         [
