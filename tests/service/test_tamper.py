@@ -309,7 +309,7 @@ CASES = [
         Case(
             lambda db: db.run(
                 "INSERT INTO tree_nodes (tenant_id, level, idx, hash) VALUES"
-                " ('acme', 1, 20, ?), ('acme', 3, -1, ?), ('acme', 63, 0, ?), ('acme', 0, 5, ?)",
+                " ('acme', 1, 20, ?), ('acme', 3, -1, ?), ('acme', 63, 0, ?), ('acme', 0, 500, ?)",
                 *[bytes(32)] * 4,
             ),
             "tree-node",
