@@ -99,6 +99,13 @@ class Settings(BaseSettings):
         description="Most heavy reads (searches, counts, facets, deep offsets) running at once;"
         " more wait their turn, so cheap reads never queue behind them.",
     )
+    export_link_ttl: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Seconds an export's download link (usable without an API token) stays"
+        " valid; at most 7 days.",
+    )
     log_level: str = Field(
         "info",
         # TRAILKEEP_WORKERS_LOG_LEVEL was its first, misleading name: still read.

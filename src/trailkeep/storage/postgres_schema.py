@@ -118,4 +118,13 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             "CREATE INDEX events_search ON events USING gin (search_vector)",
         ],
     ),
+    (
+        10,
+        "key expiry and last use",
+        [
+            # Both fixed-width RFC 3339 text, compared as text; null: never expires / unused.
+            'ALTER TABLE api_keys ADD COLUMN expires_at TEXT COLLATE "C",'
+            ' ADD COLUMN last_used_at TEXT COLLATE "C"',
+        ],
+    ),
 ]

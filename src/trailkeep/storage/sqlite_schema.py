@@ -266,4 +266,13 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             *(statement for key in _INDEXED_METADATA for statement in _metadata_column(key)),
         ],
     ),
+    (
+        10,
+        "key expiry and last use",
+        [
+            # Both fixed-width RFC 3339 text, compared as text; null: never expires / unused.
+            "ALTER TABLE api_keys ADD COLUMN expires_at TEXT",
+            "ALTER TABLE api_keys ADD COLUMN last_used_at TEXT",
+        ],
+    ),
 ]
