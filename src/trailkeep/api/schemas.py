@@ -217,7 +217,7 @@ class IssuedKeyOut(BaseModel):
     token: str
     tenant: str | None
     role: str
-    expires_at: str | None
+    expires_at: str | None = Field(default=None, description="Only for a key that expires.")
 
 
 class FacetValue(BaseModel):

@@ -38,14 +38,17 @@ class IssuedKey:
         return f"{self.key.client_id}.{self.secret}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """DESIGN §8's fields, and ``expires_at`` for a key that expires."""
+        out = {
             "client_id": self.key.client_id,
             "client_secret": self.secret,
             "token": self.token,
             "tenant": self.key.tenant_id,
             "role": self.key.role.value,
-            "expires_at": self.key.expires_at,
         }
+        if self.key.expires_at is not None:
+            out["expires_at"] = self.key.expires_at
+        return out
 
 
 class TenantService:
