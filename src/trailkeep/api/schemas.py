@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictInt
 
 __all__ = [
     "Actor",
@@ -162,7 +162,7 @@ class TenantIn(_Strict):
 class TenantSettingsIn(_Strict):
     """Only the fields sent change; each change is an audit event (docs/api.md)."""
 
-    retention_days: int | None = Field(
+    retention_days: StrictInt | None = Field(
         default=None, ge=1, le=36500, description="Days events are kept; null: forever."
     )
     retention: str | None = Field(
