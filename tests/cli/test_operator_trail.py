@@ -178,3 +178,22 @@ class TestExportForce:
         )
         assert forced.exit_code == 0, forced.output
         assert target.read_text().startswith("id,seq,")
+
+
+class TestDump:
+    """``trailkeep dump`` is an export too: one ``export.create`` after the dumped checkpoint."""
+
+    def test_dump_is_recorded(self, tmp_path: Path, services: Any, settings: Any) -> None:
+        from tests.conftest import make_keys
+        from trailkeep.service.events import Limits, prepare_event
+
+        make_keys(services, "acme")
+        services.store.append("acme", [prepare_event({"action": "a"}, Limits())]).result()
+        services.log.sign_pending()
+        out = tmp_path / "acme.jsonl"
+        result = cli("dump", "--tenant", "acme", "-o", str(out), "--database", settings.database)
+        assert result.exit_code == 0, result.output
+        records = server_records(settings.database, "acme")
+        assert [e["action"] for e in records] == ["a", "export.create"]
+        assert records[1]["target"] == {"id": "acme.jsonl", "type": "dump"}
+        assert records[1]["metadata"] == {"format": "trailkeep-dump/v1", "size": 1}

@@ -201,10 +201,12 @@ def dump(
     database: DatabaseOpt = DEFAULT_DATABASE,
 ) -> None:
     """Write a whole-tenant dump (every event with its salts, up to the latest signed
-    checkpoint) for `trailkeep verify dump`. Works on the database directly."""
+    checkpoint) for `trailkeep verify dump`. Works on the database directly; recorded as an
+    export (export.create) in the tenant's log, after the dumped checkpoint."""
     from rich.progress import Progress
 
-    from trailkeep.service.dump import dump_lines
+    from trailkeep.service.admin_trail import Actor, record_admin_event
+    from trailkeep.service.dump import DUMP_FORMAT, dump_lines
     from trailkeep.service.files import open_private
 
     store, _ = _services(database)
@@ -214,6 +216,10 @@ def dump(
             task = bar.add_task(f"dumping {tenant}", total=total.size if total else None)
             for line in dump_lines(store, tenant, total, partial(bar.advance, task)):
                 fh.write(line)
+        record_admin_event(
+            store, tenant, "export.create", Actor.cli(), {"id": output.name, "type": "dump"},
+            {"format": DUMP_FORMAT, "size": total.size if total else 0},
+        )  # fmt: skip
     except TrailkeepError as exc:
         fail(exc.message, "start the server once so it signs a checkpoint, then dump again")
     finally:
