@@ -3,6 +3,11 @@
 The API and the command line perform these through :class:`Administration`, never through
 ``TenantService`` (the plain records, which test fixtures also use to seed a database), so
 every act a person can perform leaves exactly one audit event (``service.admin_trail``).
+
+An act is done first and recorded right after (a refused act records nothing): if the
+database fails between the two, the request fails although the act took effect, and the
+event is missing — the one gap left, since tenants and keys live outside the logs'
+transactions.
 """
 
 from __future__ import annotations

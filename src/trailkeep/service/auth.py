@@ -70,7 +70,8 @@ class Authenticator:
 
     The cache is keyed by a digest of the whole header, so a secret never sits in memory
     longer than the request that carried it; revoking a key takes effect within
-    ``_CACHE_SECONDS``.
+    ``_CACHE_SECONDS``. A key's expiry is checked on every request, cached or not; its last
+    use is written at most every ``TOUCH_INTERVAL`` seconds, on a thread of its own.
     """
 
     def __init__(self, store: Store) -> None:
