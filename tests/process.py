@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -66,19 +65,29 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) 
 
 
 def provision(database: str, tenant: str, *, operator: bool = True) -> dict[str, str]:
-    """Create a tenant with one key per role (and an operator key); return the tokens."""
+    """Create a tenant with one key per role (and an operator key); return the tokens.
+
+    The tenant and keys are seeded below the audited layer (``TenantService``), so the
+    tenant's log starts empty, as the tests of ingest and reads expect; ``trailkeep tenants``
+    and ``keys`` themselves, and the events they record, are tested in ``tests/cli``.
+    """
+    from trailkeep.model.tenant import Role
+    from trailkeep.service.stores import open_store
+    from trailkeep.service.tenants import TenantService
+
     cli("init", database=database)  # admin commands never create a database (issue 19)
-    cli("tenants", "create", tenant, database=database)
-    tokens = {
-        role: json.loads(
-            cli("keys", "create", "--tenant", tenant, "--role", role, "--json", database=database)
-        )["token"]
-        for role in ("writer", "reader", "admin")
-    }
-    if operator:
-        tokens["operator"] = json.loads(
-            cli("keys", "create", "--role", "operator", "--json", database=database)
-        )["token"]
+    store = open_store(database)
+    try:
+        records = TenantService(store)
+        records.create_tenant(tenant)
+        tokens = {
+            role: records.create_key(tenant, Role(role)).token
+            for role in ("writer", "reader", "admin")
+        }
+        if operator:
+            tokens["operator"] = records.create_key(None, Role.OPERATOR).token
+    finally:
+        store.close()
     return tokens
 
 

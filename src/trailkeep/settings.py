@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     prune_pause: float = Field(
         0.005, ge=0, description="Seconds between two retention transactions of one run."
     )
+    export_link_ttl: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Seconds an export's download link (usable without an API token) stays"
+        " valid; at most 7 days.",
+    )
     log_level: str = Field(
         "info",
         # TRAILKEEP_WORKERS_LOG_LEVEL was its first, misleading name: still read.

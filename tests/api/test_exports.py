@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import Keys
 from trailkeep.api.services import Services
 from trailkeep.client.verify import DUMP_FORMAT, verify_dump, verify_event
+from trailkeep.service.admin_trail import Actor
 from trailkeep.service.exports import CSV_COLUMNS, EXPORT_FORMAT
 from trailkeep.service.selection import Selection
 from trailkeep.settings import Settings
@@ -247,7 +248,7 @@ class TestIsolation:
     ) -> None:
         other = Services.build(settings.model_copy(update={"signing_key": tmp_path / "k2"}))
         try:
-            job = other.exports.create("acme", Selection(), "csv")
+            job = other.exports.create("acme", Selection(), "csv", Actor("test", "cli"))
         finally:
             other.close()
         resp = await client.get(f"/v1/exports/{job.id}", headers=acme.auth("reader"))

@@ -68,17 +68,22 @@ class Tenant:
 
 
 def new_tenant(server: Server) -> Tenant:
-    """Create a tenant (through the native API, with the operator key) and its keys."""
+    """Create a tenant and its keys, seeded in the server's database below the audited layer
+    (as ``tests.process.provision`` does): a tenant made over the API would start its log with
+    the server's ``key.create`` records, which every dialect lists like any event."""
+    from trailkeep.model.tenant import Role
+    from trailkeep.service.stores import open_store
+    from trailkeep.service.tenants import TenantService
+
     name = f"t{next(_COUNTER)}-{uuid.uuid4().hex[:8]}"
-    operator = server.auth("operator")
-    resp = httpx.post(f"{server.url}/v1/tenants", json={"name": name}, headers=operator)
-    assert resp.status_code == 201, resp.text
-    keys = {}
-    for role in ("writer", "reader", "admin"):
-        issued = httpx.post(
-            f"{server.url}/v1/tenants/{name}/keys", json={"role": role}, headers=operator
-        )
-        assert issued.status_code == 201, issued.text
-        body = issued.json()
-        keys[role] = Key(body["client_id"], body["client_secret"], body["token"])
+    store = open_store(server.database)
+    try:
+        records = TenantService(store)
+        records.create_tenant(name)
+        keys = {}
+        for role in ("writer", "reader", "admin"):
+            issued = records.create_key(name, Role(role))
+            keys[role] = Key(issued.key.client_id, issued.secret, issued.token)
+    finally:
+        store.close()
     return Tenant(name, server.url, keys)

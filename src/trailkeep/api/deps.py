@@ -20,9 +20,12 @@ from .services import Services
 __all__ = [
     "AdminPrincipal",
     "AdminTenant",
+    "AuthHeader",
     "EventsDep",
     "LogDep",
     "Operator",
+    "OrgHeader",
+    "ReadPrincipal",
     "ReadTenant",
     "ServicesDep",
     "TenantsDep",
@@ -109,4 +112,5 @@ ReadTenant = Annotated[str, Depends(_tenant_of(_reader))]
 AdminTenant = Annotated[str, Depends(_tenant_of(_admin))]
 #: The same, when the route also needs to know which key is acting (to log it).
 AdminPrincipal = Annotated[Principal, Depends(_admin)]
+ReadPrincipal = Annotated[Principal, Depends(_reader)]
 Operator = Annotated[Principal, Depends(_operator)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictInt
 
 __all__ = [
     "Actor",
@@ -160,7 +160,20 @@ class TenantIn(_Strict):
 
 
 class TenantSettingsIn(_Strict):
-    retention_days: int | None = Field(default=None, ge=1, le=36500)
+    """Only the fields sent change; each change is an audit event (docs/api.md)."""
+
+    retention_days: StrictInt | None = Field(
+        default=None, ge=1, le=36500, description="Days events are kept; null: forever."
+    )
+    retention: str | None = Field(
+        default=None,
+        max_length=32,
+        description="A preset instead of retention_days: community or 7d (7 days),"
+        " professional or 30d, enterprise or 365d (AxonFlow's tiers), forever.",
+    )
+    legal_hold: StrictBool | None = Field(
+        default=None, description="true suspends pruning of the whole tenant."
+    )
     display_name: str | None = Field(default=None, max_length=200)
 
 
@@ -177,6 +190,12 @@ class KeyIn(_Strict):
         max_length=_NAME_INPUT,
         description="A label: at most 200 characters, no control characters or line breaks.",
     )
+    expires: str | None = Field(
+        default=None,
+        max_length=64,
+        description="When the key stops working: a duration from now (30d, 12h) or a time"
+        " (2027-01-01); omitted: never.",
+    )
 
 
 class KeyOut(BaseModel):
@@ -186,6 +205,10 @@ class KeyOut(BaseModel):
     name: str
     created_at: str
     revoked_at: str | None
+    expires_at: str | None
+    last_used_at: str | None = Field(
+        description="When the key last authenticated a request (to within a minute)."
+    )
 
 
 class IssuedKeyOut(BaseModel):
@@ -194,6 +217,7 @@ class IssuedKeyOut(BaseModel):
     token: str
     tenant: str | None
     role: str
+    expires_at: str | None = Field(default=None, description="Only for a key that expires.")
 
 
 class FacetValue(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trailkeep.service.admin import Administration
 from trailkeep.service.auth import Authenticator
 from trailkeep.service.events import EventService, Limits
 from trailkeep.service.exports import ExportService
@@ -28,6 +29,7 @@ class Services:
     store: Store
     events: EventService
     tenants: TenantService
+    admin: Administration
     auth: Authenticator
     log: LogService
     redaction: RedactionService
@@ -88,12 +90,13 @@ class Services:
             store=store,
             events=NotifyingEventService(store, limits, notifier, gate=gate),
             tenants=TenantService(store),
+            admin=Administration(store),
             auth=Authenticator(store),
             log=log,
             redaction=RedactionService(store, limits),
             checkpointer=Checkpointer(log, store, settings.checkpoint_interval),
             streams=streams,
-            exports=ExportService(store, log),
+            exports=ExportService(store, log, link_ttl=settings.export_link_ttl),
             retention=retention,
             retention_task=task,
         )

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from functools import partial
@@ -18,6 +17,7 @@ from trailkeep.errors import TrailkeepError
 
 from .client_cmds import register_client_commands
 from .common import DEFAULT_DATABASE, DatabaseOpt, command_variables, err, fail, out
+from .keys_cmds import check_names, keys_app
 from .operator_cmds import register_operator_commands
 from .prune_cmd import register_prune_command
 from .signer import signer_app
@@ -34,9 +34,6 @@ app = typer.Typer(
 tenants_app = typer.Typer(
     help="Create and list tenants (works on the database directly).", no_args_is_help=True
 )
-keys_app = typer.Typer(
-    help="Issue, list and revoke API keys (works on the database directly).", no_args_is_help=True
-)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(verify_app, name="verify")
@@ -44,19 +41,6 @@ app.add_typer(signer_app, name="signer")
 register_client_commands(app, verify_app)
 register_operator_commands(app)
 register_prune_command(app)
-
-
-def _check_names(tenant: str | None, key_name: str = "") -> None:
-    """Refuse a malformed tenant or key name (exit 2, naming the rule) before opening anything."""
-    from trailkeep.errors import ValidationFailedError
-    from trailkeep.model.tenant import validate_key_name, validate_tenant_id
-
-    try:
-        if tenant is not None:
-            validate_tenant_id(tenant)
-        validate_key_name(key_name)
-    except ValidationFailedError as exc:
-        fail(exc.message, status=2)
 
 
 def _services(database: str):  # type: ignore[no-untyped-def]
@@ -183,11 +167,14 @@ def tenants_create(
     name: Annotated[str, typer.Argument(help="Tenant name: lower-case letters, digits, _ and -.")],
     database: DatabaseOpt = DEFAULT_DATABASE,
 ) -> None:
-    """Create a tenant."""
-    _check_names(name)
-    store, tenants = _services(database)
+    """Create a tenant (recorded in the operator log, with your login as the actor)."""
+    from trailkeep.service.admin import Administration
+    from trailkeep.service.admin_trail import Actor
+
+    check_names(name)
+    store, _ = _services(database)
     try:
-        tenant = tenants.create_tenant(name)
+        tenant = Administration(store).create_tenant(name, Actor.cli())
     except TrailkeepError as exc:
         fail(exc.message)
     finally:
@@ -209,74 +196,6 @@ def tenants_list(database: DatabaseOpt = DEFAULT_DATABASE) -> None:
     out.print(table)
 
 
-@keys_app.command("create")
-def keys_create(
-    role: Annotated[str, typer.Option(help="writer, reader, admin, or operator (no tenant).")],
-    tenant: Annotated[str | None, typer.Option(help="Tenant the key acts in.")] = None,
-    name: Annotated[str, typer.Option(help="A label to recognize the key by.")] = "",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    database: DatabaseOpt = DEFAULT_DATABASE,
-) -> None:
-    """Issue a key and print its token and secret (shown only now; stored hashed)."""
-    from trailkeep.model.tenant import Role
-
-    try:
-        role_value = Role(role)
-    except ValueError:
-        fail(f"unknown role {role!r}", "use one of: writer, reader, admin, operator")
-    _check_names(tenant, name)
-    store, tenants = _services(database)
-    try:
-        issued = tenants.create_key(tenant, role_value, name)
-    except TrailkeepError as exc:
-        fail(exc.message, "create the tenant first with: trailkeep tenants create NAME")
-    finally:
-        store.close()
-    if as_json:
-        sys.stdout.write(json.dumps(issued.to_json()) + "\n")
-        return
-    out.print(
-        f"client id: {issued.key.client_id}\nsecret:    {issued.secret}\n"
-        f"token:     [bold]{issued.token}[/]\n[dim]the secret is shown only once[/]"
-    )
-
-
-@keys_app.command("list")
-def keys_list(
-    tenant: Annotated[str | None, typer.Option(help="Tenant (omit for operator keys).")] = None,
-    database: DatabaseOpt = DEFAULT_DATABASE,
-) -> None:
-    """List keys (never their secrets)."""
-    store, tenants = _services(database)
-    try:
-        keys = tenants.list_keys(tenant)
-    finally:
-        store.close()
-    table = Table("client id", "role", "name", "created", "revoked")
-    for k in keys:
-        table.add_row(k.client_id, k.role.value, k.name, k.created_at, k.revoked_at or "")
-    out.print(table)
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    client_id: Annotated[str, typer.Argument(help="The key's client id.")],
-    tenant: Annotated[
-        str | None, typer.Option(help="Tenant of the key (omit for operator).")
-    ] = None,
-    database: DatabaseOpt = DEFAULT_DATABASE,
-) -> None:
-    """Revoke a key; servers refuse it within seconds."""
-    store, tenants = _services(database)
-    try:
-        tenants.revoke_key(client_id, tenant)
-    except TrailkeepError as exc:
-        fail(exc.message)
-    finally:
-        store.close()
-    out.print(f"revoked {client_id}")
-
-
 @app.command()
 def dump(
     tenant: Annotated[str, typer.Option(help="The tenant to dump.")],
@@ -284,10 +203,12 @@ def dump(
     database: DatabaseOpt = DEFAULT_DATABASE,
 ) -> None:
     """Write a whole-tenant dump (every event with its salts, up to the latest signed
-    checkpoint) for `trailkeep verify dump`. Works on the database directly."""
+    checkpoint) for `trailkeep verify dump`. Works on the database directly; recorded as an
+    export (export.create) in the tenant's log, after the dumped checkpoint."""
     from rich.progress import Progress
 
-    from trailkeep.service.dump import dump_lines
+    from trailkeep.service.admin_trail import Actor, record_admin_event
+    from trailkeep.service.dump import DUMP_FORMAT, dump_lines
     from trailkeep.service.files import open_private
 
     store, _ = _services(database)
@@ -297,6 +218,10 @@ def dump(
             task = bar.add_task(f"dumping {tenant}", total=total.size if total else None)
             for line in dump_lines(store, tenant, total, partial(bar.advance, task)):
                 fh.write(line)
+        record_admin_event(
+            store, tenant, "export.create", Actor.cli(), {"id": output.name, "type": "dump"},
+            {"format": DUMP_FORMAT, "size": total.size if total else 0},
+        )  # fmt: skip
     except TrailkeepError as exc:
         fail(exc.message, "start the server once so it signs a checkpoint, then dump again")
     finally:

@@ -22,8 +22,10 @@ from .render import event_line, event_table, write_json, write_jsonl
 if TYPE_CHECKING:
     from trailkeep.client import Client, VerifiedEvent
 
-__all__ = ["register_client_commands"]
+__all__ = ["EXIT_FILE_EXISTS", "register_client_commands"]
 
+#: Exit status of ``export -o FILE`` when FILE exists and ``--force`` was not given.
+EXIT_FILE_EXISTS = 5
 DEFAULT_URL = "http://127.0.0.1:8000"
 PANEL = "Client (talks to a server)"
 
@@ -472,6 +474,9 @@ def export_cmd(
     fmt: Annotated[
         ExportFormat, typer.Option("--format", help="jsonl is verifiable; json; csv.")
     ] = ExportFormat.JSONL,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the output file if it exists.")
+    ] = False,
     q: QueryOpt = None,
     action: ActionOpt = None,
     category: CategoryOpt = None,
@@ -492,6 +497,9 @@ def export_cmd(
 
     where = _filters(action, category, outcome, actor_id, target_id, filters, start, end)
     target = output or Path(f"trailkeep-export.{fmt.value}")
+    if not force and target.exists():  # before the server creates (and audits) an export
+        fail(f"{target} exists; not overwriting it", "pass --force to replace it, or another -o",
+             status=EXIT_FILE_EXISTS)  # fmt: skip
     columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn())
     with _connect(url, token, org) as tk, _talking_to(url):
         created = tk.create_export(q, format=fmt.value, **where)
@@ -499,7 +507,10 @@ def export_cmd(
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("export", total=total)
             written = tk.download_export(
-                created, target, progress=lambda n: bar.update(task, completed=n)
+                created,
+                target,
+                progress=lambda n: bar.update(task, completed=n),
+                overwrite=force,  # a file that appeared meanwhile is not overwritten either
             )
     say("", f"wrote {written} events to {target} (log size {created.size} at export)")
     if fmt is ExportFormat.JSONL and not where and not q:

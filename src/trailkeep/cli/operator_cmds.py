@@ -71,7 +71,7 @@ def tenant_show_cmd(
     token: TokenOpt = None,
     org: OrgOpt = None,
 ) -> None:
-    """Print the tenant and its settings (retention_days, display_name)."""
+    """Print the tenant and its settings (retention_days, legal_hold, display_name)."""
     with _connect(url, token, org) as tk, _talking_to(url):
         tenant = tk.tenant()
     if as_json:
@@ -87,8 +87,9 @@ def tenant_set_cmd(
     settings: Annotated[
         list[str],
         typer.Argument(
-            help="NAME=VALUE pairs: retention_days=90 (none: keep forever),"
-            " display_name='Acme Corp'.",
+            help="NAME=VALUE pairs: retention_days=90 (none: keep forever), or a preset"
+            " retention=7d|30d|365d|community|professional|enterprise|forever;"
+            " legal_hold=true|false; display_name='Acme Corp'.",
             show_default=False,
         ),
     ],
@@ -97,7 +98,9 @@ def tenant_set_cmd(
     token: TokenOpt = None,
     org: OrgOpt = None,
 ) -> None:
-    """Change tenant settings (only those named); the change is an audit event."""
+    """Change tenant settings (only those named): retention, legal hold, display name.
+
+    Each change is an audit event in the tenant's log (tenant.settings, legal_hold.set)."""
     changes: dict[str, Any] = {}
     for pair in settings:
         name, eq, value = pair.partition("=")

@@ -16,7 +16,7 @@ import httpx
 import orjson
 
 from ._base import BaseClient, Call, Op, Sleep
-from ._files import open_private
+from ._files import open_private, publish
 from ._models import (
     Event,
     EventList,
@@ -31,7 +31,7 @@ from ._models import (
 )
 from ._stream import StreamSession, decode
 from ._sync import HEADER_LINES
-from .errors import AuditError, error_from_response, error_from_transport
+from .errors import AuditError, InvalidArgumentError, error_from_response, error_from_transport
 
 if TYPE_CHECKING:
     from .batch import AsyncBatchLogger
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient"]
 
 T = TypeVar("T")
+#: Keys as `GET /v1/tenants/{t}/keys` lists them (`list` is also a method name below).
+KeyList = list[dict[str, Any]]
 
 
 class AsyncClient(BaseClient):
@@ -251,6 +253,23 @@ class AsyncClient(BaseClient):
         most ``limit`` of them; ``done`` in the answer says whether any expired are left."""
         return await self._run(self._op_prune(limit))
 
+    async def list_keys(self, tenant: str) -> KeyList:
+        """A tenant's keys, with when each was last used and expires (operator key, or the
+        tenant's admin key); never their secrets."""
+        return await self._run(self._op_list_keys(tenant))
+
+    async def create_key(
+        self, tenant: str, role: str, *, name: str = "", expires: str | None = None
+    ) -> dict[str, Any]:
+        """Issue a key (operator key, or the tenant's admin key): ``role`` is writer, reader
+        or admin; ``expires`` a duration from now (``30d``) or a time. The answer holds the
+        token, shown only this once."""
+        return await self._run(self._op_create_key(tenant, role, name, expires))
+
+    async def revoke_key(self, tenant: str, client_id: str) -> None:
+        """Revoke a key; the server refuses it within seconds."""
+        await self._run(self._op_revoke_key(tenant, client_id))
+
     async def describe(self, event_id: str) -> Event:
         """One event by id."""
         return await self._run(self._op_describe(event_id))
@@ -365,10 +384,13 @@ class AsyncClient(BaseClient):
         path: str | Path,
         *,
         progress: Callable[[int], None] | None = None,
+        overwrite: bool = True,
     ) -> int:
         """Write an export's file to ``path`` (atomically); returns the number of events.
 
-        ``progress`` is called with the number of events written so far.
+        ``progress`` is called with the number of events written so far. With
+        ``overwrite=False`` an existing ``path`` is left alone and ``InvalidArgumentError``
+        raised.
         """
         info = export if isinstance(export, ExportInfo) else await self.get_export(export)
         target = Path(path)
@@ -381,7 +403,12 @@ class AsyncClient(BaseClient):
                     newlines += chunk.count(b"\n")
                     if progress is not None:
                         progress(max(newlines - HEADER_LINES[info.format], 0))
-        partial.replace(target)
+        try:
+            publish(partial, target, overwrite=overwrite)
+        except FileExistsError:
+            raise InvalidArgumentError(
+                f"{target} exists; pass overwrite=True to replace it"
+            ) from None
         return max(newlines - HEADER_LINES[info.format], 0)
 
     async def export(

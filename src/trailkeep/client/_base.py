@@ -288,6 +288,29 @@ class BaseClient:
         run: dict[str, Any] = _json((yield from self._send(call)))
         return run
 
+    @staticmethod
+    def _keys_path(tenant: str) -> str:
+        return f"/v1/tenants/{quote(tenant, safe='')}/keys"
+
+    def _op_list_keys(self, tenant: str) -> Op[list[dict[str, Any]]]:
+        keys: list[dict[str, Any]] = yield from self._get_json(self._keys_path(tenant))
+        return keys
+
+    def _op_create_key(
+        self, tenant: str, role: str, name: str, expires: str | None
+    ) -> Op[dict[str, Any]]:
+        body: dict[str, Any] = {"role": role, "name": name}
+        if expires is not None:
+            body["expires"] = expires
+        # Not repeatable: a lost answer would issue a second key, whose secret nobody saw.
+        call = Call("POST", self._keys_path(tenant), json=body, repeatable=False)
+        issued: dict[str, Any] = _json((yield from self._send(call)))
+        return issued
+
+    def _op_revoke_key(self, tenant: str, client_id: str) -> Op[None]:
+        path = f"{self._keys_path(tenant)}/{quote(client_id, safe='')}"
+        yield from self._send(Call("DELETE", path))
+
     # -- read ------------------------------------------------------------------------------
 
     @staticmethod

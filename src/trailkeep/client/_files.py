@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["open_private"]
+__all__ = ["open_private", "publish"]
 
 
 def open_private(path: Path) -> BinaryIO:
@@ -18,3 +18,18 @@ def open_private(path: Path) -> BinaryIO:
         os.close(fd)
         raise
     return os.fdopen(fd, "wb")
+
+
+def publish(partial: Path, target: Path, *, overwrite: bool) -> None:
+    """Move a finished download into place; without ``overwrite``, never over an existing file.
+
+    Raises:
+        FileExistsError: ``target`` exists and ``overwrite`` is false (``partial`` is removed).
+    """
+    if overwrite:
+        partial.replace(target)
+        return
+    try:
+        os.link(partial, target)  # fails, atomically, if the name is taken
+    finally:
+        partial.unlink()

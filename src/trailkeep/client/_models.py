@@ -211,6 +211,12 @@ class ExportInfo:
     start: str | None = None
     end: str | None = None
     q: str | None = None
+    #: A server-relative URL that downloads the export without a token until
+    #: ``download_link_expires_at``; None from a server that issues none.
+    download_link: str | None = None
+    download_link_expires_at: str | None = None
+    #: ``events_written``, ``events_total``, ``state``, ``downloads`` (docs/api.md).
+    progress: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExportInfo:
@@ -226,4 +232,7 @@ class ExportInfo:
             start=data.get("start"),
             end=data.get("end"),
             q=data.get("q"),
+            download_link=data.get("download_link"),
+            download_link_expires_at=data.get("download_link_expires_at"),
+            progress=data.get("progress"),
         )

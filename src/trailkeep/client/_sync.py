@@ -15,7 +15,7 @@ import httpx
 import orjson
 
 from ._base import BaseClient, Call, Op, Sleep
-from ._files import open_private
+from ._files import open_private, publish
 from ._models import (
     Event,
     EventList,
@@ -29,7 +29,7 @@ from ._models import (
     VerifiedEvent,
 )
 from ._stream import StreamSession, decode
-from .errors import AuditError, error_from_response, error_from_transport
+from .errors import AuditError, InvalidArgumentError, error_from_response, error_from_transport
 
 if TYPE_CHECKING:
     from .batch import BatchLogger
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 T = TypeVar("T")
+#: Keys as `GET /v1/tenants/{t}/keys` lists them (`list` is also a method name below).
+KeyList = list[dict[str, Any]]
 #: Lines of an export file that are not events: jsonl's header; json's first and last.
 HEADER_LINES: dict[str, int] = {"jsonl": 1, "json": 2, "csv": 1}
 
@@ -244,6 +246,23 @@ class Client(BaseClient):
         most ``limit`` of them; ``done`` in the answer says whether any expired are left."""
         return self._run(self._op_prune(limit))
 
+    def list_keys(self, tenant: str) -> KeyList:
+        """A tenant's keys, with when each was last used and expires (operator key, or the
+        tenant's admin key); never their secrets."""
+        return self._run(self._op_list_keys(tenant))
+
+    def create_key(
+        self, tenant: str, role: str, *, name: str = "", expires: str | None = None
+    ) -> dict[str, Any]:
+        """Issue a key (operator key, or the tenant's admin key): ``role`` is writer, reader
+        or admin; ``expires`` a duration from now (``30d``) or a time. The answer holds the
+        token, shown only this once."""
+        return self._run(self._op_create_key(tenant, role, name, expires))
+
+    def revoke_key(self, tenant: str, client_id: str) -> None:
+        """Revoke a key; the server refuses it within seconds."""
+        self._run(self._op_revoke_key(tenant, client_id))
+
     def describe(self, event_id: str) -> Event:
         """One event by id."""
         return self._run(self._op_describe(event_id))
@@ -358,10 +377,13 @@ class Client(BaseClient):
         path: str | Path,
         *,
         progress: Callable[[int], None] | None = None,
+        overwrite: bool = True,
     ) -> int:
         """Write an export's file to ``path`` (atomically); returns the number of events.
 
-        ``progress`` is called with the number of events written so far.
+        ``progress`` is called with the number of events written so far. With
+        ``overwrite=False`` an existing ``path`` is left alone and ``InvalidArgumentError``
+        raised.
         """
         info = export if isinstance(export, ExportInfo) else self.get_export(export)
         target = Path(path)
@@ -373,7 +395,12 @@ class Client(BaseClient):
                 newlines += chunk.count(b"\n")
                 if progress is not None:
                     progress(max(newlines - HEADER_LINES[info.format], 0))
-        partial.replace(target)
+        try:
+            publish(partial, target, overwrite=overwrite)
+        except FileExistsError:
+            raise InvalidArgumentError(
+                f"{target} exists; pass overwrite=True to replace it"
+            ) from None
         return max(newlines - HEADER_LINES[info.format], 0)
 
     def export(

@@ -13,6 +13,7 @@ from trailkeep.errors import ValidationFailedError
 
 __all__ = [
     "KEY_NAME_RULE",
+    "OPERATOR_LOG",
     "TENANT_NAME_RULE",
     "ApiKey",
     "Permission",
@@ -33,6 +34,10 @@ TENANT_NAME_RULE = "1-63 lower-case letters, digits, '_' or '-', starting with a
 #: A key's label is free text, but one line of printable text: it is shown in tables and logs.
 _KEY_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{0,200}")
 KEY_NAME_RULE = "at most 200 characters, no control characters or line breaks"
+#: The reserved log of operator acts that concern no tenant yet (creating a tenant, issuing
+#: an operator key). Its leading ``_`` breaks the tenant name rule, so nobody can create a
+#: tenant of that name, issue a key for it, or write to it: only the server appends to it.
+OPERATOR_LOG = "_operator"
 
 
 class Permission(enum.Enum):
@@ -101,6 +106,15 @@ class ApiKey:
     created_at: str
     name: str = ""
     revoked_at: str | None = None
+    #: After this time (fixed-width RFC 3339) the key no longer authenticates; None: never.
+    expires_at: str | None = None
+    #: When the key last authenticated a request, to within a minute (written at most once
+    #: a minute per key and process, never on every request); None: never used.
+    last_used_at: str | None = None
+
+    def expired(self, now: str) -> bool:
+        """Whether the key has expired at ``now`` (fixed-width timestamps compare as text)."""
+        return self.expires_at is not None and self.expires_at <= now
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import threading
 import time
 
@@ -14,12 +15,34 @@ from trailkeep.errors import (
     PermissionDeniedError,
     TrailkeepError,
 )
-from trailkeep.model.tenant import Permission, Principal, Role, secrets_match, split_token
+from trailkeep.model.tenant import (
+    OPERATOR_LOG,
+    ApiKey,
+    Permission,
+    Principal,
+    Role,
+    secrets_match,
+    split_token,
+)
+from trailkeep.model.timeparse import format_time, utcnow
 from trailkeep.storage.base import Store
 
-__all__ = ["Authenticator"]
+__all__ = ["TOUCH_INTERVAL", "Authenticator"]
+
+log = logging.getLogger(__name__)
 
 _CACHE_SECONDS = 5.0
+#: Seconds between two writes of one key's ``last_used_at`` by one process: a key's last use
+#: is known to within a minute, at the cost of one small write a minute, not one per request.
+TOUCH_INTERVAL = 60.0
+
+
+def _expired(key: ApiKey) -> AuthenticationError:
+    return AuthenticationError(
+        f"key {key.client_id} expired at {key.expires_at}; ask an operator or admin for a new"
+        " one (trailkeep keys create)",
+        code="KEY_EXPIRED",
+    )
 
 
 def _credentials(header: str) -> tuple[str, str]:
@@ -47,19 +70,47 @@ class Authenticator:
 
     The cache is keyed by a digest of the whole header, so a secret never sits in memory
     longer than the request that carried it; revoking a key takes effect within
-    ``_CACHE_SECONDS``.
+    ``_CACHE_SECONDS``. A key's expiry is checked on every request, cached or not; its last
+    use is written at most every ``TOUCH_INTERVAL`` seconds, on a thread of its own.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._cache: dict[bytes, tuple[float, str, Role, str | None]] = {}
+        self._cache: dict[bytes, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
+        self._touched: dict[str, float] = {}
 
     def _cached(self, header: str) -> tuple[str, Role, str | None] | None:
         hit = self._cache.get(hashlib.sha256(header.encode()).digest())
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1], hit[2], hit[3]
-        return None
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        key = hit[1]
+        if key.expires_at is not None and key.expired(format_time(utcnow())):
+            raise _expired(key)
+        self._note_use(key.client_id)
+        return key.client_id, key.role, key.tenant_id
+
+    def _note_use(self, client_id: str) -> None:
+        """Write the key's last use, at most every ``TOUCH_INTERVAL`` seconds, off the
+        request's path (a thread of its own: the caller may be the event loop)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._touched.get(client_id, -TOUCH_INTERVAL) < TOUCH_INTERVAL:
+                return
+            self._touched[client_id] = now
+            if len(self._touched) > 100_000:
+                self._touched.clear()
+        used = {client_id: format_time(utcnow())}
+        threading.Thread(target=self._touch, args=(used,), daemon=True).start()
+
+    def _touch(self, used: dict[str, str]) -> None:
+        try:
+            self._store.touch_keys(used)
+        except Exception:  # a closed store at shutdown, a busy database: the next use retries
+            log.debug("could not note the last use of %s", ", ".join(used), exc_info=True)
+            with self._lock:
+                for client_id in used:
+                    self._touched.pop(client_id, None)
 
     def _key(self, header: str) -> tuple[str, Role, str | None]:
         hit = self._cached(header)
@@ -71,10 +122,13 @@ class Authenticator:
         key = self._store.get_key(client_id)
         if key is None or key.revoked_at is not None or not secrets_match(secret, key.secret_hash):
             raise AuthenticationError("invalid or revoked credential")
+        if key.expired(format_time(utcnow())):
+            raise _expired(key)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now + _CACHE_SECONDS, key.client_id, key.role, key.tenant_id)
+            self._cache[digest] = (now + _CACHE_SECONDS, key)
+        self._note_use(key.client_id)
         return key.client_id, key.role, key.tenant_id
 
     def authenticate(
@@ -99,6 +153,11 @@ class Authenticator:
         elif org_id and org_id != tenant_id:
             raise PermissionDeniedError("X-Org-ID names a tenant this key does not belong to")
         principal = Principal(client_id, role, tenant_id)
+        if tenant_id == OPERATOR_LOG and permission is not Permission.READ:
+            raise PermissionDeniedError(
+                f"{OPERATOR_LOG} is the operator log: only the server writes to it; read it"
+                " with an operator key"
+            )
         if not principal.can(permission):
             raise PermissionDeniedError(
                 f"a {role.value} key may not {permission.value}; use a key with that role"
@@ -120,7 +179,10 @@ class Authenticator:
 
     def cached_client_id(self, authorization: str) -> str | None:
         """The client id of a credential verified in the last few seconds, else None (no I/O)."""
-        hit = self._cached(authorization)
+        try:
+            hit = self._cached(authorization)
+        except TrailkeepError:  # expired: the request itself will say so
+            return None
         return None if hit is None else hit[0]
 
     def verified_client_id(self, authorization: str) -> str | None:

@@ -33,12 +33,14 @@ from trailkeep.service.selection import search_tree
 from trailkeep.storage.base import Appended, PrunedEvent, Store
 
 __all__ = [
+    "ADMIN_NAMESPACES",
     "ERASURE_ACTION",
     "EventService",
     "Limits",
     "ListResult",
     "SaltPool",
     "is_erasure_record",
+    "is_reserved",
     "normalize_event",
     "one_at_a_time",
     "prepare_event",
@@ -68,6 +70,25 @@ def is_erasure_record(content: Mapping[str, Any]) -> bool:
     (or they could write personal data nobody could ever erase).
     """
     return content.get("action") == ERASURE_ACTION and content.get("category") == "system"
+
+
+#: In category ``system``, an action whose first dotted part is one of these is the server's
+#: own record (``tenant.create``, ``key.revoke``, ``retention.prune``, ``event.redact``...):
+#: the admin trail (``service.admin_trail``).
+ADMIN_NAMESPACES = frozenset({"tenant", "key", "retention", "legal_hold", "export", "event", "log"})
+
+
+def is_reserved(content: Mapping[str, Any]) -> bool:
+    """Whether an event has the shape of a record only the server writes.
+
+    Clients keep category ``system`` for their own events (``system.start``); only the
+    actions of the admin namespaces are refused, so a reader filtering
+    ``category:system AND action:key.*`` sees the server's records and nothing forged.
+    """
+    action = content.get("action")
+    if content.get("category") != "system" or not isinstance(action, str):
+        return False
+    return action.split(".", 1)[0] in ADMIN_NAMESPACES
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,11 +295,13 @@ class EventService:
         salt_pool: SaltPool | None = None,
         event_id: str | None = None,
     ) -> NewEvent:
-        if is_erasure_record(content):
+        if is_reserved(content):
             where = "event" if index is None else f"events[{index}]"
             raise ValidationFailedError(
-                f"{where}: action {ERASURE_ACTION!r} in category 'system' is reserved for the"
-                " records the server writes when it erases fields"
+                f"{where}: action {content['action']!r} in category 'system' is reserved for"
+                " the records the server writes of administrative acts (tenant.*, key.*,"
+                " retention.*, legal_hold.*, export.*, event.*, log.*); use another category"
+                " or action"
             )
         return prepare_event(
             content,

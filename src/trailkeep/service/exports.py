@@ -9,6 +9,15 @@ can forge one), and a download is stable: it streams, page by page in log order,
 events with ``seq`` below the snapshot that the selection matches. Fields erased since the
 export was created read as erased, as everywhere.
 
+Anyone holding an export's *download link* (:meth:`ExportService.link`) may download it
+without an API token: the link carries an expiry time and an HMAC-SHA256 (256 bits) of the
+export id and that time, under the same derived key, so it cannot be guessed, altered to
+name another export (or tenant), or used after it expires.
+
+Creating an export is an audit event (``export.create``, ``service.admin_trail``). The
+process serving a download counts the events it has written, which ``GET /v1/exports/{id}``
+reports as the export's progress.
+
 With integrity on, creating an export first signs any pending checkpoint and snapshots at the
 latest checkpoint, so a JSON-lines export carries the signed checkpoint its events are proven
 against — and an export of everything is byte-for-byte a ``trailkeep dump`` (format
@@ -24,31 +33,44 @@ import hashlib
 import hmac
 import io
 import threading
+import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import orjson
 
-from trailkeep.errors import InvalidInputError, NotFoundError
+from trailkeep.errors import AuthenticationError, InvalidInputError, NotFoundError
 from trailkeep.merkle import Signer
 from trailkeep.model.event import StoredEvent
 from trailkeep.model.timeparse import format_time, parse_time, utcnow
 from trailkeep.query.ast import Node
+from trailkeep.service.admin_trail import Actor, record_admin_event
 from trailkeep.service.dump import DUMP_FORMAT, evidence_record, range_records
 from trailkeep.service.log import LogService
 from trailkeep.service.selection import Selection
 from trailkeep.storage.base import Evidence, Store
 
-__all__ = ["CSV_COLUMNS", "EXPORT_FORMAT", "ExportFormat", "ExportJob", "ExportService"]
+__all__ = [
+    "CSV_COLUMNS",
+    "DEFAULT_LINK_TTL",
+    "EXPORT_FORMAT",
+    "MEDIA_TYPES",
+    "WRITERS",
+    "DownloadLink",
+    "ExportFormat",
+    "ExportJob",
+    "ExportProgress",
+    "ExportService",
+]
 
 ExportFormat = Literal["jsonl", "json", "csv"]
 #: The header ``format`` of a JSON-lines export of a selection (a dump when it selects all).
 EXPORT_FORMAT: Final = "trailkeep-export/v1"
-MEDIA_TYPES: Final[Mapping[str, str]] = {
+MEDIA_TYPES: dict[str, str] = {
     "jsonl": "application/x-ndjson",
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
@@ -62,6 +84,8 @@ CSV_COLUMNS: Final = (
     "session_id", "request_id", "trace_id", "message", "old", "new", "metadata",
     "idempotency_key", "hash",
 )  # fmt: skip
+#: Seconds a download link stays valid unless the server is told otherwise.
+DEFAULT_LINK_TTL: Final = 3600.0
 _PREFIX = "exp_"
 _MAX_TOKEN = 4096
 _PAGE = 1000
@@ -96,6 +120,33 @@ class ExportJob:
         return MEDIA_TYPES[self.format]
 
 
+@dataclass(frozen=True, slots=True)
+class DownloadLink:
+    """A capability to download one export without an API token, until ``expires_at``.
+
+    Attributes:
+        path: the server-relative URL (``/v1/exports/{id}/download?expires=...&sig=...``).
+    """
+
+    path: str
+    expires_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportProgress:
+    """How far this process got writing an export's file, for ``GET /v1/exports/{id}``.
+
+    Attributes:
+        written: events written by the latest (or running) download.
+        state: ``not_started``, ``running`` or ``complete``.
+        downloads: downloads started in this process.
+    """
+
+    written: int
+    state: Literal["not_started", "running", "complete"]
+    downloads: int
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -124,6 +175,11 @@ class _Tokens:
             )
         return token
 
+    def link_sig(self, export_id: str, expires: int) -> str:
+        """The full HMAC-SHA256 (256 bits) binding an export id to a link's expiry."""
+        message = f"trailkeep export link v1\n{export_id}\n{expires}".encode()
+        return _b64(hmac.new(self._key, message, hashlib.sha256).digest())
+
     def open(self, token: str) -> dict[str, Any] | None:
         """The job a token encodes, or None if this server did not issue it."""
         payload, _, mac = token.removeprefix(_PREFIX).partition(".")
@@ -142,19 +198,29 @@ class ExportService:
     Args:
         store: where the events are.
         log: signs the checkpoint an export snapshots at; its key also keys export ids.
+        link_ttl: seconds a download link stays valid.
     """
 
-    def __init__(self, store: Store, log: LogService) -> None:
+    def __init__(
+        self, store: Store, log: LogService, *, link_ttl: float = DEFAULT_LINK_TTL
+    ) -> None:
         self._store = store
         self._log = log
         self._tokens = _Tokens(log.signer)
+        self.link_ttl = link_ttl
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._counts_lock = threading.Lock()
+        self._progress: OrderedDict[str, ExportProgress] = OrderedDict()
 
     # -- ids -------------------------------------------------------------------------------
 
-    def create(self, tenant_id: str, selection: Selection, fmt: ExportFormat) -> ExportJob:
-        """A new export of ``selection`` at the current log size (or latest checkpoint)."""
+    def create(
+        self, tenant_id: str, selection: Selection, fmt: ExportFormat, actor: Actor
+    ) -> ExportJob:
+        """A new export of ``selection`` at the current log size (or latest checkpoint),
+        recorded as ``export.create`` in the tenant's log (after the snapshot, so outside it)."""
+        if fmt not in WRITERS:
+            raise InvalidInputError(f"unknown export format {fmt!r}; use {', '.join(WRITERS)}")
         now = utcnow()
         self._compile(selection, now)  # a query that does not parse is refused now
         size = self._snapshot(tenant_id)
@@ -163,7 +229,12 @@ class ExportService:
             "v": 1, "t": tenant_id, "f": fmt, "n": size, "c": created_at,
             "q": selection.to_json(),
         }  # fmt: skip
-        return ExportJob(self._tokens.issue(job), tenant_id, selection, fmt, size, created_at)
+        export = ExportJob(self._tokens.issue(job), tenant_id, selection, fmt, size, created_at)
+        record_admin_event(
+            self._store, tenant_id, "export.create", actor, {"id": export.id, "type": "export"},
+            {"format": fmt, "size": size, **selection.to_json()},
+        )  # fmt: skip
+        return export
 
     def _snapshot(self, tenant_id: str) -> int:
         self._log.sign_pending()
@@ -181,6 +252,57 @@ class ExportService:
         selection = Selection(query["filters"], query["start"], query["end"], query.get("q"))
         return ExportJob(export_id, tenant_id, selection, data["f"], data["n"], data["c"])
 
+    # -- download links --------------------------------------------------------------------
+
+    def link(self, job: ExportJob) -> DownloadLink:
+        """A fresh download link for ``job``, valid for ``link_ttl`` seconds."""
+        expires = int(time.time() + self.link_ttl)
+        sig = self._tokens.link_sig(job.id, expires)
+        at = format_time(datetime.fromtimestamp(expires, UTC))
+        return DownloadLink(f"/v1/exports/{job.id}/download?expires={expires}&sig={sig}", at)
+
+    def open_link(self, export_id: str, expires: int, sig: str) -> ExportJob:
+        """The export a download link names, checked before anything else is read.
+
+        Raises:
+            AuthenticationError: the signature does not match (a guessed or altered link,
+                ``INVALID_LINK``) or the link has expired (``LINK_EXPIRED``).
+        """
+        if not hmac.compare_digest(
+            sig.encode(), self._tokens.link_sig(export_id, expires).encode()
+        ):
+            raise AuthenticationError(
+                "invalid download link: ask for a new one (GET /v1/exports/{id})",
+                code="INVALID_LINK",
+            )
+        if expires <= time.time():
+            at = format_time(datetime.fromtimestamp(expires, UTC))
+            raise AuthenticationError(
+                f"this download link expired at {at}; ask for a new one (GET /v1/exports/{{id}})",
+                code="LINK_EXPIRED",
+            )
+        data = self._tokens.open(export_id)
+        if data is None:  # a link can only be issued for an export id we issued
+            raise NotFoundError(f"no export {export_id[:24]}...")
+        return self.get(data["t"], export_id)
+
+    # -- progress --------------------------------------------------------------------------
+
+    def progress(self, job: ExportJob) -> ExportProgress:
+        """How far this process got writing ``job``'s file."""
+        with self._counts_lock:
+            return self._progress.get(job.id, ExportProgress(0, "not_started", 0))
+
+    def _set_progress(self, job: ExportJob, written: int, *, done: bool, start: bool) -> None:
+        with self._counts_lock:
+            old = self._progress.pop(job.id, ExportProgress(0, "not_started", 0))
+            downloads = old.downloads + (1 if start else 0)
+            self._progress[job.id] = ExportProgress(
+                written, "complete" if done else "running", downloads
+            )
+            while len(self._progress) > _COUNTS_KEPT:
+                self._progress.popitem(last=False)
+
     # -- counting --------------------------------------------------------------------------
 
     def count(self, job: ExportJob, *, compute: bool) -> int | None:
@@ -194,7 +316,7 @@ class ExportService:
                 return self._counts[job.id]
         if not compute:
             return None
-        total = sum(len(page) for page in self._pages(job))
+        total = sum(len(page) for page in self.pages(job))
         with self._counts_lock:
             self._counts[job.id] = total
             while len(self._counts) > _COUNTS_KEPT:
@@ -204,18 +326,21 @@ class ExportService:
     # -- content ---------------------------------------------------------------------------
 
     def lines(self, job: ExportJob) -> Iterator[bytes]:
-        """The export's file, a line (or a few) at a time, read from the store as it goes."""
-        if job.format == "jsonl":
-            return self._jsonl(job)
-        if job.format == "json":
-            return self._json(job)
-        return self._csv(job)
+        """The export's file, a line (or a few) at a time, read from the store as it goes;
+        each chunk's events are counted into the export's progress."""
+        self._set_progress(job, 0, done=False, start=True)
+        written = 0
+        for chunk, events in WRITERS[job.format](self, job):
+            written += events
+            self._set_progress(job, written, done=False, start=False)
+            yield chunk
+        self._set_progress(job, written, done=True, start=False)
 
     def _compile(self, selection: Selection, now: datetime) -> Node | None:
         """The selection's tree, relative times (``now-1h``) fixed at the export's creation."""
         return selection.condition(now)
 
-    def _pages(self, job: ExportJob) -> Iterator[list[StoredEvent]]:
+    def pages(self, job: ExportJob) -> Iterator[list[StoredEvent]]:
         created = parse_time(job.created_at)
         assert created is not None
         search = self._compile(job.selection, created)
@@ -242,18 +367,19 @@ class ExportService:
             **job.selection.to_json(),
         }
 
-    def _jsonl(self, job: ExportJob) -> Iterator[bytes]:
+    def write_jsonl(self, job: ExportJob) -> Iterator[tuple[bytes, int]]:
+        """JSON lines: a header, then each event with its salts (``(chunk, events)`` pairs)."""
         header = self._header(job)
-        yield orjson.dumps(header) + b"\n"
+        yield orjson.dumps(header) + b"\n", 0
         if header["format"] == DUMP_FORMAT:
             for start in range(0, job.size, _PAGE):
                 end = min(start + _PAGE, job.size)
                 chunk = range_records(self._store, job.tenant_id, start, end)
-                yield b"".join(orjson.dumps(record) + b"\n" for record in chunk)
+                yield b"".join(orjson.dumps(record) + b"\n" for record in chunk), len(chunk)
             return
-        for page in self._pages(job):
+        for page in self.pages(job):
             records = self._evidence(job.tenant_id, page)
-            yield b"".join(orjson.dumps(evidence_record(e)) + b"\n" for e in records)
+            yield b"".join(orjson.dumps(evidence_record(e)) + b"\n" for e in records), len(records)
 
     def _evidence(self, tenant_id: str, events: list[StoredEvent]) -> list[Evidence]:
         """Salts for a page: one range read when the page is dense in the log, else by id."""
@@ -264,26 +390,39 @@ class ExportService:
         found = (self._store.get_evidence(tenant_id, e.id) for e in events)
         return [e for e in found if e is not None]
 
-    def _json(self, job: ExportJob) -> Iterator[bytes]:
+    def write_json(self, job: ExportJob) -> Iterator[tuple[bytes, int]]:
+        """One JSON document: the export's description and its events."""
         header = self._header(job)
         del header["format"]
-        yield b'{"export":' + orjson.dumps(header) + b',"events":['
+        yield b'{"export":' + orjson.dumps(header) + b',"events":[', 0
         sep = b"\n"
-        for page in self._pages(job):
-            yield sep + b",\n".join(orjson.dumps(e.to_wire()) for e in page)
+        for page in self.pages(job):
+            yield sep + b",\n".join(orjson.dumps(e.to_wire()) for e in page), len(page)
             sep = b",\n"
-        yield b"\n]}\n"
+        yield b"\n]}\n", 0
 
-    def _csv(self, job: ExportJob) -> Iterator[bytes]:
+    def write_csv(self, job: ExportJob) -> Iterator[tuple[bytes, int]]:
+        """CSV: a header row, then one row per event (``CSV_COLUMNS``)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
-        for page in self._pages(job):
+        for page in self.pages(job):
             writer.writerows(csv_row(e.to_wire()) for e in page)
-            yield buffer.getvalue().encode()
+            yield buffer.getvalue().encode(), len(page)
             buffer.seek(0)
             buffer.truncate()
-        yield buffer.getvalue().encode()
+        yield buffer.getvalue().encode(), 0
+
+
+#: Writes one format's file as ``(chunk, events in it)`` pairs.
+Writer = Callable[[ExportService, ExportJob], Iterator[tuple[bytes, int]]]
+#: Each format's writer: another format (``service.bundles``) adds itself here, with its
+#: media type in ``MEDIA_TYPES``.
+WRITERS: dict[str, Writer] = {
+    "jsonl": ExportService.write_jsonl,
+    "json": ExportService.write_json,
+    "csv": ExportService.write_csv,
+}
 
 
 def csv_row(event: Mapping[str, Any]) -> list[str]:

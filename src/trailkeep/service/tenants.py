@@ -1,4 +1,8 @@
-"""Tenant and key administration, shared by the CLI and the operator API."""
+"""Tenant and key records: the plain operations under ``service.admin.Administration``.
+
+Nothing here writes an audit event: the API and the CLI act through ``Administration``,
+which records each act; these are also what test fixtures use to seed a database.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from trailkeep.errors import NotFoundError, ValidationFailedError
 from trailkeep.model.ids import new_client_id, new_secret
 from trailkeep.model.tenant import (
+    OPERATOR_LOG,
     ApiKey,
     Role,
     Tenant,
@@ -33,13 +38,17 @@ class IssuedKey:
         return f"{self.key.client_id}.{self.secret}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """DESIGN §8's fields, and ``expires_at`` for a key that expires."""
+        out = {
             "client_id": self.key.client_id,
             "client_secret": self.secret,
             "token": self.token,
             "tenant": self.key.tenant_id,
             "role": self.key.role.value,
         }
+        if self.key.expires_at is not None:
+            out["expires_at"] = self.key.expires_at
+        return out
 
 
 class TenantService:
@@ -58,13 +67,16 @@ class TenantService:
         return tenant
 
     def list_tenants(self) -> list[Tenant]:
-        return self._store.list_tenants()
+        """Every tenant but the reserved operator log (no tenant of anyone's)."""
+        return [t for t in self._store.list_tenants() if t.id != OPERATOR_LOG]
 
     def update_settings(self, tenant_id: str, settings: dict[str, Any]) -> Tenant:
         current = self.get_tenant(tenant_id)
         return self._store.update_tenant_settings(tenant_id, {**current.settings, **settings})
 
-    def create_key(self, tenant_id: str | None, role: Role, name: str = "") -> IssuedKey:
+    def create_key(
+        self, tenant_id: str | None, role: Role, name: str = "", *, expires_at: str | None = None
+    ) -> IssuedKey:
         """Issue a key: operator keys have no tenant, every other role needs one.
 
         Raises:
@@ -82,7 +94,13 @@ class TenantService:
             self.get_tenant(tenant_id)
         secret = new_secret()
         key = ApiKey(
-            new_client_id(), hash_secret(secret), tenant_id, role, format_time(utcnow()), name
+            new_client_id(),
+            hash_secret(secret),
+            tenant_id,
+            role,
+            format_time(utcnow()),
+            name,
+            expires_at=expires_at,
         )
         self._store.create_key(key)
         return IssuedKey(key, secret)
@@ -90,8 +108,10 @@ class TenantService:
     def list_keys(self, tenant_id: str | None) -> list[ApiKey]:
         return self._store.list_keys(tenant_id)
 
-    def revoke_key(self, client_id: str, tenant_id: str | None) -> None:
+    def revoke_key(self, client_id: str, tenant_id: str | None) -> ApiKey:
+        """Revoke a key of ``tenant_id`` (None: an operator key); returns it as it was."""
         key = self._store.get_key(client_id)
         if key is None or key.tenant_id != tenant_id:
             raise NotFoundError(f"no key {client_id!r} in this tenant")
         self._store.revoke_key(client_id, format_time(utcnow()))
+        return key

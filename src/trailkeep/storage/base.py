@@ -197,6 +197,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def revoke_key(self, client_id: str, revoked_at: str) -> None: ...
 
+    @abc.abstractmethod
+    def touch_keys(self, used: dict[str, str]) -> None:
+        """Note when keys were last used (client id → time); a time never moves backwards."""
+
     # -- events ----------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -65,7 +65,10 @@ from trailkeep.storage.tree import LeafFunction, TreeHead
 
 __all__ = ["PostgresStore"]
 
-_KEY_FIELDS: Final = "client_id, secret_hash, tenant_id, role, created_at, name, revoked_at"
+_KEY_FIELDS: Final = (
+    "client_id, secret_hash, tenant_id, role, created_at, name, revoked_at, expires_at,"
+    " last_used_at"
+)
 _TENANT_FIELDS: Final = "id, created_at, settings"
 _DIALECT: Final = STORE_DIALECTS["postgres"]
 _CHECKPOINTS: Final = f"SELECT {CHECKPOINT_FIELDS} FROM checkpoints"  # noqa: S608
@@ -110,7 +113,7 @@ def _reader_session(conn: Connection) -> None:
 
 
 def _key(row: tuple[Any, ...]) -> ApiKey:
-    return ApiKey(row[0], row[1], row[2], Role(row[3]), row[4], row[5], row[6])
+    return ApiKey(row[0], row[1], row[2], Role(row[3]), *row[4:9])
 
 
 def _tenant(row: tuple[Any, ...]) -> Tenant:
@@ -323,8 +326,8 @@ class PostgresStore(PostgresAudit, Store):
     def create_key(self, key: ApiKey) -> None:
         with self._admin_tx("create key") as conn:
             conn.execute(
-                "INSERT INTO api_keys (client_id, secret_hash, tenant_id, role, name, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
+                "INSERT INTO api_keys (client_id, secret_hash, tenant_id, role, name, created_at,"
+                " expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (
                     key.client_id,
                     key.secret_hash,
@@ -332,6 +335,7 @@ class PostgresStore(PostgresAudit, Store):
                     key.role.value,
                     key.name,
                     key.created_at,
+                    key.expires_at,
                 ),
             )
 
@@ -360,6 +364,14 @@ class PostgresStore(PostgresAudit, Store):
             )
             if cur.rowcount == 0:
                 raise NotFoundError(f"no active key {client_id!r}")
+
+    def touch_keys(self, used: dict[str, str]) -> None:
+        with self._admin_tx("note key use") as conn, conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE api_keys SET last_used_at = %s WHERE client_id = %s"
+                " AND (last_used_at IS NULL OR last_used_at < %s)",
+                [(at, client_id, at) for client_id, at in used.items()],
+            )
 
     # -- events: reads ---------------------------------------------------------------------
 

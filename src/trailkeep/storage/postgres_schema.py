@@ -193,4 +193,13 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             "ALTER TABLE tree_heads ADD COLUMN pruned BIGINT NOT NULL DEFAULT 0",
         ],
     ),
+    (
+        5,
+        "key expiry and last use",
+        [
+            # Both fixed-width RFC 3339 text, compared as text; null: never expires / unused.
+            'ALTER TABLE api_keys ADD COLUMN expires_at TEXT COLLATE "C",'
+            ' ADD COLUMN last_used_at TEXT COLLATE "C"',
+        ],
+    ),
 ]

@@ -329,8 +329,8 @@ class SQLiteStore(SQLiteAudit, Store):
     def create_key(self, key: ApiKey) -> None:
         with self._admin_tx() as conn:
             conn.execute(
-                "INSERT INTO api_keys (client_id, secret_hash, tenant_id, role, name, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO api_keys (client_id, secret_hash, tenant_id, role, name, created_at,"
+                " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     key.client_id,
                     key.secret_hash,
@@ -338,14 +338,18 @@ class SQLiteStore(SQLiteAudit, Store):
                     key.role.value,
                     key.name,
                     key.created_at,
+                    key.expires_at,
                 ),
             )
 
-    _KEY_FIELDS = "client_id, secret_hash, tenant_id, role, created_at, name, revoked_at"
+    _KEY_FIELDS = (
+        "client_id, secret_hash, tenant_id, role, created_at, name, revoked_at, expires_at,"
+        " last_used_at"
+    )
 
     @staticmethod
     def _key(row: tuple[Any, ...]) -> ApiKey:
-        return ApiKey(row[0], row[1], row[2], Role(row[3]), row[4], row[5], row[6])
+        return ApiKey(row[0], row[1], row[2], Role(row[3]), *row[4:9])
 
     def get_key(self, client_id: str) -> ApiKey | None:
         row = self._read(
@@ -369,6 +373,14 @@ class SQLiteStore(SQLiteAudit, Store):
             )
             if cur.rowcount == 0:
                 raise NotFoundError(f"no active key {client_id!r}")
+
+    def touch_keys(self, used: dict[str, str]) -> None:
+        with self._admin_tx() as conn:
+            conn.executemany(
+                "UPDATE api_keys SET last_used_at = ? WHERE client_id = ?"
+                " AND (last_used_at IS NULL OR last_used_at < ?)",
+                [(at, client_id, at) for client_id, at in used.items()],
+            )
 
     # -- events: reads ---------------------------------------------------------------------
 

@@ -336,4 +336,13 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             "ALTER TABLE tree_heads ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0",
         ],
     ),
+    (
+        10,
+        "key expiry and last use",
+        [
+            # Both fixed-width RFC 3339 text, compared as text; null: never expires / unused.
+            "ALTER TABLE api_keys ADD COLUMN expires_at TEXT",
+            "ALTER TABLE api_keys ADD COLUMN last_used_at TEXT",
+        ],
+    ),
 ]

@@ -8,9 +8,12 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response, StreamingResponse
 
+from trailkeep.errors import InvalidInputError
+from trailkeep.model.tenant import Permission
+from trailkeep.service.admin_trail import Actor
 from trailkeep.service.exports import ExportJob, ExportService
 
-from ..deps import ReadTenant, ServicesDep
+from ..deps import AuthHeader, OrgHeader, ReadPrincipal, ReadTenant, ServicesDep
 from ..params import KNOWN_PARAMS_ONLY, make_selection
 from ..schemas import ErrorOut
 from .events import json_response
@@ -78,6 +81,13 @@ class ExportIn(BaseModel):
         return out
 
 
+class ProgressOut(BaseModel):
+    events_written: int = Field(description="Events the latest (or running) download wrote.")
+    events_total: int | None = Field(description="Events in the export, when counted.")
+    state: Literal["not_started", "running", "complete"]
+    downloads: int = Field(description="Downloads started (counted by the serving process).")
+
+
 class ExportOut(BaseModel):
     id: str = Field(description="Opaque; valid on every server sharing the signing key.")
     status: Literal["ready"] = Field(description="Exports are ready at once (snapshots).")
@@ -91,7 +101,13 @@ class ExportOut(BaseModel):
     start: str | None
     end: str | None
     q: str | None
-    download_url: str
+    download_url: str = Field(description="Needs a reader credential.")
+    download_link: str = Field(
+        description="Works without a credential until download_link_expires_at (relative to"
+        " the server's URL); a new one is issued on every GET."
+    )
+    download_link_expires_at: str
+    progress: ProgressOut
 
 
 def _exports(services: ServicesDep) -> ExportService:
@@ -101,7 +117,9 @@ def _exports(services: ServicesDep) -> ExportService:
 ExportsDep = Annotated[ExportService, Depends(_exports)]
 
 
-def _describe(job: ExportJob, events: int | None) -> dict[str, Any]:
+def _describe(exports: ExportService, job: ExportJob, events: int | None) -> dict[str, Any]:
+    link = exports.link(job)
+    progress = exports.progress(job)
     return {
         "id": job.id,
         "status": "ready",
@@ -111,6 +129,14 @@ def _describe(job: ExportJob, events: int | None) -> dict[str, Any]:
         "events": events,
         **job.selection.to_json(),
         "download_url": f"/v1/exports/{job.id}/download",
+        "download_link": link.path,
+        "download_link_expires_at": link.expires_at,
+        "progress": {
+            "events_written": progress.written,
+            "events_total": events,
+            "state": progress.state,
+            "downloads": progress.downloads,
+        },
     }
 
 
@@ -121,11 +147,12 @@ def _describe(job: ExportJob, events: int | None) -> dict[str, Any]:
     responses=_ERRORS,
     dependencies=[KNOWN_PARAMS_ONLY],
 )
-def create_export(body: ExportIn, tenant: ReadTenant, exports: ExportsDep) -> Response:
-    """Snapshot a selection of events for download; ready at once."""
+def create_export(body: ExportIn, principal: ReadPrincipal, exports: ExportsDep) -> Response:
+    """Snapshot a selection of events for download; ready at once, and audited."""
+    assert principal.tenant_id is not None
     selection = make_selection(body.filters(), body.start, body.end, body.q)
-    job = exports.create(tenant, selection, body.format)
-    return json_response(_describe(job, exports.count(job, compute=False)), 201)
+    job = exports.create(principal.tenant_id, selection, body.format, Actor.of(principal))
+    return json_response(_describe(exports, job, exports.count(job, compute=False)), 201)
 
 
 @router.get(
@@ -141,7 +168,7 @@ def get_export(
 ) -> Response:
     """An export's status (always `ready`) and, when known or asked for, its event count."""
     job = exports.get(tenant, export_id)
-    return json_response(_describe(job, exports.count(job, compute=count)))
+    return json_response(_describe(exports, job, exports.count(job, compute=count)))
 
 
 @router.get(
@@ -150,9 +177,30 @@ def get_export(
     responses={**_ERRORS, 200: _FILE},
     dependencies=[KNOWN_PARAMS_ONLY],
 )
-def download_export(export_id: str, tenant: ReadTenant, exports: ExportsDep) -> Response:
-    """The export's file, streamed from the store as it is read."""
-    job = exports.get(tenant, export_id)
+def download_export(
+    export_id: str,
+    services: ServicesDep,
+    authorization: AuthHeader,
+    org: OrgHeader = None,
+    expires: Annotated[
+        int | None, Query(description="From the download link (with `sig`).")
+    ] = None,
+    sig: Annotated[
+        str | None, Query(max_length=64, description="From the download link: no token needed.")
+    ] = None,
+) -> Response:
+    """The export's file, streamed from the store as it is read: with a reader credential,
+    or through the export's download link (`expires` and `sig`) without one."""
+    exports = services.exports
+    if expires is not None or sig is not None:
+        if expires is None or sig is None:
+            raise InvalidInputError("a download link needs both expires and sig")
+        job = exports.open_link(export_id, expires, sig)
+    else:
+        principal = services.auth.authenticate(authorization, org, Permission.READ)
+        if principal.tenant_id is None:
+            raise InvalidInputError("operator keys must name a tenant with the X-Org-ID header")
+        job = exports.get(principal.tenant_id, export_id)
     headers = {
         "Content-Disposition": f'attachment; filename="{job.filename}"',
         "X-Export-Size": str(job.size),

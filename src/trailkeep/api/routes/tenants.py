@@ -1,15 +1,25 @@
-"""Tenant settings (``/v1/tenant``, admin) and tenant and key administration (operator)."""
+"""Tenant settings (``/v1/tenant``, admin) and tenant and key administration (operator; an
+admin key also manages its own tenant's keys). Every change is an audit event."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
-from trailkeep.model.tenant import ApiKey, Role, Tenant
+from trailkeep.model.tenant import (
+    ApiKey,
+    Permission,
+    Principal,
+    Role,
+    Tenant,
+    validate_tenant_id,
+)
+from trailkeep.service.admin import Administration, key_expiry
+from trailkeep.service.admin_trail import Actor
 
-from ..deps import AdminTenant, Operator, TenantsDep
+from ..deps import AdminPrincipal, AuthHeader, Operator, ServicesDep, TenantsDep
 from ..schemas import ErrorOut, IssuedKeyOut, KeyIn, KeyOut, TenantIn, TenantOut, TenantSettingsIn
 from .events import json_response
 
@@ -33,20 +43,44 @@ def _key(k: ApiKey) -> dict[str, Any]:
         "name": k.name,
         "created_at": k.created_at,
         "revoked_at": k.revoked_at,
+        "expires_at": k.expires_at,
+        "last_used_at": k.last_used_at,
     }
 
 
+async def _admin(services: ServicesDep) -> Administration:
+    return services.admin
+
+
+AdminDep = Annotated[Administration, Depends(_admin)]
+
+
+def _key_manager(tenant_id: str, services: ServicesDep, authorization: AuthHeader) -> Principal:
+    """An operator key, or an admin key of ``tenant_id`` itself (403 for another tenant's).
+
+    The name is checked as a whole first: the tenant header is read stripped, and a path
+    of ``acme%0A`` must not act on ``acme``."""
+    validate_tenant_id(tenant_id)
+    return services.auth.authenticate(authorization, tenant_id, Permission.ADMIN)
+
+
+KeyManager = Annotated[Principal, Depends(_key_manager)]
+
+
 @router.get("/v1/tenant", response_model=TenantOut, responses=_ERRORS)
-def get_own_tenant(tenant: AdminTenant, tenants: TenantsDep) -> Response:
+def get_own_tenant(principal: AdminPrincipal, tenants: TenantsDep) -> Response:
     """The calling tenant and its settings."""
-    return json_response(_tenant(tenants.get_tenant(tenant)))
+    assert principal.tenant_id is not None
+    return json_response(_tenant(tenants.get_tenant(principal.tenant_id)))
 
 
 @router.put("/v1/tenant", response_model=TenantOut, responses=_ERRORS)
-def put_own_tenant(body: TenantSettingsIn, tenant: AdminTenant, tenants: TenantsDep) -> Response:
-    """Change the calling tenant's settings (only the fields sent)."""
+def put_own_tenant(body: TenantSettingsIn, principal: AdminPrincipal, admin: AdminDep) -> Response:
+    """Change the calling tenant's settings (only the fields sent); each change is audited."""
+    assert principal.tenant_id is not None
     changed = body.model_dump(exclude_unset=True)
-    return json_response(_tenant(tenants.update_settings(tenant, changed)))
+    tenant = admin.update_settings(principal.tenant_id, changed, Actor.of(principal))
+    return json_response(_tenant(tenant))
 
 
 @router.get("/v1/tenants", response_model=list[TenantOut], responses=_ERRORS)
@@ -56,14 +90,14 @@ def list_tenants(_: Operator, tenants: TenantsDep) -> Response:
 
 
 @router.post("/v1/tenants", status_code=201, response_model=TenantOut, responses=_ERRORS)
-def create_tenant(body: TenantIn, _: Operator, tenants: TenantsDep) -> Response:
-    """Create a tenant (operator keys only)."""
-    return json_response(_tenant(tenants.create_tenant(body.name)), 201)
+def create_tenant(body: TenantIn, operator: Operator, admin: AdminDep) -> Response:
+    """Create a tenant (operator keys only); recorded in the operator log."""
+    return json_response(_tenant(admin.create_tenant(body.name, Actor.of(operator))), 201)
 
 
 @router.get("/v1/tenants/{tenant_id}/keys", response_model=list[KeyOut], responses=_ERRORS)
-def list_keys(tenant_id: str, _: Operator, tenants: TenantsDep) -> Response:
-    """A tenant's keys, without secrets."""
+def list_keys(tenant_id: str, _: KeyManager, tenants: TenantsDep) -> Response:
+    """A tenant's keys, without secrets, with when each was last used."""
     tenants.get_tenant(tenant_id)
     return json_response([_key(k) for k in tenants.list_keys(tenant_id)])
 
@@ -74,14 +108,17 @@ def list_keys(tenant_id: str, _: Operator, tenants: TenantsDep) -> Response:
     response_model=IssuedKeyOut,
     responses=_ERRORS,
 )
-def create_key(tenant_id: str, body: KeyIn, _: Operator, tenants: TenantsDep) -> Response:
+def create_key(tenant_id: str, body: KeyIn, manager: KeyManager, admin: AdminDep) -> Response:
     """Issue a key for a tenant; its secret is shown in this response only."""
-    issued = tenants.create_key(tenant_id, Role(body.role), body.name)
+    expires_at = key_expiry(body.expires) if body.expires is not None else None
+    issued = admin.create_key(
+        tenant_id, Role(body.role), Actor.of(manager), name=body.name, expires_at=expires_at
+    )
     return json_response(issued.to_json(), 201)
 
 
 @router.delete("/v1/tenants/{tenant_id}/keys/{client_id}", status_code=204, responses=_ERRORS)
-def revoke_key(tenant_id: str, client_id: str, _: Operator, tenants: TenantsDep) -> Response:
+def revoke_key(tenant_id: str, client_id: str, manager: KeyManager, admin: AdminDep) -> Response:
     """Revoke a key; requests with it fail within seconds."""
-    tenants.revoke_key(client_id, tenant_id)
+    admin.revoke_key(client_id, tenant_id, Actor.of(manager))
     return Response(status_code=204)
