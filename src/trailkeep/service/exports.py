@@ -38,6 +38,7 @@ from trailkeep.merkle import Signer
 from trailkeep.model.event import StoredEvent
 from trailkeep.model.timeparse import format_time, parse_time, utcnow
 from trailkeep.query.ast import Node
+from trailkeep.service.bundles import BundleSpec, bundle_filter, bundle_lines
 from trailkeep.service.dump import DUMP_FORMAT, evidence_record
 from trailkeep.service.log import LogService
 from trailkeep.service.selection import Selection
@@ -45,13 +46,14 @@ from trailkeep.storage.base import Evidence, Store
 
 __all__ = ["CSV_COLUMNS", "EXPORT_FORMAT", "ExportFormat", "ExportJob", "ExportService"]
 
-ExportFormat = Literal["jsonl", "json", "csv"]
+ExportFormat = Literal["jsonl", "json", "csv", "bundle"]
 #: The header ``format`` of a JSON-lines export of a selection (a dump when it selects all).
 EXPORT_FORMAT: Final = "trailkeep-export/v1"
 MEDIA_TYPES: Final[Mapping[str, str]] = {
     "jsonl": "application/x-ndjson",
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
+    "bundle": "application/x-ndjson",
 }
 #: CSV columns: the server fields, each object's sub-fields, then JSON-encoded free-form fields.
 CSV_COLUMNS: Final = (
@@ -77,6 +79,7 @@ class ExportJob:
     Attributes:
         size: the snapshot: only events with ``seq < size`` are exported.
         created_at: when the export was created (fixed-width RFC 3339).
+        seq_range: a bundle's seq range ``[start, end)``, if narrower than ``[0, size)``.
     """
 
     id: str
@@ -85,6 +88,7 @@ class ExportJob:
     format: ExportFormat
     size: int
     created_at: str
+    seq_range: tuple[int, int] | None = None
 
     @property
     def filename(self) -> str:
@@ -153,17 +157,37 @@ class ExportService:
 
     # -- ids -------------------------------------------------------------------------------
 
-    def create(self, tenant_id: str, selection: Selection, fmt: ExportFormat) -> ExportJob:
-        """A new export of ``selection`` at the current log size (or latest checkpoint)."""
+    def create(
+        self,
+        tenant_id: str,
+        selection: Selection,
+        fmt: ExportFormat,
+        seq_range: tuple[int | None, int | None] = (None, None),
+    ) -> ExportJob:
+        """A new export of ``selection`` at the current log size (or latest checkpoint).
+
+        Args:
+            seq_range: a bundle's ``[start, end)`` (either None: from 0, up to the snapshot).
+
+        Raises:
+            InvalidInputError: a bundle of a filter it cannot prove, or a bad seq range.
+        """
         now = utcnow()
         self._compile(selection, now)  # a query that does not parse is refused now
         size = self._snapshot(tenant_id)
         created_at = format_time(now)
-        job = {
+        job: dict[str, Any] = {
             "v": 1, "t": tenant_id, "f": fmt, "n": size, "c": created_at,
             "q": selection.to_json(),
         }  # fmt: skip
-        return ExportJob(self._tokens.issue(job), tenant_id, selection, fmt, size, created_at)
+        bounds = None
+        if fmt == "bundle":
+            bundle_filter(selection, now)
+            bounds = job["r"] = _seq_range(seq_range, size)
+        elif seq_range != (None, None):
+            raise InvalidInputError("seq_start and seq_end apply to format=bundle only")
+        token = self._tokens.issue(job)
+        return ExportJob(token, tenant_id, selection, fmt, size, created_at, bounds)
 
     def _snapshot(self, tenant_id: str) -> int:
         self._log.sign_pending()
@@ -179,15 +203,17 @@ class ExportService:
             raise NotFoundError(f"no export {export_id[:24]}... in this tenant")
         query = data["q"]
         selection = Selection(query["filters"], query["start"], query["end"], query.get("q"))
-        return ExportJob(export_id, tenant_id, selection, data["f"], data["n"], data["c"])
+        bounds = tuple(data["r"]) if "r" in data else None
+        return ExportJob(export_id, tenant_id, selection, data["f"], data["n"], data["c"], bounds)
 
     # -- counting --------------------------------------------------------------------------
 
     def count(self, job: ExportJob, *, compute: bool) -> int | None:
         """How many events the export holds: known at once for an export of everything,
         otherwise counted by one walk of the snapshot when ``compute`` (then remembered)."""
+        start, end = job.seq_range or (0, job.size)
         if job.selection.is_everything:
-            return job.size  # every position below the snapshot
+            return end - start  # every position of the range
         with self._counts_lock:
             if job.id in self._counts:
                 self._counts.move_to_end(job.id)
@@ -209,7 +235,22 @@ class ExportService:
             return self._jsonl(job)
         if job.format == "json":
             return self._json(job)
+        if job.format == "bundle":
+            return self._bundle(job)
         return self._csv(job)
+
+    def _bundle(self, job: ExportJob) -> Iterator[bytes]:
+        checkpoint = self._store.checkpoint_at(job.tenant_id, job.size)
+        if checkpoint is None:
+            raise NotFoundError(f"no signed checkpoint of size {job.size} to prove a bundle by")
+        created = parse_time(job.created_at)
+        assert created is not None
+        start, end = job.seq_range or (0, job.size)
+        spec = BundleSpec(
+            job.tenant_id, checkpoint, start, end, job.selection,
+            bundle_filter(job.selection, created), job.created_at,
+        )  # fmt: skip
+        return bundle_lines(self._store, self._log, spec)
 
     def _compile(self, selection: Selection, now: datetime) -> Node | None:
         """The selection's tree, relative times (``now-1h``) fixed at the export's creation."""
@@ -219,10 +260,11 @@ class ExportService:
         created = parse_time(job.created_at)
         assert created is not None
         search = self._compile(job.selection, created)
-        after = -1
-        while after < job.size - 1:
+        start, end = job.seq_range or (0, job.size)
+        after = start - 1
+        while after < end - 1:
             query = job.selection.in_log_order(
-                after_seq=after, limit=_PAGE, max_seq=job.size - 1, where=search
+                after_seq=after, limit=_PAGE, max_seq=end - 1, where=search
             )
             events = self._store.list_events(job.tenant_id, query).events
             if not events:
@@ -284,6 +326,16 @@ class ExportService:
             buffer.seek(0)
             buffer.truncate()
         yield buffer.getvalue().encode()
+
+
+def _seq_range(bounds: tuple[int | None, int | None], size: int) -> tuple[int, int]:
+    start, end = bounds[0] or 0, size if bounds[1] is None else bounds[1]
+    if not 0 <= start <= end <= size:
+        raise InvalidInputError(
+            f"a bundle's seq range needs 0 <= seq_start <= seq_end <= {size} (the log size at"
+            f" export), got [{start}, {end})"
+        )
+    return start, end
 
 
 def csv_row(event: Mapping[str, Any]) -> list[str]:
