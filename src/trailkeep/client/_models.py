@@ -35,7 +35,7 @@ Event = dict[str, Any]
 #: A list of events (an alias, since the clients' ``list`` method shadows the builtin).
 EventList = list[Event]
 Sort = Literal["asc", "desc"]
-ExportFormat = Literal["jsonl", "json", "csv"]
+ExportFormat = Literal["jsonl", "json", "csv", "bundle"]
 
 #: Keyword filter → the API's filter name.
 FILTER_NAMES: Final[Mapping[str, str]] = {
@@ -211,6 +211,7 @@ class ExportInfo:
     start: str | None = None
     end: str | None = None
     q: str | None = None
+    seq_range: tuple[int, int] | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExportInfo:
@@ -226,4 +227,12 @@ class ExportInfo:
             start=data.get("start"),
             end=data.get("end"),
             q=data.get("q"),
+            seq_range=_pair(data.get("seq_range")),
         )
+
+
+def _pair(value: Any) -> tuple[int, int] | None:
+    """A bundle's ``[start, end)`` as the server sends it (a two-item list), else None."""
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+        return value[0], value[1]
+    return None

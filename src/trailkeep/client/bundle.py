@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Final
 
-
 from trailkeep.errors import IntegrityError, InvalidInputError, ValidationFailedError
 from trailkeep.merkle import (
     RFC9162,

@@ -14,13 +14,13 @@ erased, or was not disclosed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
 from trailkeep.model.commitments import COMMITTED_OBJECTS, POSITIONAL_FIELDS
 
-__all__ = ["BUNDLE_FORMAT", "BundleFilter", "Clause", "CompareOp", "path_value"]
+__all__ = ["ABSENT", "BUNDLE_FORMAT", "BundleFilter", "Clause", "CompareOp", "path_value"]
 
 #: The ``format`` of a bundle's header line.
 BUNDLE_FORMAT: Final = "trailkeep-bundle/v1"
@@ -59,7 +59,8 @@ class Clause:
             return False
         if self.values is not None:
             return value in self.values
-        assert self.op is not None and self.bound is not None
+        if self.op is None or self.bound is None:
+            raise TypeError("a clause is either 'in' or a comparison")
         return _COMPARE[self.op](value, self.bound)
 
     def to_json(self) -> dict[str, Any]:
@@ -169,8 +170,3 @@ def path_value(event: Mapping[str, Any], path: str) -> Any:
     elif type(value) is dict and name in COMMITTED_OBJECTS:
         return ABSENT  # committed key by key, never as a whole
     return ABSENT if value is None else value
-
-
-def clause_paths(clauses: Sequence[Clause]) -> list[str]:
-    """The distinct paths of ``clauses``, in order."""
-    return list(dict.fromkeys(c.path for c in clauses))

@@ -84,9 +84,9 @@ def bundle_filter(selection: Selection, now: datetime) -> BundleFilter:
 def _clauses(node: Node) -> list[Clause]:
     if isinstance(node, And):
         return [clause for child in node.children for clause in _clauses(child)]
-    if isinstance(node, Values) and ".".join(node.field) in _FIELDS:
-        if all(type(v) is str for v in node.values):
-            return [Clause(_FIELDS[".".join(node.field)], values=tuple(map(str, node.values)))]
+    name = ".".join(node.field) if isinstance(node, Values) else ""
+    if isinstance(node, Values) and name in _FIELDS and all(type(v) is str for v in node.values):
+        return [Clause(_FIELDS[name], values=tuple(map(str, node.values)))]
     if isinstance(node, Term) and _plain(node):
         return [_term(node)]
     if isinstance(node, Or) and node.children and all(_plain(c) for c in node.children):
