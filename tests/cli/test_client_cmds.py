@@ -355,7 +355,9 @@ class TestExportBundle:
     @pytest.mark.parametrize(
         ("kind", "args", "needle"),
         [
-            pytest.param("dump", ["--action", "x"], "--format bundle", id="filtered-export-as-dump"),
+            pytest.param(
+                "dump", ["--action", "x"], "--format bundle", id="filtered-export-as-dump"
+            ),
             pytest.param("bundle", ["--action", "x"], "--format bundle", id="export-as-bundle"),
             pytest.param("bundle", [], "verify dump", id="dump-as-bundle"),
             pytest.param("dump", ["--format", "bundle"], "verify bundle", id="bundle-as-dump"),

@@ -133,10 +133,12 @@ def verify_bundle(
     """
     batches = _line_batches(lines)
     first = next(batches, None)
-    header = _Header.read(_json(first[0] if first else None, 1), _verifier(public_key))
+    if not first:
+        raise BundleFormatError("the file is empty")
+    header = _Header.read(_json(first[0], 1), _verifier(public_key))
     leaves = _Leaves(header)
     compact = _left(header)
-    for batch in chain([first[1:]] if first else [], batches):
+    for batch in chain([first[1:]], batches):
         compact.absorb(leaves.leaves(batch))
         if progress is not None:
             progress(leaves.count, header.end - header.start)
