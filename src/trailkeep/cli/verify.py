@@ -165,6 +165,8 @@ def verify_bundle_cmd(
     other leaf's disclosed fields and that they fail the filter, and the range's root; then
     say whether the selection is provably complete. Exit status 0 verified and complete, 2
     FAILED, 3 not a bundle, 5 verified but completeness cannot be shown for some leaves."""
+    from rich.markup import escape
+
     from trailkeep.client.bundle import verify_bundle
 
     try:
@@ -181,7 +183,7 @@ def verify_bundle_cmd(
         _failed(exc)
     out.print(
         f"[green]OK[/] {report.events} events of {report.tenant_id} match"
-        f" {report.filter.describe()} in seq [{report.start}, {report.end}) of"
+        f" {escape(report.filter.describe())} in seq [{report.start}, {report.end}) of"
         f" {report.checkpoint.origin} (checkpoint size {report.checkpoint.size});"
         f" {report.excluded} other leaves shown not to match",
         highlight=False,

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+from binascii import a2b_base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from hashlib import sha256
 from itertools import chain
 from typing import Any, Final
+
+import orjson
 
 from trailkeep.errors import IntegrityError, InvalidInputError, ValidationFailedError
 from trailkeep.merkle import (
@@ -36,7 +39,7 @@ from trailkeep.merkle import (
     verify_consistency,
 )
 from trailkeep.model.canonical import jcs
-from trailkeep.model.commitments import SALT_SIZE, leaf_hash, leaf_input
+from trailkeep.model.commitments import LEAF_VERSION, SALT_SIZE, leaf_hash, leaf_input
 from trailkeep.model.disclosure import ABSENT, BUNDLE_FORMAT, BundleFilter, path_value
 from trailkeep.model.evidence import FieldMismatchError, LeafRecomputer
 
@@ -247,6 +250,7 @@ class _Leaves:
         self.unprovable: list[int] = []
         self._fast = LeafRecomputer(header.tenant_id).verified_leaf
         self._paths = frozenset(c.path for c in header.filter.clauses)
+        self._verdict = header.filter.verdict
 
     def report(self) -> BundleReport:
         h = self.header
@@ -257,20 +261,81 @@ class _Leaves:
         )  # fmt: skip
 
     def leaves(self, lines: Iterable[bytes | str]) -> list[bytes]:
-        out = []
+        """The leaf hashes of the next ``lines``; raises at the first leaf that fails.
+
+        The common cases are taken inline — an unredacted event when the filter selects
+        everything (the C part's whole leaf), and a leaf input whose leaf is its claimed
+        hash — and everything else, or anything odd, goes to the exact checks, which accept
+        it or name the seq.
+        """
+        fast, quick, loads = self._fast, self._quick_leaf, orjson.loads
+        everything = not self._paths
+        seq, end = self.header.start + self.count, self.header.end
+        out: list[bytes] = []
+        append = out.append
         for line in lines:
-            seq = self.header.start + self.count
-            if seq >= self.header.end:
-                raise SequenceError(f"the bundle has lines past the end of its range {seq}")
-            record = _json(line, self.count + 2)
-            if "event" in record:
-                out.append(self._event(record, seq))
-            elif record.get("pruned") is True:
-                out.append(self._pruned(record, seq))
-            else:
-                out.append(self._excluded(record, seq))
+            if seq >= end:
+                raise SequenceError(f"the bundle has lines past the end of its range at seq {seq}")
+            try:
+                record = loads(line)
+                event = record.get("event")
+                if event is not None:
+                    leaf = (
+                        fast(event, record["salts"])
+                        if everything and event["seq"] == seq and not record["redacted"]
+                        else None
+                    )
+                    if leaf is not None:
+                        self.events += 1
+                else:
+                    leaf = quick(record, seq)
+            except (LookupError, TypeError, ValueError, AttributeError):
+                leaf = None
+            append(leaf or self._exact(line, seq))
+            seq += 1
             self.count += 1
         return out
+
+    def _exact(self, line: bytes | str, seq: int) -> bytes:
+        record = _json(line, seq - self.header.start + 2)
+        if "event" in record:
+            return self._event(record, seq)
+        if record.get("pruned") is True:
+            return self._pruned(record, seq)
+        return self._excluded(record, seq)
+
+    def _quick_leaf(self, record: dict[str, Any], seq: int) -> bytes | None:
+        """An excluded leaf's hash in the common case, or None for the exact path to judge.
+
+        Sound for the same reason as the exact path: the leaf input hashed is the canonical
+        JSON of exactly the commitments the filter is judged on, and the root check decides.
+        """
+        if record["seq"] != seq or "pruned" in record:
+            return None
+        commitments, disclosed = record["commitments"], record["disclosed"]
+        known = {}
+        for path, item in disclosed.items():
+            value = item["value"]
+            if type(value) is not str:
+                return None
+            salt = a2b_base64(item["salt"], strict_mode=True)
+            if len(salt) != SALT_SIZE:
+                return None
+            if sha256(salt + orjson.dumps(value)).hexdigest() != commitments[path]:
+                return None
+            known[path] = value
+        if self._verdict(known, commitments) is not False:
+            return None
+        document = {
+            "commitments": commitments, "id": record["id"], "received_at": record["received_at"],
+            "seq": seq, "tenant_id": self.header.tenant_id, "v": LEAF_VERSION,
+        }  # fmt: skip
+        text = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        leaf = sha256(b"\x00" + text).digest()
+        if leaf.hex() != record["hash"]:
+            return None
+        self.excluded += 1
+        return leaf
 
     def _event(self, record: dict[str, Any], seq: int) -> bytes:
         event, salts, redacted = record["event"], record.get("salts"), record.get("redacted")
@@ -372,7 +437,7 @@ def _disclosed(seq: int, path: str, item: Any, commitments: Mapping[str, Any]) -
         raise FieldMismatchError(path, f"seq {seq}: disclosed without a commitment")
     try:
         salt = base64.b64decode(item["salt"], validate=True)
-        digest = hashlib.sha256(salt + jcs(item["value"])).hexdigest()
+        digest = sha256(salt + jcs(item["value"])).hexdigest()
     except (KeyError, TypeError, ValueError, binascii.Error, ValidationFailedError):
         raise FieldMismatchError(path, f"seq {seq}: malformed disclosed value") from None
     if len(salt) != SALT_SIZE or digest != commitments[path]:
