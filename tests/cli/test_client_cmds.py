@@ -300,6 +300,80 @@ class TestExport:
         assert len(target.read_text().splitlines()) == 3
 
 
+class TestExportBundle:
+    """`trailkeep export --format bundle` writes a file `verify bundle` proves complete; each
+    kind of file gets its own exit status from the verifiers."""
+
+    def verify(self, server: Server, kind: str, path: Path, key: str | None = None) -> Result:
+        key = key or httpx.get(f"{server.url}/v1/log/key").text.strip()
+        return CliRunner().invoke(app, ["verify", kind, str(path), "--key", key])
+
+    def test_bundle_verifies_complete(self, server: Server, tmp_path: Path) -> None:
+        action = unique()
+        logged(server, action)
+        logged(server, unique())
+        logged(server, action)
+        target = tmp_path / "b.jsonl"
+        result = run(server, "export", "--format", "bundle", "--action", action, "-o", str(target))
+        assert result.exit_code == 0, result.output
+        assert "verify bundle" in result.output
+        checked = self.verify(server, "bundle", target)
+        assert checked.exit_code == 0, checked.output
+        assert "OK 2 events" in checked.stdout
+        assert "COMPLETE" in checked.stdout
+
+    def test_seq_range(self, server: Server, tmp_path: Path) -> None:
+        logged(server, unique())
+        target = tmp_path / "r.jsonl"
+        result = run(server, "export", "--format", "bundle", "--seq-start", "1",
+                     "--seq-end", "2", "-o", str(target))  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "wrote 1 leaves" in result.stdout
+        checked = self.verify(server, "bundle", target)
+        assert checked.exit_code == 0, checked.output
+        assert "in seq [1, 2)" in checked.stdout
+
+    def test_tampered_bundle_fails_with_2(self, server: Server, tmp_path: Path) -> None:
+        action = unique()
+        logged(server, action)
+        target = tmp_path / "t.jsonl"
+        assert run(server, "export", "--format", "bundle", "-o", str(target)).exit_code == 0
+        lines = target.read_bytes().splitlines()
+        target.write_bytes(b"\n".join(lines[:-1]) + b"\n")  # the last leaf dropped
+        checked = self.verify(server, "bundle", target)
+        assert checked.exit_code == 2, checked.output
+        assert "truncated" in checked.output
+
+    def test_wrong_key_fails_with_2(self, server: Server, tmp_path: Path) -> None:
+        target = tmp_path / "k.jsonl"
+        assert run(server, "export", "--format", "bundle", "-o", str(target)).exit_code == 0
+        other = Signer.generate(httpx.get(f"{server.url}/v1/log/key").text.split("+")[0])
+        checked = self.verify(server, "bundle", target, other.verifier().key_string())
+        assert checked.exit_code == 2, checked.output
+        assert "not the pinned key" in checked.output.replace("\n", " ")
+
+    @pytest.mark.parametrize(
+        ("kind", "args", "needle"),
+        [
+            pytest.param(
+                "dump", ["--action", "x"], "--format bundle", id="filtered-export-as-dump"
+            ),
+            pytest.param("bundle", ["--action", "x"], "--format bundle", id="export-as-bundle"),
+            pytest.param("bundle", [], "verify dump", id="dump-as-bundle"),
+            pytest.param("dump", ["--format", "bundle"], "verify bundle", id="bundle-as-dump"),
+        ],
+    )
+    def test_another_kind_of_file_exits_3(
+        self, server: Server, tmp_path: Path, kind: str, args: list[str], needle: str
+    ) -> None:
+        logged(server, unique())
+        target = tmp_path / "f.jsonl"
+        assert run(server, "export", *args, "-o", str(target)).exit_code == 0
+        checked = self.verify(server, kind, target)
+        assert checked.exit_code == 3, checked.output
+        assert needle in checked.output.replace("\n", " ")
+
+
 class TestErrors:
     """Failures say what is wrong and what to check."""
 

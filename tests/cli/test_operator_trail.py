@@ -168,7 +168,7 @@ class TestExportForce:
         target.write_text("precious\n")
         before = len(server_records(server.database, "acme"))
         refused = runner.invoke(app, ["export", "--format", "csv", "-o", str(target)], env=env)
-        assert refused.exit_code == EXIT_FILE_EXISTS == 5
+        assert refused.exit_code == EXIT_FILE_EXISTS == 6
         assert f"{target} exists" in refused.stderr
         assert "--force" in refused.stderr
         assert target.read_text() == "precious\n"

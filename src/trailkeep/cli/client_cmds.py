@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["EXIT_FILE_EXISTS", "register_client_commands"]
 
 #: Exit status of ``export -o FILE`` when FILE exists and ``--force`` was not given.
-EXIT_FILE_EXISTS = 5
+EXIT_FILE_EXISTS = 6
 DEFAULT_URL = "http://127.0.0.1:8000"
 PANEL = "Client (talks to a server)"
 
@@ -465,6 +465,7 @@ class ExportFormat(StrEnum):
     JSONL = "jsonl"
     JSON = "json"
     CSV = "csv"
+    BUNDLE = "bundle"
 
 
 def export_cmd(
@@ -472,11 +473,21 @@ def export_cmd(
         Path | None, typer.Option("--output", "-o", help="File to write.", show_default=False)
     ] = None,
     fmt: Annotated[
-        ExportFormat, typer.Option("--format", help="jsonl is verifiable; json; csv.")
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="jsonl is verifiable; json; csv; bundle proves the selection complete.",
+        ),
     ] = ExportFormat.JSONL,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite the output file if it exists.")
     ] = False,
+    seq_start: Annotated[
+        int | None, typer.Option(min=0, help="bundle: the first seq it covers (default 0).")
+    ] = None,
+    seq_end: Annotated[
+        int | None, typer.Option(min=0, help="bundle: the seq it stops before (default: all).")
+    ] = None,
     q: QueryOpt = None,
     action: ActionOpt = None,
     category: CategoryOpt = None,
@@ -492,7 +503,9 @@ def export_cmd(
 ) -> None:
     """Export matching events to a file, with a progress bar.
 
-    A JSON-lines export of everything is a dump that `trailkeep verify dump` checks offline."""
+    A JSON-lines export of everything is a dump that `trailkeep verify dump` checks offline;
+    a bundle (`--format bundle`) is checked, completeness included, by `trailkeep verify
+    bundle`."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     where = _filters(action, category, outcome, actor_id, target_id, filters, start, end)
@@ -502,8 +515,13 @@ def export_cmd(
              status=EXIT_FILE_EXISTS)  # fmt: skip
     columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn())
     with _connect(url, token, org) as tk, _talking_to(url):
-        created = tk.create_export(q, format=fmt.value, **where)
-        total = tk.get_export(created.id, count=True).events
+        seq_range = (seq_start, seq_end)
+        created = tk.create_export(q, format=fmt.value, seq_range=seq_range, **where)
+        if fmt is ExportFormat.BUNDLE:  # a line per leaf of the range
+            first, last = created.seq_range or (0, created.size)
+            total: int | None = last - first
+        else:
+            total = tk.get_export(created.id, count=True).events
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("export", total=total)
             written = tk.download_export(
@@ -512,8 +530,11 @@ def export_cmd(
                 progress=lambda n: bar.update(task, completed=n),
                 overwrite=force,  # a file that appeared meanwhile is not overwritten either
             )
-    say("", f"wrote {written} events to {target} (log size {created.size} at export)")
-    if fmt is ExportFormat.JSONL and not where and not q:
+    unit = "leaves" if fmt is ExportFormat.BUNDLE else "events"
+    say("", f"wrote {written} {unit} to {target} (log size {created.size} at export)")
+    if fmt is ExportFormat.BUNDLE:
+        err.print(f"[dim]check it offline: trailkeep verify bundle {target} --key KEY[/]")
+    elif fmt is ExportFormat.JSONL and not where and not q:
         err.print(f"[dim]check it offline: trailkeep verify dump {target} --key KEY[/]")
 
 

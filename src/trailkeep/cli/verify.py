@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import orjson
 import typer
@@ -72,7 +72,17 @@ def _load_json(path: Path) -> dict[str, object]:
     return value
 
 
-def _failed(exc: TrailkeepError) -> None:
+#: Exit statuses of ``verify dump`` and ``verify bundle`` beyond 0 (verified) and 2 (FAILED).
+NOT_THIS_KIND = 3  # the file is not a dump (or not a bundle): say what it is instead
+INCOMPLETE = 5  # a bundle verified, but completeness cannot be shown for some leaves
+
+
+def _failed(exc: TrailkeepError) -> NoReturn:
+    from trailkeep.client.verify import DumpFormatError
+
+    if isinstance(exc, DumpFormatError):
+        err.print(f"[bold red]NOT THIS KIND OF FILE[/] {exc.message}", highlight=False)
+        raise typer.Exit(NOT_THIS_KIND)
     err.print(f"[bold red]FAILED[/] {exc.message}")
     raise typer.Exit(2)
 
@@ -144,6 +154,48 @@ def verify_dump_cmd(
     out.print(f"[green]OK[/] {report.events} events of {report.tenant_id} recompute to the"
               f" signed root of {report.checkpoint.origin} ({report.redacted_fields} erased"
               f" fields kept by commitment{pruned})")  # fmt: skip
+
+
+@verify_app.command("bundle")
+def verify_bundle_cmd(
+    bundle: Annotated[
+        Path, typer.Argument(help="A bundle from `trailkeep export --format bundle`.")
+    ],
+    key: KeyOpt,
+) -> None:
+    """Check a bundle with no server: the checkpoint's signature, every included event, every
+    other leaf's disclosed fields and that they fail the filter, and the range's root; then
+    say whether the selection is provably complete. Exit status 0 verified and complete, 2
+    FAILED, 3 not a bundle, 5 verified but completeness cannot be shown for some leaves."""
+    from rich.markup import escape
+
+    from trailkeep.client.bundle import verify_bundle
+
+    try:
+        with bundle.open("rb") as fh, _progress(bundle.name) as bar:
+            task = bar.add_task("leaves", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = verify_bundle(fh, _key(key), progress)
+    except OSError as exc:
+        fail(f"cannot read {bundle}: {exc}")
+    except TrailkeepError as exc:
+        _failed(exc)
+    out.print(
+        f"[green]OK[/] {report.events} events of {report.tenant_id} match"
+        f" {escape(report.filter.describe())} in seq [{report.start}, {report.end}) of"
+        f" {report.checkpoint.origin} (checkpoint size {report.checkpoint.size});"
+        f" {report.excluded} other leaves shown not to match",
+        highlight=False,
+    )
+    if report.complete:
+        out.print("[green]COMPLETE[/] no matching event of the range is left out")
+        return
+    for line in report.gaps():
+        out.print(f"[bold yellow]INCOMPLETE[/] {line}", highlight=False)
+    raise typer.Exit(INCOMPLETE)
 
 
 def _audit(

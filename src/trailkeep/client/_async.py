@@ -368,11 +368,16 @@ class AsyncClient(BaseClient):
     # -- exports ---------------------------------------------------------------------------
 
     async def create_export(
-        self, q: str | None = None, *, format: ExportFormat = "jsonl", **filters: Unpack[Filters]
+        self,
+        q: str | None = None,
+        *,
+        format: ExportFormat = "jsonl",
+        seq_range: tuple[int | None, int | None] = (None, None),
+        **filters: Unpack[Filters],
     ) -> ExportInfo:
         """Start an export of the events matching the filters and ``q``; it is ready at once
-        (a snapshot)."""
-        return await self._run(self._op_create_export(format, q, filters))
+        (a snapshot). ``seq_range``: a bundle's ``[start, end)`` (None: from 0, to the end)."""
+        return await self._run(self._op_create_export(format, q, filters, seq_range))
 
     async def get_export(self, export_id: str, *, count: bool = False) -> ExportInfo:
         """An export's status; ``count=True`` counts its events if not yet known."""

@@ -350,11 +350,18 @@ class BaseClient:
     # -- exports ---------------------------------------------------------------------------
 
     def _op_create_export(
-        self, fmt: ExportFormat, q: str | None, filters: Mapping[str, Any]
+        self,
+        fmt: ExportFormat,
+        q: str | None,
+        filters: Mapping[str, Any],
+        seq_range: tuple[int | None, int | None] = (None, None),
     ) -> Op[ExportInfo]:
         body: dict[str, Any] = {**filter_values(filters), "format": fmt}
         if q is not None:
             body["q"] = q
+        for name, bound in zip(("seq_start", "seq_end"), seq_range, strict=True):
+            if bound is not None:
+                body[name] = bound
         response = yield from self._send(Call("POST", "/v1/exports", json=body))
         return ExportInfo.from_json(_json(response))
 

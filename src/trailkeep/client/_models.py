@@ -35,7 +35,7 @@ Event = dict[str, Any]
 #: A list of events (an alias, since the clients' ``list`` method shadows the builtin).
 EventList = list[Event]
 Sort = Literal["asc", "desc"]
-ExportFormat = Literal["jsonl", "json", "csv"]
+ExportFormat = Literal["jsonl", "json", "csv", "bundle"]
 
 #: Keyword filter → the API's filter name.
 FILTER_NAMES: Final[Mapping[str, str]] = {
@@ -217,6 +217,7 @@ class ExportInfo:
     download_link_expires_at: str | None = None
     #: ``events_written``, ``events_total``, ``state``, ``downloads`` (docs/api.md).
     progress: dict[str, Any] | None = None
+    seq_range: tuple[int, int] | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExportInfo:
@@ -235,4 +236,12 @@ class ExportInfo:
             download_link=data.get("download_link"),
             download_link_expires_at=data.get("download_link_expires_at"),
             progress=data.get("progress"),
+            seq_range=_pair(data.get("seq_range")),
         )
+
+
+def _pair(value: Any) -> tuple[int, int] | None:
+    """A bundle's ``[start, end)`` as the server sends it (a two-item list), else None."""
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+        return value[0], value[1]
+    return None

@@ -40,7 +40,8 @@ T = TypeVar("T")
 #: Keys as `GET /v1/tenants/{t}/keys` lists them (`list` is also a method name below).
 KeyList = list[dict[str, Any]]
 #: Lines of an export file that are not events: jsonl's header; json's first and last.
-HEADER_LINES: dict[str, int] = {"jsonl": 1, "json": 2, "csv": 1}
+#: Lines of a file before its first event (for a bundle, before its first leaf).
+HEADER_LINES: dict[str, int] = {"jsonl": 1, "json": 2, "csv": 1, "bundle": 1}
 
 
 class Client(BaseClient):
@@ -361,11 +362,16 @@ class Client(BaseClient):
     # -- exports ---------------------------------------------------------------------------
 
     def create_export(
-        self, q: str | None = None, *, format: ExportFormat = "jsonl", **filters: Unpack[Filters]
+        self,
+        q: str | None = None,
+        *,
+        format: ExportFormat = "jsonl",
+        seq_range: tuple[int | None, int | None] = (None, None),
+        **filters: Unpack[Filters],
     ) -> ExportInfo:
         """Start an export of the events matching the filters and ``q``; it is ready at once
-        (a snapshot)."""
-        return self._run(self._op_create_export(format, q, filters))
+        (a snapshot). ``seq_range``: a bundle's ``[start, end)`` (None: from 0, to the end)."""
+        return self._run(self._op_create_export(format, q, filters, seq_range))
 
     def get_export(self, export_id: str, *, count: bool = False) -> ExportInfo:
         """An export's status; ``count=True`` counts its events if not yet known."""

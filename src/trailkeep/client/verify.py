@@ -9,7 +9,7 @@ these functions; failures raise ``IntegrityError`` subclasses that name the even
     ├── LeafMismatchError        an event whose recomputed leaf is not the one proven or stored
     ├── SequenceError            a dump with a missing, duplicated or reordered event
     ├── NoteError, ProofError    (merkle) a bad signature, a proof that does not verify
-    └── DumpFormatError          a dump that is not a trailkeep dump
+    └── DumpFormatError          a file that is not a trailkeep dump (or bundle, BundleFormatError)
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ __all__ = [
 ]
 
 DUMP_FORMAT: Final = "trailkeep-dump/v1"
+#: The formats of files that are not dumps, named so ``verify_dump`` can say what to do.
+_EXPORT_FORMAT: Final = "trailkeep-export/v1"
+_BUNDLE_FORMAT: Final = "trailkeep-bundle/v1"
 
 
 class LeafMismatchError(IntegrityError):
@@ -211,7 +214,7 @@ def verify_dump(
     first = next(batches, None)
     header = _json(first[0] if first else None, 1)
     if header.get("format") != DUMP_FORMAT:
-        raise DumpFormatError(f"line 1 is not a {DUMP_FORMAT} header")
+        raise DumpFormatError(_not_a_dump(header.get("format")))
     tenant_id = header.get("tenant_id")
     checkpoint = open_checkpoint(header.get("checkpoint", ""), _verifier(public_key))
     _origin(checkpoint, str(tenant_id))
@@ -230,6 +233,18 @@ def verify_dump(
     return DumpReport(
         str(tenant_id), checkpoint, events.count, events.redacted_fields, events.pruned
     )
+
+
+def _not_a_dump(fmt: Any) -> str:
+    if fmt == _EXPORT_FORMAT:
+        return (
+            "this is a filtered export: it holds a selection, so no root can be rebuilt from"
+            " it; export with --format bundle to get a file that `trailkeep verify bundle`"
+            " proves complete"
+        )
+    if fmt == _BUNDLE_FORMAT:
+        return "this is a bundle: check it with `trailkeep verify bundle`"
+    return f"line 1 is not a {DUMP_FORMAT} header"
 
 
 class _DumpEvents:

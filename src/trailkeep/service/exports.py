@@ -49,6 +49,7 @@ from trailkeep.model.event import StoredEvent
 from trailkeep.model.timeparse import format_time, parse_time, utcnow
 from trailkeep.query.ast import Node
 from trailkeep.service.admin_trail import Actor, record_admin_event
+from trailkeep.service.bundles import BundleSpec, bundle_filter, bundle_lines
 from trailkeep.service.dump import DUMP_FORMAT, evidence_record, range_records
 from trailkeep.service.log import LogService
 from trailkeep.service.selection import Selection
@@ -67,13 +68,14 @@ __all__ = [
     "ExportService",
 ]
 
-ExportFormat = Literal["jsonl", "json", "csv"]
+ExportFormat = Literal["jsonl", "json", "csv", "bundle"]
 #: The header ``format`` of a JSON-lines export of a selection (a dump when it selects all).
 EXPORT_FORMAT: Final = "trailkeep-export/v1"
 MEDIA_TYPES: dict[str, str] = {
     "jsonl": "application/x-ndjson",
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
+    "bundle": "application/x-ndjson",
 }
 #: CSV columns: the server fields, each object's sub-fields, then JSON-encoded free-form fields.
 CSV_COLUMNS: Final = (
@@ -101,6 +103,7 @@ class ExportJob:
     Attributes:
         size: the snapshot: only events with ``seq < size`` are exported.
         created_at: when the export was created (fixed-width RFC 3339).
+        seq_range: a bundle's seq range ``[start, end)``, if narrower than ``[0, size)``.
     """
 
     id: str
@@ -109,6 +112,7 @@ class ExportJob:
     format: ExportFormat
     size: int
     created_at: str
+    seq_range: tuple[int, int] | None = None
 
     @property
     def filename(self) -> str:
@@ -215,24 +219,48 @@ class ExportService:
     # -- ids -------------------------------------------------------------------------------
 
     def create(
-        self, tenant_id: str, selection: Selection, fmt: ExportFormat, actor: Actor
+        self,
+        tenant_id: str,
+        selection: Selection,
+        fmt: ExportFormat,
+        actor: Actor,
+        seq_range: tuple[int | None, int | None] = (None, None),
     ) -> ExportJob:
         """A new export of ``selection`` at the current log size (or latest checkpoint),
-        recorded as ``export.create`` in the tenant's log (after the snapshot, so outside it)."""
+        recorded as ``export.create`` in the tenant's log (after the snapshot, so outside it).
+
+        Args:
+            seq_range: a bundle's ``[start, end)`` (either None: from 0, up to the snapshot).
+
+        Raises:
+            InvalidInputError: an unknown format, a bundle of a filter it cannot prove, or a
+                bad seq range.
+        """
         if fmt not in WRITERS:
             raise InvalidInputError(f"unknown export format {fmt!r}; use {', '.join(WRITERS)}")
         now = utcnow()
         self._compile(selection, now)  # a query that does not parse is refused now
         size = self._snapshot(tenant_id)
         created_at = format_time(now)
-        job = {
+        job: dict[str, Any] = {
             "v": 1, "t": tenant_id, "f": fmt, "n": size, "c": created_at,
             "q": selection.to_json(),
         }  # fmt: skip
-        export = ExportJob(self._tokens.issue(job), tenant_id, selection, fmt, size, created_at)
+        bounds = None
+        if fmt == "bundle":
+            bundle_filter(selection, now)
+            bounds = job["r"] = _seq_range(seq_range, size)
+        elif seq_range != (None, None):
+            raise InvalidInputError("seq_start and seq_end apply to format=bundle only")
+        export = ExportJob(
+            self._tokens.issue(job), tenant_id, selection, fmt, size, created_at, bounds
+        )
+        metadata: dict[str, Any] = {"format": fmt, "size": size, **selection.to_json()}
+        if bounds is not None:
+            metadata["seq_range"] = list(bounds)
         record_admin_event(
             self._store, tenant_id, "export.create", actor, {"id": export.id, "type": "export"},
-            {"format": fmt, "size": size, **selection.to_json()},
+            metadata,
         )  # fmt: skip
         return export
 
@@ -250,7 +278,8 @@ class ExportService:
             raise NotFoundError(f"no export {export_id[:24]}... in this tenant")
         query = data["q"]
         selection = Selection(query["filters"], query["start"], query["end"], query.get("q"))
-        return ExportJob(export_id, tenant_id, selection, data["f"], data["n"], data["c"])
+        bounds = tuple(data["r"]) if "r" in data else None
+        return ExportJob(export_id, tenant_id, selection, data["f"], data["n"], data["c"], bounds)
 
     # -- download links --------------------------------------------------------------------
 
@@ -308,8 +337,9 @@ class ExportService:
     def count(self, job: ExportJob, *, compute: bool) -> int | None:
         """How many events the export holds: known at once for an export of everything,
         otherwise counted by one walk of the snapshot when ``compute`` (then remembered)."""
+        start, end = job.seq_range or (0, job.size)
         if job.selection.is_everything:
-            return job.size  # every position below the snapshot
+            return end - start  # every position of the range
         with self._counts_lock:
             if job.id in self._counts:
                 self._counts.move_to_end(job.id)
@@ -336,6 +366,28 @@ class ExportService:
             yield chunk
         self._set_progress(job, written, done=True, start=False)
 
+    def write_bundle(self, job: ExportJob) -> Iterator[tuple[bytes, int]]:
+        """A bundle (``service.bundles``): progress counts the leaves of its range written."""
+        lines = self._bundle(job)
+        header = next(lines, None)
+        if header is not None:
+            yield header, 0
+        for chunk in lines:
+            yield chunk, chunk.count(b"\n")
+
+    def _bundle(self, job: ExportJob) -> Iterator[bytes]:
+        checkpoint = self._store.checkpoint_at(job.tenant_id, job.size)
+        if checkpoint is None:
+            raise NotFoundError(f"no signed checkpoint of size {job.size} to prove a bundle by")
+        created = parse_time(job.created_at)
+        assert created is not None
+        start, end = job.seq_range or (0, job.size)
+        spec = BundleSpec(
+            job.tenant_id, checkpoint, start, end, job.selection,
+            bundle_filter(job.selection, created), job.created_at,
+        )  # fmt: skip
+        return bundle_lines(self._store, self._log, spec)
+
     def _compile(self, selection: Selection, now: datetime) -> Node | None:
         """The selection's tree, relative times (``now-1h``) fixed at the export's creation."""
         return selection.condition(now)
@@ -344,10 +396,11 @@ class ExportService:
         created = parse_time(job.created_at)
         assert created is not None
         search = self._compile(job.selection, created)
-        after = -1
-        while after < job.size - 1:
+        start, end = job.seq_range or (0, job.size)
+        after = start - 1
+        while after < end - 1:
             query = job.selection.in_log_order(
-                after_seq=after, limit=_PAGE, max_seq=job.size - 1, where=search
+                after_seq=after, limit=_PAGE, max_seq=end - 1, where=search
             )
             events = self._store.list_events(job.tenant_id, query).events
             if not events:
@@ -422,7 +475,18 @@ WRITERS: dict[str, Writer] = {
     "jsonl": ExportService.write_jsonl,
     "json": ExportService.write_json,
     "csv": ExportService.write_csv,
+    "bundle": ExportService.write_bundle,
 }
+
+
+def _seq_range(bounds: tuple[int | None, int | None], size: int) -> tuple[int, int]:
+    start, end = bounds[0] or 0, size if bounds[1] is None else bounds[1]
+    if not 0 <= start <= end <= size:
+        raise InvalidInputError(
+            f"a bundle's seq range needs 0 <= seq_start <= seq_end <= {size} (the log size at"
+            f" export), got [{start}, {end})"
+        )
+    return start, end
 
 
 def csv_row(event: Mapping[str, Any]) -> list[str]:

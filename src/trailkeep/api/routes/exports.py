@@ -65,10 +65,19 @@ class ExportIn(BaseModel):
     )
     start: str | None = Field(default=None, max_length=64, description="Inclusive, any form.")
     end: str | None = Field(default=None, max_length=64, description="Exclusive, any form.")
-    format: Literal["jsonl", "json", "csv"] = Field(
+    format: Literal["jsonl", "json", "csv", "bundle"] = Field(
         default="jsonl",
         description="`jsonl`: a header line, then each event with its salts (verifiable);"
-        " `json`: one document; `csv`: one row per event.",
+        " `json`: one document; `csv`: one row per event; `bundle`: a verifiable bundle that"
+        " also proves no matching event of its seq range was left out (docs/integrity.md).",
+    )
+    seq_start: int | None = Field(
+        default=None, ge=0, description="`bundle` only: the first seq it covers (default 0)."
+    )
+    seq_end: int | None = Field(
+        default=None,
+        ge=0,
+        description="`bundle` only: the seq it stops before (default: the log size).",
     )
 
     def filters(self) -> dict[str, list[str] | None]:
@@ -94,6 +103,9 @@ class ExportOut(BaseModel):
     format: str
     created_at: str
     size: int = Field(description="Log size snapshot: only events with seq < size are in it.")
+    seq_range: list[int] | None = Field(
+        default=None, description="A bundle's seq range [start, end); null for other formats."
+    )
     events: int | None = Field(
         description="Events in the export; null until counted (GET with count=true)."
     )
@@ -126,6 +138,7 @@ def _describe(exports: ExportService, job: ExportJob, events: int | None) -> dic
         "format": job.format,
         "created_at": job.created_at,
         "size": job.size,
+        "seq_range": list(job.seq_range) if job.seq_range else None,
         "events": events,
         **job.selection.to_json(),
         "download_url": f"/v1/exports/{job.id}/download",
@@ -151,7 +164,13 @@ def create_export(body: ExportIn, principal: ReadPrincipal, exports: ExportsDep)
     """Snapshot a selection of events for download; ready at once, and audited."""
     assert principal.tenant_id is not None
     selection = make_selection(body.filters(), body.start, body.end, body.q)
-    job = exports.create(principal.tenant_id, selection, body.format, Actor.of(principal))
+    job = exports.create(
+        principal.tenant_id,
+        selection,
+        body.format,
+        Actor.of(principal),
+        (body.seq_start, body.seq_end),
+    )
     return json_response(_describe(exports, job, exports.count(job, compute=False)), 201)
 
 
