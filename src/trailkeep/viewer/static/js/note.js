@@ -9,11 +9,10 @@ const SIG_PREFIX = "\u2014 ";
 
 /** Parse a verifier key string `<name>+<hex8 key id>+<base64(0x01 ‖ 32-byte key)>`. */
 export async function parseVerifierKey(text) {
-  const parts = String(text).trim().split("+");
-  if (parts.length !== 3 || !/^[0-9a-f]{8}$/.test(parts[1])) {
-    throw new NoteError("the pinned key is not a note verifier key (name+hex8+base64)");
-  }
-  const [name, idHex, blob] = parts;
+  // The base64 part may itself hold '+': only the first two separate fields.
+  const match = /^([^+]+)\+([0-9a-f]{8})\+(.+)$/.exec(String(text).trim());
+  if (!match) throw new NoteError("the pinned key is not a note verifier key (name+hex8+base64)");
+  const [, name, idHex, blob] = match;
   let raw;
   try {
     raw = fromBase64(blob);
