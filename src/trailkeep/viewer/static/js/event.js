@@ -60,7 +60,7 @@ function renderFields(event, redacted) {
     } else if (value !== undefined) {
       row(list, party, value, erased(party, value, redacted));
     }
-    if (!list.children.length) list.append(el("dd", { class: "muted" }, "none"));
+    if (!list.children.length) list.replaceWith(el("p", { class: "muted", id: party }, "none"));
   }
 }
 
