@@ -45,9 +45,13 @@ def _missing_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole session."""
+    """One headless Chromium per test module.
+
+    Not per session: Playwright's sync API keeps its event loop running while it is open,
+    and the async tests of other modules (pytest-asyncio) cannot start a loop until it stops.
+    """
     missing = _missing_browser()
     if missing:
         if os.environ.get("TRAILKEEP_REQUIRE_BROWSER") == "1":

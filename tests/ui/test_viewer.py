@@ -132,7 +132,8 @@ class TestEventTable:
     def test_bad_time_is_shown(self, browsing: Browsing) -> None:
         browsing.sign_in()
         browsing.page.goto(browsing.url("/ui/?start=yesterday-ish"))
-        assert "start" in browsing.page.locator("#time-error").inner_text()
+        browsing.page.locator("#time-error", has_text="start").wait_for()
+        assert browsing.page.get_attribute("#start", "aria-invalid") == "true"
 
     def test_facet_chip_filters(self, browsing: Browsing, stored: list[dict[str, Any]]) -> None:
         browsing.sign_in()
@@ -367,6 +368,9 @@ class TestPhone:
         fits = "document.documentElement.scrollWidth <= window.innerWidth"
         assert page.evaluate(fits)
         assert page.locator("#events tbody tr").first.is_visible()
+        assert not page.locator("#facets").is_visible()  # folded, one tap away
+        page.click("#facets-box summary")
+        assert page.locator("#facets").is_visible()
         state, _ = phone.verification(stored[0]["id"])
         assert state == "verified"
         assert page.evaluate(fits)

@@ -202,6 +202,8 @@ function wireForm() {
 }
 
 if (requireSignIn()) {
+  // On a phone the facets would push the table off the first screen: they start folded.
+  if (matchMedia("(max-width: 700px)").matches) document.getElementById("facets-box").open = false;
   wireForm();
   loadPage();
   loadFacets();
