@@ -374,3 +374,38 @@ class TestPhone:
         state, _ = phone.verification(stored[0]["id"])
         assert state == "verified"
         assert page.evaluate(fits)
+
+
+class TestHistogramDrag:
+    """Dragging across histogram bars narrows the range to the span they cover."""
+
+    def test_drag(self, browsing: Browsing, server: Server) -> None:
+        hours = ["2026-01-05T09:10:00Z", "2026-01-05T10:20:00Z", "2026-01-05T11:30:00Z"]
+        post_events(server, [{"action": "spread.out", "category": "spread", "timestamp": t}
+                             for t in hours])  # fmt: skip
+        browsing.sign_in()
+        page = browsing.page
+        page.goto(browsing.url("/ui/?category=spread"))
+        bars = page.locator("#histogram .bar-button")
+        bars.nth(2).wait_for()
+        assert bars.count() == 3
+        first, last = bars.nth(0).bounding_box(), bars.nth(2).bounding_box()
+        assert first
+        assert last
+        page.mouse.move(first["x"] + first["width"] / 2, first["y"] + first["height"] - 2)
+        page.mouse.down()
+        page.mouse.move(last["x"] + last["width"] / 2, last["y"] + last["height"] - 2, steps=5)
+        page.mouse.up()
+        page.wait_for_url("**end=*")
+        query = _query(page.url)
+        assert query["start"] == ["2026-01-05T09:00:00.000000Z"]
+        assert query["end"] == ["2026-01-05T12:00:00.000000Z"]
+        page.locator("#list-status", has_text="3 events shown").wait_for()
+
+
+class TestApiDocsOffline:
+    """`/docs` (Swagger UI) renders with nothing fetched from outside the server's origin."""
+
+    def test_docs(self, browsing: Browsing) -> None:
+        browsing.page.goto(browsing.url("/docs"))
+        browsing.page.locator(".swagger-ui .opblock").first.wait_for()
