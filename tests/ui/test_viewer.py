@@ -81,6 +81,35 @@ class TestSignIn:
         assert page.evaluate("sessionStorage.getItem('trailkeep.token')") is None
 
 
+class TestPinnedKey:
+    """A key pinned at sign-in is what checkpoints are checked against; a wrong one fails."""
+
+    def test_malformed_pin_is_refused(self, browsing: Browsing) -> None:
+        page = browsing.page
+        page.goto(browsing.url("/ui/signin"))
+        page.fill("input[name=token]", browsing.server.tokens["reader"])
+        page.click("details summary")
+        page.fill("input[name=pin]", "not-a-key")
+        page.click("button[type=submit]")
+        page.locator("#signin-error", has_text="verifier key").wait_for()
+
+    def test_other_key_fails_verification(
+        self, browsing: Browsing, stored: list[dict[str, Any]]
+    ) -> None:
+        other = Signer.generate("trailkeep.local").verifier().key_string()
+        page = browsing.page
+        page.goto(browsing.url("/ui/signin"))
+        page.fill("input[name=token]", browsing.server.tokens["reader"])
+        page.click("details summary")
+        page.fill("input[name=pin]", other)
+        page.click("button[type=submit]")
+        page.wait_for_url(browsing.url("/ui/"))
+        page.locator("#consistency[data-consistency=inconsistent]").wait_for()  # key changed
+        state, text = browsing.verification(stored[0]["id"])
+        assert state == "failed"
+        assert "no signature by the pinned key" in text
+
+
 class TestEventTable:
     """Newest first; search with errors shown at their position; facets narrow by a click."""
 

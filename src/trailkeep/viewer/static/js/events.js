@@ -64,8 +64,9 @@ function showError(error) {
   const target = error.code === "INVALID_TIME" ? "time-error" : "list-status";
   document.getElementById(target).textContent = error.message;
   if (error.code === "INVALID_TIME") {
-    for (const id of ["start", "end"]) if (error.message.includes(`'${id}'`) || error.message.includes(id)) {
-      document.getElementById(id).setAttribute("aria-invalid", "true");
+    // The message names the parameter first: "start: 'x' is not a time we can read; ..."
+    for (const id of ["start", "end"]) {
+      if (error.message.startsWith(`${id}:`)) document.getElementById(id).setAttribute("aria-invalid", "true");
     }
   }
 }
@@ -138,6 +139,8 @@ function histogram(data) {
     bar.addEventListener("pointerdown", (e) => {
       from = i;
       e.preventDefault();
+      // A touch captures the pointer to where it began; release it so the drag can end elsewhere.
+      if (bar.hasPointerCapture(e.pointerId)) bar.releasePointerCapture(e.pointerId);
     });
     bar.addEventListener("pointerenter", () => {
       if (from === null) return;
@@ -155,6 +158,10 @@ function histogram(data) {
       }
     });
     box.append(bar);
+  });
+  document.addEventListener("pointerup", () => {
+    from = null; // a drag that ended outside the bars narrows nothing
+    box.querySelectorAll(".picked").forEach((node) => node.classList.remove("picked"));
   });
 }
 

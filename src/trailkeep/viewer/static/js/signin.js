@@ -1,7 +1,7 @@
 // The sign-in form: check the key against the API, learn its tenant, pin the log key.
 
 import { parseVerifierKey } from "./note.js";
-import { apiError, signIn, token } from "./session.js";
+import { apiError, signIn } from "./session.js";
 import { pinKey } from "./watch.js";
 
 const form = document.getElementById("signin-form");
@@ -9,7 +9,6 @@ const error = document.getElementById("signin-error");
 const params = new URLSearchParams(location.search);
 
 if (params.get("expired")) error.textContent = "The server did not accept the key; sign in again.";
-if (token()) document.getElementById("token").value = "";
 
 function fail(message) {
   error.textContent = message;
