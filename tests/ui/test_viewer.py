@@ -325,6 +325,22 @@ class TestEventPage:
         assert state == "pruned"
         assert page.locator("#summary .badge.pruned").count() == 1
 
+    def test_pruned_with_its_proof(
+        self, browsing: Browsing, server: Server, stored: list[dict[str, Any]]
+    ) -> None:
+        """A proof whose event is the pruned stub: the leaf is still proven to be in the log."""
+        event = stored[2]
+        proof = _proof(server, event["id"])
+        proof["event"] = {"id": event["id"], "seq": event["seq"], "hash": event["hash"],
+                          "pruned": True}  # fmt: skip
+        proof["salts"], proof["redacted"] = {}, {}
+        browsing.sign_in()
+        page = browsing.page
+        page.route(f"**/v1/events/{event['id']}/proof", lambda route: route.fulfill(json=proof))
+        state, text = browsing.verification(event["id"])
+        assert state == "pruned", text
+        assert "still at index" in text
+
     def test_unknown_event(self, browsing: Browsing) -> None:
         browsing.sign_in()
         state, text = browsing.verification("evt_00000000000000000000000000")

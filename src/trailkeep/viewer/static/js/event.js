@@ -4,7 +4,7 @@
 import { toHex } from "./bytes.js";
 import { isRedactedMarker } from "./evidence.js";
 import { api, apiError, el, requireSignIn } from "./session.js";
-import { verifyEvidence } from "./verify-event.js";
+import { verifyEvidence, verifyPrunedLeaf } from "./verify-event.js";
 import { checkAgainstMemory, pinnedKey, watchLog } from "./watch.js";
 
 const id = document.getElementById("event-id").textContent;
@@ -133,8 +133,7 @@ function integrity(facts) {
 
 // -- loading and verifying ----------------------------------------------------------------------
 
-async function showPruned(response) {
-  const event = await response.json();
+function showPruned(event) {
   document.getElementById("event").hidden = false;
   integrity([["seq", event.seq], ["leaf hash", event.hash]]);
   document.getElementById("summary").append(el("dt", {}, "id"), el("dd", {}, event.id),
@@ -143,13 +142,26 @@ async function showPruned(response) {
   setState("pruned", "Pruned", "This event's content was removed by retention, so it cannot be recomputed.");
 }
 
+async function showPrunedWithProof(evidence) {
+  showPruned(evidence.event);
+  try {
+    const key = await pinnedKey();
+    const { checkpoint } = await verifyPrunedLeaf(evidence, key, addStep, { forceFallback });
+    setState("pruned", "Pruned",
+      `This event's content was removed by retention; its leaf is still at index ${evidence.leaf_index} of the log ${checkpoint.origin}, signed by the pinned key.`);
+  } catch (err) {
+    addStep(err.message, false);
+    setState("failed", "Verification failed", `Pruned, and its leaf does not verify: ${err.message}`);
+  }
+}
+
 async function load() {
   const response = await api(`/v1/events/${encodeURIComponent(id)}/proof`);
   if (!response.ok) {
     const plain = await api(`/v1/events/${encodeURIComponent(id)}`);
     if (plain.ok) {
       const event = await plain.clone().json();
-      if (event.pruned) return showPruned(plain);
+      if (event.pruned) return showPruned(event);
       renderEvent(event);
       const err = await apiError(response);
       return setState("failed", "Not verified", `The server gave no proof for this event: ${err.message}`);
@@ -159,6 +171,7 @@ async function load() {
     return setState("failed", "Not verified", err.message);
   }
   const evidence = await response.json();
+  if (evidence.event.pruned) return showPrunedWithProof(evidence);
   renderEvent(evidence.event, evidence.redacted || {});
   try {
     const key = await pinnedKey();

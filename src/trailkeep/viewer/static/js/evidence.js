@@ -48,7 +48,7 @@ export async function commitments(event, salts, redacted) {
   for (const path of Object.keys(redacted)) {
     if (!values.has(path)) throw new FieldError(path, "a redaction commitment but no redacted field");
   }
-  const out = {};
+  const out = Object.create(null); // a field named __proto__ stays a field
   for (const [path, value] of values) {
     if (Object.hasOwn(salts, path)) {
       const salt = fromBase64(salts[path]);

@@ -1,7 +1,7 @@
 // The in-browser verification of one event: recompute its field commitments, its leaf and the
 // root its inclusion proof leads to, and check the checkpoint's signature with the pinned key.
 
-import { equal, fromBase64, toHex } from "./bytes.js";
+import { equal, fromBase64, fromHex, toHex } from "./bytes.js";
 import { eventLeafHash } from "./evidence.js";
 import { verifyInclusion } from "./merkle.js";
 import { openCheckpoint } from "./note.js";
@@ -32,5 +32,21 @@ export async function verifyEvidence(evidence, key, step = () => {}, options = {
   }
   await verifyInclusion(event.seq, checkpoint.size, leaf, evidence.hashes.map(fromBase64), checkpoint.root);
   step(`recomputed the root of the ${checkpoint.size}-leaf tree from ${evidence.hashes.length} proof hashes: it is the signed one`);
+  return { leaf, checkpoint };
+}
+
+/**
+ * For a pruned event (content gone, `{id, seq, hash, pruned: true}`): prove that its stored
+ * leaf hash is still at its place in the signed log. Nothing about its content can be checked.
+ */
+export async function verifyPrunedLeaf(evidence, key, step = () => {}, options = {}) {
+  const event = evidence.event;
+  const leaf = fromHex(event.hash);
+  if (leaf.length !== 32) throw new Error("a pruned event's leaf hash is 32 bytes");
+  if (evidence.leaf_index !== event.seq) throw new Error(`the proof is for leaf ${evidence.leaf_index}, the event is ${event.seq}`);
+  const checkpoint = await openCheckpoint(evidence.checkpoint, key, options);
+  step(`checked the checkpoint's Ed25519 signature by ${key.name} (${checkpoint.signedBy})`);
+  await verifyInclusion(event.seq, checkpoint.size, leaf, evidence.hashes.map(fromBase64), checkpoint.root);
+  step(`the pruned event's leaf ${event.hash.slice(0, 16)}… is at index ${event.seq} of the signed ${checkpoint.size}-leaf tree`);
   return { leaf, checkpoint };
 }
