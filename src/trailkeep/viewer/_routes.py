@@ -66,6 +66,7 @@ def root() -> RedirectResponse:
 
 @router.get("/ui")
 def ui_no_slash() -> RedirectResponse:
+    """`/ui` without its slash: the pages resolve their relative links against `/ui/`."""
     return RedirectResponse("/ui/", status_code=307)
 
 

@@ -14,10 +14,10 @@ export function eventRow(event, fresh = false) {
   const outcome = event.outcome || "unknown";
   return el("tr", { class: fresh ? "fresh" : null, dataset: { id: event.id, seq: String(event.seq) } },
     el("td", { class: "time" }, el("a", { href: `/ui/events/${encodeURIComponent(event.id)}` }, when || event.id)),
-    el("td", {}, event.pruned ? el("span", { class: "badge pruned" }, "pruned") : event.action || ""),
-    el("td", {}, party(event.actor)),
-    el("td", {}, [event.target && text(event.target.type), party(event.target)].filter(Boolean).join(" ")),
-    el("td", {}, el("span", { class: `outcome ${outcome}` }, outcome)),
-    el("td", { class: "message" }, event.message || ""));
+    el("td", { "data-label": "Action" }, event.pruned ? el("span", { class: "badge pruned" }, "pruned") : event.action || ""),
+    el("td", { "data-label": "Actor" }, party(event.actor)),
+    el("td", { "data-label": "Target" }, [event.target && text(event.target.type), party(event.target)].filter(Boolean).join(" ")),
+    el("td", { "data-label": "Outcome" }, el("span", { class: `outcome ${outcome}` }, outcome)),
+    el("td", { class: "message", "data-label": "Message" }, text(event.message)));
 }
 
