@@ -8,7 +8,9 @@ canonical JSON of every value is compared byte for byte as well.
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import random
 from typing import Any
 
@@ -19,6 +21,7 @@ from tests.process import Server
 from tests.ui.conftest import Browsing, post_events, redact
 from trailkeep.client.verify import verify_event
 from trailkeep.errors import TrailkeepError
+from trailkeep.merkle import RFC9162, CompactRange, verify_consistency
 from trailkeep.model.canonical import jcs
 
 #: Text that JCS escapes or orders in ways a careless encoder gets wrong.
@@ -171,3 +174,82 @@ class TestAgreement:
         browsing.page.goto(browsing.url("/ui/signin"))
         browser = browsing.page.evaluate(_BROWSER_JCS, values)
         assert browser == [jcs(v).decode() for v in values]
+
+
+_BROWSER_CONSISTENCY = """async (cases) => {
+  const { verifyConsistency } = await import("/ui/static/js/merkle.js");
+  const { fromBase64 } = await import("/ui/static/js/bytes.js");
+  const out = [];
+  for (const c of cases) {
+    try {
+      await verifyConsistency(c.first, c.second, c.hashes.map(fromBase64),
+                              fromBase64(c.root1), fromBase64(c.root2));
+      out.push(true);
+    } catch (err) {
+      out.push(false);
+    }
+  }
+  return out;
+}"""
+
+
+def _roots(server: Server, size: int) -> list[bytes]:
+    """The root of every prefix ``[0, n)`` of the log, recomputed from its leaves."""
+    response = httpx.get(
+        f"{server.url}/v1/log/leaves",
+        params={"start": 0, "end": size},
+        headers=server.auth("reader"),
+    )
+    leaves = [base64.b64decode(leaf["hash"]) for leaf in response.json()["leaves"]]
+    roots, compact = [], CompactRange(RFC9162)
+    for leaf in leaves:
+        compact.absorb([leaf])
+        roots.append(compact.root())
+    return [hashlib.sha256().digest(), *roots]
+
+
+def _python_consistent(case: dict[str, Any]) -> bool:
+    try:
+        hashes = [base64.b64decode(h) for h in case["hashes"]]
+        roots = base64.b64decode(case["root1"]), base64.b64decode(case["root2"])
+        verify_consistency(RFC9162, case["first"], case["second"], hashes, *roots)
+    except TrailkeepError:
+        return False
+    return True
+
+
+class TestConsistencyAgreement:
+    """Both check RFC 9162 consistency proofs alike, genuine and damaged, for many size pairs."""
+
+    def test_same_verdicts(
+        self, browsing: Browsing, server: Server, evidence: list[dict[str, Any]]
+    ) -> None:
+        size = COUNT
+        roots = _roots(server, size)
+        rng = random.Random(5)
+        pairs = {(0, 0), (0, 5), (1, 1), (1, 2), (size, size)}
+        pairs |= {tuple(sorted(rng.sample(range(1, size + 1), 2))) for _ in range(40)}
+        cases = []
+        with httpx.Client(base_url=server.url, headers=server.auth("reader")) as http:
+            for first, second in sorted(pairs):
+                proof = http.get("/v1/log/proof/consistency", params={"from": first, "to": second})
+                hashes = proof.json()["hashes"]
+                b64 = base64.b64encode
+                case = {
+                    "first": first,
+                    "second": second,
+                    "hashes": hashes,
+                    "root1": b64(roots[first]).decode(),
+                    "root2": b64(roots[second]).decode(),
+                }
+                cases.append(case)
+                if hashes:
+                    cases.append({**case, "hashes": hashes[:-1]})  # truncated
+                    cases.append({**case, "hashes": [b64(bytes(32)).decode(), *hashes[1:]]})
+                cases.append({**case, "root1": case["root2"]} if first != second
+                             else {**case, "root2": b64(bytes(32)).decode()})  # fmt: skip
+        browsing.page.goto(browsing.url("/ui/signin"))
+        browser = browsing.page.evaluate(_BROWSER_CONSISTENCY, cases)
+        python = [_python_consistent(c) for c in cases]
+        assert browser == python
+        assert sum(python) == len(pairs), "every genuine proof verifies, every damaged one fails"
