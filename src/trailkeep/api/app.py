@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from trailkeep import __version__
 from trailkeep.settings import Settings
+from trailkeep.viewer import install_viewer
 
 from .body import document_bodies
 from .compat import agilicus, axonflow, kubiya, wasabi
@@ -74,6 +75,7 @@ def create_app(
     document_bodies(app, EventIn, BatchIn)
     document_media_type_error(app)
     install_docs_ui(app)
+    install_viewer(app)  # /ui/ and / (docs/ui.md)
     app.include_router(events.router)
     app.include_router(events.facets_router)
     app.include_router(log.router)
