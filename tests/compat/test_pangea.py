@@ -309,3 +309,11 @@ class TestAsync:
                 await client.close()
 
         asyncio.run(run())
+
+
+class TestNotServed:
+    """Paths not served yet answer ``NotFound`` in the envelope, which the SDK can read."""
+
+    def test_log_stream(self, tenant: Tenant) -> None:
+        with pytest.raises(NotFound):
+            audit(tenant).log_stream({"logs": []})

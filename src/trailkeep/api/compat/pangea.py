@@ -436,3 +436,13 @@ async def root(body: Body, tenant: ReadTenant, services: ServicesDep) -> Respons
         )
     proofs = PangeaProofs(services.store, tenant)
     return answer({"data": await run_in_threadpool(_root, proofs, tenant, size)})
+
+
+# -- the rest ---------------------------------------------------------------------------------
+
+
+@router.api_route("/{path:path}", methods=["GET", "POST"], include_in_schema=False)
+async def not_served(path: str) -> Response:
+    """Any other path (``/v1/export``, ``/v1/log_stream``...): ``NotFound`` in the envelope
+    the SDK can read, rather than the native API's 404 shape, which it cannot."""
+    raise NotFoundError(f"this server does not serve /{path} of Pangea's API")
