@@ -40,6 +40,8 @@ class ResultSet:
     sort: Sort
     order_by: tuple[str, ...] | None
     size: int
+    #: Events below this seq are answered as published, against the root of this size.
+    published: int
     count: int
     verbose: bool
     restriction: Any

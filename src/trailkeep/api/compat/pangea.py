@@ -9,9 +9,11 @@ tree, which storage keeps beside the RFC 9162 tree for every event of the tenant
 surface wrote it (DESIGN §3), so the SDK's own checks (``verify=True``,
 ``verify_events``, ``verify_consistency``) pass. Field mapping: ``docs/dialects.md``.
 
-Roots are unpublished: a search answers ``root: null`` and an ``unpublished_root`` the
-membership proofs lead to, so the SDK never looks roots up on Arweave. ``/v1/root`` serves
-every size with its ``published_at`` (when the tree reached it) and consistency proof.
+By default roots are unpublished: a search answers ``root: null`` and an ``unpublished_root``
+the membership proofs lead to, so the SDK never looks roots up on Arweave. With
+``pangea_published_roots``, events covered by the latest signed checkpoint are published, with
+``leaf_index`` and proofs to the root at the checkpoint's size. ``/v1/root`` serves every size
+with its ``published_at`` (when the tree reached it) and consistency proof.
 """
 
 from __future__ import annotations
@@ -310,6 +312,10 @@ async def _freeze(
     sort, order_by = _sort(body)
     max_results = _int(body, "max_results", MAX_RESULTS, 1, MAX_RESULTS)
     size = await run_in_threadpool(PangeaProofs(services.store, tenant).size)
+    published = 0
+    if services.settings.pangea_published_roots:
+        checkpoint = await run_in_threadpool(services.store.latest_checkpoint, tenant)
+        published = 0 if checkpoint is None else min(checkpoint.size, size)
     rs = ResultSet(
         tenant_id=tenant,
         where=all_of([where, restricted]),
@@ -318,6 +324,7 @@ async def _freeze(
         sort=sort,
         order_by=order_by,
         size=size,
+        published=published,
         count=0,
         verbose=_flag(body, "verbose", True),
         restriction=body.get("search_restriction"),
@@ -327,29 +334,49 @@ async def _freeze(
     return replace(rs, count=min(total, max_results))
 
 
+def _published_root(proofs: PangeaProofs, tenant: str, size: int) -> dict[str, Any]:
+    reached = proofs.store.scan_evidence(tenant, size - 1, size)
+    return {
+        "tree_name": tree_name(tenant),
+        "size": size,
+        "root_hash": proofs.root(size).hex(),
+        # When the tree reached this size: the receive time of its last event (now, if
+        # retention pruned that event).
+        "published_at": reached[0].event.received_at if reached else format_time(utcnow()),
+    }
+
+
 def _page_result(proofs: PangeaProofs, rs: ResultSet, found: list[StoredEvent]) -> dict[str, Any]:
-    """Events with their hashes (Pangea's leaves) and, when verbose, proofs to the root."""
-    leaves = (
-        proofs.store.read_nodes(rs.tenant_id, [NodeID(0, e.seq) for e in found], tree="pangea")
-        if found
-        else []
-    )
-    memberships = (
-        proofs.memberships([e.seq for e in found], rs.size) if rs.verbose and found else {}
-    )
+    """Events with their hashes (Pangea's leaves) and, when verbose, proofs to the root:
+    the published root for events it covers, else the unpublished root."""
+    ids = [NodeID(0, e.seq) for e in found]
+    leaves = proofs.store.read_nodes(rs.tenant_id, ids, tree="pangea") if found else []
+    old = [e.seq for e in found if e.seq < rs.published]
+    new = [e.seq for e in found if e.seq >= rs.published]
+    proofs_by_seq: dict[int, str] = {}
+    if rs.verbose:
+        if old:
+            proofs_by_seq |= proofs.memberships(old, rs.published)
+        if new:
+            proofs_by_seq |= proofs.memberships(new, rs.size)
     out = []
     for event, leaf in zip(found, leaves, strict=True):
+        published = event.seq < rs.published
         item: dict[str, Any] = {
             "envelope": envelope(event.content, event.received_at),
             "hash": leaf.hex(),
-            "published": False,
+            "published": published,
         }
+        if published:
+            item["leaf_index"] = event.seq
         if rs.verbose:
-            item["membership_proof"] = memberships[event.seq]
+            item["membership_proof"] = proofs_by_seq[event.seq]
         out.append(item)
     result: dict[str, Any] = {"count": rs.count, "events": out}
     if rs.verbose and rs.size > 0:
-        result["root"] = None
+        result["root"] = (
+            _published_root(proofs, rs.tenant_id, rs.published) if rs.published else None
+        )
         result["unpublished_root"] = {
             "tree_name": tree_name(rs.tenant_id),
             "size": rs.size,
@@ -410,16 +437,7 @@ async def results(
 def _root(proofs: PangeaProofs, tenant: str, size: int | None) -> dict[str, Any]:
     if size is None:
         size = proofs.size()
-    root = proofs.root(size)
-    reached = proofs.store.scan_evidence(tenant, size - 1, size)
-    data: dict[str, Any] = {
-        "tree_name": tree_name(tenant),
-        "size": size,
-        "root_hash": root.hex(),
-        # When the tree reached this size: the receive time of its last event (now, if
-        # retention pruned that event).
-        "published_at": reached[0].event.received_at if reached else format_time(utcnow()),
-    }
+    data = _published_root(proofs, tenant, size)
     if size > 1:
         data["consistency_proof"] = proofs.consistency(size - 1, size)
     return data
