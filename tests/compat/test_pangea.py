@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +91,24 @@ class TestLog:
         "stamp",
         [
             pytest.param(datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC), id="microseconds"),
+            pytest.param(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), id="no-microseconds"),
+            pytest.param(
+                datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2))), id="offset"
+            ),
         ],
     )
     def test_signed_with_timestamp(self, tenant: Tenant, key_file: str, stamp: datetime) -> None:
         signer = audit(tenant, private_key_file=key_file)
         got = signer.log(message="t", timestamp=stamp, sign_local=True, verify=True)
+        assert got.result.signature_verification == PASS
+
+    def test_signed_with_a_preformatted_timestamp(self, tenant: Tenant, key_file: str) -> None:
+        signer = audit(tenant, private_key_file=key_file)
+        got = signer.log_event(
+            {"message": "t", "timestamp": "2024-01-02T03:04:05Z"},
+            sign_local=True,
+            verify=True,
+        )
         assert got.result.signature_verification == PASS
 
     def test_tenant_id(self, tenant: Tenant) -> None:

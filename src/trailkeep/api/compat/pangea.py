@@ -50,6 +50,7 @@ from ._pangea_events import (
     restriction,
     sort_path,
 )
+from ._pangea_signing import as_signed
 from ._pangea_state import Accepted, PangeaState, ResultSet
 from ._pangea_wire import BadOffsetError, FieldError, PangeaRoute, answer, new_id
 from ._trees import all_of
@@ -138,6 +139,7 @@ def _content(item: dict[str, Any], where: str) -> dict[str, Any]:
     event = check_event(item.get("event"), f"{where}/event")
     signature = _optional_text(item, "signature", f"{where}/signature")
     public_key = _optional_text(item, "public_key", f"{where}/public_key")
+    event = as_signed(event, signature, public_key)
     return checked_content(native_content(event, signature, public_key))
 
 
