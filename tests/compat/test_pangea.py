@@ -324,9 +324,43 @@ class TestAsync:
         asyncio.run(run())
 
 
+class TestLogStream:
+    """``log_stream``: Auth0 log-stream records become events (§8.12)."""
+
+    def test_auth0_records(self, tenant: Tenant) -> None:
+        data = {
+            "date": "2024-03-29T17:26:50.193Z",
+            "type": "sapi",
+            "description": "Create a log stream",
+            "client_id": "cid",
+            "ip": "127.0.0.1",
+            "user_agent": "AppleWebKit/537.36",
+            "user_id": "auth0|42",
+        }
+        got = audit(tenant).log_stream({"logs": [{"log_id": "x1", "data": data}]})
+        assert got.status == "Success"
+        (event,) = tenant.native()["events"]
+        assert event["action"] == "auth0.sapi"
+        assert event["message"] == "Create a log stream"
+        assert event["actor"] == {"id": "auth0|42"}
+        assert event["source"] == {
+            "ip": "127.0.0.1",
+            "user_agent": "AppleWebKit/537.36",
+            "client_id": "cid",
+        }
+        assert event["timestamp"] == "2024-03-29T17:26:50.193000Z"
+        assert event["metadata"]["auth0"] == {"log_id": "x1", "data": data}
+        found = audit(tenant).search(query="actor:auth0|42", verify_consistency=True)
+        assert found.result.events[0].membership_verification == PASS
+
+    def test_record_without_type(self, tenant: Tenant) -> None:
+        with pytest.raises(ValidationException):
+            audit(tenant).log_stream({"logs": [{"log_id": "x", "data": {"description": "d"}}]})
+
+
 class TestNotServed:
     """Paths not served yet answer ``NotFound`` in the envelope, which the SDK can read."""
 
-    def test_log_stream(self, tenant: Tenant) -> None:
+    def test_export(self, tenant: Tenant) -> None:
         with pytest.raises(NotFound):
-            audit(tenant).log_stream({"logs": []})
+            audit(tenant).download_results(result_id="pas_" + "0" * 32)

@@ -26,6 +26,7 @@ from ._trees import all_of, any_of
 __all__ = [
     "RESTRICTION_KEYS",
     "STANDARD_FIELDS",
+    "auth0_content",
     "compile_query",
     "native_content",
     "restriction",
@@ -128,6 +129,49 @@ def native_content(
         if (value := _text(event.get(key))) is not None:
             content[key] = value
     stamp = _text(event.get("timestamp"))
+    if stamp is not None and _parses(stamp):
+        content["timestamp"] = stamp
+    return {k: v for k, v in content.items() if v is not None}
+
+
+def _auth0_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def auth0_content(item: Any, where: str) -> dict[str, Any]:
+    """An Auth0 log-stream record as a native event.
+
+    ``data.type`` (Auth0's event code, e.g. ``s``, ``f``, ``sapi``) is the action, prefixed
+    ``auth0.``; ``description`` the message; ``user_id`` (and ``user_name``) the actor;
+    ``ip``, ``user_agent`` and ``client_id`` the source; ``date`` the timestamp; the whole
+    record is kept in ``metadata.auth0`` (``log_id`` and ``data``).
+    """
+    if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
+        raise FieldError(
+            f"{where} must be an object with a data object",
+            source=f"{where}/data",
+            pangea_code="InvalidType",
+        )
+    data: dict[str, Any] = item["data"]
+    kind = _auth0_text(data, "type")
+    if kind is None:
+        raise FieldError(
+            f"{where}/data/type is required",
+            source=f"{where}/data/type",
+            pangea_code="FieldRequired",
+        )
+    actor = {"id": _auth0_text(data, "user_id"), "name": _auth0_text(data, "user_name")}
+    source = {k: _auth0_text(data, k) for k in ("ip", "user_agent", "client_id")}
+    content: dict[str, Any] = {
+        "action": f"auth0.{kind}",
+        "category": "users",
+        "message": _auth0_text(data, "description"),
+        "actor": {k: v for k, v in actor.items() if v is not None} or None,
+        "source": {k: v for k, v in source.items() if v is not None} or None,
+        "metadata": {"auth0": {"log_id": item.get("log_id"), "data": data}},
+    }
+    stamp = _auth0_text(data, "date")
     if stamp is not None and _parses(stamp):
         content["timestamp"] = stamp
     return {k: v for k, v in content.items() if v is not None}

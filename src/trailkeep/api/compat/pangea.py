@@ -44,6 +44,7 @@ from ..deps import AuthHeader, EventsDep, OrgHeader, ReadTenant, ServicesDep
 from ._common import WritePrincipal, lower_bound, upper_bound
 from ._common import native_content as checked_content
 from ._pangea_events import (
+    auth0_content,
     check_event,
     compile_query,
     native_content,
@@ -267,6 +268,25 @@ async def poll_request(request: Request, request_id: str, principal: AnyPrincipa
     if not accepted.task.done():
         return _accepted(request, request_id)
     return answer(accepted.task.result(), request_id=request_id)
+
+
+@router.post("/v1/log_stream")
+async def log_stream(
+    request: Request, body: Body, principal: WritePrincipal, events: EventsDep
+) -> Response:
+    """Auth0 log-stream records (``{"logs": [{"log_id", "data"}]}``), one event each, all or
+    none (mapping: ``auth0_content``); answers ``{}``."""
+    assert principal.tenant_id is not None
+    logs = body.get("logs")
+    if not isinstance(logs, list) or not 1 <= len(logs) <= MAX_BULK:
+        raise FieldError(
+            f"logs must be a list of 1 to {MAX_BULK} records",
+            source="/logs",
+            pangea_code="InvalidValue",
+        )
+    contents = [checked_content(auth0_content(item, f"/logs/{i}")) for i, item in enumerate(logs)]
+    await _ingest(request, events, principal.tenant_id, contents)
+    return answer({})
 
 
 # -- search -----------------------------------------------------------------------------------
