@@ -173,3 +173,45 @@ class TestMigration:
 
 def _all() -> EventQuery:
     return EventQuery(limit=1000, by_seq=True, sort=Sort.ASC)
+
+
+class TestAudit:
+    """``verify database`` checks Pangea's tree: a clean log passes, an altered leaf is found."""
+
+    def test_clean_and_altered(self, store_url: str, tmp_path: Any) -> None:
+        from trailkeep.merkle import Signer
+        from trailkeep.service.audit import audit_tenant
+
+        store = open_store(store_url, sqlite_synchronous="NORMAL")
+        try:
+            make_tenant(store)
+            stored = _append(store, 9)
+            verifier = Signer.generate("k").verifier()
+            clean = audit_tenant(store, "acme", verifier, "o/acme", max_gap=0)
+            assert not [p for p in clean.problems if p.kind.startswith("pangea")]
+            _run_sql(
+                store_url, "UPDATE pangea_tree_nodes SET hash = {} WHERE level = 0 AND idx = 4"
+            )
+            found = audit_tenant(store, "acme", verifier, "o/acme", max_gap=0)
+            kinds = [
+                (p.kind, p.seq, p.event_id) for p in found.problems if p.kind.startswith("pangea")
+            ]
+            assert kinds[0] == ("pangea-leaf", 4, stored[4].id)
+            assert ("pangea-head", None, None) in kinds
+        finally:
+            store.close()
+
+
+def _run_sql(url: str, statement: str) -> None:
+    if url.startswith("sqlite:"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        with conn:
+            conn.execute(statement.format("zeroblob(32)"))
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url) as pg:
+        pg.execute(statement.format("'\\x" + "00" * 32 + "'::bytea").encode())

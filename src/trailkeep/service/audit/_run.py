@@ -12,6 +12,7 @@ from trailkeep.storage.tree import TreeHead
 
 from ._checkpoints import CheckpointChecker
 from ._events import EventChecker
+from ._pangea import PangeaChecker
 from ._report import AuditReport, Problem
 from ._rollups import compare_rollups
 from ._tree import TreeChecker
@@ -57,6 +58,7 @@ def audit_tenant(
     tree = TreeChecker(store, tenant_id, {*checkpoints.sizes(), head.size}, problems)
     events = EventChecker(tenant_id, store.audit_text, problems, checkpoints.watched(head.size))
     missing = _Missing(problems)
+    pangea = PangeaChecker(store, tenant_id, problems)
     for start in range(0, total, _CHUNK):
         end = min(start + _CHUNK, total)
         rows = store.audit_rows(tenant_id, start, end)
@@ -65,12 +67,15 @@ def audit_tenant(
         chunk = events.check(rows, start, end)
         _pruned_leaves(rows, pruned, start, chunk.leaves, problems)
         tree.append(start, end, chunk.leaves, chunk.tainted)
+        if end <= head.size:
+            pangea.append(start, end)
         if progress is not None:
             progress(len(rows))
     missing.flush()
     report.events = tree.size
     report.checkpoints = len(checkpoints.stored)
     _head(head.size, _root(head), total, tree, problems)
+    pangea.check_head(head)
     _strays(store, tenant_id, total, problems)
     tree.check_strays(total)
     checkpoints.check_roots(tree)
