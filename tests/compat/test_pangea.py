@@ -324,6 +324,20 @@ class TestAsync:
         asyncio.run(run())
 
 
+class TestIsolation:
+    """Search ids and request ids are the issuing tenant's: another tenant's key gets NotFound."""
+
+    def test_results_of_another_tenant(self, tenant: Tenant, other_tenant: Tenant) -> None:
+        found = _seed(tenant).search(query="")
+        with pytest.raises(NotFound):
+            audit(other_tenant).results(id=found.result.id, limit=1, offset=0)
+
+    def test_poll_of_another_tenant(self, tenant: Tenant, other_tenant: Tenant) -> None:
+        accepted = audit(tenant).log_bulk_async([{"message": "mine"}])
+        with pytest.raises(NotFound):
+            audit(other_tenant).poll_result(request_id=accepted.request_id)
+
+
 class TestLogStream:
     """``log_stream``: Auth0 log-stream records become events (§8.12)."""
 

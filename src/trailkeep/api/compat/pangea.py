@@ -29,18 +29,17 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from trailkeep.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from trailkeep.errors import InvalidInputError, NotFoundError
 from trailkeep.merkle import NodeID
 from trailkeep.model.event import StoredEvent
 from trailkeep.model.pangea import envelope, envelope_hash
-from trailkeep.model.tenant import Permission, Principal
 from trailkeep.model.timeparse import format_time, utcnow
 from trailkeep.query.filters import EventQuery, Sort
 from trailkeep.service.events import EventService
 from trailkeep.service.pangea_tree import PangeaProofs
 from trailkeep.storage.base import Appended
 
-from ..deps import AuthHeader, EventsDep, OrgHeader, ReadTenant, ServicesDep
+from ..deps import EventsDep, ReadTenant, ServicesDep
 from ._common import WritePrincipal, lower_bound, upper_bound
 from ._common import native_content as checked_content
 from ._pangea_events import (
@@ -118,19 +117,6 @@ def _optional_text(body: dict[str, Any], key: str, where: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise FieldError(f"{where} must be a string", source=where, pangea_code="InvalidType")
     return value
-
-
-def _any_principal(
-    services: ServicesDep, authorization: AuthHeader, org: OrgHeader = None
-) -> Principal:
-    """The key polling a request: a writer polls its writes, a reader its exports."""
-    try:
-        return services.auth.authenticate(authorization, org, Permission.WRITE)
-    except PermissionDeniedError:
-        return services.auth.authenticate(authorization, org, Permission.READ)
-
-
-AnyPrincipal = Annotated[Principal, Depends(_any_principal)]
 
 
 # -- logging ----------------------------------------------------------------------------------
@@ -260,8 +246,9 @@ def _accepted(request: Request, request_id: str) -> Response:
 
 
 @router.get("/request/{request_id}", name="poll_request")
-async def poll_request(request: Request, request_id: str, principal: AnyPrincipal) -> Response:
-    """An accepted request: 202 ``Accepted`` while it runs, then its outcome."""
+async def poll_request(request: Request, request_id: str, principal: WritePrincipal) -> Response:
+    """An accepted write: 202 ``Accepted`` while it runs, then its outcome (for the key's
+    tenant only: another tenant's request id is ``NotFound``)."""
     accepted = _state(request).requests.get(request_id)
     if accepted is None or accepted.tenant_id != principal.tenant_id:
         raise NotFoundError(f"no request {request_id!r} for this tenant")
