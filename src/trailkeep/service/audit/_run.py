@@ -68,7 +68,7 @@ def audit_tenant(
         _pruned_leaves(rows, pruned, start, chunk.leaves, problems)
         tree.append(start, end, chunk.leaves, chunk.tainted)
         if end <= head.size:
-            pangea.append(start, end)
+            pangea.append(start, end, chunk.tainted)
         if progress is not None:
             progress(len(rows))
     missing.flush()
