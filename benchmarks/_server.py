@@ -98,6 +98,8 @@ class Server:
     def provision(self, tenant: str = "acme") -> Keys:
         """Create the tenant and a writer and a reader key through the CLI."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self.db_path.exists():  # admin commands refuse to create a database
+            self._cli("init")
         self._cli("tenants", "create", tenant)
         tokens = {
             role: json.loads(self._cli("keys", "create", "--tenant", tenant, "--role", role,

@@ -76,6 +76,11 @@ def _revoke(ids: Ids, services: Services) -> Call:
     return Call("DELETE", f"/v1/tenants/{ids.tenant}/keys/{key}")
 
 
+def _prune(ids: Ids, services: Services) -> Call:
+    services.tenants.update_settings(ids.tenant, {"retention_days": 30})
+    return Call("POST", "/v1/tenant/prune", json={})
+
+
 EVENT = {"action": "acme.write", "actor": {"id": "writer-1"}}
 ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/events"): Route(WRITE, _post("/v1/events", EVENT)),
@@ -106,6 +111,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("GET", "/v1/tenant"): Route(ADMIN, _get("/v1/tenant")),
     ("PUT", "/v1/tenant"): Route(ADMIN, lambda ids, _s: Call("PUT", "/v1/tenant", json={})),
+    ("POST", "/v1/tenant/prune"): Route(ADMIN, _prune),
     ("GET", "/v1/tenants"): Route(OPERATE, _get("/v1/tenants")),
     ("POST", "/v1/tenants"): Route(
         OPERATE, lambda ids, _s: Call("POST", "/v1/tenants", json={"name": f"t{next(_names)}"})

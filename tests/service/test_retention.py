@@ -49,7 +49,7 @@ class TestRetentionService:
 
     def test_prunes_by_policy_in_batches(self, services: Services) -> None:
         _seed(services, settings={"retention_days": 80})
-        retention = RetentionService(services.store, batch_size=4, pause=0)
+        retention = RetentionService(services.store, batch_size=4, pause=0, duty=1)
         progress: list[int] = []
         run = retention.prune_tenant("acme", actor="k-1", progress=progress.append)
         # 100..80 days ago are older than the cutoff (the one of 80 days was seeded earlier)
@@ -97,7 +97,7 @@ class TestBackgroundTask:
 
     def test_runs(self, services: Services) -> None:
         _seed(services, settings={"retention_days": 30})
-        task = RetentionTask(RetentionService(services.store, pause=0), 0.05)
+        task = RetentionTask(RetentionService(services.store, pause=0, duty=1), 0.05)
         task.start()
         try:
             deadline = time.monotonic() + 10
@@ -130,7 +130,7 @@ class TestAuditOfPruned:
     @staticmethod
     def _pruned(services: Services) -> None:
         _seed(services, settings={"retention_days": 80})
-        RetentionService(services.store, pause=0).prune_tenant("acme")
+        RetentionService(services.store, pause=0, duty=1).prune_tenant("acme")
         services.log.sign_pending()
 
     @staticmethod

@@ -4,7 +4,6 @@ every proof of a database created at the previous schema."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -179,7 +178,7 @@ def _columns(url: str, table: str) -> set[str]:
 
 
 @pytest.fixture
-def previous(store_url: str) -> Iterator[tuple[str, list[Any]]]:
+def previous(store_url: str) -> tuple[str, list[Any]]:
     """A database at the previous schema holding two tenants' events, and those events."""
     store = open_store(store_url, sqlite_synchronous="NORMAL")
     try:
@@ -188,7 +187,7 @@ def previous(store_url: str) -> Iterator[tuple[str, list[Any]]]:
         store.close()
     backend = "sqlite" if store_url.startswith("sqlite:") else "postgres"
     _run(store_url, _TO_PREVIOUS[backend][1])
-    yield store_url, events
+    return store_url, events
 
 
 class TestTreeMigration:

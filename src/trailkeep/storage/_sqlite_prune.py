@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
+import orjson
+
 from trailkeep.query.facets import DIMENSIONS
 from trailkeep.storage._facets import ROLLUP_COLUMNS, rollup_counts
 from trailkeep.storage._fulltext import FTS_TABLE
@@ -25,9 +27,10 @@ _EXPIRED: Final = (
     " WHERE tenant_id = ? AND ts < ? ORDER BY ts, id LIMIT ?"
 )
 _SUBTRACT: Final = " ON CONFLICT (tenant_id, dim, period, value) DO UPDATE SET n = n + excluded.n"
+#: Rollup rows a batch emptied: its (dim, period) prefixes of the primary key, walked once.
 _DROP_ZERO: Final = (
-    "DELETE FROM facet_counts WHERE tenant_id = ? AND dim = ? AND period = ? AND value = ?"
-    " AND n = 0"
+    "DELETE FROM facet_counts WHERE tenant_id = ? AND dim IN (SELECT value FROM json_each(?))"
+    " AND period IN (SELECT value FROM json_each(?)) AND n = 0"
 )
 #: Row ids per ``IN (...)`` list, well under SQLite's bound-variable limit.
 _PER_STATEMENT: Final = 500
@@ -69,4 +72,6 @@ def _subtract_rollups(
         (t, dim, period, value, -n) for t, dim, period, value, n in rollup_counts(tenant_id, rows)
     ]
     insert_many(conn, "facet_counts", ROLLUP_COLUMNS, counts, _SUBTRACT)
-    conn.executemany(_DROP_ZERO, [c[:4] for c in counts])
+    dims = orjson.dumps(sorted({c[1] for c in counts})).decode()
+    periods = orjson.dumps(sorted({c[2] for c in counts})).decode()
+    conn.execute(_DROP_ZERO, (tenant_id, dims, periods))
