@@ -81,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.runs or (20 if args.quick else 100)
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp))
-        server._cli("init")
         keys = server.provision()
         admin = server._cli("keys", "create", "--tenant", keys.tenant, "--role", "admin", "--json")
         token = json.loads(admin)["token"]
