@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     checkpoint_interval: float = Field(
         1.0, gt=0, description="Seconds between checkpoints of a growing tenant log."
     )
+    pangea_published_roots: bool = Field(
+        False,
+        description="Pangea dialect: search answers events covered by the latest signed"
+        " checkpoint as published, against the root at that size (the SDK then looks roots"
+        " up on Arweave before /v1/root).",
+    )
     stream_poll_interval: float = Field(
         0.1,
         gt=0,

@@ -196,18 +196,24 @@ def _psql(database: str) -> Any:
     return psycopg.connect(database, autocommit=True)
 
 
-def _rewind(database: str, size: int, frontier: bytes) -> None:
-    """Delete the tail past ``size``, as a restore from a logical backup would leave it."""
+def _rewind(database: str, size: int, frontiers: tuple[bytes, bytes]) -> None:
+    """Delete the tail past ``size``, as a restore from a logical backup would leave it
+    (both trees: the RFC 9162 tree and Pangea's, and their frontiers)."""
     with _psql(database) as conn, conn.transaction():
         conn.execute("DELETE FROM events WHERE tenant_id = 'acme' AND seq >= %s", (size,))
         conn.execute(
             "DELETE FROM tree_nodes WHERE tenant_id = 'acme' AND ((idx + 1) << level) > %s",
             (size,),
         )
+        conn.execute(
+            "DELETE FROM pangea_tree_nodes WHERE tenant_id = 'acme' AND ((idx + 1) << level) > %s",
+            (size,),
+        )
         conn.execute("DELETE FROM checkpoints WHERE tenant_id = 'acme' AND size > %s", (size,))
         conn.execute(
-            "UPDATE tree_heads SET size = %s, frontier = %s WHERE tenant_id = 'acme'",
-            (size, frontier),
+            "UPDATE tree_heads SET size = %s, frontier = %s, pangea_frontier = %s"
+            " WHERE tenant_id = 'acme'",
+            (size, *frontiers),
         )
 
 
@@ -244,11 +250,12 @@ class TestRestoredPostgres:
             assert logs[1].ingest("kept", 5).status_code == 201
             logs[0].wait_for_checkpoint(10)
             with _psql(pg_database) as conn:
-                frontier = conn.execute("SELECT frontier FROM tree_heads").fetchone()[0]
+                row = conn.execute("SELECT frontier, pangea_frontier FROM tree_heads").fetchone()
+                frontiers = (row[0], row[1])
             assert logs[1].ingest("lost", 5).status_code == 201
             fifteen = logs[0].wait_for_checkpoint(15)
             time.sleep(1.5)  # both signers remember it: from the shared file, or their sweep
-            _rewind(pg_database, 10, frontier)
+            _rewind(pg_database, 10, frontiers)
             for log in logs:
                 assert_refused(log.ingest("new", 5), fifteen, database_size=10)
         with ExitStack() as stack:

@@ -155,7 +155,29 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/wasabi/api/data/audit/{audit_id}"): Route(
         READ, _get("/wasabi/api/data/audit/{ids.event}"), True
     ),
+    ("POST", "/pangea/v1/log"): Route(WRITE, _post("/pangea/v1/log", {"event": {"message": "m"}})),
+    ("POST", "/pangea/v2/log"): Route(
+        WRITE, _post("/pangea/v2/log", {"events": [{"event": {"message": "m"}}]})
+    ),
+    ("POST", "/pangea/v2/log_async"): Route(
+        WRITE, _post("/pangea/v2/log_async", {"events": [{"event": {"message": "m"}}]})
+    ),
+    ("POST", "/pangea/v1/log_stream"): Route(
+        WRITE, _post("/pangea/v1/log_stream", {"logs": [{"log_id": "l", "data": {"type": "s"}}]})
+    ),
+    ("POST", "/pangea/v1/search"): Route(READ, _post("/pangea/v1/search", {"query": ""})),
+    ("POST", "/pangea/v1/root"): Route(READ, _post("/pangea/v1/root", {})),
+    ("POST", "/pangea/v1/results"): Route(
+        READ, _post("/pangea/v1/results", {"id": "pas_" + "0" * 32}), True
+    ),
+    ("GET", "/pangea/request/{request_id}"): Route(
+        WRITE, _get("/pangea/request/prq_" + "0" * 32), True
+    ),
 }
+#: Routes whose ids exist only after an earlier call of the same client (a Pangea search id,
+#: an accepted request id), called here with an unknown id: every caller allowed past the
+#: credential check gets NotFound. tests/compat/test_pangea.py tries another tenant's real ids.
+_STATEFUL = {("POST", "/pangea/v1/results"), ("GET", "/pangea/request/{request_id}")}
 _ROLE_CAN = {
     "writer": {WRITE},
     "reader": {READ},
@@ -266,7 +288,7 @@ def expected(route: Route, caller: str) -> set[int]:
     if caller in ("none", "bad"):
         return {401}
     if route.need in _ROLE_CAN[caller]:
-        return {200, 201, 204}
+        return {200, 201, 202, 204}
     if caller == "operator" and route.need != OPERATE:
         return {400}  # an operator must say which tenant it acts in
     return {403}
@@ -304,6 +326,8 @@ class TestMatrix:
                 want = {200}  # AxonFlow names the tenant in the path: operators may read any
             if "/keys" in route_key[1] and caller == "operator":
                 want = {200, 201, 204}  # the tenant is named in the path
+            if route_key in _STATEFUL and 200 in want:
+                want = {404}
             if status not in want:
                 failures.append(f"{caller}: {status} not in {want}: {body[:200]!r}")
             if MARKER.encode() in body or any(i in body for i in _idents(world.other)):

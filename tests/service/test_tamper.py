@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from trailkeep.api.services import Services
-from trailkeep.merkle import RFC9162, CompactRange
+from trailkeep.merkle import PANGEA_LEGACY, RFC9162, CompactRange
 from trailkeep.model.commitments import REDACTED, SALT_SIZE, commitment, field_paths, unflatten
 from trailkeep.query.fulltext import search_document
 from trailkeep.service import events as events_module
@@ -204,6 +204,15 @@ def perfect_truncation(db: Db, size: int) -> None:
     db.run("DELETE FROM checkpoints WHERE size > ?", size)
     db.run("DELETE FROM tree_nodes WHERE ((idx + 1) << level) > ?", size)
     db.run("UPDATE tree_heads SET size = ?, frontier = ?", size, b"".join(compact.hashes))
+    # Pangea's tree, kept beside it over the same positions, is cut the same way.
+    pangea_leaves = [
+        bytes(r[0])
+        for r in db.run("SELECT hash FROM pangea_tree_nodes WHERE level = 0 ORDER BY idx")
+    ][:size]
+    pangea = CompactRange(PANGEA_LEGACY)
+    pangea.extend(pangea_leaves)
+    db.run("DELETE FROM pangea_tree_nodes WHERE ((idx + 1) << level) > ?", size)
+    db.run("UPDATE tree_heads SET pangea_frontier = ?", b"".join(pangea.hashes))
     if db.backend == "sqlite":
         db.run("DELETE FROM facet_counts")
         for version, _, statements in SQLITE_MIGRATIONS:

@@ -12,7 +12,7 @@ from trailkeep.settings import Settings
 from trailkeep.viewer import install_viewer
 
 from .body import document_bodies
-from .compat import agilicus, axonflow, kubiya, wasabi
+from .compat import agilicus, axonflow, kubiya, pangea, wasabi
 from .docs_ui import install_docs_ui
 from .errors import document_media_type_error, install_error_handlers
 from .limits import BodyLimitMiddleware
@@ -84,7 +84,7 @@ def create_app(
     app.include_router(tenants.router)
     app.include_router(retention.router)
     app.include_router(health.router)
-    for dialect in (kubiya, axonflow, agilicus, wasabi):  # DESIGN §9
+    for dialect in (kubiya, axonflow, agilicus, wasabi, pangea):  # DESIGN §9
         app.include_router(dialect.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_batch_bytes)
     app.add_middleware(

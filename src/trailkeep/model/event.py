@@ -44,6 +44,8 @@ class NewEvent:
         commitments: per-field-path commitments, empty when integrity is off.
         leaf_prefix: the leaf input up to its ``seq`` (``commitments.leaf_prefix``), so the
             writer only appends the position; None when integrity is off or it does not apply.
+        pangea_leaf: the event's leaf in Pangea's tree (``model.pangea``), computed before
+            the writer takes it; None lets the writer compute it.
     """
 
     id: str
@@ -53,6 +55,7 @@ class NewEvent:
     salts: dict[str, bytes]
     commitments: dict[str, bytes]
     leaf_prefix: bytes | None = None
+    pangea_leaf: bytes | None = None
 
     @property
     def timestamp(self) -> str:

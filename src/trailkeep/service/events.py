@@ -22,6 +22,7 @@ from trailkeep.errors import (
 from trailkeep.model.commitments import SALT_SIZE, commit_fields, field_paths, leaf_prefix
 from trailkeep.model.event import OBJECT_FIELDS, NewEvent, StoredEvent
 from trailkeep.model.ids import new_event_id, new_event_ids
+from trailkeep.model.pangea import pangea_leaf
 from trailkeep.model.signing import SignatureMismatchError, verify_signature
 from trailkeep.model.timeparse import format_time, parse_time
 from trailkeep.query.ast import Node
@@ -257,7 +258,8 @@ def prepare_event(
     # In path order, as stored.
     salts, commitments = commit_fields(values) if salt_pool is None else salt_pool.commit(values)
     prefix = leaf_prefix(event_id, received_at, commitments)
-    return NewEvent(event_id, received_at, content, body, salts, commitments, prefix)
+    second = pangea_leaf(content, received_at)
+    return NewEvent(event_id, received_at, content, body, salts, commitments, prefix, second)
 
 
 _Events: TypeAlias = list[StoredEvent]  # ``list`` is also a method name of the class below

@@ -39,7 +39,13 @@ from trailkeep.storage._groups import take_group
 from trailkeep.storage._postgres_common import EVENT_FIELDS, log, pg_row, pg_text, translate
 from trailkeep.storage.base import Appended
 from trailkeep.storage.rows import EVENT_COLUMNS, event_row
-from trailkeep.storage.tree import LeafFunction, TreeHead, append_leaves, leaf_rows
+from trailkeep.storage.tree import (
+    LeafFunction,
+    TreeHead,
+    append_leaves,
+    event_pangea_leaf,
+    leaf_rows,
+)
 
 __all__ = ["COPY_AT_LEAST", "MAX_GROUP_EVENTS", "AppendJob", "Connection", "GroupWriter"]
 
@@ -63,18 +69,20 @@ _COPY_EVENTS: Final = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT B
 _INSERT_EVENT: Final = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608
     ", ".join(_COLUMNS), ", ".join(["%s"] * len(_COLUMNS))
 )
-_INSERT_NODE: Final = "INSERT INTO tree_nodes (tenant_id, level, idx, hash) VALUES (%s, %s, %s, %s)"
-_COPY_NODES: Final = "COPY tree_nodes (tenant_id, level, idx, hash) FROM STDIN (FORMAT BINARY)"
+_INSERT_NODE: Final = "INSERT INTO {} (tenant_id, level, idx, hash) VALUES (%s, %s, %s, %s)"
+_COPY_NODES: Final = "COPY {} (tenant_id, level, idx, hash) FROM STDIN (FORMAT BINARY)"
 _NODE_TYPES: Final = ["text", "int2", "int8", "bytea"]
 _LOCK_HEADS: Final = (
-    "SELECT tenant_id, size, frontier FROM tree_heads"
+    "SELECT tenant_id, size, frontier, pangea_frontier FROM tree_heads"
     " WHERE tenant_id = ANY(%s) ORDER BY tenant_id FOR UPDATE"
 )
 _FIND_KEYS: Final = (
     f"SELECT idempotency_key, {EVENT_FIELDS} FROM events"  # noqa: S608 - fixed column names
     " WHERE tenant_id = %s AND idempotency_key = ANY(%s)"
 )
-_UPDATE_HEAD: Final = "UPDATE tree_heads SET size = %s, frontier = %s WHERE tenant_id = %s"
+_UPDATE_HEAD: Final = (
+    "UPDATE tree_heads SET size = %s, frontier = %s, pangea_frontier = %s WHERE tenant_id = %s"
+)
 
 Connection = psycopg.Connection[Any]
 _Result = list[Appended] | TrailkeepError
@@ -97,6 +105,8 @@ class _Pending:
 
     events: list[Sequence[Any]] = field(default_factory=list)
     nodes: list[tuple[str, int, int, bytes]] = field(default_factory=list)
+    #: Pangea's tree's rows (``pangea_tree_nodes``), appended with ``nodes``.
+    pangea_nodes: list[tuple[str, int, int, bytes]] = field(default_factory=list)
     keys: dict[tuple[str, str], StoredEvent] = field(default_factory=dict)
 
 
@@ -298,6 +308,7 @@ class GroupWriter:
             raise _Isolate(repr(exc)) from exc
         pending.events.clear()
         pending.nodes.clear()
+        pending.pangea_nodes.clear()
         return results
 
     def _isolated(self, conn: Connection, job: AppendJob, heads: dict[str, TreeHead]) -> _Result:
@@ -346,6 +357,7 @@ class GroupWriter:
         by_key: dict[str, Appended] = {}  # the first event of this job with each key
         rows: list[Sequence[Any]] = []
         leaves: list[bytes] = []
+        second: list[bytes] = []
         for event, template in zip(job.events, job.rows, strict=True):
             key = event.idempotency_key
             if key is not None:
@@ -364,6 +376,7 @@ class GroupWriter:
             rows.append(row)
             if leaf is not None:
                 leaves.append(leaf)
+                second.append(event_pangea_leaf(event))
             stored = StoredEvent(tenant_id, seq, event.id, event.received_at, event.content, leaf)
             appended = Appended(stored, replayed=False)
             if key is not None:
@@ -373,8 +386,9 @@ class GroupWriter:
             if leaf_fn is None:
                 heads[tenant_id] = head.grown_without_tree(len(rows))
             else:
-                heads[tenant_id], nodes = append_leaves(head, leaves)
+                heads[tenant_id], nodes, second_nodes = append_leaves(head, leaves, second)
                 pending.nodes.extend(leaf_rows(tenant_id, head.size, leaves, nodes))
+                pending.pangea_nodes.extend(leaf_rows(tenant_id, head.size, second, second_nodes))
             pending.events.extend(rows)
         for key, appended in by_key.items():
             if not appended.replayed:
@@ -422,7 +436,7 @@ def _begin(
         conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")  # whatever the server default
         locked = conn.execute(_LOCK_HEADS, (tenants,))
         finds = [(t, conn.execute(_FIND_KEYS, (t, keys))) for t, keys in wanted.items()]
-    heads = {row[0]: TreeHead.unpack(row[1], row[2]) for row in locked.fetchall()}
+    heads = {row[0]: TreeHead.unpack(row[1], row[2], row[3]) for row in locked.fetchall()}
     known = {(t, row[0]): StoredEvent.from_row(*row[1:]) for t, cur in finds for row in cur}
     return heads, known
 
@@ -434,7 +448,9 @@ def _finish(
 
     Raises unless the server committed.
     """
-    changed = [(h.size, h.pack(), t) for t, h in heads.items() if h is not start[t]]
+    changed = [
+        (h.size, h.pack(), h.pack_pangea(), t) for t, h in heads.items() if h is not start[t]
+    ]
     with conn.pipeline():
         _insert(conn, late)
         if changed:
@@ -449,8 +465,9 @@ def _insert(conn: Connection, pending: _Pending) -> None:
     with conn.cursor() as cur:
         if pending.events:
             cur.executemany(_INSERT_EVENT, pending.events)
-        if pending.nodes:
-            cur.executemany(_INSERT_NODE, pending.nodes)
+        for table, nodes in _node_tables(pending):
+            if nodes:
+                cur.executemany(_INSERT_NODE.format(table), nodes)
 
 
 def _copy(conn: Connection, pending: _Pending) -> None:
@@ -460,8 +477,14 @@ def _copy(conn: Connection, pending: _Pending) -> None:
                 copy.set_types(_EVENT_TYPES)
                 for row in pending.events:
                     copy.write_row(row)
-        if pending.nodes:
-            with cur.copy(_COPY_NODES) as copy:
-                copy.set_types(_NODE_TYPES)
-                for node in pending.nodes:
-                    copy.write_row(node)
+        for table, nodes in _node_tables(pending):
+            if nodes:
+                with cur.copy(_COPY_NODES.format(table)) as copy:
+                    copy.set_types(_NODE_TYPES)
+                    for node in nodes:
+                        copy.write_row(node)
+
+
+def _node_tables(pending: _Pending) -> list[tuple[str, list[tuple[str, int, int, bytes]]]]:
+    """Each tree's node table and the rows waiting for it."""
+    return [("tree_nodes", pending.nodes), ("pangea_tree_nodes", pending.pangea_nodes)]

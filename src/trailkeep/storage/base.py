@@ -19,7 +19,7 @@ from trailkeep.query.filters import EventQuery
 from trailkeep.storage._audit_chunk import AuditChunk, ChunkReader, TallySpec, vouch_rows
 from trailkeep.storage._cost import bounded_walk
 from trailkeep.storage.rows import QUERY_COLUMNS
-from trailkeep.storage.tree import TreeHead
+from trailkeep.storage.tree import TreeHead, TreeName
 
 __all__ = [
     "AUDIT_FIELDS",
@@ -247,15 +247,20 @@ class Store(abc.ABC):
         """The tenant's committed tree head; ``NotFoundError`` for an unknown tenant."""
 
     @abc.abstractmethod
-    def read_nodes(self, tenant_id: str, ids: Sequence[NodeID]) -> list[bytes]:
-        """Hashes of complete subtrees (level 0 = leaves), in the order asked.
+    def read_nodes(
+        self, tenant_id: str, ids: Sequence[NodeID], tree: TreeName = "rfc9162"
+    ) -> list[bytes]:
+        """Hashes of complete subtrees (level 0 = leaves) of one of the tenant's two trees
+        (``storage.tree``), in the order asked.
 
         Raises ``NotFoundError`` naming the first node that is not stored.
         """
 
     @abc.abstractmethod
-    def leaf_hashes(self, tenant_id: str, start: int, end: int) -> list[bytes]:
-        """Leaf hashes of ``seq`` in ``[start, end)``, in order."""
+    def leaf_hashes(
+        self, tenant_id: str, start: int, end: int, tree: TreeName = "rfc9162"
+    ) -> list[bytes]:
+        """Leaf hashes of ``seq`` in ``[start, end)`` in one of the two trees, in order."""
 
     @abc.abstractmethod
     def checkpoint_candidates(self) -> list[tuple[str, TreeHead, StoredCheckpoint | None]]:

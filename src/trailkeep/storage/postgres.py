@@ -61,7 +61,7 @@ from trailkeep.storage.base import (
 )
 from trailkeep.storage.postgres_schema import MIGRATION_LOCK, MIGRATIONS
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row
-from trailkeep.storage.tree import LeafFunction, TreeHead
+from trailkeep.storage.tree import NODE_TABLES, LeafFunction, TreeHead, TreeName
 
 __all__ = ["PostgresStore"]
 
@@ -79,7 +79,7 @@ _CANDIDATES: Final = (
     " WHERE c.size IS NULL OR c.size < h.size ORDER BY h.tenant_id"
 )
 _NODES: Final = (
-    "SELECT level, idx, hash FROM tree_nodes WHERE tenant_id = %s"
+    "SELECT level, idx, hash FROM {} WHERE tenant_id = %s"
     " AND (level, idx) IN (SELECT * FROM unnest(%s::smallint[], %s::bigint[]))"
 )
 
@@ -264,7 +264,10 @@ class PostgresStore(PostgresAudit, Store):
                 if done is not None:
                     continue
                 for statement in statements:
-                    conn.execute(statement)
+                    if isinstance(statement, str):
+                        conn.execute(statement)
+                    else:
+                        statement(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
                     (version, name, format_time(utcnow())),
@@ -437,19 +440,21 @@ class PostgresStore(PostgresAudit, Store):
 
     def tree_head(self, tenant_id: str) -> TreeHead:
         row = self._one(
-            "SELECT size, frontier FROM tree_heads WHERE tenant_id = %s",
+            "SELECT size, frontier, pangea_frontier FROM tree_heads WHERE tenant_id = %s",
             (tenant_id,),
             "read tree head",
         )
         if row is None:
             raise NotFoundError(f"no tenant {tenant_id!r}")
-        return TreeHead.unpack(row[0], row[1])
+        return TreeHead.unpack(row[0], row[1], row[2])
 
-    def read_nodes(self, tenant_id: str, ids: Sequence[NodeID]) -> list[bytes]:
+    def read_nodes(
+        self, tenant_id: str, ids: Sequence[NodeID], tree: TreeName = "rfc9162"
+    ) -> list[bytes]:
         if not ids:
             return []
         params = (tenant_id, [n.level for n in ids], [n.index for n in ids])
-        rows = self._all(_NODES, params, "read tree nodes")
+        rows = self._all(_NODES.format(NODE_TABLES[tree]), params, "read tree nodes")
         found = {(level, idx): h for level, idx, h in rows if h is not None}
         out = []
         for node in ids:
@@ -459,10 +464,12 @@ class PostgresStore(PostgresAudit, Store):
             out.append(got)
         return out
 
-    def leaf_hashes(self, tenant_id: str, start: int, end: int) -> list[bytes]:
+    def leaf_hashes(
+        self, tenant_id: str, start: int, end: int, tree: TreeName = "rfc9162"
+    ) -> list[bytes]:
         rows = self._all(
-            "SELECT hash FROM tree_nodes WHERE tenant_id = %s AND level = 0"
-            " AND idx >= %s AND idx < %s ORDER BY idx",
+            f"SELECT hash FROM {NODE_TABLES[tree]} WHERE tenant_id = %s"  # noqa: S608
+            " AND level = 0 AND idx >= %s AND idx < %s ORDER BY idx",
             (tenant_id, start, end),
             "read leaves",
         )

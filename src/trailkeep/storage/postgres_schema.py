@@ -8,8 +8,10 @@ fixed-width strings, so text order is time order whatever the database's locale.
 from __future__ import annotations
 
 import json
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
+from trailkeep.storage._pangea_backfill import postgres_backfill
 from trailkeep.storage.sqlite_schema import METADATA_COLUMNS
 
 __all__ = ["METADATA_KEYS", "MIGRATIONS", "MIGRATION_LOCK", "metadata_guard", "metadata_value"]
@@ -45,8 +47,11 @@ def _metadata_index(key: str) -> str:
 #: servers starting at once apply each migration exactly once ("trailkeep" in ASCII, cut).
 MIGRATION_LOCK: Final = 0x747261696C6B65
 
+#: A migration step: SQL, or (rarely) a function of the connection for what SQL cannot do.
+Step = str | Callable[[Any], None]
+
 #: (version, name, statements). Append only: a shipped migration never changes.
-MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
+MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
     (
         1,
         "tenants, keys, events, tree",
@@ -200,6 +205,23 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             # Both fixed-width RFC 3339 text, compared as text; null: never expires / unused.
             'ALTER TABLE api_keys ADD COLUMN expires_at TEXT COLLATE "C",'
             ' ADD COLUMN last_used_at TEXT COLLATE "C"',
+        ],
+    ),
+    (
+        6,
+        "Pangea's tree",
+        [
+            # As SQLite's migration 11: Pangea's tree in a table of the tree's shape, its
+            # frontier on the head row that writers lock, and the tree of existing logs.
+            """CREATE TABLE pangea_tree_nodes (
+                tenant_id TEXT COLLATE "C" NOT NULL,
+                level SMALLINT NOT NULL,
+                idx BIGINT NOT NULL,
+                hash BYTEA NOT NULL,
+                PRIMARY KEY (tenant_id, level, idx)
+            )""",
+            "ALTER TABLE tree_heads ADD COLUMN pangea_frontier BYTEA NOT NULL DEFAULT ''::bytea",
+            postgres_backfill,
         ],
     ),
 ]

@@ -56,7 +56,16 @@ from trailkeep.storage.base import (
 )
 from trailkeep.storage.rows import DERIVED_COLUMNS, EVENT_COLUMNS, event_row, unpack_salts
 from trailkeep.storage.sqlite_schema import MIGRATIONS
-from trailkeep.storage.tree import EVENT_LEAF, LeafFunction, TreeHead, append_leaves, leaf_rows
+from trailkeep.storage.tree import (
+    EVENT_LEAF,
+    NODE_TABLES,
+    LeafFunction,
+    TreeHead,
+    TreeName,
+    append_leaves,
+    event_pangea_leaf,
+    leaf_rows,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -239,7 +248,10 @@ class SQLiteStore(SQLiteAudit, Store):
                 continue
             try:
                 for statement in statements:
-                    conn.execute(statement)
+                    if isinstance(statement, str):
+                        conn.execute(statement)
+                    else:
+                        statement(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
                     (version, name),
@@ -442,19 +454,27 @@ class SQLiteStore(SQLiteAudit, Store):
     def tree_head(self, tenant_id: str) -> TreeHead:
         row = self._read(
             lambda c: c.execute(
-                "SELECT size, frontier FROM tree_heads WHERE tenant_id = ?", (tenant_id,)
+                "SELECT size, frontier, pangea_frontier FROM tree_heads WHERE tenant_id = ?",
+                (tenant_id,),
             ).fetchone()
         )
         if row is None:
             raise NotFoundError(f"no tenant {tenant_id!r}")
-        return TreeHead.unpack(row[0], row[1])
+        return TreeHead.unpack(row[0], row[1], row[2])
 
-    def read_nodes(self, tenant_id: str, ids: Sequence[NodeID]) -> list[bytes]:
+    def read_nodes(
+        self, tenant_id: str, ids: Sequence[NodeID], tree: TreeName = "rfc9162"
+    ) -> list[bytes]:
+        sql = (
+            f"SELECT hash FROM {NODE_TABLES[tree]}"  # noqa: S608 - a fixed table name
+            " WHERE tenant_id = ? AND level = ? AND idx = ?"
+        )
+
         def run(conn: sqlite3.Connection) -> list[bytes]:
             out = []
             for node in ids:
                 row = conn.execute(
-                    "SELECT hash FROM tree_nodes WHERE tenant_id = ? AND level = ? AND idx = ?",
+                    sql,
                     (tenant_id, node.level, node.index),
                 ).fetchone()
                 if row is None or row[0] is None:
@@ -464,11 +484,13 @@ class SQLiteStore(SQLiteAudit, Store):
 
         return self._read(run)
 
-    def leaf_hashes(self, tenant_id: str, start: int, end: int) -> list[bytes]:
+    def leaf_hashes(
+        self, tenant_id: str, start: int, end: int, tree: TreeName = "rfc9162"
+    ) -> list[bytes]:
         rows = self._read(
             lambda c: c.execute(
-                "SELECT hash FROM tree_nodes WHERE tenant_id = ? AND level = 0"
-                " AND idx >= ? AND idx < ? ORDER BY idx",
+                f"SELECT hash FROM {NODE_TABLES[tree]}"  # noqa: S608 - a fixed table name
+                " WHERE tenant_id = ? AND level = 0 AND idx >= ? AND idx < ? ORDER BY idx",
                 (tenant_id, start, end),
             ).fetchall()
         )
@@ -695,8 +717,9 @@ class SQLiteStore(SQLiteAudit, Store):
             for tenant_id, head in heads.items():
                 if head is not loaded.get(tenant_id):
                     conn.execute(
-                        "UPDATE tree_heads SET size = ?, frontier = ? WHERE tenant_id = ?",
-                        (head.size, head.pack(), tenant_id),
+                        "UPDATE tree_heads SET size = ?, frontier = ?, pangea_frontier = ?"
+                        " WHERE tenant_id = ?",
+                        (head.size, head.pack(), head.pack_pangea(), tenant_id),
                     )
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -723,11 +746,12 @@ class SQLiteStore(SQLiteAudit, Store):
         head = heads.get(tenant_id) or loaded.get(tenant_id)
         if head is None:
             row = conn.execute(
-                "SELECT size, frontier FROM tree_heads WHERE tenant_id = ?", (tenant_id,)
+                "SELECT size, frontier, pangea_frontier FROM tree_heads WHERE tenant_id = ?",
+                (tenant_id,),
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no tenant {tenant_id!r}")
-            head = loaded[tenant_id] = TreeHead.unpack(row[0], row[1])
+            head = loaded[tenant_id] = TreeHead.unpack(row[0], row[1], row[2])
         return head
 
     def _write_job(
@@ -780,6 +804,7 @@ class SQLiteStore(SQLiteAudit, Store):
     ) -> TreeHead:
         leaf_fn = self._leaf_function
         leaves: list[bytes] = []
+        second: list[bytes] = []
         rows = []
         texts = []
         # Row ids are assigned here (under the write lock) so the full-text rows can share them.
@@ -789,6 +814,7 @@ class SQLiteStore(SQLiteAudit, Store):
             leaf = leaf_fn(tenant_id, seq, event) if leaf_fn is not None else None
             if leaf is not None:
                 leaves.append(leaf)
+                second.append(event_pangea_leaf(event))
             rows.append((first_row + offset, *event_row(tenant_id, seq, event)))
             text = search_document(event.content)
             texts.append((first_row + offset, text.message, text.fields))
@@ -801,13 +827,17 @@ class SQLiteStore(SQLiteAudit, Store):
         add_rollups(conn, tenant_id, [{c: r[i + 1] for c, i in ROLLUP_AT.items()} for r in rows])
         if leaf_fn is None:
             return head.grown_without_tree(len(fresh))
-        new_head, nodes = append_leaves(head, leaves)
-        insert_many(
-            conn,
-            "tree_nodes",
-            ("tenant_id", "level", "idx", "hash"),
-            leaf_rows(tenant_id, head.size, leaves, nodes),
-        )
+        new_head, nodes, second_nodes = append_leaves(head, leaves, second)
+        for table, tree_leaves, tree_nodes in (
+            ("tree_nodes", leaves, nodes),
+            ("pangea_tree_nodes", second, second_nodes),
+        ):
+            insert_many(
+                conn,
+                table,
+                ("tenant_id", "level", "idx", "hash"),
+                leaf_rows(tenant_id, head.size, tree_leaves, tree_nodes),
+            )
         return new_head
 
 

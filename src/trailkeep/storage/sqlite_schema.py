@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
+
+from trailkeep.storage._pangea_backfill import sqlite_backfill
 
 __all__ = ["METADATA_COLUMNS", "MIGRATIONS"]
 
@@ -66,8 +69,11 @@ def _metadata_column(key: str) -> list[str]:
     ]
 
 
+#: A migration step: SQL, or (rarely) a function of the connection for what SQL cannot do.
+Step = str | Callable[[Any], None]
+
 #: (version, name, statements). Append only: a shipped migration never changes.
-MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
+MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
     (
         1,
         "tenants, keys, events, tree",
@@ -343,6 +349,27 @@ MIGRATIONS: Final[list[tuple[int, str, list[str]]]] = [
             # Both fixed-width RFC 3339 text, compared as text; null: never expires / unused.
             "ALTER TABLE api_keys ADD COLUMN expires_at TEXT",
             "ALTER TABLE api_keys ADD COLUMN last_used_at TEXT",
+        ],
+    ),
+    (
+        11,
+        "Pangea's tree",
+        [
+            # The second tree over each tenant's sequence (DESIGN section 3): leaves are the
+            # SHA-256 of each event's Pangea envelope (trailkeep.model.pangea), nodes
+            # SHA-256(left || right), same shape as tree_nodes. The writer appends it in the
+            # same transaction as the RFC 9162 tree; its frontier sits beside that tree's on
+            # the tenant's head row, so the one lock that sequences a tenant covers both.
+            """CREATE TABLE pangea_tree_nodes (
+                tenant_id TEXT NOT NULL,
+                level INTEGER NOT NULL,
+                idx INTEGER NOT NULL,
+                hash BLOB NOT NULL,
+                PRIMARY KEY (tenant_id, level, idx)
+            ) WITHOUT ROWID""",
+            "ALTER TABLE tree_heads ADD COLUMN pangea_frontier BLOB NOT NULL DEFAULT x''",
+            # Logs written before this migration: their tree, built from their events.
+            sqlite_backfill,
         ],
     ),
 ]

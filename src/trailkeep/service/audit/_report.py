@@ -15,7 +15,8 @@ class Problem:
         kind: a short stable name (``altered``, ``derived``, ``fulltext``, ``redaction``,
             ``missing``, ``past-head``, ``tree-node``, ``tree-head``, ``checkpoint``,
             ``checkpoint-gap``, ``truncated``, ``rollup``, ``fulltext-index``, ``field``,
-            ``pruned``: a tombstone whose content is still stored).
+            ``pruned``: a tombstone whose content is still stored, ``pangea-leaf``,
+            ``pangea-head``: Pangea's tree against the events and the head).
         message: what differs, in words an operator can act on.
         seq: the first position concerned, when there is one.
         event_id: the event at ``seq``, when there is one.

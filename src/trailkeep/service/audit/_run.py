@@ -11,6 +11,7 @@ from trailkeep.storage.tree import TreeHead
 
 from ._checkpoints import CheckpointChecker
 from ._events import EventChecker
+from ._pangea import PangeaChecker
 from ._report import AuditReport, Problem
 from ._rollups import compare_rollups
 from ._tree import TreeChecker
@@ -60,6 +61,7 @@ def audit_tenant(
     watch = checkpoints.watched(head.size)
     events = EventChecker(tenant_id, store.audit_text, problems, watch)
     missing = _Missing(problems)
+    pangea = PangeaChecker(store, tenant_id, problems)
     tally = events.rollups.spec()
     with store.audit_scan(tenant_id) as scan:
         for start in range(0, total, _CHUNK):
@@ -77,12 +79,15 @@ def audit_tenant(
             chunk = events.check(rows, start, end)
             _pruned_leaves(present, pruned, start, chunk.leaves, problems)
             tree.append(start, end, chunk.leaves, chunk.tainted)
+            if end <= head.size:
+                pangea.append(start, end, chunk.tainted)
             if progress is not None:
                 progress(found + len(pruned))
     missing.flush()
     report.events = tree.size
     report.checkpoints = len(checkpoints.stored)
     _head(head.size, _root(head), total, tree, problems)
+    pangea.check_head(head)
     _strays(store, tenant_id, total, problems)
     tree.check_strays(total)
     checkpoints.check_roots(tree)

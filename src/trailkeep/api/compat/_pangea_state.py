@@ -1,0 +1,88 @@
+"""What the Pangea dialect remembers between requests: frozen result sets, accepted requests,
+and the unpublished roots it handed out (so a later ``prev_root`` names a tree size).
+
+Kept in the server process's memory, bounded and expiring: a search id or request id is valid
+on the process that issued it (``docs/dialects.md`` says so; run one process per database or
+sticky sessions for ``/v1/results`` and ``/request/{id}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Final, Generic, TypeVar
+
+from trailkeep.query.ast import Node
+from trailkeep.query.filters import Sort
+
+__all__ = ["Accepted", "PangeaState", "ResultSet"]
+
+#: How long a search's results stay pageable (Pangea's example keeps about two days).
+RESULT_TTL: Final = 2 * 24 * 3600.0
+#: How long an accepted request's outcome can be polled.
+REQUEST_TTL: Final = 3600.0
+_MAX_ENTRIES: Final = 10_000
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSet:
+    """A search frozen at the log size it ran against, paged by offset."""
+
+    tenant_id: str
+    where: Node | None
+    start: str | None
+    end: str | None
+    sort: Sort
+    order_by: tuple[str, ...] | None
+    size: int
+    #: Events below this seq are answered as published, against the root of this size.
+    published: int
+    count: int
+    verbose: bool
+    restriction: Any
+    expires_at: str
+
+
+@dataclass(slots=True)
+class Accepted:
+    """An accepted request (``/v2/log_async``) whose outcome is polled at ``/request/{id}``."""
+
+    tenant_id: str
+    task: asyncio.Task[Any]
+
+
+class _Expiring(Generic[K, V]):
+    """A bounded map whose entries expire ``ttl`` seconds after they were put."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = (time.monotonic() + self._ttl, value)
+        self._items.move_to_end(key)
+        while len(self._items) > _MAX_ENTRIES:
+            self._items.popitem(last=False)
+
+    def get(self, key: K) -> V | None:
+        got = self._items.get(key)
+        if got is None:
+            return None
+        if got[0] < time.monotonic():
+            del self._items[key]
+            return None
+        return got[1]
+
+
+@dataclass(slots=True)
+class PangeaState:
+    """The dialect's memory, one per app."""
+
+    results: _Expiring[str, ResultSet] = field(default_factory=lambda: _Expiring(RESULT_TTL))
+    requests: _Expiring[str, Accepted] = field(default_factory=lambda: _Expiring(REQUEST_TTL))
+    roots: _Expiring[tuple[str, str], int] = field(default_factory=lambda: _Expiring(RESULT_TTL))

@@ -1,0 +1,475 @@
+"""Pangea's Secure Audit Log API (the ``pangea-sdk`` client), under ``/pangea``.
+
+``Audit(token, config=PangeaConfig(base_url_template="http://HOST:PORT/pangea"))`` works
+unchanged: ``log``/``log_event`` (``/v1/log``), ``log_bulk`` (``/v2/log``),
+``log_bulk_async`` (``/v2/log_async``, 202 then ``GET /request/{id}``), ``search``
+(``/v1/search``), ``results`` (``/v1/results``) and ``root`` (``/v1/root``), each answered in
+Pangea's strict envelope (``_pangea_wire``). Hashes, roots and proofs are those of Pangea's
+tree, which storage keeps beside the RFC 9162 tree for every event of the tenant whichever
+surface wrote it (DESIGN §3), so the SDK's own checks (``verify=True``,
+``verify_events``, ``verify_consistency``) pass. Field mapping: ``docs/dialects.md``.
+
+By default roots are unpublished: a search answers ``root: null`` and an ``unpublished_root``
+the membership proofs lead to, so the SDK never looks roots up on Arweave. With
+``pangea_published_roots``, events covered by the latest signed checkpoint are published, with
+``leaf_index`` and proofs to the root at the checkpoint's size. ``/v1/root`` serves every size
+with its ``published_at`` (when the tree reached it) and consistency proof.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+from hashlib import sha256
+from typing import Annotated, Any, Final
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from trailkeep.errors import InvalidInputError, NotFoundError
+from trailkeep.merkle import NodeID
+from trailkeep.model.event import StoredEvent
+from trailkeep.model.pangea import envelope, envelope_hash
+from trailkeep.model.timeparse import format_time, utcnow
+from trailkeep.query.filters import EventQuery, Sort
+from trailkeep.service.events import EventService
+from trailkeep.service.pangea_tree import PangeaProofs
+from trailkeep.storage.base import Appended
+
+from ..deps import EventsDep, ReadTenant, ServicesDep
+from ._common import WritePrincipal, lower_bound, upper_bound
+from ._common import native_content as checked_content
+from ._pangea_events import (
+    auth0_content,
+    check_event,
+    compile_query,
+    native_content,
+    restriction,
+    sort_path,
+)
+from ._pangea_signing import as_signed
+from ._pangea_state import Accepted, PangeaState, ResultSet
+from ._pangea_wire import BadOffsetError, FieldError, PangeaRoute, answer, new_id
+from ._trees import all_of
+
+__all__ = ["router", "tree_name"]
+
+router = APIRouter(prefix="/pangea", tags=["dialect: Pangea"], route_class=PangeaRoute)
+
+DEFAULT_LIMIT: Final = 20
+MAX_RESULTS: Final = 10_000
+MAX_BULK: Final = 1_000
+
+
+def tree_name(tenant_id: str) -> str:
+    """The name of a tenant's Pangea tree: stable, 64 hex like Pangea's, and not its id."""
+    return sha256(f"trailkeep pangea tree\n{tenant_id}".encode()).hexdigest()
+
+
+def _state(request: Request) -> PangeaState:
+    state: PangeaState | None = getattr(request.app.state, "pangea", None)
+    if state is None:
+        state = request.app.state.pangea = PangeaState()
+    return state
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        raise FieldError("the body is not JSON", source="/", pangea_code="InvalidJSON") from None
+    if not isinstance(body, dict):
+        raise FieldError("the body must be an object", source="/", pangea_code="InvalidType")
+    return body
+
+
+Body = Annotated[dict[str, Any], Depends(_body)]
+
+
+def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise FieldError(f"{key} must be a boolean", source=f"/{key}", pangea_code="InvalidType")
+    return value
+
+
+def _int(body: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if type(value) is not int or not low <= value <= high:
+        raise FieldError(
+            f"{key} must be a whole number from {low} to {high}",
+            source=f"/{key}",
+            pangea_code="InvalidValue",
+        )
+    return value
+
+
+def _optional_text(body: dict[str, Any], key: str, where: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise FieldError(f"{where} must be a string", source=where, pangea_code="InvalidType")
+    return value
+
+
+# -- logging ----------------------------------------------------------------------------------
+
+
+def _content(item: dict[str, Any], where: str) -> dict[str, Any]:
+    event = check_event(item.get("event"), f"{where}/event")
+    signature = _optional_text(item, "signature", f"{where}/signature")
+    public_key = _optional_text(item, "public_key", f"{where}/public_key")
+    event = as_signed(event, signature, public_key)
+    return checked_content(native_content(event, signature, public_key))
+
+
+def _log_result(stored: StoredEvent, verbose: bool) -> dict[str, Any]:
+    env = envelope(stored.content, stored.received_at)
+    result: dict[str, Any] = {"hash": envelope_hash(env).hex()}
+    if verbose:
+        result["envelope"] = env
+    return result
+
+
+def _tree_proofs(
+    proofs: PangeaProofs, seq: int, prev_size: int | None
+) -> tuple[str, str, list[str] | None]:
+    """The root of the tree that ends with ``seq``, its membership proof, and consistency."""
+    size = seq + 1
+    root = proofs.root(size).hex()
+    membership = proofs.membership(seq, size)
+    consistency = None
+    if prev_size is not None and 0 < prev_size < size:
+        consistency = proofs.consistency(prev_size, size)
+    return root, membership, consistency
+
+
+async def _ingest(
+    request: Request, events: EventService, tenant: str, contents: list[dict[str, Any]]
+) -> list[Appended]:
+    appended = await events.ingest(tenant, contents, batch=len(contents) > 1)
+    fresh = sum(1 for a in appended if not a.replayed)
+    request.app.state.metrics.events_ingested.inc(fresh)
+    return appended
+
+
+@router.post("/v1/log")
+async def log_event(
+    request: Request,
+    body: Body,
+    principal: WritePrincipal,
+    events: EventsDep,
+    services: ServicesDep,
+) -> Response:
+    """One event; with ``verbose`` its envelope, the unpublished root, membership proof and,
+    given a ``prev_root`` this server handed out, the consistency proof from it."""
+    tenant = principal.tenant_id
+    assert tenant is not None
+    verbose = _flag(body, "verbose", False)
+    prev_root = _optional_text(body, "prev_root", "/prev_root")
+    (appended,) = await _ingest(request, events, tenant, [_content(body, "")])
+    stored = appended.event
+    result = _log_result(stored, verbose)
+    if verbose:
+        state = _state(request)
+        prev_size = state.roots.get((tenant, prev_root)) if prev_root else None
+        proofs = PangeaProofs(services.store, tenant)
+        root, membership, consistency = await run_in_threadpool(
+            _tree_proofs, proofs, stored.seq, prev_size
+        )
+        state.roots.put((tenant, root), stored.seq + 1)
+        result |= {"unpublished_root": root, "membership_proof": membership}
+        if consistency is not None:
+            result["consistency_proof"] = consistency
+    return answer(result)
+
+
+def _bulk_contents(body: dict[str, Any]) -> list[dict[str, Any]]:
+    items = body.get("events")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BULK:
+        raise FieldError(
+            f"events must be a list of 1 to {MAX_BULK} items",
+            source="/events",
+            pangea_code="InvalidValue",
+        )
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise FieldError(
+                f"/events/{i} must be an object", source=f"/events/{i}", pangea_code="InvalidType"
+            )
+        out.append(_content(item, f"/events/{i}"))
+    return out
+
+
+@router.post("/v2/log")
+async def log_bulk(
+    request: Request, body: Body, principal: WritePrincipal, events: EventsDep
+) -> Response:
+    """Many events, all or none; ``{"results": [...]}`` in order (envelopes when verbose)."""
+    assert principal.tenant_id is not None
+    verbose = _flag(body, "verbose", False)
+    appended = await _ingest(request, events, principal.tenant_id, _bulk_contents(body))
+    return answer({"results": [_log_result(a.event, verbose) for a in appended]})
+
+
+@router.post("/v2/log_async")
+async def log_bulk_async(
+    request: Request, body: Body, principal: WritePrincipal, events: EventsDep
+) -> Response:
+    """Many events, accepted (202) and written in the background; poll ``/request/{id}``."""
+    tenant = principal.tenant_id
+    assert tenant is not None
+    verbose = _flag(body, "verbose", False)
+    contents = _bulk_contents(body)
+
+    async def write() -> dict[str, Any]:
+        appended = await _ingest(request, events, tenant, contents)
+        return {"results": [_log_result(a.event, verbose) for a in appended]}
+
+    request_id = new_id("prq_")
+    _state(request).requests.put(request_id, Accepted(tenant, asyncio.create_task(write())))
+    return _accepted(request, request_id)
+
+
+def _accepted(request: Request, request_id: str) -> Response:
+    location = str(request.url_for("poll_request", request_id=request_id))
+    result = {"ttl_mins": 60, "retry_counter": 0, "location": location}
+    return answer(result, status="Accepted", http=202, request_id=request_id)
+
+
+@router.get("/request/{request_id}", name="poll_request")
+async def poll_request(request: Request, request_id: str, principal: WritePrincipal) -> Response:
+    """An accepted write: 202 ``Accepted`` while it runs, then its outcome (for the key's
+    tenant only: another tenant's request id is ``NotFound``)."""
+    accepted = _state(request).requests.get(request_id)
+    if accepted is None or accepted.tenant_id != principal.tenant_id:
+        raise NotFoundError(f"no request {request_id!r} for this tenant")
+    if not accepted.task.done():
+        return _accepted(request, request_id)
+    return answer(accepted.task.result(), request_id=request_id)
+
+
+@router.post("/v1/log_stream")
+async def log_stream(
+    request: Request, body: Body, principal: WritePrincipal, events: EventsDep
+) -> Response:
+    """Auth0 log-stream records (``{"logs": [{"log_id", "data"}]}``), one event each, all or
+    none (mapping: ``auth0_content``); answers ``{}``."""
+    assert principal.tenant_id is not None
+    logs = body.get("logs")
+    if not isinstance(logs, list) or not 1 <= len(logs) <= MAX_BULK:
+        raise FieldError(
+            f"logs must be a list of 1 to {MAX_BULK} records",
+            source="/logs",
+            pangea_code="InvalidValue",
+        )
+    contents = [checked_content(auth0_content(item, f"/logs/{i}")) for i, item in enumerate(logs)]
+    await _ingest(request, events, principal.tenant_id, contents)
+    return answer({})
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+def _time_bound(body: dict[str, Any], key: str) -> str | None:
+    value = _optional_text(body, key, f"/{key}")
+    try:
+        if key == "end":
+            return upper_bound(value, key, inclusive=True)
+        return lower_bound(value, key)
+    except InvalidInputError as exc:
+        raise FieldError(exc.message, source=f"/{key}", pangea_code="InvalidValue") from None
+
+
+def _sort(body: dict[str, Any]) -> tuple[Sort, tuple[str, ...] | None]:
+    order = _optional_text(body, "order", "/order") or "desc"
+    if order not in ("asc", "desc"):
+        raise FieldError("order must be asc or desc", source="/order", pangea_code="InvalidValue")
+    order_by = _optional_text(body, "order_by", "/order_by")
+    return (Sort.ASC if order == "asc" else Sort.DESC), sort_path(order_by)
+
+
+def _query(rs: ResultSet, limit: int, offset: int) -> EventQuery:
+    return EventQuery(
+        where=rs.where,
+        start=rs.start,
+        end=rs.end,
+        sort=rs.sort,
+        order_by=rs.order_by,
+        by_seq=rs.order_by is None,
+        max_seq=rs.size - 1,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def _freeze(
+    body: dict[str, Any], tenant: str, events: EventService, services: ServicesDep
+) -> ResultSet:
+    where = compile_query(_optional_text(body, "query", "/query"))
+    restricted = restriction(body.get("search_restriction"))
+    start = _time_bound(body, "start") or _time_bound(body, "last")
+    end = _time_bound(body, "end")
+    sort, order_by = _sort(body)
+    max_results = _int(body, "max_results", MAX_RESULTS, 1, MAX_RESULTS)
+    size = await run_in_threadpool(PangeaProofs(services.store, tenant).size)
+    published = 0
+    if services.settings.pangea_published_roots:
+        checkpoint = await run_in_threadpool(services.store.latest_checkpoint, tenant)
+        published = 0 if checkpoint is None else min(checkpoint.size, size)
+    rs = ResultSet(
+        tenant_id=tenant,
+        where=all_of([where, restricted]),
+        start=start,
+        end=end,
+        sort=sort,
+        order_by=order_by,
+        size=size,
+        published=published,
+        count=0,
+        verbose=_flag(body, "verbose", True),
+        restriction=body.get("search_restriction"),
+        expires_at=format_time(utcnow() + timedelta(days=2)),
+    )
+    total = 0 if size == 0 else await events.acount(tenant, _query(rs, 1, 0))
+    return replace(rs, count=min(total, max_results))
+
+
+def _published_root(proofs: PangeaProofs, tenant: str, size: int) -> dict[str, Any]:
+    reached = proofs.store.scan_evidence(tenant, size - 1, size)
+    return {
+        "tree_name": tree_name(tenant),
+        "size": size,
+        "root_hash": proofs.root(size).hex(),
+        # When the tree reached this size: the receive time of its last event (now, if
+        # retention pruned that event).
+        "published_at": reached[0].event.received_at if reached else format_time(utcnow()),
+    }
+
+
+def _page_result(proofs: PangeaProofs, rs: ResultSet, found: list[StoredEvent]) -> dict[str, Any]:
+    """Events with their hashes (Pangea's leaves) and, when verbose, proofs to the root:
+    the published root for events it covers, else the unpublished root."""
+    ids = [NodeID(0, e.seq) for e in found]
+    leaves = proofs.store.read_nodes(rs.tenant_id, ids, tree="pangea") if found else []
+    old = [e.seq for e in found if e.seq < rs.published]
+    new = [e.seq for e in found if e.seq >= rs.published]
+    proofs_by_seq: dict[int, str] = {}
+    if rs.verbose:
+        if old:
+            proofs_by_seq |= proofs.memberships(old, rs.published)
+        if new:
+            proofs_by_seq |= proofs.memberships(new, rs.size)
+    out = []
+    for event, leaf in zip(found, leaves, strict=True):
+        published = event.seq < rs.published
+        item: dict[str, Any] = {
+            "envelope": envelope(event.content, event.received_at),
+            "hash": leaf.hex(),
+            "published": published,
+        }
+        if published:
+            item["leaf_index"] = event.seq
+        if rs.verbose:
+            item["membership_proof"] = proofs_by_seq[event.seq]
+        out.append(item)
+    result: dict[str, Any] = {"count": rs.count, "events": out}
+    if rs.verbose and rs.size > 0:
+        result["root"] = (
+            _published_root(proofs, rs.tenant_id, rs.published) if rs.published else None
+        )
+        result["unpublished_root"] = {
+            "tree_name": tree_name(rs.tenant_id),
+            "size": rs.size,
+            "root_hash": proofs.root(rs.size).hex(),
+        }
+    return result
+
+
+async def _page(
+    rs: ResultSet, limit: int, offset: int, events: EventService, services: ServicesDep
+) -> dict[str, Any]:
+    take = max(0, min(limit, rs.count - offset))
+    found = await events.aselect(rs.tenant_id, _query(rs, take, offset)) if take else []
+    proofs = PangeaProofs(services.store, rs.tenant_id)
+    return await run_in_threadpool(_page_result, proofs, rs, found)
+
+
+@router.post("/v1/search")
+async def search(
+    request: Request, body: Body, tenant: ReadTenant, events: EventsDep, services: ServicesDep
+) -> Response:
+    """Search (Pangea's query syntax), freeze the result set, answer its first page."""
+    limit = _int(body, "limit", DEFAULT_LIMIT, 1, MAX_RESULTS)
+    rs = await _freeze(body, tenant, events, services)
+    search_id = new_id("pas_")
+    _state(request).results.put(search_id, rs)
+    page = await _page(rs, limit, 0, events, services)
+    return answer({"id": search_id, "expires_at": rs.expires_at} | page)
+
+
+@router.post("/v1/results")
+async def results(
+    request: Request, body: Body, tenant: ReadTenant, events: EventsDep, services: ServicesDep
+) -> Response:
+    """A page of a frozen result set; an offset past its end is ``BadOffset``."""
+    search_id = _optional_text(body, "id", "/id")
+    if not search_id:
+        raise FieldError("id is required", source="/id", pangea_code="FieldRequired")
+    rs = _state(request).results.get(search_id)
+    if rs is None or rs.tenant_id != tenant:
+        raise NotFoundError(f"no search results {search_id!r} for this tenant (or they expired)")
+    if "assert_search_restriction" in body and body["assert_search_restriction"] != rs.restriction:
+        raise FieldError(
+            "the search used another search_restriction",
+            source="/assert_search_restriction",
+            pangea_code="InvalidValue",
+        )
+    limit = _int(body, "limit", DEFAULT_LIMIT, 1, MAX_RESULTS)
+    offset = _int(body, "offset", 0, 0, 2**62)
+    if offset > rs.count:
+        raise BadOffsetError(f"offset {offset} is past the {rs.count} results")
+    return answer(await _page(rs, limit, offset, events, services))
+
+
+# -- roots ------------------------------------------------------------------------------------
+
+
+def _root(proofs: PangeaProofs, tenant: str, size: int | None) -> dict[str, Any]:
+    if size is None:
+        size = proofs.size()
+    data = _published_root(proofs, tenant, size)
+    if size > 1:
+        data["consistency_proof"] = proofs.consistency(size - 1, size)
+    return data
+
+
+@router.post("/v1/root")
+async def root(body: Body, tenant: ReadTenant, services: ServicesDep) -> Response:
+    """The root of the tree (``tree_size`` names a past size), ``{"data": {...}}``; a size the
+    tree does not have is ``TreeNotFound``."""
+    size = body.get("tree_size")
+    if size is not None and type(size) is not int:
+        raise FieldError(
+            "tree_size must be a whole number", source="/tree_size", pangea_code="InvalidType"
+        )
+    proofs = PangeaProofs(services.store, tenant)
+    return answer({"data": await run_in_threadpool(_root, proofs, tenant, size)})
+
+
+# -- the rest ---------------------------------------------------------------------------------
+
+
+@router.api_route("/{path:path}", methods=["GET", "POST"], include_in_schema=False)
+async def not_served(path: str) -> Response:
+    """Any other path (``/v1/export``, ``/v1/log_stream``...): ``NotFound`` in the envelope
+    the SDK can read, rather than the native API's 404 shape, which it cannot."""
+    raise NotFoundError(f"this server does not serve /{path} of Pangea's API")
