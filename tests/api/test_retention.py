@@ -21,6 +21,9 @@ from trailkeep.service.dump import dump_lines
 
 #: Events 0..EVENTS-1; every third one (seq % 3 == 1) is recent, the others expired.
 EVENTS = 48
+#: The admin trail's records a test adds after the seed: setting the retention
+#: (``tenant.settings``, seq EVENTS) and the prune run (``retention.prune``).
+SETTING, PRUNE_RECORD = EVENTS, EVENTS + 1
 
 
 def _content(i: int) -> dict[str, Any]:
@@ -90,7 +93,8 @@ class TestPruneRoute:
         )
         [record] = listed.json()["events"]
         assert record["category"] == "system"
-        assert record["seq"] == len(events)
+        assert len(events) == EVENTS
+        assert record["seq"] == PRUNE_RECORD  # after the retention setting's own record
         assert record["metadata"] == {
             "count": run["pruned"],
             "first_seq": run["first_seq"],
@@ -133,7 +137,7 @@ class TestPruneRoute:
         resp = await prune(client, acme)
         assert resp.status_code == 409
         assert "legal hold" in resp.json()["error"]["message"]
-        assert services.events.count("acme", EventQuery()) == EVENTS
+        assert services.events.count("acme", EventQuery()) == EVENTS + 1  # + the setting
 
     @pytest.mark.parametrize(
         "body",
@@ -185,7 +189,7 @@ class TestPrunedReads:
         kept = [e for e in events if e["id"] not in gone_ids]
         listed = await client.get("/v1/events", params={"limit": 1000}, headers=acme.auth("reader"))
         ids = {e["id"] for e in listed.json()["events"]}
-        assert ids == {e["id"] for e in kept} | {_prune_record(listed.json()["events"])}
+        assert ids == {e["id"] for e in kept} | _admin_records(listed.json()["events"])
         assert services.events.count("acme", EventQuery()) == len(ids)
         for query in (EventQuery(after_seq=10), EventQuery(max_seq=30, after_seq=3)):
             low = query.after_seq if query.after_seq is not None else -1
@@ -221,7 +225,7 @@ class TestPrunedReads:
         assert (await prune(client, acme)).status_code == 200
         log.sign_pending()
         latest = log.latest_checkpoint("acme")
-        assert latest.size == first.size + 1  # the prune record
+        assert latest.size == first.size + 2  # the retention setting and the prune record
         for seq, proof in before_inclusion.items():
             assert log.inclusion_proof("acme", seq, first.size) == proof
             leaf = bytes.fromhex(events[seq]["hash"])
@@ -263,11 +267,11 @@ class TestPrunedReads:
         records = [orjson.loads(line) for line in lines[1:]]
         assert [r["seq"] for r in records if r.get("pruned")] == [e["seq"] for e in gone]
         report = verify_dump(lines, services.log.signer.verifier())
-        assert (report.events, report.pruned) == (EVENTS + 1, len(gone))
+        assert (report.events, report.pruned) == (PRUNE_RECORD + 1, len(gone))
         verifier = services.log.signer.verifier()
         audit = audit_tenant(services.store, "acme", verifier, "test.trailkeep/acme")
         assert audit.problems == []
-        assert audit.events == EVENTS + 1
+        assert audit.events == PRUNE_RECORD + 1
 
 
 @pytest.mark.asyncio
@@ -314,10 +318,13 @@ class TestDialects:
         assert wasabi.json()["total"] == len(kept)
 
 
-def _prune_record(listed: list[dict[str, Any]]) -> str:
-    [record] = [e for e in listed if e["action"] == "retention.prune"]
-    event_id: str = record["id"]
-    return event_id
+def _admin_records(listed: list[dict[str, Any]]) -> set[str]:
+    """The ids of the retention setting's and the prune run's records, at their seqs."""
+    records = {e["seq"]: e for e in listed if e["category"] == "system"}
+    assert records.keys() == {SETTING, PRUNE_RECORD}
+    assert records[SETTING]["action"] == "tenant.settings"
+    assert records[PRUNE_RECORD]["action"] == "retention.prune"
+    return {e["id"] for e in records.values()}
 
 
 def _seq(listed: list[dict[str, Any]], event_id: str) -> int:
