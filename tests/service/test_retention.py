@@ -14,6 +14,7 @@ from trailkeep.api.services import Services
 from trailkeep.errors import ConflictError, NotFoundError
 from trailkeep.model.timeparse import format_time, utcnow
 from trailkeep.query.filters import EventQuery
+from trailkeep.service.admin_trail import Actor
 from trailkeep.service.audit import audit_tenant
 from trailkeep.service.events import Limits, prepare_event
 from trailkeep.service.retention import PRUNE_ACTION, RetentionService, RetentionTask
@@ -51,7 +52,9 @@ class TestRetentionService:
         _seed(services, settings={"retention_days": 80})
         retention = RetentionService(services.store, batch_size=4, pause=0, duty=1)
         progress: list[int] = []
-        run = retention.prune_tenant("acme", actor="k-1", progress=progress.append)
+        run = retention.prune_tenant(
+            "acme", actor=Actor("k-1", "api_key"), progress=progress.append
+        )
         # 100..80 days ago are older than the cutoff (the one of 80 days was seeded earlier)
         assert (run.count, run.first_seq, run.last_seq, run.done) == (21, 0, 20, True)
         assert progress == [4, 8, 12, 16, 20, 21]

@@ -24,9 +24,9 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from trailkeep.errors import ConflictError, NotFoundError, TrailkeepError
-from trailkeep.model.tenant import Tenant
+from trailkeep.model.tenant import Principal, Tenant
 from trailkeep.model.timeparse import format_time, utcnow
-from trailkeep.service.admin_trail import record_admin_event
+from trailkeep.service.admin_trail import Actor, record_admin_event
 from trailkeep.storage.base import Store
 
 __all__ = [
@@ -44,6 +44,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PRUNE_ACTION: Final = "retention.prune"
+#: The actor of the background task's runs (an admin's run names the admin's key).
+_TASK: Final = Actor("retention-task", "server")
 #: Events per prune transaction: small, so an ingest that waits behind one waits little.
 DEFAULT_BATCH: Final = 200
 #: Least seconds between two batches: the writer's queue drains in between.
@@ -147,7 +149,7 @@ class RetentionService:
         self,
         tenant_id: str,
         *,
-        actor: str = "system",
+        actor: Actor | Principal = _TASK,
         now: datetime | None = None,
         limit: int | None = None,
         progress: Callable[[int], None] | None = None,
@@ -156,7 +158,8 @@ class RetentionService:
 
         Args:
             tenant_id: the tenant.
-            actor: who asked (a client id; ``system`` for the background task), recorded.
+            actor: who asked (the admin key's principal; the background task by default),
+                recorded as the run's actor.
             now: the time retention counts back from (default: the clock).
             limit: most events this run prunes (None: all expired ones).
             progress: called with the running count after each batch.
@@ -211,7 +214,7 @@ class RetentionService:
         return runs
 
 
-def _record(store: Store, run: PruneRun, actor: str) -> None:
+def _record(store: Store, run: PruneRun, actor: Actor | Principal) -> None:
     record_admin_event(
         store,
         run.tenant_id,

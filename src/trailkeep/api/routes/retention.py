@@ -55,7 +55,7 @@ async def prune_now(
         partial(
             services.retention.prune_tenant,
             principal.tenant_id,
-            actor=principal.client_id,
+            actor=principal,
             limit=None if body is None else body.limit,
         )
     )
