@@ -54,7 +54,7 @@ class TestPruneCommand:
         assert f"(seq 0-{OLD - 1})" in result.stdout
         first = _request(server, "GET", "/v1/events", "reader", None).json()["events"]
         listed = {e["action"] for e in first}
-        assert listed == {"new", "retention.prune"}
+        assert listed == {"new", "tenant.settings", "retention.prune"}  # + the admin trail
         records = [e for e in first if e["action"] == "retention.prune"]
         assert sorted(r["metadata"]["count"] for r in records) == [5, 10, 10]
         again = run(server)

@@ -294,7 +294,8 @@ class TestEventPage:
     def test_tampered_row_fails(self, browsing: Browsing, server: Server) -> None:
         (event,) = post_events(server, [{"action": "payment.approve", "message": "EUR 10"}])
         browsing.sign_in()
-        assert browsing.verification(event["id"])[0] == "verified"
+        first = browsing.verification(event["id"])
+        assert first[0] == "verified", first
         path = server.database.removeprefix("sqlite:///")
         with sqlite3.connect(path) as db:
             (body,) = db.execute("SELECT body FROM events WHERE id = ?", (event["id"],)).fetchone()

@@ -155,8 +155,24 @@ async function showPrunedWithProof(evidence) {
   }
 }
 
+/** How long a page waits for the checkpoint of an event that was just written. */
+const CHECKPOINT_WAIT_MS = 30000;
+
+/** The proof, waiting (the page stays "pending") while the server answers 409
+ * NOT_YET_CHECKPOINTED: the next checkpoint is signed within about a second. */
+async function fetchProof() {
+  const deadline = Date.now() + CHECKPOINT_WAIT_MS;
+  for (;;) {
+    const response = await api(`/v1/events/${encodeURIComponent(id)}/proof`);
+    if (response.ok || response.status !== 409 || Date.now() > deadline) return response;
+    const err = await apiError(response.clone());
+    if (err.code !== "NOT_YET_CHECKPOINTED") return response;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
 async function load() {
-  const response = await api(`/v1/events/${encodeURIComponent(id)}/proof`);
+  const response = await fetchProof();
   if (!response.ok) {
     const plain = await api(`/v1/events/${encodeURIComponent(id)}`);
     if (plain.ok) {
