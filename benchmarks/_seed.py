@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 #: Bump when the generator changes: a cached database of another version is not reused.
-VERSION: Final = "v1"
+VERSION: Final = "v2"
 WORK_DIR: Final = Path(__file__).resolve().parent / ".work"
 MAIN_TENANT: Final = "acme"
 _CHUNK: Final = 2_000
@@ -79,8 +79,9 @@ _CATEGORY: Final = {
     "tool.call": "tools",
     "workflow.run": "workflows",
     "integration.connect": "integrations",
-    "key.rotate": "system",
-    "tenant.update": "system",
+    # Not "system": its tenant.* / key.* actions are the server's own admin trail (422 to clients).
+    "key.rotate": "security",
+    "tenant.update": "admin",
     "policy.change": "system",
     "export.create": "data",
 }

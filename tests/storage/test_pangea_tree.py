@@ -192,12 +192,17 @@ class TestAudit:
             _run_sql(
                 store_url, "UPDATE pangea_tree_nodes SET hash = {} WHERE level = 0 AND idx = 4"
             )
-            found = audit_tenant(store, "acme", verifier, "o/acme", max_gap=0)
-            kinds = [
-                (p.kind, p.seq, p.event_id) for p in found.problems if p.kind.startswith("pangea")
-            ]
-            assert kinds[0] == ("pangea-leaf", 4, stored[4].id)
-            assert ("pangea-head", None, None) in kinds
+            for deep in (True, False):
+                found = audit_tenant(store, "acme", verifier, "o/acme", max_gap=0, deep=deep)
+                kinds = [
+                    (p.kind, p.seq, p.event_id)
+                    for p in found.problems
+                    if p.kind.startswith("pangea")
+                ]
+                # --deep names the event; by default the head's root alone fails
+                if deep:
+                    assert kinds[0] == ("pangea-leaf", 4, stored[4].id)
+                assert ("pangea-head", None, None) in kinds
         finally:
             store.close()
 

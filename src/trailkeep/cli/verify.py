@@ -199,7 +199,7 @@ def verify_bundle_cmd(
 
 
 def _audit(
-    store: Store, tenant_id: str, verifier: Verifier, origin: str, max_gap: float
+    store: Store, tenant_id: str, verifier: Verifier, origin: str, max_gap: float, deep: bool
 ) -> AuditReport:
     from trailkeep.service.audit import audit_tenant
 
@@ -210,7 +210,9 @@ def _audit(
         with _progress(tenant_id) as bar:
             task = bar.add_task("events", total=store.tree_head(tenant_id).size)
             progress = partial(bar.advance, task)
-            return audit_tenant(store, tenant_id, verifier, origin, progress, max_gap=max_gap)
+            return audit_tenant(
+                store, tenant_id, verifier, origin, progress, max_gap=max_gap, deep=deep
+            )
     finally:
         gc.enable()
 
@@ -314,7 +316,8 @@ def verify_database_cmd(
         typer.Option(
             "--deep",
             help="Also have SQLite re-tokenize every full-text row and check its FTS5 index"
-            " against them (its own integrity-check; several seconds per million events).",
+            " against them (its own integrity-check), and hash every event's Pangea envelope"
+            " against its Pangea leaf (several seconds per million events each).",
         ),
     ] = False,
 ) -> None:
@@ -323,7 +326,7 @@ def verify_database_cmd(
     rollups and erasure records, the tree and every signed checkpoint — naming the tenant,
     position and event of each problem, once; and compare it with checkpoints held outside
     it (``--checkpoint``, the signer's state), which catches a truncated tail; ``--deep`` adds
-    the full-text index's own structure."""
+    the full-text index's own structure and each event's Pangea envelope."""
     from trailkeep.merkle import Verifier
     from trailkeep.service.signer_state import state_path
     from trailkeep.service.signing import load_existing_signer
@@ -345,7 +348,7 @@ def verify_database_cmd(
         tenants = tenant or [t.id for t in store.list_tenants()]
         for tenant_id in tenants:
             origin = f"{server_name}/{tenant_id}"
-            report = _audit(store, tenant_id, verifier, origin, max_checkpoint_gap)
+            report = _audit(store, tenant_id, verifier, origin, max_checkpoint_gap, deep)
             _print_report(report)
             failed = failed or not report.ok
         index = store.audit_fulltext_index() if deep else None

@@ -25,8 +25,13 @@ __all__ = ["PangeaChecker"]
 class PangeaChecker:
     """Appends a tenant's stored Pangea leaves chunk by chunk, checking each against its event."""
 
-    def __init__(self, store: Store, tenant_id: str, problems: list[Problem]) -> None:
+    def __init__(
+        self, store: Store, tenant_id: str, problems: list[Problem], *, envelopes: bool = True
+    ) -> None:
+        """``envelopes``: also hash each event's envelope against its stored leaf (a second
+        read of every event, in Python: ``verify database --deep``)."""
         self._store = store
+        self._envelopes = envelopes
         self._tenant = tenant_id
         self._problems = problems
         self._range = CompactRange(PANGEA_LEGACY)
@@ -47,6 +52,9 @@ class PangeaChecker:
                     start,
                 )
             )
+            return
+        if not self._envelopes:
+            self._range.extend(stored)
             return
         for evidence in self._store.scan_evidence(self._tenant, start, end):
             event = evidence.event

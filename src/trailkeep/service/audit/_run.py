@@ -35,6 +35,7 @@ def audit_tenant(
     held: Sequence[str] = (),
     max_gap: float = DEFAULT_MAX_GAP,
     native: bool = True,
+    deep: bool = False,
 ) -> AuditReport:
     """Check everything of one tenant that answers a query; never raises for what it finds.
 
@@ -49,6 +50,9 @@ def audit_tenant(
         max_gap: see ``DEFAULT_MAX_GAP``; 0 turns the gap check off.
         native: let the C part vouch for the rows it can (``Store.audit_scan``); False checks
             every row the exact way, the reference the C part is tested against.
+        deep: also recompute every event's Pangea envelope hash against its stored Pangea
+            leaf (``verify database --deep``); without it Pangea's tree is checked against its
+            head only, which a leaf altered alone already fails.
     """
     report = AuditReport(tenant_id)
     problems = report.problems
@@ -61,7 +65,7 @@ def audit_tenant(
     watch = checkpoints.watched(head.size)
     events = EventChecker(tenant_id, store.audit_text, problems, watch)
     missing = _Missing(problems)
-    pangea = PangeaChecker(store, tenant_id, problems)
+    pangea = PangeaChecker(store, tenant_id, problems, envelopes=deep)
     tally = events.rollups.spec()
     with store.audit_scan(tenant_id) as scan:
         for start in range(0, total, _CHUNK):
