@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn, TypeVar
 
 import orjson
 import typer
@@ -24,6 +25,8 @@ from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
 #: ``service.audit.DEFAULT_MAX_GAP``, restated so ``--help`` imports no server module
 #: (tests/cli/test_signer.py pins that the two agree).
 DEFAULT_MAX_GAP = 300.0
+#: What an offline verifier returns (its report).
+R = TypeVar("R")
 
 __all__ = ["verify_app"]
 
@@ -75,6 +78,28 @@ def _load_json(path: Path) -> dict[str, object]:
 #: Exit statuses of ``verify dump`` and ``verify bundle`` beyond 0 (verified) and 2 (FAILED).
 NOT_THIS_KIND = 3  # the file is not a dump (or not a bundle): say what it is instead
 INCOMPLETE = 5  # a bundle verified, but completeness cannot be shown for some leaves
+
+
+def _verify_file(
+    path: Path,
+    unit: str,
+    verify: Callable[[BinaryIO, str, Callable[[int, int], None]], R],
+    key: str,
+) -> R:
+    """Run an offline verifier over a file with a progress bar counting ``unit``; an
+    unreadable file or a file that does not verify ends the command (exit 1 or 2)."""
+    try:
+        with path.open("rb") as fh, _progress(path.name) as bar:
+            task = bar.add_task(unit, total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            return verify(fh, _key(key), progress)
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc}")
+    except TrailkeepError as exc:
+        _failed(exc)
 
 
 def _failed(exc: TrailkeepError) -> NoReturn:
@@ -138,18 +163,7 @@ def verify_dump_cmd(
     """Recompute every commitment, leaf and the root of a whole-tenant dump."""
     from trailkeep.client.verify import verify_dump
 
-    try:
-        with dump.open("rb") as fh, _progress(dump.name) as bar:
-            task = bar.add_task("events", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            report = verify_dump(fh, _key(key), progress)
-    except OSError as exc:
-        fail(f"cannot read {dump}: {exc}")
-    except TrailkeepError as exc:
-        _failed(exc)
+    report = _verify_file(dump, "events", verify_dump, key)
     pruned = f"; {report.pruned} pruned by retention, leaf only" if report.pruned else ""
     out.print(f"[green]OK[/] {report.events} events of {report.tenant_id} recompute to the"
               f" signed root of {report.checkpoint.origin} ({report.redacted_fields} erased"
@@ -171,18 +185,7 @@ def verify_bundle_cmd(
 
     from trailkeep.client.bundle import verify_bundle
 
-    try:
-        with bundle.open("rb") as fh, _progress(bundle.name) as bar:
-            task = bar.add_task("leaves", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            report = verify_bundle(fh, _key(key), progress)
-    except OSError as exc:
-        fail(f"cannot read {bundle}: {exc}")
-    except TrailkeepError as exc:
-        _failed(exc)
+    report = _verify_file(bundle, "leaves", verify_bundle, key)
     out.print(
         f"[green]OK[/] {report.events} events of {report.tenant_id} match"
         f" {escape(report.filter.describe())} in seq [{report.start}, {report.end}) of"
