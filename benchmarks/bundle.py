@@ -59,6 +59,7 @@ class Bench:
     def run(self) -> None:
         from trailkeep.api.services import Services
         from trailkeep.query.filters import EventQuery
+        from trailkeep.service.admin_trail import Actor
         from trailkeep.service.selection import Selection
         from trailkeep.settings import Settings
 
@@ -78,7 +79,7 @@ class Bench:
             for name, selection in cases:
                 path = Path(self.args.work) / f"bundle-{len(self.files)}.jsonl"
                 self.files.append(path)
-                self.export(services, name, selection, path, n)
+                self.export(services, name, selection, path, n, Actor("benchmark", "cli"))
                 self.verify(seed, "bundle", name, path, n)
             if not self.args.no_yardstick:
                 self.yardstick(services, seed, n)
@@ -88,10 +89,12 @@ class Bench:
         for line in self.lines:
             print(f"  {line}")
 
-    def export(self, services: object, name: str, selection: object, path: Path, n: int) -> None:
+    def export(
+        self, services: object, name: str, selection: object, path: Path, n: int, actor: object
+    ) -> None:
         exports = services.exports  # type: ignore[attr-defined]
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        job = exports.create(MAIN_TENANT, selection, "bundle")
+        job = exports.create(MAIN_TENANT, selection, "bundle", actor)
         with path.open("wb") as fh:
             for chunk in exports.lines(job):
                 fh.write(chunk)
