@@ -16,7 +16,15 @@ from rich.table import Table
 from trailkeep.errors import TrailkeepError
 
 from .client_cmds import register_client_commands
-from .common import DEFAULT_DATABASE, DatabaseOpt, command_variables, err, fail, out
+from .common import (
+    DEFAULT_DATABASE,
+    DatabaseOpt,
+    command_group,
+    command_variables,
+    err,
+    fail,
+    out,
+)
 from .keys_cmds import check_names, keys_app
 from .operator_cmds import register_operator_commands
 from .prune_cmd import register_prune_command
@@ -25,15 +33,12 @@ from .verify import verify_app
 
 __all__ = ["app"]
 
-app = typer.Typer(
+app = command_group(
+    "trailkeep: a multi-tenant, tamper-evident audit log.",
     name="trailkeep",
-    help="trailkeep: a multi-tenant, tamper-evident audit log.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-tenants_app = typer.Typer(
-    help="Create and list tenants (works on the database directly).", no_args_is_help=True
-)
+tenants_app = command_group(help="Create and list tenants (works on the database directly).")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(verify_app, name="verify")

@@ -19,16 +19,15 @@ from rich.table import Table
 from trailkeep.errors import TrailkeepError
 
 from .client_cmds import DEFAULT_URL, UrlOpt, _connect, _talking_to
-from .common import DEFAULT_DATABASE, DatabaseOpt, fail, out
+from .common import DEFAULT_DATABASE, DatabaseOpt, command_group, fail, out
 
 if TYPE_CHECKING:
     from trailkeep.model.tenant import ApiKey
 
 __all__ = ["check_names", "keys_app"]
 
-keys_app = typer.Typer(
+keys_app = command_group(
     help="Issue, list and revoke API keys: on the database, or over the API with --token.",
-    no_args_is_help=True,
 )
 
 AdminTokenOpt = Annotated[

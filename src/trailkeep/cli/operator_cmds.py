@@ -13,16 +13,15 @@ import orjson
 import typer
 
 from .client_cmds import DEFAULT_URL, OrgOpt, TokenOpt, UrlOpt, _connect, _talking_to, say
-from .common import fail
+from .common import command_group, fail
 from .render import write_json
 
 __all__ = ["register_operator_commands"]
 
 PANEL = "Operator (talks to a server, admin token)"
 
-tenant_app = typer.Typer(
+tenant_app = command_group(
     help="Show and change the tenant's settings over the API (admin token).",
-    no_args_is_help=True,
 )
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 

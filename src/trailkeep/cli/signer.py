@@ -13,17 +13,16 @@ import typer
 
 from trailkeep.errors import TrailkeepError
 
-from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
+from .common import DEFAULT_DATABASE, DatabaseOpt, command_group, err, fail, out
 
 if TYPE_CHECKING:
     from trailkeep.service.log import LogService
 
 __all__ = ["signer_app"]
 
-signer_app = typer.Typer(
+signer_app = command_group(
     help="The checkpoint signer's memory of what it signed, kept beside its key file"
     " (works on the key file and the database directly).",
-    no_args_is_help=True,
 )
 
 SigningKeyOpt = Annotated[

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from trailkeep.service.audit import AuditReport
     from trailkeep.storage.base import Store
 
-from .common import DEFAULT_DATABASE, DatabaseOpt, err, fail, out
+from .common import DEFAULT_DATABASE, DatabaseOpt, command_group, err, fail, out
 
 #: ``service.audit.DEFAULT_MAX_GAP``, restated so ``--help`` imports no server module
 #: (tests/cli/test_signer.py pins that the two agree).
@@ -47,10 +47,9 @@ def _progress(label: str) -> Progress:
     return Progress(*columns, console=err, transient=True)
 
 
-verify_app = typer.Typer(
+verify_app = command_group(
     help="Check events, checkpoints and dumps against a pinned public key, with no server;"
     " or re-check a database against its own checkpoints.",
-    no_args_is_help=True,
 )
 
 KeyOpt = Annotated[
