@@ -242,7 +242,7 @@ class TestWaking:
 
         got = await read_stream(app, acme.auth("reader"), until=count("event", 1), during=publish)
         assert got.seqs == [0]
-        # Polling would take the whole 30 s interval; a third of it leaves room for a loaded machine.
+        # Polling would take the whole 30 s interval; a third of it leaves room for a busy machine
         assert time.monotonic() - written_at[0] < services.streams.poll_interval / 3
 
     async def test_a_write_elsewhere_is_found_by_polling(
