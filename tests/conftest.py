@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 import pytest_asyncio
+from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from trailkeep.api.app import create_app
@@ -21,7 +22,14 @@ from trailkeep.settings import Settings
 
 # In CI every property test draws the same examples on every run (derandomize): a red CI run
 # is then reproducible, and never the luck of one draw. Locally each run explores new examples.
-hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+# Nor is it the machine's load: no deadline per example, no health check on generation speed.
+hypothesis_settings.register_profile(
+    "ci",
+    derandomize=True,
+    print_blob=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
