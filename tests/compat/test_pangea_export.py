@@ -249,17 +249,25 @@ class TestSearchDownload:
         ]  # fmt: skip
 
     def test_many_pages(self, tenant: Tenant) -> None:
+        """More events than a page of the file, in each walk: by seq down and up, by offset."""
         client = audit(tenant)
         for start in range(0, 1200, 600):
             client.log_bulk(
-                [{"message": f"m{i}", "actor": "many"} for i in range(start, start + 600)]
+                [{"message": f"m{i:04}", "actor": "many"} for i in range(start, start + 600)]
             )
-        found = client.search(query="actor:many", order="desc", limit=5)
-        assert found.result.count == 1200
-        _, raw = _fetch(client, result_id=found.result.id, format=DownloadFormat.JSON)
-        document = json.loads(raw)
-        assert _messages(document) == [f"m{i}" for i in reversed(range(1200))]
-        _verified(document)
+        client.log(message="other", actor="someone")
+        every = [f"m{i:04}" for i in range(1200)]
+        for kwargs, want in [
+            ({"order": "desc"}, every[::-1]),
+            ({"order": "asc"}, every),
+            ({"order": "desc", "order_by": "message", "max_results": 1100}, every[::-1][:1100]),
+        ]:
+            found = client.search(query="actor:many", limit=5, **kwargs)
+            assert found.result.count == len(want)
+            _, raw = _fetch(client, result_id=found.result.id, format=DownloadFormat.JSON)
+            document = json.loads(raw)
+            assert _messages(document) == want, kwargs
+            _verified(document)
 
     def test_assert_search_restriction(self, tenant: Tenant) -> None:
         client = _seed(tenant)
