@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -373,8 +374,13 @@ class TestLogStream:
 
 
 class TestNotServed:
-    """Paths not served yet answer ``NotFound`` in the envelope, which the SDK can read."""
+    """Paths not served (``/v1/schema``, ``/v1beta/config/...``) answer ``NotFound`` in the
+    envelope, which the SDK can read. Export and download: ``test_pangea_export.py``."""
 
-    def test_export(self, tenant: Tenant) -> None:
-        with pytest.raises(NotFound):
-            audit(tenant).download_results(result_id="pas_" + "0" * 32)
+    @pytest.mark.parametrize("path", ["/v1/schema", "/v1beta/config/list"])
+    def test_other_paths(self, tenant: Tenant, path: str) -> None:
+        resp = httpx.post(f"{tenant.url}/pangea{path}", json={}, headers=tenant.auth())
+        assert resp.status_code == 404
+        envelope = resp.json()
+        assert envelope["status"] == "NotFound"
+        assert envelope["result"] is None

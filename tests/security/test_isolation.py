@@ -9,11 +9,12 @@ Routes are taken from the app's OpenAPI document, so a new route fails
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 import pytest
@@ -32,6 +33,8 @@ pytestmark = pytest.mark.asyncio
 #: Appears only in globex's event: no answer to an acme caller may contain it.
 MARKER = "globex-confidential-7f3a"
 PUBLIC, WRITE, READ, ADMIN, OPERATE = "public", "write", "read", "admin", "operate"
+#: Either permission will do (Pangea's request polling: a write or an export).
+WRITE_OR_READ = "write|read"
 CALLERS = ["writer", "reader", "admin", "operator", "operator+org", "none", "bad"]
 _names = itertools.count()
 
@@ -43,6 +46,8 @@ class Ids:
     tenant: str
     event: str
     export: str
+    #: A Pangea ``dest_url`` (path and query) to the tenant's events: a capability.
+    pangea_link: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ def _get(path: str, **params: Any) -> Build:
 
 def _post(path: str, body: Any) -> Build:
     return lambda ids, _s: Call("POST", path.format(ids=ids), None, body)
+
+
+def _link(ids: Ids, _s: Services) -> Call:
+    parts = urlsplit(ids.pangea_link)
+    return Call("GET", parts.path, dict(parse_qsl(parts.query)))
 
 
 def _revoke(ids: Ids, services: Services) -> Call:
@@ -171,13 +181,23 @@ ROUTES: dict[tuple[str, str], Route] = {
         READ, _post("/pangea/v1/results", {"id": "pas_" + "0" * 32}), True
     ),
     ("GET", "/pangea/request/{request_id}"): Route(
-        WRITE, _get("/pangea/request/prq_" + "0" * 32), True
+        WRITE_OR_READ, _get("/pangea/request/prq_" + "0" * 32), True
     ),
+    ("POST", "/pangea/v1/export"): Route(READ, _post("/pangea/v1/export", {"format": "json"})),
+    ("POST", "/pangea/v1/download_results"): Route(
+        READ, _post("/pangea/v1/download_results", {"result_id": "pas_" + "0" * 32}), True
+    ),
+    # A capability: the link alone opens it, whoever calls (TestPangeaDownloadLinks).
+    ("GET", "/pangea/download/{job}/{name}"): Route(PUBLIC, _link),
 }
 #: Routes whose ids exist only after an earlier call of the same client (a Pangea search id,
 #: an accepted request id), called here with an unknown id: every caller allowed past the
 #: credential check gets NotFound. tests/compat/test_pangea.py tries another tenant's real ids.
-_STATEFUL = {("POST", "/pangea/v1/results"), ("GET", "/pangea/request/{request_id}")}
+_STATEFUL = {
+    ("POST", "/pangea/v1/results"),
+    ("GET", "/pangea/request/{request_id}"),
+    ("POST", "/pangea/v1/download_results"),
+}
 _ROLE_CAN = {
     "writer": {WRITE},
     "reader": {READ},
@@ -229,7 +249,24 @@ async def world(settings: Settings, services: Services) -> World:
     own = await _seed(services, "acme", "acme.seed", "acme-actor")
     other = await _seed(services, "globex", MARKER, MARKER)
     operator = services.tenants.create_key(None, Role.OPERATOR).token
-    return World(create_app(settings, services), services, acme, globex, operator, own, other)
+    app = create_app(settings, services)
+    own = replace(own, pangea_link=await _pangea_link(app, acme.reader))
+    other = replace(other, pangea_link=await _pangea_link(app, globex.reader))
+    return World(app, services, acme, globex, operator, own, other)
+
+
+async def _pangea_link(app: FastAPI, token: str) -> str:
+    """A Pangea download link to all of a tenant's events, as its reader key gets one."""
+    headers = {"Authorization": f"Bearer {token}"}
+    search = Call("POST", "/pangea/v1/search", json={"query": ""})
+    status, body = await call(app, search, headers, timeout=60)
+    assert status == 200, body
+    ask = {"result_id": orjson.loads(body)["result"]["id"], "format": "json"}
+    download = Call("POST", "/pangea/v1/download_results", json=ask)
+    status, body = await call(app, download, headers, timeout=60)
+    assert status == 200, body
+    link: str = orjson.loads(body)["result"]["dest_url"]
+    return link
 
 
 async def call(
@@ -287,7 +324,7 @@ def expected(route: Route, caller: str) -> set[int]:
         return {200}
     if caller in ("none", "bad"):
         return {401}
-    if route.need in _ROLE_CAN[caller]:
+    if any(need in _ROLE_CAN[caller] for need in route.need.split("|")):
         return {200, 201, 202, 204}
     if caller == "operator" and route.need != OPERATE:
         return {400}  # an operator must say which tenant it acts in
@@ -372,6 +409,31 @@ async def _globex_untouched(world: World) -> None:
     events = [e for e in orjson.loads(body)["events"] if e.get("action") != "export.create"]
     assert status == 200
     assert [(e["id"], e.get("message")) for e in events] == [(world.other.event, MARKER)]
+
+
+class TestPangeaDownloadLinks:
+    """A Pangea download link serves its own tenant's events only, to anyone holding it, and
+    another tenant's result set under its signature is refused."""
+
+    async def test_link_serves_its_tenant_only(self, world: World) -> None:
+        for ids, own_marker in ((world.own, b"acme-actor"), (world.other, MARKER.encode())):
+            status, body = await call(world.app, _link(ids, world.services), {})
+            assert status == 200
+            events = orjson.loads(gzip.decompress(body))["events"]
+            messages = {e["envelope"]["event"]["message"].encode() for e in events}
+            assert own_marker in messages
+            if ids is world.own:
+                assert MARKER.encode() not in gzip.decompress(body)
+
+    async def test_another_tenants_job_is_refused(self, world: World) -> None:
+        mine, theirs = urlsplit(world.own.pangea_link), urlsplit(world.other.pangea_link)
+        their_job = theirs.path.split("/")[-2]
+        prefix, _job, name = mine.path.rsplit("/", 2)
+        forged = Call("GET", f"{prefix}/{their_job}/{name}", dict(parse_qsl(mine.query)))
+        for caller in ("none", "reader", "admin"):
+            status, body = await call(world.app, forged, world.headers(caller))
+            assert status == 401
+            assert orjson.loads(body)["status"] == "Unauthorized"
 
 
 class TestBodyCannotNameTenant:

@@ -18,6 +18,8 @@ import json
 from hashlib import sha256
 from typing import Any, Final
 
+import orjson
+
 __all__ = [
     "PANGEA_METADATA_KEY",
     "canonical_json",
@@ -37,13 +39,51 @@ _ENCODER: Final = json.JSONEncoder(
 )
 
 
+# Deeper values take the reference encoder: well under orjson's own limit of 255 levels.
+_MAX_FAST_DEPTH: Final = 64
+_I64_MIN: Final = -(2**63)
+_U64_MAX: Final = 2**64 - 1
+
+
 def canonical_json(value: Any) -> bytes:
     """Python-style canonical JSON, exactly as the SDK's ``hash_dict`` writes it.
 
     Not RFC 8785: keys sorted by code point, no whitespace, non-ASCII raw, floats as Python's
     ``repr``; the two agree on strings, ints, bools and null.
+
+    On the ingest path (every event's Pangea leaf), so values without floats take orjson, whose
+    compact key-sorted output is byte-identical to ``json`` here: both escape exactly ``"``,
+    ``\\`` and U+0000..U+001F (the short forms, else ``\\u00xx`` in lowercase hex) and write
+    everything else raw, and both sort keys by code point (checked for every code point and by
+    a property test, ``tests/model/test_pangea.py``). Floats (Python's ``repr`` is not orjson's),
+    integers beyond 64 bits, other types, deep nesting and lone surrogates take ``json``.
     """
+    if _fast_ok(value, 0):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate: the reference encoder raises as it always did
     return _ENCODER.encode(value).encode("utf-8")
+
+
+def _fast_ok(value: Any, depth: int) -> bool:
+    """Whether orjson writes ``value`` exactly as ``json`` does (see ``canonical_json``)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        fits: bool = _I64_MIN <= value <= _U64_MAX
+        return fits
+    if depth >= _MAX_FAST_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _fast_ok(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return all(_fast_ok(item, depth + 1) for item in value)
+    return False
 
 
 def _text(value: Any) -> str | None:
@@ -117,6 +157,14 @@ def envelope_hash(env: dict[str, Any]) -> bytes:
 
 def pangea_leaf(content: dict[str, Any], received_at: str) -> bytes:
     """The leaf of Pangea's tree for an event with this content and receive time."""
+    if _pangea_part(content) is None:
+        # Every value of a mapped event is a string: orjson writes it as canonical_json does,
+        # without looking at the values first (on the ingest path of every native event).
+        env = {"event": native_event(content), "received_at": received_at}
+        try:
+            return sha256(orjson.dumps(env, option=orjson.OPT_SORT_KEYS)).digest()
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate: canonical_json raises as it always did
     return envelope_hash(envelope(content, received_at))
 
 

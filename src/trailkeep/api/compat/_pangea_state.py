@@ -1,5 +1,6 @@
-"""What the Pangea dialect remembers between requests: frozen result sets, accepted requests,
-and the unpublished roots it handed out (so a later ``prev_root`` names a tree size).
+"""What the Pangea dialect remembers between requests: frozen result sets, accepted requests
+(writes and exports), and the unpublished roots it handed out (so a later ``prev_root`` names a
+tree size).
 
 Kept in the server process's memory, bounded and expiring: a search id or request id is valid
 on the process that issued it (``docs/dialects.md`` says so; run one process per database or
@@ -14,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
+from trailkeep.model.tenant import Permission
 from trailkeep.query.ast import Node
 from trailkeep.query.filters import Sort
 
@@ -31,9 +33,15 @@ V = TypeVar("V")
 
 @dataclass(frozen=True, slots=True)
 class ResultSet:
-    """A search frozen at the log size it ran against, paged by offset."""
+    """A search (or export) frozen at the log size it ran against, paged by offset.
+
+    ``spec`` is what it selects as the request gave it, checked and with its times made
+    absolute (``query``, ``restriction``, ``start``, ``end``, ``order``, ``order_by``): the
+    other selecting fields are compiled from it, and a download link carries it.
+    """
 
     tenant_id: str
+    spec: dict[str, Any]
     where: Node | None
     start: str | None
     end: str | None
@@ -44,16 +52,26 @@ class ResultSet:
     published: int
     count: int
     verbose: bool
-    restriction: Any
     expires_at: str
+
+    @property
+    def restriction(self) -> Any:
+        """The ``search_restriction`` it was searched with (``assert_search_restriction``)."""
+        return self.spec.get("restriction")
 
 
 @dataclass(slots=True)
 class Accepted:
-    """An accepted request (``/v2/log_async``) whose outcome is polled at ``/request/{id}``."""
+    """An accepted request whose outcome is polled at ``/request/{id}``: a write
+    (``/v2/log_async``, its result) or an export (``/v1/export``, its :class:`ResultSet`).
+
+    Attributes:
+        permission: what a key needs to poll it (``WRITE`` for a write, ``READ`` for an export).
+    """
 
     tenant_id: str
     task: asyncio.Task[Any]
+    permission: Permission = Permission.WRITE
 
 
 class _Expiring(Generic[K, V]):

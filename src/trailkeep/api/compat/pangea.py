@@ -3,11 +3,14 @@
 ``Audit(token, config=PangeaConfig(base_url_template="http://HOST:PORT/pangea"))`` works
 unchanged: ``log``/``log_event`` (``/v1/log``), ``log_bulk`` (``/v2/log``),
 ``log_bulk_async`` (``/v2/log_async``, 202 then ``GET /request/{id}``), ``search``
-(``/v1/search``), ``results`` (``/v1/results``) and ``root`` (``/v1/root``), each answered in
-Pangea's strict envelope (``_pangea_wire``). Hashes, roots and proofs are those of Pangea's
-tree, which storage keeps beside the RFC 9162 tree for every event of the tenant whichever
-surface wrote it (DESIGN §3), so the SDK's own checks (``verify=True``,
-``verify_events``, ``verify_consistency``) pass. Field mapping: ``docs/dialects.md``.
+(``/v1/search``), ``results`` (``/v1/results``), ``root`` (``/v1/root``), ``export``
+(``/v1/export``, 202 then ``GET /request/{id}``) and ``download_results``
+(``/v1/download_results``, a capability URL served at ``/download/...``:
+``_pangea_export``), each answered in Pangea's strict envelope (``_pangea_wire``). Hashes,
+roots and proofs are those of Pangea's tree, which storage keeps beside the RFC 9162 tree
+for every event of the tenant whichever surface wrote it (DESIGN §3), so the SDK's own checks
+(``verify=True``, ``verify_events``, ``verify_consistency``) pass.
+Field mapping: ``docs/dialects.md``.
 
 By default roots are unpublished: a search answers ``root: null`` and an ``unpublished_root``
 the membership proofs lead to, so the SDK never looks roots up on Arweave. With
@@ -19,27 +22,30 @@ with its ``published_at`` (when the tree reached it) and consistency proof.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from hashlib import sha256
 from typing import Annotated, Any, Final
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from trailkeep.errors import InvalidInputError, NotFoundError
+from trailkeep.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from trailkeep.merkle import NodeID
 from trailkeep.model.event import StoredEvent
 from trailkeep.model.pangea import envelope, envelope_hash
+from trailkeep.model.tenant import Permission, Principal
 from trailkeep.model.timeparse import format_time, utcnow
 from trailkeep.query.filters import EventQuery, Sort
+from trailkeep.service.admin_trail import Actor, record_admin_event
 from trailkeep.service.events import EventService
 from trailkeep.service.pangea_tree import PangeaProofs
 from trailkeep.storage.base import Appended
 
-from ..deps import EventsDep, ReadTenant, ServicesDep
+from ..deps import AuthHeader, EventsDep, OrgHeader, ReadPrincipal, ReadTenant, ServicesDep
 from ._common import WritePrincipal, lower_bound, upper_bound
 from ._common import native_content as checked_content
 from ._pangea_events import (
@@ -50,6 +56,7 @@ from ._pangea_events import (
     restriction,
     sort_path,
 )
+from ._pangea_export import FORMATS, DownloadLinks, file_chunks, filename
 from ._pangea_signing import as_signed
 from ._pangea_state import Accepted, PangeaState, ResultSet
 from ._pangea_wire import BadOffsetError, FieldError, PangeaRoute, answer, new_id
@@ -245,16 +252,52 @@ def _accepted(request: Request, request_id: str) -> Response:
     return answer(result, status="Accepted", http=202, request_id=request_id)
 
 
+def _principal(
+    services: ServicesDep, authorization: str | None, org: str | None, *needs: Permission
+) -> Principal:
+    """The key of a request that any one of ``needs`` allows."""
+    refused: PermissionDeniedError | None = None
+    for permission in needs:
+        try:
+            principal = services.auth.authenticate(authorization, org, permission)
+        except PermissionDeniedError as exc:
+            refused = exc
+            continue
+        if principal.tenant_id is None:
+            raise InvalidInputError("operator keys must name a tenant with the X-Org-ID header")
+        return principal
+    assert refused is not None
+    raise refused
+
+
 @router.get("/request/{request_id}", name="poll_request")
-async def poll_request(request: Request, request_id: str, principal: WritePrincipal) -> Response:
-    """An accepted write: 202 ``Accepted`` while it runs, then its outcome (for the key's
-    tenant only: another tenant's request id is ``NotFound``)."""
+async def poll_request(
+    request: Request,
+    request_id: str,
+    services: ServicesDep,
+    authorization: AuthHeader,
+    org: OrgHeader = None,
+) -> Response:
+    """An accepted write or export: 202 ``Accepted`` while it runs, then its outcome (the
+    write's result; ``{"count"}`` for an export). Only for the key's tenant (another tenant's
+    request id is ``NotFound``) and a key that may do what was accepted (write or read)."""
+    principal = await run_in_threadpool(
+        _principal, services, authorization, org, Permission.WRITE, Permission.READ
+    )
     accepted = _state(request).requests.get(request_id)
     if accepted is None or accepted.tenant_id != principal.tenant_id:
         raise NotFoundError(f"no request {request_id!r} for this tenant")
+    if not principal.can(accepted.permission):
+        raise PermissionDeniedError(
+            f"a {principal.role.value} key may not poll this request; it needs"
+            f" {accepted.permission.value}"
+        )
     if not accepted.task.done():
         return _accepted(request, request_id)
-    return answer(accepted.task.result(), request_id=request_id)
+    outcome = accepted.task.result()
+    if isinstance(outcome, ResultSet):
+        outcome = {"count": outcome.count}
+    return answer(outcome, request_id=request_id)
 
 
 @router.post("/v1/log_stream")
@@ -289,12 +332,58 @@ def _time_bound(body: dict[str, Any], key: str) -> str | None:
         raise FieldError(exc.message, source=f"/{key}", pangea_code="InvalidValue") from None
 
 
-def _sort(body: dict[str, Any]) -> tuple[Sort, tuple[str, ...] | None]:
-    order = _optional_text(body, "order", "/order") or "desc"
+def _spec(body: dict[str, Any], *, search: bool, order: str) -> dict[str, Any]:
+    """What a search (or, without ``query`` and ``search_restriction``, an export) selects,
+    checked now and with its times made absolute: ``ResultSet.spec``.
+
+    Args:
+        order: the default ``order``.
+    """
+    query = _optional_text(body, "query", "/query") if search else None
+    given = body.get("search_restriction") if search else None
+    compile_query(query)
+    restriction(given)
+    start = _time_bound(body, "start") or (_time_bound(body, "last") if search else None)
+    order = _optional_text(body, "order", "/order") or order
     if order not in ("asc", "desc"):
         raise FieldError("order must be asc or desc", source="/order", pangea_code="InvalidValue")
     order_by = _optional_text(body, "order_by", "/order_by")
-    return (Sort.ASC if order == "asc" else Sort.DESC), sort_path(order_by)
+    sort_path(order_by)
+    return {
+        "query": query,
+        "restriction": given,
+        "start": start,
+        "end": _time_bound(body, "end"),
+        "order": order,
+        "order_by": order_by,
+    }
+
+
+def _result_set(
+    tenant: str,
+    spec: dict[str, Any],
+    *,
+    size: int,
+    published: int,
+    count: int,
+    verbose: bool,
+    expires_at: str,
+) -> ResultSet:
+    """The result set ``spec`` selects, frozen at ``size`` (``spec`` was checked by ``_spec``)."""
+    return ResultSet(
+        tenant_id=tenant,
+        spec=spec,
+        where=all_of([compile_query(spec["query"]), restriction(spec["restriction"])]),
+        start=spec["start"],
+        end=spec["end"],
+        sort=Sort.ASC if spec["order"] == "asc" else Sort.DESC,
+        order_by=sort_path(spec["order_by"]),
+        size=size,
+        published=published,
+        count=count,
+        verbose=verbose,
+        expires_at=expires_at,
+    )
 
 
 def _query(rs: ResultSet, limit: int, offset: int) -> EventQuery:
@@ -312,35 +401,31 @@ def _query(rs: ResultSet, limit: int, offset: int) -> EventQuery:
 
 
 async def _freeze(
-    body: dict[str, Any], tenant: str, events: EventService, services: ServicesDep
+    spec: dict[str, Any],
+    tenant: str,
+    events: EventService,
+    services: ServicesDep,
+    *,
+    verbose: bool,
+    max_results: int | None,
 ) -> ResultSet:
-    where = compile_query(_optional_text(body, "query", "/query"))
-    restricted = restriction(body.get("search_restriction"))
-    start = _time_bound(body, "start") or _time_bound(body, "last")
-    end = _time_bound(body, "end")
-    sort, order_by = _sort(body)
-    max_results = _int(body, "max_results", MAX_RESULTS, 1, MAX_RESULTS)
+    """``spec``'s matches at the current log size, counted (at most ``max_results``)."""
     size = await run_in_threadpool(PangeaProofs(services.store, tenant).size)
     published = 0
     if services.settings.pangea_published_roots:
         checkpoint = await run_in_threadpool(services.store.latest_checkpoint, tenant)
         published = 0 if checkpoint is None else min(checkpoint.size, size)
-    rs = ResultSet(
-        tenant_id=tenant,
-        where=all_of([where, restricted]),
-        start=start,
-        end=end,
-        sort=sort,
-        order_by=order_by,
+    rs = _result_set(
+        tenant,
+        spec,
         size=size,
         published=published,
         count=0,
-        verbose=_flag(body, "verbose", True),
-        restriction=body.get("search_restriction"),
+        verbose=verbose,
         expires_at=format_time(utcnow() + timedelta(days=2)),
     )
     total = 0 if size == 0 else await events.acount(tenant, _query(rs, 1, 0))
-    return replace(rs, count=min(total, max_results))
+    return replace(rs, count=total if max_results is None else min(total, max_results))
 
 
 def _published_root(proofs: PangeaProofs, tenant: str, size: int) -> dict[str, Any]:
@@ -355,7 +440,9 @@ def _published_root(proofs: PangeaProofs, tenant: str, size: int) -> dict[str, A
     }
 
 
-def _page_result(proofs: PangeaProofs, rs: ResultSet, found: list[StoredEvent]) -> dict[str, Any]:
+def _events_out(
+    proofs: PangeaProofs, rs: ResultSet, found: list[StoredEvent]
+) -> list[dict[str, Any]]:
     """Events with their hashes (Pangea's leaves) and, when verbose, proofs to the root:
     the published root for events it covers, else the unpublished root."""
     ids = [NodeID(0, e.seq) for e in found]
@@ -381,7 +468,12 @@ def _page_result(proofs: PangeaProofs, rs: ResultSet, found: list[StoredEvent]) 
         if rs.verbose:
             item["membership_proof"] = proofs_by_seq[event.seq]
         out.append(item)
-    result: dict[str, Any] = {"count": rs.count, "events": out}
+    return out
+
+
+def _roots(proofs: PangeaProofs, rs: ResultSet) -> dict[str, Any]:
+    """``count`` and, when verbose, the roots the membership proofs lead to."""
+    result: dict[str, Any] = {"count": rs.count}
     if rs.verbose and rs.size > 0:
         result["root"] = (
             _published_root(proofs, rs.tenant_id, rs.published) if rs.published else None
@@ -392,6 +484,10 @@ def _page_result(proofs: PangeaProofs, rs: ResultSet, found: list[StoredEvent]) 
             "root_hash": proofs.root(rs.size).hex(),
         }
     return result
+
+
+def _page_result(proofs: PangeaProofs, rs: ResultSet, found: list[StoredEvent]) -> dict[str, Any]:
+    return _roots(proofs, rs) | {"events": _events_out(proofs, rs, found)}
 
 
 async def _page(
@@ -409,7 +505,10 @@ async def search(
 ) -> Response:
     """Search (Pangea's query syntax), freeze the result set, answer its first page."""
     limit = _int(body, "limit", DEFAULT_LIMIT, 1, MAX_RESULTS)
-    rs = await _freeze(body, tenant, events, services)
+    spec = _spec(body, search=True, order="desc")
+    max_results = _int(body, "max_results", MAX_RESULTS, 1, MAX_RESULTS)
+    verbose = _flag(body, "verbose", True)
+    rs = await _freeze(spec, tenant, events, services, verbose=verbose, max_results=max_results)
     search_id = new_id("pas_")
     _state(request).results.put(search_id, rs)
     page = await _page(rs, limit, 0, events, services)
@@ -465,11 +564,189 @@ async def root(body: Body, tenant: ReadTenant, services: ServicesDep) -> Respons
     return answer({"data": await run_in_threadpool(_root, proofs, tenant, size)})
 
 
+# -- export and download ---------------------------------------------------------------------
+
+#: Events a download reads per page.
+_FILE_PAGE: Final = 500
+
+
+def _format(body: dict[str, Any]) -> str:
+    fmt = _optional_text(body, "format", "/format") or "csv"
+    if fmt not in FORMATS:
+        raise FieldError(
+            f"format must be one of {', '.join(FORMATS)}",
+            source="/format",
+            pangea_code="InvalidValue",
+        )
+    return fmt
+
+
+def _links(services: ServicesDep) -> DownloadLinks:
+    return DownloadLinks(services.log.signer, services.exports.link_ttl)
+
+
+@router.post("/v1/export")
+async def export(
+    request: Request,
+    body: Body,
+    principal: ReadPrincipal,
+    events: EventsDep,
+    services: ServicesDep,
+) -> Response:
+    """Export the events of a time range (``start``, ``end``), in ``order``/``order_by``
+    (default: log order, oldest first): 202 ``Accepted``; ``GET /request/{id}`` answers 202
+    while the snapshot is taken, then ``{"count"}``, and ``download_results(request_id=...)``
+    gives its file. Recorded in the tenant's log as ``export.create``."""
+    tenant = principal.tenant_id
+    assert tenant is not None
+    fmt = _format(body)
+    spec = _spec(body, search=False, order="asc")
+    verbose = _flag(body, "verbose", True)
+    request_id = new_id("prq_")
+
+    async def snapshot() -> ResultSet:
+        rs = await _freeze(spec, tenant, events, services, verbose=verbose, max_results=None)
+        metadata = {"dialect": "pangea", "format": fmt, "size": rs.size, "count": rs.count}
+        metadata |= {k: v for k, v in spec.items() if v is not None}
+        await run_in_threadpool(
+            record_admin_event,
+            services.store,
+            tenant,
+            "export.create",
+            Actor.of(principal),
+            {"id": request_id, "type": "export"},
+            metadata,
+        )
+        return rs
+
+    accepted = Accepted(tenant, asyncio.create_task(snapshot()), Permission.READ)
+    _state(request).requests.put(request_id, accepted)
+    return _accepted(request, request_id)
+
+
+async def _exported(request: Request, tenant: str, request_id: str) -> ResultSet:
+    """The result set of this tenant's export ``request_id``, once its snapshot is taken."""
+    accepted = _state(request).requests.get(request_id)
+    if accepted is None or accepted.tenant_id != tenant or accepted.permission != Permission.READ:
+        raise NotFoundError(f"no export {request_id!r} for this tenant (or it expired)")
+    outcome = await asyncio.shield(accepted.task)
+    assert isinstance(outcome, ResultSet)
+    return outcome
+
+
+@router.post("/v1/download_results")
+async def download_results(
+    request: Request, body: Body, tenant: ReadTenant, services: ServicesDep
+) -> Response:
+    """A capability URL (``dest_url``, valid until ``expires_at``) to the gzip file of a
+    search's result set (``result_id``) or an export's (``request_id``), in ``format``."""
+    fmt = _format(body)
+    result_id = _optional_text(body, "result_id", "/result_id")
+    request_id = _optional_text(body, "request_id", "/request_id")
+    if bool(result_id) == bool(request_id):
+        raise FieldError(
+            "give either result_id (a search) or request_id (an export)",
+            source="/result_id",
+            pangea_code="FieldRequired" if not result_id else "InvalidValue",
+        )
+    if result_id:
+        rs = _state(request).results.get(result_id)
+        if rs is None or rs.tenant_id != tenant:
+            raise NotFoundError(
+                f"no search results {result_id!r} for this tenant (or they expired)"
+            )
+        if (
+            "assert_search_restriction" in body
+            and body["assert_search_restriction"] != rs.restriction
+        ):
+            raise FieldError(
+                "the search used another search_restriction",
+                source="/assert_search_restriction",
+                pangea_code="InvalidValue",
+            )
+    else:
+        assert request_id is not None
+        rs = await _exported(request, tenant, request_id)
+    job: dict[str, Any] = {
+        "v": 1,
+        "t": rs.tenant_id,
+        "q": rs.spec,
+        "n": rs.size,
+        "p": rs.published,
+        "c": rs.count,
+        "b": rs.verbose,
+        "f": fmt,
+        "a": format_time(utcnow()),
+    }
+    link = _links(services).issue(job)
+    name = filename(job["a"], fmt)
+    url = request.url_for("pangea_download", job=link.job, name=name)
+    dest = str(url.include_query_params(expires=link.expires, sig=link.sig))
+    return answer({"dest_url": dest, "expires_at": link.expires_at})
+
+
+def _walk(services: ServicesDep, rs: ResultSet) -> Iterator[list[StoredEvent]]:
+    """The result set's events, page by page in its order: by ``seq`` from where the last
+    page ended in log order, by offset when ordered by a field."""
+    left = rs.count
+    after: int | None = None
+    while left > 0:
+        take = min(_FILE_PAGE, left)
+        if rs.order_by is not None:
+            query = _query(rs, take, rs.count - left)
+        elif rs.sort is Sort.ASC:
+            query = replace(_query(rs, take, 0), after_seq=after)
+        else:
+            top = rs.size - 1 if after is None else after - 1
+            query = replace(_query(rs, take, 0), max_seq=top)
+        found = services.events.select(rs.tenant_id, query)
+        if not found:
+            return
+        yield found
+        left -= len(found)
+        after = found[-1].seq
+
+
+def _file(services: ServicesDep, rs: ResultSet, fmt: str) -> Iterator[bytes]:
+    proofs = PangeaProofs(services.store, rs.tenant_id)
+    pages = (_events_out(proofs, rs, found) for found in _walk(services, rs))
+    return file_chunks(fmt, _roots(proofs, rs), pages)
+
+
+@router.get("/download/{job}/{name}", name="pangea_download")
+def download(
+    job: str,
+    name: str,
+    services: ServicesDep,
+    expires: Annotated[int, Query()],
+    sig: Annotated[str, Query(max_length=64)],
+) -> Response:
+    """A ``dest_url``: the gzip file, without a token, while the link is valid (an altered
+    or guessed link is ``Unauthorized``, as is an expired one)."""
+    data = _links(services).open(job, expires, sig)
+    fmt = data["f"]
+    if name != filename(data["a"], fmt):
+        raise NotFoundError(f"no file {name!r} at this link")
+    rs = _result_set(
+        data["t"],
+        data["q"],
+        size=data["n"],
+        published=data["p"],
+        count=data["c"],
+        verbose=data["b"],
+        expires_at=data["a"],
+    )
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return StreamingResponse(
+        _file(services, rs, fmt), media_type="application/gzip", headers=headers
+    )
+
+
 # -- the rest ---------------------------------------------------------------------------------
 
 
 @router.api_route("/{path:path}", methods=["GET", "POST"], include_in_schema=False)
 async def not_served(path: str) -> Response:
-    """Any other path (``/v1/export``, ``/v1/log_stream``...): ``NotFound`` in the envelope
+    """Any other path (``/v1/schema``, ``/v1beta/config/...``): ``NotFound`` in the envelope
     the SDK can read, rather than the native API's 404 shape, which it cannot."""
     raise NotFoundError(f"this server does not serve /{path} of Pangea's API")
