@@ -187,7 +187,7 @@ class RetentionService:
                 last = batch.last_seq if last is None else max(last, batch.last_seq)
                 if progress is not None:
                     progress(count)
-            if batch.count < ask:
+            if batch.count < ask and not batch.more:
                 done = True
                 break
             self._stopping.wait(max(self.pause, busy * (1 - self.duty) / self.duty))
