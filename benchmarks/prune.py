@@ -51,6 +51,8 @@ from trailkeep.service.retention import (
     DEFAULT_BATCH,
     DEFAULT_DUTY,
     DEFAULT_PAUSE,
+    SQLITE_BATCH,
+    SQLITE_DUTY,
     RetentionService,
 )
 from trailkeep.settings import Settings
@@ -153,9 +155,9 @@ def main() -> None:
     parser.add_argument("--live", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="100,000 expired events")
     parser.add_argument("--seconds", type=float, default=20.0, help="idle measurement time")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--batch", type=int, help="default: the server's for the backend")
     parser.add_argument("--pause", type=float, default=DEFAULT_PAUSE)
-    parser.add_argument("--duty", type=float, default=DEFAULT_DUTY)
+    parser.add_argument("--duty", type=float, help="default: the server's for the backend")
     parser.add_argument("--database", help="a postgresql:// URL (default: a fresh SQLite file)")
     parser.add_argument(
         "--seeded",
@@ -169,6 +171,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     events = 100_000 if args.quick else args.events
+    if args.batch is None:
+        args.batch = DEFAULT_BATCH if args.database else SQLITE_BATCH
+    if args.duty is None:
+        args.duty = DEFAULT_DUTY if args.database else SQLITE_DUTY
     now = None
     with tempfile.TemporaryDirectory(prefix="trailkeep-prune-") as tmp:
         if args.seeded is not None:
