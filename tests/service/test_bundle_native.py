@@ -101,6 +101,11 @@ def _event(line: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _other_id(event_id: str) -> str:
+    """Another id of the same form: the last character changed (ULIDs are random)."""
+    return event_id[:-1] + ("1" if event_id.endswith("0") else "0")
+
+
 #: (name, change to line seq 1 of a whole-tenant bundle, what the failure names)
 MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], None], str | None]] = [
     ("value", lambda r: _event(r).__setitem__("action", "doc.edit2"), "seq 1"),
@@ -118,7 +123,7 @@ MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], None], str | None]] = [
      "seq 1"),
     ("seq", lambda r: _event(r).__setitem__("seq", 2), "seq 1"),
     ("tenant", lambda r: _event(r).__setitem__("tenant_id", "other"), "seq 1"),
-    ("id", lambda r: _event(r).__setitem__("id", _event(r)["id"][:-1] + "0"), "seq 1"),
+    ("id", lambda r: _event(r).__setitem__("id", _other_id(_event(r)["id"])), "seq 1"),
     ("received_at", lambda r: _event(r).__setitem__("received_at", "2020-01-01T00:00:00.000000Z"),
      "seq 1"),
     ("hash", lambda r: _event(r).__setitem__("hash", hashlib.sha256(b"x").hexdigest()),
