@@ -19,19 +19,25 @@ left out to keep the comparison sharp):
    pause as ``--batch`` / ``--pause``, the server's defaults) prunes every expired event: the
    prune's events/s, and each latency percentile against idle (the issue's target: within 20 %).
 
+With ``--seeded DIR`` (a copy of a ``benchmarks/_seed`` database, e.g. the 1M-event tenant
+``benchmarks/bundle.py`` uses) step 1 is skipped and the seeded tenant's realistic events are
+pruned instead; ``--max-seconds`` stops a long run and reports the rate so far.
+
 The exit status is non-zero only when the benchmark could not run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 # This checkout's code, not whichever trailkeep the interpreter has installed.
@@ -45,6 +51,8 @@ from trailkeep.service.retention import (
     DEFAULT_BATCH,
     DEFAULT_DUTY,
     DEFAULT_PAUSE,
+    SQLITE_BATCH,
+    SQLITE_DUTY,
     RetentionService,
 )
 from trailkeep.settings import Settings
@@ -147,31 +155,60 @@ def main() -> None:
     parser.add_argument("--live", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="100,000 expired events")
     parser.add_argument("--seconds", type=float, default=20.0, help="idle measurement time")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--batch", type=int, help="default: the server's for the backend")
     parser.add_argument("--pause", type=float, default=DEFAULT_PAUSE)
-    parser.add_argument("--duty", type=float, default=DEFAULT_DUTY)
+    parser.add_argument("--duty", type=float, help="default: the server's for the backend")
     parser.add_argument("--database", help="a postgresql:// URL (default: a fresh SQLite file)")
+    parser.add_argument(
+        "--seeded",
+        type=Path,
+        help="instead of seeding: a COPY of a benchmarks/_seed database directory (its"
+        " manifest.json, trailkeep.db and signing.key), whose tenant acme is pruned whole"
+        " (retention counted back from 365 days after its last event); the copy is consumed",
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, help="stop the prune after this long and report its rate"
+    )
     args = parser.parse_args()
     events = 100_000 if args.quick else args.events
+    if args.batch is None:
+        args.batch = DEFAULT_BATCH if args.database else SQLITE_BATCH
+    if args.duty is None:
+        args.duty = DEFAULT_DUTY if args.database else SQLITE_DUTY
+    now = None
     with tempfile.TemporaryDirectory(prefix="trailkeep-prune-") as tmp:
-        settings = Settings(
-            database=args.database or f"sqlite:///{Path(tmp) / 'trailkeep.db'}",
-            signing_key=Path(tmp) / "signing.key",
-            prune_interval=0,
-        )
+        if args.seeded is not None:
+            manifest = json.loads((args.seeded / "manifest.json").read_text())
+            last = datetime.fromisoformat(manifest["span"][1])
+            now = last + timedelta(days=365, seconds=1)
+            database = f"sqlite:///{args.seeded / 'trailkeep.db'}"
+            signing_key = args.seeded / "signing.key"
+        else:
+            database = args.database or f"sqlite:///{Path(tmp) / 'trailkeep.db'}"
+            signing_key = Path(tmp) / "signing.key"
+        settings = Settings(database=database, signing_key=signing_key, prune_interval=0)
         services = Services.build(settings)
         try:
-            seed(services, events, args.live)
+            if args.seeded is None:
+                seed(services, events, args.live)
+            else:
+                print(f"seeded: {services.store.tree_head(TENANT).size:,} events in {database}")
             services.tenants.update_settings(TENANT, {"retention_days": 365})
             with Probe(services) as idle:
                 time.sleep(args.seconds)
             retention = RetentionService(
                 services.store, batch_size=args.batch, pause=args.pause, duty=args.duty
             )
+            timer = None
+            if args.max_seconds:
+                timer = threading.Timer(args.max_seconds, retention.stop)
+                timer.start()
             with Probe(services) as busy:
-                t0 = time.perf_counter()
-                run = retention.prune_tenant(TENANT)
-                seconds = time.perf_counter() - t0
+                t0, cpu0 = time.perf_counter(), time.process_time()
+                run = retention.prune_tenant(TENANT, now=now)
+                seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            if timer is not None:
+                timer.cancel()
         finally:
             services.close()
     backend = "postgres" if args.database else "sqlite"
@@ -179,6 +216,8 @@ def main() -> None:
         f"prune ({backend}, batch {args.batch}, pause {args.pause * 1000:g} ms, duty"
         f" {args.duty:g}): {run.count:,}"
         f" events in {seconds:.1f} s = {run.count / seconds:,.0f} events/s"
+        f" ({'all expired' if run.done else 'stopped at --max-seconds'}; this process's CPU"
+        f" meanwhile {cpu:.0f} s, load {os.getloadavg()[0]:.1f})"
     )
     print(_line("ingest, idle", idle.ingest))
     print(_line("ingest, while pruning", busy.ingest))

@@ -4,6 +4,10 @@ every proof of a database created at the previous schema."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +16,9 @@ from trailkeep.merkle import RFC9162, CompactRange
 from trailkeep.model.tenant import Tenant
 from trailkeep.query.filters import EventQuery
 from trailkeep.service.events import Limits, prepare_event
+from trailkeep.service.retention import RetentionService
 from trailkeep.service.stores import open_store
+from trailkeep.storage._sqlite_prune import STEP, prune_batch
 from trailkeep.storage.base import Store
 
 EVENTS = 40
@@ -107,6 +113,51 @@ class TestPrune:
         store.prune("acme", CUTOFF, 1000, "2026-02-01T00:00:00.000000Z")
         assert store.count("globex", EventQuery()) == EVENTS
         assert all(store.get_event("globex", e.id) == e for e in others)
+
+
+class TestSQLiteYields:
+    """SQLite's single writer: a prune batch gives way, a step at a time, to waiting writes."""
+
+    @pytest.fixture
+    def db(self, tmp_path: Path) -> Iterator[tuple[Any, sqlite3.Connection, int]]:
+        url = f"sqlite:///{tmp_path / 'yield.db'}"
+        store = open_store(url, sqlite_synchronous="NORMAL")
+        events = _fill(store, n=4 * STEP * 4 // 3 + 4)
+        conn = sqlite3.connect(tmp_path / "yield.db", isolation_level=None)
+        yield store, conn, len(_expired(events))
+        conn.close()
+        store.close()
+
+    def test_a_waiting_write_ends_the_batch_after_a_step(
+        self, db: tuple[Any, sqlite3.Connection, int]
+    ) -> None:
+        _, conn, expired = db
+        assert expired > 3 * STEP
+        conn.execute("BEGIN IMMEDIATE")
+        looks: list[int] = []
+        batch = prune_batch(conn, "acme", CUTOFF, 3 * STEP, "2026-02-01T00:00:00.000000Z",
+                            lambda: looks.append(1) or len(looks) == 2)  # fmt: skip
+        conn.execute("COMMIT")
+        assert (batch.count, batch.more) == (2 * STEP, True)
+        conn.execute("BEGIN IMMEDIATE")
+        rest = prune_batch(conn, "acme", CUTOFF, 10_000, "2026-02-01T00:00:00.000000Z",
+                           lambda: False)  # fmt: skip
+        conn.execute("COMMIT")
+        assert (rest.count, rest.more) == (expired - 2 * STEP, False)
+        assert batch.last_seq is not None
+        assert rest.first_seq is not None
+
+    def test_a_run_that_gives_way_still_prunes_everything(
+        self, db: tuple[Any, sqlite3.Connection, int], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store, _, expired = db
+        monkeypatch.setattr(store, "_writes_waiting", lambda: True)  # always someone waiting
+        store.update_tenant_settings("acme", {"retention_days": 365})
+        run = RetentionService(store, batch_size=3 * STEP, pause=0).prune_tenant(
+            "acme", now=datetime(2021, 1, 1, tzinfo=UTC) + timedelta(days=365)
+        )
+        assert (run.done, run.count) == (True, expired)
+        assert len(store.scan_pruned("acme", 0, 10_000)) == expired
 
 
 # -- the migration ------------------------------------------------------------------------

@@ -310,21 +310,37 @@ class TestEventPage:
         assert "does not match" in text
         assert "EUR 10000" in browsing.page.inner_text("#summary")
 
-    def test_pruned(self, browsing: Browsing, stored: list[dict[str, Any]]) -> None:
-        """The retention contract (`{"id","seq","hash","pruned": true}`), served by a route."""
-        event = stored[2]
-        pruned = {"id": event["id"], "seq": event["seq"], "hash": event["hash"], "pruned": True}
+    def test_pruned(self, browsing: Browsing, server: Server) -> None:
+        """An event pruned for real (``POST /v1/tenant/prune``) reads as pruned, never as
+        missing: the page shows the retention contract's stub and its leaf's proof."""
+        (event,) = post_events(
+            server, [{"timestamp": "2020-01-02T03:04:05Z", "action": "invoice.send",
+                      "message": "content that retention deletes"}],
+        )  # fmt: skip
+        admin = server.auth("admin")
+        setting = httpx.put(f"{server.url}/v1/tenant", json={"retention_days": 365}, headers=admin)
+        assert setting.status_code == 200, setting.text
+        try:
+            run = httpx.post(f"{server.url}/v1/tenant/prune", json={}, headers=admin, timeout=30)
+        finally:
+            cleared = httpx.put(
+                f"{server.url}/v1/tenant", json={"retention_days": None}, headers=admin
+            )
+        assert run.status_code == 200, run.text
+        assert cleared.status_code == 200, cleared.text
+        assert run.json()["pruned"] == 1, run.text
+        stub = httpx.get(f"{server.url}/v1/events/{event['id']}", headers=server.auth("reader"))
+        assert stub.status_code == 200, stub.text
+        assert stub.json() == {
+            "id": event["id"], "seq": event["seq"], "hash": event["hash"], "pruned": True
+        }  # fmt: skip
         browsing.sign_in()
         page = browsing.page
-        page.route(
-            f"**/v1/events/{event['id']}/proof",
-            lambda route: route.fulfill(status=404, json={"error": {"code": "NOT_FOUND",
-                                                                   "message": "pruned"}}),
-        )  # fmt: skip
-        page.route(f"**/v1/events/{event['id']}", lambda route: route.fulfill(json=pruned))
-        state, _ = browsing.verification(event["id"])
-        assert state == "pruned"
+        state, text = browsing.verification(event["id"])
+        assert state == "pruned", text
+        assert "still at index" in text
         assert page.locator("#summary .badge.pruned").count() == 1
+        assert "content that retention deletes" not in page.content()
 
     def test_pruned_with_its_proof(
         self, browsing: Browsing, server: Server, stored: list[dict[str, Any]]

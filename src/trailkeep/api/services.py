@@ -11,7 +11,14 @@ from trailkeep.service.exports import ExportService
 from trailkeep.service.log import Checkpointer, LogService
 from trailkeep.service.reads import ReadGate
 from trailkeep.service.redaction import RedactionService
-from trailkeep.service.retention import RetentionService, RetentionTask
+from trailkeep.service.retention import (
+    DEFAULT_BATCH,
+    DEFAULT_DUTY,
+    SQLITE_BATCH,
+    SQLITE_DUTY,
+    RetentionService,
+    RetentionTask,
+)
 from trailkeep.service.signer_state import SignerState, state_path
 from trailkeep.service.signing import load_or_create_signer
 from trailkeep.service.stores import open_store
@@ -76,11 +83,12 @@ class Services:
             heartbeat=settings.stream_heartbeat,
             checkpoint_interval=settings.stream_checkpoint_interval,
         )
+        sqlite = settings.database.startswith("sqlite:")
         retention = RetentionService(
             store,
-            batch_size=settings.prune_batch_size,
+            batch_size=settings.prune_batch_size or (SQLITE_BATCH if sqlite else DEFAULT_BATCH),
             pause=settings.prune_pause,
-            duty=settings.prune_duty,
+            duty=settings.prune_duty or (SQLITE_DUTY if sqlite else DEFAULT_DUTY),
         )
         task = (
             RetentionTask(retention, settings.prune_interval) if settings.prune_interval else None

@@ -38,6 +38,7 @@ from trailkeep.merkle import (
     open_checkpoint,
     verify_consistency,
 )
+from trailkeep.model import _native
 from trailkeep.model.canonical import jcs
 from trailkeep.model.commitments import LEAF_VERSION, SALT_SIZE, leaf_hash, leaf_input
 from trailkeep.model.disclosure import ABSENT, BUNDLE_FORMAT, BundleFilter, path_value
@@ -65,6 +66,8 @@ __all__ = [
 
 _EXPORT_FORMAT: Final = "trailkeep-export/v1"
 _SAMPLE: Final = 20  # seqs named in a report per kind of gap
+#: Leaves folded at a time into one complete subtree (a power of two), a level per C call.
+_CHUNK: Final = 4096
 
 
 class BundleFormatError(DumpFormatError):
@@ -140,9 +143,9 @@ def verify_bundle(
         raise BundleFormatError("the file is empty")
     header = _Header.read(_json(first[0], 1), _verifier(public_key))
     leaves = _Leaves(header)
-    compact = _left(header)
+    tree = _Fold(_left(header))
     for batch in chain([first[1:]], batches):
-        compact.absorb(leaves.leaves(batch))
+        tree.absorb(leaves.leaves(batch))
         if progress is not None:
             progress(leaves.count, header.end - header.start)
     if header.start + leaves.count != header.end:
@@ -150,8 +153,62 @@ def verify_bundle(
             f"the bundle ends at seq {header.start + leaves.count}, but its range ends at"
             f" {header.end} (truncated)"
         )
-    _right(header, compact.root())
+    _right(header, tree.root())
     return leaves.report()
+
+
+def _parents_py(row: list[bytes]) -> list[bytes]:
+    """One level up: ``RFC9162.hash_children`` of each pair (``_fastleaf.parents`` in C)."""
+    return [sha256(b"\x01" + a + b).digest() for a, b in zip(row[0::2], row[1::2], strict=True)]
+
+
+_parents: Final = _native.parents or _parents_py
+
+
+class _Fold:
+    """A :class:`CompactRange` fed a chunk at a time: once its size is a multiple of
+    ``_CHUNK``, each whole chunk of leaves is folded level by level (one C call per level)
+    into the one subtree it fills, and only that subtree goes onto the frontier. Same root
+    as appending leaf by leaf (tests/client/test_bundle.py compares them)."""
+
+    __slots__ = ("_pending", "_range")
+
+    def __init__(self, compact: CompactRange) -> None:
+        self._range = compact
+        self._pending: list[bytes] = []
+
+    def absorb(self, leaves: list[bytes]) -> None:
+        pending = self._pending
+        pending += leaves
+        size = self._range.size
+        if size % _CHUNK:
+            take = min(len(pending), _CHUNK - size % _CHUNK)
+            self._range.absorb(pending[:take])
+            del pending[:take]
+            size += take
+        done = 0
+        frontier: list[bytes] | None = None
+        while len(pending) - done >= _CHUNK:
+            row = pending[done : done + _CHUNK]
+            while len(row) > 1:
+                row = _parents(row)
+            if frontier is None:
+                frontier = list(self._range.hashes)
+            node, index = row[0], size // _CHUNK
+            while index & 1:  # CompactRange.append's loop, one whole subtree at a time
+                node = RFC9162.hash_children(frontier.pop(), node)
+                index >>= 1
+            frontier.append(node)
+            size += _CHUNK
+            done += _CHUNK
+        if frontier is not None:
+            self._range = CompactRange.from_subtrees(RFC9162, size, frontier)
+            del pending[:done]
+
+    def root(self) -> bytes:
+        self._range.absorb(self._pending)
+        self._pending = []
+        return self._range.root()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +306,14 @@ class _Leaves:
         self.pruned_seqs: list[int] = []
         self.unprovable: list[int] = []
         self._fast = LeafRecomputer(header.tenant_id).verified_leaf
+        try:
+            self._tenant_json = orjson.dumps(header.tenant_id).decode()
+        except orjson.JSONEncodeError:  # no event can be of a tenant with no JSON
+            self._tenant_json = ""
+        #: the C part's batch of common lines: only when the filter selects everything
+        self._native = (
+            _native.bundle_events if not header.filter.clauses and self._tenant_json else None
+        )
         self._paths = frozenset(c.path for c in header.filter.clauses)
         self._verdict = header.filter.verdict
 
@@ -268,9 +333,23 @@ class _Leaves:
         hash — and everything else, or anything odd, goes to the exact checks, which accept
         it or name the seq.
         """
+        seq, end = self.header.start + self.count, self.header.end
+        if self._native is not None and type(lines) is list and seq + len(lines) <= end:
+            # The C part takes each common line whole (parse, shape, commitments, leaf);
+            # what it declines goes through the loop below, one line at a time.
+            got = self._native(lines, seq, self.header.tenant_id, self._tenant_json, orjson.loads)
+            declined = [i for i, leaf in enumerate(got) if leaf is None] if None in got else []
+            self.events += len(got) - len(declined)
+            self.count += len(got) - len(declined)  # _loop counts the declined lines
+            for i in declined:
+                (got[i],) = self._loop([lines[i]], seq + i)
+            return got  # type: ignore[return-value]  # no None left
+        return self._loop(lines, seq)
+
+    def _loop(self, lines: Iterable[bytes | str], seq: int) -> list[bytes]:
         fast, quick, loads = self._fast, self._quick_leaf, orjson.loads
         everything = not self._paths
-        seq, end = self.header.start + self.count, self.header.end
+        end = self.header.end
         out: list[bytes] = []
         append = out.append
         for line in lines:

@@ -2273,12 +2273,20 @@ intern_keys(void)
     return 0;
 }
 
+static PyObject *bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyDoc_STRVAR(bundle_events_doc,
+"bundle_events(lines, seq, tenant_id, tenant_json, loads, /)\n--\n\n"
+"The leaf hashes of a bundle's lines, the n-th at seq + n, each None unless loads(line) is\n"
+"{\"event\": E, \"salts\": S, \"redacted\": {}} with E an unredacted event of tenant_id at that\n"
+"seq, every field of it salted in S, whose leaf (as leaf() writes it) is E's hash.");
+
 static PyMethodDef methods[] = {
     {"prefix", (PyCFunction)(void (*)(void))prefix, METH_FASTCALL, prefix_doc},
     {"leaf", (PyCFunction)(void (*)(void))leaf, METH_FASTCALL, leaf_doc},
     {"commit", (PyCFunction)(void (*)(void))commit, METH_FASTCALL, commit_doc},
     {"check_rows", (PyCFunction)(void (*)(void))check_rows, METH_FASTCALL, check_rows_doc},
     {"parents", (PyCFunction)parents, METH_O, parents_doc},
+    {"bundle_events", (PyCFunction)(void (*)(void))bundle_events, METH_FASTCALL, bundle_events_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2312,4 +2320,292 @@ PyInit__fastleaf(void)
         return NULL;
     }
     return m;
+}
+
+/* -- bundle_events: a bundle's event lines, parsed and checked a batch per call ---------------
+ *
+ * The common line of a whole-tenant bundle is {"event": E, "salts": S, "redacted": {}}: E an
+ * unredacted event whose every field is salted. This does for a batch of such lines what
+ * model/evidence.py's plans and leaf() do for one event each (the same checks of the event's
+ * shape, then leaf()'s own), so the Python loop runs only for the lines it declines. */
+
+#define BUNDLE_MAX_FIELDS 64
+
+static PyObject *b_event, *b_salts, *b_redacted, *b_tenant_id, *b_seq, *b_received_at, *b_hash,
+    *b_id, *b_objects[4];
+
+static int
+bundle_intern(void)
+{
+    struct { PyObject **slot; const char *text; } keys[] = {
+        {&b_event, "event"}, {&b_salts, "salts"}, {&b_redacted, "redacted"},
+        {&b_tenant_id, "tenant_id"}, {&b_seq, "seq"}, {&b_received_at, "received_at"},
+        {&b_hash, "hash"}, {&b_id, "id"},
+        /* commitments.COMMITTED_OBJECTS: their members are committed one by one */
+        {&b_objects[0], "actor"}, {&b_objects[1], "target"}, {&b_objects[2], "source"},
+        {&b_objects[3], "metadata"},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (*keys[i].slot == NULL && (*keys[i].slot = PyUnicode_InternFromString(keys[i].text)) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *path;
+    Py_ssize_t size;
+    PyObject *salt, *value; /* borrowed */
+} BundleField;
+
+/* JCS orders keys by UTF-16 code units: for the ASCII paths taken here, by bytes. */
+static int
+bundle_field_before(const BundleField *a, const BundleField *b)
+{
+    Py_ssize_t n = a->size < b->size ? a->size : b->size;
+    int c = memcmp(a->path, b->path, (size_t)n);
+    return c < 0 || (c == 0 && a->size < b->size);
+}
+
+/* A dict's value (borrowed), or NULL with no exception when the key is absent. */
+static PyObject *
+bundle_get(PyObject *dict, PyObject *key, int *failed)
+{
+    PyObject *value = PyDict_GetItemWithError(dict, key);
+    if (value == NULL && PyErr_Occurred()) {
+        *failed = 1;
+    }
+    return value;
+}
+
+/* The leaf of one parsed line into `digest`: 1 if the line is of the common case and its
+ * event's leaf is its hash, 0 if not, -1 with an exception set. */
+static int
+bundle_line_leaf(PyObject *record, long long seq, PyObject *tenant, PyObject *tenant_json,
+                 Buffer *text, Buffer *field, unsigned char digest[SHA256_DIGEST_LENGTH])
+{
+    int failed = 0;
+    if (!PyDict_CheckExact(record)) {
+        return 0;
+    }
+    PyObject *event = bundle_get(record, b_event, &failed);
+    PyObject *salts = bundle_get(record, b_salts, &failed);
+    PyObject *redacted = bundle_get(record, b_redacted, &failed);
+    if (failed) {
+        return -1;
+    }
+    if (event == NULL || salts == NULL || redacted == NULL || !PyDict_CheckExact(event) ||
+        !PyDict_CheckExact(salts) || !PyDict_CheckExact(redacted) || PyDict_GET_SIZE(redacted)) {
+        return 0;
+    }
+    PyObject *event_id = bundle_get(event, b_id, &failed);
+    PyObject *tenant_id = bundle_get(event, b_tenant_id, &failed);
+    PyObject *position = bundle_get(event, b_seq, &failed);
+    PyObject *received_at = bundle_get(event, b_received_at, &failed);
+    PyObject *hash = bundle_get(event, b_hash, &failed);
+    if (failed) {
+        return -1;
+    }
+    if (event_id == NULL || tenant_id == NULL || position == NULL || received_at == NULL ||
+        hash == NULL || !PyUnicode_CheckExact(tenant_id) || !PyLong_CheckExact(position) ||
+        !is_plain_ascii(event_id) || !is_received_at(received_at) ||
+        !PyUnicode_CheckExact(hash) || !PyUnicode_IS_COMPACT_ASCII(hash) ||
+        PyUnicode_GET_LENGTH(hash) != 2 * SHA256_DIGEST_LENGTH) {
+        return 0;
+    }
+    int overflow;
+    long long at = PyLong_AsLongLongAndOverflow(position, &overflow);
+    if (overflow || at != seq || at < 0 || at > MAX_SAFE_INTEGER) {
+        return 0;
+    }
+    int same = PyUnicode_Compare(tenant_id, tenant);
+    if (same == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (same != 0) {
+        return 0;
+    }
+    Py_ssize_t count = PyDict_GET_SIZE(salts);
+    if (count < 1 || count > BUNDLE_MAX_FIELDS) {
+        return 0;
+    }
+    BundleField fields[BUNDLE_MAX_FIELDS];
+    Py_ssize_t members[4] = {0, 0, 0, 0}, top = 0, n = 0, pos = 0;
+    PyObject *path, *salt;
+    while (PyDict_Next(salts, &pos, &path, &salt)) {
+        if (!is_plain_ascii(path)) {
+            return 0;
+        }
+        const char *s = (const char *)PyUnicode_1BYTE_DATA(path);
+        Py_ssize_t size = PyUnicode_GET_LENGTH(path);
+        const char *dot = memchr(s, '.', (size_t)size);
+        PyObject *value;
+        if (dot == NULL) {
+            /* a top-level field: never a server field, nor an object committed member-wise */
+            if (PyDict_Contains(event, path) != 1) {
+                return PyErr_Occurred() ? -1 : 0;
+            }
+            for (int j = 0; j < 4; j++) {
+                if (PyUnicode_Compare(path, b_objects[j]) == 0) {
+                    return 0;
+                }
+            }
+            if (PyUnicode_Compare(path, b_id) == 0 || PyUnicode_Compare(path, b_tenant_id) == 0 ||
+                PyUnicode_Compare(path, b_seq) == 0 || PyUnicode_Compare(path, b_received_at) == 0 ||
+                PyUnicode_Compare(path, b_hash) == 0) {
+                return 0;
+            }
+            value = bundle_get(event, path, &failed);
+            top++;
+        } else {
+            int j = 0;
+            for (; j < 4; j++) {
+                Py_ssize_t length = PyUnicode_GET_LENGTH(b_objects[j]);
+                if (dot - s == length &&
+                    memcmp(s, PyUnicode_1BYTE_DATA(b_objects[j]), (size_t)length) == 0) {
+                    break;
+                }
+            }
+            if (j == 4) {
+                return 0; /* a dotted name that is not a committed object's member */
+            }
+            PyObject *object = bundle_get(event, b_objects[j], &failed);
+            if (failed) {
+                return -1;
+            }
+            if (object == NULL || !PyDict_CheckExact(object)) {
+                return 0;
+            }
+            PyObject *key = PyUnicode_FromStringAndSize(dot + 1, size - (dot + 1 - s));
+            if (key == NULL) {
+                return -1;
+            }
+            value = bundle_get(object, key, &failed);
+            Py_DECREF(key);
+            members[j]++;
+        }
+        if (failed) {
+            return -1;
+        }
+        if (value == NULL) {
+            return 0;
+        }
+        fields[n].path = s;
+        fields[n].size = size;
+        fields[n].salt = salt;
+        fields[n].value = value;
+        n++;
+    }
+    /* nothing unsalted: the event holds its five server fields, the salted top-level fields
+     * and the objects, each with exactly its salted members */
+    Py_ssize_t expected = 5 + top;
+    for (int j = 0; j < 4; j++) {
+        if (members[j]) {
+            PyObject *object = PyDict_GetItemWithError(event, b_objects[j]);
+            if (object == NULL || PyDict_GET_SIZE(object) != members[j]) {
+                return PyErr_Occurred() ? -1 : 0;
+            }
+            expected++;
+        }
+    }
+    if (PyDict_GET_SIZE(event) != expected) {
+        return 0;
+    }
+    for (Py_ssize_t i = 1; i < n; i++) { /* insertion sort: a few dozen fields at most */
+        BundleField f = fields[i];
+        Py_ssize_t k = i;
+        for (; k > 0 && bundle_field_before(&f, &fields[k - 1]); k--) {
+            fields[k] = fields[k - 1];
+        }
+        fields[k] = f;
+    }
+    text->size = 0;
+    if (ADD(text, "\x00{\"commitments\":{") < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((i && ADD(text, ",") < 0) || ADD(text, "\"") < 0 ||
+            buffer_add(text, fields[i].path, (size_t)fields[i].size) < 0 || ADD(text, "\":\"") < 0) {
+            return -1;
+        }
+        int added = add_commitment(text, field, fields[i].salt, NULL, fields[i].value);
+        if (added <= 0) {
+            return added;
+        }
+        if (ADD(text, "\"") < 0) {
+            return -1;
+        }
+    }
+    if (add_positions(text, event_id, received_at, at, tenant_json) < 0) {
+        return -1;
+    }
+    buffer_sha256(text, digest);
+    const unsigned char *want = PyUnicode_1BYTE_DATA(hash);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        if (want[2 * i] != hex_digits[digest[i] >> 4] ||
+            want[2 * i + 1] != hex_digits[digest[i] & 0xf]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "bundle_events() takes 5 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *lines = args[0], *start = args[1], *tenant = args[2], *tenant_json = args[3];
+    PyObject *loads = args[4];
+    if (!PyList_CheckExact(lines) || !PyLong_CheckExact(start) || !PyUnicode_CheckExact(tenant) ||
+        !PyUnicode_CheckExact(tenant_json) || !PyCallable_Check(loads)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bundle_events() takes a list, an int, two str and a callable");
+        return NULL;
+    }
+    long long seq = PyLong_AsLongLong(start);
+    if (seq == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (bundle_intern() < 0) {
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(lines);
+    PyObject *out = PyList_New(count);
+    if (out == NULL) {
+        return NULL;
+    }
+    Buffer text, field;
+    buffer_init(&text);
+    buffer_init(&field);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *record = PyObject_CallOneArg(loads, PyList_GET_ITEM(lines, i));
+        int got = 0;
+        unsigned char digest[SHA256_DIGEST_LENGTH];
+        if (record == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_ValueError) && !PyErr_ExceptionMatches(PyExc_TypeError)) {
+                Py_CLEAR(out);
+                break;
+            }
+            PyErr_Clear(); /* not JSON: the exact path names the line */
+        } else {
+            got = bundle_line_leaf(record, seq + i, tenant, tenant_json, &text, &field, digest);
+            Py_DECREF(record);
+        }
+        PyObject *item = got < 0 ? NULL
+                         : got ? PyBytes_FromStringAndSize((const char *)digest, sizeof digest)
+                               : Py_NewRef(Py_None);
+        if (item == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, item);
+    }
+    buffer_free(&text);
+    buffer_free(&field);
+    return out;
 }

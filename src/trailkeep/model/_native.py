@@ -61,3 +61,8 @@ class _NeverRaised(Exception):
 
 #: ``_fastleaf.SQLiteError``: a SQLite error met by ``SQLiteRows``.
 SQLiteError: Final[type[Exception]] = _NeverRaised if _module is None else _module.SQLiteError
+
+#: ``_fastleaf.bundle_events``: a bundle's common event lines, parsed and checked a batch per call.
+bundle_events: Final[
+    Callable[[list[bytes], int, str, str, Callable[[Any], Any]], list[bytes | None]] | None
+] = None if _module is None else getattr(_module, "bundle_events", None)

@@ -34,6 +34,8 @@ __all__ = [
     "DEFAULT_DUTY",
     "DEFAULT_PAUSE",
     "PRUNE_ACTION",
+    "SQLITE_BATCH",
+    "SQLITE_DUTY",
     "PruneRun",
     "RetentionService",
     "RetentionTask",
@@ -53,6 +55,10 @@ DEFAULT_PAUSE: Final = 0.005
 #: Most of the time a run may keep the writer busy (benchmarks/prune.py: at 0.1, ingest and
 #: list latency while a million events are pruned stay near idle).
 DEFAULT_DUTY: Final = 0.1
+#: SQLite's: its batches give way to waiting writes every ``STEP`` events, so a batch may be
+#: bigger and the run busier for the same wait of an ingest (docs/operations.md#retention).
+SQLITE_BATCH: Final = 1000
+SQLITE_DUTY: Final = 0.25
 
 
 def retention_days(tenant: Tenant) -> int | None:
@@ -187,7 +193,7 @@ class RetentionService:
                 last = batch.last_seq if last is None else max(last, batch.last_seq)
                 if progress is not None:
                     progress(count)
-            if batch.count < ask:
+            if batch.count < ask and not batch.more:
                 done = True
                 break
             self._stopping.wait(max(self.pause, busy * (1 - self.duty) / self.duty))

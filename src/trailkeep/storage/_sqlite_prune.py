@@ -8,7 +8,8 @@ columns, the full-text row, the rollup counts); what stays is the tombstone in
 from __future__ import annotations
 
 import sqlite3
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 import orjson
 
@@ -34,22 +35,40 @@ _DROP_ZERO: Final = (
 )
 #: Row ids per ``IN (...)`` list, well under SQLite's bound-variable limit.
 _PER_STATEMENT: Final = 500
+#: Events deleted between two looks at the writer's queue: the most an ingest that arrives
+#: during a prune batch waits for, besides the commit (a few milliseconds).
+STEP: Final = 25
 
 
 def prune_batch(
-    conn: sqlite3.Connection, tenant_id: str, cutoff: str, limit: int, pruned_at: str
+    conn: sqlite3.Connection,
+    tenant_id: str,
+    cutoff: str,
+    limit: int,
+    pruned_at: str,
+    waiting: Callable[[], bool] | None = None,
 ) -> PruneBatch:
     """Delete up to ``limit`` events of the tenant whose ``timestamp`` is before ``cutoff``
-    (oldest first), keeping their tombstones and leaves; call it inside a write transaction."""
-    rows = conn.execute(_EXPIRED, (tenant_id, cutoff, limit)).fetchall()
-    if not rows:
+    (oldest first), keeping their tombstones and leaves; call it inside a write transaction.
+
+    With ``waiting``, the events go ``STEP`` at a time, and the batch ends early (``more``)
+    as soon as ``waiting()`` says another write waits for the writer: an ingest then waits
+    for one step and the commit, not for the whole batch.
+    """
+    selected = conn.execute(_EXPIRED, (tenant_id, cutoff, limit)).fetchall()
+    if not selected:
         return PruneBatch(0, None, None)
-    row_ids = [r[0] for r in rows]
-    for start in range(0, len(row_ids), _PER_STATEMENT):
-        chunk = row_ids[start : start + _PER_STATEMENT]
-        marks = ", ".join("?" * len(chunk))
-        conn.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid IN ({marks})", chunk)  # noqa: S608
-        conn.execute(f"DELETE FROM events WHERE row_id IN ({marks})", chunk)  # noqa: S608
+    rows: list[Any] = []
+    step = STEP if waiting is not None else _PER_STATEMENT
+    for start in range(0, len(selected), step):
+        chunk = selected[start : start + step]
+        row_ids = [r[0] for r in chunk]
+        marks = ", ".join("?" * len(row_ids))
+        conn.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid IN ({marks})", row_ids)  # noqa: S608
+        conn.execute(f"DELETE FROM events WHERE row_id IN ({marks})", row_ids)  # noqa: S608
+        rows += chunk
+        if waiting is not None and len(rows) < len(selected) and waiting():
+            break
     _subtract_rollups(conn, tenant_id, [dict(zip(_ROLLED, r[3:], strict=True)) for r in rows])
     insert_many(
         conn,
@@ -61,7 +80,7 @@ def prune_batch(
         "UPDATE tree_heads SET pruned = pruned + ? WHERE tenant_id = ?", (len(rows), tenant_id)
     )
     seqs = [r[1] for r in rows]
-    return PruneBatch(len(rows), min(seqs), max(seqs))
+    return PruneBatch(len(rows), min(seqs), max(seqs), more=len(rows) < len(selected))
 
 
 def _subtract_rollups(

@@ -92,11 +92,14 @@ class PrunedEvent:
 
 @dataclass(frozen=True, slots=True)
 class PruneBatch:
-    """One prune transaction: how many events went, and the lowest and highest ``seq``."""
+    """One prune transaction: how many events went, and the lowest and highest ``seq``;
+    ``more`` when it stopped short of its limit to let waiting writes go first, with expired
+    events left (a batch short of its limit without it found no more)."""
 
     count: int
     first_seq: int | None
     last_seq: int | None
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)

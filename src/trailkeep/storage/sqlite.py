@@ -634,10 +634,16 @@ class SQLiteStore(SQLiteAudit, Store):
         done: list[PruneBatch] = []
 
         def delete(conn: sqlite3.Connection) -> None:
-            done.append(prune_batch(conn, tenant_id, cutoff, limit, pruned_at))
+            done.append(
+                prune_batch(conn, tenant_id, cutoff, limit, pruned_at, self._writes_waiting)
+            )
 
         self._submit(_AppendJob(tenant_id, [], before=delete)).result()
         return done[0]
+
+    def _writes_waiting(self) -> bool:
+        """Whether a write waits for the writer (a prune batch then ends early)."""
+        return not self._queue.empty()
 
     def get_pruned(self, tenant_id: str, event_id: str) -> PrunedEvent | None:
         row = self._read(

@@ -1,0 +1,175 @@
+"""A whole-tenant bundle's fast path: ``_fastleaf.bundle_events`` and the chunked tree fold.
+
+The C part may only ever answer with the leaf the exact path computes, and must decline every
+line that is not the common case; whatever it declines, or whatever was tampered with, the
+verification fails as it does without it, naming the seq.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.service.test_bundles import TENANT, build, key, seed
+from trailkeep.api.services import Services
+from trailkeep.client import bundle as bundle_module
+from trailkeep.client.bundle import verify_bundle
+from trailkeep.client.verify import _leaf
+from trailkeep.errors import IntegrityError
+from trailkeep.merkle import RFC9162, CompactRange
+from trailkeep.model import _native
+from trailkeep.service.selection import Selection
+
+native = pytest.mark.skipif(_native.bundle_events is None, reason="the C part is not built")
+
+#: Events of every shape the C part takes (ASCII paths; str, bool and safe int values in
+#: top-level fields and committed objects) and some it must decline.
+CONTENTS: list[dict[str, Any]] = [
+    {"action": "user.login", "actor": {"id": "u-1", "email": "a@x.io"}, "outcome": "success"},
+    {"action": "doc.edit", "actor": {"id": "u-1", "type": "user"}, "target": {"id": "d-1"},
+     "metadata": {"bytes": 123, "ok": True, "region": "eu"}, "message": 'say "hi"\\ok'},
+    {"action": "doc.view", "source": {"ip": "10.0.0.1", "user_agent": "curl"},
+     "session_id": "s-1", "request_id": "r-1", "timestamp": "2026-01-04T00:00:00Z"},
+    {"action": "tool.call", "metadata": {"n": 2**53 - 1, "neg": -(2**53 - 1), "f": False}},
+    # declined by the C part, taken by the Python paths
+    {"action": "doc.view", "metadata": {"k": 1.5, "nested": {"a": [1, 2]}}},
+    {"action": "user.login", "actor": {"id": "ünï-2", "name": "Zoë 🚀"}},
+    {"action": "doc.view", "metadata": {"😀": "astral", "\uff01": "bmp"}},
+    {"action": "user.login", "actor": "a plain-string actor"},
+]  # fmt: skip
+#: Seqs of CONTENTS the C part must take whole.
+COMMON = [0, 1, 2, 3, 5]
+
+
+@pytest.fixture
+def seeded(services: Services) -> Services:
+    seed(services, CONTENTS)
+    return services
+
+
+def _native_leaves(lines: list[bytes], start: int) -> list[bytes | None]:
+    assert _native.bundle_events is not None
+    return _native.bundle_events(lines, start, TENANT, '"acme"', orjson.loads)
+
+
+def _exact(line: bytes) -> bytes | None:
+    """The exact path's leaf of an event line, if it is one whose hash it matches."""
+    record = orjson.loads(line)
+    try:
+        leaf = _leaf(record["event"], record["salts"], record["redacted"])
+    except Exception:  # any refusal: no leaf
+        return None
+    return leaf if leaf.hex() == record["event"].get("hash") else None
+
+
+@native
+class TestBundleEvents:
+    def test_takes_the_common_lines_with_the_exact_leaf(self, seeded: Services) -> None:
+        _, *lines = build(seeded, Selection())
+        got = _native_leaves(lines, 0)
+        assert [i for i, leaf in enumerate(got) if leaf is not None] == COMMON
+        for line, leaf in zip(lines, got, strict=True):
+            assert leaf is None or leaf == _exact(line)
+
+    def test_the_bundle_verifies_the_same_with_and_without_it(
+        self, seeded: Services, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        body = build(seeded, Selection())
+        fast = verify_bundle(body, key(seeded))
+        monkeypatch.setattr(_native, "bundle_events", None)
+        slow = verify_bundle(body, key(seeded))
+        assert fast == slow
+        assert (fast.events, fast.complete) == (len(CONTENTS), True)
+
+    def test_a_line_at_another_seq_or_tenant_is_declined(self, seeded: Services) -> None:
+        _, *lines = build(seeded, Selection())
+        assert _native_leaves(lines[:1], 1) == [None]
+        assert _native.bundle_events is not None
+        assert _native.bundle_events(lines[:1], 0, "other", '"other"', orjson.loads) == [None]
+
+    def test_what_is_not_json_is_declined(self) -> None:
+        assert _native_leaves([b"", b"{", b"[]", b'"x"', b"{}", b'{"event": 1}'], 0) == [None] * 6
+
+
+def _event(line: dict[str, Any]) -> dict[str, Any]:
+    event: dict[str, Any] = line["event"]
+    return event
+
+
+def _other_id(event_id: str) -> str:
+    """Another id of the same form: the last character changed (ULIDs are random)."""
+    return event_id[:-1] + ("1" if event_id.endswith("0") else "0")
+
+
+#: (name, change to line seq 1 of a whole-tenant bundle, what the failure names)
+MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], None], str | None]] = [
+    ("value", lambda r: _event(r).__setitem__("action", "doc.edit2"), "seq 1"),
+    ("member", lambda r: _event(r)["actor"].__setitem__("id", "u-2"), "seq 1"),
+    ("int-value", lambda r: _event(r)["metadata"].__setitem__("bytes", 124), "seq 1"),
+    ("int-as-str", lambda r: _event(r)["metadata"].__setitem__("bytes", "123"), "seq 1"),
+    ("bool-as-int", lambda r: _event(r)["metadata"].__setitem__("ok", 1), "seq 1"),
+    ("salt", lambda r: r["salts"].__setitem__("action", "AAAAAAAAAAAAAAAAAAAAAA=="), "seq 1"),
+    ("salt-not-canonical", lambda r: r["salts"].__setitem__("action", "x"), "not base64"),
+    ("unsalted-field", lambda r: _event(r).__setitem__("outcome", "failure"), "seq 1"),
+    ("unsalted-member", lambda r: _event(r)["target"].__setitem__("type", "doc"), "seq 1"),
+    ("field-removed", lambda r: _event(r).pop("message"), "seq 1"),
+    ("salt-removed", lambda r: r["salts"].pop("message"), "seq 1"),
+    ("salt-of-nothing", lambda r: r["salts"].__setitem__("category", r["salts"]["action"]),
+     "seq 1"),
+    ("seq", lambda r: _event(r).__setitem__("seq", 2), "seq 1"),
+    ("tenant", lambda r: _event(r).__setitem__("tenant_id", "other"), "seq 1"),
+    ("id", lambda r: _event(r).__setitem__("id", _other_id(_event(r)["id"])), "seq 1"),
+    ("received_at", lambda r: _event(r).__setitem__("received_at", "2020-01-01T00:00:00.000000Z"),
+     "seq 1"),
+    ("hash", lambda r: _event(r).__setitem__("hash", hashlib.sha256(b"x").hexdigest()),
+     "seq 1"),
+    # the exact path's call, whatever it is (here: the present value's commitment counts)
+    ("redacted", lambda r: r.__setitem__("redacted", {"message": "00" * 32}), None),
+    ("object-as-str", lambda r: _event(r).__setitem__("target", "d-1"), "seq 1"),
+]  # fmt: skip
+
+
+@native
+@pytest.mark.parametrize(("change", "needle"), [pytest.param(c, n, id=i) for i, c, n in MUTATIONS])
+def test_a_tampered_line_is_declined_and_fails(
+    seeded: Services,
+    change: Callable[[dict[str, Any]], None],
+    needle: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    header, *lines = build(seeded, Selection())
+    record = orjson.loads(lines[1])
+    change(record)
+    lines[1] = orjson.dumps(record)
+    got = _native_leaves(lines, 0)
+    assert got[1] is None or got[1] == _exact(lines[1])
+    assert got[1] is None  # every change above is one the exact path refuses too
+    if needle is None:
+        fast = verify_bundle([header, *lines], key(seeded))
+        monkeypatch.setattr(_native, "bundle_events", None)
+        assert verify_bundle([header, *lines], key(seeded)) == fast
+        return
+    with pytest.raises(IntegrityError, match=needle):
+        verify_bundle([header, *lines], key(seeded))
+
+
+@pytest.mark.parametrize("start", [0, 1, 4095, 4096, 4097, 12345])
+def test_the_chunked_fold_gives_the_root_leaf_by_leaf(start: int) -> None:
+    rng = random.Random(start)
+    leaves = [rng.randbytes(32) for _ in range(3 * 4096 + 77)]
+    prefix = CompactRange(RFC9162)
+    prefix.absorb([rng.randbytes(32) for _ in range(start)])
+    expected = CompactRange.from_subtrees(RFC9162, start, prefix.hashes)
+    expected.absorb(leaves)
+    fold = bundle_module._Fold(CompactRange.from_subtrees(RFC9162, start, prefix.hashes))
+    at = 0
+    while at < len(leaves):
+        step = rng.choice([1, 7, 300, 4096, 5000])
+        fold.absorb(leaves[at : at + step])
+        at += step
+    assert fold.root() == expected.root()
