@@ -371,5 +371,13 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
             # Logs written before this migration: their tree, built from their events.
             sqlite_backfill,
         ],
+    ),    (
+        12,
+        "arrival index",
+        [
+            # The events outside a Kubiya page's arrival bounds, found by index ranges, so that
+            # a deep page in log order is placed by arithmetic on seq (storage._select).
+            "CREATE INDEX events_arrival ON events(tenant_id, received_at, seq)",
+        ],
     ),
 ]
