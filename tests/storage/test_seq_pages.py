@@ -101,9 +101,7 @@ def _offsets(count: int) -> list[int]:
 
 class TestPages:
     @pytest.mark.parametrize("sort", [pytest.param(s, id=s.value) for s in Sort])
-    def test_equal_to_reference(
-        self, filled: tuple[Store, list[StoredEvent]], sort: Sort
-    ) -> None:
+    def test_equal_to_reference(self, filled: tuple[Store, list[StoredEvent]], sort: Sort) -> None:
         store, events = filled
         for where in _wheres(events):
             count = store.count("acme", EventQuery(where))

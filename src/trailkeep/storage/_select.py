@@ -204,7 +204,8 @@ def _seq_jump_sql(
     matches before them (``|top - g_i| - (i - 1)``). The page is then the matches from there
     on: an index seek. With more than ``SEQ_JUMP_GAPS`` gaps it is the ordinary walk of the
     skipped rows instead; both arms are one statement (one snapshot), the unused one gated off
-    by a condition its engine evaluates once.
+    by a ``LIMIT`` of 0, which both engines check before reading a row (a constant ``WHERE``
+    term does not stop SQLite's walk of an ``OFFSET``).
     """
     ph = dialect.typed.placeholder
     desc = query.sort is Sort.DESC
@@ -230,7 +231,7 @@ def _seq_jump_sql(
     order = f"ORDER BY seq {direction}"
     near = "<=" if desc else ">="
     key = f"events.{dialect.row_key}"
-    few = f"(SELECT count(*) FROM gaps) <= {SEQ_JUMP_GAPS}"
+    few = f"(SELECT count(*) FROM gaps) <= {SEQ_JUMP_GAPS}"  # noqa: S608 - ours
     sql = (
         f"WITH head AS (SELECT size - 1 AS top FROM tree_heads WHERE tenant_id = {ph}),"  # noqa: S608
         f" low AS (SELECT seq AS lo FROM events WHERE tenant_id = {ph} ORDER BY seq LIMIT 1),"
@@ -239,9 +240,10 @@ def _seq_jump_sql(
         f" jump AS (SELECT {jump} AS x FROM ranked WHERE {position} - (i - 1) <= {ph})"
         f" SELECT {columns} FROM events WHERE {key} IN ("
         f"SELECT k FROM (SELECT {key} AS k FROM events WHERE {where.sql}"
-        f" AND seq {near} (SELECT x FROM jump) AND {few} {order} LIMIT {ph}) AS near_page"
-        f" UNION ALL SELECT k FROM (SELECT {key} AS k FROM events WHERE {where.sql}"
-        f" AND NOT {few} {order} LIMIT {ph} OFFSET {ph}) AS walked_page) {order}"
+        f" AND seq {near} (SELECT x FROM jump) {order}"
+        f" LIMIT (CASE WHEN {few} THEN {ph} ELSE 0 END)) AS near_page"
+        f" UNION ALL SELECT k FROM (SELECT {key} AS k FROM events WHERE {where.sql} {order}"
+        f" LIMIT (CASE WHEN {few} THEN 0 ELSE {ph} END) OFFSET {ph}) AS walked_page) {order}"
     )
     return SqlFragment(
         sql,
