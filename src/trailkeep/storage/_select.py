@@ -198,7 +198,8 @@ def _seq_jump_sql(
     pruned event's tombstone (the writer and pruning keep ``tree_heads`` with them). From the
     lowest live ``seq`` (``lo``) to the top (``size - 1``), the matches are those positions
     less the *gaps*: the tombstones above ``lo`` and the events outside the arrival bounds
-    (an index range on ``(tenant_id, received_at, seq)`` per bound). With the gaps ``g_1, g_2,
+    (an index range per bound on ``(tenant_id, received_at, seq)``, partial on ``seq >= 0``
+    so that only this statement reads it). With the gaps ``g_1, g_2,
     ...`` in the page's order, the ``offset``-th match is ``top - offset - j`` (newest first;
     ``lo + offset + j`` oldest first), ``j`` being the number of gaps with at most ``offset``
     matches before them (``|top - g_i| - (i - 1)``). The page is then the matches from there
@@ -219,7 +220,7 @@ def _seq_jump_sql(
     for i, bound in enumerate(bounds):
         gaps.append(
             f"SELECT seq FROM (SELECT seq FROM events WHERE tenant_id = {ph}"  # noqa: S608
-            f" AND received_at {_OUTSIDE[bound.op]} {ph} LIMIT {cap}) AS b{i}"
+            f" AND received_at {_OUTSIDE[bound.op]} {ph} AND seq >= 0 LIMIT {cap}) AS b{i}"
         )
         params.extend((tenant_id, bound.value))
     if desc:

@@ -223,12 +223,14 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
             "ALTER TABLE tree_heads ADD COLUMN pangea_frontier BYTEA NOT NULL DEFAULT ''::bytea",
             postgres_backfill,
         ],
-    ),    (
+    ),
+    (
         7,
         "arrival index",
         [
-            # As SQLite's migration 12: the events outside a Kubiya page's arrival bounds.
-            "CREATE INDEX events_arrival ON events(tenant_id, received_at, seq)",
+            # As SQLite's migration 12: the events outside a Kubiya page's arrival bounds,
+            # partial on the term only that statement spells.
+            "CREATE INDEX events_arrival ON events(tenant_id, received_at, seq) WHERE seq >= 0",
         ],
     ),
 ]
