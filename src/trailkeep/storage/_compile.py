@@ -109,6 +109,8 @@ class _Compiler:
     def __init__(self, dialect: Dialect, now: datetime) -> None:
         self.dialect = dialect
         self.now = now
+        #: The texts a byte search of the body already holds to around what is compiling.
+        self.screened: set[tuple[str, bool]] = set()
 
     def node(self, node: Node, element: bool = False) -> SqlFragment:
         if element and not isinstance(node, ELEMENT_NODES):
@@ -174,7 +176,10 @@ class _Compiler:
         for field in node.fields:
             part = self._contains(field, node, element)
             (body if element or _in_body(field) else outside).append(part)
-        screen = None if element else self.dialect.body_contains(node.text, node.ignore_case)
+        key = (node.text, node.ignore_case)
+        screen = None
+        if not element and key not in self.screened:
+            screen = self.dialect.body_contains(*key)
         if body and screen is not None:
             inner = join(body, " OR ")
             body = [SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))]
@@ -245,7 +250,9 @@ class _Compiler:
             children.append(child)
         needs = [_body_text(child) for child in children]
         shared = [key for key in dict.fromkeys(needs) if key is not None and needs.count(key) > 1]
-        screens = {key: self.dialect.body_contains(*key) for key in shared}
+        screens = {
+            key: self.dialect.body_contains(*key) for key in shared if key not in self.screened
+        }
         screens = {key: screen for key, screen in screens.items() if screen is not None}
         if not screens:
             return None
@@ -254,10 +261,14 @@ class _Compiler:
             screen = screens.pop(key, None) if key is not None else None
             if screen is not None:
                 grouped = [c for k, c in zip(needs, children, strict=True) if k == key]
-                if len(grouped) > 1:
-                    inner = self.group(Or(tuple(grouped)), screen=False)
-                else:
-                    inner = self.node(grouped[0])
+                self.screened.add(key)
+                try:
+                    if len(grouped) > 1:
+                        inner = self.group(Or(tuple(grouped)), screen=False)
+                    else:
+                        inner = self.node(grouped[0])
+                finally:
+                    self.screened.discard(key)
                 parts.append(
                     SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))
                 )
