@@ -92,6 +92,9 @@ def _wheres(events: list[StoredEvent]) -> list[Node | None]:
         And((Compare(_ARRIVAL, ">=", low), Compare(_ARRIVAL, "<", high))),
         And((Compare(_ARRIVAL, ">", low), Compare(_ARRIVAL, "<=", high))),
         Compare(_ARRIVAL, "<", arrivals[1500]),
+        # Overlapping bounds: an event outside both is one gap.
+        And((Compare(_ARRIVAL, ">=", low), Compare(_ARRIVAL, ">", arrivals[400]))),
+        And((Compare(_ARRIVAL, "<", high), Compare(_ARRIVAL, "<=", arrivals[-260]))),
     ]
 
 

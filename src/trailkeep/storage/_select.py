@@ -199,14 +199,15 @@ def _seq_jump_sql(
     lowest live ``seq`` (``lo``) to the top (``size - 1``), the matches are those positions
     less the *gaps*: the tombstones above ``lo`` and the events outside the arrival bounds
     (an index range per bound on ``(tenant_id, received_at, seq)``, partial on ``seq >= 0``
-    so that only this statement reads it). With the gaps ``g_1, g_2,
-    ...`` in the page's order, the ``offset``-th match is ``top - offset - j`` (newest first;
-    ``lo + offset + j`` oldest first), ``j`` being the number of gaps with at most ``offset``
-    matches before them (``|top - g_i| - (i - 1)``). The page is then the matches from there
-    on: an index seek. With more than ``SEQ_JUMP_GAPS`` gaps it is the ordinary walk of the
-    skipped rows instead; both arms are one statement (one snapshot), the unused one gated off
-    by a ``LIMIT`` of 0, which both engines check before reading a row (a constant ``WHERE``
-    term does not stop SQLite's walk of an ``OFFSET``).
+    so that only this statement reads it; ``UNION`` counts an event outside two bounds once).
+    With the gaps ``g_1, g_2, ...`` in the page's order, the ``offset``-th match is
+    ``top - offset - j`` (newest first; ``lo + offset + j`` oldest first), ``j`` being the
+    number of gaps with at most ``offset`` matches before them (``|top - g_i| - (i - 1)``).
+    The page is then the matches from there on: an index seek. With more than
+    ``SEQ_JUMP_GAPS`` gaps it is the ordinary walk of the skipped rows instead; both arms are
+    one statement (one snapshot), the unused one gated off by a ``LIMIT`` of 0, which both
+    engines check before reading a row (a constant ``WHERE`` term does not stop SQLite's walk
+    of an ``OFFSET``).
     """
     ph = dialect.typed.placeholder
     desc = query.sort is Sort.DESC
@@ -236,7 +237,7 @@ def _seq_jump_sql(
     sql = (
         f"WITH head AS (SELECT size - 1 AS top FROM tree_heads WHERE tenant_id = {ph}),"  # noqa: S608
         f" low AS (SELECT seq AS lo FROM events WHERE tenant_id = {ph} ORDER BY seq LIMIT 1),"
-        f" gaps AS ({' UNION ALL '.join(gaps)}),"
+        f" gaps AS ({' UNION '.join(gaps)}),"
         f" ranked AS (SELECT seq, row_number() OVER ({order}) AS i FROM gaps),"
         f" jump AS (SELECT {jump} AS x FROM ranked WHERE {position} - (i - 1) <= {ph})"
         f" SELECT {columns} FROM events WHERE {key} IN ("
