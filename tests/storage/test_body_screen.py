@@ -11,7 +11,7 @@ import pytest
 from tests.storage.reference import ref_count, ref_select
 from tests.storage.test_store import make_tenant, new_event
 from trailkeep.model.event import StoredEvent
-from trailkeep.query.ast import And, Compare, Contains, Node, Not, Or, Values
+from trailkeep.query.ast import And, Compare, Contains, Exists, Node, Not, Or, Values
 from trailkeep.query.filters import EventQuery
 from trailkeep.service.stores import open_store
 from trailkeep.storage._compile import compile_node
@@ -65,6 +65,15 @@ def _nodes(text: str) -> list[Node]:
                 And((Contains((_NOTE,), text), Not(Compare(_MESSAGE, ">", "")))),
                 Or((Contains((("id",),), text), Values(("action",), ("test.action",)))),
                 Or((Contains((_NOTE,), text), Contains((_MESSAGE,), text, ignore_case=False))),
+            )
+        ),
+        # Two texts shared by branches, one of which may have no screen: no branch is lost.
+        Or(
+            (
+                Contains((_MESSAGE,), text),
+                Contains((_MESSAGE,), "zz"),
+                Contains((_NOTE,), text),
+                And((Contains((_NOTE,), "zz"), Exists(_MESSAGE))),
             )
         ),
     ]

@@ -257,9 +257,13 @@ class _Compiler:
         if not screens:
             return None
         parts: list[SqlFragment] = []
+        grouping = set(screens)
         for key, child in zip(needs, children, strict=True):
-            screen = screens.pop(key, None) if key is not None else None
-            if screen is not None:
+            if key is None or key not in grouping:
+                parts.append(self.node(child))
+                continue
+            screen = screens.pop(key, None)
+            if screen is not None:  # the group, in its first branch's place
                 grouped = [c for k, c in zip(needs, children, strict=True) if k == key]
                 self.screened.add(key)
                 try:
@@ -272,8 +276,6 @@ class _Compiler:
                 parts.append(
                     SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))
                 )
-            elif key is None or key not in shared:
-                parts.append(self.node(child))
         return join(parts, " OR ")
 
     def term(self, term: Term) -> SqlFragment:
