@@ -109,6 +109,8 @@ class _Compiler:
     def __init__(self, dialect: Dialect, now: datetime) -> None:
         self.dialect = dialect
         self.now = now
+        #: The texts a byte search of the body already holds to around what is compiling.
+        self.screened: set[tuple[str, bool]] = set()
 
     def node(self, node: Node, element: bool = False) -> SqlFragment:
         if element and not isinstance(node, ELEMENT_NODES):
@@ -135,8 +137,7 @@ class _Compiler:
         """A node of the typed kinds, on a column where the field has one, else its JSON."""
         sql = self.dialect.typed
         if isinstance(node, Contains):
-            parts = [self._contains(field, node, element) for field in node.fields]
-            return join(parts, " OR ") if parts else FALSE
+            return self.contains(node, element)
         where = locate(node.field, element)
         if isinstance(node, Each):
             if where.column is not None or where.ref is None:
@@ -166,6 +167,25 @@ class _Compiler:
             return FALSE
         return parts[0] if len(parts) == 1 else join(parts, " OR ")
 
+    def contains(self, node: Contains, element: bool) -> SqlFragment:
+        """Any of the fields contains the text: the columns' tests, then the body's fields
+        behind one byte search of the body (``body_contains``), which skips reading them in
+        every event whose body does not hold the text at all."""
+        outside: list[SqlFragment] = []
+        body: list[SqlFragment] = []
+        for field in node.fields:
+            part = self._contains(field, node, element)
+            (body if element or _in_body(field) else outside).append(part)
+        key = (node.text, node.ignore_case)
+        screen = None
+        if not element and key not in self.screened:
+            screen = self.dialect.body_contains(*key)
+        if body and screen is not None:
+            inner = join(body, " OR ")
+            body = [SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))]
+        parts = [*outside, *body]
+        return join(parts, " OR ") if parts else FALSE
+
     def _contains(self, field: tuple[str, ...], node: Contains, element: bool) -> SqlFragment:
         where = locate(field, element)
         if where.column is not None and not where.integer:
@@ -184,10 +204,14 @@ class _Compiler:
             return FALSE
         return self.dialect.typed.compare(where.ref, node.op, node.value)
 
-    def group(self, node: And | Or) -> SqlFragment:
+    def group(self, node: And | Or, *, screen: bool = True) -> SqlFragment:
         """Children joined; its text terms merged into one full-text match, in first's place,
         and (under Or) its JSON equality terms on one path into one match, in first's place,
         so the body is parsed once per path rather than once per term."""
+        if isinstance(node, Or) and screen:
+            screened = self._screened_or(node)
+            if screened is not None:
+                return screened
         text = tuple(child for child in node.children if is_text(child))
         matches = _json_matches(node.children) if isinstance(node, Or) else {}
         parts: list[SqlFragment] = []
@@ -208,6 +232,51 @@ class _Compiler:
             "(" + joiner.join(p.sql for p in parts) + ")",
             tuple(param for p in parts for param in p.params),
         )
+
+    def _screened_or(self, node: Or) -> SqlFragment | None:
+        """An Or with several branches that each need the same text in the body (``Contains``
+        of body fields, alone or ANDed): those branches behind one byte search of the body,
+        in the first one's place, so a row without the text costs one search rather than one
+        per branch. None when no two branches share a text (the Or is compiled as it is)."""
+        children: list[Node] = []
+        for child in _flat_or(node):  # a Contains of columns and body fields: two branches
+            if isinstance(child, Contains):
+                outside = tuple(f for f in child.fields if not _in_body(f))
+                in_body = tuple(f for f in child.fields if _in_body(f))
+                if outside and in_body:
+                    children.append(Contains(outside, child.text, child.ignore_case))
+                    children.append(Contains(in_body, child.text, child.ignore_case))
+                    continue
+            children.append(child)
+        needs = [_body_text(child) for child in children]
+        shared = [key for key in dict.fromkeys(needs) if key is not None and needs.count(key) > 1]
+        screens = {
+            key: self.dialect.body_contains(*key) for key in shared if key not in self.screened
+        }
+        screens = {key: screen for key, screen in screens.items() if screen is not None}
+        if not screens:
+            return None
+        parts: list[SqlFragment] = []
+        grouping = set(screens)
+        for key, child in zip(needs, children, strict=True):
+            if key is None or key not in grouping:
+                parts.append(self.node(child))
+                continue
+            screen = screens.pop(key, None)
+            if screen is not None:  # the group, in its first branch's place
+                grouped = [c for k, c in zip(needs, children, strict=True) if k == key]
+                self.screened.add(key)
+                try:
+                    if len(grouped) > 1:
+                        inner = self.group(Or(tuple(grouped)), screen=False)
+                    else:
+                        inner = self.node(grouped[0])
+                finally:
+                    self.screened.discard(key)
+                parts.append(
+                    SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))
+                )
+        return join(parts, " OR ")
 
     def term(self, term: Term) -> SqlFragment:
         if term.field is None:
@@ -281,6 +350,37 @@ def _json_matches(
             assert isinstance(child, Term)
             found.setdefault(path, []).append((child.value, as_number(child.value)))
     return {path: values for path, values in found.items() if len(values) > 1}
+
+
+def _flat_or(node: Or) -> list[Node]:
+    """The branches of ``node`` with those of nested Ors in their place."""
+    out: list[Node] = []
+    for child in node.children:
+        out.extend(_flat_or(child) if isinstance(child, Or) else [child])
+    return out
+
+
+def _in_body(field: tuple[str, ...]) -> bool:
+    """Whether the strings ``field`` holds are in the event body: every field but ``id``,
+    ``seq`` and ``received_at`` (a column holds the body's string, as ``verify database``
+    checks), so a body without a text has no such string containing it."""
+    return locate(field).ref is not None
+
+
+def _body_text(node: Node) -> tuple[str, bool] | None:
+    """The text (and whether case is ignored) that the body must hold for ``node`` to match:
+    a ``Contains`` of body fields needs its text; an And what any child needs; an Or what
+    every child needs. None when there is no such text."""
+    if isinstance(node, Contains):
+        if not node.fields or not all(_in_body(field) for field in node.fields):
+            return None
+        return (node.text, node.ignore_case)
+    if isinstance(node, And):
+        return next((k for k in map(_body_text, node.children) if k is not None), None)
+    if isinstance(node, Or) and node.children:
+        keys = {_body_text(child) for child in node.children}
+        return keys.pop() if len(keys) == 1 else None
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Final
 
 from trailkeep.errors import InvalidInputError
-from trailkeep.query.ast import Values
+from trailkeep.query.ast import And, Compare, Node, Values
 from trailkeep.query.filters import EventQuery, Sort
 from trailkeep.storage._compile import compile_node, locate
 from trailkeep.storage._dialects import Dialect
@@ -25,6 +25,12 @@ _ROLLUP_TOTALS: Final = frozenset({("action",), ("category",), ("outcome",), ("t
 #: The offset from which a page of the whole tenant in time order starts its walk at the hour
 #: the hour totals place it in (below it, walking the skipped rows is as cheap).
 HOUR_JUMP_OFFSET: Final = 1000
+#: Most positions a deep page in log order leaves out of its seq range (events outside its
+#: arrival bounds, pruned events) for the page to be placed by arithmetic on ``seq``; past it,
+#: the skipped rows are walked.
+SEQ_JUMP_GAPS: Final = 4096
+#: The complement of an arrival bound: the events a bound ``received_at {op} v`` leaves out.
+_OUTSIDE: Final = {">=": "<", ">": "<=", "<": ">=", "<=": ">"}
 
 
 def where_sql(
@@ -94,6 +100,9 @@ def select_sql(tenant_id: str, query: EventQuery, dialect: Dialect, columns: str
     """
     if _hour_jump(query, dialect):
         return _hour_jump_sql(tenant_id, query, dialect, columns)
+    bounds = _seq_jump_bounds(query)
+    if bounds is not None:
+        return _seq_jump_sql(tenant_id, query, dialect, columns, bounds)
     where = where_sql(tenant_id, query, dialect)
     order = order_sql(query, dialect)
     ph = dialect.typed.placeholder
@@ -156,6 +165,103 @@ def _hour_jump_sql(
     )
     params = (tenant_id, query.offset, tenant_id, query.limit, query.offset)
     return SqlFragment(sql, params)
+
+
+def _seq_jump_bounds(query: EventQuery) -> list[Compare] | None:
+    """The arrival bounds of a deep page in log order whose only condition they are (none
+    when the page is of the whole log), or None when ``query`` is not such a page."""
+    if not query.by_seq or query.offset < HOUR_JUMP_OFFSET:
+        return None
+    page = EventQuery(
+        query.where, sort=query.sort, limit=query.limit, offset=query.offset, by_seq=True
+    )
+    if query != page:
+        return None
+    node: Node | None = query.where
+    children = () if node is None else node.children if isinstance(node, And) else (node,)
+    bounds: list[Compare] = []
+    for child in children:
+        if not isinstance(child, Compare) or child.field != ("received_at",):
+            return None
+        if type(child.value) is not str or child.op not in _OUTSIDE:
+            return None
+        bounds.append(child)
+    return bounds
+
+
+def _seq_jump_sql(
+    tenant_id: str, query: EventQuery, dialect: Dialect, columns: str, bounds: list[Compare]
+) -> SqlFragment:
+    """A deep page in log order (within arrival bounds), placed by arithmetic on ``seq``.
+
+    A tenant's log holds every ``seq`` from 0 to ``size - 1`` once, as an events row or as a
+    pruned event's tombstone (the writer and pruning keep ``tree_heads`` with them). From the
+    lowest live ``seq`` (``lo``) to the top (``size - 1``), the matches are those positions
+    less the *gaps*: the tombstones above ``lo`` and the events outside the arrival bounds
+    (an index range per bound on ``(tenant_id, received_at, seq)``, partial on ``seq >= 0``
+    so that only this statement reads it; ``UNION`` counts an event outside two bounds once).
+    With the gaps ``g_1, g_2, ...`` in the page's order, the ``offset``-th match is
+    ``top - offset - j`` (newest first; ``lo + offset + j`` oldest first), ``j`` being the
+    number of gaps with at most ``offset`` matches before them (``|top - g_i| - (i - 1)``).
+    The page is then the matches from there on: an index seek. With more than
+    ``SEQ_JUMP_GAPS`` gaps it is the ordinary walk of the skipped rows instead; both arms are
+    one statement (one snapshot), the unused one gated off by a ``LIMIT`` of 0, which both
+    engines check before reading a row (a constant ``WHERE`` term does not stop SQLite's walk
+    of an ``OFFSET``).
+    """
+    ph = dialect.typed.placeholder
+    desc = query.sort is Sort.DESC
+    direction = "DESC" if desc else "ASC"
+    cap = SEQ_JUMP_GAPS + 1
+    gaps = [
+        f"SELECT seq FROM (SELECT seq FROM pruned_events WHERE tenant_id = {ph}"  # noqa: S608
+        f" AND seq > (SELECT lo FROM low) LIMIT {cap}) AS p"
+    ]
+    params: list[object] = [tenant_id]
+    for i, bound in enumerate(bounds):
+        gaps.append(
+            f"SELECT seq FROM (SELECT seq FROM events WHERE tenant_id = {ph}"  # noqa: S608
+            f" AND received_at {_OUTSIDE[bound.op]} {ph} AND seq >= 0 LIMIT {cap}) AS b{i}"
+        )
+        params.extend((tenant_id, bound.value))
+    if desc:
+        position, target = "(SELECT top FROM head) - seq", "(SELECT top FROM head) - {0} - {1}"
+    else:
+        position, target = "seq - (SELECT lo FROM low)", "(SELECT lo FROM low) + {0} + {1}"
+    jump = target.format(ph, "count(*)")
+    where = where_sql(tenant_id, EventQuery(query.where, by_seq=True), dialect)
+    order = f"ORDER BY seq {direction}"
+    near = "<=" if desc else ">="
+    key = f"events.{dialect.row_key}"
+    few = f"(SELECT count(*) FROM gaps) <= {SEQ_JUMP_GAPS}"  # noqa: S608 - ours
+    sql = (
+        f"WITH head AS (SELECT size - 1 AS top FROM tree_heads WHERE tenant_id = {ph}),"  # noqa: S608
+        f" low AS (SELECT seq AS lo FROM events WHERE tenant_id = {ph} ORDER BY seq LIMIT 1),"
+        f" gaps AS ({' UNION '.join(gaps)}),"
+        f" ranked AS (SELECT seq, row_number() OVER ({order}) AS i FROM gaps),"
+        f" jump AS (SELECT {jump} AS x FROM ranked WHERE {position} - (i - 1) <= {ph})"
+        f" SELECT {columns} FROM events WHERE {key} IN ("
+        f"SELECT k FROM (SELECT {key} AS k FROM events WHERE {where.sql}"
+        f" AND seq {near} (SELECT x FROM jump) {order}"
+        f" LIMIT (CASE WHEN {few} THEN {ph} ELSE 0 END)) AS near_page"
+        f" UNION ALL SELECT k FROM (SELECT {key} AS k FROM events WHERE {where.sql} {order}"
+        f" LIMIT (CASE WHEN {few} THEN 0 ELSE {ph} END) OFFSET {ph}) AS walked_page) {order}"
+    )
+    return SqlFragment(
+        sql,
+        (
+            tenant_id,
+            tenant_id,
+            *params,
+            query.offset,
+            query.offset,
+            *where.params,
+            query.limit,
+            *where.params,
+            query.limit,
+            query.offset,
+        ),
+    )
 
 
 def count_sql(tenant_id: str, query: EventQuery, dialect: Dialect) -> SqlFragment:

@@ -224,4 +224,13 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
             postgres_backfill,
         ],
     ),
+    (
+        7,
+        "arrival index",
+        [
+            # As SQLite's migration 12: the events outside a Kubiya page's arrival bounds,
+            # partial on the term only that statement spells.
+            "CREATE INDEX events_arrival ON events(tenant_id, received_at, seq) WHERE seq >= 0",
+        ],
+    ),
 ]

@@ -372,4 +372,16 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
             sqlite_backfill,
         ],
     ),
+    (
+        12,
+        "arrival index",
+        [
+            # The events outside a Kubiya page's arrival bounds, found by index ranges, so that
+            # a deep page in log order is placed by arithmetic on seq (storage._select). Partial
+            # on a term only that statement spells (``seq >= 0``, true of every event), so no
+            # other read is planned on it: a page in log order bounded by arrival would take
+            # its range and then sort every event in it.
+            "CREATE INDEX events_arrival ON events(tenant_id, received_at, seq) WHERE seq >= 0",
+        ],
+    ),
 ]

@@ -91,7 +91,8 @@ def contains_shown(paths: Sequence[Path], text: str, fallback: str | None = None
     branches: list[Node] = []
     earlier: list[Node] = []
     for path in paths:
-        branches.append(all_of([*earlier, Contains((path,), text)]) or TRUE)
+        # The substring test first: it rules most events out with no read of the earlier paths.
+        branches.append(all_of([Contains((path,), text), *earlier]) or TRUE)
         earlier.append(Not(shows(path)))
     if fallback is not None and ascii_lower(text) in ascii_lower(fallback):
         branches.append(all_of(earlier) or TRUE)
