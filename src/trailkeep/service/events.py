@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 import time
@@ -24,7 +25,7 @@ from trailkeep.model.event import OBJECT_FIELDS, NewEvent, StoredEvent
 from trailkeep.model.ids import new_event_id, new_event_ids
 from trailkeep.model.pangea import pangea_leaf
 from trailkeep.model.signing import SignatureMismatchError, verify_signature
-from trailkeep.model.timeparse import format_time, parse_time
+from trailkeep.model.timeparse import format_time, parse_time, utc_text
 from trailkeep.query.ast import Node
 from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery, Sort, conjoin, filter_node
@@ -118,9 +119,46 @@ class ListResult:
 _now_ns = time.time_ns
 
 
+class _SecondText:
+    """``YYYY-MM-DDTHH:MM:SS`` of a time in ns, remembering the last second it wrote.
+
+    The events of a batch (and of a busy second) share their second, and ``gmtime`` +
+    ``strftime`` cost more than the rest of the formatting. One entry, replaced whole, so a
+    thread never reads half of it.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[int, str] = (-1, "")
+
+    def __call__(self, secs: int) -> str:
+        cached, text = self._last
+        if secs != cached:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+            self._last = (secs, text)
+        return text
+
+
+_received_second = _SecondText()
+_latest_second = _SecondText()
+
+
 def _format_ns(ns: int) -> str:
     secs, rem = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
+    return f"{_received_second(secs)}.{rem // 1000:06d}Z"
+
+
+def _surely_not_too_late(text: str, now_ns: int, limits: Limits) -> bool:
+    """Whether a fixed-width ``text`` lies before the second of the latest time accepted.
+
+    Fixed-width text orders as time does. ``False`` means "not sure": the exact check decides.
+    """
+    try:
+        latest = _latest_second(now_ns // 1_000_000_000 + math.floor(limits.max_future_skew))
+    except (OverflowError, OSError, ValueError):  # past what gmtime can write
+        return False
+    return text < latest
 
 
 def _skew_text(seconds: float) -> str:
@@ -179,6 +217,9 @@ def _check_signature(content: dict[str, Any], where: str) -> None:
 
 def _timestamp(raw: Any, where: str, now_ns: int, limits: Limits) -> str:
     """The event's ``timestamp`` in the fixed-width form; refused if too far in the future."""
+    fast = utc_text(raw) if isinstance(raw, str) else None
+    if fast is not None and _surely_not_too_late(fast, now_ns, limits):
+        return fast  # the common case, without a datetime
     parsed = parse_time(str(raw), param=f"{where}.timestamp")
     if parsed is None:
         return _format_ns(now_ns)
