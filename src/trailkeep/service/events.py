@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import orjson
 
@@ -45,6 +45,8 @@ __all__ = [
     "is_reserved",
     "normalize_event",
     "one_at_a_time",
+    "prepare_all",
+    "prepare_client_event",
     "prepare_event",
 ]
 
@@ -303,8 +305,56 @@ def prepare_event(
     return NewEvent(event_id, received_at, content, body, salts, commitments, prefix, second)
 
 
+def prepare_client_event(
+    content: dict[str, Any],
+    limits: Limits,
+    *,
+    index: int | None = None,
+    salt_pool: SaltPool | None = None,
+    event_id: str | None = None,
+) -> NewEvent:
+    """:func:`prepare_event` for an event a client sent: the server's own shapes refused.
+
+    Raises:
+        ValidationFailedError: the event has the shape of an admin record (:func:`is_reserved`).
+    """
+    if is_reserved(content):
+        where = "event" if index is None else f"events[{index}]"
+        raise ValidationFailedError(
+            f"{where}: action {content['action']!r} in category 'system' is reserved for"
+            " the records the server writes of administrative acts (tenant.*, key.*,"
+            " retention.*, legal_hold.*, export.*, event.*, log.*); use another category"
+            " or action"
+        )
+    return prepare_event(content, limits, index=index, salt_pool=salt_pool, event_id=event_id)
+
+
+def prepare_all(
+    contents: Sequence[dict[str, Any]], limits: Limits, *, batch: bool
+) -> list[NewEvent]:
+    """The events of one request, prepared in order (in-process or in a worker process)."""
+    # No getrandom() per event while preparing (see SaltPool): one for all the ids, one
+    # (or a few) for all the salts.
+    ids = new_event_ids(len(contents))
+    pool = SaltPool(len(contents))
+    return [
+        prepare_client_event(c, limits, index=i if batch else None, salt_pool=pool, event_id=ids[i])
+        for i, c in enumerate(contents)
+    ]
+
+
 _Events: TypeAlias = list[StoredEvent]  # ``list`` is also a method name of the class below
 _Counts: TypeAlias = list[tuple[object, int]]
+
+
+class PoolLike(Protocol):
+    """What ingest needs of a prepare pool (``service.prepare_pool.PreparePool``)."""
+
+    min_events: int
+
+    async def prepare(
+        self, contents: Sequence[dict[str, Any]], *, batch: bool
+    ) -> list[NewEvent]: ...
 
 
 def one_at_a_time(fn: Callable[..., T], *args: Any) -> T:
@@ -327,6 +377,8 @@ class EventService:
         self._store = store
         self._limits = limits
         self._gate = gate if gate is not None else ReadGate(wait=store.query_timeout)
+        #: Worker processes for large batches (``TRAILKEEP_PREPARE_WORKERS``); None: in-process.
+        self.prepare_pool: PoolLike | None = None
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -338,20 +390,8 @@ class EventService:
         salt_pool: SaltPool | None = None,
         event_id: str | None = None,
     ) -> NewEvent:
-        if is_reserved(content):
-            where = "event" if index is None else f"events[{index}]"
-            raise ValidationFailedError(
-                f"{where}: action {content['action']!r} in category 'system' is reserved for"
-                " the records the server writes of administrative acts (tenant.*, key.*,"
-                " retention.*, legal_hold.*, export.*, event.*, log.*); use another category"
-                " or action"
-            )
-        return prepare_event(
-            content,
-            self._limits,
-            index=index,
-            salt_pool=salt_pool,
-            event_id=event_id,
+        return prepare_client_event(
+            content, self._limits, index=index, salt_pool=salt_pool, event_id=event_id
         )
 
     async def ingest(
@@ -364,7 +404,11 @@ class EventService:
             )
         if batch and not contents:
             raise ValidationFailedError("events: a batch needs at least one event")
-        if len(contents) > OFFLOAD_EVENTS:
+        pool = self.prepare_pool
+        if pool is not None and len(contents) >= pool.min_events:
+            # The other core prepares; this process only unpacks what comes back.
+            events = await pool.prepare(contents, batch=batch)
+        elif len(contents) > OFFLOAD_EVENTS:
             # Seconds of CPU for a full batch: on the event loop it would stall every other
             # request (health checks included) meanwhile.
             events = await asyncio.to_thread(one_at_a_time, self._prepare_all, contents, batch)
@@ -373,14 +417,7 @@ class EventService:
         return await asyncio.wrap_future(self._store.append(tenant_id, events))
 
     def _prepare_all(self, contents: Sequence[dict[str, Any]], batch: bool) -> list[NewEvent]:
-        # No getrandom() per event while preparing (see SaltPool): one for all the ids, one
-        # (or a few) for all the salts.
-        ids = new_event_ids(len(contents))
-        pool = SaltPool(len(contents))
-        return [
-            self.prepare(c, index=i if batch else None, salt_pool=pool, event_id=ids[i])
-            for i, c in enumerate(contents)
-        ]
+        return prepare_all(contents, self._limits, batch=batch)
 
     # -- reads -----------------------------------------------------------------------------
 
