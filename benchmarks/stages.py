@@ -30,6 +30,7 @@ may need a touch when those move.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import pstats
 import shutil
@@ -53,6 +54,7 @@ from trailkeep.api.routes.events import _ref
 from trailkeep.api.schemas import BatchIn
 from trailkeep.model.ids import new_event_ids
 from trailkeep.service.events import EventService, Limits, SaltPool, normalize_event
+from trailkeep.service.prepare_pool import PreparePool
 from trailkeep.service.stores import open_store
 from trailkeep.service.tenants import TenantService
 from trailkeep.storage.rows import EVENT_COLUMNS, event_row
@@ -104,6 +106,22 @@ def _timed(fn: Callable[[], object], profile: bool) -> float:
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
     return seconds
+
+
+def _pooled(contents: list[list[dict[str, Any]]]) -> float:
+    """CPU of this process while a ``PreparePool`` worker prepares every batch (sending the
+    contents, unpacking the events): what ``TRAILKEEP_PREPARE_WORKERS`` leaves to the server."""
+    pool = PreparePool(1, Limits(), min_events=1)
+    try:
+        asyncio.run(pool.prepare(contents[0][:1], batch=True))  # start the worker first
+
+        async def run() -> None:
+            for batch in contents:
+                await pool.prepare(batch, batch=True)
+
+        return _timed(lambda: asyncio.run(run()), False)
+    finally:
+        pool.close()
 
 
 def main() -> int:
@@ -159,6 +177,7 @@ def main() -> int:
 
     seconds = _timed(prepare, args.cprofile == "prepare")
     _report("prepare (salts, commitments, ids, time)", seconds, n)
+    _report("prepare in a worker process: this process's share", _pooled(contents), n)
     plain = _timed(normalize, False)
     _report("prepare without commitments (normalize_event only)", plain, n)
     _report("  the commitments' share (difference)", max(seconds - plain, 0.0), n)
