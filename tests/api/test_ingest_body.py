@@ -17,6 +17,7 @@ from tests.conftest import Keys
 from tests.model.strategies import event_contents as contents_strategy
 from tests.model.strategies import json_values
 from trailkeep.api import ingest_body
+from trailkeep.api.body import OFFLOAD_BYTES
 from trailkeep.api.ingest_body import STRUCTS, event_content, event_contents
 from trailkeep.api.routes.events import wants_minimal
 from trailkeep.api.schemas import Actor, BatchIn, EventIn, Signature, Source, Target
@@ -147,6 +148,28 @@ class TestAgreesWithPydantic:
     )
     def test_corners_where_msgspec_defers(self, body: bytes) -> None:
         assert event_contents(body, batch=False) == _referee(body, batch=False)
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            pytest.param(None, id="valid"),
+            pytest.param({"message": "no action"}, id="missing-action"),
+            pytest.param({"action": "a", "colour": 1}, id="unknown-field"),
+        ],
+    )
+    def test_large_batches_event_by_event(self, bad: dict[str, Any] | None) -> None:
+        """Past the offload size the events are decoded one by one, with the same result."""
+        event = {"action": "a", "metadata": {f"k{i}": None if i % 7 else i for i in range(200)}}
+        events: list[dict[str, Any]] = [event] * 150 + ([bad] if bad else [])
+        body = orjson.dumps({"events": events})
+        assert len(body) > OFFLOAD_BYTES
+        try:
+            got: list[dict[str, Any]] | str = event_contents(body, batch=True)
+        except RequestValidationError as exc:
+            got = repr(sorted(str(e["loc"]) for e in exc.errors()))
+        assert _keys_in_order(got) == _keys_in_order(_referee(body, batch=True))
+        if bad is None:
+            assert ingest_body._fast(body, batch=True) is not None
 
     def test_fast_path_taken_for_plain_bodies(self) -> None:
         body = b'{"events": [{"action": "a", "actor": {"id": "u", "name": null}}]}'

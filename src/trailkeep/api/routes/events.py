@@ -77,7 +77,6 @@ PreferHeader = Annotated[
     str | None,
     Header(
         alias="Prefer",
-        max_length=200,
         description="`return=minimal` (RFC 7240): answer with each event's `id`, `seq`, `hash`"
         " and `received_at` only, not the whole stored event.",
     ),
