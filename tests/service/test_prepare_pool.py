@@ -18,7 +18,7 @@ from trailkeep.api.services import Services
 from trailkeep.model.commitments import commitment, field_paths, leaf_prefix
 from trailkeep.model.pangea import pangea_leaf
 from trailkeep.service.events import Limits, prepare_all
-from trailkeep.service.prepare_pool import PreparePool
+from trailkeep.service.prepare_pool import PART, PreparePool
 from trailkeep.settings import Settings
 
 
@@ -90,6 +90,17 @@ class TestPreparePool:
             prepare_all(contents, Limits(), batch=True)
         assert type(pooled.value) is type(local.value)
         assert getattr(pooled.value, "code", None) == getattr(local.value, "code", None)
+
+    def test_parts_keep_order_and_name_the_batch_index(self, pool: PreparePool) -> None:
+        """A batch larger than one part comes back whole and in order; a refusal in a later
+        part names the event's index in the whole batch, and the first refusal wins."""
+        contents = _contents(PART * 2 + 30)
+        events = asyncio.run(pool.prepare(contents, batch=True))
+        assert [e.content["action"] for e in events] == [c["action"] for c in contents]
+        reserved = {"action": "key.create", "category": "system"}
+        late = [*contents[: PART + 7], reserved, *contents[PART + 7 :], reserved]
+        with pytest.raises(Exception, match=rf"^events\[{PART + 7}\]: action 'key.create'"):
+            asyncio.run(pool.prepare(late, batch=True))
 
     def test_needs_a_worker(self) -> None:
         with pytest.raises(ValueError, match="at least 1 worker"):

@@ -330,15 +330,22 @@ def prepare_client_event(
 
 
 def prepare_all(
-    contents: Sequence[dict[str, Any]], limits: Limits, *, batch: bool
+    contents: Sequence[dict[str, Any]], limits: Limits, *, batch: bool, first_index: int = 0
 ) -> list[NewEvent]:
-    """The events of one request, prepared in order (in-process or in a worker process)."""
+    """The events of one request, prepared in order (in-process or in a worker process).
+
+    Args:
+        first_index: the batch index of ``contents[0]`` (for a part of a batch), as errors
+            name it.
+    """
     # No getrandom() per event while preparing (see SaltPool): one for all the ids, one
     # (or a few) for all the salts.
     ids = new_event_ids(len(contents))
     pool = SaltPool(len(contents))
     return [
-        prepare_client_event(c, limits, index=i if batch else None, salt_pool=pool, event_id=ids[i])
+        prepare_client_event(
+            c, limits, index=first_index + i if batch else None, salt_pool=pool, event_id=ids[i]
+        )
         for i, c in enumerate(contents)
     ]
 

@@ -29,10 +29,12 @@ from trailkeep.model.event import NewEvent
 
 from .events import Limits, prepare_all
 
-__all__ = ["MIN_POOLED_EVENTS", "PreparePool"]
+__all__ = ["MIN_POOLED_EVENTS", "PART", "PreparePool"]
 
 #: Batches smaller than this are prepared in-process: the round trip costs more than it saves.
 MIN_POOLED_EVENTS = 32
+#: Events per part sent to a worker (parts run on every worker at once).
+PART = 100
 _DIGEST = 32
 
 _Packed: TypeAlias = tuple[
@@ -71,13 +73,20 @@ def _unpack(packed: _Packed) -> NewEvent:
     return NewEvent(event_id, received_at, content, body, salt_of, commit_of, prefix, pangea)
 
 
-def _prepare_packed(contents: Sequence[dict[str, Any]], batch: bool) -> list[_Packed] | _Refusal:
-    """In a worker: the batch prepared and packed, or the refusal to raise in the server."""
+def _prepare_packed(
+    contents: Sequence[dict[str, Any]], batch: bool, first_index: int
+) -> list[_Packed] | _Refusal:
+    """In a worker: a part of a batch prepared and packed, or the refusal to raise."""
     assert _limits is not None, "worker started without its limits"
     try:
-        return [_pack(e) for e in prepare_all(contents, _limits, batch=batch)]
+        events = prepare_all(contents, _limits, batch=batch, first_index=first_index)
     except TrailkeepError as exc:
         return (type(exc), exc.message, exc.code)
+    return [_pack(e) for e in events]
+
+
+def _unpack_all(packed: list[_Packed]) -> list[NewEvent]:
+    return [_unpack(p) for p in packed]
 
 
 class PreparePool:
@@ -102,17 +111,34 @@ class PreparePool:
         )
 
     async def prepare(self, contents: Sequence[dict[str, Any]], *, batch: bool) -> list[NewEvent]:
-        """The events of one request, prepared in a worker.
+        """The events of one request, prepared by the workers in parts of :data:`PART` events.
+
+        Parts keep every step the server's process takes short: each part's answer is
+        unpickled in one call holding the GIL, and unpacked on a worker thread, never on the
+        event loop (a full 8 MiB batch in one piece stalled it for seconds).
 
         Raises:
-            TrailkeepError: the same refusal the in-process path raises.
+            TrailkeepError: the same refusal the in-process path raises (the first event's).
         """
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._executor, _prepare_packed, list(contents), batch)
-        if isinstance(result, tuple):
-            cls, message, code = result
-            raise cls(message, code=code)
-        return [_unpack(p) for p in result]
+        items = list(contents)
+        parts = [
+            loop.run_in_executor(self._executor, _prepare_packed, items[at : at + PART], batch, at)
+            for at in range(0, len(items), PART)
+        ]
+        try:
+            results = [await part for part in parts]  # in order: the first refusal wins
+        finally:
+            for part in parts:
+                part.cancel()  # after a refusal, parts not yet started are not prepared
+        events: list[NewEvent] = []
+        for result in results:
+            if isinstance(result, tuple):
+                cls, message, code = result
+                raise cls(message, code=code)
+        for result in results:
+            events += await asyncio.to_thread(_unpack_all, result)  # type: ignore[arg-type]
+        return events
 
     def close(self) -> None:
         """Stop the workers (requests still being prepared finish first)."""
