@@ -36,6 +36,7 @@ class WorkerSpec:
             sockets) or ``"httpx"`` (``httpx.AsyncClient``, ~50x the client CPU).
         requests: the most requests this worker sends.
         seconds: the longest this worker sends for.
+        minimal: send ``Prefer: return=minimal`` (answers carry id, seq, hash, received_at).
     """
 
     kind: str
@@ -50,6 +51,7 @@ class WorkerSpec:
     concurrency: int = 1
     client: str = "raw"
     timestamps: str = "now"
+    minimal: bool = False
 
 
 @dataclass(slots=True)
@@ -119,7 +121,7 @@ def _batch_worker(spec: WorkerSpec, ready: Any, go: Any, results: Any) -> None:
 
     bodies = batch_bodies(spec.seed, spec.pool, spec.batch_size, spec.now, spec.timestamps)
     stamped = _stamper(spec)
-    headers = {"Authorization": f"Bearer {spec.token}", "Content-Type": "application/json"}
+    headers = _headers(spec)
     tally = _Tally()
     with httpx.Client(base_url=spec.url, headers=headers, timeout=120.0) as client:
         client.get("/healthz")
@@ -149,7 +151,7 @@ async def _single_httpx(spec: WorkerSpec, ready: Any, go: Any) -> dict[str, Any]
 
     bodies = _bodies_for(spec)
     stamped = _stamper(spec)
-    headers = {"Authorization": f"Bearer {spec.token}", "Content-Type": "application/json"}
+    headers = _headers(spec)
     limits = httpx.Limits(max_connections=spec.concurrency,
                           max_keepalive_connections=spec.concurrency)  # fmt: skip
     tally = _Tally()
@@ -222,11 +224,16 @@ class _RawConnection:
         self.reader = self.writer = None
 
 
-def _raw_request(host: str, path: str, token: str, body: bytes) -> bytes:
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
+def _headers(spec: WorkerSpec) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {spec.token}", "Content-Type": "application/json"}
+    if spec.minimal:
+        headers["Prefer"] = "return=minimal"
+    return headers
+
+
+def _raw_request(host: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{lines}Content-Length: {len(body)}\r\n\r\n"
     return head.encode() + body
 
 
@@ -236,7 +243,7 @@ async def _single_raw(spec: WorkerSpec, ready: Any, go: Any) -> dict[str, Any]:
 
     parts = urlsplit(spec.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    requests = [_raw_request(f"{host}:{port}", "/v1/events", spec.token, b)
+    requests = [_raw_request(f"{host}:{port}", "/v1/events", _headers(spec), b)
                 for b in _bodies_for(spec)]  # fmt: skip
     stamped = _stamper(spec)
     conns = [_RawConnection(host, port) for _ in range(spec.concurrency)]

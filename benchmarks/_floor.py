@@ -26,13 +26,17 @@ _ENV = "TRAILKEEP_BENCH_FLOOR"
 
 
 def find_floor(flag: str | None) -> Path | None:
-    """``--floor``, else ``$TRAILKEEP_BENCH_FLOOR``, else ``../shared/bench/floor.py``."""
+    """``--floor``, else ``$TRAILKEEP_BENCH_FLOOR``, else ``shared/bench/floor.py`` beside the
+    checkout or a directory above it."""
     if flag:
         return Path(flag)
     if os.environ.get(_ENV):
         return Path(os.environ[_ENV])
-    candidate = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "floor.py"
-    return candidate if candidate.exists() else None
+    for parent in Path(__file__).resolve().parents[1:]:  # a checkout, or a worktree deeper
+        candidate = parent / "shared" / "bench" / "floor.py"
+        if candidate.exists():
+            return candidate
+    return None
 
 
 def run_floor(path: Path, timeout: float = 600.0) -> tuple[dict[str, float], str]:

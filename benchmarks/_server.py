@@ -54,6 +54,25 @@ class Keys:
     reader: str
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant process of ``pid`` (from ``/proc/<pid>/task/*/children``)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+            found += children
+            todo += children
+    return found
+
+
 @dataclass(slots=True)
 class Server:
     """One server process over one database file in ``workdir``.
@@ -139,8 +158,15 @@ class Server:
         return False
 
     def cpu_seconds(self) -> float:
-        """User + system CPU the server process has used so far (all threads)."""
-        return _cpu_of(Path(f"/proc/{self.pid}/stat"))
+        """User + system CPU the server has used so far: its process (all threads) and every
+        live descendant (``TRAILKEEP_PREPARE_WORKERS``' processes, their fork server)."""
+        total = _cpu_of(Path(f"/proc/{self.pid}/stat"))
+        for child in _descendants(self.pid):
+            try:
+                total += _cpu_of(Path(f"/proc/{child}/stat"))
+            except (OSError, ValueError):
+                continue  # it ended while we looked
+        return total
 
     def thread_cpu_seconds(self) -> dict[int, float]:
         """CPU used so far by each live thread of the server, by thread id."""

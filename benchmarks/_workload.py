@@ -25,6 +25,8 @@ from typing import Any, Final
 
 import orjson
 
+from trailkeep.service.events import ADMIN_NAMESPACES
+
 __all__ = [
     "ACTIONS",
     "TIMESTAMP_MODES",
@@ -65,6 +67,14 @@ def stamp() -> bytes:
     return text.encode()
 
 
+def _category(action: str, drawn: str) -> str:
+    """``drawn``, unless it would make the event one of the server's own admin records
+    (category ``system`` with a ``tenant.*``, ``key.*``... action), which clients may not write."""
+    if drawn == "system" and action.split(".", 1)[0] in ADMIN_NAMESPACES:
+        return "security"
+    return drawn
+
+
 def _event(rng: random.Random, now: datetime, timestamps: str) -> dict[str, Any]:
     action = rng.choices([a for a, _ in ACTIONS], [w for _, w in ACTIONS])[0]
     user = rng.randrange(ACTORS)
@@ -74,7 +84,7 @@ def _event(rng: random.Random, now: datetime, timestamps: str) -> dict[str, Any]
     event: dict[str, Any] = {
         "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z",
         "action": action,
-        "category": rng.choice(_CATEGORIES),
+        "category": _category(action, rng.choice(_CATEGORIES)),
         "outcome": outcome,
         "actor": {"id": f"user-{user}", "type": "user", "email": f"user{user}@example.com"},
         "target": {"type": rng.choice(_TARGET_TYPES), "id": f"obj-{rng.randrange(50_000)}"},

@@ -10,7 +10,13 @@ errors, the server's memory at start and end, and latency percentiles.
 3. for ``--minutes``: writers send batches of ``--batch`` events paced to the rate; readers
    list and search events and ask for facets and proofs; one subscriber follows the stream;
 4. at the end: request errors by kind, RSS (VmRSS from /proc) at start and end, p50/p95/p99
-   per request kind, and whether the subscriber received every event written.
+   per request kind, and whether the subscriber received every event written;
+5. issue 18's soak targets, each MET or MISSED: no errors, every event streamed, flat RSS
+   (the end within 10% of the RSS after the first quarter, once caches are warm), and the
+   measured max rate against the batched target (0.15x the SQLite insert floor, which
+   ``shared/bench/floor.py`` measures first, in the same run; ``--no-floor`` skips it).
+
+Writers send ``Prefer: return=minimal``, as the SDK's BatchLogger does.
 """
 
 from __future__ import annotations
@@ -29,8 +35,14 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _floor import find_floor, run_floor
 from _queries import percentiles
 from _server import Keys, Server
+from _targets import TARGETS, floor_rate, verdict
+
+#: RSS may grow this much from the end of the first quarter to the end, and still be "flat".
+RSS_SLACK = 0.10
+_MINIMAL = {"Prefer": "return=minimal"}
 
 
 def rss_kib(pid: int) -> int:
@@ -92,7 +104,8 @@ def measure_max(url: str, keys: Keys, seconds: float = 5.0, batch: int = 100) ->
             base_url=url, headers={"Authorization": f"Bearer {keys.writer}"}, timeout=30
         ) as c:
             while time.monotonic() < deadline:
-                if c.post("/v1/events/batch", json=_batch(batch, "max", 0)).status_code == 201:
+                body = _batch(batch, "max", 0)
+                if c.post("/v1/events/batch", json=body, headers=_MINIMAL).status_code == 201:
                     with lock:
                         done += batch
 
@@ -115,9 +128,8 @@ def writer(
     ) as c:
         while not stop.is_set():
             i += 1
-            resp = stats.timed(
-                "ingest", c, "POST", "/v1/events/batch", json=_batch(batch, "run", i)
-            )
+            body = _batch(batch, "run", i)
+            resp = stats.timed("ingest", c, "POST", "/v1/events/batch", json=body, headers=_MINIMAL)
             if resp is not None and resp.status_code == 201:
                 with stats.lock:
                     stats.written += batch
@@ -188,14 +200,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20, help="events per ingest request")
     parser.add_argument("--writers", type=int, default=2)
     parser.add_argument("--readers", type=int, default=2)
+    parser.add_argument("--no-floor", action="store_true", help="skip the machine floor")
     args = parser.parse_args()
+    floor: dict[str, float] = {}
+    path = None if args.no_floor else find_floor(None)
+    if path is not None:
+        print(f"floor: running {path}")
+        floor, _ = run_floor(path)
 
     workdir = Path(tempfile.mkdtemp(prefix="trailkeep-soak-"))
     server = Server(workdir)
     try:
         keys = server.provision()
         server.start()
-        rate = args.rate or measure_max(server.url, keys) / 2
+        max_rate = None if args.rate else measure_max(server.url, keys)
+        rate = args.rate or (max_rate or 0.0) / 2
         print(
             f"soak: {args.minutes:g} min at {rate:.0f} events/s (batches of {args.batch}),"
             f" {args.readers} readers, 1 stream subscriber"
@@ -218,9 +237,13 @@ def main() -> None:
         ]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + args.minutes * 60
+        started = time.monotonic()
+        deadline = started + args.minutes * 60
+        rss_warm = None
         while time.monotonic() < deadline:
             time.sleep(min(30.0, max(0.0, deadline - time.monotonic())))
+            if rss_warm is None and time.monotonic() - started >= args.minutes * 15:
+                rss_warm = rss_kib(server.pid)  # a quarter of the way: caches are warm
             print(
                 f"  {stats.written} written, {stats.streamed} streamed,"
                 f" RSS {rss_kib(server.pid) / 1024:.1f} MiB, errors {sum(stats.errors.values())}"
@@ -249,6 +272,29 @@ def main() -> None:
             f"  {kind:8} n={len(values):6}  p50 {ms['p50']:7.1f} ms  p95 {ms['p95']:7.1f} ms"
             f"  p99 {ms['p99']:7.1f} ms"
         )
+    _targets(stats, rss_warm or rss_start, rss_end, max_rate, floor_rate(floor))
+
+
+def _targets(
+    stats: Stats, rss_warm: int, rss_end: int, max_rate: float | None, base: float | None
+) -> None:
+    """Issue 18's soak targets, MET or MISSED."""
+    errors = sum(stats.errors.values())
+    growth = (rss_end - rss_warm) / rss_warm if rss_warm else 0.0
+    rows = [
+        ("no request errors", f"{errors}", "MET" if errors == 0 else "MISSED"),
+        ("every event streamed", f"{stats.streamed}/{stats.written}",
+         "MET" if stats.streamed >= stats.written else "MISSED"),
+        ("flat RSS (end vs first quarter)", f"{growth:+.1%}",
+         "MET" if growth <= RSS_SLACK else "MISSED"),
+    ]  # fmt: skip
+    target = TARGETS["batched_ratio"]
+    ratio = max_rate / base if max_rate is not None and base else None
+    shown = "n/a" if ratio is None else f"{max_rate:,.0f} events/s = {ratio:.3f}x of {base:,.0f}/s"
+    rows.append((f"max rate: {target.name} {target.text()}", shown, verdict(target, ratio)))
+    print("\ntargets (issue 18):")
+    for name, value, status in rows:
+        print(f"  {name:58s} {value:>36s}  {status}")
 
 
 if __name__ == "__main__":

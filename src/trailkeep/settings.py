@@ -99,6 +99,14 @@ class Settings(BaseSettings):
         description="Seconds one event read (list, search, count, facets, a dialect's page)"
         " may run before it stops with 503 QUERY_TIMEOUT.",
     )
+    prepare_workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Worker processes that prepare ingest batches of 32 or more events"
+        " (normalization, salts, commitments, leaf inputs) beside the server's process;"
+        " 0 prepares them in-process.",
+    )
     max_heavy_reads: int = Field(
         2,
         ge=1,

@@ -11,6 +11,8 @@ from tests.conftest import Keys
 from trailkeep.api.app import create_app
 from trailkeep.api.services import Services
 from trailkeep.errors import ValidationFailedError
+from trailkeep.model.timeparse import format_time, parse_time
+from trailkeep.service import events as events_module
 from trailkeep.service.events import Limits, prepare_event
 from trailkeep.settings import Settings
 
@@ -130,3 +132,29 @@ class TestPrepareEvent:
             {"action": "a", "timestamp": "9999-12-31"}, Limits(max_future_skew=1e15)
         )
         assert event.content["timestamp"] == "9999-12-31T00:00:00.000000Z"
+
+    @pytest.mark.parametrize(
+        ("timestamp", "accepted"),
+        [
+            pytest.param("2026-01-01T00:00:00.999999Z", True, id="second-before-the-bound"),
+            pytest.param("2026-01-01T00:00:01.400000Z", True, id="in-the-bound's-second"),
+            pytest.param("2026-01-01T00:00:01.500000Z", True, id="at-the-bound"),
+            pytest.param("2026-01-01T00:00:01.500001Z", False, id="just-past-the-bound"),
+            pytest.param("2026-01-01T00:00:02Z", False, id="second-after-the-bound"),
+        ],
+    )
+    def test_bound_exact_on_the_fast_path(
+        self, monkeypatch: pytest.MonkeyPatch, timestamp: str, accepted: bool
+    ) -> None:
+        """The common ``...Z`` form is checked without a datetime, to the microsecond."""
+        now_ns = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) * 10**9 + 500_000_000
+        monkeypatch.setattr(events_module, "_now_ns", lambda: now_ns)
+        limits = Limits(max_future_skew=1.0)
+        if accepted:
+            event = prepare_event({"action": "a", "timestamp": timestamp}, limits)
+            expected = parse_time(timestamp)
+            assert expected is not None
+            assert event.content["timestamp"] == format_time(expected)
+        else:
+            with pytest.raises(ValidationFailedError, match="more than 1 s ahead"):
+                prepare_event({"action": "a", "timestamp": timestamp}, limits)

@@ -86,6 +86,30 @@ class TestDelivery:
         assert sorted(e["action"] for e in events) == sorted(f"e{i}" for i in range(12))
         assert len({e["idempotency_key"] for e in events}) == 12
 
+    def test_asks_for_minimal_answers(self, sync_transport: SyncASGITransport, acme: Keys) -> None:
+        """The logger keeps nothing of the stored events, so it asks not to be sent them."""
+        answers: list[tuple[str | None, dict[str, Any]]] = []
+
+        class Record(httpx.BaseTransport):
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                response = sync_transport.handle_request(request)
+                if request.url.path == BATCH:
+                    response.read()
+                    answers.append((request.headers.get("Prefer"), response.json()))
+                return response
+
+        with (
+            Client(BASE_URL, token=acme.writer, transport=Record()) as tk,
+            tk.batch_logger(batch_size=2, flush_interval=60) as logger,
+        ):
+            logger.log(action="a")
+            logger.log(action="b")
+        assert logger.sent == 2
+        ((prefer, answer),) = answers
+        assert prefer == "return=minimal"
+        assert [set(e) for e in answer["events"]] == [{"id", "seq", "hash", "received_at"}] * 2
+        assert [e["action"] for e in stored_events(sync_transport, acme)] == ["a", "b"]
+
     def test_by_size_then_on_flush(self, sync_transport: SyncASGITransport, acme: Keys) -> None:
         with (
             Client(BASE_URL, token=acme.writer, transport=sync_transport) as tk,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.model.strategies import aware_datetimes, time_texts
 
 from trailkeep.errors import TimeParseError
-from trailkeep.model.timeparse import ACCEPTED_FORMS, format_time, parse_time, utcnow
+from trailkeep.model.timeparse import ACCEPTED_FORMS, format_time, parse_time, utc_text, utcnow
 
 NOW = datetime(2026, 11, 23, 10, 0, 5, 123456, tzinfo=UTC)
 TODAY = datetime(2026, 11, 23, tzinfo=UTC)
@@ -336,3 +337,62 @@ class TestUtcnow:
         now = utcnow()
         assert now.tzinfo is UTC
         assert abs(now - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def _near(base: datetime, swap: tuple[int, str] | None, fraction: str, end: str) -> str:
+    """``base`` in the ``...Z`` form, one field maybe swapped for an edge value."""
+    fields = [f"{base.year:04d}", f"{base.month:02d}", f"{base.day:02d}", "T"]
+    fields += [f"{base.hour:02d}", f"{base.minute:02d}", f"{base.second:02d}"]
+    if swap is not None:
+        fields[swap[0]] = swap[1]
+    y, mo, d, t, h, mi, sec = fields
+    return f"{y}-{mo}-{d}{t}{h}:{mi}:{sec}{fraction}{end}"
+
+
+_edges = st.sampled_from(
+    [
+        *[(0, "0000"), (1, "00"), (1, "13"), (1, "1"), (2, "00"), (2, "29"), (2, "30")],
+        *[(2, "31"), (2, "32"), (3, "t"), (3, " "), (4, "24"), (4, "9"), (5, "60"), (6, "60")],
+    ]
+)
+#: The ``YYYY-MM-DDTHH:MM:SS[.F]Z`` form, often with one field at an edge (a day the month
+#: lacks, a leap second, hour 24, lower case, 10 fraction digits, another ending).
+_near_utc_z = st.builds(
+    _near,
+    st.datetimes(),
+    st.none() | _edges,
+    st.just("") | st.text(st.sampled_from("0123456789"), max_size=10).map(lambda f: "." + f),
+    st.sampled_from(["Z", "Z", "Z", "z", "", "+00:00", " "]),
+)
+
+
+class TestUtcText:
+    """The fast path for the common form gives what ``parse_time`` and ``format_time`` give,
+    or declines; it never accepts text ``parse_time`` refuses."""
+
+    @settings(max_examples=500)
+    @given(_near_utc_z | _near_utc_z | time_texts | aware_datetimes.map(format_time))
+    def test_same_as_parse_then_format(self, text: str) -> None:
+        fast = utc_text(text)
+        if fast is None:
+            return
+        assert fast == format_time(parse_time(text))  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            pytest.param("2026-11-23T10:00:05Z", "2026-11-23T10:00:05.000000Z", id="no-fraction"),
+            pytest.param("2026-11-23T10:00:05.1Z", "2026-11-23T10:00:05.100000Z", id="one-digit"),
+            pytest.param(
+                "2024-02-29T23:59:59.123456789Z", "2024-02-29T23:59:59.123456Z", id="nine-digits"
+            ),
+            pytest.param("2026-02-29T10:00:05Z", None, id="no-such-day"),
+            pytest.param("2026-11-23T10:00:60Z", None, id="leap-second"),
+            pytest.param("2026-11-23t10:00:05z", None, id="lower-case"),
+            pytest.param("2026-11-23T10:00:05+00:00", None, id="offset"),
+            pytest.param("0000-01-01T00:00:00Z", None, id="year-zero"),
+            pytest.param(" 2026-11-23T10:00:05Z", None, id="space"),
+        ],
+    )
+    def test_cases(self, text: str, expected: str | None) -> None:
+        assert utc_text(text) == expected

@@ -15,11 +15,13 @@ __all__ = [
     "Actor",
     "BatchIn",
     "BatchOut",
+    "BatchRefOut",
     "ErrorBody",
     "ErrorOut",
     "EventIn",
     "EventOut",
     "EventPage",
+    "EventRef",
     "FacetsOut",
     "IssuedKeyOut",
     "KeyIn",
@@ -127,6 +129,19 @@ class EventOut(BaseModel):
 
 class BatchOut(BaseModel):
     events: list[EventOut]
+
+
+class EventRef(BaseModel):
+    """Where a stored event landed: the answer to `Prefer: return=minimal`."""
+
+    id: str
+    seq: int
+    hash: str | None = Field(description="Merkle leaf hash, hex.")
+    received_at: str
+
+
+class BatchRefOut(BaseModel):
+    events: list[EventRef]
 
 
 class EventPage(BaseModel):

@@ -9,6 +9,7 @@ from trailkeep.service.auth import Authenticator
 from trailkeep.service.events import EventService, Limits
 from trailkeep.service.exports import ExportService
 from trailkeep.service.log import Checkpointer, LogService
+from trailkeep.service.prepare_pool import PreparePool
 from trailkeep.service.reads import ReadGate
 from trailkeep.service.redaction import RedactionService
 from trailkeep.service.retention import (
@@ -46,6 +47,8 @@ class Services:
     retention: RetentionService
     #: The background retention pass (None when ``prune_interval`` is 0).
     retention_task: RetentionTask | None
+    #: Worker processes preparing large batches (None when ``prepare_workers`` is 0).
+    prepare_pool: PreparePool | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -93,10 +96,13 @@ class Services:
         task = (
             RetentionTask(retention, settings.prune_interval) if settings.prune_interval else None
         )
+        events = NotifyingEventService(store, limits, notifier, gate=gate)
+        pool = PreparePool(settings.prepare_workers, limits) if settings.prepare_workers else None
+        events.prepare_pool = pool  # its processes start with the first large batch
         return cls(
             settings=settings,
             store=store,
-            events=NotifyingEventService(store, limits, notifier, gate=gate),
+            events=events,
             tenants=TenantService(store),
             admin=Administration(store),
             auth=Authenticator(store),
@@ -107,6 +113,7 @@ class Services:
             exports=ExportService(store, log, link_ttl=settings.export_link_ttl),
             retention=retention,
             retention_task=task,
+            prepare_pool=pool,
         )
 
     def start(self) -> None:
@@ -116,6 +123,8 @@ class Services:
             self.retention_task.start()
 
     def close(self) -> None:
+        if self.prepare_pool is not None:
+            self.prepare_pool.close()
         if self.retention_task is not None:
             self.retention_task.stop()
         self.retention.stop()

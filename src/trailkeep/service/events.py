@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import orjson
 
@@ -24,7 +25,7 @@ from trailkeep.model.event import OBJECT_FIELDS, NewEvent, StoredEvent
 from trailkeep.model.ids import new_event_id, new_event_ids
 from trailkeep.model.pangea import pangea_leaf
 from trailkeep.model.signing import SignatureMismatchError, verify_signature
-from trailkeep.model.timeparse import format_time, parse_time
+from trailkeep.model.timeparse import format_time, parse_time, utc_text
 from trailkeep.query.ast import Node
 from trailkeep.query.facets import FacetCounts
 from trailkeep.query.filters import EventQuery, Sort, conjoin, filter_node
@@ -44,6 +45,8 @@ __all__ = [
     "is_reserved",
     "normalize_event",
     "one_at_a_time",
+    "prepare_all",
+    "prepare_client_event",
     "prepare_event",
 ]
 
@@ -118,9 +121,46 @@ class ListResult:
 _now_ns = time.time_ns
 
 
+class _SecondText:
+    """``YYYY-MM-DDTHH:MM:SS`` of a time in ns, remembering the last second it wrote.
+
+    The events of a batch (and of a busy second) share their second, and ``gmtime`` +
+    ``strftime`` cost more than the rest of the formatting. One entry, replaced whole, so a
+    thread never reads half of it.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[int, str] = (-1, "")
+
+    def __call__(self, secs: int) -> str:
+        cached, text = self._last
+        if secs != cached:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+            self._last = (secs, text)
+        return text
+
+
+_received_second = _SecondText()
+_latest_second = _SecondText()
+
+
 def _format_ns(ns: int) -> str:
     secs, rem = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rem // 1000:06d}Z"
+    return f"{_received_second(secs)}.{rem // 1000:06d}Z"
+
+
+def _surely_not_too_late(text: str, now_ns: int, limits: Limits) -> bool:
+    """Whether a fixed-width ``text`` lies before the second of the latest time accepted.
+
+    Fixed-width text orders as time does. ``False`` means "not sure": the exact check decides.
+    """
+    try:
+        latest = _latest_second(now_ns // 1_000_000_000 + math.floor(limits.max_future_skew))
+    except (OverflowError, OSError, ValueError):  # past what gmtime can write
+        return False
+    return text < latest
 
 
 def _skew_text(seconds: float) -> str:
@@ -179,6 +219,9 @@ def _check_signature(content: dict[str, Any], where: str) -> None:
 
 def _timestamp(raw: Any, where: str, now_ns: int, limits: Limits) -> str:
     """The event's ``timestamp`` in the fixed-width form; refused if too far in the future."""
+    fast = utc_text(raw) if isinstance(raw, str) else None
+    if fast is not None and _surely_not_too_late(fast, now_ns, limits):
+        return fast  # the common case, without a datetime
     parsed = parse_time(str(raw), param=f"{where}.timestamp")
     if parsed is None:
         return _format_ns(now_ns)
@@ -262,8 +305,63 @@ def prepare_event(
     return NewEvent(event_id, received_at, content, body, salts, commitments, prefix, second)
 
 
+def prepare_client_event(
+    content: dict[str, Any],
+    limits: Limits,
+    *,
+    index: int | None = None,
+    salt_pool: SaltPool | None = None,
+    event_id: str | None = None,
+) -> NewEvent:
+    """:func:`prepare_event` for an event a client sent: the server's own shapes refused.
+
+    Raises:
+        ValidationFailedError: the event has the shape of an admin record (:func:`is_reserved`).
+    """
+    if is_reserved(content):
+        where = "event" if index is None else f"events[{index}]"
+        raise ValidationFailedError(
+            f"{where}: action {content['action']!r} in category 'system' is reserved for"
+            " the records the server writes of administrative acts (tenant.*, key.*,"
+            " retention.*, legal_hold.*, export.*, event.*, log.*); use another category"
+            " or action"
+        )
+    return prepare_event(content, limits, index=index, salt_pool=salt_pool, event_id=event_id)
+
+
+def prepare_all(
+    contents: Sequence[dict[str, Any]], limits: Limits, *, batch: bool, first_index: int = 0
+) -> list[NewEvent]:
+    """The events of one request, prepared in order (in-process or in a worker process).
+
+    Args:
+        first_index: the batch index of ``contents[0]`` (for a part of a batch), as errors
+            name it.
+    """
+    # No getrandom() per event while preparing (see SaltPool): one for all the ids, one
+    # (or a few) for all the salts.
+    ids = new_event_ids(len(contents))
+    pool = SaltPool(len(contents))
+    return [
+        prepare_client_event(
+            c, limits, index=first_index + i if batch else None, salt_pool=pool, event_id=ids[i]
+        )
+        for i, c in enumerate(contents)
+    ]
+
+
 _Events: TypeAlias = list[StoredEvent]  # ``list`` is also a method name of the class below
 _Counts: TypeAlias = list[tuple[object, int]]
+
+
+class PoolLike(Protocol):
+    """What ingest needs of a prepare pool (``service.prepare_pool.PreparePool``)."""
+
+    min_events: int
+
+    async def prepare(
+        self, contents: Sequence[dict[str, Any]], *, batch: bool
+    ) -> list[NewEvent]: ...
 
 
 def one_at_a_time(fn: Callable[..., T], *args: Any) -> T:
@@ -286,6 +384,8 @@ class EventService:
         self._store = store
         self._limits = limits
         self._gate = gate if gate is not None else ReadGate(wait=store.query_timeout)
+        #: Worker processes for large batches (``TRAILKEEP_PREPARE_WORKERS``); None: in-process.
+        self.prepare_pool: PoolLike | None = None
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -297,20 +397,8 @@ class EventService:
         salt_pool: SaltPool | None = None,
         event_id: str | None = None,
     ) -> NewEvent:
-        if is_reserved(content):
-            where = "event" if index is None else f"events[{index}]"
-            raise ValidationFailedError(
-                f"{where}: action {content['action']!r} in category 'system' is reserved for"
-                " the records the server writes of administrative acts (tenant.*, key.*,"
-                " retention.*, legal_hold.*, export.*, event.*, log.*); use another category"
-                " or action"
-            )
-        return prepare_event(
-            content,
-            self._limits,
-            index=index,
-            salt_pool=salt_pool,
-            event_id=event_id,
+        return prepare_client_event(
+            content, self._limits, index=index, salt_pool=salt_pool, event_id=event_id
         )
 
     async def ingest(
@@ -323,7 +411,11 @@ class EventService:
             )
         if batch and not contents:
             raise ValidationFailedError("events: a batch needs at least one event")
-        if len(contents) > OFFLOAD_EVENTS:
+        pool = self.prepare_pool
+        if pool is not None and len(contents) >= pool.min_events:
+            # The other core prepares; this process only unpacks what comes back.
+            events = await pool.prepare(contents, batch=batch)
+        elif len(contents) > OFFLOAD_EVENTS:
             # Seconds of CPU for a full batch: on the event loop it would stall every other
             # request (health checks included) meanwhile.
             events = await asyncio.to_thread(one_at_a_time, self._prepare_all, contents, batch)
@@ -332,14 +424,7 @@ class EventService:
         return await asyncio.wrap_future(self._store.append(tenant_id, events))
 
     def _prepare_all(self, contents: Sequence[dict[str, Any]], batch: bool) -> list[NewEvent]:
-        # No getrandom() per event while preparing (see SaltPool): one for all the ids, one
-        # (or a few) for all the salts.
-        ids = new_event_ids(len(contents))
-        pool = SaltPool(len(contents))
-        return [
-            self.prepare(c, index=i if batch else None, salt_pool=pool, event_id=ids[i])
-            for i, c in enumerate(contents)
-        ]
+        return prepare_all(contents, self._limits, batch=batch)
 
     # -- reads -----------------------------------------------------------------------------
 

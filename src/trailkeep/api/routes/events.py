@@ -12,12 +12,23 @@ from starlette.responses import Response
 from trailkeep.query.filters import Sort
 from trailkeep.storage.base import Appended
 
-from ..body import body_schema, json_body, off_loop_if_large, validate_body
+from ..body import body_schema, json_body, off_loop_if_large
 from ..deps import EventsDep, ReadTenant, WriteTenant
+from ..ingest_body import event_content, event_contents
 from ..params import KNOWN_PARAMS_ONLY, SelectionDep
-from ..schemas import BatchIn, BatchOut, ErrorOut, EventIn, EventOut, EventPage, FacetsOut
+from ..schemas import (
+    BatchIn,
+    BatchOut,
+    BatchRefOut,
+    ErrorOut,
+    EventIn,
+    EventOut,
+    EventPage,
+    EventRef,
+    FacetsOut,
+)
 
-__all__ = ["facets_router", "router"]
+__all__ = ["event_content", "facets_router", "router"]
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 facets_router = APIRouter()
@@ -30,7 +41,6 @@ SearchParam = Annotated[
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)
 }
-_OBJECTS = ("actor", "target", "source", "metadata")
 _EVENT_BODY = body_schema(EventIn)
 _BATCH_BODY = body_schema(BatchIn)
 
@@ -63,24 +73,40 @@ def _bucket_start(prefix: str) -> str:
     return prefix + _EPOCH_TAIL[len(prefix) :]
 
 
-def event_content(event: EventIn) -> dict[str, Any]:
-    """The client's fields with nulls removed at the levels that are committed one by one."""
-    content = {k: v for k, v in event.model_dump().items() if v is not None}
-    for name in _OBJECTS:
-        if name in content:
-            content[name] = {k: v for k, v in content[name].items() if v is not None}
-    return content
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        alias="Prefer",
+        description="`return=minimal` (RFC 7240): answer with each event's `id`, `seq`, `hash`"
+        " and `received_at` only, not the whole stored event.",
+    ),
+]
+_MINIMAL = "return=minimal"
+_APPLIED = {"Preference-Applied": _MINIMAL}
 
 
-def event_contents(body: bytes, *, batch: bool) -> list[dict[str, Any]]:
-    """The events of a ``POST /v1/events`` (one) or ``/v1/events/batch`` body, as contents.
+def wants_minimal(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header (RFC 7240: comma-separated, each ``token[=value]`` with
+    optional ``;`` parameters, tokens case-insensitive) asks for ``return=minimal``."""
+    if not prefer:
+        return False
+    for preference in prefer.split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
+            return True
+    return False
 
-    Raises:
-        RequestValidationError: not JSON, or not an ``EventIn`` / ``BatchIn``.
-    """
-    if batch:
-        return [event_content(e) for e in validate_body(body, BatchIn).events]
-    return [event_content(validate_body(body, EventIn))]
+
+def _ref(appended: Appended) -> dict[str, Any]:
+    """What a ``return=minimal`` answer says of one event (no stored content re-serialized)."""
+    event = appended.event
+    leaf = event.leaf_hash
+    return {
+        "id": event.id,
+        "seq": event.seq,
+        "hash": None if leaf is None else leaf.hex(),
+        "received_at": event.received_at,
+    }
 
 
 def _wire(appended: list[Appended]) -> bytes:
@@ -88,13 +114,18 @@ def _wire(appended: list[Appended]) -> bytes:
 
 
 @router.post(
-    "", status_code=201, response_model=EventOut, responses=_ERRORS, openapi_extra=_EVENT_BODY
+    "",
+    status_code=201,
+    response_model=EventOut | EventRef,
+    responses=_ERRORS,
+    openapi_extra=_EVENT_BODY,
 )
 async def create_event(
     request: Request,
     tenant: WriteTenant,
     events: EventsDep,
     idempotency_key: IdempotencyHeader = None,
+    prefer: PreferHeader = None,
 ) -> Response:
     """Record one event; answered once it is durable."""
     body = await json_body(request)  # not declared: a large body is parsed off the loop
@@ -103,14 +134,16 @@ async def create_event(
         content["idempotency_key"] = idempotency_key
     (appended,) = await events.ingest(tenant, [content], batch=False)
     _count_ingested(request, 0 if appended.replayed else 1)
-    headers = {"Idempotent-Replayed": "true"} if appended.replayed else None
+    headers = {"Idempotent-Replayed": "true"} if appended.replayed else {}
+    if wants_minimal(prefer):
+        return json_response(_ref(appended), 201, {**headers, **_APPLIED})
     return json_response(appended.event.to_wire(), 201, headers)
 
 
 @router.post(
     "/batch",
     status_code=201,
-    response_model=BatchOut,
+    response_model=BatchOut | BatchRefOut,
     responses=_ERRORS,
     openapi_extra=_BATCH_BODY,
 )
@@ -119,6 +152,7 @@ async def create_events(
     tenant: WriteTenant,
     events: EventsDep,
     idempotency_key: IdempotencyHeader = None,
+    prefer: PreferHeader = None,
 ) -> Response:
     """Record up to 1,000 events, all or nothing; a validation failure names the index."""
     body = await json_body(request)  # not declared: a large body is parsed off the loop
@@ -128,6 +162,9 @@ async def create_events(
             content.setdefault("idempotency_key", f"{idempotency_key}:{i}")
     appended = await events.ingest(tenant, contents, batch=True)
     _count_ingested(request, sum(1 for a in appended if not a.replayed))
+    if wants_minimal(prefer):
+        refs = orjson.dumps({"events": [_ref(a) for a in appended]})
+        return Response(refs, 201, _APPLIED, media_type="application/json")
     payload = await off_loop_if_large(len(body), _wire, appended)
     return Response(payload, 201, media_type="application/json")
 
