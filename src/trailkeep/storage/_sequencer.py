@@ -26,7 +26,7 @@ It is pure logic: no SQL, no connection, no clock. The rules it holds:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from trailkeep.errors import NotFoundError
 from trailkeep.model.event import NewEvent, StoredEvent
@@ -69,12 +69,12 @@ class Plan:
     results: list[Appended]
     #: The new events: ``(index in the job's events, seq)``, seqs consecutive from
     #: ``head.size``.
-    fresh: list[tuple[int, int]] = field(default_factory=list)
+    fresh: list[tuple[int, int]]
     #: Each tree's rows: the leaves (level 0, idx = seq), then the completed interior nodes.
-    nodes: NodeRows = field(default_factory=list)
-    pangea_nodes: NodeRows = field(default_factory=list)
+    nodes: NodeRows
+    pangea_nodes: NodeRows
     #: Keys (as stored) this job's new events claim.
-    claimed: dict[str, StoredEvent] = field(default_factory=dict)
+    claimed: dict[str, StoredEvent]
 
 
 class GroupSequencer:
@@ -136,58 +136,53 @@ class GroupSequencer:
         (at least those ``lookup_keys`` named; extra entries are harmless).
         """
         head = self.head(tenant_id)
+        size = head.size
         stored_key = self._stored_key
         claimed = self._claimed.get(tenant_id, {})
+        leaf_fn = self._leaf_function
+        results: list[Appended] = []
         fresh: list[tuple[int, int]] = []
-        # Each event's answer: a stored event it replays, or the index of the event of this
-        # job it is (itself when new, the first with its key when a replay of the job's own).
-        answer: list[StoredEvent | int] = []
-        first: dict[str, StoredEvent | int] = {}  # each key's answer in this job
+        leaves: list[bytes] = []
+        second: list[bytes] = []
+        mine: dict[str, StoredEvent] = {}  # each key's event, for this job
+        new_keys: dict[str, StoredEvent] = {}
         for i, event in enumerate(events):
             key = event.idempotency_key
             if key is not None:
                 key = stored_key(key)
-                known = first.get(key)
-                if known is None:
-                    known = claimed.get(key) or stored.get(key)
-                if known is not None:
-                    first[key] = known
-                    answer.append(known)
+                prior = mine.get(key) or claimed.get(key) or stored.get(key)
+                if prior is not None:
+                    mine[key] = prior
+                    results.append(Appended(prior, replayed=True))
                     continue
-                first[key] = i
-            fresh.append((i, head.size + len(fresh)))
-            answer.append(i)
-        plan = Plan(tenant_id, head, head, [])
-        if fresh:
-            self._check_append(tenant_id, head)
-        new: dict[int, StoredEvent] = {}
-        leaf_fn = self._leaf_function
-        if leaf_fn is None:
-            for i, seq in fresh:
-                e = events[i]
-                new[i] = StoredEvent(tenant_id, seq, e.id, e.received_at, e.content, None)
-            plan.new_head = head.grown_without_tree(len(fresh))
-        elif fresh:
-            leaves: list[bytes] = []
-            second: list[bytes] = []
-            for i, seq in fresh:
-                e = events[i]
-                leaf = leaf_fn(tenant_id, seq, e)
+            seq = size + len(fresh)
+            fresh.append((i, seq))
+            leaf = None
+            if leaf_fn is not None:
+                leaf = leaf_fn(tenant_id, seq, event)
                 leaves.append(leaf)
-                second.append(event_pangea_leaf(e))
-                new[i] = StoredEvent(tenant_id, seq, e.id, e.received_at, e.content, leaf)
-            plan.new_head, nodes, second_nodes = append_leaves(head, leaves, second)
-            plan.nodes = leaf_rows(tenant_id, head.size, leaves, nodes)
-            plan.pangea_nodes = leaf_rows(tenant_id, head.size, second, second_nodes)
-        plan.fresh = fresh
-        plan.results = [
-            Appended(a, replayed=True)
-            if isinstance(a, StoredEvent)
-            else Appended(new[a], replayed=a != i)
-            for i, a in enumerate(answer)
-        ]
-        plan.claimed = {k: new[a] for k, a in first.items() if isinstance(a, int)}
-        return plan
+                second.append(event_pangea_leaf(event))
+            new = StoredEvent(tenant_id, seq, event.id, event.received_at, event.content, leaf)
+            if key is not None:
+                mine[key] = new_keys[key] = new
+            results.append(Appended(new, replayed=False))
+        if not fresh:
+            return Plan(tenant_id, head, head, results, fresh, [], [], new_keys)
+        self._check_append(tenant_id, head)
+        if leaf_fn is None:
+            grown = head.grown_without_tree(len(fresh))
+            return Plan(tenant_id, head, grown, results, fresh, [], [], new_keys)
+        grown, nodes, second_nodes = append_leaves(head, leaves, second)
+        return Plan(
+            tenant_id,
+            head,
+            grown,
+            results,
+            fresh,
+            leaf_rows(tenant_id, size, leaves, nodes),
+            leaf_rows(tenant_id, size, second, second_nodes),
+            new_keys,
+        )
 
     def accept(self, plan: Plan) -> None:
         """The plan's writes succeeded: move the head and remember the keys it claimed."""
