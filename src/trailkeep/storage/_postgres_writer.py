@@ -7,10 +7,11 @@ database may have appended since. Holding those row locks until ``COMMIT`` is wh
 tenant's sequencing across processes, so two processes can never fork a tree; the primary key
 ``(tenant_id, seq)`` would refuse a fork even if they tried.
 
-The fast path sequences every job of the group in memory, then writes all their events and
-tree nodes with one ``COPY`` each. If any job fails there, the transaction is rolled back and
-the group is redone with a ``SAVEPOINT`` per job, so that a failing job fails alone, as in the
-SQLite backend. Futures are resolved only after the server has answered ``COMMIT``.
+The fast path sequences every job of the group in memory (``storage._sequencer``, shared with
+the SQLite writer), then writes all their events and tree nodes with one ``COPY`` each. If any
+job fails there, the transaction is rolled back and the group is redone with a ``SAVEPOINT`` per
+job, so that a failing job fails alone, as in the SQLite backend. Futures are resolved only
+after the server has answered ``COMMIT``.
 
 Round trips are few on purpose (``BEGIN``, the locks and the idempotency lookups go in one
 pipeline; the head updates and ``COMMIT`` in another): each wait on the socket hands the GIL to
@@ -32,20 +33,15 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
-from trailkeep.errors import NotFoundError, StorageError, TrailkeepError, UnavailableError
+from trailkeep.errors import StorageError, TrailkeepError, UnavailableError
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.query.fulltext import search_document
 from trailkeep.storage._groups import take_group
 from trailkeep.storage._postgres_common import EVENT_FIELDS, log, pg_row, pg_text, translate
+from trailkeep.storage._sequencer import GroupSequencer, NodeRows, Plan, wanted_keys
 from trailkeep.storage.base import Appended
 from trailkeep.storage.rows import EVENT_COLUMNS, event_row
-from trailkeep.storage.tree import (
-    LeafFunction,
-    TreeHead,
-    append_leaves,
-    event_pangea_leaf,
-    leaf_rows,
-)
+from trailkeep.storage.tree import LeafFunction, TreeHead
 
 __all__ = ["COPY_AT_LEAST", "MAX_GROUP_EVENTS", "AppendJob", "Connection", "GroupWriter"]
 
@@ -101,13 +97,21 @@ class AppendJob:
 
 @dataclass(slots=True)
 class _Pending:
-    """Rows waiting for ``COPY``, and the idempotency keys they carry."""
+    """Rows waiting for ``COPY`` (or for the ``COMMIT``'s pipeline)."""
 
     events: list[Sequence[Any]] = field(default_factory=list)
-    nodes: list[tuple[str, int, int, bytes]] = field(default_factory=list)
+    nodes: NodeRows = field(default_factory=list)
     #: Pangea's tree's rows (``pangea_tree_nodes``), appended with ``nodes``.
-    pangea_nodes: list[tuple[str, int, int, bytes]] = field(default_factory=list)
-    keys: dict[tuple[str, str], StoredEvent] = field(default_factory=dict)
+    pangea_nodes: NodeRows = field(default_factory=list)
+
+    def add(self, job: AppendJob, plan: Plan) -> None:
+        """A job's sequenced rows: its templates with their ``seq``, both trees' nodes."""
+        for i, seq in plan.fresh:
+            row = list(job.rows[i])
+            row[_SEQ] = seq
+            self.events.append(row)
+        self.nodes.extend(plan.nodes)
+        self.pangea_nodes.extend(plan.pangea_nodes)
 
 
 class _Isolate(Exception):
@@ -256,14 +260,14 @@ class GroupWriter:
         conn = self._connection()
         try:
             heads, known = _begin(conn, jobs, find_keys=not isolate)
-            start = dict(heads)
+            sequencer = GroupSequencer(heads, self._leaf_function, self._check_append, pg_text)
             late = _Pending()  # a small group's rows, sent with the COMMIT
             if isolate:
-                results = [self._isolated(conn, job, heads) for job in jobs]
+                results = [self._isolated(conn, job, sequencer) for job in jobs]
             else:
-                results = self._together(conn, jobs, heads, known, late)
+                results = self._together(conn, jobs, sequencer, known, late)
             try:
-                _finish(conn, heads, start, late)
+                _finish(conn, sequencer.changed_heads(), late)
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:
@@ -279,8 +283,8 @@ class GroupWriter:
         self,
         conn: Connection,
         jobs: list[AppendJob],
-        heads: dict[str, TreeHead],
-        known: dict[tuple[str, str], StoredEvent],
+        sequencer: GroupSequencer,
+        known: dict[str, dict[str, StoredEvent]],
         late: _Pending,
     ) -> list[_Result]:
         """The fast path: every job sequenced in memory, then one COPY per table (or, for a
@@ -289,7 +293,10 @@ class GroupWriter:
         results: list[_Result] = []
         for job in jobs:
             try:
-                results.append(self._sequence(conn, job, heads, known, pending))
+                plan = _plan(conn, job, sequencer, known.get(job.tenant_id, {}))
+                pending.add(job, plan)
+                sequencer.accept(plan)
+                results.append(plan.results)
             except psycopg.OperationalError:
                 raise
             except TrailkeepError as exc:
@@ -311,89 +318,35 @@ class GroupWriter:
         pending.pangea_nodes.clear()
         return results
 
-    def _isolated(self, conn: Connection, job: AppendJob, heads: dict[str, TreeHead]) -> _Result:
+    def _isolated(self, conn: Connection, job: AppendJob, sequencer: GroupSequencer) -> _Result:
         """The careful path: one job in its own savepoint, failing alone."""
-        before = heads.get(job.tenant_id)
         try:
             with conn.transaction():
                 pending = _Pending()
-                known = _found(conn, _wanted_keys([job]))
-                result = self._sequence(conn, job, heads, known, pending)
+                keys = sequencer.lookup_keys(job.tenant_id, job.events)
+                known = _found(conn, {job.tenant_id: keys} if keys else {})
+                plan = _plan(conn, job, sequencer, known.get(job.tenant_id, {}))
+                pending.add(job, plan)
                 if len(pending.events) < COPY_AT_LEAST:
                     _insert(conn, pending)
                 else:
                     _copy(conn, pending)
-                return result
+            sequencer.accept(plan)  # only once its savepoint is released
+            return plan.results
         except psycopg.OperationalError:
             raise
         except Exception as exc:
-            if before is not None:
-                heads[job.tenant_id] = before
             return translate(exc, "append")
 
-    def _sequence(
-        self,
-        conn: Connection,
-        job: AppendJob,
-        heads: dict[str, TreeHead],
-        known: dict[tuple[str, str], StoredEvent],
-        pending: _Pending,
-    ) -> list[Appended]:
-        """Give each new event of a job its ``seq`` and leaf; replay reused idempotency keys.
 
-        Moves the tenant's head and adds the job's rows to ``pending`` only once the whole
-        job has succeeded.
-        """
-        tenant_id = job.tenant_id
-        head = heads.get(tenant_id)
-        if head is None:
-            raise NotFoundError(f"no tenant {tenant_id!r}")
-        if job.events:
-            self._check_append(tenant_id, head)
-        if job.before is not None:
-            job.before(conn)
-        leaf_fn = self._leaf_function
-        out: list[Appended] = []
-        by_key: dict[str, Appended] = {}  # the first event of this job with each key
-        rows: list[Sequence[Any]] = []
-        leaves: list[bytes] = []
-        second: list[bytes] = []
-        for event, template in zip(job.events, job.rows, strict=True):
-            key = event.idempotency_key
-            if key is not None:
-                if key in by_key:
-                    out.append(Appended(by_key[key].event, replayed=True))
-                    continue
-                prior = known.get((tenant_id, pg_text(key))) or pending.keys.get((tenant_id, key))
-                if prior is not None:
-                    by_key[key] = Appended(prior, replayed=True)
-                    out.append(by_key[key])
-                    continue
-            seq = head.size + len(rows)
-            leaf = leaf_fn(tenant_id, seq, event) if leaf_fn is not None else None
-            row = list(template)
-            row[_SEQ] = seq
-            rows.append(row)
-            if leaf is not None:
-                leaves.append(leaf)
-                second.append(event_pangea_leaf(event))
-            stored = StoredEvent(tenant_id, seq, event.id, event.received_at, event.content, leaf)
-            appended = Appended(stored, replayed=False)
-            if key is not None:
-                by_key[key] = appended
-            out.append(appended)
-        if rows:
-            if leaf_fn is None:
-                heads[tenant_id] = head.grown_without_tree(len(rows))
-            else:
-                heads[tenant_id], nodes, second_nodes = append_leaves(head, leaves, second)
-                pending.nodes.extend(leaf_rows(tenant_id, head.size, leaves, nodes))
-                pending.pangea_nodes.extend(leaf_rows(tenant_id, head.size, second, second_nodes))
-            pending.events.extend(rows)
-        for key, appended in by_key.items():
-            if not appended.replayed:
-                pending.keys[(tenant_id, key)] = appended.event
-        return out
+def _plan(
+    conn: Connection, job: AppendJob, sequencer: GroupSequencer, known: dict[str, StoredEvent]
+) -> Plan:
+    """Run the job's ``before`` (if its tenant exists), then sequence it (``GroupSequencer``)."""
+    sequencer.head(job.tenant_id)  # no tenant: fail before writing anything
+    if job.before is not None:
+        job.before(conn)
+    return sequencer.plan(job.tenant_id, job.events, known)
 
 
 def event_template(tenant_id: str, event: NewEvent) -> tuple[Any, ...]:
@@ -406,25 +359,24 @@ def _wanted_keys(jobs: list[AppendJob]) -> dict[str, list[str]]:
     """Idempotency keys per tenant, as stored (see ``pg_text``)."""
     wanted: dict[str, set[str]] = {}
     for job in jobs:
-        for event in job.events:
-            key = event.idempotency_key
-            if key is not None:
-                wanted.setdefault(job.tenant_id, set()).add(pg_text(key))
+        keys = wanted_keys(job.events, pg_text)
+        if keys:
+            wanted.setdefault(job.tenant_id, set()).update(keys)
     return {tenant_id: sorted(keys) for tenant_id, keys in wanted.items()}
 
 
-def _found(conn: Connection, wanted: dict[str, list[str]]) -> dict[tuple[str, str], StoredEvent]:
-    """Events already stored under the wanted keys, by (tenant, key as stored)."""
-    found: dict[tuple[str, str], StoredEvent] = {}
+def _found(conn: Connection, wanted: dict[str, list[str]]) -> dict[str, dict[str, StoredEvent]]:
+    """Events already stored under the wanted keys, by tenant and key as stored."""
+    found: dict[str, dict[str, StoredEvent]] = {}
     for tenant_id, keys in wanted.items():
         for row in conn.execute(_FIND_KEYS, (tenant_id, keys)).fetchall():
-            found[(tenant_id, row[0])] = StoredEvent.from_row(*row[1:])
+            found.setdefault(tenant_id, {})[row[0]] = StoredEvent.from_row(*row[1:])
     return found
 
 
 def _begin(
     conn: Connection, jobs: list[AppendJob], *, find_keys: bool
-) -> tuple[dict[str, TreeHead], dict[tuple[str, str], StoredEvent]]:
+) -> tuple[dict[str, TreeHead], dict[str, dict[str, StoredEvent]]]:
     """Open the transaction, lock and read the heads, look up keys: one round trip.
 
     The lookups run after the locks are granted (a pipeline runs in order), so in READ
@@ -437,20 +389,19 @@ def _begin(
         locked = conn.execute(_LOCK_HEADS, (tenants,))
         finds = [(t, conn.execute(_FIND_KEYS, (t, keys))) for t, keys in wanted.items()]
     heads = {row[0]: TreeHead.unpack(row[1], row[2], row[3]) for row in locked.fetchall()}
-    known = {(t, row[0]): StoredEvent.from_row(*row[1:]) for t, cur in finds for row in cur}
+    known: dict[str, dict[str, StoredEvent]] = {}
+    for tenant_id, cur in finds:
+        for row in cur:
+            known.setdefault(tenant_id, {})[row[0]] = StoredEvent.from_row(*row[1:])
     return heads, known
 
 
-def _finish(
-    conn: Connection, heads: dict[str, TreeHead], start: dict[str, TreeHead], late: _Pending
-) -> None:
-    """Insert ``late`` rows, store the moved heads and commit, all in one round trip.
+def _finish(conn: Connection, heads: list[tuple[str, TreeHead]], late: _Pending) -> None:
+    """Insert ``late`` rows, store the moved ``heads`` and commit, all in one round trip.
 
     Raises unless the server committed.
     """
-    changed = [
-        (h.size, h.pack(), h.pack_pangea(), t) for t, h in heads.items() if h is not start[t]
-    ]
+    changed = [(h.size, h.pack(), h.pack_pangea(), t) for t, h in heads]
     with conn.pipeline():
         _insert(conn, late)
         if changed:

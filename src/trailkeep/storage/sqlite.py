@@ -34,6 +34,7 @@ from trailkeep.storage._compile import STORE_DIALECTS
 from trailkeep.storage._groups import take_group
 from trailkeep.storage._json_sql import from_key
 from trailkeep.storage._select import count_sql, distinct_sql, select_sql
+from trailkeep.storage._sequencer import GroupSequencer, Plan
 from trailkeep.storage._sqlite_audit import SQLiteAudit
 from trailkeep.storage._sqlite_prune import prune_batch
 from trailkeep.storage._sqlite_sql import (
@@ -62,9 +63,6 @@ from trailkeep.storage.tree import (
     LeafFunction,
     TreeHead,
     TreeName,
-    append_leaves,
-    event_pangea_leaf,
-    leaf_rows,
 )
 
 __all__ = ["SQLiteStore"]
@@ -88,6 +86,8 @@ _PRUNED = (
     " LEFT JOIN tree_nodes t ON t.tenant_id = p.tenant_id AND t.level = 0 AND t.idx = p.seq"
 )
 _DIALECT = STORE_DIALECTS["sqlite"]
+#: Idempotency keys looked up per query (well under SQLite's limit on bound parameters).
+_KEYS_PER_LOOKUP = 500
 
 
 @dataclass(slots=True)
@@ -702,31 +702,24 @@ class SQLiteStore(SQLiteAudit, Store):
         # Heads are read inside the write transaction, never cached across transactions, so
         # several processes (uvicorn workers, admin tools) can share the file without forking
         # a tree: BEGIN IMMEDIATE holds SQLite's write lock until COMMIT.
-        heads: dict[str, TreeHead] = {}
-        loaded: dict[str, TreeHead] = {}
+        sequencer = GroupSequencer({}, self._leaf_function, self._check_append)
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in jobs:
-                before = heads.get(job.tenant_id)
                 conn.execute("SAVEPOINT job")
                 try:
-                    results.append((job, self._write_job(conn, job, heads, loaded)))
+                    results.append((job, self._write_job(conn, job, sequencer)))
                     conn.execute("RELEASE job")
                 except Exception as exc:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
-                    if before is None:
-                        heads.pop(job.tenant_id, None)
-                    else:
-                        heads[job.tenant_id] = before
                     results.append((job, _storage_error(exc)))
-            for tenant_id, head in heads.items():
-                if head is not loaded.get(tenant_id):
-                    conn.execute(
-                        "UPDATE tree_heads SET size = ?, frontier = ?, pangea_frontier = ?"
-                        " WHERE tenant_id = ?",
-                        (head.size, head.pack(), head.pack_pangea(), tenant_id),
-                    )
+            for tenant_id, head in sequencer.changed_heads():
+                conn.execute(
+                    "UPDATE tree_heads SET size = ?, frontier = ?, pangea_frontier = ?"
+                    " WHERE tenant_id = ?",
+                    (head.size, head.pack(), head.pack_pangea(), tenant_id),
+                )
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -741,110 +734,64 @@ class SQLiteStore(SQLiteAudit, Store):
             else:
                 job.future.set_result(result)
 
-    def _head(
-        self,
-        conn: sqlite3.Connection,
-        tenant_id: str,
-        heads: dict[str, TreeHead],
-        loaded: dict[str, TreeHead],
-    ) -> TreeHead:
-        """The tenant's head in this transaction: as this group left it, else as stored."""
-        head = heads.get(tenant_id) or loaded.get(tenant_id)
-        if head is None:
+    def _write_job(
+        self, conn: sqlite3.Connection, job: _AppendJob, sequencer: GroupSequencer
+    ) -> list[Appended]:
+        """One job in its savepoint: sequenced by ``sequencer``, accepted once written."""
+        tenant_id = job.tenant_id
+        if not sequencer.knows(tenant_id):
             row = conn.execute(
                 "SELECT size, frontier, pangea_frontier FROM tree_heads WHERE tenant_id = ?",
                 (tenant_id,),
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no tenant {tenant_id!r}")
-            head = loaded[tenant_id] = TreeHead.unpack(row[0], row[1], row[2])
-        return head
-
-    def _write_job(
-        self,
-        conn: sqlite3.Connection,
-        job: _AppendJob,
-        heads: dict[str, TreeHead],
-        loaded: dict[str, TreeHead],
-    ) -> list[Appended]:
-        tenant_id = job.tenant_id
-        head = self._head(conn, tenant_id, heads, loaded)
+            sequencer.add_head(tenant_id, TreeHead.unpack(row[0], row[1], row[2]))
         if job.before is not None:
             job.before(conn)
-        out: list[Appended | None] = [None] * len(job.events)
-        fresh: list[tuple[int, NewEvent]] = []
-        seen_keys: dict[str, int] = {}
-        for i, event in enumerate(job.events):
-            key = event.idempotency_key
-            if key is not None:
-                if key in seen_keys:
-                    continue  # resolved below to the first event of this batch with that key
-                seen_keys[key] = i
-                row = conn.execute(
-                    f"SELECT {_EVENT_FIELDS} FROM events"  # noqa: S608
-                    " WHERE tenant_id = ? AND idempotency_key = ?",
-                    (tenant_id, key),
-                ).fetchone()
-                if row is not None:
-                    out[i] = Appended(_row_event(row), replayed=True)
-                    continue
-            fresh.append((i, event))
-        if fresh:
-            self._check_append(tenant_id, head)
-            head = self._sequence(conn, tenant_id, head, fresh, out)
-            heads[tenant_id] = head
-        for i, event in enumerate(job.events):
-            if out[i] is None:
-                first = out[seen_keys[event.idempotency_key or ""]]
-                assert first is not None
-                out[i] = Appended(first.event, replayed=True)
-        return [a for a in out if a is not None]
+        keys = sequencer.lookup_keys(tenant_id, job.events)
+        plan = sequencer.plan(tenant_id, job.events, _stored_keys(conn, tenant_id, keys))
+        if plan.fresh:
+            _write_plan(conn, job.events, plan)
+        sequencer.accept(plan)
+        return plan.results
 
-    def _sequence(
-        self,
-        conn: sqlite3.Connection,
-        tenant_id: str,
-        head: TreeHead,
-        fresh: list[tuple[int, NewEvent]],
-        out: list[Appended | None],
-    ) -> TreeHead:
-        leaf_fn = self._leaf_function
-        leaves: list[bytes] = []
-        second: list[bytes] = []
-        rows = []
-        texts = []
-        # Row ids are assigned here (under the write lock) so the full-text rows can share them.
-        first_row = conn.execute("SELECT coalesce(max(row_id), 0) + 1 FROM events").fetchone()[0]
-        for offset, (i, event) in enumerate(fresh):
-            seq = head.size + offset
-            leaf = leaf_fn(tenant_id, seq, event) if leaf_fn is not None else None
-            if leaf is not None:
-                leaves.append(leaf)
-                second.append(event_pangea_leaf(event))
-            rows.append((first_row + offset, *event_row(tenant_id, seq, event)))
-            text = search_document(event.content)
-            texts.append((first_row + offset, text.message, text.fields))
-            out[i] = Appended(
-                StoredEvent(tenant_id, seq, event.id, event.received_at, event.content, leaf),
-                replayed=False,
-            )
-        insert_many(conn, "events", ("row_id", *EVENT_COLUMNS), rows)
-        insert_many(conn, "events_fts", ("rowid", "message", "fields"), texts)
-        add_rollups(conn, tenant_id, [{c: r[i + 1] for c, i in ROLLUP_AT.items()} for r in rows])
-        if leaf_fn is None:
-            return head.grown_without_tree(len(fresh))
-        new_head, nodes, second_nodes = append_leaves(head, leaves, second)
-        for table, tree_leaves, tree_nodes in (
-            ("tree_nodes", leaves, nodes),
-            ("pangea_tree_nodes", second, second_nodes),
+
+def _stored_keys(
+    conn: sqlite3.Connection, tenant_id: str, keys: list[str]
+) -> dict[str, StoredEvent]:
+    """The tenant's events already stored under ``keys``, by key."""
+    found: dict[str, StoredEvent] = {}
+    for at in range(0, len(keys), _KEYS_PER_LOOKUP):
+        chunk = keys[at : at + _KEYS_PER_LOOKUP]
+        marks = ", ".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT idempotency_key, {_EVENT_FIELDS} FROM events"  # noqa: S608
+            f" WHERE tenant_id = ? AND idempotency_key IN ({marks})",
+            (tenant_id, *chunk),
         ):
-            insert_many(
-                conn,
-                table,
-                ("tenant_id", "level", "idx", "hash"),
-                leaf_rows(tenant_id, head.size, tree_leaves, tree_nodes),
-            )
-        return new_head
+            found[row[0]] = _row_event(row[1:])
+    return found
+
+
+def _write_plan(conn: sqlite3.Connection, events: Sequence[NewEvent], plan: Plan) -> None:
+    """A job's new events, full-text rows, rollups and both trees' nodes."""
+    tenant_id = plan.tenant_id
+    rows = []
+    texts = []
+    # Row ids are assigned here (under the write lock) so the full-text rows can share them.
+    first_row = conn.execute("SELECT coalesce(max(row_id), 0) + 1 FROM events").fetchone()[0]
+    for offset, (i, seq) in enumerate(plan.fresh):
+        event = events[i]
+        rows.append((first_row + offset, *event_row(tenant_id, seq, event)))
+        text = search_document(event.content)
+        texts.append((first_row + offset, text.message, text.fields))
+    insert_many(conn, "events", ("row_id", *EVENT_COLUMNS), rows)
+    insert_many(conn, "events_fts", ("rowid", "message", "fields"), texts)
+    add_rollups(conn, tenant_id, [{c: r[i + 1] for c, i in ROLLUP_AT.items()} for r in rows])
+    for table, nodes in (("tree_nodes", plan.nodes), ("pangea_tree_nodes", plan.pangea_nodes)):
+        if nodes:
+            insert_many(conn, table, ("tenant_id", "level", "idx", "hash"), nodes)
 
 
 def _redacted_event(event_id: str, content: dict[str, Any], salts: dict[str, bytes]) -> NewEvent:
