@@ -2253,6 +2253,63 @@ parents(PyObject *module, PyObject *nodes)
     return out;
 }
 
+PyDoc_STRVAR(climb_doc,
+"climb(leaves, prefix, /)\n--\n\n"
+"Every level of the subtree over `leaves`, 2**k 32-byte hashes concatenated: a list of k\n"
+"bytes, level 1 to level k (the last is the subtree's root), each the level's nodes\n"
+"concatenated. An interior node is SHA-256(0x01 || left || right) if prefix (RFC 9162), else\n"
+"SHA-256(left || right) (Pangea's tree).");
+
+static PyObject *
+climb(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "climb() takes leaves (bytes) and prefix");
+        return NULL;
+    }
+    int prefix = PyObject_IsTrue(args[1]);
+    if (prefix < 0) {
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t count = size / SHA256_DIGEST_LENGTH;
+    if (size % SHA256_DIGEST_LENGTH || count == 0 || (count & (count - 1))) {
+        PyErr_SetString(PyExc_ValueError, "climb() takes 2**k 32-byte hashes");
+        return NULL;
+    }
+    PyObject *levels = PyList_New(0);
+    const unsigned char *below = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    unsigned char input[1 + 2 * SHA256_DIGEST_LENGTH];
+    input[0] = 1;
+    unsigned char *pair = prefix ? input + 1 : input;
+    size_t pair_size = prefix ? sizeof input : sizeof input - 1;
+    while (levels != NULL && count > 1) {
+        count /= 2;
+        PyObject *level = PyBytes_FromStringAndSize(NULL, count * SHA256_DIGEST_LENGTH);
+        if (level == NULL) {
+            Py_CLEAR(levels);
+            break;
+        }
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(level);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            SHA256_CTX ctx;
+            memcpy(pair, below + 2 * i * SHA256_DIGEST_LENGTH, 2 * SHA256_DIGEST_LENGTH);
+            SHA256_Init(&ctx);
+            SHA256_Update(&ctx, prefix ? input : pair, pair_size);
+            SHA256_Final(out + i * SHA256_DIGEST_LENGTH, &ctx);
+        }
+        int failed = PyList_Append(levels, level) < 0;
+        Py_DECREF(level);
+        if (failed) {
+            Py_CLEAR(levels);
+            break;
+        }
+        below = out; /* the bytes object lives on in the list */
+    }
+    return levels;
+}
+
 static int
 intern_keys(void)
 {
@@ -2279,6 +2336,7 @@ static PyMethodDef methods[] = {
     {"commit", (PyCFunction)(void (*)(void))commit, METH_FASTCALL, commit_doc},
     {"check_rows", (PyCFunction)(void (*)(void))check_rows, METH_FASTCALL, check_rows_doc},
     {"parents", (PyCFunction)parents, METH_O, parents_doc},
+    {"climb", (PyCFunction)(void (*)(void))climb, METH_FASTCALL, climb_doc},
     {NULL, NULL, 0, NULL},
 };
 

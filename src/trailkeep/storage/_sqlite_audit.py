@@ -111,6 +111,17 @@ class SQLiteAudit:
             ).fetchall()
         )
 
+    def audit_node_hashes(self, tenant_id: str, level: int, start: int, end: int) -> bytes:
+        # the primary key makes the indexes distinct: as many 32-byte rows as indexes is all
+        rows = self._read(
+            lambda c: c.execute(
+                "SELECT hash FROM tree_nodes WHERE tenant_id = ? AND level = ? AND idx >= ?"
+                " AND idx < ? AND length(hash) = 32 ORDER BY idx",
+                (tenant_id, level, start, end),
+            ).fetchall()
+        )
+        return b"".join([r[0] for r in rows]) if len(rows) == end - start else b""
+
     def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:
         # two index ranges: an OR of the two would walk the tenant's whole index
         return self._read(

@@ -18,6 +18,7 @@ from trailkeep.storage.base import Store
 from trailkeep.storage.tree import TreeHead
 
 from ._report import Problem
+from ._tree import aligned, climb, join_subtree
 
 __all__ = ["PangeaChecker"]
 
@@ -54,7 +55,7 @@ class PangeaChecker:
             )
             return
         if not self._envelopes:
-            self._range.extend(stored)
+            self._extend(start, end, stored)
             return
         for evidence in self._store.scan_evidence(self._tenant, start, end):
             event = evidence.event
@@ -70,6 +71,21 @@ class PangeaChecker:
                     )
                 )
         self._range.extend(stored)
+
+    def _extend(self, start: int, end: int, stored: list[bytes]) -> None:
+        """Append the stored leaves: an aligned chunk's subtree in C (``climb``), its root
+        joined to the frontier; any other run leaf by leaf."""
+        leaves = b"".join(stored)
+        if (
+            self._range.size != start  # after a chunk short of leaves (reported)
+            or not aligned(start, end)
+            or len(leaves) != 32 * (end - start)
+        ):
+            self._range.extend(stored)
+            return
+        levels = climb(leaves, False)
+        root = levels[-1] if levels else leaves
+        self._range, _ = join_subtree(self._range, PANGEA_LEGACY, root, len(levels))
 
     def check_head(self, head: TreeHead) -> None:
         """The head's Pangea frontier must give the root of the stored leaves."""
