@@ -14,6 +14,7 @@ from typing import Any, Final, TypeAlias
 __all__ = [
     "SQLiteError",
     "SQLiteRows",
+    "Tally",
     "check_rows",
     "climb",
     "commit",
@@ -65,6 +66,8 @@ parents: Final[Parents | None] = None if _module is None else _module.parents
 climb: Final[Climb | None] = None if _module is None else _module.climb
 #: ``_fastleaf.SQLiteRows``: ``check_rows`` over a SQLite statement stepped in C.
 SQLiteRows: Final[Any] = None if _module is None else _module.SQLiteRows
+#: ``_fastleaf.Tally``: the rollup recount (``service.audit._rollups.RollupTally``) in C.
+Tally: Final[Any] = None if _module is None else _module.Tally
 
 
 class _NeverRaised(Exception):
