@@ -767,7 +767,19 @@ typedef struct {
     const char *jcs; /* scan_body: a string's UTF-8, or a number's or literal's JCS bytes */
     Py_ssize_t jcs_size;
     char kind; /* scan_body: the Slice kind */
+    uint64_t head; /* the path's first 8 bytes, big-endian, zero-padded: sorts most pairs */
 } Field;
+
+/* A path's first 8 bytes as a big-endian number (zero-padded): in the order of the bytes. */
+static uint64_t
+path_head(const char *path, Py_ssize_t size)
+{
+    uint64_t head = 0;
+    for (int i = 0; i < 8; i++) {
+        head = head << 8 | (i < size ? (unsigned char)path[i] : 0);
+    }
+    return head;
+}
 
 /* A value as the body holds it (scan_body): its kind, and for a string its bytes between the
  * quotes, for a number its digits. */
@@ -836,7 +848,7 @@ add_field(Walk *w, const char *path, Py_ssize_t size, PyObject *value)
     if (w->count == MAX_FIELDS) {
         return 0;
     }
-    w->fields[w->count++] = (Field){path, size, value, NULL, 0, 0};
+    w->fields[w->count++] = (Field){path, size, value, NULL, 0, 0, path_head(path, size)};
     return 1;
 }
 
@@ -917,6 +929,9 @@ walk_content(Walk *w, PyObject *content)
 static int
 field_before(const Field *a, const Field *b)
 {
+    if (a->head != b->head) { /* paths are printable ASCII: no zero byte pads a tie */
+        return a->head < b->head;
+    }
     Py_ssize_t n = a->size < b->size ? a->size : b->size;
     int c = memcmp(a->path, b->path, (size_t)n);
     return c < 0 || (c == 0 && a->size < b->size);
@@ -1353,7 +1368,8 @@ add_slice_field(Walk *w, const char *path, Py_ssize_t size, const Slice *value)
         return 0;
     }
     /* a number's or a literal's JCS form is as the body has it; a string's is written */
-    w->fields[w->count++] = (Field){path, size, NULL, value->data, value->size, value->kind};
+    w->fields[w->count++] =
+        (Field){path, size, NULL, value->data, value->size, value->kind, path_head(path, size)};
     return 1;
 }
 
@@ -2630,6 +2646,7 @@ typedef struct {
     sqlite3 *db;
     sqlite3_stmt *stmt;
     sqlite3_stmt *leaves; /* or NULL: the leaves, stepped beside stmt (see rows_init) */
+    sqlite3_stmt *hashes[2]; /* or NULL: hashes() queries */
 } SQLiteRows;
 
 static PyObject *
@@ -2650,6 +2667,12 @@ rows_close(SQLiteRows *self)
         sqlite3_finalize(self->leaves);
         self->leaves = NULL;
     }
+    for (int i = 0; i < 2; i++) {
+        if (self->hashes[i] != NULL) {
+            sqlite3_finalize(self->hashes[i]);
+            self->hashes[i] = NULL;
+        }
+    }
     if (self->db != NULL) {
         sqlite3_close_v2(self->db);
         self->db = NULL;
@@ -2659,10 +2682,10 @@ rows_close(SQLiteRows *self)
 static int
 rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
 {
-    const char *path, *sql, *leaves = NULL;
-    static char *names[] = {"path", "sql", "leaves", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|z:SQLiteRows", names, &path, &sql,
-                                     &leaves)) {
+    const char *path, *sql, *leaves = NULL, *hashes[2] = {NULL, NULL};
+    static char *names[] = {"path", "sql", "leaves", "nodes", "pangea", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|zzz:SQLiteRows", names, &path, &sql,
+                                     &leaves, &hashes[0], &hashes[1])) {
         return -1;
     }
     rows_close(self);
@@ -2680,6 +2703,11 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
     if (rc == SQLITE_OK && leaves != NULL) {
         rc = sqlite3_prepare_v2(self->db, leaves, -1, &self->leaves, NULL);
     }
+    for (int i = 0; i < 2; i++) {
+        if (rc == SQLITE_OK && hashes[i] != NULL) {
+            rc = sqlite3_prepare_v2(self->db, hashes[i], -1, &self->hashes[i], NULL);
+        }
+    }
     if (rc != SQLITE_OK) {
         sqlite_failed(self->db, "cannot open the database to audit");
         rows_close(self);
@@ -2687,7 +2715,11 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
     }
     if (sqlite3_column_count(self->stmt) != F_COUNT || sqlite3_bind_parameter_count(self->stmt) != 3 ||
         (self->leaves != NULL && (sqlite3_column_count(self->leaves) != 2 ||
-                                  sqlite3_bind_parameter_count(self->leaves) != 3))) {
+                                  sqlite3_bind_parameter_count(self->leaves) != 3)) ||
+        (self->hashes[0] != NULL && (sqlite3_column_count(self->hashes[0]) != 1 ||
+                                     sqlite3_bind_parameter_count(self->hashes[0]) != 4)) ||
+        (self->hashes[1] != NULL && (sqlite3_column_count(self->hashes[1]) != 1 ||
+                                     sqlite3_bind_parameter_count(self->hashes[1]) != 4))) {
         rows_close(self);
         PyErr_Format(PyExc_ValueError,
                      "SQLiteRows takes a query of 3 parameters and %d columns, and leaves of 3"
@@ -2844,6 +2876,75 @@ failed:
     return NULL;
 }
 
+PyDoc_STRVAR(rows_hashes_doc,
+"hashes(tree, tenant_id, level, start, end, /)\n--\n\n"
+"Run the `nodes` (tree 0) or `pangea` (tree 1) query for (tenant_id, level, start, end): the\n"
+"hashes it gives, concatenated, if they are end - start of 32 bytes each; else b\"\".");
+
+static PyObject *
+rows_hashes(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "hashes() takes 5 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    long tree = PyLong_AsLong(args[0]);
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(args[1], &tenant_size);
+    long long level = PyLong_AsLongLong(args[2]), start = PyLong_AsLongLong(args[3]),
+              end = PyLong_AsLongLong(args[4]);
+    if (tenant == NULL || PyErr_Occurred()) {
+        return NULL;
+    }
+    sqlite3_stmt *q = tree == 0 || tree == 1 ? self->hashes[tree] : NULL;
+    if (q == NULL || end < start || end - start > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "hashes(): no such query, or a range past 2**24");
+        return NULL;
+    }
+    Py_ssize_t count = (Py_ssize_t)(end - start);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, count * SHA256_DIGEST_LENGTH);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *at = PyBytes_AS_STRING(out);
+    sqlite3_reset(q);
+    int rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 2, level);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 3, start);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 4, end);
+    }
+    Py_ssize_t found = 0;
+    int whole = 1;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(q);
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+        if (found == count || sqlite3_column_type(q, 0) != SQLITE_BLOB ||
+            sqlite3_column_bytes(q, 0) != SHA256_DIGEST_LENGTH) {
+            whole = 0;
+            continue;
+        }
+        memcpy(at + found * SHA256_DIGEST_LENGTH, sqlite3_column_blob(q, 0), SHA256_DIGEST_LENGTH);
+        found++;
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE) {
+        Py_DECREF(out);
+        return sqlite_failed(self->db, "SQLite read failed");
+    }
+    if (!whole || found != count) {
+        Py_DECREF(out);
+        return PyBytes_FromStringAndSize("", 0);
+    }
+    return out;
+}
+
 static PyObject *
 rows_close_method(SQLiteRows *self, PyObject *unused)
 {
@@ -2854,6 +2955,7 @@ rows_close_method(SQLiteRows *self, PyObject *unused)
 
 static PyMethodDef rows_methods[] = {
     {"check", (PyCFunction)(void (*)(void))rows_check, METH_FASTCALL, rows_check_doc},
+    {"hashes", (PyCFunction)(void (*)(void))rows_hashes, METH_FASTCALL, rows_hashes_doc},
     {"close", (PyCFunction)rows_close_method, METH_NOARGS, "Close the connection."},
     {NULL, NULL, 0, NULL},
 };

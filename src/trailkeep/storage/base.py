@@ -353,6 +353,16 @@ class Store(abc.ABC):
         """Stored interior nodes of ``level`` (>= 1) with an index in ``[start, end)``, as
         ``(level, index, hash)`` in index order."""
 
+    def audit_leaf_hashes(
+        self, tenant_id: str, start: int, end: int, tree: TreeName = "rfc9162"
+    ) -> bytes:
+        """``leaf_hashes`` concatenated, if every position of ``[start, end)`` has its leaf of
+        32 bytes; else ``b""`` (then ``leaf_hashes`` says what is there)."""
+        leaves = self.leaf_hashes(tenant_id, start, end, tree)
+        if len(leaves) != end - start or any(len(h) != 32 for h in leaves):
+            return b""
+        return b"".join(leaves)
+
     def audit_node_hashes(self, tenant_id: str, level: int, start: int, end: int) -> bytes:
         """The hashes of ``audit_nodes`` concatenated in index order, if every index of
         ``[start, end)`` has its node of 32 bytes; else ``b""``. What a recomputed level is

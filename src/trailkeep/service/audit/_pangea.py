@@ -41,6 +41,13 @@ class PangeaChecker:
     def append(self, start: int, end: int, tainted: Iterable[int]) -> None:
         """Check the Pangea leaves of ``[start, end)``; ``tainted`` positions (rows missing or
         altered, already reported) are not judged again."""
+        if not self._envelopes and self._range.size == start and aligned(start, end):
+            leaves = self._store.audit_leaf_hashes(self._tenant, start, end, tree="pangea")
+            if leaves:  # every leaf there: the chunk's subtree in C, joined to the frontier
+                levels = climb(leaves, False)
+                root = levels[-1] if levels else leaves
+                self._range, _ = join_subtree(self._range, PANGEA_LEGACY, root, len(levels))
+                return
         skip = set(tainted)
         stored = self._store.leaf_hashes(self._tenant, start, end, tree="pangea")
         if len(stored) != end - start:
@@ -55,7 +62,7 @@ class PangeaChecker:
             )
             return
         if not self._envelopes:
-            self._extend(start, end, stored)
+            self._range.extend(stored)
             return
         for evidence in self._store.scan_evidence(self._tenant, start, end):
             event = evidence.event
@@ -71,21 +78,6 @@ class PangeaChecker:
                     )
                 )
         self._range.extend(stored)
-
-    def _extend(self, start: int, end: int, stored: list[bytes]) -> None:
-        """Append the stored leaves: an aligned chunk's subtree in C (``climb``), its root
-        joined to the frontier; any other run leaf by leaf."""
-        leaves = b"".join(stored)
-        if (
-            self._range.size != start  # after a chunk short of leaves (reported)
-            or not aligned(start, end)
-            or len(leaves) != 32 * (end - start)
-        ):
-            self._range.extend(stored)
-            return
-        levels = climb(leaves, False)
-        root = levels[-1] if levels else leaves
-        self._range, _ = join_subtree(self._range, PANGEA_LEGACY, root, len(levels))
 
     def check_head(self, head: TreeHead) -> None:
         """The head's Pangea frontier must give the root of the stored leaves."""
