@@ -424,7 +424,10 @@ class TestClimb:
         head = b"\x01" if prefix else b""
         want, row = [], leaves
         while len(row) > 1:
-            row = [hashlib.sha256(head + a + b).digest() for a, b in zip(row[::2], row[1::2])]
+            row = [
+                hashlib.sha256(head + a + b).digest()
+                for a, b in zip(row[::2], row[1::2], strict=True)
+            ]
             want.append(b"".join(row))
         assert _fastleaf.climb(b"".join(leaves), prefix) == want
 
@@ -438,14 +441,24 @@ class TestClimb:
         ],
     )
     def test_misuse_raises(self, leaves: Any, error: type[Exception]) -> None:
-        with pytest.raises(error):
+        with pytest.raises(error, match="climb"):
             _fastleaf.climb(leaves, True)
 
 
 _TEXT = st.none() | st.sampled_from(["a", "b", "\u00e9t\u00e9", "", "x" * 600, "\ud800"])
 _ODD = st.integers(0, 3) | st.binary(max_size=2)
-_TS = st.none() | _ODD | st.sampled_from(
-    ["2026-11-23T10:00:05.123456Z", "2026-11-23T11:59:00Z", "2026-11-24", "", "2026-11-2\u00e9T1"]
+_TS = (
+    st.none()
+    | _ODD
+    | st.sampled_from(
+        [
+            "2026-11-23T10:00:05.123456Z",
+            "2026-11-23T11:59:00Z",
+            "2026-11-24",
+            "",
+            "2026-11-2\u00e9T1",
+        ]
+    )
 )
 
 
@@ -478,9 +491,38 @@ class TestTally:
         assert not native.matches({**expected, ("action", "2026-11-23T10", "nope"): 1})
 
     def test_misuse_raises(self) -> None:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="groups"):
             _fastleaf.Tally(0, "_hour", ())
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="columns < 15"):
             _fastleaf.Tally(0, "_hour", ((("action", 99),),))
         with pytest.raises(TypeError):
             _fastleaf.Tally(0, "_hour", [])
+
+
+@needs_c
+def test_sqlite_rows_hashes(tmp_path: Any) -> None:
+    """``SQLiteRows.hashes``: a level's range as one bytes, or b"" unless each node is there
+    once with 32 bytes."""
+    import sqlite3
+
+    path = tmp_path / "nodes.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE n (tenant_id TEXT, level INT, idx INT, hash BLOB)")
+    nodes = [hashlib.sha256(bytes([i])).digest() for i in range(8)]
+    conn.executemany("INSERT INTO n VALUES ('a', 1, ?, ?)", list(enumerate(nodes)))
+    select = "SELECT hash FROM n WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ?"
+    rows = "SELECT " + ", ".join(["NULL"] * 24) + " WHERE ? AND ? AND ?"
+    reader = _fastleaf.SQLiteRows(str(path), rows, None, select + " ORDER BY idx", select)
+    try:
+        assert reader.hashes(0, "a", 1, 2, 6) == b"".join(nodes[2:6])
+        assert reader.hashes(0, "a", 1, 6, 6) == b""  # an empty range: nothing to compare
+        assert reader.hashes(0, "a", 1, 4, 9) == b""  # one past the stored nodes
+        assert reader.hashes(0, "b", 1, 0, 2) == b""
+        conn.execute("UPDATE n SET hash = x'00' WHERE idx = 3")
+        assert reader.hashes(0, "a", 1, 2, 4) == b""
+        assert reader.hashes(0, "a", 1, 4, 6) == b"".join(nodes[4:6])
+        with pytest.raises(ValueError, match="no such query"):
+            reader.hashes(2, "a", 1, 0, 1)
+    finally:
+        reader.close()
+        conn.close()

@@ -43,7 +43,14 @@ def climb(leaves: bytes, prefix: bool, /) -> list[bytes]: ...
 class SQLiteError(Exception): ...
 
 class SQLiteRows:
-    def __init__(self, path: str, sql: str, leaves: str | None = None) -> None: ...
+    def __init__(
+        self,
+        path: str,
+        sql: str,
+        leaves: str | None = None,
+        nodes: str | None = None,
+        pangea: str | None = None,
+    ) -> None: ...
     def check(
         self,
         tenant_id: str,
@@ -61,6 +68,7 @@ class SQLiteRows:
         list[tuple[int, str]],
         int,
     ]: ...
+    def hashes(self, tree: int, tenant_id: str, level: int, start: int, end: int, /) -> bytes: ...
     def close(self) -> None: ...
 
 class Tally:
