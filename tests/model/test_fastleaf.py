@@ -408,3 +408,121 @@ class TestLeaf:
     def test_misuse_raises(self, args: tuple[Any, ...], error: type[Exception]) -> None:
         with pytest.raises(error):
             _fastleaf.leaf(*args)
+
+
+@needs_c
+class TestClimb:
+    """``climb``: every level of a subtree, as RFC 9162 (and Pangea's tree) define a node."""
+
+    @given(
+        leaves=st.integers(0, 7).flatmap(
+            lambda k: st.lists(st.binary(min_size=32, max_size=32), min_size=2**k, max_size=2**k)
+        ),
+        prefix=st.booleans(),
+    )
+    def test_matches_the_contract(self, leaves: list[bytes], prefix: bool) -> None:
+        head = b"\x01" if prefix else b""
+        want, row = [], leaves
+        while len(row) > 1:
+            row = [
+                hashlib.sha256(head + a + b).digest()
+                for a, b in zip(row[::2], row[1::2], strict=True)
+            ]
+            want.append(b"".join(row))
+        assert _fastleaf.climb(b"".join(leaves), prefix) == want
+
+    @pytest.mark.parametrize(
+        ("leaves", "error"),
+        [
+            pytest.param(b"", ValueError, id="none"),
+            pytest.param(bytes(31), ValueError, id="short"),
+            pytest.param(bytes(96), ValueError, id="three"),
+            pytest.param([bytes(32)], TypeError, id="a-list"),
+        ],
+    )
+    def test_misuse_raises(self, leaves: Any, error: type[Exception]) -> None:
+        with pytest.raises(error, match="climb"):
+            _fastleaf.climb(leaves, True)
+
+
+_TEXT = st.none() | st.sampled_from(["a", "b", "\u00e9t\u00e9", "", "x" * 600, "\ud800"])
+_ODD = st.integers(0, 3) | st.binary(max_size=2)
+_TS = (
+    st.none()
+    | _ODD
+    | st.sampled_from(
+        [
+            "2026-11-23T10:00:05.123456Z",
+            "2026-11-23T11:59:00Z",
+            "2026-11-24",
+            "",
+            "2026-11-2\u00e9T1",
+        ]
+    )
+)
+
+
+@needs_c
+class TestTally:
+    """``Tally``: the rollup recount of ``RollupTally`` (its Python counting the reference),
+    whatever the columns hold; what it declines comes back and is counted in Python."""
+
+    @given(
+        rows=st.lists(
+            st.tuples(_TS, *[_TEXT | _ODD if i % 4 == 0 else _TEXT for i in range(14)]),
+            max_size=40,
+        ),
+        chunk=st.integers(1, 7),
+    )
+    def test_same_counts(self, rows: list[tuple[Any, ...]], chunk: int) -> None:
+        from trailkeep.service.audit._rollups import RollupTally
+
+        python, native = RollupTally(native=False), RollupTally()
+        for i in range(0, len(rows), chunk):
+            python.add(rows[i : i + chunk])
+            native.add(rows[i : i + chunk])
+        expected = python.expected()
+        assert native.expected() == expected
+        assert native.matches(expected)
+        if expected:
+            key = next(iter(expected))
+            assert not native.matches({**expected, key: expected[key] + 1})
+            assert not native.matches({k: n for k, n in expected.items() if k != key})
+        assert not native.matches({**expected, ("action", "2026-11-23T10", "nope"): 1})
+
+    def test_misuse_raises(self) -> None:
+        with pytest.raises(ValueError, match="groups"):
+            _fastleaf.Tally(0, "_hour", ())
+        with pytest.raises(ValueError, match="columns < 15"):
+            _fastleaf.Tally(0, "_hour", ((("action", 99),),))
+        with pytest.raises(TypeError):
+            _fastleaf.Tally(0, "_hour", [])
+
+
+@needs_c
+def test_sqlite_rows_hashes(tmp_path: Any) -> None:
+    """``SQLiteRows.hashes``: a level's range as one bytes, or b"" unless each node is there
+    once with 32 bytes."""
+    import sqlite3
+
+    path = tmp_path / "nodes.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE n (tenant_id TEXT, level INT, idx INT, hash BLOB)")
+    nodes = [hashlib.sha256(bytes([i])).digest() for i in range(8)]
+    conn.executemany("INSERT INTO n VALUES ('a', 1, ?, ?)", list(enumerate(nodes)))
+    select = "SELECT hash FROM n WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ?"
+    rows = "SELECT " + ", ".join(["NULL"] * 24) + " WHERE ? AND ? AND ?"
+    reader = _fastleaf.SQLiteRows(str(path), rows, None, select + " ORDER BY idx", select)
+    try:
+        assert reader.hashes(0, "a", 1, 2, 6) == b"".join(nodes[2:6])
+        assert reader.hashes(0, "a", 1, 6, 6) == b""  # an empty range: nothing to compare
+        assert reader.hashes(0, "a", 1, 4, 9) == b""  # one past the stored nodes
+        assert reader.hashes(0, "b", 1, 0, 2) == b""
+        conn.execute("UPDATE n SET hash = x'00' WHERE idx = 3")
+        assert reader.hashes(0, "a", 1, 2, 4) == b""
+        assert reader.hashes(0, "a", 1, 4, 6) == b"".join(nodes[4:6])
+        with pytest.raises(ValueError, match="no such query"):
+            reader.hashes(2, "a", 1, 0, 1)
+    finally:
+        reader.close()
+        conn.close()

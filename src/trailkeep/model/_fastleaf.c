@@ -625,13 +625,30 @@ static PyObject *k_timestamp, *k_action, *k_category, *k_outcome, *k_actor, *k_t
 typedef struct {
     sqlite3_stmt *stmt; /* a row of a stepped statement, or */
     PyObject *tuple;    /* a row as Store.audit_rows gives it */
+    int merged;         /* stmt's leaf column is not its own but (if not NULL): */
+    sqlite3_stmt *leaf; /* the leaf statement's row of the same seq, column 1 */
 } Row;
+
+/* Where column i of a stepped row is: its statement and column, or NULL for SQL NULL (a
+ * merged leaf that has no row). */
+static sqlite3_stmt *
+row_column(const Row *row, int *i)
+{
+    if (*i == F_LEAF && row->merged) {
+        *i = 1;
+        return row->leaf;
+    }
+    return row->stmt;
+}
 
 static int
 row_null(const Row *row, int i)
 {
-    return row->stmt ? sqlite3_column_type(row->stmt, i) == SQLITE_NULL
-                     : PyTuple_GET_ITEM(row->tuple, i) == Py_None;
+    if (row->stmt) {
+        sqlite3_stmt *s = row_column(row, &i);
+        return s == NULL || sqlite3_column_type(s, i) == SQLITE_NULL;
+    }
+    return PyTuple_GET_ITEM(row->tuple, i) == Py_None;
 }
 
 /* 1 with the UTF-8 bytes if column i is text, else 0 (no exception). */
@@ -663,11 +680,12 @@ static int
 row_blob(const Row *row, int i, const char **data, Py_ssize_t *size)
 {
     if (row->stmt) {
-        if (sqlite3_column_type(row->stmt, i) != SQLITE_BLOB) {
+        sqlite3_stmt *s = row_column(row, &i);
+        if (s == NULL || sqlite3_column_type(s, i) != SQLITE_BLOB) {
             return 0;
         }
-        *data = (const char *)sqlite3_column_blob(row->stmt, i);
-        *size = sqlite3_column_bytes(row->stmt, i);
+        *data = (const char *)sqlite3_column_blob(s, i);
+        *size = sqlite3_column_bytes(s, i);
         if (*data == NULL) {
             *data = "";
         }
@@ -749,7 +767,19 @@ typedef struct {
     const char *jcs; /* scan_body: a string's UTF-8, or a number's or literal's JCS bytes */
     Py_ssize_t jcs_size;
     char kind; /* scan_body: the Slice kind */
+    uint64_t head; /* the path's first 8 bytes, big-endian, zero-padded: sorts most pairs */
 } Field;
+
+/* A path's first 8 bytes as a big-endian number (zero-padded): in the order of the bytes. */
+static uint64_t
+path_head(const char *path, Py_ssize_t size)
+{
+    uint64_t head = 0;
+    for (int i = 0; i < 8; i++) {
+        head = head << 8 | (i < size ? (unsigned char)path[i] : 0);
+    }
+    return head;
+}
 
 /* A value as the body holds it (scan_body): its kind, and for a string its bytes between the
  * quotes, for a number its digits. */
@@ -769,6 +799,8 @@ typedef struct {
     Slice columns[QUERY_COLUMN_COUNT]; /* scan_body: the values filter_values reads */
     Slice message;
     PyObject *last[QUERY_COLUMN_COUNT]; /* the column values last made, reused when equal */
+    Slice expected[QUERY_COLUMN_COUNT]; /* check_scanned: the columns the content defines */
+    int slices; /* check_scanned: hand those back (Vouched.columns), no objects made */
     char decoded[ARENA_SIZE]; /* strings of the body that had escapes, unescaped */
     size_t decoded_used;
 } Walk;
@@ -816,7 +848,7 @@ add_field(Walk *w, const char *path, Py_ssize_t size, PyObject *value)
     if (w->count == MAX_FIELDS) {
         return 0;
     }
-    w->fields[w->count++] = (Field){path, size, value, NULL, 0, 0};
+    w->fields[w->count++] = (Field){path, size, value, NULL, 0, 0, path_head(path, size)};
     return 1;
 }
 
@@ -897,6 +929,9 @@ walk_content(Walk *w, PyObject *content)
 static int
 field_before(const Field *a, const Field *b)
 {
+    if (a->head != b->head) { /* paths are printable ASCII: no zero byte pads a tie */
+        return a->head < b->head;
+    }
     Py_ssize_t n = a->size < b->size ? a->size : b->size;
     int c = memcmp(a->path, b->path, (size_t)n);
     return c < 0 || (c == 0 && a->size < b->size);
@@ -1059,7 +1094,8 @@ column_is(const Row *row, int i, PyObject *expected)
 
 typedef struct {
     long long seq;
-    PyObject *counted; /* new reference: the query columns, as the content defines them */
+    PyObject *counted; /* new reference: the query columns, as the content defines them; or */
+    Slice *columns;    /* NULL, and these, as scanned (for a Tally: no object made) */
 } Vouched;
 
 /* -- scan_body: the common body read without making a Python object of it ------------------- *
@@ -1332,7 +1368,8 @@ add_slice_field(Walk *w, const char *path, Py_ssize_t size, const Slice *value)
         return 0;
     }
     /* a number's or a literal's JCS form is as the body has it; a string's is written */
-    w->fields[w->count++] = (Field){path, size, NULL, value->data, value->size, value->kind};
+    w->fields[w->count++] =
+        (Field){path, size, NULL, value->data, value->size, value->kind, path_head(path, size)};
     return 1;
 }
 
@@ -1561,7 +1598,7 @@ check_scanned(const Row *row, Walk *w, PyObject *tenant_json, const char *messag
               const char *salts, Py_ssize_t salts_size, const char *id, Py_ssize_t id_size,
               const char *received_at, Py_ssize_t received_size, long long seq, const char *leaf)
 {
-    Slice expected[QUERY_COLUMN_COUNT];
+    Slice *expected = w->expected;
     for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
         if (!scanned_column(w, i, &expected[i]) || !column_holds(row, F_COLUMNS + i, &expected[i])) {
             return 0;
@@ -1582,6 +1619,13 @@ check_scanned(const Row *row, Walk *w, PyObject *tenant_json, const char *messag
                                  : 0;
     if (matches <= 0) {
         return matches;
+    }
+    out->seq = seq;
+    out->columns = NULL;
+    if (w->slices) {
+        out->counted = NULL;
+        out->columns = expected;
+        return 1;
     }
     out->counted = PyTuple_New(QUERY_COLUMN_COUNT);
     if (out->counted == NULL) {
@@ -1691,11 +1735,577 @@ check_row(const Row *row, PyObject *tenant_json, PyObject *loads, Walk *w, Vouch
         PyTuple_SET_ITEM(out->counted, i, Py_NewRef(columns[i] == NULL ? Py_None : columns[i]));
     }
     out->seq = seq;
+    out->columns = NULL;
     result = 1;
 done:
     Py_DECREF(content);
     return result;
 }
+
+/* -- Tally: the rollup recount (service.audit._rollups.RollupTally) kept in C ----------------
+ *
+ * RollupTally counts, per hour, each combination of a group's columns (one group of the few-
+ * valued dimensions, one per many-valued one); a day is the sum of its hours. Here each row adds
+ * one to one key per group, a key being the group, the hour (ts[:13]) and the group's values,
+ * as bytes in a hash table; expected() spreads each key over its dimensions, hour and day, as
+ * RollupTally.expected does, and matches() compares that with the stored rollups in one go.
+ * Rows with a value that is neither a str nor None come back from add() for the Python tally.
+ */
+
+#define TALLY_GROUPS 8
+#define TALLY_COLUMNS 8
+
+typedef struct {
+    uint64_t hash;
+    size_t offset; /* of the key in the arena */
+    uint32_t size;
+    long long count;
+} TallySlot;
+
+typedef struct {
+    TallySlot *slots; /* open addressing; count 0: empty */
+    size_t capacity, used;
+    char *arena;
+    size_t arena_used, arena_capacity;
+} TallyTable;
+
+typedef struct {
+    PyObject_HEAD
+    TallyTable table;
+    Py_ssize_t ts_column;
+    PyObject *total; /* the hour total's dimension name (storage._facets.HOUR_TOTAL) */
+    int groups;
+    int group_size[TALLY_GROUPS];
+    Py_ssize_t columns[TALLY_GROUPS][TALLY_COLUMNS];
+    PyObject *names[TALLY_GROUPS][TALLY_COLUMNS];
+    char used[QUERY_COLUMN_COUNT]; /* the columns read: the timestamp and the groups' */
+} Tally;
+
+static PyTypeObject TallyType;
+
+/* A key's hash: 8 bytes at a time, multiplied and folded (the keys are short and similar). */
+static uint64_t
+key_hash(const unsigned char *s, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        h = (h ^ v) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    uint64_t v = 0;
+    memcpy(&v, s, n);
+    h = (h ^ v) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 29);
+}
+
+static void
+table_free(TallyTable *t)
+{
+    PyMem_Free(t->slots);
+    PyMem_Free(t->arena);
+    memset(t, 0, sizeof *t);
+}
+
+static int
+table_grow(TallyTable *t)
+{
+    size_t capacity = t->capacity ? 2 * t->capacity : 4096;
+    TallySlot *slots = PyMem_Calloc(capacity, sizeof *slots);
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < t->capacity; i++) {
+        TallySlot *s = &t->slots[i];
+        if (s->count == 0) {
+            continue;
+        }
+        size_t j = s->hash & (capacity - 1);
+        while (slots[j].count != 0) {
+            j = (j + 1) & (capacity - 1);
+        }
+        slots[j] = *s;
+    }
+    PyMem_Free(t->slots);
+    t->slots = slots;
+    t->capacity = capacity;
+    return 0;
+}
+
+/* Add n to the key's count: 0, or -1 with MemoryError. */
+static int
+table_add(TallyTable *t, const unsigned char *key, size_t size, long long n)
+{
+    if (2 * (t->used + 1) > t->capacity && table_grow(t) < 0) {
+        return -1;
+    }
+    uint64_t hash = key_hash(key, size);
+    size_t j = hash & (t->capacity - 1);
+    for (;;) {
+        TallySlot *s = &t->slots[j];
+        if (s->count == 0) {
+            break;
+        }
+        if (s->hash == hash && s->size == size && memcmp(t->arena + s->offset, key, size) == 0) {
+            s->count += n;
+            return 0;
+        }
+        j = (j + 1) & (t->capacity - 1);
+    }
+    if (t->arena_used + size > t->arena_capacity) {
+        size_t capacity = 2 * (t->arena_capacity + size) + 65536;
+        char *arena = PyMem_Realloc(t->arena, capacity);
+        if (arena == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->arena = arena;
+        t->arena_capacity = capacity;
+    }
+    memcpy(t->arena + t->arena_used, key, size);
+    t->slots[j] = (TallySlot){hash, t->arena_used, (uint32_t)size, n};
+    t->arena_used += size;
+    t->used++;
+    return 0;
+}
+
+/* The count of a key, 0 if absent. */
+static long long
+table_get(const TallyTable *t, const unsigned char *key, size_t size)
+{
+    if (t->capacity == 0) {
+        return 0;
+    }
+    uint64_t hash = key_hash(key, size);
+    for (size_t j = hash & (t->capacity - 1);; j = (j + 1) & (t->capacity - 1)) {
+        const TallySlot *s = &t->slots[j];
+        if (s->count == 0) {
+            return 0;
+        }
+        if (s->hash == hash && s->size == size && memcmp(t->arena + s->offset, key, size) == 0) {
+            return s->count;
+        }
+    }
+}
+
+/* A row key: group, hour, then each value as a byte 0 (None) or 1 and a 4-byte length and its
+ * bytes. Keys longer than this are made on the heap. */
+#define TALLY_KEY 512
+
+typedef struct {
+    unsigned char *data;
+    size_t size, capacity;
+    unsigned char local[TALLY_KEY];
+} Key;
+
+static int
+key_add(Key *k, const void *bytes, size_t size)
+{
+    if (k->size + size > k->capacity) {
+        size_t capacity = 2 * (k->size + size);
+        unsigned char *data = PyMem_Malloc(capacity);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(data, k->data, k->size);
+        if (k->data != k->local) {
+            PyMem_Free(k->data);
+        }
+        k->data = data;
+        k->capacity = capacity;
+    }
+    memcpy(k->data + k->size, bytes, size);
+    k->size += size;
+    return 0;
+}
+
+static int
+key_text(Key *k, const char *data, Py_ssize_t size)
+{
+    unsigned char head[5] = {1};
+    uint32_t n = (uint32_t)size;
+    memcpy(head + 1, &n, 4);
+    return key_add(k, head, 5) < 0 || key_add(k, data, (size_t)size) < 0 ? -1 : 0;
+}
+
+/* The bytes of the first `chars` code points of UTF-8 text (ts[:13], hour[:10]). */
+static Py_ssize_t
+utf8_prefix(const char *s, Py_ssize_t size, int chars)
+{
+    Py_ssize_t i = 0;
+    for (int c = 0; i < size; i++) {
+        if (((unsigned char)s[i] & 0xc0) != 0x80 && c++ == chars) {
+            break;
+        }
+    }
+    return i;
+}
+
+/* A row's values, as UTF-8 (data NULL for None). */
+typedef struct {
+    const char *data;
+    Py_ssize_t size;
+} Text;
+
+/* Count one row whose columns are given by `value(i)`; 0, or -1 with an exception. */
+static int
+tally_count(Tally *t, const Text *ts, const Text *values /* by column index */)
+{
+    Key k = {.data = NULL, .size = 0, .capacity = TALLY_KEY};
+    k.data = k.local;
+    Py_ssize_t hour = ts->data == NULL ? 0 : utf8_prefix(ts->data, ts->size, 13);
+    int failed = 0;
+    for (int g = 0; !failed && g < t->groups; g++) {
+        k.size = 0;
+        unsigned char head = (unsigned char)g;
+        failed = key_add(&k, &head, 1) < 0 || key_text(&k, ts->data ? ts->data : "", hour) < 0;
+        for (int c = 0; !failed && c < t->group_size[g]; c++) {
+            const Text *v = &values[t->columns[g][c]];
+            if (v->data == NULL) {
+                unsigned char none = 0;
+                failed = key_add(&k, &none, 1) < 0;
+            } else {
+                failed = key_text(&k, v->data, v->size) < 0;
+            }
+        }
+        failed = failed || table_add(&t->table, k.data, k.size, 1) < 0;
+    }
+    if (k.data != k.local) {
+        PyMem_Free(k.data);
+    }
+    return failed ? -1 : 0;
+}
+
+/* Count a row given as Python objects: 1, 0 if it has a value this tally does not take (for
+ * the Python tally), -1 with an exception. */
+static int
+tally_objects(Tally *t, PyObject *row)
+{
+    Text values[QUERY_COLUMN_COUNT];
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(row);
+    if (n != QUERY_COLUMN_COUNT) {
+        return 0;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(row);
+    Text ts = {NULL, 0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        values[i] = (Text){NULL, 0};
+        if (!t->used[i] || items[i] == Py_None) {
+            continue;
+        }
+        if (!PyUnicode_CheckExact(items[i])) {
+            if (i == t->ts_column) {
+                continue; /* RollupTally: a timestamp that is not a str is hour "" */
+            }
+            return 0;
+        }
+        values[i].data = PyUnicode_AsUTF8AndSize(items[i], &values[i].size);
+        if (values[i].data == NULL) {
+            PyErr_Clear();
+            return 0; /* a lone surrogate */
+        }
+    }
+    if (values[t->ts_column].data != NULL) {
+        ts = values[t->ts_column];
+    }
+    return tally_count(t, &ts, values) < 0 ? -1 : 1;
+}
+
+/* Count a vouched row's columns as scanned (kind 's', or NULL). */
+static int
+tally_slices(Tally *t, const Slice *columns)
+{
+    Text values[QUERY_COLUMN_COUNT];
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        values[i] = columns[i].kind == 's' ? (Text){columns[i].data, columns[i].size}
+                                           : (Text){NULL, 0};
+    }
+    return tally_count(t, &values[t->ts_column], values);
+}
+
+static int
+tally_init(Tally *self, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t ts_column;
+    PyObject *total, *groups;
+    static char *names[] = {"ts_column", "total", "groups", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nUO!:Tally", names, &ts_column, &total,
+                                     &PyTuple_Type, &groups)) {
+        return -1;
+    }
+    int ok = ts_column >= 0 && ts_column < QUERY_COLUMN_COUNT && PyTuple_GET_SIZE(groups) > 0 &&
+             PyTuple_GET_SIZE(groups) <= TALLY_GROUPS;
+    for (Py_ssize_t g = 0; ok && g < PyTuple_GET_SIZE(groups); g++) {
+        PyObject *group = PyTuple_GET_ITEM(groups, g);
+        ok = PyTuple_Check(group) && PyTuple_GET_SIZE(group) > 0 &&
+             PyTuple_GET_SIZE(group) <= TALLY_COLUMNS;
+        for (Py_ssize_t c = 0; ok && c < PyTuple_GET_SIZE(group); c++) {
+            PyObject *pair = PyTuple_GET_ITEM(group, c);
+            ok = PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2 &&
+                 PyUnicode_CheckExact(PyTuple_GET_ITEM(pair, 0)) &&
+                 PyLong_Check(PyTuple_GET_ITEM(pair, 1));
+            if (ok) {
+                Py_ssize_t column = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 1));
+                ok = column >= 0 && column < QUERY_COLUMN_COUNT;
+                self->columns[g][c] = column;
+            }
+        }
+    }
+    if (!ok) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError,
+                        "Tally(ts_column, total, groups): groups a tuple of up to 8 tuples of up"
+                        " to 8 (dimension, column) pairs, columns < 15");
+        return -1;
+    }
+    table_free(&self->table);
+    Py_XSETREF(self->total, Py_NewRef(total));
+    for (int g = 0; g < self->groups; g++) {
+        for (int c = 0; c < self->group_size[g]; c++) {
+            Py_CLEAR(self->names[g][c]);
+        }
+    }
+    self->ts_column = ts_column;
+    self->groups = (int)PyTuple_GET_SIZE(groups);
+    memset(self->used, 0, sizeof self->used);
+    self->used[ts_column] = 1;
+    for (int g = 0; g < self->groups; g++) {
+        PyObject *group = PyTuple_GET_ITEM(groups, g);
+        self->group_size[g] = (int)PyTuple_GET_SIZE(group);
+        for (int c = 0; c < self->group_size[g]; c++) {
+            self->names[g][c] = Py_NewRef(PyTuple_GET_ITEM(PyTuple_GET_ITEM(group, c), 0));
+            self->used[self->columns[g][c]] = 1;
+        }
+    }
+    return 0;
+}
+
+static void
+tally_dealloc(Tally *self)
+{
+    table_free(&self->table);
+    Py_XDECREF(self->total);
+    for (int g = 0; g < self->groups; g++) {
+        for (int c = 0; c < self->group_size[g]; c++) {
+            Py_XDECREF(self->names[g][c]);
+        }
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyDoc_STRVAR(tally_add_doc,
+"add(rows, /)\n--\n\n"
+"Count rows (sequences of the QUERY_COLUMNS values); return those with a value that is neither\n"
+"a str nor None (a timestamp that is no str counts as hour \"\"), not counted, for the caller.");
+
+static PyObject *
+tally_add(Tally *self, PyObject *rows)
+{
+    PyObject *fast = PySequence_Fast(rows, "add() takes a sequence of rows");
+    if (fast == NULL) {
+        return NULL;
+    }
+    PyObject *declined = PyList_New(0);
+    for (Py_ssize_t i = 0; declined != NULL && i < PySequence_Fast_GET_SIZE(fast); i++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(fast, i);
+        PyObject *items = PySequence_Fast(row, "add() takes rows of columns");
+        int counted = items == NULL ? -1 : tally_objects(self, items);
+        Py_XDECREF(items);
+        if (counted < 0 || (counted == 0 && PyList_Append(declined, row) < 0)) {
+            Py_CLEAR(declined);
+        }
+    }
+    Py_DECREF(fast);
+    return declined;
+}
+
+/* The rollups the counts make, (dimension, period, value) -> n, as RollupTally.expected: into
+ * `out` (a table keyed by the dimension's index, period and value). */
+static int
+tally_spread(Tally *self, TallyTable *out)
+{
+    Key k = {.data = NULL, .size = 0, .capacity = TALLY_KEY};
+    k.data = k.local;
+    int failed = 0;
+    for (size_t i = 0; !failed && i < self->table.capacity; i++) {
+        const TallySlot *s = &self->table.slots[i];
+        if (s->count == 0) {
+            continue;
+        }
+        const unsigned char *p = (const unsigned char *)self->table.arena + s->offset;
+        int g = p[0];
+        uint32_t hour_size;
+        memcpy(&hour_size, p + 2, 4);
+        const char *hour = (const char *)p + 6;
+        p += 6 + hour_size;
+        Py_ssize_t day_size = utf8_prefix(hour, hour_size, 10);
+        if (g == 0) { /* the first group's keys make the hour totals */
+            k.size = 0;
+            unsigned char dim = 0;
+            failed = key_add(&k, &dim, 1) < 0 || key_text(&k, hour, hour_size) < 0 ||
+                     key_text(&k, "", 0) < 0 || table_add(out, k.data, k.size, s->count) < 0;
+        }
+        for (int c = 0; !failed && c < self->group_size[g]; c++) {
+            if (*p == 0) {
+                p++;
+                continue; /* None: no rollup row */
+            }
+            uint32_t size;
+            memcpy(&size, p + 1, 4);
+            const char *value = (const char *)p + 5;
+            p += 5 + size;
+            unsigned char dim = (unsigned char)(1 + g * TALLY_COLUMNS + c);
+            for (int period = 0; !failed && period < 2; period++) {
+                k.size = 0;
+                failed = key_add(&k, &dim, 1) < 0 ||
+                         key_text(&k, hour, period ? day_size : (Py_ssize_t)hour_size) < 0 ||
+                         key_text(&k, value, size) < 0 ||
+                         table_add(out, k.data, k.size, s->count) < 0;
+            }
+        }
+    }
+    if (k.data != k.local) {
+        PyMem_Free(k.data);
+    }
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+tally_dimension(Tally *self, int dim)
+{
+    return dim == 0 ? self->total
+                    : self->names[(dim - 1) / TALLY_COLUMNS][(dim - 1) % TALLY_COLUMNS];
+}
+
+PyDoc_STRVAR(tally_expected_doc,
+"expected()\n--\n\n"
+"{(dimension, period, value): n} as RollupTally.expected gives it, of the rows counted.");
+
+static PyObject *
+tally_expected(Tally *self, PyObject *unused)
+{
+    (void)unused;
+    TallyTable out = {0};
+    if (tally_spread(self, &out) < 0) {
+        table_free(&out);
+        return NULL;
+    }
+    PyObject *result = PyDict_New();
+    for (size_t i = 0; result != NULL && i < out.capacity; i++) {
+        const TallySlot *s = &out.slots[i];
+        if (s->count == 0) {
+            continue;
+        }
+        const char *p = out.arena + s->offset;
+        uint32_t period_size, value_size;
+        memcpy(&period_size, p + 2, 4);
+        memcpy(&value_size, p + 6 + period_size + 1, 4);
+        PyObject *key = Py_BuildValue("(Os#s#)", tally_dimension(self, (unsigned char)p[0]),
+                                      p + 6, (Py_ssize_t)period_size, p + 6 + period_size + 5,
+                                      (Py_ssize_t)value_size);
+        PyObject *n = PyLong_FromLongLong(s->count);
+        if (key == NULL || n == NULL || PyDict_SetItem(result, key, n) < 0) {
+            Py_CLEAR(result);
+        }
+        Py_XDECREF(key);
+        Py_XDECREF(n);
+    }
+    table_free(&out);
+    return result;
+}
+
+PyDoc_STRVAR(tally_matches_doc,
+"matches(stored, /)\n--\n\n"
+"Whether the stored rollups {(dimension, period, value): n} (rows with n != 0) are exactly\n"
+"expected(), compared without making it.");
+
+static PyObject *
+tally_matches(Tally *self, PyObject *stored)
+{
+    if (!PyDict_Check(stored)) {
+        PyErr_SetString(PyExc_TypeError, "matches() takes a dict");
+        return NULL;
+    }
+    TallyTable out = {0};
+    if (tally_spread(self, &out) < 0) {
+        table_free(&out);
+        return NULL;
+    }
+    int equal = (size_t)PyDict_GET_SIZE(stored) == out.used;
+    Key k = {.data = NULL, .size = 0, .capacity = TALLY_KEY};
+    k.data = k.local;
+    PyObject *key, *value;
+    Py_ssize_t at = 0;
+    while (equal && PyDict_Next(stored, &at, &key, &value)) {
+        equal = PyTuple_CheckExact(key) && PyTuple_GET_SIZE(key) == 3 && PyLong_CheckExact(value);
+        int dim = -1;
+        for (int d = 0; equal && dim < 0 && d <= TALLY_GROUPS * TALLY_COLUMNS; d++) {
+            PyObject *name = d == 0 ? self->total
+                                    : (d - 1) / TALLY_COLUMNS < self->groups &&
+                                              (d - 1) % TALLY_COLUMNS <
+                                                  self->group_size[(d - 1) / TALLY_COLUMNS]
+                                          ? tally_dimension(self, d)
+                                          : NULL;
+            if (name != NULL && PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 0)) &&
+                PyUnicode_Compare(name, PyTuple_GET_ITEM(key, 0)) == 0) {
+                dim = d;
+            }
+        }
+        const char *period = NULL, *text = NULL;
+        Py_ssize_t period_size = 0, text_size = 0;
+        equal = equal && dim >= 0 && PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 1)) &&
+                PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 2)) &&
+                (period = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(key, 1), &period_size)) &&
+                (text = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(key, 2), &text_size));
+        if (!equal) {
+            PyErr_Clear();
+            break;
+        }
+        unsigned char d = (unsigned char)dim;
+        k.size = 0;
+        if (key_add(&k, &d, 1) < 0 || key_text(&k, period, period_size) < 0 ||
+            key_text(&k, text, text_size) < 0) {
+            equal = -1;
+            break;
+        }
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        equal = !overflow && n != 0 && table_get(&out, k.data, k.size) == n;
+    }
+    if (k.data != k.local) {
+        PyMem_Free(k.data);
+    }
+    table_free(&out);
+    if (equal < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(equal);
+}
+
+static PyMethodDef tally_methods[] = {
+    {"add", (PyCFunction)tally_add, METH_O, tally_add_doc},
+    {"expected", (PyCFunction)tally_expected, METH_NOARGS, tally_expected_doc},
+    {"matches", (PyCFunction)tally_matches, METH_O, tally_matches_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject TallyType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "trailkeep.model._fastleaf.Tally",
+    .tp_doc = PyDoc_STR("Tally(ts_column, total, groups): the rollup recount of\n"
+                        "service.audit._rollups.RollupTally, in C. groups: tuples of\n"
+                        "(dimension, column) counted together per hour; the first also makes\n"
+                        "the hour totals (dimension `total`)."),
+    .tp_basicsize = sizeof(Tally),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)tally_init,
+    .tp_dealloc = (destructor)tally_dealloc,
+    .tp_methods = tally_methods,
+};
 
 static Walk *
 walk_new(void)
@@ -1869,13 +2479,22 @@ chunk_vouch(Chunk *c, const Row *row, Vouched *v)
     row_blob(row, F_LEAF, &leaf, &size);
     PyObject *hash = row->stmt ? PyBytes_FromStringAndSize(leaf, size)
                                : Py_NewRef(PyTuple_GET_ITEM(row->tuple, F_LEAF));
-    if (hash == NULL || (c->tally == Py_None ? PyList_Append(c->counted, v->counted)
-                                             : tally_row(c, v->counted)) < 0) {
+    failed = hash == NULL;
+    if (!failed && PyObject_TypeCheck(c->tally, &TallyType)) {
+        Tally *t = (Tally *)c->tally;
+        int counted = v->counted == NULL ? (tally_slices(t, v->columns) < 0 ? -1 : 1)
+                                         : tally_objects(t, v->counted);
+        /* a row the Tally declines goes to the caller's Python tally, with the rest */
+        failed = counted < 0 || (counted == 0 && PyList_Append(c->counted, v->counted) < 0);
+    } else if (!failed) {
+        failed = (c->tally == Py_None ? PyList_Append(c->counted, v->counted)
+                                      : tally_row(c, v->counted)) < 0;
+    }
+    Py_XDECREF(v->counted);
+    if (failed) {
         Py_XDECREF(hash);
-        Py_DECREF(v->counted);
         return -1;
     }
-    Py_DECREF(v->counted);
     PyList_SetItem(c->leaves, (Py_ssize_t)(v->seq - c->start), hash); /* steals hash */
     c->vouched++;
     if (PySet_GET_SIZE(c->watch) > 0) {
@@ -1900,13 +2519,14 @@ chunk_add(Chunk *c, const Row *row, Walk *w, PyObject *tenant_json, PyObject *lo
           PyObject *(*as_tuple)(const Row *))
 {
     Vouched v;
+    w->slices = PyObject_TypeCheck(c->tally, &TallyType);
     int checked = check_row(row, tenant_json, loads, w, &v);
     if (checked < 0) {
         return -1;
     }
     if (checked && (v.seq < c->start || v.seq >= c->end ||
                     PyList_GET_ITEM(c->leaves, (Py_ssize_t)(v.seq - c->start)) != Py_None)) {
-        Py_DECREF(v.counted); /* outside the chunk, or a second row at a position */
+        Py_XDECREF(v.counted); /* outside the chunk, or a second row at a position */
         checked = 0;
     }
     if (checked) {
@@ -1935,7 +2555,7 @@ check_arguments(PyObject *tenant_json, PyObject *loads, PyObject *watch, PyObjec
                         "takes tenant_json (str), loads (callable) and watch (a set)");
         return -1;
     }
-    if (tally == Py_None) {
+    if (tally == Py_None || PyObject_TypeCheck(tally, &TallyType)) {
         return 0;
     }
     int ok = PyTuple_CheckExact(tally) && PyTuple_GET_SIZE(tally) == 2 &&
@@ -2006,7 +2626,7 @@ check_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_Format(PyExc_TypeError, "check_rows() takes tuples of %d fields", F_COUNT);
             goto failed;
         }
-        Row row = {NULL, tuple};
+        Row row = {NULL, tuple, 0, NULL};
         if (chunk_add(&c, &row, w, args[3], args[4], tuple_as_is) < 0) {
             goto failed;
         }
@@ -2025,6 +2645,8 @@ typedef struct {
     PyObject_HEAD
     sqlite3 *db;
     sqlite3_stmt *stmt;
+    sqlite3_stmt *leaves; /* or NULL: the leaves, stepped beside stmt (see rows_init) */
+    sqlite3_stmt *hashes[2]; /* or NULL: hashes() queries */
 } SQLiteRows;
 
 static PyObject *
@@ -2041,6 +2663,16 @@ rows_close(SQLiteRows *self)
         sqlite3_finalize(self->stmt);
         self->stmt = NULL;
     }
+    if (self->leaves != NULL) {
+        sqlite3_finalize(self->leaves);
+        self->leaves = NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (self->hashes[i] != NULL) {
+            sqlite3_finalize(self->hashes[i]);
+            self->hashes[i] = NULL;
+        }
+    }
     if (self->db != NULL) {
         sqlite3_close_v2(self->db);
         self->db = NULL;
@@ -2050,9 +2682,10 @@ rows_close(SQLiteRows *self)
 static int
 rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
 {
-    const char *path, *sql;
-    static char *names[] = {"path", "sql", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss:SQLiteRows", names, &path, &sql)) {
+    const char *path, *sql, *leaves = NULL, *hashes[2] = {NULL, NULL};
+    static char *names[] = {"path", "sql", "leaves", "nodes", "pangea", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|zzz:SQLiteRows", names, &path, &sql,
+                                     &leaves, &hashes[0], &hashes[1])) {
         return -1;
     }
     rows_close(self);
@@ -2067,15 +2700,30 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
     if (rc == SQLITE_OK) {
         rc = sqlite3_prepare_v2(self->db, sql, -1, &self->stmt, NULL);
     }
+    if (rc == SQLITE_OK && leaves != NULL) {
+        rc = sqlite3_prepare_v2(self->db, leaves, -1, &self->leaves, NULL);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (rc == SQLITE_OK && hashes[i] != NULL) {
+            rc = sqlite3_prepare_v2(self->db, hashes[i], -1, &self->hashes[i], NULL);
+        }
+    }
     if (rc != SQLITE_OK) {
         sqlite_failed(self->db, "cannot open the database to audit");
         rows_close(self);
         return -1;
     }
-    if (sqlite3_column_count(self->stmt) != F_COUNT || sqlite3_bind_parameter_count(self->stmt) != 3) {
+    if (sqlite3_column_count(self->stmt) != F_COUNT || sqlite3_bind_parameter_count(self->stmt) != 3 ||
+        (self->leaves != NULL && (sqlite3_column_count(self->leaves) != 2 ||
+                                  sqlite3_bind_parameter_count(self->leaves) != 3)) ||
+        (self->hashes[0] != NULL && (sqlite3_column_count(self->hashes[0]) != 1 ||
+                                     sqlite3_bind_parameter_count(self->hashes[0]) != 4)) ||
+        (self->hashes[1] != NULL && (sqlite3_column_count(self->hashes[1]) != 1 ||
+                                     sqlite3_bind_parameter_count(self->hashes[1]) != 4))) {
         rows_close(self);
-        PyErr_Format(PyExc_ValueError, "SQLiteRows takes a query of 3 parameters and %d columns",
-                     F_COUNT);
+        PyErr_Format(PyExc_ValueError,
+                     "SQLiteRows takes a query of 3 parameters and %d columns, and leaves of 3"
+                     " parameters and 2 columns (seq, hash)", F_COUNT);
         return -1;
     }
     return 0;
@@ -2095,17 +2743,18 @@ statement_as_tuple(const Row *row)
     PyObject *tuple = PyTuple_New(F_COUNT);
     for (int i = 0; tuple != NULL && i < F_COUNT; i++) {
         PyObject *value;
-        sqlite3_stmt *s = row->stmt;
-        switch (sqlite3_column_type(s, i)) {
-        case SQLITE_INTEGER: value = PyLong_FromLongLong(sqlite3_column_int64(s, i)); break;
-        case SQLITE_FLOAT: value = PyFloat_FromDouble(sqlite3_column_double(s, i)); break;
+        int at = i;
+        sqlite3_stmt *s = row_column(row, &at);
+        switch (s == NULL ? SQLITE_NULL : sqlite3_column_type(s, at)) {
+        case SQLITE_INTEGER: value = PyLong_FromLongLong(sqlite3_column_int64(s, at)); break;
+        case SQLITE_FLOAT: value = PyFloat_FromDouble(sqlite3_column_double(s, at)); break;
         case SQLITE_TEXT:
-            value = PyUnicode_DecodeUTF8((const char *)sqlite3_column_text(s, i),
-                                         sqlite3_column_bytes(s, i), NULL);
+            value = PyUnicode_DecodeUTF8((const char *)sqlite3_column_text(s, at),
+                                         sqlite3_column_bytes(s, at), NULL);
             break;
         case SQLITE_BLOB: {
-            const void *data = sqlite3_column_blob(s, i);
-            value = PyBytes_FromStringAndSize(data ? data : "", sqlite3_column_bytes(s, i));
+            const void *data = sqlite3_column_blob(s, at);
+            value = PyBytes_FromStringAndSize(data ? data : "", sqlite3_column_bytes(s, at));
             break;
         }
         default: value = Py_NewRef(Py_None);
@@ -2153,34 +2802,147 @@ rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
         chunk_clear(&c);
         return NULL;
     }
-    sqlite3_stmt *s = self->stmt;
+    sqlite3_stmt *s = self->stmt, *ls = self->leaves;
     sqlite3_reset(s);
-    int rc = sqlite3_bind_text(s, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_int64(s, 2, start);
+    if (ls != NULL) {
+        sqlite3_reset(ls);
     }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_int64(s, 3, end);
+    /* one read transaction: both statements read the same snapshot */
+    int rc = sqlite3_exec(self->db, "BEGIN", NULL, NULL, NULL);
+    int began = rc == SQLITE_OK;
+    for (int k = 0; k < (ls != NULL ? 2 : 1); k++) {
+        sqlite3_stmt *q = k ? ls : s;
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
+        }
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_bind_int64(q, 2, start);
+        }
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_bind_int64(q, 3, end);
+        }
     }
-    Row row = {s, NULL};
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    /* the leaves in seq order, stepped beside the rows (a merge, not a lookup per row) */
+    int lrc = ls != NULL && rc == SQLITE_OK ? sqlite3_step(ls) : SQLITE_DONE;
+    Row row = {s, NULL, ls != NULL, NULL};
+    while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (lrc == SQLITE_ROW || lrc == SQLITE_DONE)) {
         rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW && chunk_add(&c, &row, w, args[3], args[4], statement_as_tuple) < 0) {
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+        if (ls != NULL) {
+            row.leaf = NULL;
+            if (sqlite3_column_type(s, F_SEQ) == SQLITE_INTEGER) {
+                sqlite3_int64 seq = sqlite3_column_int64(s, F_SEQ);
+                while (lrc == SQLITE_ROW && sqlite3_column_int64(ls, 0) < seq) {
+                    lrc = sqlite3_step(ls);
+                }
+                if (lrc == SQLITE_ROW && sqlite3_column_int64(ls, 0) == seq) {
+                    row.leaf = ls;
+                }
+            }
+            if (lrc != SQLITE_ROW && lrc != SQLITE_DONE) {
+                break;
+            }
+        }
+        if (chunk_add(&c, &row, w, args[3], args[4], statement_as_tuple) < 0) {
             goto failed;
         }
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SQLITE_DONE || (lrc != SQLITE_ROW && lrc != SQLITE_DONE)) {
         sqlite_failed(self->db, "SQLite read failed");
         goto failed;
     }
-    sqlite3_reset(s); /* ends the read transaction */
+    sqlite3_reset(s);
+    if (ls != NULL) {
+        sqlite3_reset(ls);
+    }
+    if (began && sqlite3_exec(self->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite_failed(self->db, "SQLite read failed");
+        goto failed;
+    }
     walk_free(w);
     return chunk_result(&c);
 failed:
     sqlite3_reset(s);
+    if (ls != NULL) {
+        sqlite3_reset(ls);
+    }
+    if (began) {
+        sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+    }
     walk_free(w);
     chunk_clear(&c);
     return NULL;
+}
+
+PyDoc_STRVAR(rows_hashes_doc,
+"hashes(tree, tenant_id, level, start, end, /)\n--\n\n"
+"Run the `nodes` (tree 0) or `pangea` (tree 1) query for (tenant_id, level, start, end): the\n"
+"hashes it gives, concatenated, if they are end - start of 32 bytes each; else b\"\".");
+
+static PyObject *
+rows_hashes(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "hashes() takes 5 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    long tree = PyLong_AsLong(args[0]);
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(args[1], &tenant_size);
+    long long level = PyLong_AsLongLong(args[2]), start = PyLong_AsLongLong(args[3]),
+              end = PyLong_AsLongLong(args[4]);
+    if (tenant == NULL || PyErr_Occurred()) {
+        return NULL;
+    }
+    sqlite3_stmt *q = tree == 0 || tree == 1 ? self->hashes[tree] : NULL;
+    if (q == NULL || end < start || end - start > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "hashes(): no such query, or a range past 2**24");
+        return NULL;
+    }
+    Py_ssize_t count = (Py_ssize_t)(end - start);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, count * SHA256_DIGEST_LENGTH);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *at = PyBytes_AS_STRING(out);
+    sqlite3_reset(q);
+    int rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 2, level);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 3, start);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 4, end);
+    }
+    Py_ssize_t found = 0;
+    int whole = 1;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(q);
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+        if (found == count || sqlite3_column_type(q, 0) != SQLITE_BLOB ||
+            sqlite3_column_bytes(q, 0) != SHA256_DIGEST_LENGTH) {
+            whole = 0;
+            continue;
+        }
+        memcpy(at + found * SHA256_DIGEST_LENGTH, sqlite3_column_blob(q, 0), SHA256_DIGEST_LENGTH);
+        found++;
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE) {
+        Py_DECREF(out);
+        return sqlite_failed(self->db, "SQLite read failed");
+    }
+    if (!whole || found != count) {
+        Py_DECREF(out);
+        return PyBytes_FromStringAndSize("", 0);
+    }
+    return out;
 }
 
 static PyObject *
@@ -2193,6 +2955,7 @@ rows_close_method(SQLiteRows *self, PyObject *unused)
 
 static PyMethodDef rows_methods[] = {
     {"check", (PyCFunction)(void (*)(void))rows_check, METH_FASTCALL, rows_check_doc},
+    {"hashes", (PyCFunction)(void (*)(void))rows_hashes, METH_FASTCALL, rows_hashes_doc},
     {"close", (PyCFunction)rows_close_method, METH_NOARGS, "Close the connection."},
     {NULL, NULL, 0, NULL},
 };
@@ -2253,6 +3016,63 @@ parents(PyObject *module, PyObject *nodes)
     return out;
 }
 
+PyDoc_STRVAR(climb_doc,
+"climb(leaves, prefix, /)\n--\n\n"
+"Every level of the subtree over `leaves`, 2**k 32-byte hashes concatenated: a list of k\n"
+"bytes, level 1 to level k (the last is the subtree's root), each the level's nodes\n"
+"concatenated. An interior node is SHA-256(0x01 || left || right) if prefix (RFC 9162), else\n"
+"SHA-256(left || right) (Pangea's tree).");
+
+static PyObject *
+climb(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "climb() takes leaves (bytes) and prefix");
+        return NULL;
+    }
+    int prefix = PyObject_IsTrue(args[1]);
+    if (prefix < 0) {
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t count = size / SHA256_DIGEST_LENGTH;
+    if (size % SHA256_DIGEST_LENGTH || count == 0 || (count & (count - 1))) {
+        PyErr_SetString(PyExc_ValueError, "climb() takes 2**k 32-byte hashes");
+        return NULL;
+    }
+    PyObject *levels = PyList_New(0);
+    const unsigned char *below = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    unsigned char input[1 + 2 * SHA256_DIGEST_LENGTH];
+    input[0] = 1;
+    unsigned char *pair = prefix ? input + 1 : input;
+    size_t pair_size = prefix ? sizeof input : sizeof input - 1;
+    while (levels != NULL && count > 1) {
+        count /= 2;
+        PyObject *level = PyBytes_FromStringAndSize(NULL, count * SHA256_DIGEST_LENGTH);
+        if (level == NULL) {
+            Py_CLEAR(levels);
+            break;
+        }
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(level);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            SHA256_CTX ctx;
+            memcpy(pair, below + 2 * i * SHA256_DIGEST_LENGTH, 2 * SHA256_DIGEST_LENGTH);
+            SHA256_Init(&ctx);
+            SHA256_Update(&ctx, prefix ? input : pair, pair_size);
+            SHA256_Final(out + i * SHA256_DIGEST_LENGTH, &ctx);
+        }
+        int failed = PyList_Append(levels, level) < 0;
+        Py_DECREF(level);
+        if (failed) {
+            Py_CLEAR(levels);
+            break;
+        }
+        below = out; /* the bytes object lives on in the list */
+    }
+    return levels;
+}
+
 static int
 intern_keys(void)
 {
@@ -2287,6 +3107,7 @@ static PyMethodDef methods[] = {
     {"check_rows", (PyCFunction)(void (*)(void))check_rows, METH_FASTCALL, check_rows_doc},
     {"parents", (PyCFunction)parents, METH_O, parents_doc},
     {"bundle_events", (PyCFunction)(void (*)(void))bundle_events, METH_FASTCALL, bundle_events_doc},
+    {"climb", (PyCFunction)(void (*)(void))climb, METH_FASTCALL, climb_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2302,7 +3123,7 @@ PyMODINIT_FUNC
 PyInit__fastleaf(void)
 {
     init_tables();
-    if (intern_keys() < 0 || PyType_Ready(&SQLiteRowsType) < 0) {
+    if (intern_keys() < 0 || PyType_Ready(&SQLiteRowsType) < 0 || PyType_Ready(&TallyType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
@@ -2315,7 +3136,8 @@ PyInit__fastleaf(void)
     /* the leaf layout written by add_positions: evidence.py uses this module only if it matches */
     if (SQLiteError == NULL || PyModule_AddIntConstant(m, "LEAF_VERSION", 1) < 0 ||
         PyModule_AddObjectRef(m, "SQLiteError", SQLiteError) < 0 ||
-        PyModule_AddObjectRef(m, "SQLiteRows", (PyObject *)&SQLiteRowsType) < 0) {
+        PyModule_AddObjectRef(m, "SQLiteRows", (PyObject *)&SQLiteRowsType) < 0 ||
+        PyModule_AddObjectRef(m, "Tally", (PyObject *)&TallyType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -11,7 +11,17 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Final, TypeAlias
 
-__all__ = ["SQLiteError", "SQLiteRows", "check_rows", "commit", "leaf", "parents", "prefix"]
+__all__ = [
+    "SQLiteError",
+    "SQLiteRows",
+    "Tally",
+    "check_rows",
+    "climb",
+    "commit",
+    "leaf",
+    "parents",
+    "prefix",
+]
 
 #: The layout version the C part must write (``commitments.LEAF_VERSION``; not imported from
 #: there, which imports this module).
@@ -28,6 +38,7 @@ CheckRows: TypeAlias = Callable[
     "tuple[list[bytes | None], list[tuple[str | None, ...]], list[tuple[Any, ...]], list[tuple[int, str]], int]",  # noqa: E501
 ]
 Parents: TypeAlias = Callable[[list[bytes]], list[bytes]]
+Climb: TypeAlias = Callable[[bytes, bool], list[bytes]]
 
 
 def _load() -> ModuleType | None:
@@ -51,8 +62,12 @@ prefix: Final[Prefix | None] = None if _module is None else _module.prefix
 check_rows: Final[CheckRows | None] = None if _module is None else _module.check_rows
 #: ``_fastleaf.parents``: one level of RFC 9162 interior nodes.
 parents: Final[Parents | None] = None if _module is None else _module.parents
+#: ``_fastleaf.climb``: every level of a subtree over 2**k leaves (RFC 9162's or Pangea's).
+climb: Final[Climb | None] = None if _module is None else _module.climb
 #: ``_fastleaf.SQLiteRows``: ``check_rows`` over a SQLite statement stepped in C.
 SQLiteRows: Final[Any] = None if _module is None else _module.SQLiteRows
+#: ``_fastleaf.Tally``: the rollup recount (``service.audit._rollups.RollupTally``) in C.
+Tally: Final[Any] = None if _module is None else _module.Tally
 
 
 class _NeverRaised(Exception):

@@ -6,6 +6,7 @@ A mixin of ``SQLiteStore``, kept apart so the auditor's reads never mix with the
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -17,6 +18,7 @@ from trailkeep.model import _native
 from trailkeep.storage._audit_chunk import AuditChunk, ChunkReader, TallySpec, vouch_rows
 from trailkeep.storage._fulltext import FTS_TABLE
 from trailkeep.storage.rows import QUERY_COLUMNS
+from trailkeep.storage.tree import NODE_TABLES, TreeName
 
 __all__ = ["SQLiteAudit"]
 
@@ -35,6 +37,25 @@ _ROWS: Final = (
     " WHERE e.tenant_id = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
 )
 
+#: What ``audit_scan`` steps: ``_ROWS`` with its leaf column left NULL, and the leaves read
+#: beside it in ``seq`` order (one range of the tree's primary key, merged with the rows in C,
+#: instead of a primary-key lookup per row).
+_SCAN: Final = (
+    "SELECT e.seq, e.id, e.received_at, e.body, e.salts, NULL, e.redactions,"  # noqa: S608 - names
+    f" f.c0, f.c1, {', '.join('e.' + c for c in QUERY_COLUMNS)}"
+    f" FROM events e LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
+    " WHERE e.tenant_id = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
+)
+_SCAN_LEAVES: Final = (
+    "SELECT idx, hash FROM tree_nodes"
+    " WHERE tenant_id = ? AND level = 0 AND idx >= ? AND idx < ? ORDER BY idx"
+)
+#: ``audit_node_hashes`` and ``audit_leaf_hashes`` during a scan, stepped by its reader.
+_HASHES: Final = tuple(
+    f"SELECT hash FROM {NODE_TABLES[tree]}"  # noqa: S608 - a fixed table name
+    " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+    for tree in ("rfc9162", "pangea")
+)
 #: A node (level, idx) is a leaf or a complete subtree of [0, size) iff 0 <= level <= 62 and
 #: 0 <= idx < size >> level: every other one, by one index range each (an OR of them would walk
 #: all of the tenant's nodes). Parameters: tenant twice, then per level (tenant, level, tenant,
@@ -62,10 +83,15 @@ class SQLiteAudit:
 
     if TYPE_CHECKING:
         _path: str
+        _audit_reader: tuple[int, Any] | None
 
         def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
         def _connect(self, *, writer: bool = False) -> sqlite3.Connection: ...
+
+        def leaf_hashes(
+            self, tenant_id: str, start: int, end: int, tree: TreeName = "rfc9162"
+        ) -> list[bytes]: ...
 
     def audit_rows(self, tenant_id: str, start: int, end: int) -> list[tuple[Any, ...]]:
         return self._read(lambda c: c.execute(_ROWS, (tenant_id, start, end)).fetchall())
@@ -82,7 +108,7 @@ class SQLiteAudit:
             return
         tenant_json = orjson.dumps(tenant_id).decode()
         try:
-            reader = _native.SQLiteRows(self._path, _ROWS)
+            reader = _native.SQLiteRows(self._path, _SCAN, _SCAN_LEAVES, *_HASHES)
         except _native.SQLiteError as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
 
@@ -95,10 +121,28 @@ class SQLiteAudit:
                 raise StorageError(f"SQLite read failed: {exc}") from exc
             return AuditChunk(*found)
 
+        # the tree checks read their hashes through it too, in this thread (its connection is
+        # this thread's alone)
+        self._audit_reader = (threading.get_ident(), reader)
         try:
             yield read
         finally:
+            self._audit_reader = None
             reader.close()
+
+    def _scan_hashes(
+        self, tree: int, tenant_id: str, level: int, start: int, end: int
+    ) -> bytes | None:
+        """The hashes of ``[start, end)`` at ``level`` by the reader of a scan in progress, or
+        None without one (in this thread)."""
+        held = getattr(self, "_audit_reader", None)
+        if held is None or held[0] != threading.get_ident():
+            return None
+        try:
+            hashes: bytes = held[1].hashes(tree, tenant_id, level, start, end)
+        except _native.SQLiteError as exc:
+            raise StorageError(f"SQLite read failed: {exc}") from exc
+        return hashes
 
     def audit_nodes(
         self, tenant_id: str, level: int, start: int, end: int
@@ -110,6 +154,31 @@ class SQLiteAudit:
                 (tenant_id, level, start, end),
             ).fetchall()
         )
+
+    def audit_node_hashes(self, tenant_id: str, level: int, start: int, end: int) -> bytes:
+        scanned = self._scan_hashes(0, tenant_id, level, start, end)
+        if scanned is not None:
+            return scanned
+        # the primary key makes the indexes distinct: as many 32-byte rows as indexes is all
+        rows = self._read(
+            lambda c: c.execute(
+                "SELECT hash FROM tree_nodes WHERE tenant_id = ? AND level = ? AND idx >= ?"
+                " AND idx < ? AND length(hash) = 32 ORDER BY idx",
+                (tenant_id, level, start, end),
+            ).fetchall()
+        )
+        return b"".join([r[0] for r in rows]) if len(rows) == end - start else b""
+
+    def audit_leaf_hashes(
+        self, tenant_id: str, start: int, end: int, tree: TreeName = "rfc9162"
+    ) -> bytes:
+        scanned = self._scan_hashes(0 if tree == "rfc9162" else 1, tenant_id, 0, start, end)
+        if scanned is not None:
+            return scanned
+        leaves = self.leaf_hashes(tenant_id, start, end, tree)
+        if len(leaves) != end - start or any(len(h) != 32 for h in leaves):
+            return b""
+        return b"".join(leaves)
 
     def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:
         # two index ranges: an OR of the two would walk the tenant's whole index

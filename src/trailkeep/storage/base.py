@@ -356,6 +356,25 @@ class Store(abc.ABC):
         """Stored interior nodes of ``level`` (>= 1) with an index in ``[start, end)``, as
         ``(level, index, hash)`` in index order."""
 
+    def audit_leaf_hashes(
+        self, tenant_id: str, start: int, end: int, tree: TreeName = "rfc9162"
+    ) -> bytes:
+        """``leaf_hashes`` concatenated, if every position of ``[start, end)`` has its leaf of
+        32 bytes; else ``b""`` (then ``leaf_hashes`` says what is there)."""
+        leaves = self.leaf_hashes(tenant_id, start, end, tree)
+        if len(leaves) != end - start or any(len(h) != 32 for h in leaves):
+            return b""
+        return b"".join(leaves)
+
+    def audit_node_hashes(self, tenant_id: str, level: int, start: int, end: int) -> bytes:
+        """The hashes of ``audit_nodes`` concatenated in index order, if every index of
+        ``[start, end)`` has its node of 32 bytes; else ``b""``. What a recomputed level is
+        compared with in one go (a difference is then looked at node by node)."""
+        nodes = self.audit_nodes(tenant_id, level, start, end)
+        if len(nodes) != end - start or any(len(h) != 32 for _, _, h in nodes):
+            return b""
+        return b"".join([h for _, _, h in nodes])
+
     @abc.abstractmethod
     def audit_strays(self, tenant_id: str, size: int) -> list[tuple[int, str]]:
         """``(seq, id)`` of the tenant's rows outside ``[0, size)``, in ``seq`` order."""

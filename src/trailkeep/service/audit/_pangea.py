@@ -18,6 +18,7 @@ from trailkeep.storage.base import Store
 from trailkeep.storage.tree import TreeHead
 
 from ._report import Problem
+from ._tree import aligned, climb, join_subtree
 
 __all__ = ["PangeaChecker"]
 
@@ -40,6 +41,13 @@ class PangeaChecker:
     def append(self, start: int, end: int, tainted: Iterable[int]) -> None:
         """Check the Pangea leaves of ``[start, end)``; ``tainted`` positions (rows missing or
         altered, already reported) are not judged again."""
+        if not self._envelopes and self._range.size == start and aligned(start, end):
+            leaves = self._store.audit_leaf_hashes(self._tenant, start, end, tree="pangea")
+            if leaves:  # every leaf there: the chunk's subtree in C, joined to the frontier
+                levels = climb(leaves, False)
+                root = levels[-1] if levels else leaves
+                self._range, _ = join_subtree(self._range, PANGEA_LEGACY, root, len(levels))
+                return
         skip = set(tainted)
         stored = self._store.leaf_hashes(self._tenant, start, end, tree="pangea")
         if len(stored) != end - start:

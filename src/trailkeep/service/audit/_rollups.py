@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
-from typing import Final
+from typing import Any, Final, cast
 
+from trailkeep.model import _native
 from trailkeep.query.facets import DIMENSIONS
 from trailkeep.storage._audit_chunk import TallySpec
 from trailkeep.storage._facets import HOUR_TOTAL
@@ -33,33 +34,59 @@ class RollupTally:
     one update for the combinations of the few-valued dimensions and one per many-valued one.
     Days are the sums of their hours and the hour total the sum of the combinations, as the
     writer's ``rollup_counts`` adds each event to its day and its hour.
+
+    With the C part (``_fastleaf.Tally``, the same counts in a hash table of bytes) the rows
+    are counted there, by the C row check itself for the rows it vouches for (``spec``), and
+    only a row with a value that is neither a str nor None is counted here; ``expected`` is
+    the sum of both. ``native=False``: everything here (the reference the C part is tested
+    against).
     """
 
-    __slots__ = ("_grouped", "_spread")
+    __slots__ = ("_grouped", "_native", "_spread")
 
-    def __init__(self) -> None:
+    def __init__(self, *, native: bool = True) -> None:
         self._grouped: Counter[tuple[str, tuple[str | None, ...]]] = Counter()
         self._spread: dict[str, Counter[tuple[str, str | None]]] = {n: Counter() for n in _SPREAD}
+        groups = (tuple((n, _AT[n]) for n in _GROUPED), *(((n, _AT[n]),) for n in _SPREAD))
+        self._native: Any = (
+            _native.Tally(_TS, HOUR_TOTAL, groups) if native and _native.Tally is not None else None
+        )
 
     def add(self, rows: Sequence[Sequence[str | None]]) -> None:
         """Count a chunk of events, each given as its ``QUERY_COLUMNS`` values."""
         if not rows:
             return
+        if self._native is not None:
+            rows = self._native.add(rows)  # what it does not take comes back
+            if not rows:
+                return
         hours = [ts[:13] if type(ts := row[_TS]) is str else "" for row in rows]
         self._grouped.update(zip(hours, map(_GROUPED_AT, rows), strict=True))
         for name, counter in self._spread.items():
             counter.update(zip(hours, map(itemgetter(_AT[name]), rows), strict=True))
 
     def spec(self) -> TallySpec:
-        """What ``add`` does, as data for the C part (``AuditChunk``'s ``tally``): the
-        timestamp's column, and each counter with the column(s) it counts per hour."""
+        """What ``add`` does, for the C row check (``AuditChunk``'s ``tally``): the C tally
+        itself, or without it, as data: the timestamp's column, and each counter with the
+        column(s) it counts per hour."""
+        if self._native is not None:
+            return cast(TallySpec, self._native)
         grouped = tuple(_AT[name] for name in _GROUPED)
         spread = tuple((self._spread[name], _AT[name]) for name in _SPREAD)
         return (_TS, ((self._grouped, grouped), *spread))
 
+    def matches(self, stored: dict[tuple[str, str, str], int]) -> bool:
+        """Whether the stored rollups are ``expected()`` (in C, without making it, when the C
+        tally counted every row)."""
+        if self._native is not None and not self._grouped and not any(self._spread.values()):
+            return bool(self._native.matches(stored))
+        return stored == self.expected()
+
     def expected(self) -> dict[tuple[str, str, str], int]:
         """``(dim, period, value) -> count`` as the writer would have kept it."""
         out: Counter[tuple[str, str, str]] = Counter()
+        if self._native is not None:
+            out.update(self._native.expected())
         for (hour, values), n in self._grouped.items():
             assert hour is not None
             out[(HOUR_TOTAL, hour, "")] += n
@@ -68,17 +95,12 @@ class RollupTally:
                     out[(name, hour, value)] += n
                     out[(name, hour[:10], value)] += n
         result = dict(out)
+        get = result.get
         for name, counter in self._spread.items():
-            # one key per (hour, value): its hour row is set, not added to (no Counter miss)
-            result.update(
-                ((name, hour, value), n)
-                for (hour, value), n in counter.items()
-                if value is not None
-            )
-            get = result.get
             for (hour, value), n in counter.items():
-                if value is not None:
-                    day = (name, hour[:10], value)
+                if value is not None:  # added to: the C tally may have counted it too
+                    key, day = (name, hour, value), (name, hour[:10], value)
+                    result[key] = get(key, 0) + n
                     result[day] = get(day, 0) + n
         return result
 

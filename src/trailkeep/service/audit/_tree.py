@@ -12,32 +12,63 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from hashlib import sha256 as _node
-from itertools import repeat
 from typing import Final
 
-from trailkeep.merkle import RFC9162, CompactRange
+from trailkeep.merkle import RFC9162, CompactRange, LogHasher
 from trailkeep.model import _native
 from trailkeep.storage.base import Store
 
 from ._report import Problem
 
-__all__ = ["TreeChecker"]
+__all__ = ["TreeChecker", "aligned", "climb", "join_subtree"]
 
 _ZERO = bytes(32)
 #: RFC 9162's interior node is ``SHA-256(0x01 || left || right)`` (``RFC9162.hash_children``),
 #: written inline for the bulk of a chunk's nodes.
 _PREFIX: Final = b"\x01"
+_SIZE: Final = 32
 
 
-def _parents_py(row: list[bytes]) -> list[bytes]:
-    """One level up: ``RFC9162.hash_children`` of each pair (``_fastleaf.parents`` in C)."""
-    return [
-        _node(_PREFIX + left + right).digest()
-        for left, right in zip(row[0::2], row[1::2], strict=True)
-    ]
+def _climb_py(leaves: bytes, prefix: bool) -> list[bytes]:
+    """Every level of the subtree over ``leaves`` (2**k hashes concatenated), level 1 up to
+    its root, each level's nodes concatenated (``_fastleaf.climb`` in C)."""
+    head = _PREFIX if prefix else b""
+    levels, row = [], leaves
+    while len(row) > _SIZE:
+        row = b"".join(
+            [_node(head + row[i : i + 2 * _SIZE]).digest() for i in range(0, len(row), 2 * _SIZE)]
+        )
+        levels.append(row)
+    return levels
 
 
-_parents: Final = _native.parents or _parents_py
+climb: Final = _native.climb or _climb_py
+
+
+def aligned(start: int, end: int) -> bool:
+    """Whether ``[start, end)`` is one complete subtree (2**k leaves from a multiple of 2**k)."""
+    width = end - start
+    return width > 0 and width & (width - 1) == 0 and start % width == 0
+
+
+def join_subtree(
+    tree: CompactRange, hasher: LogHasher, root: bytes, level: int
+) -> tuple[CompactRange, list[tuple[int, int, bytes]]]:
+    """The range ``tree`` extended by one aligned subtree of ``2**level`` leaves whose root is
+    ``root`` (``CompactRange.append``'s loop, a subtree at a time); with the nodes it
+    completes above that subtree, lowest first."""
+    frontier = list(tree.hashes)
+    index = tree.size >> level
+    size = tree.size + (1 << level)
+    nodes: list[tuple[int, int, bytes]] = []
+    node = root
+    while index & 1:
+        node = hasher.hash_children(frontier.pop(), node)
+        index >>= 1
+        level += 1
+        nodes.append((level, index, node))
+    frontier.append(node)
+    return CompactRange.from_subtrees(hasher, size, frontier), nodes
 
 
 class TreeChecker:
@@ -91,13 +122,16 @@ class TreeChecker:
             hashes = leaves  # type: ignore[assignment]  # no None in it
         lo = bisect.bisect_right(self._sizes, start)
         hi = bisect.bisect_right(self._sizes, end)
-        width = end - start
-        if width & (width - 1) == 0 and start % width == 0 and self._sizes[lo:hi] in ([], [end]):
-            whole = self._whole_subtree(start, hashes)
-            if hi > lo:
-                self.roots[end] = (self._range.root(), self.tainted_below(end))
-            self._check_nodes(start, end, whole)
-            return
+        if aligned(start, end) and self._sizes[lo:hi] in ([], [end]):
+            leaves_ = b"".join(hashes)
+            if len(leaves_) == _SIZE * (end - start):  # else the per-node path says why
+                levels = climb(leaves_, True)
+                root = levels[-1] if levels else leaves_
+                self._range, above = join_subtree(self._range, RFC9162, root, len(levels))
+                if hi > lo:
+                    self.roots[end] = (self._range.root(), self.tainted_below(end))
+                self._check_levels(start, levels, above)
+                return
         nodes: list[tuple[int, int, bytes]] = []
         at = start
         for size in self._sizes[lo:hi]:  # stop at each wanted size for its root
@@ -107,27 +141,27 @@ class TreeChecker:
         nodes += self._range.extend(hashes[at - start :])
         self._check_nodes(start, end, nodes)
 
-    def _whole_subtree(self, start: int, hashes: list[bytes]) -> list[tuple[int, int, bytes]]:
-        """Append leaves that fill one aligned subtree (a chunk, whose size is a power of two),
-        level by level, one C-level loop per level instead of a method call per node; return
-        its nodes, and those it completes above it, in (level, index) order."""
-        nodes: list[tuple[int, int, bytes]] = []
-        level, row = 0, hashes
-        while len(row) > 1:
-            row = _parents(row)
-            level += 1
-            first = start >> level
-            nodes += zip(repeat(level), range(first, first + len(row)), row)
-        frontier = list(self._range.hashes)
-        node, index = row[0], start >> level
-        while index & 1:  # CompactRange.append's loop, one subtree at a time
-            node = RFC9162.hash_children(frontier.pop(), node)
-            index >>= 1
-            level += 1
-            nodes.append((level, index, node))
-        frontier.append(node)
-        self._range = CompactRange.from_subtrees(RFC9162, start + len(hashes), frontier)
-        return nodes
+    def _check_levels(
+        self, start: int, levels: list[bytes], above: list[tuple[int, int, bytes]]
+    ) -> None:
+        """Compare an aligned subtree's recomputed levels (``climb``) with the stored ones, a
+        level in one go; node by node only where one differs, and for the nodes ``above``."""
+        closer = list(above)
+        for level, row in enumerate(levels, 1):
+            first, count = start >> level, len(row) // _SIZE
+            if self._store.audit_node_hashes(self._tenant, level, first, first + count) != row:
+                closer += [
+                    (level, first + i, row[i * _SIZE : (i + 1) * _SIZE]) for i in range(count)
+                ]
+        if not closer:
+            return
+        stored: list[tuple[int, int, bytes]] = []
+        spans: dict[int, list[int]] = {}
+        for level, index, _ in closer:
+            spans.setdefault(level, []).append(index)
+        for level, indexes in sorted(spans.items()):
+            stored += self._store.audit_nodes(self._tenant, level, min(indexes), max(indexes) + 1)
+        self._compare(closer, stored)
 
     def _check_nodes(self, start: int, end: int, nodes: list[tuple[int, int, bytes]]) -> None:
         """Compare in one go (lists of rows in the same order); look closer only if they differ."""
@@ -136,6 +170,13 @@ class TreeChecker:
         while (end >> level) > (start >> level):
             stored += self._store.audit_nodes(self._tenant, level, start >> level, end >> level)
             level += 1
+        self._compare(nodes, stored)
+
+    def _compare(
+        self, nodes: list[tuple[int, int, bytes]], stored: list[tuple[int, int, bytes]]
+    ) -> None:
+        """Report each recomputed node whose stored row is missing or differs (unless a leaf
+        under it is tainted); ``stored`` holds the stored rows of the nodes' ranges."""
         nodes.sort()
         if stored == nodes:
             return
