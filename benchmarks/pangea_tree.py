@@ -8,16 +8,14 @@ Run with the project's virtualenv::
 The server cannot ingest without Pangea's tree (no switch may break that invariant), so this
 measures in-process, in one run, alternating rounds on fresh SQLite files (``synchronous=FULL``,
 500-event batches, 4 appends in flight like the server's group commit), with the product's own
-``prepare_event`` and SQLite writer (``SQLiteStore._sequence``) both times:
+``prepare_event``, sequencer (``storage/_sequencer.py``) and SQLite writer both times:
 
 - **both trees**: exactly what the server runs (commitments, RFC 9162 leaf prefix, Pangea
   leaf; both trees' nodes in the same transaction);
-- **RFC 9162 alone**: the same code with the Pangea parts replaced where it calls them, by
-  patching the names it looks up (no copy of the writer, no switch in the product):
-  ``prepare_event`` computes no Pangea leaf, the writer's ``event_pangea_leaf`` answers a
-  constant, its ``append_leaves`` extends the RFC 9162 tree only, and its ``insert_many``
-  skips the ``pangea_tree_nodes`` rows. What is left of the second tree is a list append per
-  event.
+- **RFC 9162 alone**: the same code with the Pangea parts replaced where it calls them (no
+  copy of the writer, no switch in the product): ``prepare_event`` computes no Pangea leaf
+  (a patched name), and the writer drives a sequencer whose ``_trees`` (the one method that
+  grows both trees) grows the RFC 9162 tree alone and returns no ``pangea_tree_nodes`` rows.
 
 It prints events/s of each (median of the rounds, wall clock) and their ratio (target >= 0.9),
 and the CPU time of each per event (process time, the writer thread included), which a shared
@@ -38,41 +36,38 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from trailkeep.merkle import RFC9162, CompactRange
+from trailkeep.model.event import NewEvent
 from trailkeep.model.tenant import Tenant
 from trailkeep.service import events as events_module
 from trailkeep.service.events import Limits, prepare_event
 from trailkeep.service.stores import event_leaf
-from trailkeep.storage import sqlite as sqlite_module
-from trailkeep.storage import tree as tree_module
+from trailkeep.storage import _sqlite_writer as writer_module
+from trailkeep.storage._sequencer import GroupSequencer, NodeRows
 from trailkeep.storage.sqlite import SQLiteStore
-from trailkeep.storage.tree import TreeHead
+from trailkeep.storage.tree import TreeHead, leaf_rows
 
 TARGET = 0.9
 BATCH = 500
 IN_FLIGHT = 4
 
 
-def _no_pangea_leaf(event: object) -> bytes:
-    return b""  # a plain function: a MagicMock's call would cost more than what it replaces
+class _RfcOnlySequencer(GroupSequencer):
+    """The product's sequencer with ``_trees`` growing the RFC 9162 tree alone: Pangea's
+    frontier is left as it was and no Pangea node rows are written."""
 
-
-def _rfc_only_append(
-    head: TreeHead, leaves: Sequence[bytes], pangea_leaves: Sequence[bytes]
-) -> tuple[TreeHead, list[Any], list[Any]]:
-    """``tree.append_leaves`` without Pangea's tree: its frontier is left as it was."""
-    compact = tree_module.CompactRange.from_subtrees(tree_module.RFC9162, head.size, head.frontier)
-    nodes = compact.extend(leaves)
-    return TreeHead(compact.size, compact.hashes, head.pangea), nodes, []
-
-
-def _insert_without_pangea_nodes(
-    conn: sqlite3.Connection, table: str, columns: tuple[str, ...], rows: Any, suffix: str = ""
-) -> None:
-    if table != "pangea_tree_nodes":
-        _INSERT_MANY(conn, table, columns, rows, suffix)
-
-
-_INSERT_MANY = sqlite_module.insert_many
+    def _trees(
+        self,
+        tenant_id: str,
+        head: TreeHead,
+        events: Sequence[NewEvent],
+        fresh: list[tuple[int, int]],
+        leaves: list[bytes],
+    ) -> tuple[TreeHead, NodeRows, NodeRows]:
+        compact = CompactRange.from_subtrees(RFC9162, head.size, head.frontier)
+        nodes = compact.extend(leaves)
+        grown = TreeHead(compact.size, compact.hashes, head.pangea)
+        return grown, leaf_rows(tenant_id, head.size, leaves, nodes), []
 
 
 @contextlib.contextmanager
@@ -80,9 +75,7 @@ def rfc_only() -> Iterator[None]:
     """The product's ingest path with every Pangea step replaced (see the module doc)."""
     with (
         mock.patch.object(events_module, "pangea_leaf", return_value=None),
-        mock.patch.object(sqlite_module, "event_pangea_leaf", _no_pangea_leaf),
-        mock.patch.object(sqlite_module, "append_leaves", _rfc_only_append),
-        mock.patch.object(sqlite_module, "insert_many", _insert_without_pangea_nodes),
+        mock.patch.object(writer_module, "GroupSequencer", _RfcOnlySequencer),
     ):
         yield
 

@@ -322,7 +322,7 @@ class Bench:
     # -- ingest with and without full text ---------------------------------------------------
 
     def step_fts_ingest(self) -> None:
-        import trailkeep.storage.sqlite as sqlite_module
+        import trailkeep.storage._sqlite_writer as sqlite_module
         from trailkeep.model.tenant import Tenant
         from trailkeep.query.fulltext import SearchDocument
         from trailkeep.service.events import Limits, prepare_event

@@ -1,0 +1,257 @@
+"""SQLite's writer: one thread commits every waiting append in one transaction (group commit),
+driving the shared sequencer (``storage._sequencer``) with SQLite's own I/O; a failing job is
+rolled back alone (a savepoint each). A mixin of ``SQLiteStore``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from trailkeep.errors import (
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    TrailkeepError,
+    UnavailableError,
+)
+from trailkeep.model.event import NewEvent, StoredEvent
+from trailkeep.query.fulltext import search_document
+from trailkeep.storage._groups import take_group
+from trailkeep.storage._sequencer import GroupSequencer, Plan
+from trailkeep.storage._sqlite_prune import prune_batch
+from trailkeep.storage._sqlite_reads import _EVENT_FIELDS, _row_event
+from trailkeep.storage._sqlite_sql import (
+    ROLLUP_AT,
+    add_rollups,
+    insert_many,
+)
+from trailkeep.storage.base import (
+    Appended,
+    PruneBatch,
+)
+from trailkeep.storage.rows import EVENT_COLUMNS, event_row
+from trailkeep.storage.tree import (
+    LeafFunction,
+    TreeHead,
+)
+
+__all__ = [
+    "MAX_GROUP_EVENTS",
+    "NEAR_DUE_GROUP_EVENTS",
+    "NEAR_DUE_SECONDS",
+    "OPTIMIZE_SECONDS",
+    "SQLiteWriter",
+]
+
+log = logging.getLogger("trailkeep.storage.sqlite")
+T = TypeVar("T")
+
+#: How many events one group commit may take before it commits and starts the next.
+MAX_GROUP_EVENTS = 2_000
+
+
+#: ... and as ``after_commit`` comes due (within ``NEAR_DUE_SECONDS``), so that a checkpoint
+#: is not signed a whole big group late.
+NEAR_DUE_GROUP_EVENTS = 250
+
+
+NEAR_DUE_SECONDS = 0.2
+
+
+#: How often the writer refreshes the planner's statistics where they went stale.
+OPTIMIZE_SECONDS = 300.0
+
+
+#: Idempotency keys looked up per query (well under SQLite's limit on bound parameters).
+_KEYS_PER_LOOKUP = 500
+
+
+@dataclass(slots=True)
+class _AppendJob:
+    tenant_id: str
+    events: Sequence[NewEvent]
+    #: Runs first, in the job's savepoint: a change that must commit with the events.
+    before: Callable[[sqlite3.Connection], None] | None = None
+    future: Future[list[Appended]] = field(default_factory=Future)
+
+
+class SQLiteWriter:
+    """``Store.append`` and ``prune``: the writer thread's queue and group commit."""
+
+    if TYPE_CHECKING:
+
+        def _read(self, fn: Callable[[sqlite3.Connection], T], *, timed: bool = False) -> T: ...
+
+        def _ensure_writer(self) -> None: ...
+
+        _writer_conn: sqlite3.Connection
+
+        _queue: queue.SimpleQueue[_AppendJob | None]
+
+        _leaf_function: LeafFunction | None
+
+        after_commit_due: float
+
+        def _run_after_commit(self) -> None: ...
+
+        def _check_append(self, tenant_id: str, head: TreeHead) -> None: ...
+
+    def prune(self, tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
+        done: list[PruneBatch] = []
+
+        def delete(conn: sqlite3.Connection) -> None:
+            done.append(
+                prune_batch(conn, tenant_id, cutoff, limit, pruned_at, self._writes_waiting)
+            )
+
+        self._submit(_AppendJob(tenant_id, [], before=delete)).result()
+        return done[0]
+
+    def _writes_waiting(self) -> bool:
+        """Whether a write waits for the writer (a prune batch then ends early)."""
+        return not self._queue.empty()
+
+    def append(self, tenant_id: str, events: Sequence[NewEvent]) -> Future[list[Appended]]:
+        return self._submit(_AppendJob(tenant_id, events))
+
+    def _submit(self, job: _AppendJob) -> Future[list[Appended]]:
+        self._ensure_writer()
+        self._queue.put(job)
+        return job.future
+
+    def _optimize(self) -> None:
+        try:
+            self._writer_conn.execute("PRAGMA optimize")
+        except sqlite3.Error as exc:
+            log.warning("PRAGMA optimize failed: %s", exc)
+
+    def _write_loop(self) -> None:
+        next_optimize = time.monotonic() + OPTIMIZE_SECONDS
+        while True:
+            jobs, stop = take_group(self._queue, self._group_limit)
+            if jobs:
+                self._commit_group(jobs)
+                self._run_after_commit()
+            if time.monotonic() > next_optimize:
+                self._optimize()
+                next_optimize = time.monotonic() + OPTIMIZE_SECONDS
+            if stop:
+                return
+
+    def _group_limit(self) -> int:
+        near = time.monotonic() + NEAR_DUE_SECONDS >= self.after_commit_due
+        return NEAR_DUE_GROUP_EVENTS if near else MAX_GROUP_EVENTS
+
+    def _commit_group(self, jobs: list[_AppendJob]) -> None:
+        """Write every job in one transaction; a job that fails is rolled back alone."""
+        conn = self._writer_conn
+        results: list[tuple[_AppendJob, list[Appended] | BaseException]] = []
+        # Heads are read inside the write transaction, never cached across transactions, so
+        # several processes (uvicorn workers, admin tools) can share the file without forking
+        # a tree: BEGIN IMMEDIATE holds SQLite's write lock until COMMIT.
+        sequencer = GroupSequencer({}, self._leaf_function, self._check_append)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                conn.execute("SAVEPOINT job")
+                try:
+                    results.append((job, self._write_job(conn, job, sequencer)))
+                    conn.execute("RELEASE job")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append((job, _storage_error(exc)))
+            for tenant_id, head in sequencer.changed_heads():
+                conn.execute(
+                    "UPDATE tree_heads SET size = ?, frontier = ?, pangea_frontier = ?"
+                    " WHERE tenant_id = ?",
+                    (head.size, head.pack(), head.pack_pangea(), tenant_id),
+                )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = UnavailableError(f"SQLite commit failed, nothing was written: {exc}")
+            for job in jobs:
+                job.future.set_exception(error)
+            return
+        for job, result in results:
+            if isinstance(result, BaseException):
+                job.future.set_exception(result)
+            else:
+                job.future.set_result(result)
+
+    def _write_job(
+        self, conn: sqlite3.Connection, job: _AppendJob, sequencer: GroupSequencer
+    ) -> list[Appended]:
+        """One job in its savepoint: sequenced by ``sequencer``, accepted once written."""
+        tenant_id = job.tenant_id
+        if not sequencer.knows(tenant_id):
+            row = conn.execute(
+                "SELECT size, frontier, pangea_frontier FROM tree_heads WHERE tenant_id = ?",
+                (tenant_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no tenant {tenant_id!r}")
+            sequencer.add_head(tenant_id, TreeHead.unpack(row[0], row[1], row[2]))
+        if job.before is not None:
+            job.before(conn)
+        keys = sequencer.lookup_keys(tenant_id, job.events)
+        plan = sequencer.plan(tenant_id, job.events, _stored_keys(conn, tenant_id, keys))
+        if plan.fresh:
+            _write_plan(conn, job.events, plan)
+        sequencer.accept(plan)
+        return plan.results
+
+
+def _stored_keys(
+    conn: sqlite3.Connection, tenant_id: str, keys: list[str]
+) -> dict[str, StoredEvent]:
+    """The tenant's events already stored under ``keys``, by key."""
+    found: dict[str, StoredEvent] = {}
+    for at in range(0, len(keys), _KEYS_PER_LOOKUP):
+        chunk = keys[at : at + _KEYS_PER_LOOKUP]
+        marks = ", ".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT idempotency_key, {_EVENT_FIELDS} FROM events"  # noqa: S608
+            f" WHERE tenant_id = ? AND idempotency_key IN ({marks})",
+            (tenant_id, *chunk),
+        ):
+            found[row[0]] = _row_event(row[1:])
+    return found
+
+
+def _write_plan(conn: sqlite3.Connection, events: Sequence[NewEvent], plan: Plan) -> None:
+    """A job's new events, full-text rows, rollups and both trees' nodes."""
+    tenant_id = plan.tenant_id
+    rows = []
+    texts = []
+    # Row ids are assigned here (under the write lock) so the full-text rows can share them.
+    first_row = conn.execute("SELECT coalesce(max(row_id), 0) + 1 FROM events").fetchone()[0]
+    for offset, (i, seq) in enumerate(plan.fresh):
+        event = events[i]
+        rows.append((first_row + offset, *event_row(tenant_id, seq, event)))
+        text = search_document(event.content)
+        texts.append((first_row + offset, text.message, text.fields))
+    insert_many(conn, "events", ("row_id", *EVENT_COLUMNS), rows)
+    insert_many(conn, "events_fts", ("rowid", "message", "fields"), texts)
+    add_rollups(conn, tenant_id, [{c: r[i + 1] for c, i in ROLLUP_AT.items()} for r in rows])
+    for table, nodes in (("tree_nodes", plan.nodes), ("pangea_tree_nodes", plan.pangea_nodes)):
+        if nodes:
+            insert_many(conn, table, ("tenant_id", "level", "idx", "hash"), nodes)
+
+
+def _storage_error(exc: Exception) -> TrailkeepError:
+    if isinstance(exc, TrailkeepError):
+        return exc
+    if isinstance(exc, sqlite3.IntegrityError):
+        return ConflictError(f"write conflicts with stored data: {exc}")
+    log.exception("append failed", exc_info=exc)
+    return StorageError(f"SQLite write failed: {exc}")
