@@ -302,6 +302,13 @@ class TestLeafRecomputerFallsBack:
         event, _ = stored({"action": "a"})
         assert LeafRecomputer(TENANT).verified_leaf(event, dict.fromkeys(paths, _SALT)) is None
 
+    def test_a_redaction_commitment_for_a_salted_field(self) -> None:
+        """Claiming an erasure of a field that is there with its salt is refused, not ignored."""
+        event, salts = stored({"action": "login", "actor": {"id": "u1"}})
+        with pytest.raises(evidence.FieldMismatchError, match="not erased") as caught:
+            event_leaf_hash(event, decode_salts(salts), {"actor.id": bytes(32)})
+        assert caught.value.path == "actor.id"
+
     def test_salt_with_spare_bits(self) -> None:
         """``...AB==`` decodes to the bytes of ``...AA==`` (binascii drops the spare bits):
         the exact path accepts it, so the fast path must not answer otherwise."""

@@ -129,7 +129,7 @@ MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], None], str | None]] = [
     ("hash", lambda r: _event(r).__setitem__("hash", hashlib.sha256(b"x").hexdigest()),
      "seq 1"),
     # the exact path's call, whatever it is (here: the present value's commitment counts)
-    ("redacted", lambda r: r.__setitem__("redacted", {"message": "00" * 32}), None),
+    ("redacted", lambda r: r.__setitem__("redacted", {"message": "00" * 32}), "not erased"),
     ("object-as-str", lambda r: _event(r).__setitem__("target", "d-1"), "seq 1"),
 ]  # fmt: skip
 

@@ -68,9 +68,9 @@ def test_a_busy_log_is_signed_by_the_writer_right_after_a_commit(
     assert signers == {f"{services.store.dialect}-writer"}
     assert len(recorder.added) >= 4
     times = [t for t, _, _ in recorder.added]
-    # Never two within an interval (less the jitter of reading and signing between the due
-    # check and the store), though a commit lands every ~10 ms.
-    assert min(b - a for a, b in itertools.pairwise(times)) >= INTERVAL * 0.75
+    # Never two within an interval, though a commit lands every ~10 ms: less the jitter between
+    # the due check and the store, which a loaded machine stretches (0.11 s seen with CI beside).
+    assert min(b - a for a, b in itertools.pairwise(times)) >= INTERVAL * 0.4
     # Every acknowledged event is covered within about one interval (plus a commit).
     for ack, seq in acked[:-20]:
         covered = next(t for t, size, _ in recorder.added if size > seq)

@@ -66,7 +66,8 @@ def event_commitments(
     """Every field's commitment, as a verifier rebuilds it.
 
     A field with a salt is recomputed from its value; a field without one must hold the
-    redaction marker and have its commitment in ``redacted``.
+    redaction marker and have its commitment in ``redacted``; no field has both (a record
+    claiming an erasure the leaf does not hold would be counted as erased).
 
     Raises:
         FieldMismatchError: naming the first field that does not fit.
@@ -76,6 +77,8 @@ def event_commitments(
         raise FieldMismatchError(path, "a salt but no value (the field was removed)")
     for path in redacted.keys() - values.keys():
         raise FieldMismatchError(path, "a redaction commitment but no redacted field")
+    for path in redacted.keys() & salts.keys():
+        raise FieldMismatchError(path, "a redaction commitment for a field that is not erased")
     erased = values.keys() - salts.keys()
     for path in erased:
         if not (is_redacted(values[path]) and path in redacted):
