@@ -26,15 +26,12 @@ against — and an export of everything is byte-for-byte a ``trailkeep dump`` (f
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import hashlib
 import hmac
 import io
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -52,6 +49,7 @@ from trailkeep.service.admin_trail import Actor, record_admin_event
 from trailkeep.service.bundles import BundleSpec, bundle_filter, bundle_lines
 from trailkeep.service.dump import DUMP_FORMAT, evidence_record, range_records
 from trailkeep.service.log import LogService
+from trailkeep.service.sealed import Sealer, b64
 from trailkeep.service.selection import Selection
 from trailkeep.storage.base import Evidence, Store
 
@@ -151,28 +149,14 @@ class ExportProgress:
     downloads: int
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class _Tokens:
-    """Export ids: ``exp_`` + base64url(zlib(JSON)) + ``.`` + base64url(HMAC-SHA256)[:16 bytes]."""
+    """Export ids (``exp_``, sealed: ``service.sealed``) and their download links' signatures."""
 
     def __init__(self, signer: Signer) -> None:
-        # A key of its own, derived from (never equal to) the checkpoint signing seed.
-        seed = signer.private_key.private_bytes_raw()
-        self._key = hmac.new(seed, b"trailkeep export id v1", hashlib.sha256).digest()
-
-    def _mac(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:16])
+        self._sealer = Sealer(signer, b"trailkeep export id v1", _PREFIX)
 
     def issue(self, job: dict[str, Any]) -> str:
-        payload = _b64(zlib.compress(orjson.dumps(job), 9))
-        token = f"{_PREFIX}{payload}.{self._mac(payload)}"
+        token = self._sealer.seal(job)
         if len(token) > _MAX_TOKEN:
             raise InvalidInputError(
                 "the export's filters are too long to fit its id; use fewer or shorter values"
@@ -182,18 +166,11 @@ class _Tokens:
     def link_sig(self, export_id: str, expires: int) -> str:
         """The full HMAC-SHA256 (256 bits) binding an export id to a link's expiry."""
         message = f"trailkeep export link v1\n{export_id}\n{expires}".encode()
-        return _b64(hmac.new(self._key, message, hashlib.sha256).digest())
+        return b64(hmac.new(self._sealer.key, message, hashlib.sha256).digest())
 
     def open(self, token: str) -> dict[str, Any] | None:
         """The job a token encodes, or None if this server did not issue it."""
-        payload, _, mac = token.removeprefix(_PREFIX).partition(".")
-        if not token.startswith(_PREFIX) or not hmac.compare_digest(mac, self._mac(payload)):
-            return None
-        try:
-            data = orjson.loads(zlib.decompress(_unb64(payload)))
-        except (ValueError, binascii.Error, zlib.error, orjson.JSONDecodeError):
-            return None
-        return data if isinstance(data, dict) and data.get("v") == 1 else None
+        return self._sealer.open(token)
 
 
 class ExportService:

@@ -22,7 +22,6 @@ declares a content encoding (``shared/compat/pangea.md`` §3).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import csv
 import hashlib
@@ -41,6 +40,7 @@ from trailkeep.errors import AuthenticationError, InvalidInputError
 from trailkeep.merkle import Signer
 from trailkeep.model.pangea import canonical_json
 from trailkeep.model.timeparse import format_time
+from trailkeep.service.sealed import b64, unb64
 
 __all__ = [
     "CSV_COLUMNS",
@@ -69,14 +69,6 @@ _STANDARD: Final = frozenset(CSV_COLUMNS[1:11])
 MAX_JOB: Final = 6000
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +105,11 @@ class DownloadLinks:
 
     def _sig(self, job: str, expires: int) -> str:
         message = f"trailkeep pangea download link v1\n{job}\n{expires}".encode()
-        return _b64(hmac.new(self._key, message, hashlib.sha256).digest())
+        return b64(hmac.new(self._key, message, hashlib.sha256).digest())
 
     def issue(self, data: dict[str, Any]) -> DownloadLink:
         """A fresh link to the file of the result set ``data`` describes."""
-        job = _b64(zlib.compress(orjson.dumps(data), 9))
+        job = b64(zlib.compress(orjson.dumps(data), 9))
         if len(job) > MAX_JOB:
             raise InvalidInputError(
                 "the search is too long to fit a download link; use a shorter query or"
@@ -145,7 +137,7 @@ class DownloadLinks:
                 code="LINK_EXPIRED",
             )
         try:
-            data = orjson.loads(zlib.decompress(_unb64(job)))
+            data = orjson.loads(zlib.decompress(unb64(job)))
         except (ValueError, binascii.Error, zlib.error, orjson.JSONDecodeError):
             data = None
         if not isinstance(data, dict) or data.get("v") != 1:  # signed, so ours: a bug
