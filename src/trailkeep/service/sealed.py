@@ -3,8 +3,8 @@
 A token is ``prefix`` + base64url(zlib(JSON)) + ``.`` + base64url(HMAC-SHA256)[:16 bytes],
 under a key derived from (never equal to) the checkpoint signing seed and a label naming what
 the token is for. So every server process sharing the signing key opens every token, nobody
-can forge or alter one, and a token made for one purpose never opens as another's (export ids,
-Pangea search ids and export request ids each have their own label).
+can forge or alter one, and a token made for one purpose never opens as another's. Export ids
+(``service.exports``) are sealed; the base64url helpers also serve Pangea's download links.
 """
 
 from __future__ import annotations
