@@ -3,7 +3,9 @@ database, and the database going away under a running server)."""
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -252,3 +254,60 @@ class TestDatabaseRestart:
             assert got.status_code == 503, got.text
             assert time.monotonic() < deadline, "the server did not recover within 30 s"
             time.sleep(0.2)
+
+
+class TestPangeaAcrossServers:
+    """Pangea's search ids and export request ids are answered by every server process on the
+    database, not only by the one that issued them (pangea-sdk, real processes)."""
+
+    def test_results_and_exports_on_another_server(self, database: str, tmp_path: Path) -> None:
+        pangea = pytest.importorskip("pangea")
+        from pangea.exceptions import AcceptedRequestException, NotFound
+        from pangea.services import Audit
+        from pangea.services.audit.models import DownloadFormat
+
+        store = open_store(database)
+        try:
+            tenants = TenantService(store)
+            tenants.create_tenant("acme")
+            token = tenants.create_key("acme", Role.ADMIN).token
+        finally:
+            store.close()
+        key_file = tmp_path / "signing.key"
+        with ExitStack() as stack:
+            urls = [
+                stack.enter_context(serving(database, key_file, tmp_path / f"s{i}.log", ENV))[0]
+                for i in range(2)
+            ]
+            a, b = (
+                Audit(token, config=pangea.PangeaConfig(base_url_template=f"{url}/pangea",
+                                                        poll_result_timeout=5, request_retries=0))
+                for url in urls
+            )  # fmt: skip
+            for i in range(30):
+                a.log(message=f"m{i}", actor="bob" if i % 3 else "alice")
+            found = a.search(query="actor:alice", limit=4, verify_events=True)
+            assert found.result.count == 10
+            page = b.results(found.result.id, limit=4, offset=8)
+            assert [e.envelope.event["message"] for e in page.result.events] == ["m3", "m0"]
+            got = b.download_results(result_id=found.result.id, format=DownloadFormat.JSON)
+            assert len(json.loads(gzip.decompress(b.download_file(got.result.dest_url).file))
+                       ["events"]) == 10  # fmt: skip
+
+            exported = a.export(format=DownloadFormat.JSON, verbose=False)
+            for _ in range(200):
+                try:
+                    done = b.poll_result(request_id=exported.request_id)
+                    break
+                except AcceptedRequestException:
+                    time.sleep(0.05)
+            else:
+                raise AssertionError("the export never became ready on the other server")
+            assert done.result.count == 30
+            got = b.download_results(request_id=exported.request_id, format=DownloadFormat.JSON)
+            document = json.loads(gzip.decompress(b.download_file(got.result.dest_url).file))
+            assert [e["envelope"]["event"]["message"] for e in document["events"]] == [
+                f"m{i}" for i in range(30)
+            ]
+            with pytest.raises(NotFound):
+                b.results("pas_" + "0" * 32, limit=1, offset=0)

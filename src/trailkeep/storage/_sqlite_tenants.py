@@ -1,4 +1,5 @@
-"""SQLite's tenants and API keys (a mixin of ``SQLiteStore``): administration transactions."""
+"""SQLite's tenants, API keys and dialect notes (a mixin of ``SQLiteStore``): administration
+transactions."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from trailkeep.errors import (
     NotFoundError,
 )
 from trailkeep.model.tenant import ApiKey, Role, Tenant
+from trailkeep.model.timeparse import format_time, utcnow
 
 __all__ = ["SQLiteTenants"]
 
@@ -128,3 +130,22 @@ class SQLiteTenants:
                 " AND (last_used_at IS NULL OR last_used_at < ?)",
                 [(at, client_id, at) for client_id, at in used.items()],
             )
+
+    def put_note(self, tenant_id: str, key: str, value: bytes, expires_at: str) -> None:
+        with self._admin_tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO dialect_notes (tenant_id, key, value, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (tenant_id, key, value, expires_at),
+            )
+            conn.execute("DELETE FROM dialect_notes WHERE expires_at < ?", (format_time(utcnow()),))
+
+    def get_note(self, tenant_id: str, key: str, now: str) -> bytes | None:
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT value FROM dialect_notes WHERE tenant_id = ? AND key = ?"
+                " AND expires_at > ?",
+                (tenant_id, key, now),
+            ).fetchone()
+        )
+        return None if row is None else bytes(row[0])

@@ -204,6 +204,17 @@ class Store(abc.ABC):
     def touch_keys(self, used: dict[str, str]) -> None:
         """Note when keys were last used (client id → time); a time never moves backwards."""
 
+    # -- dialect notes ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def put_note(self, tenant_id: str, key: str, value: bytes, expires_at: str) -> None:
+        """Keep (or replace) a dialect's note until ``expires_at`` (RFC 3339, fixed width),
+        so any server process on this database reads it; notes past their time go."""
+
+    @abc.abstractmethod
+    def get_note(self, tenant_id: str, key: str, now: str) -> bytes | None:
+        """A tenant's note, unless it expired by ``now``."""
+
     # -- events ----------------------------------------------------------------------------
 
     @abc.abstractmethod

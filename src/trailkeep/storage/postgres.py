@@ -382,6 +382,26 @@ class PostgresStore(PostgresAudit, Store):
                 [(at, client_id, at) for client_id, at in used.items()],
             )
 
+    def put_note(self, tenant_id: str, key: str, value: bytes, expires_at: str) -> None:
+        with self._admin_tx("keep a dialect note") as conn:
+            conn.execute(
+                "INSERT INTO dialect_notes (tenant_id, key, value, expires_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, key)"
+                " DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
+                (tenant_id, key, value, expires_at),
+            )
+            conn.execute(
+                "DELETE FROM dialect_notes WHERE expires_at < %s", (format_time(utcnow()),)
+            )
+
+    def get_note(self, tenant_id: str, key: str, now: str) -> bytes | None:
+        row = self._one(
+            "SELECT value FROM dialect_notes WHERE tenant_id = %s AND key = %s AND expires_at > %s",
+            (tenant_id, key, now),
+            "read a dialect note",
+        )
+        return None if row is None else bytes(row[0])
+
     # -- events: reads ---------------------------------------------------------------------
 
     def get_event(self, tenant_id: str, event_id: str) -> StoredEvent | None:

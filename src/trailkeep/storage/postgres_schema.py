@@ -233,4 +233,19 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
             "CREATE INDEX events_arrival ON events(tenant_id, received_at, seq) WHERE seq >= 0",
         ],
     ),
+    (
+        8,
+        "dialect notes",
+        [
+            # As SQLite's migration 13: what a dialect hands a client to come back with.
+            """CREATE TABLE dialect_notes (
+                tenant_id TEXT COLLATE "C" NOT NULL,
+                key TEXT COLLATE "C" NOT NULL,
+                value BYTEA NOT NULL,
+                expires_at TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (tenant_id, key)
+            )""",
+            "CREATE INDEX dialect_notes_expiry ON dialect_notes(expires_at)",
+        ],
+    ),
 ]

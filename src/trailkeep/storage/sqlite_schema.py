@@ -384,4 +384,21 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
             "CREATE INDEX events_arrival ON events(tenant_id, received_at, seq) WHERE seq >= 0",
         ],
     ),
+    (
+        13,
+        "dialect notes",
+        [
+            # What a dialect hands a client to come back with (Pangea's search ids and export
+            # request ids): kept in the database so every server process answers them. Small,
+            # expiring, and no part of the log (nothing here is committed or proven).
+            """CREATE TABLE dialect_notes (
+                tenant_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value BLOB NOT NULL,
+                expires_at TEXT NOT NULL,
+                PRIMARY KEY (tenant_id, key)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX dialect_notes_expiry ON dialect_notes(expires_at)",
+        ],
+    ),
 ]

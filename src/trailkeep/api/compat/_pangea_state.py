@@ -1,10 +1,10 @@
-"""What the Pangea dialect remembers between requests: frozen result sets, accepted requests
-(writes and exports), and the unpublished roots it handed out (so a later ``prev_root`` names a
-tree size).
+"""What the Pangea dialect remembers between requests in the server process's memory,
+bounded and expiring: accepted requests (a ``/v2/log_async`` write, an export being counted)
+and the unpublished roots it handed out (so a later ``prev_root`` names a tree size).
 
-Kept in the server process's memory, bounded and expiring: a search id or request id is valid
-on the process that issued it (``docs/dialects.md`` says so; run one process per database or
-sticky sessions for ``/v1/results`` and ``/request/{id}``).
+Search result sets and exports are also kept as dialect notes in the database, so any process
+on it answers their ids (``pangea``); a write's request id and a ``prev_root`` are answered by
+the process that issued them (``docs/dialects.md`` says so).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from trailkeep.model.tenant import Permission
 from trailkeep.query.ast import Node
 from trailkeep.query.filters import Sort
 
-__all__ = ["Accepted", "PangeaState", "ResultSet"]
+__all__ = ["REQUEST_TTL", "RESULT_TTL", "Accepted", "PangeaState", "ResultSet"]
 
 #: How long a search's results stay pageable (Pangea's example keeps about two days).
 RESULT_TTL: Final = 2 * 24 * 3600.0
@@ -70,7 +70,7 @@ class Accepted:
     """
 
     tenant_id: str
-    task: asyncio.Task[Any]
+    task: asyncio.Future[Any]
     permission: Permission = Permission.WRITE
 
 
@@ -101,6 +101,5 @@ class _Expiring(Generic[K, V]):
 class PangeaState:
     """The dialect's memory, one per app."""
 
-    results: _Expiring[str, ResultSet] = field(default_factory=lambda: _Expiring(RESULT_TTL))
     requests: _Expiring[str, Accepted] = field(default_factory=lambda: _Expiring(REQUEST_TTL))
     roots: _Expiring[tuple[str, str], int] = field(default_factory=lambda: _Expiring(RESULT_TTL))

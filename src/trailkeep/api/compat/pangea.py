@@ -58,7 +58,7 @@ from ._pangea_events import (
 )
 from ._pangea_export import FORMATS, DownloadLinks, file_chunks, filename
 from ._pangea_signing import as_signed
-from ._pangea_state import Accepted, PangeaState, ResultSet
+from ._pangea_state import REQUEST_TTL, RESULT_TTL, Accepted, PangeaState, ResultSet
 from ._pangea_wire import BadOffsetError, FieldError, PangeaRoute, answer, new_id
 from ._trees import all_of
 
@@ -284,9 +284,10 @@ async def poll_request(
     principal = await run_in_threadpool(
         _principal, services, authorization, org, Permission.WRITE, Permission.READ
     )
-    accepted = _state(request).requests.get(request_id)
-    if accepted is None or accepted.tenant_id != principal.tenant_id:
-        raise NotFoundError(f"no request {request_id!r} for this tenant")
+    assert principal.tenant_id is not None
+    accepted = await _accepted_request(request, services, principal.tenant_id, request_id)
+    if accepted is None:
+        raise NotFoundError(f"no request {request_id!r} for this tenant (or it expired)")
     if not principal.can(accepted.permission):
         raise PermissionDeniedError(
             f"a {principal.role.value} key may not poll this request; it needs"
@@ -401,31 +402,80 @@ def _query(rs: ResultSet, limit: int, offset: int) -> EventQuery:
 
 
 async def _freeze(
-    spec: dict[str, Any],
-    tenant: str,
-    events: EventService,
-    services: ServicesDep,
-    *,
-    verbose: bool,
-    max_results: int | None,
+    spec: dict[str, Any], tenant: str, services: ServicesDep, *, verbose: bool, ttl: float
 ) -> ResultSet:
-    """``spec``'s matches at the current log size, counted (at most ``max_results``)."""
+    """``spec``'s result set at the current log size, not counted yet (``count`` 0)."""
     size = await run_in_threadpool(PangeaProofs(services.store, tenant).size)
     published = 0
     if services.settings.pangea_published_roots:
         checkpoint = await run_in_threadpool(services.store.latest_checkpoint, tenant)
         published = 0 if checkpoint is None else min(checkpoint.size, size)
-    rs = _result_set(
+    return _result_set(
         tenant,
         spec,
         size=size,
         published=published,
         count=0,
         verbose=verbose,
-        expires_at=format_time(utcnow() + timedelta(days=2)),
+        expires_at=format_time(utcnow() + timedelta(seconds=ttl)),
     )
-    total = 0 if size == 0 else await events.acount(tenant, _query(rs, 1, 0))
+
+
+async def _counted(rs: ResultSet, events: EventService, max_results: int | None) -> ResultSet:
+    """``rs`` with its matches counted (at most ``max_results``)."""
+    total = 0 if rs.size == 0 else await events.acount(rs.tenant_id, _query(rs, 1, 0))
     return replace(rs, count=total if max_results is None else min(total, max_results))
+
+
+# A search's result set and an export's are kept as dialect notes in the database (the
+# store's ``put_note``), so every server process on it answers ``/v1/results``,
+# ``/request/{id}`` and ``download_results`` for them. A write's outcome (``log_async``) and
+# the roots handed out (``prev_root``) stay in the memory of the process that made them.
+
+
+def _sealed(rs: ResultSet, count: int | None) -> bytes:
+    """A result set as a note (and, less its expiry, a download link) holds it."""
+    data = {
+        "v": 1,
+        "t": rs.tenant_id,
+        "q": rs.spec,
+        "n": rs.size,
+        "p": rs.published,
+        "c": count,
+        "b": rs.verbose,
+        "x": rs.expires_at,
+    }
+    return orjson.dumps(data)
+
+
+async def _put_result(services: ServicesDep, key: str, rs: ResultSet, count: int | None) -> None:
+    note = _sealed(rs, count)
+    await run_in_threadpool(services.store.put_note, rs.tenant_id, key, note, rs.expires_at)
+
+
+async def _noted(services: ServicesDep, tenant: str, key: str) -> tuple[ResultSet, bool] | None:
+    """The result set kept as ``key``, and whether it was counted (else ``count`` is 0)."""
+    note = await run_in_threadpool(services.store.get_note, tenant, key, format_time(utcnow()))
+    if note is None:
+        return None
+    data = orjson.loads(note)
+    rs = _result_set(
+        tenant,
+        data["q"],
+        size=data["n"],
+        published=data["p"],
+        count=data["c"] or 0,
+        verbose=data["b"],
+        expires_at=data["x"],
+    )
+    return rs, data["c"] is not None
+
+
+async def _search_result(services: ServicesDep, tenant: str, search_id: str) -> ResultSet:
+    noted = await _noted(services, tenant, f"pangea.search:{search_id}")
+    if noted is None:
+        raise NotFoundError(f"no search results {search_id!r} for this tenant (or they expired)")
+    return noted[0]
 
 
 def _published_root(proofs: PangeaProofs, tenant: str, size: int) -> dict[str, Any]:
@@ -501,31 +551,30 @@ async def _page(
 
 @router.post("/v1/search")
 async def search(
-    request: Request, body: Body, tenant: ReadTenant, events: EventsDep, services: ServicesDep
+    body: Body, tenant: ReadTenant, events: EventsDep, services: ServicesDep
 ) -> Response:
     """Search (Pangea's query syntax), freeze the result set, answer its first page."""
     limit = _int(body, "limit", DEFAULT_LIMIT, 1, MAX_RESULTS)
     spec = _spec(body, search=True, order="desc")
     max_results = _int(body, "max_results", MAX_RESULTS, 1, MAX_RESULTS)
     verbose = _flag(body, "verbose", True)
-    rs = await _freeze(spec, tenant, events, services, verbose=verbose, max_results=max_results)
+    rs = await _freeze(spec, tenant, services, verbose=verbose, ttl=RESULT_TTL)
+    rs = await _counted(rs, events, max_results)
     search_id = new_id("pas_")
-    _state(request).results.put(search_id, rs)
+    await _put_result(services, f"pangea.search:{search_id}", rs, rs.count)
     page = await _page(rs, limit, 0, events, services)
     return answer({"id": search_id, "expires_at": rs.expires_at} | page)
 
 
 @router.post("/v1/results")
 async def results(
-    request: Request, body: Body, tenant: ReadTenant, events: EventsDep, services: ServicesDep
+    body: Body, tenant: ReadTenant, events: EventsDep, services: ServicesDep
 ) -> Response:
     """A page of a frozen result set; an offset past its end is ``BadOffset``."""
     search_id = _optional_text(body, "id", "/id")
     if not search_id:
         raise FieldError("id is required", source="/id", pangea_code="FieldRequired")
-    rs = _state(request).results.get(search_id)
-    if rs is None or rs.tenant_id != tenant:
-        raise NotFoundError(f"no search results {search_id!r} for this tenant (or they expired)")
+    rs = await _search_result(services, tenant, search_id)
     if "assert_search_restriction" in body and body["assert_search_restriction"] != rs.restriction:
         raise FieldError(
             "the search used another search_restriction",
@@ -587,11 +636,7 @@ def _links(services: ServicesDep) -> DownloadLinks:
 
 @router.post("/v1/export")
 async def export(
-    request: Request,
-    body: Body,
-    principal: ReadPrincipal,
-    events: EventsDep,
-    services: ServicesDep,
+    request: Request, body: Body, principal: ReadPrincipal, services: ServicesDep
 ) -> Response:
     """Export the events of a time range (``start``, ``end``), in ``order``/``order_by``
     (default: log order, oldest first): 202 ``Accepted``; ``GET /request/{id}`` answers 202
@@ -603,10 +648,13 @@ async def export(
     spec = _spec(body, search=False, order="asc")
     verbose = _flag(body, "verbose", True)
     request_id = new_id("prq_")
+    rs = await _freeze(spec, tenant, services, verbose=verbose, ttl=REQUEST_TTL)
+    await _put_result(services, f"pangea.export:{request_id}", rs, None)
 
-    async def snapshot() -> ResultSet:
-        rs = await _freeze(spec, tenant, events, services, verbose=verbose, max_results=None)
-        metadata = {"dialect": "pangea", "format": fmt, "size": rs.size, "count": rs.count}
+    async def count() -> ResultSet:
+        counted = await _counted(rs, services.events, None)
+        await _put_result(services, f"pangea.export:{request_id}", counted, counted.count)
+        metadata = {"dialect": "pangea", "format": fmt, "size": rs.size, "count": counted.count}
         metadata |= {k: v for k, v in spec.items() if v is not None}
         await run_in_threadpool(
             record_admin_event,
@@ -617,17 +665,42 @@ async def export(
             {"id": request_id, "type": "export"},
             metadata,
         )
-        return rs
+        return counted
 
-    accepted = Accepted(tenant, asyncio.create_task(snapshot()), Permission.READ)
+    accepted = Accepted(tenant, asyncio.create_task(count()), Permission.READ)
     _state(request).requests.put(request_id, accepted)
     return _accepted(request, request_id)
 
 
-async def _exported(request: Request, tenant: str, request_id: str) -> ResultSet:
-    """The result set of this tenant's export ``request_id``, once its snapshot is taken."""
-    accepted = _state(request).requests.get(request_id)
-    if accepted is None or accepted.tenant_id != tenant or accepted.permission != Permission.READ:
+async def _accepted_request(
+    request: Request, services: ServicesDep, tenant: str, request_id: str
+) -> Accepted | None:
+    """This tenant's accepted request ``request_id``: a write or an export this process
+    accepted, or an export another process did (a note), whose count this one takes if
+    the note has none yet."""
+    state = _state(request)
+    accepted = state.requests.get(request_id)
+    if accepted is None:
+        noted = await _noted(services, tenant, f"pangea.export:{request_id}")
+        if noted is None:
+            return None
+        rs, counted = noted
+        if counted:
+            outcome: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            outcome.set_result(rs)
+        else:
+            outcome = asyncio.create_task(_counted(rs, services.events, None))
+        accepted = Accepted(tenant, outcome, Permission.READ)
+        state.requests.put(request_id, accepted)
+    return accepted if accepted.tenant_id == tenant else None
+
+
+async def _exported(
+    request: Request, services: ServicesDep, tenant: str, request_id: str
+) -> ResultSet:
+    """The result set of this tenant's export ``request_id``, once it is counted."""
+    accepted = await _accepted_request(request, services, tenant, request_id)
+    if accepted is None or accepted.permission != Permission.READ:
         raise NotFoundError(f"no export {request_id!r} for this tenant (or it expired)")
     outcome = await asyncio.shield(accepted.task)
     assert isinstance(outcome, ResultSet)
@@ -650,11 +723,7 @@ async def download_results(
             pangea_code="FieldRequired" if not result_id else "InvalidValue",
         )
     if result_id:
-        rs = _state(request).results.get(result_id)
-        if rs is None or rs.tenant_id != tenant:
-            raise NotFoundError(
-                f"no search results {result_id!r} for this tenant (or they expired)"
-            )
+        rs = await _search_result(services, tenant, result_id)
         if (
             "assert_search_restriction" in body
             and body["assert_search_restriction"] != rs.restriction
@@ -666,7 +735,7 @@ async def download_results(
             )
     else:
         assert request_id is not None
-        rs = await _exported(request, tenant, request_id)
+        rs = await _exported(request, services, tenant, request_id)
     job: dict[str, Any] = {
         "v": 1,
         "t": rs.tenant_id,
