@@ -4,6 +4,8 @@ wait for them."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from trailkeep.errors import QueryTimeoutError
 from trailkeep.query.ast import Contains
 from trailkeep.query.filters import EventQuery, Sort
 from trailkeep.service.events import EventService, Limits
-from trailkeep.service.reads import ReadGate
+from trailkeep.service.reads import HEAVY_NICE, ReadGate
 from trailkeep.service.stores import open_store
 
 
@@ -62,6 +64,30 @@ class TestReadGate:
 
         await asyncio.gather(*(gate.run(read, heavy=True) for _ in range(6)))
         assert most == 2
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice: Linux")
+    async def test_heavy_reads_run_at_a_lower_cpu_priority(self) -> None:
+        gate = ReadGate(max_heavy=2, wait=5.0)
+
+        def nice() -> int:
+            return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+        cheap = await gate.run(nice, heavy=False)
+        assert await gate.run(nice, heavy=True) == min(19, cheap + HEAVY_NICE)
+        assert await gate.run(nice, heavy=False) == cheap  # cheap reads' threads untouched
+
+    async def test_a_heavy_read_holds_its_slot_until_done_even_if_abandoned(self) -> None:
+        gate = ReadGate(max_heavy=1, wait=0.2)
+        release = threading.Event()
+        first = asyncio.create_task(gate.run(lambda: release.wait(5.0), heavy=True))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        with pytest.raises(QueryTimeoutError):  # its read still runs: no second one beside it
+            await gate.run(lambda: "second", heavy=True)
+        release.set()
+        assert await gate.run(lambda: "third", heavy=True) == "third"
 
     async def test_needs_a_slot(self) -> None:
         with pytest.raises(ValueError, match="at least 1"):
