@@ -1782,6 +1782,7 @@ typedef struct {
 } Tally;
 
 static PyTypeObject TallyType;
+static PyObject *sqlite_failed(sqlite3 *db, const char *doing);
 
 /* A key's hash: 8 bytes at a time, multiplied and folded (the keys are short and similar). */
 static uint64_t
@@ -2285,6 +2286,89 @@ tally_matches(Tally *self, PyObject *stored)
     return PyBool_FromLong(equal);
 }
 
+/* Whether the rows a statement gives, (dimension, period, value, n) with n != 0, are exactly
+ * expected(): matches() without a Python object per stored row. The statement is stepped to its
+ * end (and reset); 1, 0, or -1 with an exception (a SQLite error: SQLiteError). A row whose
+ * columns are not text, text, text, integer is a difference. */
+static int
+tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
+{
+    /* the dimensions' names as UTF-8, by index (d = 0: the hour total) */
+    const char *name[1 + TALLY_GROUPS * TALLY_COLUMNS];
+    Py_ssize_t name_size[1 + TALLY_GROUPS * TALLY_COLUMNS];
+    int dims = 0;
+    for (int d = 0; d <= TALLY_GROUPS * TALLY_COLUMNS; d++) {
+        name[d] = NULL;
+        int g = (d - 1) / TALLY_COLUMNS, c = (d - 1) % TALLY_COLUMNS;
+        if (d > 0 && (g >= self->groups || c >= self->group_size[g])) {
+            continue;
+        }
+        name[d] = PyUnicode_AsUTF8AndSize(tally_dimension(self, d), &name_size[d]);
+        if (name[d] == NULL) {
+            return -1;
+        }
+        dims = d + 1;
+    }
+    TallyTable out = {0};
+    if (tally_spread(self, &out) < 0) {
+        table_free(&out);
+        return -1;
+    }
+    Key k = {.data = NULL, .size = 0, .capacity = TALLY_KEY};
+    k.data = k.local;
+    int equal = 1, rc;
+    size_t rows = 0;
+    while (equal == 1 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (sqlite3_column_type(q, 0) != SQLITE_TEXT || sqlite3_column_type(q, 1) != SQLITE_TEXT ||
+            sqlite3_column_type(q, 2) != SQLITE_TEXT || sqlite3_column_type(q, 3) != SQLITE_INTEGER) {
+            equal = 0;
+            break;
+        }
+        const char *dim = (const char *)sqlite3_column_text(q, 0);
+        Py_ssize_t dim_size = sqlite3_column_bytes(q, 0);
+        int found = -1;
+        for (int d = 0; d < dims && found < 0; d++) {
+            if (name[d] != NULL && name_size[d] == dim_size &&
+                memcmp(name[d], dim, (size_t)dim_size) == 0) {
+                found = d;
+            }
+        }
+        if (found < 0) {
+            equal = 0;
+            break;
+        }
+        const char *period = (const char *)sqlite3_column_text(q, 1);
+        Py_ssize_t period_size = sqlite3_column_bytes(q, 1);
+        const char *value = (const char *)sqlite3_column_text(q, 2);
+        Py_ssize_t value_size = sqlite3_column_bytes(q, 2);
+        unsigned char d = (unsigned char)found;
+        k.size = 0;
+        if (period == NULL || value == NULL || key_add(&k, &d, 1) < 0 ||
+            key_text(&k, period, period_size) < 0 || key_text(&k, value, value_size) < 0) {
+            equal = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        long long n = sqlite3_column_int64(q, 3);
+        equal = n != 0 && table_get(&out, k.data, k.size) == n;
+        rows++;
+    }
+    if (equal == 1 && rc != SQLITE_DONE) {
+        sqlite_failed(db, "SQLite read failed");
+        equal = -1;
+    }
+    sqlite3_reset(q);
+    if (k.data != k.local) {
+        PyMem_Free(k.data);
+    }
+    /* each stored row found with its count, and as many rows as expected: the same mapping
+     * (the primary key makes the stored keys distinct) */
+    if (equal == 1 && rows != out.used) {
+        equal = 0;
+    }
+    table_free(&out);
+    return equal;
+}
+
 static PyMethodDef tally_methods[] = {
     {"add", (PyCFunction)tally_add, METH_O, tally_add_doc},
     {"expected", (PyCFunction)tally_expected, METH_NOARGS, tally_expected_doc},
@@ -2647,6 +2731,7 @@ typedef struct {
     sqlite3_stmt *stmt;
     sqlite3_stmt *leaves; /* or NULL: the leaves, stepped beside stmt (see rows_init) */
     sqlite3_stmt *hashes[2]; /* or NULL: hashes() queries */
+    sqlite3_stmt *rollups;   /* or NULL: rollups_match()'s query */
 } SQLiteRows;
 
 static PyObject *
@@ -2673,6 +2758,10 @@ rows_close(SQLiteRows *self)
             self->hashes[i] = NULL;
         }
     }
+    if (self->rollups != NULL) {
+        sqlite3_finalize(self->rollups);
+        self->rollups = NULL;
+    }
     if (self->db != NULL) {
         sqlite3_close_v2(self->db);
         self->db = NULL;
@@ -2682,10 +2771,10 @@ rows_close(SQLiteRows *self)
 static int
 rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
 {
-    const char *path, *sql, *leaves = NULL, *hashes[2] = {NULL, NULL};
-    static char *names[] = {"path", "sql", "leaves", "nodes", "pangea", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|zzz:SQLiteRows", names, &path, &sql,
-                                     &leaves, &hashes[0], &hashes[1])) {
+    const char *path, *sql, *leaves = NULL, *hashes[2] = {NULL, NULL}, *rollups = NULL;
+    static char *names[] = {"path", "sql", "leaves", "nodes", "pangea", "rollups", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|zzzz:SQLiteRows", names, &path, &sql,
+                                     &leaves, &hashes[0], &hashes[1], &rollups)) {
         return -1;
     }
     rows_close(self);
@@ -2708,6 +2797,9 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
             rc = sqlite3_prepare_v2(self->db, hashes[i], -1, &self->hashes[i], NULL);
         }
     }
+    if (rc == SQLITE_OK && rollups != NULL) {
+        rc = sqlite3_prepare_v2(self->db, rollups, -1, &self->rollups, NULL);
+    }
     if (rc != SQLITE_OK) {
         sqlite_failed(self->db, "cannot open the database to audit");
         rows_close(self);
@@ -2719,11 +2811,14 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
         (self->hashes[0] != NULL && (sqlite3_column_count(self->hashes[0]) != 1 ||
                                      sqlite3_bind_parameter_count(self->hashes[0]) != 4)) ||
         (self->hashes[1] != NULL && (sqlite3_column_count(self->hashes[1]) != 1 ||
-                                     sqlite3_bind_parameter_count(self->hashes[1]) != 4))) {
+                                     sqlite3_bind_parameter_count(self->hashes[1]) != 4)) ||
+        (self->rollups != NULL && (sqlite3_column_count(self->rollups) != 4 ||
+                                   sqlite3_bind_parameter_count(self->rollups) != 1))) {
         rows_close(self);
         PyErr_Format(PyExc_ValueError,
-                     "SQLiteRows takes a query of 3 parameters and %d columns, and leaves of 3"
-                     " parameters and 2 columns (seq, hash)", F_COUNT);
+                     "SQLiteRows takes a query of 3 parameters and %d columns, leaves of 3"
+                     " parameters and 2 columns (seq, hash), nodes and pangea of 4 parameters"
+                     " and 1 column, rollups of 1 parameter and 4 columns", F_COUNT);
         return -1;
     }
     return 0;
@@ -2945,6 +3040,37 @@ rows_hashes(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+PyDoc_STRVAR(rows_rollups_match_doc,
+"rollups_match(tenant_id, tally, /)\n--\n\n"
+"Run the `rollups` query for tenant_id: whether the rows it gives, (dimension, period, value,\n"
+"n) with n != 0, are exactly tally.expected() (Tally.matches() without a Python object per\n"
+"stored row).");
+
+static PyObject *
+rows_rollups_match(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyObject_TypeCheck(args[1], &TallyType)) {
+        PyErr_SetString(PyExc_TypeError, "rollups_match() takes a tenant id and a Tally");
+        return NULL;
+    }
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(args[0], &tenant_size);
+    if (tenant == NULL) {
+        return NULL;
+    }
+    if (self->rollups == NULL) {
+        PyErr_SetString(PyExc_ValueError, "SQLiteRows: no rollups query, or closed");
+        return NULL;
+    }
+    sqlite3_reset(self->rollups);
+    if (sqlite3_bind_text(self->rollups, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT) !=
+        SQLITE_OK) {
+        return sqlite_failed(self->db, "SQLite read failed");
+    }
+    int equal = tally_matches_statement((Tally *)args[1], self->rollups, self->db);
+    return equal < 0 ? NULL : PyBool_FromLong(equal);
+}
+
 static PyObject *
 rows_close_method(SQLiteRows *self, PyObject *unused)
 {
@@ -2956,6 +3082,8 @@ rows_close_method(SQLiteRows *self, PyObject *unused)
 static PyMethodDef rows_methods[] = {
     {"check", (PyCFunction)(void (*)(void))rows_check, METH_FASTCALL, rows_check_doc},
     {"hashes", (PyCFunction)(void (*)(void))rows_hashes, METH_FASTCALL, rows_hashes_doc},
+    {"rollups_match", (PyCFunction)(void (*)(void))rows_rollups_match, METH_FASTCALL,
+     rows_rollups_match_doc},
     {"close", (PyCFunction)rows_close_method, METH_NOARGS, "Close the connection."},
     {NULL, NULL, 0, NULL},
 };
