@@ -173,3 +173,70 @@ def test_the_chunked_fold_gives_the_root_leaf_by_leaf(start: int) -> None:
         fold.absorb(leaves[at : at + step])
         at += step
     assert fold.root() == expected.root()
+
+
+def _variants(line: bytes) -> list[bytes]:
+    """The line spelled otherwise: the same JSON differently (whitespace, key order, escapes,
+    a repeated key) or not quite JSON (cut, trailing bytes, a raw control character)."""
+    record = orjson.loads(line)
+    event = record["event"]
+    out = [
+        orjson.dumps(record, option=orjson.OPT_INDENT_2),
+        line.replace(b'":', b'": ', 1),
+        orjson.dumps({"redacted": {}, "salts": record["salts"], "event": event}),
+        orjson.dumps({**record, "extra": 1}),
+        line.replace(b'"action":"', b'"action":"\\u0064', 1),  # an escaped first letter
+        line.replace(b'"action":"', b'"action":"\\/', 1),
+        line.replace(b'"action":', b'"action":"x","action":', 1),  # orjson: the last one wins
+        line.replace(b'"salts":{', b'"salts":{"action":"AAAAAAAAAAAAAAAAAAAAAA==",', 1),
+        line.replace(b'"seq":', b'"seq":0', 1),
+        line.replace(b'"seq":', b'"seq":-', 1),
+        line.replace(b'"redacted":{}', b'"redacted":{ }', 1),
+        line.replace(b'"tenant_id":"acme"', b'"tenant_id":"\\u0061cme"', 1),
+        line.replace(b'"hash":"', b'"hash":"' + event["hash"][:2].upper().encode(), 1),
+        line + b" ",
+        line + b"}",
+        line[:-1],
+        line.replace(b'"action":"', b'"action":"\x01', 1),
+        line.replace(b'"action":"', b'"action":"\xff', 1),
+        line.replace(b"}", b',"a.b":"x"}', 1),
+    ]
+    return [v for v in out if v != line]
+
+
+@native
+def test_the_byte_scan_answers_as_the_parsed_path(seeded: Services) -> None:
+    """``bundle_events`` scans a bytes line itself and declines what it does not take to the
+    parsed path (the one a str line takes): on any spelling, intact or not, a leaf it gives is
+    the one the parsed path gives, or the exact path's; never one they refuse."""
+    _, *lines = build(seeded, Selection())
+    assert _native.bundle_events is not None
+    for seq, line in enumerate(lines):
+        for candidate in [line, *_variants(line)]:
+            scanned = _native_leaves([candidate], seq)[0]
+            parsed = _native.bundle_events([candidate.decode("utf-8", "surrogateescape")], seq,
+                                           TENANT, '"acme"', orjson.loads)[0]  # fmt: skip
+            assert scanned == parsed or (parsed is None and scanned == _exact(candidate)), (
+                seq,
+                candidate,
+            )
+    # the common line is taken as bytes: the same leaves as the parsed path, all of COMMON
+    scanned_all = _native_leaves(lines, 0)
+    assert [i for i, leaf in enumerate(scanned_all) if leaf is not None] == COMMON
+
+
+@native
+def test_the_common_line_is_never_parsed_into_objects(seeded: Services) -> None:
+    """The common bytes line is scanned in C (no dict per line): ``loads`` is called only for
+    the lines the scan declines."""
+    _, *lines = build(seeded, Selection())
+    parsed: list[bytes] = []
+
+    def loads(line: bytes) -> Any:
+        parsed.append(line)
+        return orjson.loads(line)
+
+    assert _native.bundle_events is not None
+    got = _native.bundle_events(lines, 0, TENANT, '"acme"', loads)
+    assert [i for i, leaf in enumerate(got) if leaf is not None] == COMMON
+    assert parsed == [line for i, line in enumerate(lines) if i not in COMMON]

@@ -72,16 +72,23 @@ init_tables(void)
     }
 }
 
+static int decode_salt_bytes(const unsigned char *s, Py_ssize_t size, unsigned char out[SALT_SIZE]);
+
 /* Decode a salt: 1 if `text` is the canonical base64 of 16 bytes, else 0. */
 static int
 decode_salt(PyObject *text, unsigned char out[SALT_SIZE])
 {
-    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_COMPACT_ASCII(text) ||
-        PyUnicode_GET_LENGTH(text) != SALT_CHARS) {
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_COMPACT_ASCII(text)) {
         return 0;
     }
-    const unsigned char *s = PyUnicode_1BYTE_DATA(text);
-    if (s[22] != '=' || s[23] != '=') {
+    return decode_salt_bytes(PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text), out);
+}
+
+/* decode_salt of the bytes of a salt's text. */
+static int
+decode_salt_bytes(const unsigned char *s, Py_ssize_t size, unsigned char out[SALT_SIZE])
+{
+    if (size != SALT_CHARS || s[22] != '=' || s[23] != '=') {
         return 0;
     }
     int v[22];
@@ -3501,6 +3508,297 @@ bundle_line_leaf(PyObject *record, long long seq, PyObject *tenant, PyObject *te
     return 1;
 }
 
+/* A line scanned as bytes, before any Python object is made: the common line as the export
+ * writes it (orjson: no whitespace), {"event": E, "salts": S, "redacted": {}} in any order; E's
+ * server fields id (printable ASCII), tenant_id (the tenant's JSON spelled as tenant_json), seq
+ * (this one), received_at (the server's form) and hash (64 lowercase hex digits); its other
+ * keys printable ASCII with no dot, each a string, a safe integer or a boolean, or (actor,
+ * target, source, metadata) an object of at least one such member; S the canonical base64 salt
+ * of exactly each of those paths. Whatever else (a null, a float, a list, an escape in a key,
+ * a repeated key, whitespace, an erasure) is declined (0) for bundle_line_leaf's path, which
+ * answers as before; so is a line whose leaf is not its hash. 1 with the leaf in `digest`, -1
+ * with an exception set. */
+
+#define BUNDLE_SERVER_FIELDS 5
+
+typedef struct {
+    const char *path;
+    Py_ssize_t size;
+    const char *salt; /* its base64 text */
+    uint64_t head;
+} BundleSalt;
+
+static int
+bundle_is_object(const Slice *key)
+{
+    return KEY_IS(*key, "actor") || KEY_IS(*key, "target") || KEY_IS(*key, "source") ||
+           KEY_IS(*key, "metadata");
+}
+
+/* One committed object's members at *p (past its "{"): each a scalar that is no null. */
+static int
+bundle_scan_members(Walk *w, const char **p, const char *end, const Slice *name)
+{
+    Slice keys[MAX_FIELDS];
+    int count = 0;
+    for (;;) {
+        Slice sub, value;
+        if (count == MAX_FIELDS || !scan_key(p, end, &sub) || repeated(keys, count, &sub) ||
+            memchr(sub.data, '.', (size_t)sub.size) != NULL || !scan_scalar(w, p, end, &value) ||
+            value.kind == 'z') {
+            return 0;
+        }
+        keys[count++] = sub;
+        size_t need = (size_t)(name->size + 1 + sub.size);
+        if (w->used + need > ARENA_SIZE) {
+            return 0;
+        }
+        char *path = w->arena + w->used;
+        memcpy(path, name->data, (size_t)name->size);
+        path[name->size] = '.';
+        memcpy(path + name->size + 1, sub.data, (size_t)sub.size);
+        w->used += need;
+        if (!add_slice_field(w, path, (Py_ssize_t)need, &value) || *p >= end) {
+            return 0;
+        }
+        if (**p == '}') {
+            (*p)++;
+            return 1;
+        }
+        if (**p != ',') {
+            return 0;
+        }
+        (*p)++;
+    }
+}
+
+/* The event object at *p (at its "{"): its fields into w, its server fields into `server`
+ * (id, tenant_id as its raw JSON, seq as its digits, received_at, hash), in that order. */
+static int
+bundle_scan_event(Walk *w, const char **p, const char *end, Slice server[BUNDLE_SERVER_FIELDS])
+{
+    static const char *const names[BUNDLE_SERVER_FIELDS] = {"id", "tenant_id", "seq",
+                                                            "received_at", "hash"};
+    Slice keys[MAX_FIELDS];
+    int count = 0;
+    if (*p >= end || **p != '{') {
+        return 0;
+    }
+    (*p)++;
+    for (;;) {
+        Slice key, value;
+        if (count == MAX_FIELDS || !scan_key(p, end, &key) || repeated(keys, count, &key) ||
+            memchr(key.data, '.', (size_t)key.size) != NULL || *p >= end) {
+            return 0;
+        }
+        keys[count++] = key;
+        int at = -1;
+        for (int i = 0; i < BUNDLE_SERVER_FIELDS && at < 0; i++) {
+            if (KEY_IS(key, names[i])) {
+                at = i;
+            }
+        }
+        if (at >= 0) {
+            const char *raw = *p;
+            /* no Walk: a server field's string with an escape is declined */
+            if (!scan_scalar(NULL, p, end, &value) || value.kind != (at == 2 ? 'n' : 's')) {
+                return 0;
+            }
+            server[at] = at == 1 ? (Slice){raw, *p - raw, 's'} : value;
+        } else if (**p == '{') {
+            if (!bundle_is_object(&key)) {
+                return 0;
+            }
+            (*p)++;
+            if (!bundle_scan_members(w, p, end, &key)) {
+                return 0;
+            }
+        } else if (bundle_is_object(&key) || !scan_scalar(w, p, end, &value) ||
+                   value.kind == 'z' || !add_slice_field(w, key.data, key.size, &value)) {
+            return 0;
+        }
+        if (*p >= end) {
+            return 0;
+        }
+        if (**p == '}') {
+            (*p)++;
+            return 1;
+        }
+        if (**p != ',') {
+            return 0;
+        }
+        (*p)++;
+    }
+}
+
+/* The salts object at *p (at its "{"): path -> base64 text. */
+static int
+bundle_scan_salts(const char **p, const char *end, BundleSalt *salts, int *count)
+{
+    *count = 0;
+    if (*p >= end || **p != '{') {
+        return 0;
+    }
+    (*p)++;
+    for (;;) {
+        Slice key, value;
+        if (*count == MAX_FIELDS || !scan_key(p, end, &key) || *p >= end || **p != '"') {
+            return 0;
+        }
+        (*p)++;
+        if (!scan_string(NULL, p, end, &value) || value.size != SALT_CHARS) {
+            return 0;
+        }
+        salts[(*count)++] =
+            (BundleSalt){key.data, key.size, value.data, path_head(key.data, key.size)};
+        if (*p >= end) {
+            return 0;
+        }
+        if (**p == '}') {
+            (*p)++;
+            return 1;
+        }
+        if (**p != ',') {
+            return 0;
+        }
+        (*p)++;
+    }
+}
+
+static int
+bundle_salt_before(const BundleSalt *a, const BundleSalt *b)
+{
+    if (a->head != b->head) {
+        return a->head < b->head;
+    }
+    Py_ssize_t n = a->size < b->size ? a->size : b->size;
+    int c = memcmp(a->path, b->path, (size_t)n);
+    return c < 0 || (c == 0 && a->size < b->size);
+}
+
+static int
+bundle_scan_line(Walk *w, const char *line, Py_ssize_t size, long long seq,
+                 PyObject *tenant_json, unsigned char digest[SHA256_DIGEST_LENGTH])
+{
+    const char *p = line, *end = line + size;
+    Slice server[BUNDLE_SERVER_FIELDS];
+    BundleSalt salts[MAX_FIELDS];
+    int salt_count = 0, seen[3] = {0, 0, 0};
+    memset(server, 0, sizeof server);
+    w->count = 0;
+    w->used = 0;
+    w->decoded_used = 0;
+    if (size < 2 || *p++ != '{') {
+        return 0;
+    }
+    for (;;) {
+        Slice key;
+        if (!scan_key(&p, end, &key)) {
+            return 0;
+        }
+        int which = KEY_IS(key, "event") ? 0 : KEY_IS(key, "salts") ? 1
+                    : KEY_IS(key, "redacted") ? 2 : -1;
+        if (which < 0 || seen[which]++) {
+            return 0;
+        }
+        if (which == 0 && !bundle_scan_event(w, &p, end, server)) {
+            return 0;
+        }
+        if (which == 1 && !bundle_scan_salts(&p, end, salts, &salt_count)) {
+            return 0;
+        }
+        if (which == 2) {
+            if (end - p < 2 || p[0] != '{' || p[1] != '}') {
+                return 0; /* erasures: bundle_line_leaf's path */
+            }
+            p += 2;
+        }
+        if (p >= end) {
+            return 0;
+        }
+        if (*p == '}') {
+            if (p + 1 != end) {
+                return 0;
+            }
+            break;
+        }
+        if (*p != ',') {
+            return 0;
+        }
+        p++;
+    }
+    if (!seen[0] || !seen[1] || !seen[2]) {
+        return 0;
+    }
+    for (int i = 0; i < BUNDLE_SERVER_FIELDS; i++) {
+        if (server[i].kind == 0) {
+            return 0;
+        }
+    }
+    /* the server fields: this tenant, this seq, the forms leaf() takes */
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(tenant_json, &tenant_size);
+    if (tenant == NULL) {
+        return -1;
+    }
+    long long at = 0;
+    const Slice *n = &server[2];
+    if (n->size > 16 || n->data[0] == '-') {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n->size; i++) {
+        at = at * 10 + (n->data[i] - '0');
+    }
+    if (at != seq || server[1].size != tenant_size ||
+        memcmp(server[1].data, tenant, (size_t)tenant_size) != 0 ||
+        !plain_ascii_bytes(server[0].data, server[0].size) ||
+        !received_at_bytes(server[3].data, server[3].size) ||
+        server[4].size != 2 * SHA256_DIGEST_LENGTH) {
+        return 0;
+    }
+    unsigned char want[SHA256_DIGEST_LENGTH];
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = server[4].data[2 * i + k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0) {
+                return 0;
+            }
+            v = v << 4 | d;
+        }
+        want[i] = (unsigned char)v;
+    }
+    /* every field salted and nothing else: the same paths, each once, in JCS order */
+    if (w->count == 0 || salt_count != w->count || !sort_fields(w)) {
+        return 0;
+    }
+    for (int i = 1; i < salt_count; i++) {
+        BundleSalt f = salts[i];
+        int j = i;
+        for (; j > 0 && bundle_salt_before(&f, &salts[j - 1]); j--) {
+            salts[j] = salts[j - 1];
+        }
+        salts[j] = f;
+    }
+    unsigned char packed[MAX_FIELDS * SALT_SIZE];
+    for (int i = 0; i < salt_count; i++) {
+        const Field *f = &w->fields[i];
+        if (f->size != salts[i].size || memcmp(f->path, salts[i].path, (size_t)f->size) != 0 ||
+            !decode_salt_bytes((const unsigned char *)salts[i].salt, SALT_CHARS,
+                               packed + i * SALT_SIZE)) {
+            return 0;
+        }
+    }
+    int matches = leaf_matches(w, (const char *)packed, (Py_ssize_t)salt_count * SALT_SIZE,
+                               server[0].data, server[0].size, server[3].data, server[3].size,
+                               at, tenant_json, (const char *)want);
+    if (matches == 1) {
+        memcpy(digest, want, SHA256_DIGEST_LENGTH);
+    }
+    return matches;
+}
+
 static PyObject *
 bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -3529,13 +3827,33 @@ bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (out == NULL) {
         return NULL;
     }
+    Walk *w = walk_new();
+    if (w == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
     Buffer text, field;
     buffer_init(&text);
     buffer_init(&field);
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *record = PyObject_CallOneArg(loads, PyList_GET_ITEM(lines, i));
-        int got = 0;
+        PyObject *line = PyList_GET_ITEM(lines, i);
         unsigned char digest[SHA256_DIGEST_LENGTH];
+        /* the common line as bytes first; what that declines is parsed and checked below */
+        int got = PyBytes_CheckExact(line)
+                      ? bundle_scan_line(w, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line),
+                                         seq + i, tenant_json, digest)
+                      : 0;
+        if (got != 0) {
+            PyObject *item = got < 0 ? NULL
+                                     : PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
+            if (item == NULL) {
+                Py_CLEAR(out);
+                break;
+            }
+            PyList_SET_ITEM(out, i, item);
+            continue;
+        }
+        PyObject *record = PyObject_CallOneArg(loads, line);
         if (record == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_ValueError) && !PyErr_ExceptionMatches(PyExc_TypeError)) {
                 Py_CLEAR(out);
@@ -3557,5 +3875,6 @@ bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     buffer_free(&text);
     buffer_free(&field);
+    walk_free(w);
     return out;
 }
