@@ -240,3 +240,48 @@ def test_the_common_line_is_never_parsed_into_objects(seeded: Services) -> None:
     got = _native.bundle_events(lines, 0, TENANT, '"acme"', loads)
     assert [i for i, leaf in enumerate(got) if leaf is not None] == COMMON
     assert parsed == [line for i, line in enumerate(lines) if i not in COMMON]
+
+
+def _line(seq: int, content: dict[str, Any], rng: random.Random) -> bytes:
+    """A bundle line of ``content`` at ``seq`` with its true hash (the exact path's leaf)."""
+    import base64
+
+    event = {
+        "id": f"evt_{seq:026d}",
+        "tenant_id": TENANT,
+        "seq": seq,
+        "received_at": "2026-11-23T10:00:05.123456Z",
+        **content,
+    }
+    paths = [
+        f"{name}.{sub}" if type(value) is dict else name
+        for name, value in content.items()
+        for sub in (value if type(value) is dict else [None])
+    ]
+    salts = {p: base64.b64encode(rng.randbytes(16)).decode() for p in paths}
+    event["hash"] = _leaf(event, salts, {}).hex()
+    return orjson.dumps({"event": event, "salts": salts, "redacted": {}})
+
+
+@native
+@pytest.mark.parametrize("special", ['"', "\\", "\n", "\x1f", "\x7f", "é", "€", "😀", "/"])
+def test_strings_with_a_special_character_anywhere(special: str) -> None:
+    """Strings are scanned 8 bytes at a time: a character JSON escapes, or one of several
+    bytes, at each place of a long string is still taken by the byte scan, with the exact
+    path's leaf."""
+    rng = random.Random(special)
+    lines = []
+    for at in range(20):
+        text = "a" * at + special + "b" * (19 - at)
+        content = {"action": text, "actor": {"id": text[::-1], "n": at}, "message": text * 3}
+        lines.append(_line(len(lines), content, rng))
+    parsed: list[bytes] = []
+
+    def loads(line: bytes) -> Any:
+        parsed.append(line)
+        return orjson.loads(line)
+
+    assert _native.bundle_events is not None
+    got = _native.bundle_events(lines, 0, TENANT, '"acme"', loads)
+    assert got == [_exact(line) for line in lines]
+    assert parsed == []  # each taken by the byte scan, none declined to the parsed path

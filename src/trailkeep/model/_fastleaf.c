@@ -1253,6 +1253,26 @@ scan_string(Walk *w, const char **p, const char *end, Slice *out)
     int ascii = 1, escaped = 0;
     const unsigned char *q = s;
     for (; q < e; q++) {
+        /* 8 bytes at a time while none is special: a byte < 0x20, a quote, a backslash (each
+         * test may flag a byte that is not, never miss one); bytes >= 0x80 only clear `ascii` */
+        while (e - q >= 8) {
+            uint64_t v;
+            memcpy(&v, q, 8);
+            const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+            uint64_t quote = v ^ (0x22 * ones), backslash = v ^ (0x5c * ones);
+            uint64_t special = ((v - 0x20 * ones) & ~v) | ((quote - ones) & ~quote) |
+                               ((backslash - ones) & ~backslash);
+            if (special & highs) {
+                break;
+            }
+            if (v & highs) {
+                ascii = 0;
+            }
+            q += 8;
+        }
+        if (q == e) {
+            break;
+        }
         if (!string_special[*q]) {
             continue;
         }
