@@ -200,7 +200,22 @@ def _variants(line: bytes) -> list[bytes]:
         line.replace(b'"action":"', b'"action":"\x01', 1),
         line.replace(b'"action":"', b'"action":"\xff', 1),
         line.replace(b"}", b',"a.b":"x"}', 1),
+        line.replace(b'"seq":', b'"seq":1,"seq":', 1),
+        line.replace(b'"hash":', b'"hash":"' + b"0" * 64 + b'","hash":', 1),
     ]
+    for name in ("actor", "target", "source", "metadata"):
+        members = event.get(name)
+        if type(members) is dict and len(members) > 1:
+            # the object split in two: one reader takes both halves, orjson the last one
+            first, *rest = members.items()
+            halves = f'"{name}":{orjson.dumps(dict([first])).decode()},"{name}":'
+            out.append(
+                line.replace(
+                    f'"{name}":{orjson.dumps(members).decode()}'.encode(),
+                    halves.encode() + orjson.dumps(dict(rest)),
+                    1,
+                )
+            )
     return [v for v in out if v != line]
 
 

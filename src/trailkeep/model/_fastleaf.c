@@ -3548,27 +3548,38 @@ typedef struct {
     uint64_t head;
 } BundleSalt;
 
+/* A key is a literal: its length first, no strlen. */
+#define KEY_LIT(slice, literal)                                                                 \
+    ((slice).size == (Py_ssize_t)sizeof(literal) - 1 &&                                         \
+     memcmp((slice).data, (literal), sizeof(literal) - 1) == 0)
+
+/* Which committed object a key names (0-3: actor, target, source, metadata), or -1. */
 static int
-bundle_is_object(const Slice *key)
+bundle_object(const Slice *key)
 {
-    return KEY_IS(*key, "actor") || KEY_IS(*key, "target") || KEY_IS(*key, "source") ||
-           KEY_IS(*key, "metadata");
+    return KEY_LIT(*key, "actor") ? 0 : KEY_LIT(*key, "target") ? 1 : KEY_LIT(*key, "source") ? 2
+         : KEY_LIT(*key, "metadata") ? 3 : -1;
 }
 
-/* One committed object's members at *p (past its "{"): each a scalar that is no null. */
+/* Which server field a key names (0-4: id, tenant_id, seq, received_at, hash), or -1. */
+static int
+bundle_server_field(const Slice *key)
+{
+    return KEY_LIT(*key, "id") ? 0 : KEY_LIT(*key, "tenant_id") ? 1 : KEY_LIT(*key, "seq") ? 2
+         : KEY_LIT(*key, "received_at") ? 3 : KEY_LIT(*key, "hash") ? 4 : -1;
+}
+
+/* One committed object's members at *p (past its "{"): each a scalar that is no null. A
+ * repeated member repeats its path, which sort_fields declines. */
 static int
 bundle_scan_members(Walk *w, const char **p, const char *end, const Slice *name)
 {
-    Slice keys[MAX_FIELDS];
-    int count = 0;
     for (;;) {
         Slice sub, value;
-        if (count == MAX_FIELDS || !scan_key(p, end, &sub) || repeated(keys, count, &sub) ||
-            memchr(sub.data, '.', (size_t)sub.size) != NULL || !scan_scalar(w, p, end, &value) ||
-            value.kind == 'z') {
+        if (!scan_key(p, end, &sub) || memchr(sub.data, '.', (size_t)sub.size) != NULL ||
+            !scan_scalar(w, p, end, &value) || value.kind == 'z') {
             return 0;
         }
-        keys[count++] = sub;
         size_t need = (size_t)(name->size + 1 + sub.size);
         if (w->used + need > ARENA_SIZE) {
             return 0;
@@ -3593,48 +3604,43 @@ bundle_scan_members(Walk *w, const char **p, const char *end, const Slice *name)
 }
 
 /* The event object at *p (at its "{"): its fields into w, its server fields into `server`
- * (id, tenant_id as its raw JSON, seq as its digits, received_at, hash), in that order. */
+ * (id, tenant_id as its raw JSON, seq as its digits, received_at, hash), in that order. A key
+ * is never taken twice: a server field or an object by their own marks, any other by its path,
+ * which sort_fields declines when repeated. */
 static int
 bundle_scan_event(Walk *w, const char **p, const char *end, Slice server[BUNDLE_SERVER_FIELDS])
 {
-    static const char *const names[BUNDLE_SERVER_FIELDS] = {"id", "tenant_id", "seq",
-                                                            "received_at", "hash"};
-    Slice keys[MAX_FIELDS];
-    int count = 0;
+    int objects = 0; /* a bit per committed object seen */
     if (*p >= end || **p != '{') {
         return 0;
     }
     (*p)++;
     for (;;) {
         Slice key, value;
-        if (count == MAX_FIELDS || !scan_key(p, end, &key) || repeated(keys, count, &key) ||
-            memchr(key.data, '.', (size_t)key.size) != NULL || *p >= end) {
+        if (!scan_key(p, end, &key) || memchr(key.data, '.', (size_t)key.size) != NULL ||
+            *p >= end) {
             return 0;
         }
-        keys[count++] = key;
-        int at = -1;
-        for (int i = 0; i < BUNDLE_SERVER_FIELDS && at < 0; i++) {
-            if (KEY_IS(key, names[i])) {
-                at = i;
-            }
-        }
+        int at = bundle_server_field(&key), object = at < 0 ? bundle_object(&key) : -1;
         if (at >= 0) {
             const char *raw = *p;
             /* no Walk: a server field's string with an escape is declined */
-            if (!scan_scalar(NULL, p, end, &value) || value.kind != (at == 2 ? 'n' : 's')) {
+            if (server[at].kind != 0 || !scan_scalar(NULL, p, end, &value) ||
+                value.kind != (at == 2 ? 'n' : 's')) {
                 return 0;
             }
             server[at] = at == 1 ? (Slice){raw, *p - raw, 's'} : value;
-        } else if (**p == '{') {
-            if (!bundle_is_object(&key)) {
+        } else if (object >= 0) {
+            if (**p != '{' || objects & (1 << object)) {
                 return 0;
             }
+            objects |= 1 << object;
             (*p)++;
             if (!bundle_scan_members(w, p, end, &key)) {
                 return 0;
             }
-        } else if (bundle_is_object(&key) || !scan_scalar(w, p, end, &value) ||
-                   value.kind == 'z' || !add_slice_field(w, key.data, key.size, &value)) {
+        } else if (!scan_scalar(w, p, end, &value) || value.kind == 'z' ||
+                   !add_slice_field(w, key.data, key.size, &value)) {
             return 0;
         }
         if (*p >= end) {
@@ -3716,8 +3722,8 @@ bundle_scan_line(Walk *w, const char *line, Py_ssize_t size, long long seq,
         if (!scan_key(&p, end, &key)) {
             return 0;
         }
-        int which = KEY_IS(key, "event") ? 0 : KEY_IS(key, "salts") ? 1
-                    : KEY_IS(key, "redacted") ? 2 : -1;
+        int which = KEY_LIT(key, "event") ? 0 : KEY_LIT(key, "salts") ? 1
+                    : KEY_LIT(key, "redacted") ? 2 : -1;
         if (which < 0 || seen[which]++) {
             return 0;
         }
