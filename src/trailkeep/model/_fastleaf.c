@@ -1253,20 +1253,26 @@ scan_string(Walk *w, const char **p, const char *end, Slice *out)
     int ascii = 1, escaped = 0;
     const unsigned char *q = s;
     for (; q < e; q++) {
-        /* 8 bytes at a time while none is special: a byte < 0x20, a quote, a backslash (each
-         * test may flag a byte that is not, never miss one); bytes >= 0x80 only clear `ascii` */
+        /* 8 bytes at a time, to the first special one: a byte < 0x20, a quote, a backslash.
+         * Each test flags that byte, and may flag bytes after it (a borrow), never one before:
+         * the lowest flag is the first special byte. A byte >= 0x80 only clears `ascii` (which,
+         * cleared early, costs a UTF-8 check and changes no answer). */
         while (e - q >= 8) {
             uint64_t v;
             memcpy(&v, q, 8);
             const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
             uint64_t quote = v ^ (0x22 * ones), backslash = v ^ (0x5c * ones);
-            uint64_t special = ((v - 0x20 * ones) & ~v) | ((quote - ones) & ~quote) |
-                               ((backslash - ones) & ~backslash);
-            if (special & highs) {
-                break;
-            }
+            uint64_t special = (((v - 0x20 * ones) & ~v) | ((quote - ones) & ~quote) |
+                                ((backslash - ones) & ~backslash)) &
+                               highs;
             if (v & highs) {
                 ascii = 0;
+            }
+            if (special) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                q += __builtin_ctzll(special) >> 3;
+#endif
+                break;
             }
             q += 8;
         }
