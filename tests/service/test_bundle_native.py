@@ -300,3 +300,51 @@ def test_strings_with_a_special_character_anywhere(special: str) -> None:
     got = _native.bundle_events(lines, 0, TENANT, '"acme"', loads)
     assert got == [_exact(line) for line in lines]
     assert parsed == []  # each taken by the byte scan, none declined to the parsed path
+
+
+@native
+@pytest.mark.parametrize(("change", "needle"), [pytest.param(c, n, id=i) for i, c, n in MUTATIONS])
+def test_a_file_is_read_in_whole_lines_with_the_same_answer(
+    seeded: Services,
+    change: Callable[[dict[str, Any]], None],
+    needle: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A binary file goes to the C part a read of whole lines at a time (``bundle_chunk``, no
+    object per line): intact or tampered, the answer is the one of its lines given as a list."""
+    import io
+
+    header, *lines = build(seeded, Selection())
+    intact = b"".join(line + b"\n" for line in [header, *lines])
+    assert verify_bundle(io.BytesIO(intact), key(seeded)) == verify_bundle(
+        [header, *lines], key(seeded)
+    )
+    monkeypatch.setattr(bundle_module, "_READ_SIZE", 300)  # reads that cut lines
+    assert verify_bundle(io.BytesIO(intact), key(seeded)).events == len(CONTENTS)
+    record = orjson.loads(lines[1])
+    change(record)
+    lines[1] = orjson.dumps(record)
+    body = b"".join(line + b"\n" for line in [header, *lines])
+    if needle is None:
+        assert verify_bundle(io.BytesIO(body), key(seeded)) == verify_bundle(
+            [header, *lines], key(seeded)
+        )
+        return
+    with pytest.raises(IntegrityError, match=needle):
+        verify_bundle(io.BytesIO(body), key(seeded))
+
+
+@native
+def test_a_file_with_lines_past_its_range_fails_as_a_list(seeded: Services) -> None:
+    import io
+
+    from trailkeep.client.verify import SequenceError
+
+    header, *lines = build(seeded, Selection())
+    body = b"".join(line + b"\n" for line in [header, *lines, lines[-1]])
+    with pytest.raises(SequenceError, match="past the end"):
+        verify_bundle(io.BytesIO(body), key(seeded))
+    assert _native.bundle_chunk is not None
+    assert _native.bundle_chunk(b"", 0, 0, TENANT, '"acme"', orjson.loads) == ([], [])
+    with pytest.raises(ValueError, match="whole lines"):
+        _native.bundle_chunk(lines[0], 0, 9, TENANT, '"acme"', orjson.loads)

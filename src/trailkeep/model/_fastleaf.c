@@ -3255,6 +3255,12 @@ intern_keys(void)
 }
 
 static PyObject *bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *bundle_chunk(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyDoc_STRVAR(bundle_chunk_doc,
+"bundle_chunk(chunk, seq, limit, tenant_id, tenant_json, loads, /)\n--\n\n"
+"bundle_events() over the lines of chunk (bytes of whole lines, each ending in \\n) with no bytes\n"
+"object per line: (items, declined), items[n] the leaf of the line at seq + n, or for each n\n"
+"in declined (ascending) that line's bytes; None if chunk has more than limit lines.");
 PyDoc_STRVAR(bundle_events_doc,
 "bundle_events(lines, seq, tenant_id, tenant_json, loads, /)\n--\n\n"
 "The leaf hashes of a bundle's lines, the n-th at seq + n, each None unless loads(line) is\n"
@@ -3268,6 +3274,7 @@ static PyMethodDef methods[] = {
     {"check_rows", (PyCFunction)(void (*)(void))check_rows, METH_FASTCALL, check_rows_doc},
     {"parents", (PyCFunction)parents, METH_O, parents_doc},
     {"bundle_events", (PyCFunction)(void (*)(void))bundle_events, METH_FASTCALL, bundle_events_doc},
+    {"bundle_chunk", (PyCFunction)(void (*)(void))bundle_chunk, METH_FASTCALL, bundle_chunk_doc},
     {"climb", (PyCFunction)(void (*)(void))climb, METH_FASTCALL, climb_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -3909,4 +3916,110 @@ bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     buffer_free(&field);
     walk_free(w);
     return out;
+}
+
+/* bundle_chunk: bundle_events over the lines of one read (no bytes object per line unless the
+ * line is declined). The lines are the pieces of `chunk` that end at each "\n". */
+static PyObject *
+bundle_chunk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "bundle_chunk() takes 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *chunk = args[0], *tenant = args[3], *tenant_json = args[4], *loads = args[5];
+    if (!PyBytes_CheckExact(chunk) || !PyLong_CheckExact(args[1]) ||
+        !PyLong_CheckExact(args[2]) || !PyUnicode_CheckExact(tenant) ||
+        !PyUnicode_CheckExact(tenant_json) || !PyCallable_Check(loads)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bundle_chunk() takes bytes, two ints, two str and a callable");
+        return NULL;
+    }
+    long long seq = PyLong_AsLongLong(args[1]), limit = PyLong_AsLongLong(args[2]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    const char *data = PyBytes_AS_STRING(chunk);
+    Py_ssize_t size = PyBytes_GET_SIZE(chunk);
+    if (size > 0 && data[size - 1] != '\n') {
+        PyErr_SetString(PyExc_ValueError, "bundle_chunk() takes whole lines, each ending in \\n");
+        return NULL;
+    }
+    Py_ssize_t count = 0;
+    for (const char *p = data, *end = data + size; (p = memchr(p, '\n', (size_t)(end - p))) != NULL;
+         p++) {
+        count++;
+    }
+    if (count > limit) {
+        Py_RETURN_NONE; /* lines past the range's end: the caller's line path says so */
+    }
+    if (bundle_intern() < 0) {
+        return NULL;
+    }
+    PyObject *out = PyList_New(count), *declined = PyList_New(0);
+    Walk *w = out == NULL || declined == NULL ? NULL : walk_new();
+    if (w == NULL) {
+        Py_XDECREF(out);
+        Py_XDECREF(declined);
+        return NULL;
+    }
+    Buffer text, field;
+    buffer_init(&text);
+    buffer_init(&field);
+    const char *line = data;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const char *eol = memchr(line, '\n', (size_t)(data + size - line));
+        Py_ssize_t length = eol - line;
+        unsigned char digest[SHA256_DIGEST_LENGTH];
+        PyObject *item = NULL, *raw = NULL;
+        int got = bundle_scan_line(w, line, length, seq + i, tenant_json, digest);
+        if (got == 0) { /* the parsed path, as bundle_events takes a line the scan declines */
+            raw = PyBytes_FromStringAndSize(line, length);
+            PyObject *record = raw == NULL ? NULL : PyObject_CallOneArg(loads, raw);
+            if (record == NULL) {
+                got = raw != NULL && (PyErr_ExceptionMatches(PyExc_ValueError) ||
+                                      PyErr_ExceptionMatches(PyExc_TypeError))
+                          ? 0
+                          : -1;
+                if (got == 0) {
+                    PyErr_Clear(); /* not JSON: the exact path names the line */
+                }
+            } else {
+                got = bundle_line_leaf(record, seq + i, tenant, tenant_json, &text, &field,
+                                       digest);
+                Py_DECREF(record);
+            }
+        }
+        if (got > 0) {
+            item = PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
+            Py_XDECREF(raw);
+        } else if (got == 0) {
+            PyObject *at = PyLong_FromSsize_t(i);
+            item = at == NULL || PyList_Append(declined, at) < 0 ? NULL : raw;
+            Py_XDECREF(at);
+            if (item == NULL) {
+                Py_XDECREF(raw);
+            }
+        } else {
+            Py_XDECREF(raw);
+        }
+        if (item == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, item); /* a declined line: its bytes, for the caller's path */
+        line = eol + 1;
+    }
+    buffer_free(&text);
+    buffer_free(&field);
+    walk_free(w);
+    if (out == NULL) {
+        Py_DECREF(declined);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, out, declined);
+    Py_DECREF(out);
+    Py_DECREF(declined);
+    return result;
 }

@@ -73,6 +73,15 @@ class SQLiteRows:
     def rollups_match(self, tenant_id: str, tally: Tally, /) -> bool: ...
     def close(self) -> None: ...
 
+def bundle_chunk(
+    chunk: bytes,
+    seq: int,
+    limit: int,
+    tenant_id: str,
+    tenant_json: str,
+    loads: Callable[[Any], Any],
+    /,
+) -> tuple[list[bytes], list[int]] | None: ...
 def bundle_events(
     lines: list[bytes], seq: int, tenant_id: str, tenant_json: str, loads: Callable[[Any], Any], /
 ) -> list[bytes | None]: ...
