@@ -144,9 +144,10 @@ def verify_bundle(
     if not first:
         raise BundleFormatError("the file is empty")
     head: bytes | str
-    rest: Sequence[bytes | str] | bytes
-    if isinstance(first, bytes):  # whole lines of a read: the header, then the rest as read
-        head, rest = first.split(b"\n", 1)
+    rest: Sequence[bytes | str] | memoryview
+    if isinstance(first, memoryview):  # whole lines of a read: the header, then the rest
+        cut = bytes(first).find(b"\n")  # there is one: the view ends with it
+        head, rest = bytes(first[:cut]), first[cut + 1 :]
     else:
         head, rest = first[0], first[1:]
     header = _Header.read(_json(head, 1), _verifier(public_key))
@@ -165,9 +166,10 @@ def verify_bundle(
     return leaves.report()
 
 
-def _batches(lines: Iterable[bytes | str]) -> Iterator[Sequence[bytes | str] | bytes]:
+def _batches(lines: Iterable[bytes | str]) -> Iterator[Sequence[bytes | str] | memoryview]:
     """``_line_batches``, but a binary file with the C part in big reads of whole lines (bytes
-    ending in a newline), split into lines only where needed (``_Leaves.leaves``)."""
+    ending in a newline, as views of the read), split into lines only where needed
+    (``_Leaves.leaves``)."""
     if _native.bundle_chunk is None or not isinstance(lines, io.BufferedIOBase | io.RawIOBase):
         yield from _line_batches(lines)
         return
@@ -177,7 +179,12 @@ def _batches(lines: Iterable[bytes | str]) -> Iterator[Sequence[bytes | str] | b
         if not cut:
             rest += chunk
             continue
-        yield rest + chunk[:cut]
+        begin = 0
+        if rest:  # the line the last read began, on its own
+            begin = chunk.find(b"\n") + 1
+            yield [rest + chunk[: begin - 1]]
+        if cut > begin:
+            yield memoryview(chunk)[begin:cut]  # not copied
         rest = chunk[cut:]
     if rest:
         yield [rest]
@@ -351,7 +358,7 @@ class _Leaves:
             tuple(self.unprovable),
         )  # fmt: skip
 
-    def leaves(self, lines: Iterable[bytes | str] | bytes) -> list[bytes]:
+    def leaves(self, lines: Iterable[bytes | str] | memoryview) -> list[bytes]:
         """The leaf hashes of the next ``lines``; raises at the first leaf that fails.
 
         The common cases are taken inline — an unredacted event when the filter selects
@@ -360,13 +367,13 @@ class _Leaves:
         it or name the seq.
         """
         seq, end = self.header.start + self.count, self.header.end
-        if isinstance(lines, bytes):  # whole lines of a read (``_batches``)
+        if isinstance(lines, memoryview):  # whole lines of a read (``_batches``)
             chunk = _native.bundle_chunk if self._native is not None else None
             done = chunk and chunk(
                 lines, seq, end - seq, self.header.tenant_id, self._tenant_json, orjson.loads
             )
             if not done:  # no C part, a filter, or lines past the range's end
-                return self.leaves(lines.split(b"\n")[:-1])
+                return self.leaves(bytes(lines).split(b"\n")[:-1])
             items, declined = done
             self.events += len(items) - len(declined)
             self.count += len(items) - len(declined)  # _loop counts the declined lines

@@ -3918,6 +3918,10 @@ bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+static PyObject *bundle_chunk_lines(const char *data, Py_ssize_t size, long long seq,
+                                    long long limit, PyObject *tenant, PyObject *tenant_json,
+                                    PyObject *loads);
+
 /* bundle_chunk: bundle_events over the lines of one read (no bytes object per line unless the
  * line is declined). The lines are the pieces of `chunk` that end at each "\n". */
 static PyObject *
@@ -3929,7 +3933,7 @@ bundle_chunk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *chunk = args[0], *tenant = args[3], *tenant_json = args[4], *loads = args[5];
-    if (!PyBytes_CheckExact(chunk) || !PyLong_CheckExact(args[1]) ||
+    if (!PyObject_CheckBuffer(chunk) || !PyLong_CheckExact(args[1]) ||
         !PyLong_CheckExact(args[2]) || !PyUnicode_CheckExact(tenant) ||
         !PyUnicode_CheckExact(tenant_json) || !PyCallable_Check(loads)) {
         PyErr_SetString(PyExc_TypeError,
@@ -3940,8 +3944,20 @@ bundle_chunk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    const char *data = PyBytes_AS_STRING(chunk);
-    Py_ssize_t size = PyBytes_GET_SIZE(chunk);
+    Py_buffer view; /* bytes, or a memoryview of a read: no copy */
+    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *result = bundle_chunk_lines(view.buf, view.len, seq, limit, tenant, tenant_json,
+                                          loads);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *
+bundle_chunk_lines(const char *data, Py_ssize_t size, long long seq, long long limit,
+                   PyObject *tenant, PyObject *tenant_json, PyObject *loads)
+{
     if (size > 0 && data[size - 1] != '\n') {
         PyErr_SetString(PyExc_ValueError, "bundle_chunk() takes whole lines, each ending in \\n");
         return NULL;

@@ -74,7 +74,7 @@ class SQLiteRows:
     def close(self) -> None: ...
 
 def bundle_chunk(
-    chunk: bytes,
+    chunk: bytes | memoryview,
     seq: int,
     limit: int,
     tenant_id: str,

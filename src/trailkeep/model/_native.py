@@ -84,7 +84,7 @@ bundle_events: Final[
 #: ``_fastleaf.bundle_chunk``: ``bundle_events`` over one read's whole lines, no object per line.
 bundle_chunk: Final[
     Callable[
-        [bytes, int, int, str, str, Callable[[Any], Any]],
+        [bytes | memoryview, int, int, str, str, Callable[[Any], Any]],
         tuple[list[bytes], list[int]] | None,
     ]
     | None
