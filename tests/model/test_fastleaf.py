@@ -11,12 +11,13 @@ import base64
 import binascii
 import hashlib
 import re
+import tempfile
 from typing import Any
 
 import orjson
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 try:
@@ -526,3 +527,67 @@ def test_sqlite_rows_hashes(tmp_path: Any) -> None:
     finally:
         reader.close()
         conn.close()
+
+
+#: Values SQLite's text columns hold (no lone surrogate: the C tally declines it anyway).
+_STORED = st.none() | st.sampled_from(["a", "b", "\u00e9t\u00e9", "", "x" * 600])
+
+
+@needs_c
+@settings(deadline=None, max_examples=40)  # a database file per example
+@given(
+    rows=st.lists(st.tuples(_TS, *[_STORED for _ in range(14)]), min_size=1, max_size=30),
+    change=st.sampled_from(["none", "more", "less", "gone", "extra", "zero", "blob", "dim"]),
+)
+def test_sqlite_rows_rollups_match(rows: list[tuple[Any, ...]], change: str) -> None:
+    """``SQLiteRows.rollups_match``: the stored rollup rows (n != 0) against a C tally, as
+    ``Tally.matches`` judges the same rows read into a dict; any difference is one."""
+    import sqlite3
+
+    from trailkeep.service.audit._rollups import RollupTally
+
+    tally = RollupTally()
+    tally.add(rows)
+    native = tally.whole
+    assert native is not None
+    expected = tally.expected()
+    stored = [(d, p, v, n) for (d, p, v), n in sorted(expected.items())]
+    key = stored[0]
+    if change == "more":
+        stored[0] = (*key[:3], key[3] + 1)
+    elif change == "less":
+        stored[0] = (*key[:3], key[3] - 1)
+    elif change == "gone":
+        del stored[0]
+    elif change == "extra":
+        stored.append(("action", "2026-11-23T10", "\u00e9 nope", 1))
+    elif change == "zero":
+        stored.append(("action", "2026-11-23T10", "\u00e9 nope", 0))  # left out, as none
+    elif change == "blob":
+        stored[0] = (key[0], key[1], key[2].encode(), key[3])
+    elif change == "dim":
+        stored[0] = ("actor.nope", *key[1:])
+    # the same rows as a dict (what audit_rollups reads): the reference answer
+    as_dict = {(d, p, v): n for d, p, v, n in stored if n != 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/rollups.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("CREATE TABLE f (tenant_id TEXT, dim TEXT, period TEXT, value TEXT, n INT)")
+        conn.executemany("INSERT INTO f VALUES ('a', ?, ?, ?, ?)", stored)
+        conn.execute("INSERT INTO f VALUES ('b', 'action', '2026-11-23', 'x', 1)")
+        select = "SELECT dim, period, value, n FROM f WHERE tenant_id = ? AND n <> 0"
+        rows_sql = "SELECT " + ", ".join(["NULL"] * 24) + " WHERE ? AND ? AND ?"
+        reader = _fastleaf.SQLiteRows(path, rows_sql, rollups=select)
+        try:
+            answer = reader.rollups_match("a", native)
+            assert answer is (change in ("none", "zero"))
+            if change != "blob":
+                assert answer is native.matches(as_dict)
+            assert reader.rollups_match("a", native) is answer  # the statement is reusable
+            with pytest.raises(TypeError, match="Tally"):
+                reader.rollups_match("a", {})
+        finally:
+            reader.close()
+            conn.close()
+    with pytest.raises(ValueError, match="no rollups query"):
+        reader.rollups_match("a", native)

@@ -173,3 +173,178 @@ def test_the_chunked_fold_gives_the_root_leaf_by_leaf(start: int) -> None:
         fold.absorb(leaves[at : at + step])
         at += step
     assert fold.root() == expected.root()
+
+
+def _variants(line: bytes) -> list[bytes]:
+    """The line spelled otherwise: the same JSON differently (whitespace, key order, escapes,
+    a repeated key) or not quite JSON (cut, trailing bytes, a raw control character)."""
+    record = orjson.loads(line)
+    event = record["event"]
+    out = [
+        orjson.dumps(record, option=orjson.OPT_INDENT_2),
+        line.replace(b'":', b'": ', 1),
+        orjson.dumps({"redacted": {}, "salts": record["salts"], "event": event}),
+        orjson.dumps({**record, "extra": 1}),
+        line.replace(b'"action":"', b'"action":"\\u0064', 1),  # an escaped first letter
+        line.replace(b'"action":"', b'"action":"\\/', 1),
+        line.replace(b'"action":', b'"action":"x","action":', 1),  # orjson: the last one wins
+        line.replace(b'"salts":{', b'"salts":{"action":"AAAAAAAAAAAAAAAAAAAAAA==",', 1),
+        line.replace(b'"seq":', b'"seq":0', 1),
+        line.replace(b'"seq":', b'"seq":-', 1),
+        line.replace(b'"redacted":{}', b'"redacted":{ }', 1),
+        line.replace(b'"tenant_id":"acme"', b'"tenant_id":"\\u0061cme"', 1),
+        line.replace(b'"hash":"', b'"hash":"' + event["hash"][:2].upper().encode(), 1),
+        line + b" ",
+        line + b"}",
+        line[:-1],
+        line.replace(b'"action":"', b'"action":"\x01', 1),
+        line.replace(b'"action":"', b'"action":"\xff', 1),
+        line.replace(b"}", b',"a.b":"x"}', 1),
+        line.replace(b'"seq":', b'"seq":1,"seq":', 1),
+        line.replace(b'"hash":', b'"hash":"' + b"0" * 64 + b'","hash":', 1),
+    ]
+    for name in ("actor", "target", "source", "metadata"):
+        members = event.get(name)
+        if type(members) is dict and len(members) > 1:
+            # the object split in two: one reader takes both halves, orjson the last one
+            first, *rest = members.items()
+            halves = f'"{name}":{orjson.dumps(dict([first])).decode()},"{name}":'
+            out.append(
+                line.replace(
+                    f'"{name}":{orjson.dumps(members).decode()}'.encode(),
+                    halves.encode() + orjson.dumps(dict(rest)),
+                    1,
+                )
+            )
+    return [v for v in out if v != line]
+
+
+@native
+def test_the_byte_scan_answers_as_the_parsed_path(seeded: Services) -> None:
+    """``bundle_events`` scans a bytes line itself and declines what it does not take to the
+    parsed path (the one a str line takes): on any spelling, intact or not, a leaf it gives is
+    the one the parsed path gives, or the exact path's; never one they refuse."""
+    _, *lines = build(seeded, Selection())
+    assert _native.bundle_events is not None
+    for seq, line in enumerate(lines):
+        for candidate in [line, *_variants(line)]:
+            scanned = _native_leaves([candidate], seq)[0]
+            parsed = _native.bundle_events([candidate.decode("utf-8", "surrogateescape")], seq,
+                                           TENANT, '"acme"', orjson.loads)[0]  # fmt: skip
+            assert scanned == parsed or (parsed is None and scanned == _exact(candidate)), (
+                seq,
+                candidate,
+            )
+    # the common line is taken as bytes: the same leaves as the parsed path, all of COMMON
+    scanned_all = _native_leaves(lines, 0)
+    assert [i for i, leaf in enumerate(scanned_all) if leaf is not None] == COMMON
+
+
+@native
+def test_the_common_line_is_never_parsed_into_objects(seeded: Services) -> None:
+    """The common bytes line is scanned in C (no dict per line): ``loads`` is called only for
+    the lines the scan declines."""
+    _, *lines = build(seeded, Selection())
+    parsed: list[bytes] = []
+
+    def loads(line: bytes) -> Any:
+        parsed.append(line)
+        return orjson.loads(line)
+
+    assert _native.bundle_events is not None
+    got = _native.bundle_events(lines, 0, TENANT, '"acme"', loads)
+    assert [i for i, leaf in enumerate(got) if leaf is not None] == COMMON
+    assert parsed == [line for i, line in enumerate(lines) if i not in COMMON]
+
+
+def _line(seq: int, content: dict[str, Any], rng: random.Random) -> bytes:
+    """A bundle line of ``content`` at ``seq`` with its true hash (the exact path's leaf)."""
+    import base64
+
+    event = {
+        "id": f"evt_{seq:026d}",
+        "tenant_id": TENANT,
+        "seq": seq,
+        "received_at": "2026-11-23T10:00:05.123456Z",
+        **content,
+    }
+    paths = [
+        f"{name}.{sub}" if type(value) is dict else name
+        for name, value in content.items()
+        for sub in (value if type(value) is dict else [None])
+    ]
+    salts = {p: base64.b64encode(rng.randbytes(16)).decode() for p in paths}
+    event["hash"] = _leaf(event, salts, {}).hex()
+    return orjson.dumps({"event": event, "salts": salts, "redacted": {}})
+
+
+@native
+@pytest.mark.parametrize("special", ['"', "\\", "\n", "\x1f", "\x7f", "é", "€", "😀", "/"])
+def test_strings_with_a_special_character_anywhere(special: str) -> None:
+    """Strings are scanned 8 bytes at a time: a character JSON escapes, or one of several
+    bytes, at each place of a long string is still taken by the byte scan, with the exact
+    path's leaf."""
+    rng = random.Random(special)
+    lines = []
+    for at in range(20):
+        text = "a" * at + special + "b" * (19 - at)
+        content = {"action": text, "actor": {"id": text[::-1], "n": at}, "message": text * 3}
+        lines.append(_line(len(lines), content, rng))
+    parsed: list[bytes] = []
+
+    def loads(line: bytes) -> Any:
+        parsed.append(line)
+        return orjson.loads(line)
+
+    assert _native.bundle_events is not None
+    got = _native.bundle_events(lines, 0, TENANT, '"acme"', loads)
+    assert got == [_exact(line) for line in lines]
+    assert parsed == []  # each taken by the byte scan, none declined to the parsed path
+
+
+@native
+@pytest.mark.parametrize(("change", "needle"), [pytest.param(c, n, id=i) for i, c, n in MUTATIONS])
+def test_a_file_is_read_in_whole_lines_with_the_same_answer(
+    seeded: Services,
+    change: Callable[[dict[str, Any]], None],
+    needle: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A binary file goes to the C part a read of whole lines at a time (``bundle_chunk``, no
+    object per line): intact or tampered, the answer is the one of its lines given as a list."""
+    import io
+
+    header, *lines = build(seeded, Selection())
+    intact = b"".join(line + b"\n" for line in [header, *lines])
+    assert verify_bundle(io.BytesIO(intact), key(seeded)) == verify_bundle(
+        [header, *lines], key(seeded)
+    )
+    monkeypatch.setattr(bundle_module, "_READ_SIZE", 300)  # reads that cut lines
+    assert verify_bundle(io.BytesIO(intact), key(seeded)).events == len(CONTENTS)
+    record = orjson.loads(lines[1])
+    change(record)
+    lines[1] = orjson.dumps(record)
+    body = b"".join(line + b"\n" for line in [header, *lines])
+    if needle is None:
+        assert verify_bundle(io.BytesIO(body), key(seeded)) == verify_bundle(
+            [header, *lines], key(seeded)
+        )
+        return
+    with pytest.raises(IntegrityError, match=needle):
+        verify_bundle(io.BytesIO(body), key(seeded))
+
+
+@native
+def test_a_file_with_lines_past_its_range_fails_as_a_list(seeded: Services) -> None:
+    import io
+
+    from trailkeep.client.verify import SequenceError
+
+    header, *lines = build(seeded, Selection())
+    body = b"".join(line + b"\n" for line in [header, *lines, lines[-1]])
+    with pytest.raises(SequenceError, match="past the end"):
+        verify_bundle(io.BytesIO(body), key(seeded))
+    assert _native.bundle_chunk is not None
+    assert _native.bundle_chunk(b"", 0, 0, TENANT, '"acme"', orjson.loads) == ([], [])
+    with pytest.raises(ValueError, match="whole lines"):
+        _native.bundle_chunk(lines[0], 0, 9, TENANT, '"acme"', orjson.loads)

@@ -433,6 +433,21 @@ class TestTampering:
         assert exact.problems  # the tampering is found at all
         assert audit(seeded).problems == exact.problems
 
+    def test_matching_rollups_are_compared_in_c(
+        self, seeded: Services, backend: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """SQLite's stored rollups equal to the recount are judged by the scan's reader in C
+        (``audit_rollups_match``), never read into a dict; a difference is then read and
+        compared row by row (the rollup cases above)."""
+        if backend != "sqlite":
+            pytest.skip("PostgreSQL keeps no rollups")
+
+        def no_dict(tenant_id: str) -> None:
+            raise AssertionError("the stored rollups were read into Python")
+
+        monkeypatch.setattr(seeded.store, "audit_rollups", no_dict)
+        assert audit(seeded).problems == []
+
     def test_derived_finding_names_every_column(self, seeded: Services, db: Db) -> None:
         db.run("UPDATE events SET action = 'login', actor_id = 'u1' WHERE seq = 7")
         (problem,) = audit(seeded).problems

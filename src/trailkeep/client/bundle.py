@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 from binascii import a2b_base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from itertools import chain
@@ -45,6 +46,7 @@ from trailkeep.model.disclosure import ABSENT, BUNDLE_FORMAT, BundleFilter, path
 from trailkeep.model.evidence import FieldMismatchError, LeafRecomputer
 
 from .verify import (
+    _READ_SIZE,
     DUMP_FORMAT,
     DumpFormatError,
     DumpProgress,
@@ -137,14 +139,21 @@ def verify_bundle(
         FieldMismatchError, LeafMismatchError, SequenceError: naming the first bad leaf.
         IntegrityError: a bad signature or key, or the leaves do not make the checkpoint's tree.
     """
-    batches = _line_batches(lines)
+    batches = _batches(lines)
     first = next(batches, None)
     if not first:
         raise BundleFormatError("the file is empty")
-    header = _Header.read(_json(first[0], 1), _verifier(public_key))
+    head: bytes | str
+    rest: Sequence[bytes | str] | memoryview
+    if isinstance(first, memoryview):  # whole lines of a read: the header, then the rest
+        cut = bytes(first).find(b"\n")  # there is one: the view ends with it
+        head, rest = bytes(first[:cut]), first[cut + 1 :]
+    else:
+        head, rest = first[0], first[1:]
+    header = _Header.read(_json(head, 1), _verifier(public_key))
     leaves = _Leaves(header)
     tree = _Fold(_left(header))
-    for batch in chain([first[1:]], batches):
+    for batch in chain([rest], batches):
         tree.absorb(leaves.leaves(batch))
         if progress is not None:
             progress(leaves.count, header.end - header.start)
@@ -155,6 +164,30 @@ def verify_bundle(
         )
     _right(header, tree.root())
     return leaves.report()
+
+
+def _batches(lines: Iterable[bytes | str]) -> Iterator[Sequence[bytes | str] | memoryview]:
+    """``_line_batches``, but a binary file with the C part in big reads of whole lines (bytes
+    ending in a newline, as views of the read), split into lines only where needed
+    (``_Leaves.leaves``)."""
+    if _native.bundle_chunk is None or not isinstance(lines, io.BufferedIOBase | io.RawIOBase):
+        yield from _line_batches(lines)
+        return
+    rest = b""
+    while chunk := lines.read(_READ_SIZE):
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            rest += chunk
+            continue
+        begin = 0
+        if rest:  # the line the last read began, on its own
+            begin = chunk.find(b"\n") + 1
+            yield [rest + chunk[: begin - 1]]
+        if cut > begin:
+            yield memoryview(chunk)[begin:cut]  # not copied
+        rest = chunk[cut:]
+    if rest:
+        yield [rest]
 
 
 def _parents_py(row: list[bytes]) -> list[bytes]:
@@ -325,7 +358,7 @@ class _Leaves:
             tuple(self.unprovable),
         )  # fmt: skip
 
-    def leaves(self, lines: Iterable[bytes | str]) -> list[bytes]:
+    def leaves(self, lines: Iterable[bytes | str] | memoryview) -> list[bytes]:
         """The leaf hashes of the next ``lines``; raises at the first leaf that fails.
 
         The common cases are taken inline — an unredacted event when the filter selects
@@ -334,6 +367,19 @@ class _Leaves:
         it or name the seq.
         """
         seq, end = self.header.start + self.count, self.header.end
+        if isinstance(lines, memoryview):  # whole lines of a read (``_batches``)
+            chunk = _native.bundle_chunk if self._native is not None else None
+            done = chunk and chunk(
+                lines, seq, end - seq, self.header.tenant_id, self._tenant_json, orjson.loads
+            )
+            if not done:  # no C part, a filter, or lines past the range's end
+                return self.leaves(bytes(lines).split(b"\n")[:-1])
+            items, declined = done
+            self.events += len(items) - len(declined)
+            self.count += len(items) - len(declined)  # _loop counts the declined lines
+            for i in declined:
+                (items[i],) = self._loop([items[i]], seq + i)
+            return items
         if self._native is not None and type(lines) is list and seq + len(lines) <= end:
             # The C part takes each common line whole (parse, shape, commitments, leaf);
             # what it declines goes through the loop below, one line at a time.

@@ -72,16 +72,23 @@ init_tables(void)
     }
 }
 
+static int decode_salt_bytes(const unsigned char *s, Py_ssize_t size, unsigned char out[SALT_SIZE]);
+
 /* Decode a salt: 1 if `text` is the canonical base64 of 16 bytes, else 0. */
 static int
 decode_salt(PyObject *text, unsigned char out[SALT_SIZE])
 {
-    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_COMPACT_ASCII(text) ||
-        PyUnicode_GET_LENGTH(text) != SALT_CHARS) {
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_COMPACT_ASCII(text)) {
         return 0;
     }
-    const unsigned char *s = PyUnicode_1BYTE_DATA(text);
-    if (s[22] != '=' || s[23] != '=') {
+    return decode_salt_bytes(PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text), out);
+}
+
+/* decode_salt of the bytes of a salt's text. */
+static int
+decode_salt_bytes(const unsigned char *s, Py_ssize_t size, unsigned char out[SALT_SIZE])
+{
+    if (size != SALT_CHARS || s[22] != '=' || s[23] != '=') {
         return 0;
     }
     int v[22];
@@ -1246,6 +1253,32 @@ scan_string(Walk *w, const char **p, const char *end, Slice *out)
     int ascii = 1, escaped = 0;
     const unsigned char *q = s;
     for (; q < e; q++) {
+        /* 8 bytes at a time, to the first special one: a byte < 0x20, a quote, a backslash.
+         * Each test flags that byte, and may flag bytes after it (a borrow), never one before:
+         * the lowest flag is the first special byte. A byte >= 0x80 only clears `ascii` (which,
+         * cleared early, costs a UTF-8 check and changes no answer). */
+        while (e - q >= 8) {
+            uint64_t v;
+            memcpy(&v, q, 8);
+            const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+            uint64_t quote = v ^ (0x22 * ones), backslash = v ^ (0x5c * ones);
+            uint64_t special = (((v - 0x20 * ones) & ~v) | ((quote - ones) & ~quote) |
+                                ((backslash - ones) & ~backslash)) &
+                               highs;
+            if (v & highs) {
+                ascii = 0;
+            }
+            if (special) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                q += __builtin_ctzll(special) >> 3;
+#endif
+                break;
+            }
+            q += 8;
+        }
+        if (q == e) {
+            break;
+        }
         if (!string_special[*q]) {
             continue;
         }
@@ -1782,6 +1815,7 @@ typedef struct {
 } Tally;
 
 static PyTypeObject TallyType;
+static PyObject *sqlite_failed(sqlite3 *db, const char *doing);
 
 /* A key's hash: 8 bytes at a time, multiplied and folded (the keys are short and similar). */
 static uint64_t
@@ -2285,6 +2319,89 @@ tally_matches(Tally *self, PyObject *stored)
     return PyBool_FromLong(equal);
 }
 
+/* Whether the rows a statement gives, (dimension, period, value, n) with n != 0, are exactly
+ * expected(): matches() without a Python object per stored row. The statement is stepped to its
+ * end (and reset); 1, 0, or -1 with an exception (a SQLite error: SQLiteError). A row whose
+ * columns are not text, text, text, integer is a difference. */
+static int
+tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
+{
+    /* the dimensions' names as UTF-8, by index (d = 0: the hour total) */
+    const char *name[1 + TALLY_GROUPS * TALLY_COLUMNS];
+    Py_ssize_t name_size[1 + TALLY_GROUPS * TALLY_COLUMNS];
+    int dims = 0;
+    for (int d = 0; d <= TALLY_GROUPS * TALLY_COLUMNS; d++) {
+        name[d] = NULL;
+        int g = (d - 1) / TALLY_COLUMNS, c = (d - 1) % TALLY_COLUMNS;
+        if (d > 0 && (g >= self->groups || c >= self->group_size[g])) {
+            continue;
+        }
+        name[d] = PyUnicode_AsUTF8AndSize(tally_dimension(self, d), &name_size[d]);
+        if (name[d] == NULL) {
+            return -1;
+        }
+        dims = d + 1;
+    }
+    TallyTable out = {0};
+    if (tally_spread(self, &out) < 0) {
+        table_free(&out);
+        return -1;
+    }
+    Key k = {.data = NULL, .size = 0, .capacity = TALLY_KEY};
+    k.data = k.local;
+    int equal = 1, rc;
+    size_t rows = 0;
+    while (equal == 1 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (sqlite3_column_type(q, 0) != SQLITE_TEXT || sqlite3_column_type(q, 1) != SQLITE_TEXT ||
+            sqlite3_column_type(q, 2) != SQLITE_TEXT || sqlite3_column_type(q, 3) != SQLITE_INTEGER) {
+            equal = 0;
+            break;
+        }
+        const char *dim = (const char *)sqlite3_column_text(q, 0);
+        Py_ssize_t dim_size = sqlite3_column_bytes(q, 0);
+        int found = -1;
+        for (int d = 0; d < dims && found < 0; d++) {
+            if (name[d] != NULL && name_size[d] == dim_size &&
+                memcmp(name[d], dim, (size_t)dim_size) == 0) {
+                found = d;
+            }
+        }
+        if (found < 0) {
+            equal = 0;
+            break;
+        }
+        const char *period = (const char *)sqlite3_column_text(q, 1);
+        Py_ssize_t period_size = sqlite3_column_bytes(q, 1);
+        const char *value = (const char *)sqlite3_column_text(q, 2);
+        Py_ssize_t value_size = sqlite3_column_bytes(q, 2);
+        unsigned char d = (unsigned char)found;
+        k.size = 0;
+        if (period == NULL || value == NULL || key_add(&k, &d, 1) < 0 ||
+            key_text(&k, period, period_size) < 0 || key_text(&k, value, value_size) < 0) {
+            equal = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        long long n = sqlite3_column_int64(q, 3);
+        equal = n != 0 && table_get(&out, k.data, k.size) == n;
+        rows++;
+    }
+    if (equal == 1 && rc != SQLITE_DONE) {
+        sqlite_failed(db, "SQLite read failed");
+        equal = -1;
+    }
+    sqlite3_reset(q);
+    if (k.data != k.local) {
+        PyMem_Free(k.data);
+    }
+    /* each stored row found with its count, and as many rows as expected: the same mapping
+     * (the primary key makes the stored keys distinct) */
+    if (equal == 1 && rows != out.used) {
+        equal = 0;
+    }
+    table_free(&out);
+    return equal;
+}
+
 static PyMethodDef tally_methods[] = {
     {"add", (PyCFunction)tally_add, METH_O, tally_add_doc},
     {"expected", (PyCFunction)tally_expected, METH_NOARGS, tally_expected_doc},
@@ -2647,6 +2764,7 @@ typedef struct {
     sqlite3_stmt *stmt;
     sqlite3_stmt *leaves; /* or NULL: the leaves, stepped beside stmt (see rows_init) */
     sqlite3_stmt *hashes[2]; /* or NULL: hashes() queries */
+    sqlite3_stmt *rollups;   /* or NULL: rollups_match()'s query */
 } SQLiteRows;
 
 static PyObject *
@@ -2673,6 +2791,10 @@ rows_close(SQLiteRows *self)
             self->hashes[i] = NULL;
         }
     }
+    if (self->rollups != NULL) {
+        sqlite3_finalize(self->rollups);
+        self->rollups = NULL;
+    }
     if (self->db != NULL) {
         sqlite3_close_v2(self->db);
         self->db = NULL;
@@ -2682,10 +2804,10 @@ rows_close(SQLiteRows *self)
 static int
 rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
 {
-    const char *path, *sql, *leaves = NULL, *hashes[2] = {NULL, NULL};
-    static char *names[] = {"path", "sql", "leaves", "nodes", "pangea", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|zzz:SQLiteRows", names, &path, &sql,
-                                     &leaves, &hashes[0], &hashes[1])) {
+    const char *path, *sql, *leaves = NULL, *hashes[2] = {NULL, NULL}, *rollups = NULL;
+    static char *names[] = {"path", "sql", "leaves", "nodes", "pangea", "rollups", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|zzzz:SQLiteRows", names, &path, &sql,
+                                     &leaves, &hashes[0], &hashes[1], &rollups)) {
         return -1;
     }
     rows_close(self);
@@ -2708,6 +2830,9 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
             rc = sqlite3_prepare_v2(self->db, hashes[i], -1, &self->hashes[i], NULL);
         }
     }
+    if (rc == SQLITE_OK && rollups != NULL) {
+        rc = sqlite3_prepare_v2(self->db, rollups, -1, &self->rollups, NULL);
+    }
     if (rc != SQLITE_OK) {
         sqlite_failed(self->db, "cannot open the database to audit");
         rows_close(self);
@@ -2719,11 +2844,14 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
         (self->hashes[0] != NULL && (sqlite3_column_count(self->hashes[0]) != 1 ||
                                      sqlite3_bind_parameter_count(self->hashes[0]) != 4)) ||
         (self->hashes[1] != NULL && (sqlite3_column_count(self->hashes[1]) != 1 ||
-                                     sqlite3_bind_parameter_count(self->hashes[1]) != 4))) {
+                                     sqlite3_bind_parameter_count(self->hashes[1]) != 4)) ||
+        (self->rollups != NULL && (sqlite3_column_count(self->rollups) != 4 ||
+                                   sqlite3_bind_parameter_count(self->rollups) != 1))) {
         rows_close(self);
         PyErr_Format(PyExc_ValueError,
-                     "SQLiteRows takes a query of 3 parameters and %d columns, and leaves of 3"
-                     " parameters and 2 columns (seq, hash)", F_COUNT);
+                     "SQLiteRows takes a query of 3 parameters and %d columns, leaves of 3"
+                     " parameters and 2 columns (seq, hash), nodes and pangea of 4 parameters"
+                     " and 1 column, rollups of 1 parameter and 4 columns", F_COUNT);
         return -1;
     }
     return 0;
@@ -2945,6 +3073,37 @@ rows_hashes(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+PyDoc_STRVAR(rows_rollups_match_doc,
+"rollups_match(tenant_id, tally, /)\n--\n\n"
+"Run the `rollups` query for tenant_id: whether the rows it gives, (dimension, period, value,\n"
+"n) with n != 0, are exactly tally.expected() (Tally.matches() without a Python object per\n"
+"stored row).");
+
+static PyObject *
+rows_rollups_match(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyObject_TypeCheck(args[1], &TallyType)) {
+        PyErr_SetString(PyExc_TypeError, "rollups_match() takes a tenant id and a Tally");
+        return NULL;
+    }
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(args[0], &tenant_size);
+    if (tenant == NULL) {
+        return NULL;
+    }
+    if (self->rollups == NULL) {
+        PyErr_SetString(PyExc_ValueError, "SQLiteRows: no rollups query, or closed");
+        return NULL;
+    }
+    sqlite3_reset(self->rollups);
+    if (sqlite3_bind_text(self->rollups, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT) !=
+        SQLITE_OK) {
+        return sqlite_failed(self->db, "SQLite read failed");
+    }
+    int equal = tally_matches_statement((Tally *)args[1], self->rollups, self->db);
+    return equal < 0 ? NULL : PyBool_FromLong(equal);
+}
+
 static PyObject *
 rows_close_method(SQLiteRows *self, PyObject *unused)
 {
@@ -2956,6 +3115,8 @@ rows_close_method(SQLiteRows *self, PyObject *unused)
 static PyMethodDef rows_methods[] = {
     {"check", (PyCFunction)(void (*)(void))rows_check, METH_FASTCALL, rows_check_doc},
     {"hashes", (PyCFunction)(void (*)(void))rows_hashes, METH_FASTCALL, rows_hashes_doc},
+    {"rollups_match", (PyCFunction)(void (*)(void))rows_rollups_match, METH_FASTCALL,
+     rows_rollups_match_doc},
     {"close", (PyCFunction)rows_close_method, METH_NOARGS, "Close the connection."},
     {NULL, NULL, 0, NULL},
 };
@@ -3094,6 +3255,12 @@ intern_keys(void)
 }
 
 static PyObject *bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *bundle_chunk(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyDoc_STRVAR(bundle_chunk_doc,
+"bundle_chunk(chunk, seq, limit, tenant_id, tenant_json, loads, /)\n--\n\n"
+"bundle_events() over the lines of chunk (bytes of whole lines, each ending in \\n) with no bytes\n"
+"object per line: (items, declined), items[n] the leaf of the line at seq + n, or for each n\n"
+"in declined (ascending) that line's bytes; None if chunk has more than limit lines.");
 PyDoc_STRVAR(bundle_events_doc,
 "bundle_events(lines, seq, tenant_id, tenant_json, loads, /)\n--\n\n"
 "The leaf hashes of a bundle's lines, the n-th at seq + n, each None unless loads(line) is\n"
@@ -3107,6 +3274,7 @@ static PyMethodDef methods[] = {
     {"check_rows", (PyCFunction)(void (*)(void))check_rows, METH_FASTCALL, check_rows_doc},
     {"parents", (PyCFunction)parents, METH_O, parents_doc},
     {"bundle_events", (PyCFunction)(void (*)(void))bundle_events, METH_FASTCALL, bundle_events_doc},
+    {"bundle_chunk", (PyCFunction)(void (*)(void))bundle_chunk, METH_FASTCALL, bundle_chunk_doc},
     {"climb", (PyCFunction)(void (*)(void))climb, METH_FASTCALL, climb_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -3373,6 +3541,303 @@ bundle_line_leaf(PyObject *record, long long seq, PyObject *tenant, PyObject *te
     return 1;
 }
 
+/* A line scanned as bytes, before any Python object is made: the common line as the export
+ * writes it (orjson: no whitespace), {"event": E, "salts": S, "redacted": {}} in any order; E's
+ * server fields id (printable ASCII), tenant_id (the tenant's JSON spelled as tenant_json), seq
+ * (this one), received_at (the server's form) and hash (64 lowercase hex digits); its other
+ * keys printable ASCII with no dot, each a string, a safe integer or a boolean, or (actor,
+ * target, source, metadata) an object of at least one such member; S the canonical base64 salt
+ * of exactly each of those paths. Whatever else (a null, a float, a list, an escape in a key,
+ * a repeated key, whitespace, an erasure) is declined (0) for bundle_line_leaf's path, which
+ * answers as before; so is a line whose leaf is not its hash. 1 with the leaf in `digest`, -1
+ * with an exception set. */
+
+#define BUNDLE_SERVER_FIELDS 5
+
+typedef struct {
+    const char *path;
+    Py_ssize_t size;
+    const char *salt; /* its base64 text */
+    uint64_t head;
+} BundleSalt;
+
+/* A key is a literal: its length first, no strlen. */
+#define KEY_LIT(slice, literal)                                                                 \
+    ((slice).size == (Py_ssize_t)sizeof(literal) - 1 &&                                         \
+     memcmp((slice).data, (literal), sizeof(literal) - 1) == 0)
+
+/* Which committed object a key names (0-3: actor, target, source, metadata), or -1. */
+static int
+bundle_object(const Slice *key)
+{
+    return KEY_LIT(*key, "actor") ? 0 : KEY_LIT(*key, "target") ? 1 : KEY_LIT(*key, "source") ? 2
+         : KEY_LIT(*key, "metadata") ? 3 : -1;
+}
+
+/* Which server field a key names (0-4: id, tenant_id, seq, received_at, hash), or -1. */
+static int
+bundle_server_field(const Slice *key)
+{
+    return KEY_LIT(*key, "id") ? 0 : KEY_LIT(*key, "tenant_id") ? 1 : KEY_LIT(*key, "seq") ? 2
+         : KEY_LIT(*key, "received_at") ? 3 : KEY_LIT(*key, "hash") ? 4 : -1;
+}
+
+/* One committed object's members at *p (past its "{"): each a scalar that is no null. A
+ * repeated member repeats its path, which sort_fields declines. */
+static int
+bundle_scan_members(Walk *w, const char **p, const char *end, const Slice *name)
+{
+    for (;;) {
+        Slice sub, value;
+        if (!scan_key(p, end, &sub) || memchr(sub.data, '.', (size_t)sub.size) != NULL ||
+            !scan_scalar(w, p, end, &value) || value.kind == 'z') {
+            return 0;
+        }
+        size_t need = (size_t)(name->size + 1 + sub.size);
+        if (w->used + need > ARENA_SIZE) {
+            return 0;
+        }
+        char *path = w->arena + w->used;
+        memcpy(path, name->data, (size_t)name->size);
+        path[name->size] = '.';
+        memcpy(path + name->size + 1, sub.data, (size_t)sub.size);
+        w->used += need;
+        if (!add_slice_field(w, path, (Py_ssize_t)need, &value) || *p >= end) {
+            return 0;
+        }
+        if (**p == '}') {
+            (*p)++;
+            return 1;
+        }
+        if (**p != ',') {
+            return 0;
+        }
+        (*p)++;
+    }
+}
+
+/* The event object at *p (at its "{"): its fields into w, its server fields into `server`
+ * (id, tenant_id as its raw JSON, seq as its digits, received_at, hash), in that order. A key
+ * is never taken twice: a server field or an object by their own marks, any other by its path,
+ * which sort_fields declines when repeated. */
+static int
+bundle_scan_event(Walk *w, const char **p, const char *end, Slice server[BUNDLE_SERVER_FIELDS])
+{
+    int objects = 0; /* a bit per committed object seen */
+    if (*p >= end || **p != '{') {
+        return 0;
+    }
+    (*p)++;
+    for (;;) {
+        Slice key, value;
+        if (!scan_key(p, end, &key) || memchr(key.data, '.', (size_t)key.size) != NULL ||
+            *p >= end) {
+            return 0;
+        }
+        int at = bundle_server_field(&key), object = at < 0 ? bundle_object(&key) : -1;
+        if (at >= 0) {
+            const char *raw = *p;
+            /* no Walk: a server field's string with an escape is declined */
+            if (server[at].kind != 0 || !scan_scalar(NULL, p, end, &value) ||
+                value.kind != (at == 2 ? 'n' : 's')) {
+                return 0;
+            }
+            server[at] = at == 1 ? (Slice){raw, *p - raw, 's'} : value;
+        } else if (object >= 0) {
+            if (**p != '{' || objects & (1 << object)) {
+                return 0;
+            }
+            objects |= 1 << object;
+            (*p)++;
+            if (!bundle_scan_members(w, p, end, &key)) {
+                return 0;
+            }
+        } else if (!scan_scalar(w, p, end, &value) || value.kind == 'z' ||
+                   !add_slice_field(w, key.data, key.size, &value)) {
+            return 0;
+        }
+        if (*p >= end) {
+            return 0;
+        }
+        if (**p == '}') {
+            (*p)++;
+            return 1;
+        }
+        if (**p != ',') {
+            return 0;
+        }
+        (*p)++;
+    }
+}
+
+/* The salts object at *p (at its "{"): path -> base64 text. */
+static int
+bundle_scan_salts(const char **p, const char *end, BundleSalt *salts, int *count)
+{
+    *count = 0;
+    if (*p >= end || **p != '{') {
+        return 0;
+    }
+    (*p)++;
+    for (;;) {
+        Slice key, value;
+        if (*count == MAX_FIELDS || !scan_key(p, end, &key) || *p >= end || **p != '"') {
+            return 0;
+        }
+        (*p)++;
+        if (!scan_string(NULL, p, end, &value) || value.size != SALT_CHARS) {
+            return 0;
+        }
+        salts[(*count)++] =
+            (BundleSalt){key.data, key.size, value.data, path_head(key.data, key.size)};
+        if (*p >= end) {
+            return 0;
+        }
+        if (**p == '}') {
+            (*p)++;
+            return 1;
+        }
+        if (**p != ',') {
+            return 0;
+        }
+        (*p)++;
+    }
+}
+
+static int
+bundle_salt_before(const BundleSalt *a, const BundleSalt *b)
+{
+    if (a->head != b->head) {
+        return a->head < b->head;
+    }
+    Py_ssize_t n = a->size < b->size ? a->size : b->size;
+    int c = memcmp(a->path, b->path, (size_t)n);
+    return c < 0 || (c == 0 && a->size < b->size);
+}
+
+static int
+bundle_scan_line(Walk *w, const char *line, Py_ssize_t size, long long seq,
+                 PyObject *tenant_json, unsigned char digest[SHA256_DIGEST_LENGTH])
+{
+    const char *p = line, *end = line + size;
+    Slice server[BUNDLE_SERVER_FIELDS];
+    BundleSalt salts[MAX_FIELDS];
+    int salt_count = 0, seen[3] = {0, 0, 0};
+    memset(server, 0, sizeof server);
+    w->count = 0;
+    w->used = 0;
+    w->decoded_used = 0;
+    if (size < 2 || *p++ != '{') {
+        return 0;
+    }
+    for (;;) {
+        Slice key;
+        if (!scan_key(&p, end, &key)) {
+            return 0;
+        }
+        int which = KEY_LIT(key, "event") ? 0 : KEY_LIT(key, "salts") ? 1
+                    : KEY_LIT(key, "redacted") ? 2 : -1;
+        if (which < 0 || seen[which]++) {
+            return 0;
+        }
+        if (which == 0 && !bundle_scan_event(w, &p, end, server)) {
+            return 0;
+        }
+        if (which == 1 && !bundle_scan_salts(&p, end, salts, &salt_count)) {
+            return 0;
+        }
+        if (which == 2) {
+            if (end - p < 2 || p[0] != '{' || p[1] != '}') {
+                return 0; /* erasures: bundle_line_leaf's path */
+            }
+            p += 2;
+        }
+        if (p >= end) {
+            return 0;
+        }
+        if (*p == '}') {
+            if (p + 1 != end) {
+                return 0;
+            }
+            break;
+        }
+        if (*p != ',') {
+            return 0;
+        }
+        p++;
+    }
+    if (!seen[0] || !seen[1] || !seen[2]) {
+        return 0;
+    }
+    for (int i = 0; i < BUNDLE_SERVER_FIELDS; i++) {
+        if (server[i].kind == 0) {
+            return 0;
+        }
+    }
+    /* the server fields: this tenant, this seq, the forms leaf() takes */
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(tenant_json, &tenant_size);
+    if (tenant == NULL) {
+        return -1;
+    }
+    long long at = 0;
+    const Slice *n = &server[2];
+    if (n->size > 16 || n->data[0] == '-') {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n->size; i++) {
+        at = at * 10 + (n->data[i] - '0');
+    }
+    if (at != seq || server[1].size != tenant_size ||
+        memcmp(server[1].data, tenant, (size_t)tenant_size) != 0 ||
+        !plain_ascii_bytes(server[0].data, server[0].size) ||
+        !received_at_bytes(server[3].data, server[3].size) ||
+        server[4].size != 2 * SHA256_DIGEST_LENGTH) {
+        return 0;
+    }
+    unsigned char want[SHA256_DIGEST_LENGTH];
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = server[4].data[2 * i + k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0) {
+                return 0;
+            }
+            v = v << 4 | d;
+        }
+        want[i] = (unsigned char)v;
+    }
+    /* every field salted and nothing else: the same paths, each once, in JCS order */
+    if (w->count == 0 || salt_count != w->count || !sort_fields(w)) {
+        return 0;
+    }
+    for (int i = 1; i < salt_count; i++) {
+        BundleSalt f = salts[i];
+        int j = i;
+        for (; j > 0 && bundle_salt_before(&f, &salts[j - 1]); j--) {
+            salts[j] = salts[j - 1];
+        }
+        salts[j] = f;
+    }
+    unsigned char packed[MAX_FIELDS * SALT_SIZE];
+    for (int i = 0; i < salt_count; i++) {
+        const Field *f = &w->fields[i];
+        if (f->size != salts[i].size || memcmp(f->path, salts[i].path, (size_t)f->size) != 0 ||
+            !decode_salt_bytes((const unsigned char *)salts[i].salt, SALT_CHARS,
+                               packed + i * SALT_SIZE)) {
+            return 0;
+        }
+    }
+    int matches = leaf_matches(w, (const char *)packed, (Py_ssize_t)salt_count * SALT_SIZE,
+                               server[0].data, server[0].size, server[3].data, server[3].size,
+                               at, tenant_json, (const char *)want);
+    if (matches == 1) {
+        memcpy(digest, want, SHA256_DIGEST_LENGTH);
+    }
+    return matches;
+}
+
 static PyObject *
 bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -3401,13 +3866,33 @@ bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (out == NULL) {
         return NULL;
     }
+    Walk *w = walk_new();
+    if (w == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
     Buffer text, field;
     buffer_init(&text);
     buffer_init(&field);
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *record = PyObject_CallOneArg(loads, PyList_GET_ITEM(lines, i));
-        int got = 0;
+        PyObject *line = PyList_GET_ITEM(lines, i);
         unsigned char digest[SHA256_DIGEST_LENGTH];
+        /* the common line as bytes first; what that declines is parsed and checked below */
+        int got = PyBytes_CheckExact(line)
+                      ? bundle_scan_line(w, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line),
+                                         seq + i, tenant_json, digest)
+                      : 0;
+        if (got != 0) {
+            PyObject *item = got < 0 ? NULL
+                                     : PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
+            if (item == NULL) {
+                Py_CLEAR(out);
+                break;
+            }
+            PyList_SET_ITEM(out, i, item);
+            continue;
+        }
+        PyObject *record = PyObject_CallOneArg(loads, line);
         if (record == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_ValueError) && !PyErr_ExceptionMatches(PyExc_TypeError)) {
                 Py_CLEAR(out);
@@ -3429,5 +3914,128 @@ bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     buffer_free(&text);
     buffer_free(&field);
+    walk_free(w);
     return out;
+}
+
+static PyObject *bundle_chunk_lines(const char *data, Py_ssize_t size, long long seq,
+                                    long long limit, PyObject *tenant, PyObject *tenant_json,
+                                    PyObject *loads);
+
+/* bundle_chunk: bundle_events over the lines of one read (no bytes object per line unless the
+ * line is declined). The lines are the pieces of `chunk` that end at each "\n". */
+static PyObject *
+bundle_chunk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "bundle_chunk() takes 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *chunk = args[0], *tenant = args[3], *tenant_json = args[4], *loads = args[5];
+    if (!PyObject_CheckBuffer(chunk) || !PyLong_CheckExact(args[1]) ||
+        !PyLong_CheckExact(args[2]) || !PyUnicode_CheckExact(tenant) ||
+        !PyUnicode_CheckExact(tenant_json) || !PyCallable_Check(loads)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bundle_chunk() takes bytes, two ints, two str and a callable");
+        return NULL;
+    }
+    long long seq = PyLong_AsLongLong(args[1]), limit = PyLong_AsLongLong(args[2]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer view; /* bytes, or a memoryview of a read: no copy */
+    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *result = bundle_chunk_lines(view.buf, view.len, seq, limit, tenant, tenant_json,
+                                          loads);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *
+bundle_chunk_lines(const char *data, Py_ssize_t size, long long seq, long long limit,
+                   PyObject *tenant, PyObject *tenant_json, PyObject *loads)
+{
+    if (size > 0 && data[size - 1] != '\n') {
+        PyErr_SetString(PyExc_ValueError, "bundle_chunk() takes whole lines, each ending in \\n");
+        return NULL;
+    }
+    Py_ssize_t count = 0;
+    for (const char *p = data, *end = data + size; (p = memchr(p, '\n', (size_t)(end - p))) != NULL;
+         p++) {
+        count++;
+    }
+    if (count > limit) {
+        Py_RETURN_NONE; /* lines past the range's end: the caller's line path says so */
+    }
+    if (bundle_intern() < 0) {
+        return NULL;
+    }
+    PyObject *out = PyList_New(count), *declined = PyList_New(0);
+    Walk *w = out == NULL || declined == NULL ? NULL : walk_new();
+    if (w == NULL) {
+        Py_XDECREF(out);
+        Py_XDECREF(declined);
+        return NULL;
+    }
+    Buffer text, field;
+    buffer_init(&text);
+    buffer_init(&field);
+    const char *line = data;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const char *eol = memchr(line, '\n', (size_t)(data + size - line));
+        Py_ssize_t length = eol - line;
+        unsigned char digest[SHA256_DIGEST_LENGTH];
+        PyObject *item = NULL, *raw = NULL;
+        int got = bundle_scan_line(w, line, length, seq + i, tenant_json, digest);
+        if (got == 0) { /* the parsed path, as bundle_events takes a line the scan declines */
+            raw = PyBytes_FromStringAndSize(line, length);
+            PyObject *record = raw == NULL ? NULL : PyObject_CallOneArg(loads, raw);
+            if (record == NULL) {
+                got = raw != NULL && (PyErr_ExceptionMatches(PyExc_ValueError) ||
+                                      PyErr_ExceptionMatches(PyExc_TypeError))
+                          ? 0
+                          : -1;
+                if (got == 0) {
+                    PyErr_Clear(); /* not JSON: the exact path names the line */
+                }
+            } else {
+                got = bundle_line_leaf(record, seq + i, tenant, tenant_json, &text, &field,
+                                       digest);
+                Py_DECREF(record);
+            }
+        }
+        if (got > 0) {
+            item = PyBytes_FromStringAndSize((const char *)digest, sizeof digest);
+            Py_XDECREF(raw);
+        } else if (got == 0) {
+            PyObject *at = PyLong_FromSsize_t(i);
+            item = at == NULL || PyList_Append(declined, at) < 0 ? NULL : raw;
+            Py_XDECREF(at);
+            if (item == NULL) {
+                Py_XDECREF(raw);
+            }
+        } else {
+            Py_XDECREF(raw);
+        }
+        if (item == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, item); /* a declined line: its bytes, for the caller's path */
+        line = eol + 1;
+    }
+    buffer_free(&text);
+    buffer_free(&field);
+    walk_free(w);
+    if (out == NULL) {
+        Py_DECREF(declined);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, out, declined);
+    Py_DECREF(out);
+    Py_DECREF(declined);
+    return result;
 }

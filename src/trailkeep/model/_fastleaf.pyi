@@ -50,6 +50,7 @@ class SQLiteRows:
         leaves: str | None = None,
         nodes: str | None = None,
         pangea: str | None = None,
+        rollups: str | None = None,
     ) -> None: ...
     def check(
         self,
@@ -69,8 +70,18 @@ class SQLiteRows:
         int,
     ]: ...
     def hashes(self, tree: int, tenant_id: str, level: int, start: int, end: int, /) -> bytes: ...
+    def rollups_match(self, tenant_id: str, tally: Tally, /) -> bool: ...
     def close(self) -> None: ...
 
+def bundle_chunk(
+    chunk: bytes | memoryview,
+    seq: int,
+    limit: int,
+    tenant_id: str,
+    tenant_json: str,
+    loads: Callable[[Any], Any],
+    /,
+) -> tuple[list[bytes], list[int]] | None: ...
 def bundle_events(
     lines: list[bytes], seq: int, tenant_id: str, tenant_json: str, loads: Callable[[Any], Any], /
 ) -> list[bytes | None]: ...

@@ -81,3 +81,11 @@ SQLiteError: Final[type[Exception]] = _NeverRaised if _module is None else _modu
 bundle_events: Final[
     Callable[[list[bytes], int, str, str, Callable[[Any], Any]], list[bytes | None]] | None
 ] = None if _module is None else getattr(_module, "bundle_events", None)
+#: ``_fastleaf.bundle_chunk``: ``bundle_events`` over one read's whole lines, no object per line.
+bundle_chunk: Final[
+    Callable[
+        [bytes | memoryview, int, int, str, str, Callable[[Any], Any]],
+        tuple[list[bytes], list[int]] | None,
+    ]
+    | None
+] = None if _module is None else getattr(_module, "bundle_chunk", None)

@@ -56,6 +56,8 @@ _HASHES: Final = tuple(
     " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ? ORDER BY idx"
     for tree in ("rfc9162", "pangea")
 )
+#: ``audit_rollups`` as the scan's reader steps it (``audit_rollups_match``).
+_ROLLUPS: Final = "SELECT dim, period, value, n FROM facet_counts WHERE tenant_id = ? AND n <> 0"
 #: A node (level, idx) is a leaf or a complete subtree of [0, size) iff 0 <= level <= 62 and
 #: 0 <= idx < size >> level: every other one, by one index range each (an OR of them would walk
 #: all of the tenant's nodes). Parameters: tenant twice, then per level (tenant, level, tenant,
@@ -108,7 +110,7 @@ class SQLiteAudit:
             return
         tenant_json = orjson.dumps(tenant_id).decode()
         try:
-            reader = _native.SQLiteRows(self._path, _SCAN, _SCAN_LEAVES, *_HASHES)
+            reader = _native.SQLiteRows(self._path, _SCAN, _SCAN_LEAVES, *_HASHES, _ROLLUPS)
         except _native.SQLiteError as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
 
@@ -143,6 +145,17 @@ class SQLiteAudit:
         except _native.SQLiteError as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
         return hashes
+
+    def audit_rollups_match(self, tenant_id: str, tally: TallySpec) -> bool | None:
+        """By the reader of a scan in progress (in this thread), in C: the stored rollups are
+        stepped and looked up in the C tally's expected counts, never made into a dict."""
+        held = getattr(self, "_audit_reader", None)
+        if held is None or held[0] != threading.get_ident() or not isinstance(tally, _native.Tally):
+            return None
+        try:
+            return bool(held[1].rollups_match(tenant_id, tally))
+        except _native.SQLiteError as exc:
+            raise StorageError(f"SQLite read failed: {exc}") from exc
 
     def audit_nodes(
         self, tenant_id: str, level: int, start: int, end: int

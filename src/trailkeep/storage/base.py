@@ -399,6 +399,14 @@ class Store(abc.ABC):
         """Stored facet rollups, ``(dim, period, value) -> count`` (zero counts left out);
         None for a backend that keeps no rollups."""
 
+    def audit_rollups_match(self, tenant_id: str, tally: TallySpec) -> bool | None:
+        """Whether the stored rollups (``audit_rollups``) are exactly what ``tally``, the C
+        tally of a scan (``_fastleaf.Tally``, ``RollupTally.whole``), counted, compared by the
+        backend without reading them into Python; None if it cannot say (no scan in progress
+        in this thread, no C part), and then ``audit_rollups`` is compared. Called inside
+        ``audit_scan``."""
+        return None
+
     def audit_fulltext_index(self) -> str | None:
         """Whether the full-text index agrees with the text it indexes, checked by the database
         itself where it can: None if it does (or the backend has no such check), else why not."""

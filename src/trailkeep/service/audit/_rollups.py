@@ -75,6 +75,14 @@ class RollupTally:
         spread = tuple((self._spread[name], _AT[name]) for name in _SPREAD)
         return (_TS, ((self._grouped, grouped), *spread))
 
+    @property
+    def whole(self) -> TallySpec | None:
+        """The C tally if it counted every row so far (none came back to the Python one): what
+        ``Store.audit_rollups_match`` compares with the stored rollups; else None."""
+        if self._native is not None and not self._grouped and not any(self._spread.values()):
+            return cast(TallySpec, self._native)
+        return None
+
     def matches(self, stored: dict[tuple[str, str, str], int]) -> bool:
         """Whether the stored rollups are ``expected()`` (in C, without making it, when the C
         tally counted every row)."""
