@@ -1,6 +1,6 @@
 """Where a batched event's server CPU goes: each ingest stage timed in-process, no HTTP.
 
-    .venv/bin/python benchmarks/stages.py [--events 100000] [--cprofile prepare|append]
+    .venv/bin/python benchmarks/stages.py [--events 100000] [--cprofile prepare|append] [--indexes]
 
 The HTTP benchmark (``ingest.py``) says how fast the whole server is; this says which stage to
 make faster. It runs the same code the batch route runs, stage by stage, on the same
@@ -21,7 +21,10 @@ synthetic events, and prints microseconds per event for each:
   versus one multi-row ``INSERT ... VALUES (...), (...)`` per batch, alone and under GIL
   contention. CPython's ``sqlite3`` releases and retakes the GIL around every
   ``sqlite3_step``, i.e. once per row with ``executemany``; each retake can wait up to
-  ``sys.getswitchinterval()`` (5 ms) while another thread runs Python.
+  ``sys.getswitchinterval()`` (5 ms) while another thread runs Python;
+* ``--indexes``: each index on ``events``, by the bare INSERTs' CPU with every index minus
+  without that one (alternating rounds, medians): what an index costs the writer, to weigh
+  against the query plans that use it.
 
 Private names of the server are used where the stage has no public entry point; this file
 may need a touch when those move.
@@ -129,6 +132,11 @@ def main() -> int:
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--cprofile", choices=("parse", "prepare", "append", "respond"))
     p.add_argument(
+        "--indexes",
+        action="store_true",
+        help="also each events index's cost: the bare INSERTs without it, against with all",
+    )
+    p.add_argument(
         "--timestamps",
         choices=TIMESTAMP_MODES,
         default="now",
@@ -218,6 +226,8 @@ def main() -> int:
     _report("respond minimal (Prefer: return=minimal)", _timed(respond_minimal, False), n)
     store.close()
     _sqlite_rows(tmp, prepared, spare, service)
+    if args.indexes:
+        _index_costs(tmp, prepared)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
@@ -265,6 +275,64 @@ def _sqlite_rows(tmp: Path, prepared: list[list[Any]], spare: list[Any], service
                 seconds = _timed(run, False)
             _report(f"{mode}, {label}", seconds, sum(len(b) for b in data))
             conn.close()
+
+
+def _index_costs(tmp: Path, prepared: list[list[Any]], rounds: int = 3) -> None:
+    """Each index on ``events``: the bare INSERTs' CPU with every index, minus without it.
+
+    Each database is a fresh copy of the migrated schema; rounds alternate (all indexes, then
+    each one dropped) and the median of each is kept, so a neighbour's load shifts both sides.
+    """
+    import sqlite3
+    import statistics
+
+    base = tmp / "indexes-base.db"
+    open_store(f"sqlite:///{base}").close()
+    with sqlite3.connect(base) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+            " AND sql IS NOT NULL ORDER BY name")]  # fmt: skip
+    columns = ", ".join(EVENT_COLUMNS)
+    single = f"INSERT INTO events ({columns}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+    data = []
+    seq = 0
+    for events in prepared:
+        data.append([event_row("acme", seq + i, e) for i, e in enumerate(events)])
+        seq += len(events)
+    total = sum(len(b) for b in data)
+
+    def run(drop: list[str]) -> float:
+        db = tmp / "indexes-run.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        shutil.copy(base, db)
+        conn = sqlite3.connect(db, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "cache_size=-65536"):
+            conn.execute(f"PRAGMA {pragma}")
+        for name in drop:
+            conn.execute(f"DROP INDEX {name}")
+        t0 = time.process_time()
+        for batch in data:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(single, batch)
+            conn.execute("COMMIT")
+        seconds = time.process_time() - t0
+        conn.close()
+        return seconds / total * 1e6
+
+    every: list[float] = []
+    without: dict[str, list[float]] = {name: [] for name in names}
+    bare: list[float] = []
+    for _ in range(rounds):
+        every.append(run([]))
+        bare.append(run(names))
+        for name in names:
+            without[name].append(run([name]))
+    full = statistics.median(every)
+    print(f"events indexes ({total:,} rows, median of {rounds} alternating rounds, µs CPU/row):")
+    print(f"  every index {full:6.1f}; no index {statistics.median(bare):6.1f}")
+    for name in names:
+        print(f"  {name:34s} {full - statistics.median(without[name]):6.1f} µs/row")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class TestEventId:
         """``new_event_ids`` lays each 10-byte slice of one draw out as ``new_event_id`` does."""
         pool = bytes(range(30))
         draws: list[int] = []
-        monkeypatch.setattr(os, "urandom", lambda n: draws.append(n) or pool[:n])
+        monkeypatch.setattr(ids, "random_bytes", lambda n: draws.append(n) or pool[:n])
         now_ns = 1_795_431_605_528_615_000
         millis = now_ns // 1_000_000
         expected = [

@@ -7,6 +7,8 @@ import os
 import secrets
 import time
 
+from trailkeep.model.entropy import random_bytes
+
 __all__ = ["new_client_id", "new_event_id", "new_event_ids", "new_secret"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -34,17 +36,17 @@ def new_event_id(now_ns: int | None = None) -> str:
     per ingested event.
     """
     millis = (now_ns if now_ns is not None else time.time_ns()) // 1_000_000
-    return _ulid(millis, os.urandom(_ID_RANDOM))
+    return _ulid(millis, random_bytes(_ID_RANDOM))
 
 
 def new_event_ids(count: int, now_ns: int | None = None) -> list[str]:
-    """``count`` event ids of one millisecond, from one ``os.urandom`` call.
+    """``count`` event ids of one millisecond, from one ``random_bytes`` draw.
 
     What a batch needs: CPython releases the GIL around every ``getrandom()``, which wakes a
     thread waiting for it (the storage writer) for nothing, once per call.
     """
     millis = (now_ns if now_ns is not None else time.time_ns()) // 1_000_000
-    pool = os.urandom(_ID_RANDOM * count)
+    pool = random_bytes(_ID_RANDOM * count)
     return [_ulid(millis, pool[i : i + _ID_RANDOM]) for i in range(0, len(pool), _ID_RANDOM)]
 
 

@@ -15,7 +15,7 @@ across engines).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -42,23 +42,29 @@ class SearchDocument:
 def search_document(content: Mapping[str, Any]) -> SearchDocument:
     """What to index for an event's content; recompute it when a redaction changes the content."""
     message = content.get("message")
-    values = [
-        text for key, value in content.items() if key not in _NOT_INDEXED for text in _leaves(value)
-    ]
+    values: list[str] = []
+    for key, value in content.items():
+        if key not in _NOT_INDEXED:
+            _leaves(value, values)
     return SearchDocument(message if type(message) is str else "", "\n".join(values))
 
 
-def _leaves(value: Any) -> Iterator[str]:
-    if type(value) is str:
-        yield value
-    elif type(value) in (int, float):
-        yield str(value)
-    elif type(value) is dict:
-        for item in value.values():
-            yield from _leaves(item)
-    elif type(value) is list:
-        for item in value:
-            yield from _leaves(item)
+def _leaves(value: Any, out: list[str]) -> None:
+    """Append ``value``'s strings and numbers (not booleans) to ``out``, in document order.
+
+    (Appending, not nested generators: the writer runs this for every event it stores.)
+    """
+    kind = type(value)
+    if kind is str:
+        out.append(value)
+    elif kind is dict or kind is list:
+        for item in value.values() if kind is dict else value:
+            if type(item) is str:
+                out.append(item)
+            else:
+                _leaves(item, out)
+    elif kind is int or kind is float:
+        out.append(str(value))
 
 
 def has_words(text: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +20,7 @@ from trailkeep.errors import (
     ValidationFailedError,
 )
 from trailkeep.model.commitments import SALT_SIZE, commit_fields, field_paths, leaf_prefix
+from trailkeep.model.entropy import random_bytes
 from trailkeep.model.event import OBJECT_FIELDS, NewEvent, StoredEvent
 from trailkeep.model.ids import new_event_id, new_event_ids
 from trailkeep.model.pangea import pangea_leaf
@@ -171,7 +171,8 @@ def _skew_text(seconds: float) -> str:
 
 
 class SaltPool:
-    """Fresh salts for the events of one request, from a few large ``os.urandom`` draws.
+    """Fresh salts for the events of one request, from a few large draws (``random_bytes``,
+    the process's reservoir of kernel CSPRNG bytes, so a single event costs no system call).
 
     The same kernel CSPRNG as :func:`~trailkeep.model.commitments.commit_fields`, and no byte
     is handed out twice; only the number of ``getrandom()`` calls changes. That matters under
@@ -202,7 +203,7 @@ class SaltPool:
         """
         size = len(values) * SALT_SIZE
         if self._at + size > len(self._pool):
-            self._pool, self._at = os.urandom(max(size, self._draw)), 0
+            self._pool, self._at = random_bytes(max(size, self._draw)), 0
         at = self._at
         self._at = at + size
         return commit_fields(values, self._pool[at : at + size])

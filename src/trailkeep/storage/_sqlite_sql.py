@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -50,6 +50,19 @@ def _insert_sql(table: str, columns: tuple[str, ...], rows: int, suffix: str = "
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{suffix}"  # noqa: S608
 
 
+#: Most rows in one statement of ``insert_many``; the sizes it uses are its powers of two.
+_MAX_ROWS = 1_024
+
+
+@functools.cache
+def _chunk_rows(columns: int) -> int:
+    """The largest power of two rows of ``columns`` values within both limits."""
+    rows = 1
+    while rows * 2 <= _MAX_ROWS and rows * 2 * columns <= _MAX_VARIABLES:
+        rows *= 2
+    return rows
+
+
 def insert_many(
     conn: sqlite3.Connection,
     table: str,
@@ -57,17 +70,25 @@ def insert_many(
     rows: Sequence[Sequence[Any]],
     suffix: str = "",
 ) -> None:
-    """Insert rows with multi-row ``INSERT`` statements rather than ``executemany``.
+    """Insert rows with multi-row ``INSERT`` statements of a few fixed sizes.
 
-    ``executemany`` steps once per row, releasing and re-taking the GIL each time; while the
-    event loop thread is busy, every re-take can wait a whole switch interval (a convoy).
-    One statement per few hundred rows keeps the writer's GIL hand-offs rare.
+    Not ``executemany``: it steps once per row, releasing and re-taking the GIL each time;
+    while the event loop thread is busy, every re-take can wait a whole switch interval (a
+    convoy). One statement per few hundred rows keeps the writer's GIL hand-offs rare.
+    Statements hold a power of two of rows (the largest that fits, then the binary digits
+    of the rest: 500 rows are 256 + 128 + 64 + 32 + 16 + 4), so a table has at most eleven
+    statement shapes, each compiled once and then reused from the connection's statement
+    cache; a different arity for every group would compile a new statement each time.
     """
-    per_statement = max(1, _MAX_VARIABLES // len(columns))
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        sql = _insert_sql(table, columns, len(chunk), suffix)
-        conn.execute(sql, [v for r in chunk for v in r])
+    most = _chunk_rows(len(columns))
+    start, total = 0, len(rows)
+    while start < total:
+        size = most
+        while size > total - start:
+            size //= 2
+        chunk = rows[start : start + size]
+        conn.execute(_insert_sql(table, columns, size, suffix), [v for r in chunk for v in r])
+        start += size
 
 
 _ROLLUP_UPSERT = " ON CONFLICT (tenant_id, dim, period, value) DO UPDATE SET n = n + excluded.n"
@@ -76,9 +97,11 @@ ROLLUP_AT = {c: EVENT_COLUMNS.index(c) for c in ("ts", *DIMENSIONS.values())}
 
 
 def add_rollups(
-    conn: sqlite3.Connection, tenant_id: str, rows: list[dict[str, str | None]]
+    conn: sqlite3.Connection, by_tenant: Mapping[str, list[dict[str, str | None]]]
 ) -> None:
-    counts = rollup_counts(tenant_id, rows)
+    """Count new events in the rollups: each tenant's ``ts`` and dimension columns, summed
+    over all of them first, so a group of events adds each rollup row once."""
+    counts = [c for tenant_id, rows in by_tenant.items() for c in rollup_counts(tenant_id, rows)]
     if counts:
         insert_many(conn, "facet_counts", ROLLUP_COLUMNS, counts, _ROLLUP_UPSERT)
 

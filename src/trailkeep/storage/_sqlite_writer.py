@@ -150,7 +150,52 @@ class SQLiteWriter:
         return NEAR_DUE_GROUP_EVENTS if near else MAX_GROUP_EVENTS
 
     def _commit_group(self, jobs: list[_AppendJob]) -> None:
-        """Write every job in one transaction; a job that fails is rolled back alone."""
+        """Write every job in one transaction; a job that fails is rolled back alone.
+
+        Appends are planned job by job and then written together, one statement per table
+        for the whole group (``_commit_together``): 32 single events cost one INSERT each
+        into the events, the full text, the rollups and both trees, not 32. Should a write
+        fail, nothing of the group is kept and it is written again job by job, each in a
+        savepoint (``_commit_per_job``), so only the job whose write fails fails. A job
+        with a ``before`` step (a prune batch) is always written that way.
+        """
+        if all(job.before is None for job in jobs) and self._commit_together(jobs):
+            return
+        self._commit_per_job(jobs)
+
+    def _commit_together(self, jobs: list[_AppendJob]) -> bool:
+        """The group in one pass: False (and nothing written or answered) if a write failed."""
+        conn = self._writer_conn
+        results: list[tuple[_AppendJob, list[Appended] | BaseException]] = []
+        plans: list[tuple[Sequence[NewEvent], Plan]] = []
+        sequencer = GroupSequencer({}, self._leaf_function, self._check_append)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                try:
+                    plan = self._plan_job(conn, job, sequencer)
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:  # nothing of the job was written or accepted
+                    results.append((job, _storage_error(exc)))
+                    continue
+                sequencer.accept(plan)
+                if plan.fresh:
+                    plans.append((job.events, plan))
+                results.append((job, plan.results))
+            _write_plans(conn, plans)
+            self._store_heads(conn, sequencer)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.debug("group write failed, writing it job by job: %s", exc)
+            return False
+        _answer(results)
+        return True
+
+    def _commit_per_job(self, jobs: list[_AppendJob]) -> None:
+        """Each job in its savepoint, so a job whose writes fail is rolled back alone."""
         conn = self._writer_conn
         results: list[tuple[_AppendJob, list[Appended] | BaseException]] = []
         # Heads are read inside the write transaction, never cached across transactions, so
@@ -168,12 +213,7 @@ class SQLiteWriter:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     results.append((job, _storage_error(exc)))
-            for tenant_id, head in sequencer.changed_heads():
-                conn.execute(
-                    "UPDATE tree_heads SET size = ?, frontier = ?, pangea_frontier = ?"
-                    " WHERE tenant_id = ?",
-                    (head.size, head.pack(), head.pack_pangea(), tenant_id),
-                )
+            self._store_heads(conn, sequencer)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -182,16 +222,21 @@ class SQLiteWriter:
             for job in jobs:
                 job.future.set_exception(error)
             return
-        for job, result in results:
-            if isinstance(result, BaseException):
-                job.future.set_exception(result)
-            else:
-                job.future.set_result(result)
+        _answer(results)
 
-    def _write_job(
+    @staticmethod
+    def _store_heads(conn: sqlite3.Connection, sequencer: GroupSequencer) -> None:
+        for tenant_id, head in sequencer.changed_heads():
+            conn.execute(
+                "UPDATE tree_heads SET size = ?, frontier = ?, pangea_frontier = ?"
+                " WHERE tenant_id = ?",
+                (head.size, head.pack(), head.pack_pangea(), tenant_id),
+            )
+
+    def _plan_job(
         self, conn: sqlite3.Connection, job: _AppendJob, sequencer: GroupSequencer
-    ) -> list[Appended]:
-        """One job in its savepoint: sequenced by ``sequencer``, accepted once written."""
+    ) -> Plan:
+        """A job sequenced after its tenant's head as the group has left it (not accepted)."""
         tenant_id = job.tenant_id
         if not sequencer.knows(tenant_id):
             row = conn.execute(
@@ -204,11 +249,26 @@ class SQLiteWriter:
         if job.before is not None:
             job.before(conn)
         keys = sequencer.lookup_keys(tenant_id, job.events)
-        plan = sequencer.plan(tenant_id, job.events, _stored_keys(conn, tenant_id, keys))
+        return sequencer.plan(tenant_id, job.events, _stored_keys(conn, tenant_id, keys))
+
+    def _write_job(
+        self, conn: sqlite3.Connection, job: _AppendJob, sequencer: GroupSequencer
+    ) -> list[Appended]:
+        """One job in its savepoint: sequenced by ``sequencer``, accepted once written."""
+        plan = self._plan_job(conn, job, sequencer)
         if plan.fresh:
-            _write_plan(conn, job.events, plan)
+            _write_plans(conn, [(job.events, plan)])
         sequencer.accept(plan)
         return plan.results
+
+
+def _answer(results: list[tuple[_AppendJob, list[Appended] | BaseException]]) -> None:
+    """Each job's answer, once its group committed."""
+    for job, result in results:
+        if isinstance(result, BaseException):
+            job.future.set_exception(result)
+        else:
+            job.future.set_result(result)
 
 
 def _stored_keys(
@@ -228,24 +288,39 @@ def _stored_keys(
     return found
 
 
-def _write_plan(conn: sqlite3.Connection, events: Sequence[NewEvent], plan: Plan) -> None:
-    """A job's new events, full-text rows, rollups and both trees' nodes."""
-    tenant_id = plan.tenant_id
+def _write_plans(
+    conn: sqlite3.Connection, plans: Sequence[tuple[Sequence[NewEvent], Plan]]
+) -> None:
+    """Jobs' new events, full-text rows, rollups (summed per tenant over the jobs) and both
+    trees' nodes, one statement shape per table whatever the number of jobs."""
+    if not plans:
+        return
     rows = []
     texts = []
+    counted: dict[str, list[dict[str, str | None]]] = {}
+    nodes: list[tuple[str, int, int, bytes]] = []
+    pangea_nodes: list[tuple[str, int, int, bytes]] = []
     # Row ids are assigned here (under the write lock) so the full-text rows can share them.
-    first_row = conn.execute("SELECT coalesce(max(row_id), 0) + 1 FROM events").fetchone()[0]
-    for offset, (i, seq) in enumerate(plan.fresh):
-        event = events[i]
-        rows.append((first_row + offset, *event_row(tenant_id, seq, event)))
-        text = search_document(event.content)
-        texts.append((first_row + offset, text.message, text.fields))
+    row_id = conn.execute("SELECT coalesce(max(row_id), 0) + 1 FROM events").fetchone()[0]
+    for events, plan in plans:
+        tenant_id = plan.tenant_id
+        tenant_rows = counted.setdefault(tenant_id, [])
+        for i, seq in plan.fresh:
+            event = events[i]
+            row = (row_id, *event_row(tenant_id, seq, event))
+            rows.append(row)
+            tenant_rows.append({c: row[at + 1] for c, at in ROLLUP_AT.items()})
+            text = search_document(event.content)
+            texts.append((row_id, text.message, text.fields))
+            row_id += 1
+        nodes.extend(plan.nodes)
+        pangea_nodes.extend(plan.pangea_nodes)
     insert_many(conn, "events", ("row_id", *EVENT_COLUMNS), rows)
     insert_many(conn, "events_fts", ("rowid", "message", "fields"), texts)
-    add_rollups(conn, tenant_id, [{c: r[i + 1] for c, i in ROLLUP_AT.items()} for r in rows])
-    for table, nodes in (("tree_nodes", plan.nodes), ("pangea_tree_nodes", plan.pangea_nodes)):
-        if nodes:
-            insert_many(conn, table, ("tenant_id", "level", "idx", "hash"), nodes)
+    add_rollups(conn, counted)
+    for table, table_nodes in (("tree_nodes", nodes), ("pangea_tree_nodes", pangea_nodes)):
+        if table_nodes:
+            insert_many(conn, table, ("tenant_id", "level", "idx", "hash"), table_nodes)
 
 
 def _storage_error(exc: Exception) -> TrailkeepError:
