@@ -4,6 +4,7 @@ every proof of a database created at the previous schema."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,13 +13,15 @@ from typing import Any
 
 import pytest
 
+from trailkeep.errors import UnavailableError
 from trailkeep.merkle import RFC9162, CompactRange
 from trailkeep.model.tenant import Tenant
 from trailkeep.query.filters import EventQuery
 from trailkeep.service.events import Limits, prepare_event
 from trailkeep.service.retention import RetentionService
 from trailkeep.service.stores import open_store
-from trailkeep.storage._sqlite_prune import STEP, prune_batch
+from trailkeep.storage._sqlite_prune import CHECKPOINT_EVENTS, STEP, WalCheckpoints, prune_batch
+from trailkeep.storage._sqlite_writer import _AppendJob
 from trailkeep.storage.base import Store
 
 EVENTS = 40
@@ -158,6 +161,92 @@ class TestSQLiteYields:
         )
         assert (run.done, run.count) == (True, expired)
         assert len(store.scan_pruned("acme", 0, 10_000)) == expired
+
+
+class TestSQLiteWriterForPrunes:
+    """How the writer commits a prune batch: giving way to a write grouped behind it, without
+    an fsync of its own, and with the WAL checkpointed off the writer thread."""
+
+    @pytest.fixture
+    def sqlite_store(self, tmp_path: Path) -> Iterator[Any]:
+        store = open_store(f"sqlite:///{tmp_path / 'writer.db'}")  # synchronous FULL
+        _fill(store, n=4 * STEP * 4 // 3 + 4)
+        yield store
+        store.close()
+
+    def test_a_write_grouped_behind_the_batch_ends_it_after_a_step(self, sqlite_store: Any) -> None:
+        # A prune job and an ingest taken into one group: the queue is empty meanwhile, so
+        # only the group itself shows that the ingest waits for the batch.
+        store = sqlite_store
+        done: list[Any] = []
+
+        def delete(conn: sqlite3.Connection) -> None:
+            done.append(prune_batch(conn, "acme", CUTOFF, 3 * STEP, "2026-02-01T00:00:00.000000Z",
+                                    store._writes_waiting))  # fmt: skip
+
+        ingest = _AppendJob("acme", [prepare_event(_content(1000), Limits())])
+        store._commit_group([_AppendJob("acme", [], before=delete), ingest])
+        assert (done[0].count, done[0].more) == (STEP, True)
+        assert len(ingest.future.result()) == 1
+        assert not store._writes_waiting()
+
+    def test_a_prune_commits_without_fsync_and_an_ingest_with(self, sqlite_store: Any) -> None:
+        store = sqlite_store
+        statements: list[str] = []
+        store._writer_conn.set_trace_callback(statements.append)
+        store.prune("acme", CUTOFF, 5, "2026-02-01T00:00:00.000000Z")
+        pruned = list(statements)
+        assert pruned[0] == "PRAGMA synchronous=NORMAL"
+        assert pruned.index("COMMIT") < pruned.index("PRAGMA synchronous=FULL")
+        statements.clear()
+        store.append("acme", [prepare_event(_content(1001), Limits())]).result()
+        assert not [s for s in statements if s.startswith("PRAGMA synchronous")]
+        assert "COMMIT" in statements
+        mode = store._writer_conn.execute("PRAGMA synchronous").fetchone()[0]
+        assert mode == 2  # FULL, as configured
+
+    def test_the_wal_is_checkpointed_every_so_many_pruned_events(self, tmp_path: Path) -> None:
+        path = tmp_path / "wal.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        opened: list[sqlite3.Connection] = []
+
+        def connect() -> sqlite3.Connection:
+            opened.append(sqlite3.connect(path, isolation_level=None))
+            return opened[-1]
+
+        def rows_in_the_database_file() -> int:
+            """What the main file holds without its WAL (a copy of it alone)."""
+            alone = tmp_path / f"alone-{len(opened)}.db"
+            shutil.copyfile(path, alone)
+            try:
+                return int(sqlite3.connect(alone).execute("SELECT count(*) FROM t").fetchone()[0])
+            except sqlite3.OperationalError:  # no table t: nothing was checkpointed
+                return -1
+
+        checkpoints = WalCheckpoints(connect)
+        checkpoints.pruned(CHECKPOINT_EVENTS - 1)
+        assert (len(opened), rows_in_the_database_file()) == (0, -1)
+        checkpoints.pruned(1)
+        assert (len(opened), rows_in_the_database_file()) == (1, 1)
+        conn.execute("INSERT INTO t VALUES (2)")
+        checkpoints.pruned(CHECKPOINT_EVENTS // 2)
+        assert (len(opened), rows_in_the_database_file()) == (1, 1)
+        checkpoints.pruned(CHECKPOINT_EVENTS // 2)
+        assert (len(opened), rows_in_the_database_file()) == (2, 2)
+        conn.close()
+
+    def test_a_checkpoint_that_cannot_connect_is_only_logged(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        def connect() -> sqlite3.Connection:
+            raise UnavailableError("no file")
+
+        WalCheckpoints(connect).pruned(CHECKPOINT_EVENTS)
+        assert "no connection for a WAL checkpoint" in caplog.text
 
 
 # -- the migration ------------------------------------------------------------------------

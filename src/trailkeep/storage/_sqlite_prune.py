@@ -7,19 +7,24 @@ columns, the full-text row, the rollup counts); what stays is the tombstone in
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
 
+from trailkeep.errors import TrailkeepError
 from trailkeep.query.facets import DIMENSIONS
 from trailkeep.storage._facets import ROLLUP_COLUMNS, rollup_counts
 from trailkeep.storage._fulltext import FTS_TABLE
 from trailkeep.storage._sqlite_sql import insert_many
 from trailkeep.storage.base import PruneBatch
 
-__all__ = ["prune_batch"]
+__all__ = ["CHECKPOINT_EVENTS", "STEP", "WalCheckpoints", "prune_batch"]
+
+log = logging.getLogger("trailkeep.storage.sqlite")
 
 _ROLLED: Final = ("ts", *DIMENSIONS.values())
 #: Oldest first by the event's own time (the ``events_ts`` index walks it in this order).
@@ -35,9 +40,16 @@ _DROP_ZERO: Final = (
 )
 #: Row ids per ``IN (...)`` list, well under SQLite's bound-variable limit.
 _PER_STATEMENT: Final = 500
-#: Events deleted between two looks at the writer's queue: the most an ingest that arrives
-#: during a prune batch waits for, besides the commit (a few milliseconds).
+#: Events deleted between two looks at the writer's queue: an ingest that arrives during a
+#: prune batch waits for at most this many deletions (well under a millisecond of CPU each),
+#: the batch's rollups and tombstones so far, and its commit (no fsync: ``durable=False``).
 STEP: Final = 25
+#: Expired events read at a time while giving way: a batch cut short by a waiting write has
+#: read few rows it did not delete.
+_LOOK: Final = 50
+#: Events pruned between two WAL checkpoints that the pruning thread runs itself, off the
+#: writer (``WalCheckpoints``).
+CHECKPOINT_EVENTS: Final = 500
 
 
 def prune_batch(
@@ -55,20 +67,24 @@ def prune_batch(
     as soon as ``waiting()`` says another write waits for the writer: an ingest then waits
     for one step and the commit, not for the whole batch.
     """
-    selected = conn.execute(_EXPIRED, (tenant_id, cutoff, limit)).fetchall()
-    if not selected:
-        return PruneBatch(0, None, None)
     rows: list[Any] = []
-    step = STEP if waiting is not None else _PER_STATEMENT
-    for start in range(0, len(selected), step):
-        chunk = selected[start : start + step]
-        row_ids = [r[0] for r in chunk]
-        marks = ", ".join("?" * len(row_ids))
-        conn.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid IN ({marks})", row_ids)  # noqa: S608
-        conn.execute(f"DELETE FROM events WHERE row_id IN ({marks})", row_ids)  # noqa: S608
-        rows += chunk
-        if waiting is not None and len(rows) < len(selected) and waiting():
+    more = False
+    look = _LOOK if waiting is not None else _PER_STATEMENT
+    while len(rows) < limit and not more:
+        selected = conn.execute(_EXPIRED, (tenant_id, cutoff, min(look, limit - len(rows))))
+        chunk = selected.fetchall()
+        if not chunk:
             break
+        step = STEP if waiting is not None else len(chunk)
+        for start in range(0, len(chunk), step):
+            part = chunk[start : start + step]
+            _delete(conn, [r[0] for r in part])
+            rows += part
+            if waiting is not None and len(rows) < limit and waiting():
+                more = True
+                break
+    if not rows:
+        return PruneBatch(0, None, None)
     _subtract_rollups(conn, tenant_id, [dict(zip(_ROLLED, r[3:], strict=True)) for r in rows])
     insert_many(
         conn,
@@ -80,7 +96,50 @@ def prune_batch(
         "UPDATE tree_heads SET pruned = pruned + ? WHERE tenant_id = ?", (len(rows), tenant_id)
     )
     seqs = [r[1] for r in rows]
-    return PruneBatch(len(rows), min(seqs), max(seqs), more=len(rows) < len(selected))
+    return PruneBatch(len(rows), min(seqs), max(seqs), more=more)
+
+
+def _delete(conn: sqlite3.Connection, row_ids: list[int]) -> None:
+    """The events' rows (with their salts and filter columns) and full-text rows."""
+    marks = ", ".join("?" * len(row_ids))
+    conn.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid IN ({marks})", row_ids)  # noqa: S608
+    conn.execute(f"DELETE FROM events WHERE row_id IN ({marks})", row_ids)  # noqa: S608
+
+
+class WalCheckpoints:
+    """Checkpoints the WAL from the pruning thread, on a connection of its own, every
+    ``CHECKPOINT_EVENTS`` pruned events.
+
+    A prune writes about ten WAL pages per event (each deletion touches a page of every
+    index). Left to SQLite's automatic checkpoint, the commit that fills the WAL runs it on
+    the writer thread — up to a second of copying and fsyncs that every ingest then waits
+    for. A ``PASSIVE`` checkpoint from another connection holds no write lock: the writer
+    commits meanwhile, and the WAL stays below the automatic threshold.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    def pruned(self, count: int) -> None:
+        """Count a committed batch; checkpoint once enough events went since the last."""
+        with self._lock:
+            self._pending += count
+            if self._pending < CHECKPOINT_EVENTS:
+                return
+            self._pending = 0
+            try:
+                conn = self._connect()
+            except TrailkeepError as exc:
+                log.warning("no connection for a WAL checkpoint: %s", exc.message)
+                return
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                log.warning("a WAL checkpoint after pruning failed: %s", exc)
+            finally:
+                conn.close()
 
 
 def _subtract_rollups(

@@ -25,7 +25,7 @@ from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.query.fulltext import search_document
 from trailkeep.storage._groups import take_group
 from trailkeep.storage._sequencer import GroupSequencer, Plan
-from trailkeep.storage._sqlite_prune import prune_batch
+from trailkeep.storage._sqlite_prune import WalCheckpoints, prune_batch
 from trailkeep.storage._sqlite_reads import _EVENT_FIELDS, _row_event
 from trailkeep.storage._sqlite_sql import (
     ROLLUP_AT,
@@ -79,6 +79,9 @@ class _AppendJob:
     events: Sequence[NewEvent]
     #: Runs first, in the job's savepoint: a change that must commit with the events.
     before: Callable[[sqlite3.Connection], None] | None = None
+    #: False for a job that acknowledges nothing (a prune batch): a group of only such jobs
+    #: commits without an fsync; the next durable commit's fsync covers it (one WAL file).
+    durable: bool = True
     future: Future[list[Appended]] = field(default_factory=Future)
 
 
@@ -92,6 +95,13 @@ class SQLiteWriter:
         def _ensure_writer(self) -> None: ...
 
         _writer_conn: sqlite3.Connection
+
+        _synchronous: str
+
+        _wal_checkpoints: WalCheckpoints
+
+        #: Jobs after the running one in its group (``_writes_waiting``).
+        _jobs_behind: int
 
         _queue: queue.SimpleQueue[_AppendJob | None]
 
@@ -111,12 +121,14 @@ class SQLiteWriter:
                 prune_batch(conn, tenant_id, cutoff, limit, pruned_at, self._writes_waiting)
             )
 
-        self._submit(_AppendJob(tenant_id, [], before=delete)).result()
+        self._submit(_AppendJob(tenant_id, [], before=delete, durable=False)).result()
+        self._wal_checkpoints.pruned(done[0].count)
         return done[0]
 
     def _writes_waiting(self) -> bool:
-        """Whether a write waits for the writer (a prune batch then ends early)."""
-        return not self._queue.empty()
+        """Whether a write waits for the writer (a prune batch then ends early): in its queue,
+        or behind the running job in the same group."""
+        return self._jobs_behind > 0 or not self._queue.empty()
 
     def append(self, tenant_id: str, events: Sequence[NewEvent]) -> Future[list[Appended]]:
         return self._submit(_AppendJob(tenant_id, events))
@@ -202,9 +214,13 @@ class SQLiteWriter:
         # several processes (uvicorn workers, admin tools) can share the file without forking
         # a tree: BEGIN IMMEDIATE holds SQLite's write lock until COMMIT.
         sequencer = GroupSequencer({}, self._leaf_function, self._check_append)
+        lazy = not any(job.durable for job in jobs)
         try:
+            if lazy:
+                conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
-            for job in jobs:
+            for at, job in enumerate(jobs):
+                self._jobs_behind = len(jobs) - 1 - at
                 conn.execute("SAVEPOINT job")
                 try:
                     results.append((job, self._write_job(conn, job, sequencer)))
@@ -222,6 +238,9 @@ class SQLiteWriter:
             for job in jobs:
                 job.future.set_exception(error)
             return
+        finally:
+            if lazy:
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
         _answer(results)
 
     @staticmethod

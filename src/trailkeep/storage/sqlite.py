@@ -17,6 +17,7 @@ from trailkeep.errors import (
     UnavailableError,
 )
 from trailkeep.storage._sqlite_audit import SQLiteAudit
+from trailkeep.storage._sqlite_prune import WalCheckpoints
 from trailkeep.storage._sqlite_reads import SQLiteReads
 from trailkeep.storage._sqlite_redaction import SQLiteRedaction
 from trailkeep.storage._sqlite_tenants import SQLiteTenants
@@ -88,6 +89,8 @@ class SQLiteStore(
         self._readers_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_AppendJob | None] = queue.SimpleQueue()
         self._writer_conn = self._connect(writer=True)
+        self._wal_checkpoints = WalCheckpoints(self._connect)
+        self._jobs_behind = 0
         self._writer: threading.Thread | None = None
         self._closed = False
 
