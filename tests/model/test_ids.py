@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -22,7 +21,7 @@ class TestEventId:
 
     def test_layout(self, monkeypatch: pytest.MonkeyPatch) -> None:
         fixed = bytes(range(10, 20))
-        monkeypatch.setattr(os, "urandom", lambda n: fixed[:n])
+        monkeypatch.setattr(ids, "random_bytes", lambda n: fixed[:n])
         now_ns = 1_795_431_605_528_615_000
         expected = _reference_ulid(now_ns // 1_000_000, int.from_bytes(fixed, "big"))
         assert ids.new_event_id(now_ns) == "evt_" + expected
