@@ -433,8 +433,8 @@ async def _counted(rs: ResultSet, events: EventService, max_results: int | None)
 # the roots handed out (``prev_root``) stay in the memory of the process that made them.
 
 
-def _sealed(rs: ResultSet, count: int | None) -> bytes:
-    """A result set as a note (and, less its expiry, a download link) holds it."""
+def _note(rs: ResultSet, count: int | None) -> bytes:
+    """A result set as its dialect note holds it (``count`` None: not counted yet)."""
     data = {
         "v": 1,
         "t": rs.tenant_id,
@@ -449,7 +449,7 @@ def _sealed(rs: ResultSet, count: int | None) -> bytes:
 
 
 async def _put_result(services: ServicesDep, key: str, rs: ResultSet, count: int | None) -> None:
-    note = _sealed(rs, count)
+    note = _note(rs, count)
     await run_in_threadpool(services.store.put_note, rs.tenant_id, key, note, rs.expires_at)
 
 
