@@ -15,6 +15,7 @@ from .body import document_bodies
 from .compat import agilicus, axonflow, kubiya, pangea, wasabi
 from .docs_ui import install_docs_ui
 from .errors import document_media_type_error, install_error_handlers
+from .ingest_edge import IngestEdge
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
 from .ratelimit import RateLimitMiddleware, principal_key
@@ -68,6 +69,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served by install_docs_ui from vendored assets, not a CDN
         redoc_url=None,
+        # Metrics are Prometheus' (/metrics); FastAPI's own OpenTelemetry would otherwise look
+        # up the global providers on every request, to find them unconfigured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
     app.state.metrics = Metrics(services.store)
@@ -86,6 +90,9 @@ def create_app(
     app.include_router(health.router)
     for dialect in (kubiya, axonflow, agilicus, wasabi, pangea):  # DESIGN §9
         app.include_router(dialect.router)
+    app.add_middleware(
+        IngestEdge, services=services, metrics=app.state.metrics
+    )  # innermost: under the limits and metrics
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_batch_bytes)
     app.add_middleware(
         RateLimitMiddleware,

@@ -18,6 +18,7 @@ __all__ = [
     "document_media_type_error",
     "error_response",
     "install_error_handlers",
+    "trailkeep_error_response",
     "validation_message",
 ]
 
@@ -128,6 +129,11 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
 
 async def _on_trailkeep(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.TrailkeepError)
+    return trailkeep_error_response(exc)
+
+
+def trailkeep_error_response(exc: errors.TrailkeepError) -> Response:
+    """The answer to a ``TrailkeepError``: its status, code and message (500s logged)."""
     status = status_for(exc)
     if status == 500:
         log.error("internal error: %s", exc.message)

@@ -10,11 +10,13 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from trailkeep.query.filters import Sort
+from trailkeep.service.events import EventService
 from trailkeep.storage.base import Appended
 
 from ..body import body_schema, json_body, off_loop_if_large
 from ..deps import EventsDep, ReadTenant, WriteTenant
 from ..ingest_body import event_content, event_contents
+from ..metrics import Metrics
 from ..params import KNOWN_PARAMS_ONLY, SelectionDep
 from ..schemas import (
     BatchIn,
@@ -28,7 +30,7 @@ from ..schemas import (
     FacetsOut,
 )
 
-__all__ = ["event_content", "facets_router", "router"]
+__all__ = ["event_content", "facets_router", "record", "record_batch", "router"]
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 facets_router = APIRouter()
@@ -58,10 +60,6 @@ def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(orjson.dumps(payload), status, headers, media_type="application/json")
-
-
-def _count_ingested(request: Request, count: int) -> None:
-    request.app.state.metrics.events_ingested.inc(count)
 
 
 _EPOCH_TAIL = "0000-01-01T00:00:00.000000Z"
@@ -129,15 +127,10 @@ async def create_event(
 ) -> Response:
     """Record one event; answered once it is durable."""
     body = await json_body(request)  # not declared: a large body is parsed off the loop
-    (content,) = await off_loop_if_large(len(body), partial(event_contents, batch=False), body)
-    if idempotency_key and "idempotency_key" not in content:
-        content["idempotency_key"] = idempotency_key
-    (appended,) = await events.ingest(tenant, [content], batch=False)
-    _count_ingested(request, 0 if appended.replayed else 1)
-    headers = {"Idempotent-Replayed": "true"} if appended.replayed else {}
-    if wants_minimal(prefer):
-        return json_response(_ref(appended), 201, {**headers, **_APPLIED})
-    return json_response(appended.event.to_wire(), 201, headers)
+    contents = await off_loop_if_large(len(body), partial(event_contents, batch=False), body)
+    return await record(
+        request.app.state.metrics, events, tenant, contents, len(body), idempotency_key, prefer
+    )
 
 
 @router.post(
@@ -157,15 +150,52 @@ async def create_events(
     """Record up to 1,000 events, all or nothing; a validation failure names the index."""
     body = await json_body(request)  # not declared: a large body is parsed off the loop
     contents = await off_loop_if_large(len(body), partial(event_contents, batch=True), body)
+    return await record_batch(
+        request.app.state.metrics, events, tenant, contents, len(body), idempotency_key, prefer
+    )
+
+
+async def record(
+    metrics: Metrics,
+    events: EventService,
+    tenant: str,
+    contents: list[dict[str, Any]],
+    size: int,
+    idempotency_key: str | None,
+    prefer: str | None,
+) -> Response:
+    """``POST /v1/events`` once its credential and body are known: the one event of
+    ``contents`` (``size`` bytes of body) appended, and the answer."""
+    (content,) = contents
+    if idempotency_key and "idempotency_key" not in content:
+        content["idempotency_key"] = idempotency_key
+    (appended,) = await events.ingest(tenant, [content], batch=False)
+    metrics.events_ingested.inc(0 if appended.replayed else 1)
+    headers = {"Idempotent-Replayed": "true"} if appended.replayed else {}
+    if wants_minimal(prefer):
+        return json_response(_ref(appended), 201, {**headers, **_APPLIED})
+    return json_response(appended.event.to_wire(), 201, headers)
+
+
+async def record_batch(
+    metrics: Metrics,
+    events: EventService,
+    tenant: str,
+    contents: list[dict[str, Any]],
+    size: int,
+    idempotency_key: str | None,
+    prefer: str | None,
+) -> Response:
+    """``POST /v1/events/batch`` once its credential and body are known."""
     if idempotency_key:
         for i, content in enumerate(contents):
             content.setdefault("idempotency_key", f"{idempotency_key}:{i}")
     appended = await events.ingest(tenant, contents, batch=True)
-    _count_ingested(request, sum(1 for a in appended if not a.replayed))
+    metrics.events_ingested.inc(sum(1 for a in appended if not a.replayed))
     if wants_minimal(prefer):
         refs = orjson.dumps({"events": [_ref(a) for a in appended]})
         return Response(refs, 201, _APPLIED, media_type="application/json")
-    payload = await off_loop_if_large(len(body), _wire, appended)
+    payload = await off_loop_if_large(size, _wire, appended)
     return Response(payload, 201, media_type="application/json")
 
 
