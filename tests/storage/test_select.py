@@ -4,8 +4,12 @@ brute-force evaluation over all events (``tests/storage/reference.py``)."""
 from __future__ import annotations
 
 import random
+import sqlite3
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +19,7 @@ from hypothesis import strategies as st
 from tests.storage.conftest import BACKENDS
 from tests.storage.reference import ref_count, ref_distinct, ref_select
 from tests.storage.test_store import make_tenant, new_event
-from trailkeep.errors import QueryTimeoutError
+from trailkeep.errors import QueryTimeoutError, UnavailableError
 from trailkeep.model.event import StoredEvent
 from trailkeep.query.ast import (
     And,
@@ -315,3 +319,31 @@ class TestQueryTimeout:
         store.query_timeout = 10.0
         assert store.count("acme", heavy) == 0
         assert len(store.select("acme", EventQuery(limit=5))) == 5
+
+
+def test_closing_a_sqlite_store_ends_its_running_reads(tmp_path: Path) -> None:
+    """A read still running when the store closes (its request abandoned at the end of the
+    shutdown grace) ends at once, instead of holding the process's exit for its whole run."""
+    store = open_store(f"sqlite:///{tmp_path / 'trailkeep.db'}")
+    endless = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT max(i) FROM r"
+    started = threading.Event()
+    outcome: list[BaseException] = []
+
+    def read(conn: sqlite3.Connection) -> None:
+        started.set()
+        conn.execute(endless).fetchone()
+
+    def run() -> None:
+        try:
+            store._read(read)  # type: ignore[attr-defined]
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(30)
+    time.sleep(0.05)  # let the statement get going
+    store.close()
+    thread.join(60)  # liveness, not speed: without the interrupt the read never ends
+    assert not thread.is_alive()
+    assert [type(e) for e in outcome] == [UnavailableError]

@@ -143,14 +143,14 @@ class SQLiteStore(
             finally:
                 interrupted = ticket is not None and self._watchdog.unwatch(ticket)
                 conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if interrupted:
+        except sqlite3.Error as exc:
+            if self._closed:  # interrupted, or its connection closed, by ``close``
+                raise UnavailableError("the server is shutting down; retry") from None
+            if interrupted and isinstance(exc, sqlite3.OperationalError):
                 raise QueryTimeoutError(
                     f"the query ran past the {self.query_timeout:g} s limit (query_timeout);"
                     " narrow it (a shorter time range, fewer terms) and retry"
                 ) from None
-            raise StorageError(f"SQLite read failed: {exc}") from exc
-        except sqlite3.Error as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
 
     @contextmanager
@@ -224,6 +224,12 @@ class SQLiteStore(
         if self._closed:
             return
         self._closed = True
+        # A read still running now belongs to a request the server gave up on (its shutdown
+        # grace is over): end it, or a scan of a million rows holds the process's exit for up
+        # to ``query_timeout``.
+        with self._readers_lock:
+            for conn in self._all_readers:
+                conn.interrupt()
         self._watchdog.close()
         if self._writer is not None:
             self._queue.put(None)
