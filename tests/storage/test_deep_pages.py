@@ -111,6 +111,112 @@ class TestWhenItApplies:
     def test_sqlite(self, query: EventQuery, jumps: bool) -> None:
         assert ("facet_counts" in select_sql("t", query, DIALECTS["sqlite"], "id").sql) is jumps
 
-    def test_not_postgres(self) -> None:
+    def test_postgres(self) -> None:
         query = EventQuery(offset=HOUR_JUMP_OFFSET)
-        assert "facet_counts" not in select_sql("t", query, DIALECTS["postgres"], "id").sql
+        assert "hour_totals" in select_sql("t", query, DIALECTS["postgres"], "id").sql
+        shallow = EventQuery(offset=HOUR_JUMP_OFFSET - 1)
+        assert "hour_totals" not in select_sql("t", shallow, DIALECTS["postgres"], "id").sql
+
+
+def _pg_hours(url: str, tenant: str) -> tuple[dict[str, int], dict[str, int]]:
+    """PostgreSQL's hour totals of a tenant (hours above 0) and the same counted from events."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        kept = conn.execute(
+            "SELECT hour, n FROM hour_totals WHERE tenant_id = %s AND n <> 0", (tenant,)
+        ).fetchall()
+        counted = conn.execute(
+            "SELECT left(ts, 13), count(*) FROM events WHERE tenant_id = %s GROUP BY 1", (tenant,)
+        ).fetchall()
+    return dict(kept), dict(counted)
+
+
+class TestPostgresHourTotals:
+    """PostgreSQL's ``hour_totals`` (migration 9) equal the events' count per hour after
+    appends, repeats, redactions, pruning, a group redone job by job, and a migration."""
+
+    @pytest.fixture
+    def pg_store(self, pg_url: str) -> Iterator[tuple[Store, str]]:
+        store = open_store(pg_url)
+        try:
+            make_tenant(store)
+            make_tenant(store, "other")
+            yield store, pg_url
+        finally:
+            store.close()
+
+    def test_appends_repeats_prune(self, pg_store: tuple[Store, str]) -> None:
+        store, url = pg_store
+        rng = random.Random(9)
+        for size in (1, 7, 150, 3):  # below and above COPY_AT_LEAST
+            events = [new_event(timestamp=_timestamp(rng), n=rng.random()) for _ in range(size)]
+            store.append("acme", events).result()
+            store.append("other", [new_event(timestamp=_timestamp(rng)) for _ in range(2)]).result()
+        keyed = [new_event(timestamp=_timestamp(rng), idempotency_key=f"k{i}") for i in range(5)]
+        store.append("acme", keyed).result()
+        store.append("acme", keyed).result()  # repeats: nothing new to count
+        kept, counted = _pg_hours(url, "acme")
+        assert sum(counted.values()) == 166
+        assert kept == counted
+        store.prune("acme", "2026-11-03T00:00:00.000000Z", 40, "2026-12-01T00:00:00.000000Z")
+        kept, counted = _pg_hours(url, "acme")
+        assert sum(counted.values()) == 126
+        assert kept == counted
+        assert _pg_hours(url, "other")[0] == _pg_hours(url, "other")[1]
+
+    def test_group_redone_job_by_job(
+        self, pg_store: tuple[Store, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from trailkeep.storage import _postgres_writer
+
+        store, url = pg_store
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise _postgres_writer._Isolate("forced")
+
+        monkeypatch.setattr(_postgres_writer.GroupWriter, "_together", refuse)
+        rng = random.Random(4)
+        store.append("acme", [new_event(timestamp=_timestamp(rng)) for _ in range(120)]).result()
+        with pytest.raises(Exception, match="tenant"):
+            store.append("nobody", [new_event(timestamp=_timestamp(rng))]).result()
+        kept, counted = _pg_hours(url, "acme")
+        assert sum(counted.values()) == 120
+        assert kept == counted
+
+    def test_migration_counts_stored_events(
+        self, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import psycopg
+
+        from trailkeep.storage import _postgres_writer, postgres
+        from trailkeep.storage.postgres_schema import MIGRATIONS
+
+        assert [v for v, _, _ in MIGRATIONS][8] == 9
+        # A database at migration 8, filled by a writer that keeps no hour totals.
+        monkeypatch.setattr(postgres, "MIGRATIONS", MIGRATIONS[:8])
+        monkeypatch.setattr(
+            _postgres_writer, "_ADD_HOURS", "SELECT %s::text[], %s::text[], %s::int8[]"
+        )
+        store = open_store(pg_url)
+        try:
+            make_tenant(store)
+            rng = random.Random(5)
+            store.append(
+                "acme", [new_event(timestamp=_timestamp(rng)) for _ in range(300)]
+            ).result()
+        finally:
+            store.close()
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT to_regclass('hour_totals')").fetchone() == (None,)
+        monkeypatch.undo()
+        store = open_store(pg_url)
+        try:
+            kept, counted = _pg_hours(pg_url, "acme")
+            assert sum(counted.values()) == 300
+            assert kept == counted
+            store.append("acme", [new_event(timestamp=_timestamp(rng)) for _ in range(10)]).result()
+            kept, counted = _pg_hours(pg_url, "acme")
+            assert kept == counted
+        finally:
+            store.close()

@@ -78,6 +78,13 @@ class Dialect(Protocol):
         ...
 
     @property
+    def hour_totals(self) -> str:
+        """A SELECT of ``(period, n)``: one tenant's (its placeholder) exact event count per
+        hour of ``ts`` (``YYYY-MM-DDTHH``), kept by the writer in the events' transaction and
+        lowered by every deletion of events; hours may be listed with ``n = 0``."""
+        ...
+
+    @property
     def nulls_smallest(self) -> bool:
         """Whether NULL sorts first ascending and last descending, as a missing value must
         (SQLite); else ``ORDER BY`` spells it with an ``IS NOT NULL`` key first."""
@@ -151,6 +158,7 @@ class SqliteDialect:
     row_key: str = "row_id"
     nulls_smallest: bool = True
     rollups: bool = True
+    hour_totals: str = "SELECT period, n FROM facet_counts WHERE tenant_id = ? AND dim = '_hour'"
 
     @property
     def typed(self) -> TypedSql:
@@ -287,6 +295,8 @@ class PostgresDialect:
     row_key: str = "id"
     nulls_smallest: bool = False
     rollups: bool = False
+    #: Migration 9's table (no facet rollups: only these).
+    hour_totals: str = "SELECT hour AS period, n FROM hour_totals WHERE tenant_id = %s"
 
     @property
     def typed(self) -> TypedSql:

@@ -127,9 +127,9 @@ def select_sql(tenant_id: str, query: EventQuery, dialect: Dialect, columns: str
 
 
 def _hour_jump(query: EventQuery, dialect: Dialect) -> bool:
-    """Whether ``query`` is a deep page of the whole tenant in time order, with hour totals."""
+    """Whether ``query`` is a deep page of the whole tenant in time order."""
     whole = EventQuery(sort=query.sort, limit=query.limit, offset=query.offset)
-    return dialect.rollups and query.offset >= HOUR_JUMP_OFFSET and query == whole
+    return query.offset >= HOUR_JUMP_OFFSET and query == whole
 
 
 def _hour_jump_sql(
@@ -137,13 +137,14 @@ def _hour_jump_sql(
 ) -> SqlFragment:
     """A deep page of the whole tenant, its skip mostly counted rather than walked.
 
-    The hour totals, summed from the first hour in the page's order, name the hour where the
-    ``offset``-th event lies and how many events the hours before it hold; the page is then
-    the rows from that hour's start on (an index seek on ``(tenant_id, ts, id)``), with only
-    the rest of the offset walked. ``ts`` is fixed-width, so an hour ``2026-11-07T10`` holds
-    exactly the times ``>= '2026-11-07T10'`` and ``< '2026-11-07T10;'`` (``;`` follows
-    ``:``). The totals are exact (the writer keeps them with the events; ``verify database``
-    recounts them), so the page is the one a full walk finds; past the last event it is empty.
+    The hour totals (``Dialect.hour_totals``), summed from the first hour in the page's order,
+    name the hour where the ``offset``-th event lies and how many events the hours before it
+    hold; the page is then the rows from that hour's start on (an index seek on
+    ``(tenant_id, ts, id)``), with only the rest of the offset walked. ``ts`` is fixed-width,
+    so an hour ``2026-11-07T10`` holds exactly the times ``>= '2026-11-07T10'`` and
+    ``< '2026-11-07T10;'`` (``;`` follows ``:``). The totals are exact (the writer keeps them
+    with the events, deletions take theirs out; SQLite's ``verify database`` recounts them), so
+    the page is the one a full walk finds; past the last event it is empty.
     """
     ph = dialect.typed.placeholder
     desc = query.sort is Sort.DESC
@@ -155,8 +156,7 @@ def _hour_jump_sql(
     order = f"ORDER BY ts {direction}, id {direction}"
     sql = (
         f"WITH hours AS (SELECT period, n, sum(n) OVER (ORDER BY period {direction}"  # noqa: S608
-        " ROWS UNBOUNDED PRECEDING) AS through FROM facet_counts"
-        f" WHERE tenant_id = {ph} AND dim = '_hour'),"
+        f" ROWS UNBOUNDED PRECEDING) AS through FROM ({dialect.hour_totals}) AS totals),"
         f" landing AS (SELECT period, through - n AS before FROM hours WHERE through > {ph}"
         f" ORDER BY period {direction} LIMIT 1)"
         f" SELECT {columns} FROM events WHERE {key} IN (SELECT {key} FROM events"

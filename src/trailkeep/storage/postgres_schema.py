@@ -248,4 +248,37 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
             "CREATE INDEX dialect_notes_expiry ON dialect_notes(expires_at)",
         ],
     ),
+    (
+        9,
+        "hour totals",
+        [
+            # As SQLite's '_hour' rows of facet_counts: each tenant's exact event count per hour
+            # of ts (its first 13 characters), which a deep page of the whole tenant sums to
+            # start its walk at the right hour (storage._select). The writer adds its events'
+            # counts in their transaction; every DELETE of events takes its rows' counts out
+            # (the trigger below), whoever deletes them. An hour whose count reached 0 stays.
+            """CREATE TABLE hour_totals (
+                tenant_id TEXT COLLATE "C" NOT NULL,
+                hour TEXT COLLATE "C" NOT NULL,
+                n BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, hour)
+            )""",
+            """CREATE FUNCTION trailkeep_hours_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE hour_totals h SET n = h.n - g.n
+                FROM (SELECT tenant_id, left(ts, 13) AS hour, count(*) AS n FROM gone
+                      GROUP BY 1, 2) g
+                WHERE h.tenant_id = g.tenant_id AND h.hour = g.hour;
+                RETURN NULL;
+            END $$""",
+            "CREATE TRIGGER events_hours_gone AFTER DELETE ON events REFERENCING OLD TABLE AS gone"
+            " FOR EACH STATEMENT EXECUTE FUNCTION trailkeep_hours_gone()",
+            # The backfill: the events already stored, counted in one pass. Appends wait for
+            # it (they update tree_heads); a process of an older version, which keeps no
+            # totals, must not append once this has run (upgrade every process together).
+            "LOCK TABLE tree_heads IN SHARE MODE",
+            "INSERT INTO hour_totals (tenant_id, hour, n)"
+            " SELECT tenant_id, left(ts, 13), count(*) FROM events GROUP BY 1, 2",
+        ],
+    ),
 ]
