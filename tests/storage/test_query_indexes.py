@@ -150,3 +150,37 @@ class TestPostgresPlans:
         assert f"events_meta_{key}" in plan
         if key == "model":
             assert len(pg.execute(page.sql, page.params).fetchall()) == 5
+
+    def test_count_reads_the_index_alone(self, pg: Any) -> None:
+        # Migration 9's stored column: the count needs no row (an index-only scan once the
+        # pages are all-visible), where migration 3's expression index read every match's row.
+        pg.execute("VACUUM events")
+        dialect = STORE_DIALECTS["postgres"]
+        total = count_sql("acme", EventQuery(Values(("metadata", "model"), ("m7",))), dialect)
+        plan = "\n".join(r[0] for r in pg.execute(f"EXPLAIN {total.sql}", total.params))
+        assert "Index Only Scan using events_meta_model" in plan
+        assert pg.execute(total.sql, total.params).fetchone() == (8,)
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+async def test_postgres_metadata_column_follows_redaction(pg_url: str) -> None:
+    """The stored column is the body's value: erasing ``metadata.model`` takes the event out
+    of that value's matches (the server recomputes the column from the redacted body)."""
+    from trailkeep.service.events import Limits
+    from trailkeep.service.redaction import RedactionService
+
+    store = open_store(pg_url)
+    try:
+        make_tenant(store)
+        events = [new_event(metadata={"model": "gpt-4o", "n": i}) for i in range(3)]
+        stored = [a.event for a in store.append("acme", events).result()]
+        query = EventQuery(Values(("metadata", "model"), ("gpt-4o",)), limit=10)
+        assert store.count("acme", query) == 3
+        await RedactionService(store, Limits()).redact(
+            "acme", stored[1].id, ["metadata.model"], "tkc_admin"
+        )
+        assert store.count("acme", query) == 2
+        assert stored[1].id not in {e.id for e in store.select("acme", query)}
+    finally:
+        store.close()
