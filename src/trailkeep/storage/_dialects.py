@@ -79,9 +79,16 @@ class Dialect(Protocol):
 
     @property
     def hour_totals(self) -> str:
-        """A SELECT of ``(period, n)``: one tenant's (its placeholder) exact event count per
-        hour of ``ts`` (``YYYY-MM-DDTHH``), kept by the writer in the events' transaction and
-        lowered by every deletion of events; hours may be listed with ``n = 0``."""
+        """A relation of ``(tenant_id, dim, value, period, n)``: exact event counts per tenant
+        and hour of ``ts`` (``period``, ``YYYY-MM-DDTHH``), of all events (``dim = '_hour'``,
+        ``value = ''``) and per value of each of ``hour_dims`` (``dim`` the field's dotted
+        name), kept by the writer in the events' transaction and lowered by every deletion
+        and erasure; a count may be 0."""
+        ...
+
+    @property
+    def hour_dims(self) -> frozenset[tuple[str, ...]]:
+        """The fields whose values ``hour_totals`` counts per hour."""
         ...
 
     @property
@@ -158,7 +165,12 @@ class SqliteDialect:
     row_key: str = "row_id"
     nulls_smallest: bool = True
     rollups: bool = True
-    hour_totals: str = "SELECT period, n FROM facet_counts WHERE tenant_id = ? AND dim = '_hour'"
+    hour_totals: str = (
+        "(SELECT tenant_id, dim, value, period, n FROM facet_counts WHERE length(period) = 13)"
+    )
+    hour_dims: frozenset[tuple[str, ...]] = frozenset(
+        {("action",), ("category",), ("outcome",), ("target", "type")}
+    )
 
     @property
     def typed(self) -> TypedSql:
@@ -296,7 +308,8 @@ class PostgresDialect:
     nulls_smallest: bool = False
     rollups: bool = False
     #: Migration 9's table (no facet rollups: only these).
-    hour_totals: str = "SELECT hour AS period, n FROM hour_totals WHERE tenant_id = %s"
+    hour_totals: str = "(SELECT tenant_id, dim, value, hour AS period, n FROM hour_totals)"
+    hour_dims: frozenset[tuple[str, ...]] = frozenset({("action",), ("outcome",)})
 
     @property
     def typed(self) -> TypedSql:

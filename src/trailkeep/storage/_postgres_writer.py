@@ -63,6 +63,8 @@ _NOT_TEXT: Final = {"seq": "int8", "body": "bytea", "salts": "bytea"}
 _EVENT_TYPES: Final = [_NOT_TEXT.get(c, "text") for c in _COLUMNS]
 _SEQ: Final = _COLUMNS.index("seq")
 _TS: Final = _COLUMNS.index("ts")
+_ACTION: Final = _COLUMNS.index("action")
+_OUTCOME: Final = _COLUMNS.index("outcome")
 _COPY_EVENTS: Final = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _INSERT_EVENT: Final = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608
     ", ".join(_COLUMNS), ", ".join(["%s"] * len(_COLUMNS))
@@ -83,9 +85,9 @@ _UPDATE_HEAD: Final = (
 )
 #: The group's events counted into ``hour_totals`` (migration 9), in key order.
 _ADD_HOURS: Final = (
-    "INSERT INTO hour_totals (tenant_id, hour, n)"
-    " SELECT * FROM unnest(%s::text[], %s::text[], %s::int8[])"
-    " ON CONFLICT (tenant_id, hour) DO UPDATE SET n = hour_totals.n + excluded.n"
+    "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int8[])"
+    " ON CONFLICT (tenant_id, dim, value, hour) DO UPDATE SET n = hour_totals.n + excluded.n"
 )
 
 Connection = psycopg.Connection[Any]
@@ -111,9 +113,9 @@ class _Pending:
     nodes: NodeRows = field(default_factory=list)
     #: Pangea's tree's rows (``pangea_tree_nodes``), appended with ``nodes``.
     pangea_nodes: NodeRows = field(default_factory=list)
-    #: New events per tenant and hour of ``ts``: added to ``hour_totals`` with the COMMIT
-    #: (kept when the rows go by ``COPY``).
-    hours: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: New events per ``hour_totals`` key (tenant, dimension, value, hour of ``ts``): added
+    #: with the COMMIT (kept when the rows go by ``COPY``).
+    hours: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
 
     def add(self, job: AppendJob, plan: Plan) -> None:
         """A job's sequenced rows: its templates with their ``seq``, both trees' nodes."""
@@ -122,7 +124,10 @@ class _Pending:
             row = list(job.rows[i])
             row[_SEQ] = seq
             self.events.append(row)
-            hours[job.tenant_id, row[_TS][:13]] += 1
+            hour = row[_TS][:13]
+            hours[job.tenant_id, "_hour", "", hour] += 1
+            hours[job.tenant_id, "action", row[_ACTION], hour] += 1
+            hours[job.tenant_id, "outcome", row[_OUTCOME], hour] += 1
         self.nodes.extend(plan.nodes)
         self.pangea_nodes.extend(plan.pangea_nodes)
 
@@ -424,10 +429,8 @@ def _finish(conn: Connection, heads: list[tuple[str, TreeHead]], late: _Pending)
     with conn.pipeline():
         _insert(conn, late)
         if hours:
-            conn.execute(
-                _ADD_HOURS,
-                ([t for (t, _), _ in hours], [h for (_, h), _ in hours], [n for _, n in hours]),
-            )
+            columns = [[k[i] for k, _ in hours] for i in range(4)]
+            conn.execute(_ADD_HOURS, [*columns, [n for _, n in hours]])
         if changed:
             conn.cursor().executemany(_UPDATE_HEAD, changed)
         done = conn.execute("COMMIT")

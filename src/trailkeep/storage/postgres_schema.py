@@ -284,33 +284,47 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
         9,
         "hour totals",
         [
-            # As SQLite's '_hour' rows of facet_counts: each tenant's exact event count per hour
-            # of ts (its first 13 characters), which a deep page of the whole tenant sums to
-            # start its walk at the right hour (storage._select). The writer adds its events'
-            # counts in their transaction; every DELETE of events takes its rows' counts out
-            # (the trigger below), whoever deletes them. An hour whose count reached 0 stays.
+            # As SQLite's hour rows of facet_counts: each tenant's exact event count per hour
+            # of ts (its first 13 characters) in all (dim '_hour', value '') and per action and
+            # per outcome (neither can be redacted), which deep pages and totals sum instead of
+            # walking the events (storage._select). The writer adds its events' counts in
+            # their transaction; every DELETE of events takes its rows' counts out (the trigger
+            # below), whoever deletes them. A count that reached 0 stays.
             """CREATE TABLE hour_totals (
                 tenant_id TEXT COLLATE "C" NOT NULL,
+                dim TEXT COLLATE "C" NOT NULL,
+                value TEXT COLLATE "C" NOT NULL,
                 hour TEXT COLLATE "C" NOT NULL,
                 n BIGINT NOT NULL,
-                PRIMARY KEY (tenant_id, hour)
+                PRIMARY KEY (tenant_id, dim, value, hour)
             )""",
             """CREATE FUNCTION trailkeep_hours_gone() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 UPDATE hour_totals h SET n = h.n - g.n
-                FROM (SELECT tenant_id, left(ts, 13) AS hour, count(*) AS n FROM gone
-                      GROUP BY 1, 2) g
-                WHERE h.tenant_id = g.tenant_id AND h.hour = g.hour;
+                FROM (SELECT tenant_id, '_hour' AS dim, '' AS value, left(ts, 13) AS hour,
+                             count(*) AS n FROM gone GROUP BY 1, 4
+                      UNION ALL SELECT tenant_id, 'action', action, left(ts, 13), count(*)
+                      FROM gone GROUP BY 1, 3, 4
+                      UNION ALL SELECT tenant_id, 'outcome', outcome, left(ts, 13), count(*)
+                      FROM gone GROUP BY 1, 3, 4) g
+                WHERE h.tenant_id = g.tenant_id AND h.dim = g.dim AND h.value = g.value
+                  AND h.hour = g.hour;
                 RETURN NULL;
             END $$""",
             "CREATE TRIGGER events_hours_gone AFTER DELETE ON events REFERENCING OLD TABLE AS gone"
             " FOR EACH STATEMENT EXECUTE FUNCTION trailkeep_hours_gone()",
-            # The backfill: the events already stored, counted in one pass. Appends wait for
-            # it (they update tree_heads); a process of an older version, which keeps no
-            # totals, must not append once this has run (upgrade every process together).
+            # The backfill: the events already stored, counted. Appends wait for it (they
+            # update tree_heads); a process of an older version, which keeps no totals, must
+            # not append once this has run (upgrade every process together).
             "LOCK TABLE tree_heads IN SHARE MODE",
-            "INSERT INTO hour_totals (tenant_id, hour, n)"
-            " SELECT tenant_id, left(ts, 13), count(*) FROM events GROUP BY 1, 2",
+            "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
+            " SELECT tenant_id, '_hour', '', left(ts, 13), count(*) FROM events GROUP BY 1, 4",
+            "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
+            " SELECT tenant_id, 'action', action, left(ts, 13), count(*) FROM events"
+            " GROUP BY 1, 3, 4",
+            "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
+            " SELECT tenant_id, 'outcome', outcome, left(ts, 13), count(*) FROM events"
+            " GROUP BY 1, 3, 4",
             # Each indexed metadata key in a stored column, its index over the column: an
             # index over an expression of the body answers a count only by reading every
             # match's row (PostgreSQL needs the expression's columns, and the index lacks
