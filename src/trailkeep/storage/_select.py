@@ -30,7 +30,7 @@ HOUR_JUMP_OFFSET: Final = 1000
 #: arrival bounds, pruned events) for the page to be placed by arithmetic on ``seq``; past it,
 #: the skipped rows are walked.
 SEQ_JUMP_GAPS: Final = 4096
-#: Dimension of the per-hour totals of all events (``Dialect.hour_totals``).
+#: Dimension of the per-hour totals of all events (``Dialect.hour_totals``; ``_facets.HOUR_TOTAL``).
 HOUR_TOTAL: Final = "_hour"
 #: The fixed-width timestamp a range edge must be for the hour totals to split it.
 _FIXED_WIDTH: Final = "2026-01-01T00:00:00.000000Z"
