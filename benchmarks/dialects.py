@@ -269,6 +269,8 @@ class Bench:
             for shape in shapes(clients, deep):
                 if self.args.only and self.args.only not in f"{shape.dialect} {shape.name}":
                     continue
+                if self.args.skip and self.args.skip in f"{shape.dialect} {shape.name}":
+                    continue
                 p = measure(shape, self.args.requests)
                 target = TARGETS_MS[shape.kind]
                 verdict = "MET" if p["p95"] <= target else "MISSED"
@@ -302,6 +304,7 @@ def main() -> int:
     parser.add_argument("--database", default="", help="an existing seeded database's URL")
     parser.add_argument("--tenant", default=MAIN_TENANT, help="its seeded tenant")
     parser.add_argument("--only", default="", help="only the reads whose name holds this")
+    parser.add_argument("--skip", default="", help="not the reads whose name holds this")
     return run_benchmark(Bench(parser.parse_args()))
 
 
