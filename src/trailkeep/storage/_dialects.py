@@ -94,7 +94,8 @@ class Dialect(Protocol):
     @property
     def nulls_smallest(self) -> bool:
         """Whether NULL sorts first ascending and last descending, as a missing value must
-        (SQLite); else ``ORDER BY`` spells it with an ``IS NOT NULL`` key first."""
+        (SQLite); else ``ORDER BY`` spells it: ``NULLS FIRST`` ascending, ``NULLS LAST``
+        descending."""
         ...
 
     def events_from(self, *uses: str) -> str:

@@ -334,6 +334,12 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
             # indexes) once, filling the columns of the stored events.
             _metadata_columns(),
             *(step for key in sorted(METADATA_KEYS) for step in _metadata_column_index(key)),
+            # A page ordered by a column puts events without it first ascending and last
+            # descending (ORDER BY actor_id ASC NULLS FIRST / DESC NULLS LAST): with NULLS
+            # FIRST in the index, a walk one way or the other is that order (Wasabi's
+            # order=user_id sorted every match before); equality lookups are unchanged.
+            "DROP INDEX events_actor",
+            "CREATE INDEX events_actor ON events(tenant_id, actor_id NULLS FIRST, ts, id)",
         ],
     ),
 ]
