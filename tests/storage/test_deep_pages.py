@@ -49,6 +49,7 @@ def filled(store_url: str) -> Iterator[tuple[Store, list[StoredEvent]]]:
                 n=i,
                 action=rng.choice(["login", "logout", "read"]),
                 outcome=rng.choice(["success", "success", "failure"]),
+                **_target(rng),
             )
             for i in range(_EVENTS)
         ]
@@ -109,6 +110,7 @@ _CONDITIONS = (
     Values(("action",), ("login", "read")),
     Values(("outcome",), ("failure",)),
     Values(("action",), ("nothing",)),
+    Values(("target", "type"), ("x",)),
 )
 
 
@@ -199,10 +201,19 @@ def _pg_hours(url: str, tenant: str) -> tuple[dict[Any, int], dict[Any, int]]:
             "SELECT '_hour', '', left(ts, 13), count(*) FROM events WHERE tenant_id = %s"
             " GROUP BY 3 UNION ALL SELECT 'action', action, left(ts, 13), count(*) FROM events"
             " WHERE tenant_id = %s GROUP BY 2, 3 UNION ALL SELECT 'outcome', outcome,"
-            " left(ts, 13), count(*) FROM events WHERE tenant_id = %s GROUP BY 2, 3",
-            (tenant, tenant, tenant),
+            " left(ts, 13), count(*) FROM events WHERE tenant_id = %s GROUP BY 2, 3"
+            " UNION ALL SELECT 'target.type', target_type, left(ts, 13), count(*) FROM events"
+            " WHERE tenant_id = %s AND target_type IS NOT NULL GROUP BY 2, 3",
+            (tenant, tenant, tenant, tenant),
         ).fetchall()
     return {r[:3]: r[3] for r in kept}, {r[:3]: r[3] for r in counted}
+
+
+def _target(rng: random.Random) -> dict[str, Any]:
+    """A target of one of two types, or (a third of the time) none."""
+    if rng.random() < 0.33:
+        return {}
+    return {"target": {"id": f"t{rng.randint(0, 9)}", "type": rng.choice("xy")}}
 
 
 def _events(counted: dict[Any, int]) -> int:
@@ -228,7 +239,7 @@ class TestPostgresHourTotals:
         rng = random.Random(9)
         for size in (1, 7, 150, 3):  # below and above COPY_AT_LEAST
             events = [
-                new_event(timestamp=_timestamp(rng), action=rng.choice("ab"), n=rng.random())
+                new_event(timestamp=_timestamp(rng), action=rng.choice("ab"), **_target(rng))
                 for _ in range(size)
             ]
             store.append("acme", events).result()
@@ -244,6 +255,22 @@ class TestPostgresHourTotals:
         assert _events(counted) == 126
         assert kept == counted
         assert _pg_hours(url, "other")[0] == _pg_hours(url, "other")[1]
+
+    @pytest.mark.asyncio
+    async def test_redactions(self, pg_store: tuple[Store, str]) -> None:
+        from trailkeep.service.events import Limits
+        from trailkeep.service.redaction import RedactionService
+
+        store, url = pg_store
+        rng = random.Random(3)
+        events = [new_event(timestamp=_timestamp(rng), **_target(rng)) for _ in range(60)]
+        stored = [a.event for a in store.append("acme", events).result()]
+        service = RedactionService(store, Limits())
+        for event in [e for e in stored if "target" in e.content][:5]:
+            await service.redact("acme", event.id, ["target.type"], "tkc_admin")
+        kept, counted = _pg_hours(url, "acme")
+        assert _events(counted) == 65  # and the five erasure records
+        assert kept == counted
 
     def test_group_redone_job_by_job(
         self, pg_store: tuple[Store, str], monkeypatch: pytest.MonkeyPatch

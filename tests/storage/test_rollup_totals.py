@@ -124,9 +124,11 @@ class TestWhenItApplies:
         assert ("facet_counts" in count_sql("t", query, DIALECTS["sqlite"]).sql) is rolled
 
     def test_postgres(self) -> None:
-        # No day rollups: the hour totals, for action and outcome only.
+        # No day rollups: the hour totals, for action, outcome and target.type only.
         query = EventQuery(Values(("action",), ("a",)))
         assert "facet_counts" not in count_sql("t", query, DIALECTS["postgres"]).sql
         assert "hour_totals" in count_sql("t", query, DIALECTS["postgres"]).sql
         kind = EventQuery(Values(("target", "type"), ("a",)))
-        assert "hour_totals" not in count_sql("t", kind, DIALECTS["postgres"]).sql
+        assert "hour_totals" in count_sql("t", kind, DIALECTS["postgres"]).sql
+        category = EventQuery(Values(("category",), ("a",)))
+        assert "hour_totals" not in count_sql("t", category, DIALECTS["postgres"]).sql

@@ -310,7 +310,9 @@ class PostgresDialect:
     rollups: bool = False
     #: Migration 9's table (no facet rollups: only these).
     hour_totals: str = "(SELECT tenant_id, dim, value, hour AS period, n FROM hour_totals)"
-    hour_dims: frozenset[tuple[str, ...]] = frozenset({("action",), ("outcome",)})
+    hour_dims: frozenset[tuple[str, ...]] = frozenset(
+        {("action",), ("outcome",), ("target", "type")}
+    )
 
     @property
     def typed(self) -> TypedSql:

@@ -65,6 +65,7 @@ _SEQ: Final = _COLUMNS.index("seq")
 _TS: Final = _COLUMNS.index("ts")
 _ACTION: Final = _COLUMNS.index("action")
 _OUTCOME: Final = _COLUMNS.index("outcome")
+_TARGET_TYPE: Final = _COLUMNS.index("target_type")
 _COPY_EVENTS: Final = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _INSERT_EVENT: Final = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608
     ", ".join(_COLUMNS), ", ".join(["%s"] * len(_COLUMNS))
@@ -128,6 +129,8 @@ class _Pending:
             hours[job.tenant_id, "_hour", "", hour] += 1
             hours[job.tenant_id, "action", row[_ACTION], hour] += 1
             hours[job.tenant_id, "outcome", row[_OUTCOME], hour] += 1
+            if row[_TARGET_TYPE] is not None:
+                hours[job.tenant_id, "target.type", row[_TARGET_TYPE], hour] += 1
         self.nodes.extend(plan.nodes)
         self.pangea_nodes.extend(plan.pangea_nodes)
 

@@ -285,11 +285,12 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
         "hour totals",
         [
             # As SQLite's hour rows of facet_counts: each tenant's exact event count per hour
-            # of ts (its first 13 characters) in all (dim '_hour', value '') and per action and
-            # per outcome (neither can be redacted), which deep pages and totals sum instead of
-            # walking the events (storage._select). The writer adds its events' counts in
-            # their transaction; every DELETE of events takes its rows' counts out (the trigger
-            # below), whoever deletes them. A count that reached 0 stays.
+            # of ts (its first 13 characters) in all (dim '_hour', value ''), per action, per
+            # outcome and per target.type, which deep pages and totals sum instead of walking
+            # the events (storage._select). The writer adds its events' counts in their
+            # transaction; every DELETE of events takes its rows' counts out, and every UPDATE
+            # (a redaction, which may erase target.type) moves them (the triggers below),
+            # whoever runs it. A count that reached 0 stays.
             """CREATE TABLE hour_totals (
                 tenant_id TEXT COLLATE "C" NOT NULL,
                 dim TEXT COLLATE "C" NOT NULL,
@@ -306,13 +307,33 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
                       UNION ALL SELECT tenant_id, 'action', action, left(ts, 13), count(*)
                       FROM gone GROUP BY 1, 3, 4
                       UNION ALL SELECT tenant_id, 'outcome', outcome, left(ts, 13), count(*)
-                      FROM gone GROUP BY 1, 3, 4) g
+                      FROM gone GROUP BY 1, 3, 4
+                      UNION ALL SELECT tenant_id, 'target.type', target_type, left(ts, 13),
+                             count(*) FROM gone WHERE target_type IS NOT NULL GROUP BY 1, 3, 4) g
                 WHERE h.tenant_id = g.tenant_id AND h.dim = g.dim AND h.value = g.value
                   AND h.hour = g.hour;
                 RETURN NULL;
             END $$""",
             "CREATE TRIGGER events_hours_gone AFTER DELETE ON events REFERENCING OLD TABLE AS gone"
             " FOR EACH STATEMENT EXECUTE FUNCTION trailkeep_hours_gone()",
+            # Of the counted columns only target_type can change (action, outcome and the
+            # timestamp cannot be redacted): its counts move from the old value to the new.
+            """CREATE FUNCTION trailkeep_hours_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO hour_totals (tenant_id, dim, value, hour, n)
+                SELECT tenant_id, 'target.type', target_type, left(ts, 13), sum(d)
+                FROM (SELECT tenant_id, target_type, ts, -1 AS d FROM gone
+                      WHERE target_type IS NOT NULL
+                      UNION ALL SELECT tenant_id, target_type, ts, 1 FROM came
+                      WHERE target_type IS NOT NULL) m
+                GROUP BY 1, 3, 4 HAVING sum(d) <> 0 ORDER BY 1, 3, 4
+                ON CONFLICT (tenant_id, dim, value, hour)
+                DO UPDATE SET n = hour_totals.n + excluded.n;
+                RETURN NULL;
+            END $$""",
+            "CREATE TRIGGER events_hours_moved AFTER UPDATE ON events"
+            " REFERENCING OLD TABLE AS gone NEW TABLE AS came"
+            " FOR EACH STATEMENT EXECUTE FUNCTION trailkeep_hours_moved()",
             # The backfill: the events already stored, counted. Appends wait for it (they
             # update tree_heads); a process of an older version, which keeps no totals, must
             # not append once this has run (upgrade every process together).
@@ -325,6 +346,9 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
             "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
             " SELECT tenant_id, 'outcome', outcome, left(ts, 13), count(*) FROM events"
             " GROUP BY 1, 3, 4",
+            "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
+            " SELECT tenant_id, 'target.type', target_type, left(ts, 13), count(*) FROM events"
+            " WHERE target_type IS NOT NULL GROUP BY 1, 3, 4",
             # Each indexed metadata key in a stored column, its index over the column: an
             # index over an expression of the body answers a count only by reading every
             # match's row (PostgreSQL needs the expression's columns, and the index lacks
