@@ -80,6 +80,7 @@ class Server:
     Args:
         workdir: a private directory for the database, signing key and server log.
         env: extra environment for the server (e.g. ``TRAILKEEP_CHECKPOINT_INTERVAL=0.2``).
+        database_url: another database than ``workdir``'s SQLite file (e.g. PostgreSQL).
     """
 
     workdir: Path
@@ -87,10 +88,11 @@ class Server:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
+    database_url: str = ""
 
     @property
     def database(self) -> str:
-        return f"sqlite:///{self.workdir / 'trailkeep.db'}"
+        return self.database_url or f"sqlite:///{self.workdir / 'trailkeep.db'}"
 
     @property
     def db_path(self) -> Path:
@@ -117,7 +119,7 @@ class Server:
     def provision(self, tenant: str = "acme") -> Keys:
         """Create the tenant and a writer and a reader key through the CLI."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if not self.db_path.exists():  # admin commands refuse to create a database
+        if not self.database_url and not self.db_path.exists():  # admin commands never create one
             self._cli("init")
         self._cli("tenants", "create", tenant)
         tokens = {

@@ -5,6 +5,10 @@ Run with the project's virtualenv (and ``AXONFLOW_TELEMETRY=off``)::
     .venv/bin/python benchmarks/dialects.py --quick   # 100k-event tenant (+9 of 10k)
     .venv/bin/python benchmarks/dialects.py           # 1M-event tenant (+9 of 100k), cached
     .venv/bin/python benchmarks/dialects.py --seed-dir DIR  # a prepared copy (see below)
+    .venv/bin/python benchmarks/dialects.py --database postgresql://... --tenant acme
+
+``--database`` serves an existing database holding a tenant seeded with ``_seed``'s events
+(e.g. by ``exact.py --seed``): a reader key is made for it with the CLI; no ``--isolation``.
 
 ``--seed-dir`` serves a directory holding ``trailkeep.db`` and a ``manifest.json`` in
 ``_seed``'s format (``tenants``: name -> ``events`` and ``reader`` token; ``spec``), e.g. a copy
@@ -40,6 +44,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -233,22 +238,38 @@ class Bench:
     def run(self) -> None:
         quick = self.args.quick
         spec = SeedSpec(main=100_000, per_other=10_000) if quick else SeedSpec(main=1_000_000)
-        if self.args.seed_dir:
+        token = ""
+        if self.args.database:
+            work = Path(tempfile.mkdtemp(prefix="trailkeep-dialects-"))
+            self.server = Server(work, database_url=self.args.database)
+            token = json.loads(self.server._cli(
+                "keys", "create", "--tenant", self.args.tenant, "--role", "reader", "--json"
+            ))["token"]  # fmt: skip
+        elif self.args.seed_dir:
             manifest = json.loads((Path(self.args.seed_dir) / "manifest.json").read_text())
             seed: Seeded = Seeded(Path(self.args.seed_dir).resolve(), manifest)
             spec = SeedSpec(**manifest["spec"])
         else:
             seed = seeded(spec)
         print(f"code: {code_state()}")
-        self.server = seed.server()
+        if self.server is None:
+            self.server = seed.server()
+            token = seed.token(MAIN_TENANT, "reader")
         self.server.start()
         deep = 50_000 if quick else 500_000
-        clients = _Clients(self.server.url, seed.token(MAIN_TENANT, "reader"))
+        clients = _Clients(self.server.url, token)
         try:
-            print(f"\n{spec.main:,} events in {MAIN_TENANT} (+{spec.others} x {spec.per_other:,})")
+            if self.args.database:
+                print(f"\ntenant {self.args.tenant} of {self.args.database.split('@')[-1]}")
+            else:
+                print(
+                    f"\n{spec.main:,} events in {MAIN_TENANT} (+{spec.others} x {spec.per_other:,})"
+                )
             print(f"{'kind':14} {'dialect':9} {'read':38} {'p50':>8} {'p95':>8} {'p99':>8}  target")
             for shape in shapes(clients, deep):
                 if self.args.only and self.args.only not in f"{shape.dialect} {shape.name}":
+                    continue
+                if self.args.skip and self.args.skip in f"{shape.dialect} {shape.name}":
                     continue
                 p = measure(shape, self.args.requests)
                 target = TARGETS_MS[shape.kind]
@@ -260,7 +281,7 @@ class Bench:
                 )
         finally:
             clients.close()
-        if self.args.isolation:
+        if self.args.isolation and not self.args.database:
             other = seed.token("tenant-01", "reader")
             p = isolation(self.server.url, seed.token(MAIN_TENANT, "reader"), other, 20)
             verdict = "MET" if p["p99"] <= 200 else "MISSED"
@@ -280,7 +301,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=30, help="timed requests per read")
     parser.add_argument("--isolation", action="store_true", help="also the item-6 figure")
     parser.add_argument("--seed-dir", default="", help="a prepared database and manifest")
+    parser.add_argument("--database", default="", help="an existing seeded database's URL")
+    parser.add_argument("--tenant", default=MAIN_TENANT, help="its seeded tenant")
     parser.add_argument("--only", default="", help="only the reads whose name holds this")
+    parser.add_argument("--skip", default="", help="not the reads whose name holds this")
     return run_benchmark(Bench(parser.parse_args()))
 
 

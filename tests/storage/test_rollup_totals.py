@@ -88,7 +88,8 @@ class TestTotals:
 
 
 class TestWhenItApplies:
-    """Only one low-cardinality field with string values, over the whole tenant (SQLite)."""
+    """Only one low-cardinality field with string values, over the whole tenant (SQLite's day
+    rollups) or a range of more than an hour (the hour totals, both backends)."""
 
     @pytest.mark.parametrize(
         ("query", "rolled"),
@@ -99,8 +100,17 @@ class TestWhenItApplies:
             pytest.param(EventQuery(Values(("action",), (5,))), False, id="number"),
             pytest.param(
                 EventQuery(Values(("action",), ("a",)), start="2026-11-01T00:00:00.000000Z"),
-                False,
+                True,
                 id="range",
+            ),
+            pytest.param(
+                EventQuery(
+                    Values(("action",), ("a",)),
+                    start="2026-11-01T00:00:00.000000Z",
+                    end="2026-11-01T00:10:00.000000Z",
+                ),
+                False,
+                id="one-hour",
             ),
             pytest.param(EventQuery(Values(("action",), ("a",)), max_seq=3), False, id="max-seq"),
             pytest.param(
@@ -113,6 +123,12 @@ class TestWhenItApplies:
     def test_sqlite(self, query: EventQuery, rolled: bool) -> None:
         assert ("facet_counts" in count_sql("t", query, DIALECTS["sqlite"]).sql) is rolled
 
-    def test_not_postgres(self) -> None:
+    def test_postgres(self) -> None:
+        # No day rollups: the hour totals, for action, outcome and target.type only.
         query = EventQuery(Values(("action",), ("a",)))
         assert "facet_counts" not in count_sql("t", query, DIALECTS["postgres"]).sql
+        assert "hour_totals" in count_sql("t", query, DIALECTS["postgres"]).sql
+        kind = EventQuery(Values(("target", "type"), ("a",)))
+        assert "hour_totals" in count_sql("t", kind, DIALECTS["postgres"]).sql
+        category = EventQuery(Values(("category",), ("a",)))
+        assert "hour_totals" not in count_sql("t", category, DIALECTS["postgres"]).sql

@@ -78,9 +78,24 @@ class Dialect(Protocol):
         ...
 
     @property
+    def hour_totals(self) -> str:
+        """A relation of ``(tenant_id, dim, value, period, n)``: exact event counts per tenant
+        and hour of ``ts`` (``period``, ``YYYY-MM-DDTHH``), of all events (``dim = '_hour'``,
+        ``value = ''``) and per value of each of ``hour_dims`` (``dim`` the field's dotted
+        name), kept by the writer in the events' transaction and lowered by every deletion
+        and erasure; a count may be 0."""
+        ...
+
+    @property
+    def hour_dims(self) -> frozenset[tuple[str, ...]]:
+        """The fields whose values ``hour_totals`` counts per hour."""
+        ...
+
+    @property
     def nulls_smallest(self) -> bool:
         """Whether NULL sorts first ascending and last descending, as a missing value must
-        (SQLite); else ``ORDER BY`` spells it with an ``IS NOT NULL`` key first."""
+        (SQLite); else ``ORDER BY`` spells it: ``NULLS FIRST`` ascending, ``NULLS LAST``
+        descending."""
         ...
 
     def events_from(self, *uses: str) -> str:
@@ -151,6 +166,12 @@ class SqliteDialect:
     row_key: str = "row_id"
     nulls_smallest: bool = True
     rollups: bool = True
+    hour_totals: str = (
+        "(SELECT tenant_id, dim, value, period, n FROM facet_counts WHERE length(period) = 13)"
+    )
+    hour_dims: frozenset[tuple[str, ...]] = frozenset(
+        {("action",), ("category",), ("outcome",), ("target", "type")}
+    )
 
     @property
     def typed(self) -> TypedSql:
@@ -287,6 +308,11 @@ class PostgresDialect:
     row_key: str = "id"
     nulls_smallest: bool = False
     rollups: bool = False
+    #: Migration 9's table (no facet rollups: only these).
+    hour_totals: str = "(SELECT tenant_id, dim, value, hour AS period, n FROM hour_totals)"
+    hour_dims: frozenset[tuple[str, ...]] = frozenset(
+        {("action",), ("outcome",), ("target", "type")}
+    )
 
     @property
     def typed(self) -> TypedSql:

@@ -29,7 +29,7 @@ import orjson
 
 from trailkeep.query.ast import Scalar
 from trailkeep.storage._sql import FALSE, SqlFragment
-from trailkeep.storage.postgres_schema import METADATA_KEYS, metadata_guard, metadata_value
+from trailkeep.storage.postgres_schema import METADATA_KEYS, metadata_column
 from trailkeep.storage.sqlite_schema import METADATA_COLUMNS
 
 __all__ = ["PostgresJson", "Ref", "SqliteJson", "TypedSql", "ascii_lower", "from_key"]
@@ -278,10 +278,9 @@ class PostgresJson:
         marks = ", ".join(["%s::jsonb"] * len(literals))
         key = _indexed_metadata(ref)
         if key is not None:
-            # Spelled as migration 3's partial expression index on this key, guard included,
-            # so the planner can read the index; the jsonb equality is as typed as below.
-            sql = f"({metadata_guard(key, paramstyle=True)} AND {metadata_value(key)} IN ({marks}))"
-            return SqlFragment(sql, literals)
+            # Migration 9's stored column of the value (indexed where not NULL): a count
+            # reads the index alone; the jsonb equality is as typed as below.
+            return SqlFragment(f"({metadata_column(key)} IN ({marks}))", literals)
         x = self._at(ref)
         return SqlFragment(f"({x.sql} IN ({marks}))", (*x.params, *literals))
 

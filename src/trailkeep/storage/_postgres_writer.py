@@ -24,6 +24,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
@@ -61,6 +62,10 @@ _COLUMNS: Final = (*EVENT_COLUMNS, "search_message", "search_fields")
 _NOT_TEXT: Final = {"seq": "int8", "body": "bytea", "salts": "bytea"}
 _EVENT_TYPES: Final = [_NOT_TEXT.get(c, "text") for c in _COLUMNS]
 _SEQ: Final = _COLUMNS.index("seq")
+_TS: Final = _COLUMNS.index("ts")
+_ACTION: Final = _COLUMNS.index("action")
+_OUTCOME: Final = _COLUMNS.index("outcome")
+_TARGET_TYPE: Final = _COLUMNS.index("target_type")
 _COPY_EVENTS: Final = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _INSERT_EVENT: Final = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608
     ", ".join(_COLUMNS), ", ".join(["%s"] * len(_COLUMNS))
@@ -78,6 +83,12 @@ _FIND_KEYS: Final = (
 )
 _UPDATE_HEAD: Final = (
     "UPDATE tree_heads SET size = %s, frontier = %s, pangea_frontier = %s WHERE tenant_id = %s"
+)
+#: The group's events counted into ``hour_totals`` (migration 9), in key order.
+_ADD_HOURS: Final = (
+    "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int8[])"
+    " ON CONFLICT (tenant_id, dim, value, hour) DO UPDATE SET n = hour_totals.n + excluded.n"
 )
 
 Connection = psycopg.Connection[Any]
@@ -103,13 +114,23 @@ class _Pending:
     nodes: NodeRows = field(default_factory=list)
     #: Pangea's tree's rows (``pangea_tree_nodes``), appended with ``nodes``.
     pangea_nodes: NodeRows = field(default_factory=list)
+    #: New events per ``hour_totals`` key (tenant, dimension, value, hour of ``ts``): added
+    #: with the COMMIT (kept when the rows go by ``COPY``).
+    hours: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
 
     def add(self, job: AppendJob, plan: Plan) -> None:
         """A job's sequenced rows: its templates with their ``seq``, both trees' nodes."""
+        hours = self.hours
         for i, seq in plan.fresh:
             row = list(job.rows[i])
             row[_SEQ] = seq
             self.events.append(row)
+            hour = row[_TS][:13]
+            hours[job.tenant_id, "_hour", "", hour] += 1
+            hours[job.tenant_id, "action", row[_ACTION], hour] += 1
+            hours[job.tenant_id, "outcome", row[_OUTCOME], hour] += 1
+            if row[_TARGET_TYPE] is not None:
+                hours[job.tenant_id, "target.type", row[_TARGET_TYPE], hour] += 1
         self.nodes.extend(plan.nodes)
         self.pangea_nodes.extend(plan.pangea_nodes)
 
@@ -263,7 +284,7 @@ class GroupWriter:
             sequencer = GroupSequencer(heads, self._leaf_function, self._check_append, pg_text)
             late = _Pending()  # a small group's rows, sent with the COMMIT
             if isolate:
-                results = [self._isolated(conn, job, sequencer) for job in jobs]
+                results = [self._isolated(conn, job, sequencer, late) for job in jobs]
             else:
                 results = self._together(conn, jobs, sequencer, known, late)
             try:
@@ -318,8 +339,11 @@ class GroupWriter:
         pending.pangea_nodes.clear()
         return results
 
-    def _isolated(self, conn: Connection, job: AppendJob, sequencer: GroupSequencer) -> _Result:
-        """The careful path: one job in its own savepoint, failing alone."""
+    def _isolated(
+        self, conn: Connection, job: AppendJob, sequencer: GroupSequencer, late: _Pending
+    ) -> _Result:
+        """The careful path: one job in its own savepoint, failing alone (its hours counted in
+        ``late`` once the savepoint is released)."""
         try:
             with conn.transaction():
                 pending = _Pending()
@@ -332,6 +356,7 @@ class GroupWriter:
                 else:
                     _copy(conn, pending)
             sequencer.accept(plan)  # only once its savepoint is released
+            late.hours.update(pending.hours)
             return plan.results
         except psycopg.OperationalError:
             raise
@@ -397,13 +422,18 @@ def _begin(
 
 
 def _finish(conn: Connection, heads: list[tuple[str, TreeHead]], late: _Pending) -> None:
-    """Insert ``late`` rows, store the moved ``heads`` and commit, all in one round trip.
+    """Insert ``late`` rows, count the group's events in ``hour_totals``, store the moved
+    ``heads`` and commit, all in one round trip.
 
     Raises unless the server committed.
     """
     changed = [(h.size, h.pack(), h.pack_pangea(), t) for t, h in heads]
+    hours = sorted(late.hours.items())  # key order: two writers never wait on each other
     with conn.pipeline():
         _insert(conn, late)
+        if hours:
+            columns = [[k[i] for k, _ in hours] for i in range(4)]
+            conn.execute(_ADD_HOURS, [*columns, [n for _, n in hours]])
         if changed:
             conn.cursor().executemany(_UPDATE_HEAD, changed)
         done = conn.execute("COMMIT")

@@ -7,6 +7,7 @@ the query has one (``_json_sql``: a missing value sorts as the smallest).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -29,6 +30,10 @@ HOUR_JUMP_OFFSET: Final = 1000
 #: arrival bounds, pruned events) for the page to be placed by arithmetic on ``seq``; past it,
 #: the skipped rows are walked.
 SEQ_JUMP_GAPS: Final = 4096
+#: Dimension of the per-hour totals of all events (``Dialect.hour_totals``; ``_facets.HOUR_TOTAL``).
+HOUR_TOTAL: Final = "_hour"
+#: The fixed-width timestamp a range edge must be for the hour totals to split it.
+_FIXED_WIDTH: Final = "2026-01-01T00:00:00.000000Z"
 #: The complement of an arrival bound: the events a bound ``received_at {op} v`` leaves out.
 _OUTSIDE: Final = {">=": "<", ">": "<=", "<": ">=", "<=": ">"}
 
@@ -79,9 +84,10 @@ def order_sql(query: EventQuery, dialect: Dialect) -> SqlFragment:
         # ``(tenant_id, [filter,] column, ts, id)`` walks without a sort.
         if dialect.nulls_smallest:
             return SqlFragment(f"ORDER BY {column} {direction}, {tail}", ())
-        return SqlFragment(
-            f"ORDER BY ({column} IS NOT NULL) {direction}, {column} {direction}, {tail}", ()
-        )
+        # Spelled so that an index with the column NULLS FIRST (PostgreSQL's events_actor,
+        # migration 9) walks the order one way or the other with no sort.
+        nulls = "NULLS LAST" if query.sort is Sort.DESC else "NULLS FIRST"
+        return SqlFragment(f"ORDER BY {column} {direction} {nulls}, {tail}", ())
     if where.ref is None:
         raise InvalidInputError(f"cannot order by {'.'.join(query.order_by)}")
     # Arrays and objects tie (their JSON text differs between backends): rank, number, string.
@@ -98,8 +104,9 @@ def select_sql(tenant_id: str, query: EventQuery, dialect: Dialect, columns: str
     walk), and only the page's rows are read from the table: skipping 500,000 rows then costs
     an index scan, not 500,000 row reads.
     """
-    if _hour_jump(query, dialect):
-        return _hour_jump_sql(tenant_id, query, dialect, columns)
+    plan = _hour_jump(query, dialect)
+    if plan is not None:
+        return _hour_jump_sql(tenant_id, query, dialect, columns, plan)
     bounds = _seq_jump_bounds(query)
     if bounds is not None:
         return _seq_jump_sql(tenant_id, query, dialect, columns, bounds)
@@ -126,24 +133,101 @@ def select_sql(tenant_id: str, query: EventQuery, dialect: Dialect, columns: str
     return SqlFragment(sql, params)
 
 
-def _hour_jump(query: EventQuery, dialect: Dialect) -> bool:
-    """Whether ``query`` is a deep page of the whole tenant in time order, with hour totals."""
-    whole = EventQuery(sort=query.sort, limit=query.limit, offset=query.offset)
-    return dialect.rollups and query.offset >= HOUR_JUMP_OFFSET and query == whole
+@dataclass(frozen=True, slots=True)
+class _HourPlan:
+    """A selection the hour totals count: ``dim`` among ``values`` (``'_hour'``: every
+    event), whole hours strictly between the range's edge hours from the totals, the partial
+    edge hours (``first``, ``last``: the hours of ``start`` and ``end``) from the events."""
+
+    dim: str
+    values: tuple[str, ...]
+    first: str | None
+    last: str | None
+
+
+def _hour_plan(query: EventQuery, dialect: Dialect) -> _HourPlan | None:
+    """How the hour totals count ``query``'s matches, or None when they cannot: a condition
+    other than one field of ``dialect.hour_dims`` equal to one of some strings, a ``seq``
+    bound, a range edge not fixed-width, or a range within one hour (cheap to walk)."""
+    if query.max_seq is not None or query.after_seq is not None:
+        return None
+    node = query.where
+    values: tuple[str, ...]
+    if node is None:
+        dim, values = HOUR_TOTAL, ("",)
+    elif isinstance(node, Values) and node.field in dialect.hour_dims and node.values:
+        if any(type(v) is not str for v in node.values):
+            return None
+        dim, values = ".".join(node.field), tuple(str(v) for v in node.values)
+    else:
+        return None
+    edges = [t for t in (query.start, query.end) if t is not None]
+    if any(len(t) != len(_FIXED_WIDTH) or t[13] != ":" for t in edges):
+        return None
+    first = None if query.start is None else query.start[:13]
+    last = None if query.end is None else query.end[:13]
+    if first is not None and last is not None and first >= last:
+        return None
+    return _HourPlan(dim, values, first, last)
+
+
+def _hour_rows(tenant_id: str, query: EventQuery, dialect: Dialect, plan: _HourPlan) -> SqlFragment:
+    """``(period, n)`` rows of the matches' counts: each whole hour of the range from the
+    totals, each partial edge hour counted from the events (an index walk of one hour)."""
+    ph = dialect.typed.placeholder
+    marks = ", ".join([ph] * len(plan.values))
+    sql = (
+        f"SELECT period, sum(n) AS n FROM {dialect.hour_totals} AS totals"  # noqa: S608
+        f" WHERE tenant_id = {ph} AND dim = {ph} AND value IN ({marks})"
+    )
+    params: list[object] = [tenant_id, plan.dim, *plan.values]
+    if plan.first is not None:
+        sql += f" AND period > {ph}"
+        params.append(plan.first)
+    if plan.last is not None:
+        sql += f" AND period < {ph}"
+        params.append(plan.last)
+    sql += " GROUP BY period"
+    edges: list[tuple[str, str | None, str | None]] = []
+    if plan.first is not None:
+        edges.append((plan.first, query.start, plan.first + ";"))
+    if plan.last is not None:
+        edges.append((plan.last, plan.last, query.end))
+    for hour, lo, hi in edges:
+        within = EventQuery(query.where, lo, hi)
+        where = where_sql(tenant_id, within, dialect)
+        source = dialect.events_from(where.sql)
+        sql += f" UNION ALL SELECT CAST({ph} AS TEXT), count(*) FROM {source} WHERE {where.sql}"  # noqa: S608
+        params.extend((hour, *where.params))
+    return SqlFragment(sql, tuple(params))
+
+
+def _hour_jump(query: EventQuery, dialect: Dialect) -> _HourPlan | None:
+    """How a deep page in time order, of a selection the hour totals count, is placed."""
+    if query.offset < HOUR_JUMP_OFFSET:
+        return None
+    page = EventQuery(
+        query.where, query.start, query.end, sort=query.sort, limit=query.limit,
+        offset=query.offset, max_seq=query.max_seq, after_seq=query.after_seq,
+    )  # fmt: skip
+    return _hour_plan(query, dialect) if query == page else None
 
 
 def _hour_jump_sql(
-    tenant_id: str, query: EventQuery, dialect: Dialect, columns: str
+    tenant_id: str, query: EventQuery, dialect: Dialect, columns: str, plan: _HourPlan
 ) -> SqlFragment:
-    """A deep page of the whole tenant, its skip mostly counted rather than walked.
+    """A deep page, its skip mostly counted rather than walked.
 
-    The hour totals, summed from the first hour in the page's order, name the hour where the
-    ``offset``-th event lies and how many events the hours before it hold; the page is then
-    the rows from that hour's start on (an index seek on ``(tenant_id, ts, id)``), with only
-    the rest of the offset walked. ``ts`` is fixed-width, so an hour ``2026-11-07T10`` holds
-    exactly the times ``>= '2026-11-07T10'`` and ``< '2026-11-07T10;'`` (``;`` follows
-    ``:``). The totals are exact (the writer keeps them with the events; ``verify database``
-    recounts them), so the page is the one a full walk finds; past the last event it is empty.
+    The hour counts of the matches (``_hour_rows``: ``Dialect.hour_totals`` for whole hours,
+    the events for the range's partial edge hours), summed from the first hour in the page's
+    order, name the hour where the ``offset``-th match lies and how many matches the hours
+    before it hold; the page is then the matches from that hour's start on (an index seek on
+    ``(tenant_id, [column,] ts, id)``), with only the rest of the offset walked. ``ts`` is
+    fixed-width, so an hour ``2026-11-07T10`` holds exactly the times ``>= '2026-11-07T10'``
+    and ``< '2026-11-07T10;'`` (``;`` follows ``:``). The totals are exact (the writer keeps
+    them with the events, deletions and erasures take theirs out; SQLite's ``verify
+    database`` recounts them), so the page is the one a full walk finds; past the last match
+    it is empty.
     """
     ph = dialect.typed.placeholder
     desc = query.sort is Sort.DESC
@@ -151,20 +235,32 @@ def _hour_jump_sql(
     bound = (
         "ts < (SELECT period || ';' FROM landing)" if desc else "ts >= (SELECT period FROM landing)"
     )
+    rows = _hour_rows(tenant_id, query, dialect, plan)
+    where = where_sql(tenant_id, query, dialect)
     key = f"events.{dialect.row_key}"
     order = f"ORDER BY ts {direction}, id {direction}"
     sql = (
         f"WITH hours AS (SELECT period, n, sum(n) OVER (ORDER BY period {direction}"  # noqa: S608
-        " ROWS UNBOUNDED PRECEDING) AS through FROM facet_counts"
-        f" WHERE tenant_id = {ph} AND dim = '_hour'),"
+        f" ROWS UNBOUNDED PRECEDING) AS through FROM ({rows.sql}) AS counted),"
         f" landing AS (SELECT period, through - n AS before FROM hours WHERE through > {ph}"
         f" ORDER BY period {direction} LIMIT 1)"
-        f" SELECT {columns} FROM events WHERE {key} IN (SELECT {key} FROM events"
-        f" WHERE tenant_id = {ph} AND {bound} {order} LIMIT {ph}"
-        f" OFFSET coalesce((SELECT {ph} - before FROM landing), 0)) {order}"
+        f" SELECT {columns} FROM events WHERE {key} IN (SELECT {key}"
+        f" FROM {dialect.events_from(where.sql)} WHERE {where.sql} AND {bound} {order}"
+        f" LIMIT {ph} OFFSET coalesce((SELECT {ph} - before FROM landing), 0)) {order}"
     )
-    params = (tenant_id, query.offset, tenant_id, query.limit, query.offset)
+    params = (*rows.params, query.offset, *where.params, query.limit, query.offset)
     return SqlFragment(sql, params)
+
+
+def _hour_total(tenant_id: str, query: EventQuery, dialect: Dialect) -> SqlFragment | None:
+    """The count of a selection the hour totals count (``_hour_plan``): whole hours summed,
+    partial edge hours counted from the events."""
+    plan = _hour_plan(query, dialect)
+    if plan is None:
+        return None
+    rows = _hour_rows(tenant_id, query, dialect, plan)
+    sql = f"SELECT coalesce(sum(n), 0) FROM ({rows.sql}) AS counted"  # noqa: S608 - bound
+    return SqlFragment(sql, rows.params)
 
 
 def _seq_jump_bounds(query: EventQuery) -> list[Compare] | None:
@@ -277,7 +373,11 @@ def count_sql(tenant_id: str, query: EventQuery, dialect: Dialect) -> SqlFragmen
     if rolled is not None:
         return rolled
     ph = dialect.typed.placeholder
-    if query.where is None and query.start is None and query.end is None:
+    whole = query.where is None and query.start is None and query.end is None
+    hours = None if whole else _hour_total(tenant_id, query, dialect)
+    if hours is not None:
+        return hours
+    if whole:
         if query.after_seq is None and query.max_seq is None:
             return SqlFragment(
                 f"SELECT size - pruned FROM tree_heads WHERE tenant_id = {ph}",  # noqa: S608

@@ -14,7 +14,14 @@ from typing import Any, Final
 from trailkeep.storage._pangea_backfill import postgres_backfill
 from trailkeep.storage.sqlite_schema import METADATA_COLUMNS
 
-__all__ = ["METADATA_KEYS", "MIGRATIONS", "MIGRATION_LOCK", "metadata_guard", "metadata_value"]
+__all__ = [
+    "METADATA_KEYS",
+    "MIGRATIONS",
+    "MIGRATION_LOCK",
+    "metadata_column",
+    "metadata_guard",
+    "metadata_value",
+]
 
 #: The ``metadata`` keys migration 3 indexes: the same as SQLite's ``METADATA_COLUMNS``.
 METADATA_KEYS: Final = frozenset(key for _, key in METADATA_COLUMNS)
@@ -34,6 +41,31 @@ def metadata_guard(key: str, *, paramstyle: bool = False) -> str:
     (0.7 against 3.3 µs a body); its ``_`` wildcard only widens the necessary condition."""
     percent = "%%" if paramstyle else "%"
     return f"body LIKE '{percent}{json.dumps(key)}{percent}'::bytea"
+
+
+def metadata_column(key: str) -> str:
+    """Migration 9's stored column of ``metadata.<key>``: ``metadata_value(key)`` (jsonb, NULL
+    when missing), computed by the server from the body as each row is written or updated."""
+    return f"meta_{key}"
+
+
+def _metadata_columns() -> str:
+    """Migration 9: every indexed key's stored column, added in one statement (one rewrite)."""
+    return "ALTER TABLE events " + ", ".join(
+        f"ADD COLUMN {metadata_column(key)} jsonb GENERATED ALWAYS AS"
+        f" (CASE WHEN {metadata_guard(key)} THEN {metadata_value(key)} END) STORED"
+        for key in sorted(METADATA_KEYS)
+    )
+
+
+def _metadata_column_index(key: str) -> list[str]:
+    """Migration 9: the key's index over its column in place of migration 3's expression."""
+    column = metadata_column(key)
+    return [
+        f"DROP INDEX events_meta_{key}",
+        f"CREATE INDEX events_meta_{key} ON events (tenant_id, {column}, ts, id)"
+        f" WHERE {column} IS NOT NULL",
+    ]
 
 
 def _metadata_index(key: str) -> str:
@@ -246,6 +278,92 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
                 PRIMARY KEY (tenant_id, key)
             )""",
             "CREATE INDEX dialect_notes_expiry ON dialect_notes(expires_at)",
+        ],
+    ),
+    (
+        9,
+        "hour totals",
+        [
+            # As SQLite's hour rows of facet_counts: each tenant's exact event count per hour
+            # of ts (its first 13 characters) in all (dim '_hour', value ''), per action, per
+            # outcome and per target.type, which deep pages and totals sum instead of walking
+            # the events (storage._select). The writer adds its events' counts in their
+            # transaction; every DELETE of events takes its rows' counts out, and every UPDATE
+            # (a redaction, which may erase target.type) moves them (the triggers below),
+            # whoever runs it. A count that reached 0 stays.
+            """CREATE TABLE hour_totals (
+                tenant_id TEXT COLLATE "C" NOT NULL,
+                dim TEXT COLLATE "C" NOT NULL,
+                value TEXT COLLATE "C" NOT NULL,
+                hour TEXT COLLATE "C" NOT NULL,
+                n BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, dim, value, hour)
+            )""",
+            """CREATE FUNCTION trailkeep_hours_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE hour_totals h SET n = h.n - g.n
+                FROM (SELECT tenant_id, '_hour' AS dim, '' AS value, left(ts, 13) AS hour,
+                             count(*) AS n FROM gone GROUP BY 1, 4
+                      UNION ALL SELECT tenant_id, 'action', action, left(ts, 13), count(*)
+                      FROM gone GROUP BY 1, 3, 4
+                      UNION ALL SELECT tenant_id, 'outcome', outcome, left(ts, 13), count(*)
+                      FROM gone GROUP BY 1, 3, 4
+                      UNION ALL SELECT tenant_id, 'target.type', target_type, left(ts, 13),
+                             count(*) FROM gone WHERE target_type IS NOT NULL GROUP BY 1, 3, 4) g
+                WHERE h.tenant_id = g.tenant_id AND h.dim = g.dim AND h.value = g.value
+                  AND h.hour = g.hour;
+                RETURN NULL;
+            END $$""",
+            "CREATE TRIGGER events_hours_gone AFTER DELETE ON events REFERENCING OLD TABLE AS gone"
+            " FOR EACH STATEMENT EXECUTE FUNCTION trailkeep_hours_gone()",
+            # Of the counted columns only target_type can change (action, outcome and the
+            # timestamp cannot be redacted): its counts move from the old value to the new.
+            """CREATE FUNCTION trailkeep_hours_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO hour_totals (tenant_id, dim, value, hour, n)
+                SELECT tenant_id, 'target.type', target_type, left(ts, 13), sum(d)
+                FROM (SELECT tenant_id, target_type, ts, -1 AS d FROM gone
+                      WHERE target_type IS NOT NULL
+                      UNION ALL SELECT tenant_id, target_type, ts, 1 FROM came
+                      WHERE target_type IS NOT NULL) m
+                GROUP BY 1, 3, 4 HAVING sum(d) <> 0 ORDER BY 1, 3, 4
+                ON CONFLICT (tenant_id, dim, value, hour)
+                DO UPDATE SET n = hour_totals.n + excluded.n;
+                RETURN NULL;
+            END $$""",
+            "CREATE TRIGGER events_hours_moved AFTER UPDATE ON events"
+            " REFERENCING OLD TABLE AS gone NEW TABLE AS came"
+            " FOR EACH STATEMENT EXECUTE FUNCTION trailkeep_hours_moved()",
+            # The backfill: the events already stored, counted. Appends wait for it (they
+            # update tree_heads); a process of an older version, which keeps no totals, must
+            # not append once this has run (upgrade every process together).
+            "LOCK TABLE tree_heads IN SHARE MODE",
+            "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
+            " SELECT tenant_id, '_hour', '', left(ts, 13), count(*) FROM events GROUP BY 1, 4",
+            "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
+            " SELECT tenant_id, 'action', action, left(ts, 13), count(*) FROM events"
+            " GROUP BY 1, 3, 4",
+            "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
+            " SELECT tenant_id, 'outcome', outcome, left(ts, 13), count(*) FROM events"
+            " GROUP BY 1, 3, 4",
+            "INSERT INTO hour_totals (tenant_id, dim, value, hour, n)"
+            " SELECT tenant_id, 'target.type', target_type, left(ts, 13), count(*) FROM events"
+            " WHERE target_type IS NOT NULL GROUP BY 1, 3, 4",
+            # Each indexed metadata key in a stored column, its index over the column: an
+            # index over an expression of the body answers a count only by reading every
+            # match's row (PostgreSQL needs the expression's columns, and the index lacks
+            # the body), one over a column answers it from the index alone (an index-only
+            # scan, once VACUUM has marked the pages all-visible). The same byte guard spares
+            # the parse of bodies without the key. Adding them rewrites the table (and its
+            # indexes) once, filling the columns of the stored events.
+            _metadata_columns(),
+            *(step for key in sorted(METADATA_KEYS) for step in _metadata_column_index(key)),
+            # A page ordered by a column puts events without it first ascending and last
+            # descending (ORDER BY actor_id ASC NULLS FIRST / DESC NULLS LAST): with NULLS
+            # FIRST in the index, a walk one way or the other is that order (Wasabi's
+            # order=user_id sorted every match before); equality lookups are unchanged.
+            "DROP INDEX events_actor",
+            "CREATE INDEX events_actor ON events(tenant_id, actor_id NULLS FIRST, ts, id)",
         ],
     ),
 ]
