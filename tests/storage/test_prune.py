@@ -190,6 +190,38 @@ class TestSQLiteWriterForPrunes:
         assert len(ingest.future.result()) == 1
         assert not store._writes_waiting()
 
+    @pytest.mark.parametrize("prune_first", [True, False])
+    def test_a_write_taken_with_a_prune_job_commits_before_its_batch_runs(
+        self, sqlite_store: Any, prune_first: bool
+    ) -> None:
+        # The prune job as ``Store.prune`` queues it (durable=False) in one group with an
+        # ingest, either side of it: the ingest is committed and answered before the batch's
+        # first statement, so it waits for none of its steps (ahead of the batch it would
+        # have waited for all of them: the batch gives way only to writes behind it).
+        store = sqlite_store
+        seen: list[bool] = []
+        done: list[Any] = []
+
+        def delete(conn: sqlite3.Connection) -> None:
+            seen.append(ingest.future.done())
+            done.append(prune_batch(conn, "acme", CUTOFF, 3 * STEP, "2026-02-01T00:00:00.000000Z",
+                                    store._writes_waiting))  # fmt: skip
+
+        ingest = _AppendJob("acme", [prepare_event(_content(1000), Limits())])
+        prune = _AppendJob("acme", [], before=delete, durable=False)
+        store._commit_group([prune, ingest] if prune_first else [ingest, prune])
+        assert seen == [True]
+        assert len(ingest.future.result()) == 1
+        assert (done[0].count, done[0].more) == (3 * STEP, False)  # nothing waited behind it
+        prune.future.result()
+        assert len(store.scan_pruned("acme", 0, 10_000)) == 3 * STEP
+
+    def test_a_batch_reports_how_long_it_held_the_writer(self, sqlite_store: Any) -> None:
+        batch = sqlite_store.prune("acme", CUTOFF, 5, "2026-02-01T00:00:00.000000Z")
+        assert batch.count == 5
+        assert batch.held is not None
+        assert batch.held > 0
+
     def test_a_prune_commits_without_fsync_and_an_ingest_with(self, sqlite_store: Any) -> None:
         store = sqlite_store
         statements: list[str] = []

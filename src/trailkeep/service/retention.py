@@ -184,7 +184,7 @@ class RetentionService:
                 break
             started = time.monotonic()
             batch = self._store.prune(tenant_id, cutoff, ask, format_time(utcnow()))
-            busy = time.monotonic() - started
+            busy = time.monotonic() - started if batch.held is None else batch.held
             if batch.count:
                 assert batch.first_seq is not None
                 assert batch.last_seq is not None
