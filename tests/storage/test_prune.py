@@ -4,8 +4,10 @@ every proof of a database created at the previous schema."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -236,6 +238,25 @@ class TestSQLiteWriterForPrunes:
         assert "COMMIT" in statements
         mode = store._writer_conn.execute("PRAGMA synchronous").fetchone()[0]
         assert mode == 2  # FULL, as configured
+
+    def test_the_pruning_thread_syncs_the_wal_after_a_batch(
+        self, sqlite_store: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The batch committed without an fsync; its WAL frames are synced by the thread that
+        # asked for the batch, once the writer has answered it, not by the next ingest's fsync.
+        synced: list[tuple[str, str]] = []
+        fsync = os.fsync
+
+        def spy(fd: int) -> None:
+            synced.append((threading.current_thread().name, os.readlink(f"/proc/self/fd/{fd}")))
+            fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", spy)
+        sqlite_store.prune("acme", CUTOFF, 5, "2026-02-01T00:00:00.000000Z")
+        assert synced == [(threading.current_thread().name, f"{sqlite_store._path}-wal")]
+        synced.clear()
+        sqlite_store.prune("acme", "2000-01-01T00:00:00.000000Z", 5, "2026-02-01T00:00:00Z")
+        assert synced == []  # nothing pruned, nothing to sync
 
     def test_the_wal_is_checkpointed_every_so_many_pruned_events(self, tmp_path: Path) -> None:
         path = tmp_path / "wal.db"

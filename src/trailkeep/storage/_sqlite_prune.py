@@ -8,6 +8,7 @@ columns, the full-text row, the rollup counts); what stays is the tombstone in
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -119,13 +120,22 @@ class WalCheckpoints:
     commits meanwhile, and the WAL stays below the automatic threshold.
     """
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], wal: str | None = None) -> None:
         self._connect = connect
+        self._wal = wal
         self._lock = threading.Lock()
         self._pending = 0
 
     def pruned(self, count: int) -> None:
-        """Count a committed batch; checkpoint once enough events went since the last."""
+        """Count a committed batch: sync the WAL file (``wal``), and checkpoint once enough
+        events went since the last.
+
+        A prune batch commits without an fsync (``durable=False``); syncing its WAL frames
+        here, on the pruning thread while the writer goes on, keeps them out of the next
+        ingest's fsync, which would otherwise flush them while that ingest waits.
+        """
+        if count and self._wal is not None:
+            _sync(self._wal)
         with self._lock:
             self._pending += count
             if self._pending < CHECKPOINT_EVENTS:
@@ -142,6 +152,23 @@ class WalCheckpoints:
                 log.warning("a WAL checkpoint after pruning failed: %s", exc)
             finally:
                 conn.close()
+
+
+def _sync(path: str) -> None:
+    """fsync a file (another descriptor's writes too: the page cache is the file's)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return  # no WAL (yet): nothing to sync
+    except OSError as exc:
+        log.warning("cannot open the WAL to sync it after pruning: %s", exc)
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        log.warning("syncing the WAL after pruning failed: %s", exc)
+    finally:
+        os.close(fd)
 
 
 def _subtract_rollups(
