@@ -218,6 +218,30 @@ class TestSQLiteWriterForPrunes:
         prune.future.result()
         assert len(store.scan_pruned("acme", 0, 10_000)) == 3 * STEP
 
+    def test_rollup_rows_a_batch_empties_go_and_the_others_keep_their_counts(
+        self, tmp_path: Path
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'rollups.db'}"
+        store = open_store(url, sqlite_synchronous="NORMAL")
+        try:
+            events = _fill(store)
+            _fill(store, "globex")
+            conn = sqlite3.connect(tmp_path / "rollups.db")
+            rollups = "SELECT dim, period, value, n FROM facet_counts WHERE tenant_id = ?"
+            before = {r[:3]: r[3] for r in conn.execute(rollups, ("acme",))}
+            others = set(conn.execute(rollups, ("globex",)))
+            store.prune("acme", CUTOFF, 1000, "2026-02-01T00:00:00.000000Z")
+            after = {r[:3]: r[3] for r in conn.execute(rollups, ("acme",))}
+            kept = [e for e in events if e.content["timestamp"] >= CUTOFF]
+            years = {e.content["timestamp"][:4] for e in kept}
+            assert all(n > 0 for n in after.values())
+            assert {k[1][:4] for k in after} == years  # the 2020 periods emptied and went
+            assert after == {k: n for k, n in before.items() if k[1][:4] in years}
+            assert set(conn.execute(rollups, ("globex",))) == others
+            conn.close()
+        finally:
+            store.close()
+
     def test_a_batch_reports_how_long_it_held_the_writer(self, sqlite_store: Any) -> None:
         batch = sqlite_store.prune("acme", CUTOFF, 5, "2026-02-01T00:00:00.000000Z")
         assert batch.count == 5

@@ -34,10 +34,12 @@ _EXPIRED: Final = (
     " WHERE tenant_id = ? AND ts < ? ORDER BY ts, id LIMIT ?"
 )
 _SUBTRACT: Final = " ON CONFLICT (tenant_id, dim, period, value) DO UPDATE SET n = n + excluded.n"
-#: Rollup rows a batch emptied: its (dim, period) prefixes of the primary key, walked once.
+#: Rollup rows a batch emptied, looked up by the primary keys it decremented (a JSON list of
+#: [dim, period, value]). Walking every value of the batch's (dim, period) prefixes instead read
+#: hundreds of actor rows per hour: a fifth of a 5-event batch's time.
 _DROP_ZERO: Final = (
-    "DELETE FROM facet_counts WHERE tenant_id = ? AND dim IN (SELECT value FROM json_each(?))"
-    " AND period IN (SELECT value FROM json_each(?)) AND n = 0"
+    "DELETE FROM facet_counts WHERE tenant_id = ? AND n = 0 AND (dim, period, value) IN"
+    " (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))"
 )
 #: Row ids per ``IN (...)`` list, well under SQLite's bound-variable limit.
 _PER_STATEMENT: Final = 500
@@ -179,6 +181,5 @@ def _subtract_rollups(
         (t, dim, period, value, -n) for t, dim, period, value, n in rollup_counts(tenant_id, rows)
     ]
     insert_many(conn, "facet_counts", ROLLUP_COLUMNS, counts, _SUBTRACT)
-    dims = orjson.dumps(sorted({c[1] for c in counts})).decode()
-    periods = orjson.dumps(sorted({c[2] for c in counts})).decode()
-    conn.execute(_DROP_ZERO, (tenant_id, dims, periods))
+    keys = orjson.dumps([c[1:4] for c in counts]).decode()
+    conn.execute(_DROP_ZERO, (tenant_id, keys))
