@@ -124,14 +124,14 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
         description="Events deleted per retention transaction (default: 1000 on SQLite, whose"
-        " batches give way to waiting writes every 25 events; 200 on PostgreSQL).",
+        " batches give way to waiting writes every 5 events; 200 on PostgreSQL).",
     )
     prune_duty: float | None = Field(
         None,
         gt=0,
         le=1,
         description="Most of the time a retention run keeps the writer busy; it rests between"
-        " transactions for the rest (default: 0.25 on SQLite, 0.1 on PostgreSQL).",
+        " transactions for the rest (default: 0.1 on SQLite and PostgreSQL).",
     )
     prune_pause: float = Field(
         0.005, ge=0, description="Seconds between two retention transactions of one run."

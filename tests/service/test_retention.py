@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from trailkeep.service.audit import audit_tenant
 from trailkeep.service.events import Limits, prepare_event
 from trailkeep.service.retention import PRUNE_ACTION, RetentionService, RetentionTask
 from trailkeep.settings import Settings
+from trailkeep.storage.base import PruneBatch
 
 EVENTS = 30
 
@@ -61,6 +63,29 @@ class TestRetentionService:
         [record] = _records(services)
         assert record.content["actor"] == {"id": "k-1", "type": "api_key"}
         assert record.content["metadata"]["policy"] == {"retention_days": 80}
+
+    def test_rests_by_the_time_a_batch_held_the_writer(
+        self, services: Services, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A batch that waited in the writer's queue behind ingests did not hold the writer
+        # meanwhile: the rest after it counts what the store says it held (``held``), so at
+        # duty 0.25 a batch held for 0.2 s is followed by a rest of 0.6 s, however long the
+        # call took.
+        _seed(services, settings={"retention_days": 80})
+        store = services.store
+        real = store.prune
+
+        def prune(tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
+            batch = real(tenant_id, cutoff, limit, pruned_at)
+            return replace(batch, held=0.2)
+
+        monkeypatch.setattr(store, "prune", prune)
+        retention = RetentionService(store, batch_size=10, pause=0.001, duty=0.25)
+        rests: list[float] = []
+        monkeypatch.setattr(retention._stopping, "wait", lambda seconds: rests.append(seconds))
+        run = retention.prune_tenant("acme")
+        assert run.count == 21
+        assert rests == [pytest.approx(0.6), pytest.approx(0.6)]  # after 10 and 20, not 21
 
     def test_nothing_expired_writes_no_record(self, services: Services) -> None:
         _seed(services, settings={"retention_days": 365})

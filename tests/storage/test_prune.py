@@ -4,8 +4,10 @@ every proof of a database created at the previous schema."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -190,6 +192,62 @@ class TestSQLiteWriterForPrunes:
         assert len(ingest.future.result()) == 1
         assert not store._writes_waiting()
 
+    @pytest.mark.parametrize("prune_first", [True, False])
+    def test_a_write_taken_with_a_prune_job_commits_before_its_batch_runs(
+        self, sqlite_store: Any, prune_first: bool
+    ) -> None:
+        # The prune job as ``Store.prune`` queues it (durable=False) in one group with an
+        # ingest, either side of it: the ingest is committed and answered before the batch's
+        # first statement, so it waits for none of its steps (ahead of the batch it would
+        # have waited for all of them: the batch gives way only to writes behind it).
+        store = sqlite_store
+        seen: list[bool] = []
+        done: list[Any] = []
+
+        def delete(conn: sqlite3.Connection) -> None:
+            seen.append(ingest.future.done())
+            done.append(prune_batch(conn, "acme", CUTOFF, 3 * STEP, "2026-02-01T00:00:00.000000Z",
+                                    store._writes_waiting))  # fmt: skip
+
+        ingest = _AppendJob("acme", [prepare_event(_content(1000), Limits())])
+        prune = _AppendJob("acme", [], before=delete, durable=False)
+        store._commit_group([prune, ingest] if prune_first else [ingest, prune])
+        assert seen == [True]
+        assert len(ingest.future.result()) == 1
+        assert (done[0].count, done[0].more) == (3 * STEP, False)  # nothing waited behind it
+        prune.future.result()
+        assert len(store.scan_pruned("acme", 0, 10_000)) == 3 * STEP
+
+    def test_rollup_rows_a_batch_empties_go_and_the_others_keep_their_counts(
+        self, tmp_path: Path
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'rollups.db'}"
+        store = open_store(url, sqlite_synchronous="NORMAL")
+        try:
+            events = _fill(store)
+            _fill(store, "globex")
+            conn = sqlite3.connect(tmp_path / "rollups.db")
+            rollups = "SELECT dim, period, value, n FROM facet_counts WHERE tenant_id = ?"
+            before = {r[:3]: r[3] for r in conn.execute(rollups, ("acme",))}
+            others = set(conn.execute(rollups, ("globex",)))
+            store.prune("acme", CUTOFF, 1000, "2026-02-01T00:00:00.000000Z")
+            after = {r[:3]: r[3] for r in conn.execute(rollups, ("acme",))}
+            kept = [e for e in events if e.content["timestamp"] >= CUTOFF]
+            years = {e.content["timestamp"][:4] for e in kept}
+            assert all(n > 0 for n in after.values())
+            assert {k[1][:4] for k in after} == years  # the 2020 periods emptied and went
+            assert after == {k: n for k, n in before.items() if k[1][:4] in years}
+            assert set(conn.execute(rollups, ("globex",))) == others
+            conn.close()
+        finally:
+            store.close()
+
+    def test_a_batch_reports_how_long_it_held_the_writer(self, sqlite_store: Any) -> None:
+        batch = sqlite_store.prune("acme", CUTOFF, 5, "2026-02-01T00:00:00.000000Z")
+        assert batch.count == 5
+        assert batch.held is not None
+        assert batch.held > 0
+
     def test_a_prune_commits_without_fsync_and_an_ingest_with(self, sqlite_store: Any) -> None:
         store = sqlite_store
         statements: list[str] = []
@@ -204,6 +262,25 @@ class TestSQLiteWriterForPrunes:
         assert "COMMIT" in statements
         mode = store._writer_conn.execute("PRAGMA synchronous").fetchone()[0]
         assert mode == 2  # FULL, as configured
+
+    def test_the_pruning_thread_syncs_the_wal_after_a_batch(
+        self, sqlite_store: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The batch committed without an fsync; its WAL frames are synced by the thread that
+        # asked for the batch, once the writer has answered it, not by the next ingest's fsync.
+        synced: list[tuple[str, str]] = []
+        fsync = os.fsync
+
+        def spy(fd: int) -> None:
+            synced.append((threading.current_thread().name, os.readlink(f"/proc/self/fd/{fd}")))
+            fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", spy)
+        sqlite_store.prune("acme", CUTOFF, 5, "2026-02-01T00:00:00.000000Z")
+        assert synced == [(threading.current_thread().name, f"{sqlite_store._path}-wal")]
+        synced.clear()
+        sqlite_store.prune("acme", "2000-01-01T00:00:00.000000Z", 5, "2026-02-01T00:00:00Z")
+        assert synced == []  # nothing pruned, nothing to sync
 
     def test_the_wal_is_checkpointed_every_so_many_pruned_events(self, tmp_path: Path) -> None:
         path = tmp_path / "wal.db"

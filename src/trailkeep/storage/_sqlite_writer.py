@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from trailkeep.errors import (
@@ -115,15 +115,20 @@ class SQLiteWriter:
 
     def prune(self, tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
         done: list[PruneBatch] = []
+        started: list[float] = []
 
         def delete(conn: sqlite3.Connection) -> None:
+            started.append(time.monotonic())
             done.append(
                 prune_batch(conn, tenant_id, cutoff, limit, pruned_at, self._writes_waiting)
             )
 
         self._submit(_AppendJob(tenant_id, [], before=delete, durable=False)).result()
-        self._wal_checkpoints.pruned(done[0].count)
-        return done[0]
+        # What the batch held the writer for, not the writes it waited behind in the queue
+        # (the run's rests are counted from it: ``RetentionService``).
+        batch = replace(done[0], held=time.monotonic() - started[0])
+        self._wal_checkpoints.pruned(batch.count)
+        return batch
 
     def _writes_waiting(self) -> bool:
         """Whether a write waits for the writer (a prune batch then ends early): in its queue,
@@ -170,7 +175,16 @@ class SQLiteWriter:
         fail, nothing of the group is kept and it is written again job by job, each in a
         savepoint (``_commit_per_job``), so only the job whose write fails fails. A job
         with a ``before`` step (a prune batch) is always written that way.
+
+        A prune batch taken together with writes commits after them, in a transaction of its
+        own: a write taken ahead of it would otherwise wait for the whole batch (it gives way
+        only to writes behind it), and its fsync would not cover the batch's pages.
         """
+        lazy = [job for job in jobs if not job.durable]
+        if lazy and len(lazy) < len(jobs):
+            self._commit_group([job for job in jobs if job.durable])
+            self._commit_group(lazy)
+            return
         if all(job.before is None for job in jobs) and self._commit_together(jobs):
             return
         self._commit_per_job(jobs)

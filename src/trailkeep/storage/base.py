@@ -94,12 +94,15 @@ class PrunedEvent:
 class PruneBatch:
     """One prune transaction: how many events went, and the lowest and highest ``seq``;
     ``more`` when it stopped short of its limit to let waiting writes go first, with expired
-    events left (a batch short of its limit without it found no more)."""
+    events left (a batch short of its limit without it found no more). ``held``: the seconds
+    the batch kept the writer (from its first statement to its commit), when the store knows
+    them apart from the time the batch waited for the writer; None: the caller's clock counts."""
 
     count: int
     first_seq: int | None
     last_seq: int | None
     more: bool = False
+    held: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

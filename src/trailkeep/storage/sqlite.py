@@ -89,7 +89,9 @@ class SQLiteStore(
         self._readers_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_AppendJob | None] = queue.SimpleQueue()
         self._writer_conn = self._connect(writer=True)
-        self._wal_checkpoints = WalCheckpoints(self._connect)
+        self._wal_checkpoints = WalCheckpoints(
+            self._connect, None if path == ":memory:" else f"{path}-wal"
+        )
         self._jobs_behind = 0
         self._writer: threading.Thread | None = None
         self._closed = False
