@@ -230,6 +230,15 @@ def sqlite_only(sql: str) -> Callable[[Db], None]:
     return tamper
 
 
+def postgres_only(sql: str) -> Callable[[Db], None]:
+    def tamper(db: Db) -> None:
+        if db.backend == "sqlite":
+            pytest.skip("SQLite keeps no such table")
+        db.run(sql)
+
+    return tamper
+
+
 @dataclass(frozen=True)
 class Case:
     tamper: Callable[[Db], None]
@@ -372,7 +381,7 @@ CASES = [
         Case(lambda db: db.set_fulltext(7, "nothing here", "u7"), "fulltext", 7),
         id="fulltext-row-altered",
     ),
-    # facet rollups (SQLite keeps them; PostgreSQL counts the events)
+    # facet rollups (SQLite keeps them; PostgreSQL counts the events for facets)
     pytest.param(
         Case(
             sqlite_only(
@@ -392,6 +401,29 @@ CASES = [
             count=2,  # its day row and its hour row: each answers facet queries
         ),
         id="rollup-deleted",
+    ),
+    # PostgreSQL's hour totals (migration 9), which answer deep pages and totals
+    pytest.param(
+        Case(
+            postgres_only(
+                "UPDATE hour_totals SET n = n + 5 WHERE ctid = (SELECT ctid FROM hour_totals"
+                " WHERE dim = 'action' AND value = 'document.read' LIMIT 1)"
+            ),
+            "rollup",
+            None,
+        ),
+        id="hour-total-altered",
+    ),
+    pytest.param(
+        Case(
+            postgres_only(
+                "DELETE FROM hour_totals WHERE ctid = (SELECT ctid FROM hour_totals"
+                " WHERE dim = '_hour' AND n > 0 LIMIT 1)"
+            ),
+            "rollup",
+            None,
+        ),
+        id="hour-total-deleted",
     ),
     # erasures
     pytest.param(

@@ -1,8 +1,10 @@
 """PostgreSQL's answers to the auditor (``Store.audit_*``): stored rows and nodes as they are.
 
 A mixin of ``PostgresStore``, kept apart so the auditor's reads never mix with the query path.
-PostgreSQL keeps no facet rollups (its facets count the events), and its full-text vector is a
-generated column of ``search_message`` and ``search_fields``, so those two are what is checked.
+PostgreSQL keeps no facet rollups (its facets count the events) but hour totals (migration 9:
+all events, and per action, outcome and target type, by hour), which answer deep pages and
+totals and so are recounted like SQLite's rollups; its full-text vector is a generated column
+of ``search_message`` and ``search_fields``, so those two are what is checked.
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from trailkeep.storage._facets import HOUR_TOTAL
 from trailkeep.storage._postgres_common import pg_text
 from trailkeep.storage.rows import QUERY_COLUMNS
 
 __all__ = ["PostgresAudit"]
+
+#: What ``hour_totals`` counts (its ``dim``s, the writer's ``_HOUR_DIMS``), and per what: hours
+#: (the first 13 characters of ``ts``).
+_HOUR_DIMS: Final = frozenset((HOUR_TOTAL, "action", "outcome", "target.type"))
+_HOUR_WIDTH: Final = 13
 
 _ROWS: Final = (
     "SELECT e.seq, e.id, e.received_at, e.body, e.salts, t.hash, e.redactions,"  # noqa: S608 - names
@@ -65,7 +73,15 @@ class PostgresAudit:
         return [(level, idx) for level, idx in rows]
 
     def audit_rollups(self, tenant_id: str) -> dict[tuple[str, str, str], int] | None:
-        return None
+        rows = self._all(
+            "SELECT dim, hour, value, n FROM hour_totals WHERE tenant_id = %s AND n <> 0",
+            (tenant_id,),
+            "read hour totals to audit",
+        )
+        return {(dim, hour, value): n for dim, hour, value, n in rows}
+
+    def audit_rollups_keep(self, dim: str, period: str) -> bool:
+        return len(period) == _HOUR_WIDTH and dim in _HOUR_DIMS
 
     def audit_text(self, value: str) -> str:
         return pg_text(value)

@@ -402,6 +402,12 @@ class Store(abc.ABC):
         """Stored facet rollups, ``(dim, period, value) -> count`` (zero counts left out);
         None for a backend that keeps no rollups."""
 
+    def audit_rollups_keep(self, dim: str, period: str) -> bool:
+        """Whether the stored rollups (``audit_rollups``) count ``dim`` per ``period`` (an hour
+        or a day prefix): SQLite keeps every dimension per hour and per day; a backend that
+        keeps fewer says which, and only those are compared with the recount."""
+        return True
+
     def audit_rollups_match(self, tenant_id: str, tally: TallySpec) -> bool | None:
         """Whether the stored rollups (``audit_rollups``) are exactly what ``tally``, the C
         tally of a scan (``_fastleaf.Tally``, ``RollupTally.whole``), counted, compared by the

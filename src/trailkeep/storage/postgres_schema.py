@@ -317,15 +317,19 @@ MIGRATIONS: Final[list[tuple[int, str, list[Step]]]] = [
             "CREATE TRIGGER events_hours_gone AFTER DELETE ON events REFERENCING OLD TABLE AS gone"
             " FOR EACH STATEMENT EXECUTE FUNCTION trailkeep_hours_gone()",
             # Of the counted columns only target_type can change (action, outcome and the
-            # timestamp cannot be redacted): its counts move from the old value to the new.
+            # timestamp cannot be redacted): a row's count moves from its old value to its new
+            # one, in the hour it was counted in. Nothing else moves a count: a column altered
+            # behind the server's back is what `verify database` reports, once (the totals
+            # still count the content the writer saw).
             """CREATE FUNCTION trailkeep_hours_moved() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 INSERT INTO hour_totals (tenant_id, dim, value, hour, n)
-                SELECT tenant_id, 'target.type', target_type, left(ts, 13), sum(d)
-                FROM (SELECT tenant_id, target_type, ts, -1 AS d FROM gone
-                      WHERE target_type IS NOT NULL
-                      UNION ALL SELECT tenant_id, target_type, ts, 1 FROM came
-                      WHERE target_type IS NOT NULL) m
+                SELECT tenant_id, 'target.type', target_type, hour, sum(d)
+                FROM (SELECT g.tenant_id, unnest(ARRAY[g.target_type, c.target_type])
+                             AS target_type, left(g.ts, 13) AS hour, unnest(ARRAY[-1, 1]) AS d
+                      FROM gone g JOIN came c ON c.tenant_id = g.tenant_id AND c.seq = g.seq
+                      WHERE g.target_type IS DISTINCT FROM c.target_type) m
+                WHERE target_type IS NOT NULL
                 GROUP BY 1, 3, 4 HAVING sum(d) <> 0 ORDER BY 1, 3, 4
                 ON CONFLICT (tenant_id, dim, value, hour)
                 DO UPDATE SET n = hour_totals.n + excluded.n;
