@@ -6,7 +6,7 @@ measured with ``benchmarks/ingest.py``'s single-event load). :class:`IngestEdge`
 innermost middleware: when a request is the common case — the exact path, a credential the
 auth cache already vouches for, a JSON ``Content-Type``, an ``Idempotency-Key`` within its
 bound, a body that decodes — it calls the same functions the routes call
-(:func:`~trailkeep.api.routes.events.record`, ``record_batch``). Whenever any of that is not
+(:func:`~trailkeep.api.routes.events.record`). Whenever any of that is not
 so, the request goes on to the routes unchanged (its body replayed), so every error answer,
 and everything the OpenAPI schema says, stays the routes' own.
 
@@ -85,9 +85,8 @@ class IngestEdge:
             await self.app(scope, _replay(body, receive), send)
             return
         scope["route"] = route
-        write = routes.record_batch if batch else routes.record
         try:
-            response = await write(
+            response = await routes.record(
                 self._metrics,
                 self._services.events,
                 tenant,
@@ -95,6 +94,7 @@ class IngestEdge:
                 len(body),
                 key,
                 headers.get(b"prefer"),
+                batch=batch,
             )
         except TrailkeepError as exc:
             response = trailkeep_error_response(exc)

@@ -30,7 +30,7 @@ from ..schemas import (
     FacetsOut,
 )
 
-__all__ = ["event_content", "facets_router", "record", "record_batch", "router"]
+__all__ = ["event_content", "facets_router", "record", "router"]
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 facets_router = APIRouter()
@@ -128,8 +128,9 @@ async def create_event(
     """Record one event; answered once it is durable."""
     body = await json_body(request)  # not declared: a large body is parsed off the loop
     contents = await off_loop_if_large(len(body), partial(event_contents, batch=False), body)
+    metrics = request.app.state.metrics
     return await record(
-        request.app.state.metrics, events, tenant, contents, len(body), idempotency_key, prefer
+        metrics, events, tenant, contents, len(body), idempotency_key, prefer, batch=False
     )
 
 
@@ -150,8 +151,9 @@ async def create_events(
     """Record up to 1,000 events, all or nothing; a validation failure names the index."""
     body = await json_body(request)  # not declared: a large body is parsed off the loop
     contents = await off_loop_if_large(len(body), partial(event_contents, batch=True), body)
-    return await record_batch(
-        request.app.state.metrics, events, tenant, contents, len(body), idempotency_key, prefer
+    metrics = request.app.state.metrics
+    return await record(
+        metrics, events, tenant, contents, len(body), idempotency_key, prefer, batch=True
     )
 
 
@@ -163,36 +165,26 @@ async def record(
     size: int,
     idempotency_key: str | None,
     prefer: str | None,
+    *,
+    batch: bool,
 ) -> Response:
-    """``POST /v1/events`` once its credential and body are known: the one event of
-    ``contents`` (``size`` bytes of body) appended, and the answer."""
-    (content,) = contents
-    if idempotency_key and "idempotency_key" not in content:
-        content["idempotency_key"] = idempotency_key
-    (appended,) = await events.ingest(tenant, [content], batch=False)
-    metrics.events_ingested.inc(0 if appended.replayed else 1)
-    headers = {"Idempotent-Replayed": "true"} if appended.replayed else {}
-    if wants_minimal(prefer):
-        return json_response(_ref(appended), 201, {**headers, **_APPLIED})
-    return json_response(appended.event.to_wire(), 201, headers)
-
-
-async def record_batch(
-    metrics: Metrics,
-    events: EventService,
-    tenant: str,
-    contents: list[dict[str, Any]],
-    size: int,
-    idempotency_key: str | None,
-    prefer: str | None,
-) -> Response:
-    """``POST /v1/events/batch`` once its credential and body are known."""
+    """``POST /v1/events`` (one event: ``batch=False``) or ``/v1/events/batch`` once its
+    credential and body (``size`` bytes) are known: ``contents`` appended, and the answer."""
     if idempotency_key:
         for i, content in enumerate(contents):
-            content.setdefault("idempotency_key", f"{idempotency_key}:{i}")
-    appended = await events.ingest(tenant, contents, batch=True)
+            content.setdefault(
+                "idempotency_key", f"{idempotency_key}:{i}" if batch else idempotency_key
+            )
+    appended = await events.ingest(tenant, contents, batch=batch)
     metrics.events_ingested.inc(sum(1 for a in appended if not a.replayed))
-    if wants_minimal(prefer):
+    minimal = wants_minimal(prefer)
+    if not batch:
+        (one,) = appended
+        headers = {"Idempotent-Replayed": "true"} if one.replayed else {}
+        if minimal:
+            return json_response(_ref(one), 201, {**headers, **_APPLIED})
+        return json_response(one.event.to_wire(), 201, headers)
+    if minimal:
         refs = orjson.dumps({"events": [_ref(a) for a in appended]})
         return Response(refs, 201, _APPLIED, media_type="application/json")
     payload = await off_loop_if_large(size, _wire, appended)
