@@ -23,6 +23,9 @@
 #include <Python.h>
 #include <openssl/sha.h>
 #include <sqlite3.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define SALT_SIZE 16
 #define SALT_CHARS 24 /* 22 base64 characters and "==" */
@@ -123,6 +126,30 @@ typedef struct {
 static void
 buffer_sha256(const Buffer *b, unsigned char digest[SHA256_DIGEST_LENGTH])
 {
+    if (b->size <= 55) {
+        /* one block (a field's salt and short value): padded here and compressed once by
+         * SHA256_Transform, without Update's copy and Final's second pass */
+        static const SHA_LONG start[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                          0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+        unsigned char block[64] = {0};
+        memcpy(block, b->data, b->size);
+        block[b->size] = 0x80;
+        uint64_t bits = (uint64_t)b->size * 8;
+        for (int i = 0; i < 8; i++) {
+            block[63 - i] = (unsigned char)(bits >> (8 * i));
+        }
+        SHA256_CTX ctx;
+        memcpy(ctx.h, start, sizeof start);
+        SHA256_Transform(&ctx, block);
+        for (int i = 0; i < 8; i++) {
+            SHA_LONG h = ctx.h[i];
+            digest[4 * i] = (unsigned char)(h >> 24);
+            digest[4 * i + 1] = (unsigned char)(h >> 16);
+            digest[4 * i + 2] = (unsigned char)(h >> 8);
+            digest[4 * i + 3] = (unsigned char)h;
+        }
+        return;
+    }
     SHA256_CTX ctx;
     SHA256_Init(&ctx);
     SHA256_Update(&ctx, b->data, b->size);
@@ -145,13 +172,10 @@ buffer_free(Buffer *b)
     }
 }
 
-/* Make room for `extra` more bytes; -1 with MemoryError set if there is none. */
-static int
-buffer_reserve(Buffer *b, size_t extra)
+/* buffer_reserve's rare part: the buffer moves to (a larger part of) the heap. */
+static int __attribute__((noinline))
+buffer_grow(Buffer *b, size_t extra)
 {
-    if (b->size + extra <= b->capacity) {
-        return 0;
-    }
     size_t capacity = 2 * (b->size + extra);
     unsigned char *data = PyMem_Malloc(capacity);
     if (data == NULL) {
@@ -165,13 +189,50 @@ buffer_reserve(Buffer *b, size_t extra)
     return 0;
 }
 
-static int
+/* Make room for `extra` more bytes; -1 with MemoryError set if there is none. */
+static inline int
+buffer_reserve(Buffer *b, size_t extra)
+{
+    if (__builtin_expect(b->size + extra <= b->capacity, 1)) {
+        return 0;
+    }
+    return buffer_grow(b, extra);
+}
+
+/* memcpy for the short runs the leaf text is made of (paths, ids, a few words): up to 16
+ * bytes by two overlapping loads and stores each, instead of a call per run. */
+static inline void
+copy_short(unsigned char *out, const void *bytes, size_t size)
+{
+    const unsigned char *in = bytes;
+    if (size >= 8 && size <= 16) {
+        uint64_t a, b;
+        memcpy(&a, in, 8);
+        memcpy(&b, in + size - 8, 8);
+        memcpy(out, &a, 8);
+        memcpy(out + size - 8, &b, 8);
+    } else if (size >= 4 && size < 8) {
+        uint32_t a, b;
+        memcpy(&a, in, 4);
+        memcpy(&b, in + size - 4, 4);
+        memcpy(out, &a, 4);
+        memcpy(out + size - 4, &b, 4);
+    } else if (size < 4) {
+        for (size_t i = 0; i < size; i++) {
+            out[i] = in[i];
+        }
+    } else {
+        memcpy(out, in, size);
+    }
+}
+
+static inline int
 buffer_add(Buffer *b, const void *bytes, size_t size)
 {
     if (buffer_reserve(b, size) < 0) {
         return -1;
     }
-    memcpy(b->data + b->size, bytes, size);
+    copy_short(b->data + b->size, bytes, size);
     b->size += size;
     return 0;
 }
@@ -184,9 +245,26 @@ add_hex(Buffer *b, const unsigned char digest[SHA256_DIGEST_LENGTH])
         return -1;
     }
     unsigned char *out = b->data + b->size;
+#ifdef __SSE2__
+    /* 16 bytes at a time: their nibbles interleaved, each made a digit or a letter */
+    const __m128i low4 = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9),
+                  zero = _mm_set1_epi8('0'), gap = _mm_set1_epi8('a' - '0' - 10);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(digest + i));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), low4), lo = _mm_and_si128(v, low4);
+        __m128i pairs[2] = {_mm_unpacklo_epi8(hi, lo), _mm_unpackhi_epi8(hi, lo)};
+        for (int k = 0; k < 2; k++) {
+            __m128i n = pairs[k];
+            __m128i letters = _mm_and_si128(_mm_cmpgt_epi8(n, nine), gap);
+            n = _mm_add_epi8(_mm_add_epi8(n, zero), letters);
+            _mm_storeu_si128((__m128i *)(out + 2 * i + 16 * k), n);
+        }
+    }
+#else
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
         memcpy(out + 2 * i, hex_pairs + 2 * digest[i], 2);
     }
+#endif
     b->size += 2 * SHA256_DIGEST_LENGTH;
     return 0;
 }
@@ -653,22 +731,31 @@ row_null(const Row *row, int i)
 {
     if (row->stmt) {
         sqlite3_stmt *s = row_column(row, &i);
-        return s == NULL || sqlite3_column_type(s, i) == SQLITE_NULL;
+        return s == NULL || sqlite3_value_type(sqlite3_column_value(s, i)) == SQLITE_NULL;
     }
     return PyTuple_GET_ITEM(row->tuple, i) == Py_None;
 }
 
-/* 1 with the UTF-8 bytes if column i is text, else 0 (no exception). */
+/* 1 with the UTF-8 bytes if column i is text, else 0 (no exception).
+ *
+ * A stepped row's text is read as a blob: sqlite3_column_text() would copy each value out of
+ * its page to add a terminating zero, which nothing here needs (the bytes are the same: the
+ * connection's encoding is UTF-8, see rows_init). One sqlite3_column_value() per column, and
+ * the value's own accessors, instead of three sqlite3_column_*() calls. */
 static int
 row_text(const Row *row, int i, const char **data, Py_ssize_t *size)
 {
     if (row->stmt) {
-        if (sqlite3_column_type(row->stmt, i) != SQLITE_TEXT) {
+        sqlite3_value *v = sqlite3_column_value(row->stmt, i);
+        if (sqlite3_value_type(v) != SQLITE_TEXT) {
             return 0;
         }
-        *data = (const char *)sqlite3_column_text(row->stmt, i);
-        *size = sqlite3_column_bytes(row->stmt, i);
-        return *data != NULL;
+        *data = (const char *)sqlite3_value_blob(v);
+        *size = sqlite3_value_bytes(v);
+        if (*data == NULL) {
+            *data = ""; /* the empty string */
+        }
+        return 1;
     }
     PyObject *value = PyTuple_GET_ITEM(row->tuple, i);
     if (!PyUnicode_CheckExact(value)) {
@@ -688,11 +775,12 @@ row_blob(const Row *row, int i, const char **data, Py_ssize_t *size)
 {
     if (row->stmt) {
         sqlite3_stmt *s = row_column(row, &i);
-        if (s == NULL || sqlite3_column_type(s, i) != SQLITE_BLOB) {
+        sqlite3_value *v = s == NULL ? NULL : sqlite3_column_value(s, i);
+        if (v == NULL || sqlite3_value_type(v) != SQLITE_BLOB) {
             return 0;
         }
-        *data = (const char *)sqlite3_column_blob(s, i);
-        *size = sqlite3_column_bytes(s, i);
+        *data = (const char *)sqlite3_value_blob(v);
+        *size = sqlite3_value_bytes(v);
         if (*data == NULL) {
             *data = "";
         }
@@ -711,10 +799,11 @@ static int
 row_int(const Row *row, int i, long long *out)
 {
     if (row->stmt) {
-        if (sqlite3_column_type(row->stmt, i) != SQLITE_INTEGER) {
+        sqlite3_value *v = sqlite3_column_value(row->stmt, i);
+        if (sqlite3_value_type(v) != SQLITE_INTEGER) {
             return 0;
         }
-        *out = sqlite3_column_int64(row->stmt, i);
+        *out = sqlite3_value_int64(v);
         return 1;
     }
     PyObject *value = PyTuple_GET_ITEM(row->tuple, i);
@@ -993,9 +1082,20 @@ leaf_matches(Walk *w, const char *salts, Py_ssize_t salts_size, const char *id, 
         } else {
             unsigned char digest[SHA256_DIGEST_LENGTH];
             field.size = 0;
-            if (buffer_add(&field, salts + n * SALT_SIZE, SALT_SIZE) < 0 ||
-                (f->kind == 's' ? add_jcs_utf8(&field, f->jcs, f->jcs_size)
-                                : buffer_add(&field, f->jcs, (size_t)f->jcs_size)) < 0) {
+            /* a string as the body holds it (not unescaped into w->decoded) is its own JCS
+             * form: scan_string took no quote, backslash or control character in it */
+            uintptr_t at = (uintptr_t)f->jcs, decoded = (uintptr_t)w->decoded;
+            int raw = f->kind == 's' && (at < decoded || at >= decoded + sizeof w->decoded);
+            int failed = buffer_add(&field, salts + n * SALT_SIZE, SALT_SIZE) < 0;
+            if (!failed && raw) {
+                failed = buffer_add(&field, "\"", 1) < 0 ||
+                         buffer_add(&field, f->jcs, (size_t)f->jcs_size) < 0 ||
+                         buffer_add(&field, "\"", 1) < 0;
+            } else if (!failed) {
+                failed = (f->kind == 's' ? add_jcs_utf8(&field, f->jcs, f->jcs_size)
+                                         : buffer_add(&field, f->jcs, (size_t)f->jcs_size)) < 0;
+            }
+            if (failed) {
                 goto done;
             }
             buffer_sha256(&field, digest);
@@ -2816,7 +2916,7 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
     if (rc == SQLITE_OK) {
         sqlite3_busy_timeout(self->db, 10000);
         /* a read-only scan of the whole file: pages mapped, not copied by read() */
-        rc = sqlite3_exec(self->db, "PRAGMA query_only=ON; PRAGMA mmap_size=1073741824", NULL,
+        rc = sqlite3_exec(self->db, "PRAGMA query_only=ON; PRAGMA mmap_size=2147418112", NULL,
                           NULL, NULL);
     }
     if (rc == SQLITE_OK) {
