@@ -131,9 +131,13 @@ buffer_sha256(const Buffer *b, unsigned char digest[SHA256_DIGEST_LENGTH])
          * SHA256_Transform, without Update's copy and Final's second pass */
         static const SHA_LONG start[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                           0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-        unsigned char block[64] = {0};
-        memcpy(block, b->data, b->size);
+        unsigned char block[64];
+        /* a Buffer holds at least 2048 bytes (local, or grown past it): 56 can be read */
+        memcpy(block, b->data, 56);
         block[b->size] = 0x80;
+        for (size_t i = b->size + 1; i < 56; i++) {
+            block[i] = 0;
+        }
         uint64_t bits = (uint64_t)b->size * 8;
         for (int i = 0; i < 8; i++) {
             block[63 - i] = (unsigned char)(bits >> (8 * i));
@@ -142,11 +146,14 @@ buffer_sha256(const Buffer *b, unsigned char digest[SHA256_DIGEST_LENGTH])
         memcpy(ctx.h, start, sizeof start);
         SHA256_Transform(&ctx, block);
         for (int i = 0; i < 8; i++) {
-            SHA_LONG h = ctx.h[i];
-            digest[4 * i] = (unsigned char)(h >> 24);
-            digest[4 * i + 1] = (unsigned char)(h >> 16);
-            digest[4 * i + 2] = (unsigned char)(h >> 8);
-            digest[4 * i + 3] = (unsigned char)h;
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            uint32_t h = __builtin_bswap32((uint32_t)ctx.h[i]); /* big-endian */
+            memcpy(digest + 4 * i, &h, 4);
+#else
+            for (int k = 0; k < 4; k++) {
+                digest[4 * i + k] = (unsigned char)(ctx.h[i] >> (24 - 8 * k));
+            }
+#endif
         }
         return;
     }
@@ -739,8 +746,9 @@ row_null(const Row *row, int i)
 /* 1 with the UTF-8 bytes if column i is text, else 0 (no exception).
  *
  * A stepped row's text is read as a blob: sqlite3_column_text() would copy each value out of
- * its page to add a terminating zero, which nothing here needs (the bytes are the same: the
- * connection's encoding is UTF-8, see rows_init). One sqlite3_column_value() per column, and
+ * its page to add a terminating zero, which nothing here needs (the same bytes in trailkeep's
+ * databases, which are UTF-8; in one of another encoding they are UTF-16, and no row matches:
+ * each takes the exact path). One sqlite3_column_value() per column, and
  * the value's own accessors, instead of three sqlite3_column_*() calls. */
 static int
 row_text(const Row *row, int i, const char **data, Py_ssize_t *size)
@@ -948,9 +956,10 @@ add_field(Walk *w, const char *path, Py_ssize_t size, PyObject *value)
     return 1;
 }
 
-static int
+static inline __attribute__((always_inline)) int
 is_key(const char *s, Py_ssize_t n, const char *literal)
 {
+    /* inlined, a literal's strlen and memcmp are a few compares */
     return (size_t)n == strlen(literal) && memcmp(s, literal, (size_t)n) == 0;
 }
 
@@ -1528,14 +1537,18 @@ member_column(const Slice *object, const Slice *member)
 static int
 top_column(const Slice *key)
 {
-    static const char *const names[] = {"timestamp", "action", "category", "outcome"};
-    static const char *const tail[] = {"session_id", "request_id", "trace_id", "idempotency_key"};
-    for (int i = 0; i < 4; i++) {
-        if (KEY_IS(*key, names[i])) {
-            return i;
-        }
-        if (KEY_IS(*key, tail[i])) {
-            return 11 + i;
+    static const struct {
+        const char *name;
+        Py_ssize_t size;
+        int column;
+    } names[] = {
+        {"timestamp", 9, 0},   {"action", 6, 1},      {"category", 8, 2},
+        {"outcome", 7, 3},     {"session_id", 10, 11}, {"request_id", 10, 12},
+        {"trace_id", 8, 13},   {"idempotency_key", 15, 14},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (key->size == names[i].size && memcmp(key->data, names[i].name, (size_t)key->size) == 0) {
+            return names[i].column;
         }
     }
     return -1;
@@ -1905,6 +1918,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     TallyTable table;
+    TallyTable recent; /* the latest rows' counts, moved into `table` by tally_flush */
     Py_ssize_t ts_column;
     PyObject *total; /* the hour total's dimension name (storage._facets.HOUR_TOTAL) */
     int groups;
@@ -1968,14 +1982,13 @@ table_grow(TallyTable *t)
     return 0;
 }
 
-/* Add n to the key's count: 0, or -1 with MemoryError. */
+/* Add n to the count of a key whose key_hash() is `hash`: 0, or -1 with MemoryError. */
 static int
-table_add(TallyTable *t, const unsigned char *key, size_t size, long long n)
+table_add_hashed(TallyTable *t, const unsigned char *key, size_t size, long long n, uint64_t hash)
 {
     if (2 * (t->used + 1) > t->capacity && table_grow(t) < 0) {
         return -1;
     }
-    uint64_t hash = key_hash(key, size);
     size_t j = hash & (t->capacity - 1);
     for (;;) {
         TallySlot *s = &t->slots[j];
@@ -2002,6 +2015,57 @@ table_add(TallyTable *t, const unsigned char *key, size_t size, long long n)
     t->slots[j] = (TallySlot){hash, t->arena_used, (uint32_t)size, n};
     t->arena_used += size;
     t->used++;
+    return 0;
+}
+
+/* Add n to the key's count: 0, or -1 with MemoryError. */
+static int
+table_add(TallyTable *t, const unsigned char *key, size_t size, long long n)
+{
+    return table_add_hashed(t, key, size, n, key_hash(key, size));
+}
+
+/* The keys `recent` holds at most before tally_count moves them into the whole table: a table
+ * small enough to stay in the CPU's cache (a key's slot and bytes in the whole table, of some
+ * 10^6 keys, are two cache misses each; the rows of an hour share most of their keys). */
+#define TALLY_RECENT 4096
+
+/* Move `from`'s counts into `to` and empty `from`: 0, or -1 with MemoryError. The slots of
+ * `to` are fetched ahead of their use, a few keys at a time, so that their misses overlap. */
+static int
+table_move(TallyTable *to, TallyTable *from)
+{
+    while (2 * (to->used + from->used + 1) > to->capacity) {
+        if (table_grow(to) < 0) {
+            return -1;
+        }
+    }
+    enum { AHEAD = 8 };
+    size_t ahead[AHEAD];
+    int queued = 0;
+    for (size_t i = 0, k = 0;; i++) {
+        /* queue the next slot of `from` in use and prefetch its place in `to` */
+        for (; k < from->capacity && queued < AHEAD; k++) {
+            const TallySlot *s = &from->slots[k];
+            if (s->count != 0) {
+                __builtin_prefetch(&to->slots[s->hash & (to->capacity - 1)]);
+                ahead[(i + queued) % AHEAD] = k;
+                queued++;
+            }
+        }
+        if (queued == 0) {
+            break;
+        }
+        const TallySlot *s = &from->slots[ahead[i % AHEAD]];
+        queued--;
+        if (table_add_hashed(to, (const unsigned char *)from->arena + s->offset, s->size,
+                             s->count, s->hash) < 0) {
+            return -1;
+        }
+    }
+    memset(from->slots, 0, from->capacity * sizeof *from->slots);
+    from->used = 0;
+    from->arena_used = 0;
     return 0;
 }
 
@@ -2105,7 +2169,10 @@ tally_count(Tally *t, const Text *ts, const Text *values /* by column index */)
                 failed = key_text(&k, v->data, v->size) < 0;
             }
         }
-        failed = failed || table_add(&t->table, k.data, k.size, 1) < 0;
+        failed = failed || table_add(&t->recent, k.data, k.size, 1) < 0;
+    }
+    if (!failed && t->recent.used >= TALLY_RECENT) {
+        failed = table_move(&t->table, &t->recent) < 0;
     }
     if (k.data != k.local) {
         PyMem_Free(k.data);
@@ -2196,6 +2263,7 @@ tally_init(Tally *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     table_free(&self->table);
+    table_free(&self->recent);
     Py_XSETREF(self->total, Py_NewRef(total));
     for (int g = 0; g < self->groups; g++) {
         for (int c = 0; c < self->group_size[g]; c++) {
@@ -2221,6 +2289,7 @@ static void
 tally_dealloc(Tally *self)
 {
     table_free(&self->table);
+    table_free(&self->recent);
     Py_XDECREF(self->total);
     for (int g = 0; g < self->groups; g++) {
         for (int c = 0; c < self->group_size[g]; c++) {
@@ -2261,6 +2330,9 @@ tally_add(Tally *self, PyObject *rows)
 static int
 tally_spread(Tally *self, TallyTable *out)
 {
+    if (self->recent.used > 0 && table_move(&self->table, &self->recent) < 0) {
+        return -1;
+    }
     Key k = {.data = NULL, .size = 0, .capacity = TALLY_KEY};
     k.data = k.local;
     int failed = 0;
