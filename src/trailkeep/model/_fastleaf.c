@@ -35,6 +35,7 @@ static signed char b64_value[256]; /* -1 for bytes outside the standard alphabet
 /* bytes a JSON string cannot hold as they are: the quote, the backslash, controls; and 0x80+ */
 static unsigned char string_special[256];
 static char hex_pairs[512]; /* "000102...ff" */
+static signed char hex_value[256]; /* 0-15 for 0-9a-f (lowercase only), else -1 */
 static const char hex_digits[] = "0123456789abcdef";
 
 /* The decimal digits of n into out (at least 21 bytes); their count. snprintf's "%lld", without
@@ -65,6 +66,10 @@ init_tables(void)
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     memset(b64_value, -1, sizeof b64_value);
+    memset(hex_value, -1, sizeof hex_value);
+    for (int c = 0; c < 16; c++) {
+        hex_value[(unsigned char)hex_digits[c]] = (signed char)c;
+    }
     for (int c = 0; c < 256; c++) {
         string_special[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
         hex_pairs[2 * c] = hex_digits[c >> 4];
@@ -1395,6 +1400,26 @@ scan_string(Walk *w, const char **p, const char *end, Slice *out)
     int ascii = 1, escaped = 0;
     const unsigned char *q = s;
     for (; q < e; q++) {
+#ifdef __SSE2__
+        /* 16 bytes at a time, to the first special one: a quote, a backslash, a byte <= 0x1f
+         * (unsigned: min(v, 0x1f) == v). A byte >= 0x80 anywhere in them clears `ascii`. */
+        while (e - q >= 16) {
+            const __m128i v = _mm_loadu_si128((const __m128i *)q);
+            const __m128i special = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v));
+            if (_mm_movemask_epi8(v)) {
+                ascii = 0;
+            }
+            int found = _mm_movemask_epi8(special);
+            if (found) {
+                q += __builtin_ctz((unsigned)found);
+                goto special;
+            }
+            q += 16;
+        }
+#endif
         /* 8 bytes at a time, to the first special one: a byte < 0x20, a quote, a backslash.
          * Each test flags that byte, and may flag bytes after it (a borrow), never one before:
          * the lowest flag is the first special byte. A byte >= 0x80 only clears `ascii` (which,
@@ -1421,6 +1446,9 @@ scan_string(Walk *w, const char **p, const char *end, Slice *out)
         if (q == e) {
             break;
         }
+#ifdef __SSE2__
+    special:
+#endif
         if (!string_special[*q]) {
             continue;
         }
@@ -4001,17 +4029,15 @@ bundle_scan_line(Walk *w, const char *line, Py_ssize_t size, long long seq,
         return 0;
     }
     unsigned char want[SHA256_DIGEST_LENGTH];
+    const unsigned char *hex = (const unsigned char *)server[4].data;
+    int bad = 0;
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-        int v = 0;
-        for (int k = 0; k < 2; k++) {
-            char c = server[4].data[2 * i + k];
-            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-            if (d < 0) {
-                return 0;
-            }
-            v = v << 4 | d;
-        }
-        want[i] = (unsigned char)v;
+        signed char high = hex_value[hex[2 * i]], low = hex_value[hex[2 * i + 1]];
+        bad |= high | low; /* -1 for anything but 0-9a-f */
+        want[i] = (unsigned char)(high << 4 | low);
+    }
+    if (bad < 0) {
+        return 0;
     }
     /* every field salted and nothing else: the same paths, each once, in JCS order */
     if (w->count == 0 || salt_count != w->count || !sort_fields(w)) {
