@@ -2130,14 +2130,13 @@ table_move(TallyTable *to, TallyTable *from)
     return 0;
 }
 
-/* The count of a key, 0 if absent. */
+/* The count of a key whose key_hash() is `hash`, 0 if absent. */
 static long long
-table_get(const TallyTable *t, const unsigned char *key, size_t size)
+table_get_hashed(const TallyTable *t, const unsigned char *key, size_t size, uint64_t hash)
 {
     if (t->capacity == 0) {
         return 0;
     }
-    uint64_t hash = key_hash(key, size);
     for (size_t j = hash & (t->capacity - 1);; j = (j + 1) & (t->capacity - 1)) {
         const TallySlot *s = &t->slots[j];
         if (s->count == 0) {
@@ -2147,6 +2146,13 @@ table_get(const TallyTable *t, const unsigned char *key, size_t size)
             return s->count;
         }
     }
+}
+
+/* The count of a key, 0 if absent. */
+static long long
+table_get(const TallyTable *t, const unsigned char *key, size_t size)
+{
+    return table_get_hashed(t, key, size, key_hash(key, size));
 }
 
 /* A row key: group, hour, then each value as a byte 0 (None) or 1 and a 4-byte length and its
@@ -2397,10 +2403,22 @@ tally_spread(Tally *self, TallyTable *out)
     Key k = {.data = NULL, .size = 0, .capacity = TALLY_KEY};
     k.data = k.local;
     int failed = 0;
-    for (size_t i = 0; !failed && i < self->table.capacity; i++) {
+    /* the rollups are added to a small table first (an hour's and a day's keys repeat), moved
+     * into `out` a few thousand at a time with their slots prefetched (table_move); each key's
+     * bytes are fetched a few slots ahead */
+    TallyTable stage = {0};
+    const size_t capacity = self->table.capacity;
+    for (size_t i = 0; !failed && i < capacity; i++) {
+        if (i + 8 < capacity && self->table.slots[i + 8].count != 0) {
+            __builtin_prefetch(self->table.arena + self->table.slots[i + 8].offset);
+        }
         const TallySlot *s = &self->table.slots[i];
         if (s->count == 0) {
             continue;
+        }
+        if (stage.used >= TALLY_RECENT && table_move(out, &stage) < 0) {
+            failed = 1;
+            break;
         }
         const unsigned char *p = (const unsigned char *)self->table.arena + s->offset;
         int g = p[0];
@@ -2413,7 +2431,7 @@ tally_spread(Tally *self, TallyTable *out)
             k.size = 0;
             unsigned char dim = 0;
             failed = key_add(&k, &dim, 1) < 0 || key_text(&k, hour, hour_size) < 0 ||
-                     key_text(&k, "", 0) < 0 || table_add(out, k.data, k.size, s->count) < 0;
+                     key_text(&k, "", 0) < 0 || table_add(&stage, k.data, k.size, s->count) < 0;
         }
         for (int c = 0; !failed && c < self->group_size[g]; c++) {
             if (*p == 0) {
@@ -2430,10 +2448,14 @@ tally_spread(Tally *self, TallyTable *out)
                 failed = key_add(&k, &dim, 1) < 0 ||
                          key_text(&k, hour, period ? day_size : (Py_ssize_t)hour_size) < 0 ||
                          key_text(&k, value, size) < 0 ||
-                         table_add(out, k.data, k.size, s->count) < 0;
+                         table_add(&stage, k.data, k.size, s->count) < 0;
             }
         }
     }
+    if (!failed && stage.used > 0) {
+        failed = table_move(out, &stage) < 0;
+    }
+    table_free(&stage);
     if (k.data != k.local) {
         PyMem_Free(k.data);
     }
@@ -2582,7 +2604,19 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
     }
     Key k = {.data = NULL, .size = 0, .capacity = TALLY_KEY};
     k.data = k.local;
-    int equal = 1, rc;
+    enum { AHEAD = 8 };
+    typedef struct {
+        Key key;
+        uint64_t hash;
+        long long n;
+    } Pending;
+    Pending pending[AHEAD];
+    for (int r = 0; r < AHEAD; r++) {
+        pending[r].key.data = pending[r].key.local;
+        pending[r].key.size = 0;
+        pending[r].key.capacity = TALLY_KEY;
+    }
+    int equal = 1, rc = SQLITE_OK;
     size_t rows = 0;
     while (equal == 1 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (sqlite3_column_type(q, 0) != SQLITE_TEXT || sqlite3_column_type(q, 1) != SQLITE_TEXT ||
@@ -2615,8 +2649,37 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
             break;
         }
         long long n = sqlite3_column_int64(q, 3);
-        equal = n != 0 && table_get(&out, k.data, k.size) == n;
+        if (n == 0) {
+            equal = 0;
+            break;
+        }
+        /* looked up AHEAD rows later, its slot prefetched meanwhile (the stored rows come in
+         * key order, the table's slots in hash order: each lookup is a cache miss) */
+        Pending *next = &pending[rows % AHEAD];
+        if (rows >= AHEAD) {
+            equal = table_get_hashed(&out, next->key.data, next->key.size, next->hash) ==
+                    next->n;
+        }
+        next->key.size = 0;
+        if (key_add(&next->key, k.data, k.size) < 0) {
+            equal = -1;
+            break;
+        }
+        next->n = n;
+        next->hash = key_hash(k.data, k.size);
+        if (out.capacity) {
+            __builtin_prefetch(&out.slots[next->hash & (out.capacity - 1)]);
+        }
         rows++;
+    }
+    for (size_t r = rows > AHEAD ? rows - AHEAD : 0; equal == 1 && r < rows; r++) {
+        const Pending *left = &pending[r % AHEAD];
+        equal = table_get_hashed(&out, left->key.data, left->key.size, left->hash) == left->n;
+    }
+    for (int r = 0; r < AHEAD; r++) {
+        if (pending[r].key.data != pending[r].key.local) {
+            PyMem_Free(pending[r].key.data);
+        }
     }
     if (equal == 1 && rc != SQLITE_DONE) {
         sqlite_failed(db, "SQLite read failed");
