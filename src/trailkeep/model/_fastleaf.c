@@ -783,11 +783,11 @@ row_null(const Row *row, int i)
 
 /* 1 with the UTF-8 bytes if column i is text, else 0 (no exception).
  *
- * A stepped row's text is read as a blob: sqlite3_column_text() would copy each value out of
- * its page to add a terminating zero, which nothing here needs (the same bytes in trailkeep's
- * databases, which are UTF-8; in one of another encoding they are UTF-16, and no row matches:
- * each takes the exact path). One sqlite3_column_value() per column, and
- * the value's own accessors, instead of three sqlite3_column_*() calls. */
+ * A stepped row's column is read through one sqlite3_column_value() and the value's own
+ * accessors, instead of three sqlite3_column_*() calls (each with its sqlite3ApiExit()); its
+ * text as a blob, which never converts (the same bytes in trailkeep's databases, which are
+ * UTF-8; in one of another encoding they are UTF-16, and no row matches: each takes the exact
+ * path). */
 static int
 row_text(const Row *row, int i, const char **data, Py_ssize_t *size)
 {
