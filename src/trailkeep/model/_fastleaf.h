@@ -318,6 +318,7 @@ int scan_scalar(Walk *w, const char **p, const char *end, Slice *out);
 int scan_key(const char **p, const char *end, Slice *key);
 int add_slice_field(Walk *w, const char *path, Py_ssize_t size, const Slice *value);
 int scan_body(Walk *w, const char *body, Py_ssize_t size);
+int bundle_members(Walk *w, const char **p, const char *end, const Slice *name);
 
 /* _fastleaf_tally.c */
 int tally_objects(Tally *t, PyObject *row);

@@ -282,40 +282,6 @@ bundle_server_field(const Slice *key)
          : KEY_LIT(*key, "received_at") ? 3 : KEY_LIT(*key, "hash") ? 4 : -1;
 }
 
-/* One committed object's members at *p (past its "{"): each a scalar that is no null. A
- * repeated member repeats its path, which sort_fields declines. */
-static int
-bundle_scan_members(Walk *w, const char **p, const char *end, const Slice *name)
-{
-    for (;;) {
-        Slice sub, value;
-        if (!scan_key(p, end, &sub) || memchr(sub.data, '.', (size_t)sub.size) != NULL ||
-            !scan_scalar(w, p, end, &value) || value.kind == 'z') {
-            return 0;
-        }
-        size_t need = (size_t)(name->size + 1 + sub.size);
-        if (w->used + need > ARENA_SIZE) {
-            return 0;
-        }
-        char *path = w->arena + w->used;
-        memcpy(path, name->data, (size_t)name->size);
-        path[name->size] = '.';
-        memcpy(path + name->size + 1, sub.data, (size_t)sub.size);
-        w->used += need;
-        if (!add_slice_field(w, path, (Py_ssize_t)need, &value) || *p >= end) {
-            return 0;
-        }
-        if (**p == '}') {
-            (*p)++;
-            return 1;
-        }
-        if (**p != ',') {
-            return 0;
-        }
-        (*p)++;
-    }
-}
-
 /* The event object at *p (at its "{"): its fields into w, its server fields into `server`
  * (id, tenant_id as its raw JSON, seq as its digits, received_at, hash), in that order. A key
  * is never taken twice: a server field or an object by their own marks, any other by its path,
@@ -349,7 +315,7 @@ bundle_scan_event(Walk *w, const char **p, const char *end, Slice server[BUNDLE_
             }
             objects |= 1 << object;
             (*p)++;
-            if (!bundle_scan_members(w, p, end, &key)) {
+            if (!bundle_members(w, p, end, &key)) {
                 return 0;
             }
         } else if (!scan_scalar(w, p, end, &value) || value.kind == 'z' ||

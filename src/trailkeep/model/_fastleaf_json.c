@@ -362,23 +362,37 @@ top_column(const Slice *key)
     return -1;
 }
 
-/* One committed object's members, at *p (past its "{"). */
-static int
-scan_members(Walk *w, const char **p, const char *end, const Slice *name)
+/* One committed object's members at *p (past its "{"), each a field "name.key" of w (its path in
+ * w's arena), for a stored body (scan_body) or a bundle's event line (bundle_scan_event):
+ *
+ * - a stored body's (bundle 0): an empty object is one; a null member is no field and no word;
+ *   a repeated key is declined; each member's words are the full text's, and the members of
+ *   actor, target and source fill their query columns;
+ * - a bundle's (bundle 1): a key holding a dot, or a null, is declined; a repeated member
+ *   repeats its path, which sort_fields declines.
+ *
+ * 1, 0 to decline, -1 on a memory error. Inlined with `bundle` a constant into each of its two
+ * callers below: neither tests what the other needs. */
+static inline __attribute__((always_inline)) int
+members(Walk *w, const char **p, const char *end, const Slice *name, const int bundle)
 {
     Slice keys[MAX_FIELDS];
     int count = 0;
-    if (*p < end && **p == '}') {
+    if (!bundle && *p < end && **p == '}') {
         (*p)++;
         return 1;
     }
     for (;;) {
         Slice sub, value;
-        if (count == MAX_FIELDS || !scan_key(p, end, &sub) || repeated(keys, count, &sub) ||
-            !scan_scalar(w, p, end, &value)) {
+        if (!scan_key(p, end, &sub) ||
+            (bundle ? memchr(sub.data, '.', (size_t)sub.size) != NULL
+                    : count == MAX_FIELDS || repeated(keys, count, &sub)) ||
+            !scan_scalar(w, p, end, &value) || (bundle && value.kind == 'z')) {
             return 0;
         }
-        keys[count++] = sub;
+        if (!bundle) {
+            keys[count++] = sub;
+        }
         if (value.kind != 'z') {
             size_t need = (size_t)(name->size + 1 + sub.size);
             if (w->used + need > ARENA_SIZE) {
@@ -392,14 +406,15 @@ scan_members(Walk *w, const char **p, const char *end, const Slice *name)
             if (!add_slice_field(w, path, (Py_ssize_t)need, &value)) {
                 return 0;
             }
-            int words = add_slice_words(w, &value);
-            if (words < 0) {
+            if (!bundle && add_slice_words(w, &value) < 0) {
                 return -1;
             }
         }
-        int column = member_column(name, &sub);
-        if (column >= 0) {
-            w->columns[column] = value;
+        if (!bundle) {
+            int column = member_column(name, &sub);
+            if (column >= 0) {
+                w->columns[column] = value;
+            }
         }
         if (*p >= end) {
             return 0;
@@ -413,6 +428,20 @@ scan_members(Walk *w, const char **p, const char *end, const Slice *name)
         }
         (*p)++;
     }
+}
+
+/* A stored body's committed object (see members). */
+static int
+scan_members(Walk *w, const char **p, const char *end, const Slice *name)
+{
+    return members(w, p, end, name, 0);
+}
+
+/* A bundle event's committed object (see members): 1, or 0 to decline. */
+int
+bundle_members(Walk *w, const char **p, const char *end, const Slice *name)
+{
+    return members(w, p, end, name, 1);
 }
 
 /* Read a body of the common case: its fields (path, JCS bytes), its full-text words, the
