@@ -632,3 +632,67 @@ def test_sqlite_rows_rollups_match(rows: list[tuple[Any, ...]], change: str) -> 
             conn.close()
     with pytest.raises(ValueError, match="no rollups query"):
         reader.rollups_match("a", native)
+
+
+def bundle_line(content: dict[str, Any], seq: int = 3) -> tuple[bytes, bytes | None]:
+    """A bundle's event line of `content`, salted and hashed as a stored body's scan reads it:
+    each member of a committed object its own field, a null member none."""
+    fields: dict[str, tuple[Any, Any]] = {}
+    for name, value in content.items():
+        if name in ("actor", "target", "source", "metadata") and type(value) is dict:
+            for key, member in value.items():
+                if member is not None:
+                    fields[f"{name}.{key}"] = (SALT, member)
+        else:
+            fields[name] = (SALT, value)
+    leaf = reference(fields, EVENT_ID, WHEN, seq, "acme")
+    assert leaf is not None
+    event = {"id": EVENT_ID, "tenant_id": "acme", "seq": seq, "received_at": WHEN, **content,
+             "hash": leaf.hex()}  # fmt: skip
+    salts = {path: salt for path, (salt, _) in fields.items()}
+    return orjson.dumps({"event": event, "salts": salts, "redacted": {}}), leaf
+
+
+@needs_c
+class TestBundleMembers:
+    """A bundle line's committed objects, scanned as bytes (``members`` in ``_fastleaf_json.c``,
+    shared with a stored body's scan): the scan takes only members that are no null, under keys
+    with no dot, each once, in objects that are not empty; it declines the rest to the parsed
+    path (``loads``), which answers as it does for the line given as str."""
+
+    def _leaf(self, line: bytes | str, seq: int = 3) -> tuple[Any, int]:
+        parsed: list[Any] = []
+
+        def loads(text: Any) -> Any:
+            parsed.append(text)
+            return orjson.loads(text)
+
+        leaf = _fastleaf.bundle_events([line], seq, "acme", '"acme"', loads)[0]
+        return leaf, len(parsed)
+
+    def test_the_common_line_is_scanned(self) -> None:
+        line, leaf = bundle_line(
+            {
+                "action": "a.b",
+                "actor": {"id": "u-1", "type": "user"},
+                "metadata": {"n": 7, "ok": True},
+                "outcome": "success",
+            }
+        )
+        assert self._leaf(line) == (leaf, 0)
+        assert self._leaf(line.decode()) == (leaf, 1)  # the parsed path agrees
+
+    @pytest.mark.parametrize(
+        "actor",
+        [{"id": "u-1", "x": None}, {}, {"id": "u-1", "a.b": "x"}],
+        ids=["a null member", "an empty object", "a dotted key"],
+    )
+    def test_declines_what_a_stored_body_takes(self, actor: dict[str, Any]) -> None:
+        line, _ = bundle_line({"action": "a.b", "actor": actor})
+        assert self._leaf(line) == (self._leaf(line.decode())[0], 1)
+
+    def test_a_repeated_member_is_declined(self) -> None:
+        line, leaf = bundle_line({"action": "a.b", "actor": {"id": "u-1", "type": "user"}})
+        twice = line.replace(b'"actor":{"id":"u-1"', b'"actor":{"id":"u-1","id":"u-1"', 1)
+        assert twice != line
+        assert self._leaf(twice) == (leaf, 1)  # orjson keeps the last: the same event
