@@ -300,7 +300,8 @@ int add_text(Buffer *b, PyObject *text);
 int add_commitment(Buffer *text, Buffer *field, PyObject *salt, const char *raw, PyObject *value);
 int is_plain_ascii(PyObject *text);
 int is_received_at(PyObject *text);
-int add_positions(Buffer *text, PyObject *event_id, PyObject *received_at, long long seq, PyObject *tenant_json);
+int add_positions(Buffer *text, PyObject *event_id, PyObject *received_at, long long seq,
+                  PyObject *tenant_json);
 PyObject *leaf(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *commit(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *prefix(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
@@ -309,7 +310,9 @@ PyObject *prefix(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 int row_text(const Row *row, int i, const char **data, Py_ssize_t *size);
 int row_blob(const Row *row, int i, const char **data, Py_ssize_t *size);
 int sort_fields(Walk *w);
-int leaf_matches(Walk *w, const char *salts, Py_ssize_t salts_size, const char *id, Py_ssize_t id_size, const char *received_at, Py_ssize_t received_size, long long seq, PyObject *tenant_json, const char *stored);
+int leaf_matches(Walk *w, const char *salts, Py_ssize_t salts_size, const char *id,
+                 Py_ssize_t id_size, const char *received_at, Py_ssize_t received_size,
+                 long long seq, PyObject *tenant_json, const char *stored);
 int check_row(const Row *row, PyObject *tenant_json, PyObject *loads, Walk *w, Vouched *out);
 
 /* _fastleaf_json.c */
@@ -340,7 +343,8 @@ PyObject *bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t narg
 PyObject *bundle_chunk(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* the docstrings of the module's functions, beside each */
-extern const char leaf_doc[], commit_doc[], prefix_doc[], check_rows_doc[], parents_doc[], climb_doc[], bundle_chunk_doc[], bundle_events_doc[];
+extern const char leaf_doc[], commit_doc[], prefix_doc[], check_rows_doc[], parents_doc[],
+    climb_doc[], bundle_chunk_doc[], bundle_events_doc[];
 
 #pragma GCC visibility pop
 
