@@ -250,6 +250,17 @@ is_key(const char *s, Py_ssize_t n, const char *literal)
     return (size_t)n == strlen(literal) && memcmp(s, literal, (size_t)n) == 0;
 }
 #define KEY_IS(slice, literal) is_key((slice).data, (slice).size, (literal))
+
+/* After an object's member, at *p: 2 past a "," (another member follows), 1 past the closing
+ * "}" (the object is read), 0 at anything else (declined). */
+static inline __attribute__((always_inline)) int
+object_next(const char **p, const char *end)
+{
+    if (*p >= end || (**p != ',' && **p != '}')) {
+        return 0;
+    }
+    return *(*p)++ == ',' ? 2 : 1;
+}
 typedef struct {
     long long seq;
     PyObject *counted; /* new reference: the query columns, as the content defines them; or */

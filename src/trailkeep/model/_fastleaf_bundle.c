@@ -322,17 +322,10 @@ bundle_scan_event(Walk *w, const char **p, const char *end, Slice server[BUNDLE_
                    !add_slice_field(w, key.data, key.size, &value)) {
             return 0;
         }
-        if (*p >= end) {
-            return 0;
+        int next = object_next(p, end);
+        if (next != 2) {
+            return next;
         }
-        if (**p == '}') {
-            (*p)++;
-            return 1;
-        }
-        if (**p != ',') {
-            return 0;
-        }
-        (*p)++;
     }
 }
 
@@ -356,17 +349,10 @@ bundle_scan_salts(const char **p, const char *end, BundleSalt *salts, int *count
         }
         salts[(*count)++] =
             (BundleSalt){key.data, key.size, value.data, path_head(key.data, key.size)};
-        if (*p >= end) {
-            return 0;
+        int next = object_next(p, end);
+        if (next != 2) {
+            return next;
         }
-        if (**p == '}') {
-            (*p)++;
-            return 1;
-        }
-        if (**p != ',') {
-            return 0;
-        }
-        (*p)++;
     }
 }
 

@@ -416,17 +416,10 @@ members(Walk *w, const char **p, const char *end, const Slice *name, const int b
                 w->columns[column] = value;
             }
         }
-        if (*p >= end) {
-            return 0;
+        int next = object_next(p, end);
+        if (next != 2) {
+            return next;
         }
-        if (**p == '}') {
-            (*p)++;
-            return 1;
-        }
-        if (**p != ',') {
-            return 0;
-        }
-        (*p)++;
     }
 }
 
