@@ -11,7 +11,19 @@ setup(
     ext_modules=[
         Extension(
             "trailkeep.model._fastleaf",
-            ["src/trailkeep/model/_fastleaf.c"],
+            # one module, its sources by part: see the head of _fastleaf.c
+            sources=[
+                "src/trailkeep/model/_fastleaf.c",
+                "src/trailkeep/model/_fastleaf_buffer.c",
+                "src/trailkeep/model/_fastleaf_leaf.c",
+                "src/trailkeep/model/_fastleaf_json.c",
+                "src/trailkeep/model/_fastleaf_rows.c",
+                "src/trailkeep/model/_fastleaf_tally.c",
+                "src/trailkeep/model/_fastleaf_sqlite.c",
+                "src/trailkeep/model/_fastleaf_tree.c",
+                "src/trailkeep/model/_fastleaf_bundle.c",
+            ],
+            depends=["src/trailkeep/model/_fastleaf.h"],
             libraries=["crypto", "sqlite3"],
             optional=True,
         )

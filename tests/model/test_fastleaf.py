@@ -309,6 +309,17 @@ class TestLeaf:
         assert list(both[1]) == order
         assert {p: c.hex() for p, c in both[1].items()} == expected
 
+    def test_commitments_about_one_block(self) -> None:
+        """A commitment whose salt and value fit one SHA-256 block (<= 55 bytes) is compressed
+        by itself, a longer one as usual: both are hashlib's, on each side of the edge."""
+        for size in range(64):
+            value = "v" * size
+            pool = bytes(range(16))
+            expected = commitment(base64.b64encode(pool).decode(), value)
+            both = _fastleaf.commit(["metadata.x"], {"metadata.x": value}, pool)
+            assert both is not None
+            assert both[1]["metadata.x"].hex() == expected, size
+
     @given(
         st.lists(
             st.tuples(
@@ -491,6 +502,29 @@ class TestTally:
             assert not native.matches({k: n for k, n in expected.items() if k != key})
         assert not native.matches({**expected, ("action", "2026-11-23T10", "nope"): 1})
 
+    def test_more_keys_than_its_recent_table(self) -> None:
+        """Past the 4,096 keys the C tally keeps in its small table before moving them into
+        the whole one, in hours that come back after others: the same counts as Python's."""
+        from trailkeep.service.audit._rollups import RollupTally
+
+        python, native = RollupTally(native=False), RollupTally()
+        rows = [
+            (
+                f"2026-11-23T1{(i * 7) % 5}:00:00Z",
+                *(f"actor-{i % 3001}" if c == 3 else f"v{(i + c) % 3}" for c in range(14)),
+            )
+            for i in range(12_000)
+        ]
+        for i in range(0, len(rows), 1000):
+            python.add(rows[i : i + 1000])
+            native.add(rows[i : i + 1000])
+        expected = python.expected()
+        assert len(expected) > 3 * 4096
+        assert native.expected() == expected
+        assert native.matches(expected)
+        last = max(expected)
+        assert not native.matches({**expected, last: expected[last] + 1})
+
     def test_misuse_raises(self) -> None:
         with pytest.raises(ValueError, match="groups"):
             _fastleaf.Tally(0, "_hour", ())
@@ -537,7 +571,9 @@ _STORED = st.none() | st.sampled_from(["a", "b", "\u00e9t\u00e9", "", "x" * 600]
 @settings(deadline=None, max_examples=40)  # a database file per example
 @given(
     rows=st.lists(st.tuples(_TS, *[_STORED for _ in range(14)]), min_size=1, max_size=30),
-    change=st.sampled_from(["none", "more", "less", "gone", "extra", "zero", "blob", "dim"]),
+    change=st.sampled_from(
+        ["none", "more", "less", "gone", "extra", "zero", "blob", "dim", "last", "middle"]
+    ),
 )
 def test_sqlite_rows_rollups_match(rows: list[tuple[Any, ...]], change: str) -> None:
     """``SQLiteRows.rollups_match``: the stored rollup rows (n != 0) against a C tally, as
@@ -567,6 +603,11 @@ def test_sqlite_rows_rollups_match(rows: list[tuple[Any, ...]], change: str) -> 
         stored[0] = (key[0], key[1], key[2].encode(), key[3])
     elif change == "dim":
         stored[0] = ("actor.nope", *key[1:])
+    elif change == "last":  # among the last rows, compared after the statement's end
+        stored[-1] = (*stored[-1][:3], stored[-1][3] + 1)
+    elif change == "middle":
+        at = len(stored) // 2
+        stored[at] = (*stored[at][:3], stored[at][3] - 1)
     # the same rows as a dict (what audit_rollups reads): the reference answer
     as_dict = {(d, p, v): n for d, p, v, n in stored if n != 0}
     with tempfile.TemporaryDirectory() as tmp:
@@ -591,3 +632,67 @@ def test_sqlite_rows_rollups_match(rows: list[tuple[Any, ...]], change: str) -> 
             conn.close()
     with pytest.raises(ValueError, match="no rollups query"):
         reader.rollups_match("a", native)
+
+
+def bundle_line(content: dict[str, Any], seq: int = 3) -> tuple[bytes, bytes | None]:
+    """A bundle's event line of `content`, salted and hashed as a stored body's scan reads it:
+    each member of a committed object its own field, a null member none."""
+    fields: dict[str, tuple[Any, Any]] = {}
+    for name, value in content.items():
+        if name in ("actor", "target", "source", "metadata") and type(value) is dict:
+            for key, member in value.items():
+                if member is not None:
+                    fields[f"{name}.{key}"] = (SALT, member)
+        else:
+            fields[name] = (SALT, value)
+    leaf = reference(fields, EVENT_ID, WHEN, seq, "acme")
+    assert leaf is not None
+    event = {"id": EVENT_ID, "tenant_id": "acme", "seq": seq, "received_at": WHEN, **content,
+             "hash": leaf.hex()}  # fmt: skip
+    salts = {path: salt for path, (salt, _) in fields.items()}
+    return orjson.dumps({"event": event, "salts": salts, "redacted": {}}), leaf
+
+
+@needs_c
+class TestBundleMembers:
+    """A bundle line's committed objects, scanned as bytes (``members`` in ``_fastleaf_json.c``,
+    shared with a stored body's scan): the scan takes only members that are no null, under keys
+    with no dot, each once, in objects that are not empty; it declines the rest to the parsed
+    path (``loads``), which answers as it does for the line given as str."""
+
+    def _leaf(self, line: bytes | str, seq: int = 3) -> tuple[Any, int]:
+        parsed: list[Any] = []
+
+        def loads(text: Any) -> Any:
+            parsed.append(text)
+            return orjson.loads(text)
+
+        leaf = _fastleaf.bundle_events([line], seq, "acme", '"acme"', loads)[0]
+        return leaf, len(parsed)
+
+    def test_the_common_line_is_scanned(self) -> None:
+        line, leaf = bundle_line(
+            {
+                "action": "a.b",
+                "actor": {"id": "u-1", "type": "user"},
+                "metadata": {"n": 7, "ok": True},
+                "outcome": "success",
+            }
+        )
+        assert self._leaf(line) == (leaf, 0)
+        assert self._leaf(line.decode()) == (leaf, 1)  # the parsed path agrees
+
+    @pytest.mark.parametrize(
+        "actor",
+        [{"id": "u-1", "x": None}, {}, {"id": "u-1", "a.b": "x"}],
+        ids=["a null member", "an empty object", "a dotted key"],
+    )
+    def test_declines_what_a_stored_body_takes(self, actor: dict[str, Any]) -> None:
+        line, _ = bundle_line({"action": "a.b", "actor": actor})
+        assert self._leaf(line) == (self._leaf(line.decode())[0], 1)
+
+    def test_a_repeated_member_is_declined(self) -> None:
+        line, leaf = bundle_line({"action": "a.b", "actor": {"id": "u-1", "type": "user"}})
+        twice = line.replace(b'"actor":{"id":"u-1"', b'"actor":{"id":"u-1","id":"u-1"', 1)
+        assert twice != line
+        assert self._leaf(twice) == (leaf, 1)  # orjson keeps the last: the same event

@@ -1,0 +1,713 @@
+/* trailkeep.model._fastleaf: see _fastleaf.c. */
+#include "_fastleaf.h"
+
+Walk *
+walk_new(void)
+{
+    Walk *w = PyMem_Malloc(sizeof *w);
+    if (w == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    buffer_init(&w->text);
+    memset(w->last, 0, sizeof w->last);
+    return w;
+}
+
+void
+walk_free(Walk *w)
+{
+    buffer_free(&w->text);
+    for (int i = 0; i < QUERY_COLUMN_COUNT; i++) {
+        Py_XDECREF(w->last[i]);
+    }
+    PyMem_Free(w);
+}
+
+/* What a chunk's check hands back; see check_rows' doc. */
+typedef struct {
+    PyObject *leaves, *counted, *rest, *watched;
+    Py_ssize_t vouched;
+    long long start, end;
+    PyObject *watch; /* a set or frozenset of positions (may be empty) */
+    PyObject *tally; /* None, or (ts column, ((counter, column or tuple of columns), ...)) */
+    PyObject *last_hour;
+} Chunk;
+
+static int
+chunk_init(Chunk *c, long long start, long long end, PyObject *watch)
+{
+    c->tally = Py_None;
+    c->last_hour = NULL;
+    c->leaves = c->counted = c->rest = c->watched = NULL;
+    c->vouched = 0;
+    c->start = start;
+    c->end = end;
+    c->watch = watch;
+    if (end < start || end - start > 1 << 24) {
+        PyErr_SetString(PyExc_ValueError, "a chunk is [start, end) with end - start <= 2**24");
+        return -1;
+    }
+    c->leaves = PyList_New((Py_ssize_t)(end - start));
+    if (c->leaves == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)(end - start); i++) {
+        PyList_SET_ITEM(c->leaves, i, Py_NewRef(Py_None));
+    }
+    c->counted = PyList_New(0);
+    c->rest = PyList_New(0);
+    c->watched = PyList_New(0);
+    return c->counted && c->rest && c->watched ? 0 : -1;
+}
+
+static void
+chunk_clear(Chunk *c)
+{
+    Py_XDECREF(c->leaves);
+    Py_XDECREF(c->counted);
+    Py_XDECREF(c->rest);
+    Py_XDECREF(c->watched);
+    Py_CLEAR(c->last_hour);
+}
+
+static PyObject *
+chunk_result(Chunk *c)
+{
+    PyObject *result = Py_BuildValue("(OOOOn)", c->leaves, c->counted, c->rest, c->watched,
+                                     c->vouched);
+    chunk_clear(c);
+    return result;
+}
+
+/* ts[:13] of a row's timestamp column: the previous row's object again for the same hour. */
+static PyObject *
+hour_of(Chunk *c, PyObject *ts)
+{
+    if (!PyUnicode_Check(ts)) {
+        return PyUnicode_FromString(""); /* as RollupTally.add: a non-text timestamp is "" */
+    }
+    if (c->last_hour != NULL && PyUnicode_IS_COMPACT_ASCII(ts) &&
+        PyUnicode_GET_LENGTH(ts) >= 13 &&
+        memcmp(PyUnicode_1BYTE_DATA(ts), PyUnicode_1BYTE_DATA(c->last_hour), 13) == 0) {
+        return Py_NewRef(c->last_hour);
+    }
+    PyObject *hour = PyUnicode_Substring(ts, 0, 13);
+    if (hour != NULL && PyUnicode_IS_COMPACT_ASCII(hour) && PyUnicode_GET_LENGTH(hour) == 13) {
+        Py_XSETREF(c->last_hour, Py_NewRef(hour));
+    }
+    return hour;
+}
+
+static int
+count_key(PyObject *counter, PyObject *key)
+{
+    PyObject *old = PyDict_GetItemWithError(counter, key);
+    if (old == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *n = PyLong_FromLongLong(old == NULL ? 1 : PyLong_AsLongLong(old) + 1);
+    int failed = n == NULL || PyDict_SetItem(counter, key, n) < 0;
+    Py_XDECREF(n);
+    return failed ? -1 : 0;
+}
+
+/* RollupTally.add for one row's query columns: each counter gets (hour, the column's value)
+ * or (hour, (the columns' values...)). */
+static int
+tally_row(Chunk *c, PyObject *columns)
+{
+    Py_ssize_t ts_at = PyLong_AsSsize_t(PyTuple_GET_ITEM(c->tally, 0));
+    PyObject *specs = PyTuple_GET_ITEM(c->tally, 1);
+    if (ts_at < 0 || ts_at >= PyTuple_GET_SIZE(columns)) {
+        PyErr_SetString(PyExc_ValueError, "tally: no such timestamp column");
+        return -1;
+    }
+    PyObject *hour = hour_of(c, PyTuple_GET_ITEM(columns, ts_at));
+    if (hour == NULL) {
+        return -1;
+    }
+    int failed = 0;
+    for (Py_ssize_t i = 0; !failed && i < PyTuple_GET_SIZE(specs); i++) {
+        PyObject *spec = PyTuple_GET_ITEM(specs, i);
+        PyObject *counter = PyTuple_GET_ITEM(spec, 0), *at = PyTuple_GET_ITEM(spec, 1);
+        PyObject *value;
+        if (PyLong_Check(at)) {
+            Py_ssize_t k = PyLong_AsSsize_t(at);
+            value = k >= 0 && k < PyTuple_GET_SIZE(columns) ? Py_NewRef(PyTuple_GET_ITEM(columns, k))
+                                                            : NULL;
+        } else {
+            value = PyTuple_New(PyTuple_GET_SIZE(at));
+            for (Py_ssize_t j = 0; value != NULL && j < PyTuple_GET_SIZE(at); j++) {
+                Py_ssize_t k = PyLong_AsSsize_t(PyTuple_GET_ITEM(at, j));
+                if (k < 0 || k >= PyTuple_GET_SIZE(columns)) {
+                    Py_CLEAR(value);
+                    break;
+                }
+                PyTuple_SET_ITEM(value, j, Py_NewRef(PyTuple_GET_ITEM(columns, k)));
+            }
+        }
+        if (value == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "tally: no such column");
+            }
+            failed = 1;
+            break;
+        }
+        PyObject *key = PyTuple_Pack(2, hour, value);
+        failed = key == NULL || count_key(counter, key) < 0;
+        Py_XDECREF(key);
+        Py_DECREF(value);
+    }
+    Py_DECREF(hour);
+    return failed ? -1 : 0;
+}
+
+/* Record a vouched row: its stored leaf, its columns, its received_at if watched. */
+static int
+chunk_vouch(Chunk *c, const Row *row, Vouched *v)
+{
+    const char *leaf, *received_at;
+    Py_ssize_t size, received_size;
+    int failed = 0;
+    row_blob(row, F_LEAF, &leaf, &size);
+    PyObject *hash = row->stmt ? PyBytes_FromStringAndSize(leaf, size)
+                               : Py_NewRef(PyTuple_GET_ITEM(row->tuple, F_LEAF));
+    failed = hash == NULL;
+    if (!failed && PyObject_TypeCheck(c->tally, &TallyType)) {
+        Tally *t = (Tally *)c->tally;
+        int counted = v->counted == NULL ? (tally_slices(t, v->columns) < 0 ? -1 : 1)
+                                         : tally_objects(t, v->counted);
+        /* a row the Tally declines goes to the caller's Python tally, with the rest */
+        failed = counted < 0 || (counted == 0 && PyList_Append(c->counted, v->counted) < 0);
+    } else if (!failed) {
+        failed = (c->tally == Py_None ? PyList_Append(c->counted, v->counted)
+                                      : tally_row(c, v->counted)) < 0;
+    }
+    Py_XDECREF(v->counted);
+    if (failed) {
+        Py_XDECREF(hash);
+        return -1;
+    }
+    PyList_SetItem(c->leaves, (Py_ssize_t)(v->seq - c->start), hash); /* steals hash */
+    c->vouched++;
+    if (PySet_GET_SIZE(c->watch) > 0) {
+        PyObject *seq = PyLong_FromLongLong(v->seq);
+        int watched = seq == NULL ? -1 : PySet_Contains(c->watch, seq);
+        if (watched > 0) {
+            row_text(row, F_RECEIVED_AT, &received_at, &received_size);
+            PyObject *pair = Py_BuildValue("(Os#)", seq, received_at, received_size);
+            failed = pair == NULL || PyList_Append(c->watched, pair) < 0;
+            Py_XDECREF(pair);
+        }
+        failed = failed || watched < 0;
+        Py_XDECREF(seq);
+    }
+    return failed ? -1 : 0;
+}
+
+/* Check a row into the chunk: vouched, or kept (`tuple`, a new reference, or NULL to build
+ * one from the statement) for the exact path. */
+static int
+chunk_add(Chunk *c, const Row *row, Walk *w, PyObject *tenant_json, PyObject *loads,
+          PyObject *(*as_tuple)(const Row *))
+{
+    Vouched v;
+    w->slices = PyObject_TypeCheck(c->tally, &TallyType);
+    int checked = check_row(row, tenant_json, loads, w, &v);
+    if (checked < 0) {
+        return -1;
+    }
+    if (checked && (v.seq < c->start || v.seq >= c->end ||
+                    PyList_GET_ITEM(c->leaves, (Py_ssize_t)(v.seq - c->start)) != Py_None)) {
+        Py_XDECREF(v.counted); /* outside the chunk, or a second row at a position */
+        checked = 0;
+    }
+    if (checked) {
+        return chunk_vouch(c, row, &v);
+    }
+    PyObject *tuple = as_tuple(row);
+    if (tuple == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(c->rest, tuple) < 0;
+    Py_DECREF(tuple);
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+tuple_as_is(const Row *row)
+{
+    return Py_NewRef(row->tuple);
+}
+
+static int
+check_arguments(PyObject *tenant_json, PyObject *loads, PyObject *watch, PyObject *tally)
+{
+    if (!PyUnicode_Check(tenant_json) || !PyCallable_Check(loads) || !PyAnySet_Check(watch)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "takes tenant_json (str), loads (callable) and watch (a set)");
+        return -1;
+    }
+    if (tally == Py_None || PyObject_TypeCheck(tally, &TallyType)) {
+        return 0;
+    }
+    int ok = PyTuple_CheckExact(tally) && PyTuple_GET_SIZE(tally) == 2 &&
+             PyLong_Check(PyTuple_GET_ITEM(tally, 0)) && PyTuple_CheckExact(PyTuple_GET_ITEM(tally, 1));
+    for (Py_ssize_t i = 0; ok && i < PyTuple_GET_SIZE(PyTuple_GET_ITEM(tally, 1)); i++) {
+        PyObject *spec = PyTuple_GET_ITEM(PyTuple_GET_ITEM(tally, 1), i);
+        ok = PyTuple_CheckExact(spec) && PyTuple_GET_SIZE(spec) == 2 &&
+             PyDict_Check(PyTuple_GET_ITEM(spec, 0)) &&
+             (PyLong_Check(PyTuple_GET_ITEM(spec, 1)) || PyTuple_CheckExact(PyTuple_GET_ITEM(spec, 1)));
+        for (Py_ssize_t j = 0; ok && PyTuple_CheckExact(PyTuple_GET_ITEM(spec, 1)) &&
+                               j < PyTuple_GET_SIZE(PyTuple_GET_ITEM(spec, 1)); j++) {
+            ok = PyLong_Check(PyTuple_GET_ITEM(PyTuple_GET_ITEM(spec, 1), j));
+        }
+    }
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError,
+                        "tally is None or (ts column, ((dict, column or tuple of columns), ...))");
+        return -1;
+    }
+    return 0;
+}
+
+FL_DOC(check_rows_doc,
+"check_rows(rows, start, end, tenant_json, loads, watch, tally, /)\n--\n\n"
+"Check rows of Store.audit_rows (AUDIT_FIELDS order) for positions [start, end) and vouch for\n"
+"those whose leaf, query columns and full-text row all match their content (see the source).\n"
+"Returns (leaves, counted, rest, watched, vouched): leaves[seq - start] is the stored leaf hash\n"
+"of each vouched row (else None); counted the query columns of each vouched row; rest the rows\n"
+"not vouched for, as given, for the exact path; watched (seq, received_at) of vouched rows\n"
+"whose seq is in watch; vouched their number. body is parsed by loads (orjson.loads).\n"
+"tally: None, or (ts column, ((counter, column or tuple of columns), ...)): then the query\n"
+"columns of a vouched row are not listed but counted, as RollupTally.add counts them, each\n"
+"counter getting (ts[:13], the column's value or the tuple of the columns' values).");
+
+PyObject *
+check_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "check_rows() takes 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *rows = args[0];
+    long long start = PyLong_AsLongLong(args[1]), end = PyLong_AsLongLong(args[2]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyList_Check(rows) || check_arguments(args[3], args[4], args[5], args[6]) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "check_rows() takes a list of rows");
+        }
+        return NULL;
+    }
+    Chunk c;
+    if (chunk_init(&c, start, end, args[5]) < 0) {
+        chunk_clear(&c);
+        return NULL;
+    }
+    c.tally = args[6];
+    Walk *w = walk_new();
+    if (w == NULL) {
+        chunk_clear(&c);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
+        PyObject *tuple = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(tuple) || PyTuple_GET_SIZE(tuple) != F_COUNT) {
+            PyErr_Format(PyExc_TypeError, "check_rows() takes tuples of %d fields", F_COUNT);
+            goto failed;
+        }
+        Row row = {NULL, tuple, 0, NULL};
+        if (chunk_add(&c, &row, w, args[3], args[4], tuple_as_is) < 0) {
+            goto failed;
+        }
+    }
+    walk_free(w);
+    return chunk_result(&c);
+failed:
+    walk_free(w);
+    chunk_clear(&c);
+    return NULL;
+}
+
+/* -- SQLiteRows: the same check over a statement stepped here ------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    sqlite3_stmt *leaves; /* or NULL: the leaves, stepped beside stmt (see rows_init) */
+    sqlite3_stmt *hashes[2]; /* or NULL: hashes() queries */
+    sqlite3_stmt *rollups;   /* or NULL: rollups_match()'s query */
+} SQLiteRows;
+
+PyObject *
+sqlite_failed(sqlite3 *db, const char *doing)
+{
+    PyErr_Format(SQLiteError, "%s: %s", doing, db ? sqlite3_errmsg(db) : "out of memory");
+    return NULL;
+}
+
+static void
+rows_close(SQLiteRows *self)
+{
+    if (self->stmt != NULL) {
+        sqlite3_finalize(self->stmt);
+        self->stmt = NULL;
+    }
+    if (self->leaves != NULL) {
+        sqlite3_finalize(self->leaves);
+        self->leaves = NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (self->hashes[i] != NULL) {
+            sqlite3_finalize(self->hashes[i]);
+            self->hashes[i] = NULL;
+        }
+    }
+    if (self->rollups != NULL) {
+        sqlite3_finalize(self->rollups);
+        self->rollups = NULL;
+    }
+    if (self->db != NULL) {
+        sqlite3_close_v2(self->db);
+        self->db = NULL;
+    }
+}
+
+static int
+rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
+{
+    const char *path, *sql, *leaves = NULL, *hashes[2] = {NULL, NULL}, *rollups = NULL;
+    static char *names[] = {"path", "sql", "leaves", "nodes", "pangea", "rollups", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|zzzz:SQLiteRows", names, &path, &sql,
+                                     &leaves, &hashes[0], &hashes[1], &rollups)) {
+        return -1;
+    }
+    rows_close(self);
+    int rc = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(self->db, 10000);
+        /* a read-only scan of the whole file: pages mapped, not copied by read() */
+        rc = sqlite3_exec(self->db, "PRAGMA query_only=ON; PRAGMA mmap_size=2147418112", NULL,
+                          NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(self->db, sql, -1, &self->stmt, NULL);
+    }
+    if (rc == SQLITE_OK && leaves != NULL) {
+        rc = sqlite3_prepare_v2(self->db, leaves, -1, &self->leaves, NULL);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (rc == SQLITE_OK && hashes[i] != NULL) {
+            rc = sqlite3_prepare_v2(self->db, hashes[i], -1, &self->hashes[i], NULL);
+        }
+    }
+    if (rc == SQLITE_OK && rollups != NULL) {
+        rc = sqlite3_prepare_v2(self->db, rollups, -1, &self->rollups, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        sqlite_failed(self->db, "cannot open the database to audit");
+        rows_close(self);
+        return -1;
+    }
+    if (sqlite3_column_count(self->stmt) != F_COUNT || sqlite3_bind_parameter_count(self->stmt) != 3 ||
+        (self->leaves != NULL && (sqlite3_column_count(self->leaves) != 2 ||
+                                  sqlite3_bind_parameter_count(self->leaves) != 3)) ||
+        (self->hashes[0] != NULL && (sqlite3_column_count(self->hashes[0]) != 1 ||
+                                     sqlite3_bind_parameter_count(self->hashes[0]) != 4)) ||
+        (self->hashes[1] != NULL && (sqlite3_column_count(self->hashes[1]) != 1 ||
+                                     sqlite3_bind_parameter_count(self->hashes[1]) != 4)) ||
+        (self->rollups != NULL && (sqlite3_column_count(self->rollups) != 4 ||
+                                   sqlite3_bind_parameter_count(self->rollups) != 1))) {
+        rows_close(self);
+        PyErr_Format(PyExc_ValueError,
+                     "SQLiteRows takes a query of 3 parameters and %d columns, leaves of 3"
+                     " parameters and 2 columns (seq, hash), nodes and pangea of 4 parameters"
+                     " and 1 column, rollups of 1 parameter and 4 columns", F_COUNT);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+rows_dealloc(SQLiteRows *self)
+{
+    rows_close(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A stepped row as a tuple, as the sqlite3 module would give it. */
+static PyObject *
+statement_as_tuple(const Row *row)
+{
+    PyObject *tuple = PyTuple_New(F_COUNT);
+    for (int i = 0; tuple != NULL && i < F_COUNT; i++) {
+        PyObject *value;
+        int at = i;
+        sqlite3_stmt *s = row_column(row, &at);
+        switch (s == NULL ? SQLITE_NULL : sqlite3_column_type(s, at)) {
+        case SQLITE_INTEGER: value = PyLong_FromLongLong(sqlite3_column_int64(s, at)); break;
+        case SQLITE_FLOAT: value = PyFloat_FromDouble(sqlite3_column_double(s, at)); break;
+        case SQLITE_TEXT:
+            value = PyUnicode_DecodeUTF8((const char *)sqlite3_column_text(s, at),
+                                         sqlite3_column_bytes(s, at), NULL);
+            break;
+        case SQLITE_BLOB: {
+            const void *data = sqlite3_column_blob(s, at);
+            value = PyBytes_FromStringAndSize(data ? data : "", sqlite3_column_bytes(s, at));
+            break;
+        }
+        default: value = Py_NewRef(Py_None);
+        }
+        if (value == NULL) {
+            Py_CLEAR(tuple);
+            break;
+        }
+        PyTuple_SET_ITEM(tuple, i, value);
+    }
+    return tuple;
+}
+
+PyDoc_STRVAR(rows_check_doc,
+"check(tenant_id, start, end, tenant_json, loads, watch, tally, /)\n--\n\n"
+"Run the query for (tenant_id, start, end), one read transaction, and check its rows as\n"
+"check_rows() does; the rows not vouched for come back as the sqlite3 module gives them.");
+
+static PyObject *
+rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "check() takes 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->stmt == NULL) {
+        PyErr_SetString(PyExc_ValueError, "SQLiteRows is closed");
+        return NULL;
+    }
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(args[0], &tenant_size);
+    long long start = PyLong_AsLongLong(args[1]), end = PyLong_AsLongLong(args[2]);
+    if (tenant == NULL || PyErr_Occurred() ||
+        check_arguments(args[3], args[4], args[5], args[6]) < 0) {
+        return NULL;
+    }
+    Chunk c;
+    if (chunk_init(&c, start, end, args[5]) < 0) {
+        chunk_clear(&c);
+        return NULL;
+    }
+    c.tally = args[6];
+    Walk *w = walk_new();
+    if (w == NULL) {
+        chunk_clear(&c);
+        return NULL;
+    }
+    sqlite3_stmt *s = self->stmt, *ls = self->leaves;
+    sqlite3_reset(s);
+    if (ls != NULL) {
+        sqlite3_reset(ls);
+    }
+    /* one read transaction: both statements read the same snapshot */
+    int rc = sqlite3_exec(self->db, "BEGIN", NULL, NULL, NULL);
+    int began = rc == SQLITE_OK;
+    for (int k = 0; k < (ls != NULL ? 2 : 1); k++) {
+        sqlite3_stmt *q = k ? ls : s;
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
+        }
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_bind_int64(q, 2, start);
+        }
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_bind_int64(q, 3, end);
+        }
+    }
+    /* the leaves in seq order, stepped beside the rows (a merge, not a lookup per row) */
+    int lrc = ls != NULL && rc == SQLITE_OK ? sqlite3_step(ls) : SQLITE_DONE;
+    Row row = {s, NULL, ls != NULL, NULL};
+    while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (lrc == SQLITE_ROW || lrc == SQLITE_DONE)) {
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+        if (ls != NULL) {
+            row.leaf = NULL;
+            if (sqlite3_column_type(s, F_SEQ) == SQLITE_INTEGER) {
+                sqlite3_int64 seq = sqlite3_column_int64(s, F_SEQ);
+                while (lrc == SQLITE_ROW && sqlite3_column_int64(ls, 0) < seq) {
+                    lrc = sqlite3_step(ls);
+                }
+                if (lrc == SQLITE_ROW && sqlite3_column_int64(ls, 0) == seq) {
+                    row.leaf = ls;
+                }
+            }
+            if (lrc != SQLITE_ROW && lrc != SQLITE_DONE) {
+                break;
+            }
+        }
+        if (chunk_add(&c, &row, w, args[3], args[4], statement_as_tuple) < 0) {
+            goto failed;
+        }
+    }
+    if (rc != SQLITE_DONE || (lrc != SQLITE_ROW && lrc != SQLITE_DONE)) {
+        sqlite_failed(self->db, "SQLite read failed");
+        goto failed;
+    }
+    sqlite3_reset(s);
+    if (ls != NULL) {
+        sqlite3_reset(ls);
+    }
+    if (began && sqlite3_exec(self->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite_failed(self->db, "SQLite read failed");
+        goto failed;
+    }
+    walk_free(w);
+    return chunk_result(&c);
+failed:
+    sqlite3_reset(s);
+    if (ls != NULL) {
+        sqlite3_reset(ls);
+    }
+    if (began) {
+        sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    walk_free(w);
+    chunk_clear(&c);
+    return NULL;
+}
+
+PyDoc_STRVAR(rows_hashes_doc,
+"hashes(tree, tenant_id, level, start, end, /)\n--\n\n"
+"Run the `nodes` (tree 0) or `pangea` (tree 1) query for (tenant_id, level, start, end): the\n"
+"hashes it gives, concatenated, if they are end - start of 32 bytes each; else b\"\".");
+
+static PyObject *
+rows_hashes(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "hashes() takes 5 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    long tree = PyLong_AsLong(args[0]);
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(args[1], &tenant_size);
+    long long level = PyLong_AsLongLong(args[2]), start = PyLong_AsLongLong(args[3]),
+              end = PyLong_AsLongLong(args[4]);
+    if (tenant == NULL || PyErr_Occurred()) {
+        return NULL;
+    }
+    sqlite3_stmt *q = tree == 0 || tree == 1 ? self->hashes[tree] : NULL;
+    if (q == NULL || end < start || end - start > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "hashes(): no such query, or a range past 2**24");
+        return NULL;
+    }
+    Py_ssize_t count = (Py_ssize_t)(end - start);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, count * SHA256_DIGEST_LENGTH);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *at = PyBytes_AS_STRING(out);
+    sqlite3_reset(q);
+    int rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 2, level);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 3, start);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 4, end);
+    }
+    Py_ssize_t found = 0;
+    int whole = 1;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(q);
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+        if (found == count || sqlite3_column_type(q, 0) != SQLITE_BLOB ||
+            sqlite3_column_bytes(q, 0) != SHA256_DIGEST_LENGTH) {
+            whole = 0;
+            continue;
+        }
+        memcpy(at + found * SHA256_DIGEST_LENGTH, sqlite3_column_blob(q, 0), SHA256_DIGEST_LENGTH);
+        found++;
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE) {
+        Py_DECREF(out);
+        return sqlite_failed(self->db, "SQLite read failed");
+    }
+    if (!whole || found != count) {
+        Py_DECREF(out);
+        return PyBytes_FromStringAndSize("", 0);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(rows_rollups_match_doc,
+"rollups_match(tenant_id, tally, /)\n--\n\n"
+"Run the `rollups` query for tenant_id: whether the rows it gives, (dimension, period, value,\n"
+"n) with n != 0, are exactly tally.expected() (Tally.matches() without a Python object per\n"
+"stored row).");
+
+static PyObject *
+rows_rollups_match(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyObject_TypeCheck(args[1], &TallyType)) {
+        PyErr_SetString(PyExc_TypeError, "rollups_match() takes a tenant id and a Tally");
+        return NULL;
+    }
+    Py_ssize_t tenant_size;
+    const char *tenant = PyUnicode_AsUTF8AndSize(args[0], &tenant_size);
+    if (tenant == NULL) {
+        return NULL;
+    }
+    if (self->rollups == NULL) {
+        PyErr_SetString(PyExc_ValueError, "SQLiteRows: no rollups query, or closed");
+        return NULL;
+    }
+    sqlite3_reset(self->rollups);
+    if (sqlite3_bind_text(self->rollups, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT) !=
+        SQLITE_OK) {
+        return sqlite_failed(self->db, "SQLite read failed");
+    }
+    int equal = tally_matches_statement((Tally *)args[1], self->rollups, self->db);
+    return equal < 0 ? NULL : PyBool_FromLong(equal);
+}
+
+static PyObject *
+rows_close_method(SQLiteRows *self, PyObject *unused)
+{
+    (void)unused;
+    rows_close(self);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef rows_methods[] = {
+    {"check", (PyCFunction)(void (*)(void))rows_check, METH_FASTCALL, rows_check_doc},
+    {"hashes", (PyCFunction)(void (*)(void))rows_hashes, METH_FASTCALL, rows_hashes_doc},
+    {"rollups_match", (PyCFunction)(void (*)(void))rows_rollups_match, METH_FASTCALL,
+     rows_rollups_match_doc},
+    {"close", (PyCFunction)rows_close_method, METH_NOARGS, "Close the connection."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject SQLiteRowsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "trailkeep.model._fastleaf.SQLiteRows",
+    .tp_doc = PyDoc_STR("SQLiteRows(path, sql): a read-only connection of its own to a SQLite\n"
+                        "database and an audit query (3 parameters: tenant, start, end; the\n"
+                        "columns of AUDIT_FIELDS), for check()."),
+    .tp_basicsize = sizeof(SQLiteRows),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)rows_init,
+    .tp_dealloc = (destructor)rows_dealloc,
+    .tp_methods = rows_methods,
+};
