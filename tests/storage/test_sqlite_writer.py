@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.storage.test_store import make_tenant, new_event
-from trailkeep.errors import ConflictError
+from trailkeep.errors import ConflictError, UnavailableError
 from trailkeep.service.stores import open_store
 from trailkeep.storage._sqlite_sql import insert_many
 from trailkeep.storage._sqlite_writer import _AppendJob
@@ -97,3 +97,26 @@ def test_insert_many_uses_a_few_fixed_statement_shapes(tmp_path: Path) -> None:
     sizes = [s.count("), (") + 1 for s in seen]  # the trace shows values bound
     assert sizes == [256, 128, 64, 32, 16, 4, 1024, 1024, 32, 16, 4]
     assert [r[0] for r in conn.execute("SELECT a FROM t ORDER BY rowid")] == list(range(2_600))
+
+
+def test_an_unexpected_failure_fails_its_group_not_the_writer(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in writing one group answers that group's writes with the failure (nothing of
+    them stored) and leaves the writer thread taking the writes behind it."""
+    make_tenant(sqlite_store)
+    real = sqlite_store._commit_group
+    calls = iter([True])
+
+    def once_broken(jobs: list[object]) -> None:
+        if next(calls, False):
+            sqlite_store._writer_conn.execute("BEGIN")
+            raise RuntimeError("a bug")
+        real(jobs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite_store, "_commit_group", once_broken)
+    with pytest.raises(UnavailableError, match="a bug"):
+        sqlite_store.append("acme", [new_event()]).result(timeout=60)
+    stored = sqlite_store.append("acme", [new_event()]).result(timeout=60)
+    assert stored[0].event.seq == 0
+    assert sqlite_store.log_size("acme") == 1

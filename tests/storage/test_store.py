@@ -199,3 +199,17 @@ class TestReads:
         assert [e.seq for e in page.events] == [1, 2, 3]
         page = store.list_events("acme", EventQuery(by_seq=True, sort=Sort.DESC, limit=2))
         assert [e.seq for e in page.events] == [3, 2]
+
+
+def test_a_write_its_caller_gave_up_on_leaves_the_writer_running(store: Store) -> None:
+    """An append whose future is cancelled while it waits in the queue (an asyncio caller
+    cancelled, e.g. ``log_async`` answered before its write) is still written, and the
+    writer thread goes on answering the appends after it."""
+    make_tenant(store)
+    ahead = store.append("acme", [new_event(metadata={"i": i}) for i in range(1000)])
+    given_up = store.append("acme", [new_event(action="given.up")])
+    assert given_up.cancel(), "the writer answered before the test could cancel"
+    assert len(ahead.result(timeout=60)) == 1000
+    after = store.append("acme", [new_event(action="after")]).result(timeout=60)
+    assert after[0].event.seq == 1001  # the cancelled one was written at seq 1000
+    assert store.log_size("acme") == 1002

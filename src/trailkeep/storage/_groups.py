@@ -5,10 +5,11 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-__all__ = ["GROUP_SIZE_BUCKETS", "GroupStats", "group_stats", "take_group"]
+__all__ = ["GROUP_SIZE_BUCKETS", "GroupStats", "group_stats", "settle", "take_group"]
 
 #: Upper bounds (events) of the group-size histogram ``/metrics`` shows.
 GROUP_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
@@ -52,6 +53,7 @@ class _Job(Protocol):
 
 
 J = TypeVar("J", bound=_Job)
+T = TypeVar("T")
 
 
 def take_group(
@@ -81,3 +83,19 @@ def take_group(
         count += len(more.events)
     _STATS.record(count, jobs_in.qsize())
     return jobs, stop
+
+
+def settle(future: Future[T], result: T | BaseException) -> None:
+    """Answer a write's ``future`` with its ``result`` (an exception: its failure).
+
+    The caller may have stopped waiting: an asyncio task awaiting ``asyncio.wrap_future`` of
+    it and cancelled (a client gone, ``log_async``'s request answered before its write)
+    cancels it too. The outcome stands either way, and the writer thread must go on.
+    """
+    try:
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass

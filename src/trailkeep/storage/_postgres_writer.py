@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -37,7 +37,7 @@ from psycopg_pool import ConnectionPool
 from trailkeep.errors import StorageError, TrailkeepError, UnavailableError
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.query.fulltext import search_document
-from trailkeep.storage._groups import take_group
+from trailkeep.storage._groups import settle, take_group
 from trailkeep.storage._postgres_common import EVENT_FIELDS, log, pg_row, pg_text, translate
 from trailkeep.storage._sequencer import GroupSequencer, NodeRows, Plan, wanted_keys
 from trailkeep.storage.base import Appended
@@ -137,16 +137,6 @@ class _Pending:
 
 class _Isolate(Exception):
     """A job failed on the fast path: redo the group with a savepoint per job."""
-
-
-def _resolve(job: AppendJob, result: list[Appended] | BaseException) -> None:
-    try:
-        if isinstance(result, BaseException):
-            job.future.set_exception(result)
-        else:
-            job.future.set_result(result)
-    except InvalidStateError:
-        pass  # the caller gave up waiting (cancelled); the outcome stands either way
 
 
 class GroupWriter:
@@ -263,17 +253,17 @@ class GroupWriter:
             if isinstance(error, UnavailableError):
                 error = UnavailableError(f"{error.message}; the append was not acknowledged")
             for job in jobs:
-                _resolve(job, error)
+                settle(job.future, error)
             return
         for job, result in zip(jobs, results, strict=True):
-            _resolve(job, result)
+            settle(job.future, result)
 
     def _prepare(self, job: AppendJob) -> bool:
         """Build the job's rows outside the locks; False (and the job failed) if that fails."""
         try:
             job.rows = [event_template(job.tenant_id, event) for event in job.events]
         except Exception as exc:
-            _resolve(job, translate(exc, "append"))
+            settle(job.future, translate(exc, "append"))
             return False
         return True
 

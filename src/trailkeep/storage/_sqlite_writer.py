@@ -23,7 +23,7 @@ from trailkeep.errors import (
 )
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.query.fulltext import search_document
-from trailkeep.storage._groups import take_group
+from trailkeep.storage._groups import settle, take_group
 from trailkeep.storage._sequencer import GroupSequencer, Plan
 from trailkeep.storage._sqlite_prune import WalCheckpoints, prune_batch
 from trailkeep.storage._sqlite_reads import _EVENT_FIELDS, _row_event
@@ -154,13 +154,29 @@ class SQLiteWriter:
         while True:
             jobs, stop = take_group(self._queue, self._group_limit)
             if jobs:
-                self._commit_group(jobs)
+                try:
+                    self._commit_group(jobs)
+                except Exception as exc:  # a bug: fail this group, never the writer thread
+                    self._fail_group(jobs, exc)
                 self._run_after_commit()
             if time.monotonic() > next_optimize:
                 self._optimize()
                 next_optimize = time.monotonic() + OPTIMIZE_SECONDS
             if stop:
                 return
+
+    def _fail_group(self, jobs: list[_AppendJob], exc: Exception) -> None:
+        """Roll back what the group wrote and answer every job not yet answered with the
+        failure (a job answered has committed), so the writes behind it are still taken."""
+        log.exception("the SQLite writer failed on a group of %d writes", len(jobs))
+        try:
+            if self._writer_conn.in_transaction:
+                self._writer_conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("rolling the failed group back failed")
+        error = UnavailableError(f"the write failed, nothing of it was stored: {exc}")
+        for job in jobs:
+            settle(job.future, error)
 
     def _group_limit(self) -> int:
         near = time.monotonic() + NEAR_DUE_SECONDS >= self.after_commit_due
@@ -250,7 +266,7 @@ class SQLiteWriter:
                 conn.execute("ROLLBACK")
             error = UnavailableError(f"SQLite commit failed, nothing was written: {exc}")
             for job in jobs:
-                job.future.set_exception(error)
+                settle(job.future, error)
             return
         finally:
             if lazy:
@@ -298,10 +314,7 @@ class SQLiteWriter:
 def _answer(results: list[tuple[_AppendJob, list[Appended] | BaseException]]) -> None:
     """Each job's answer, once its group committed."""
     for job, result in results:
-        if isinstance(result, BaseException):
-            job.future.set_exception(result)
-        else:
-            job.future.set_result(result)
+        settle(job.future, result)
 
 
 def _stored_keys(
