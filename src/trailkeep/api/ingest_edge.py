@@ -1,8 +1,9 @@
 """The ingest routes' common case answered without FastAPI's routing and dependency solving.
 
 For a small ``POST /v1/events``, FastAPI's route matching, dependency solving and header
-validation cost the event loop more than the event itself (about 60 % of its CPU per request,
-measured with ``benchmarks/ingest.py``'s single-event load). :class:`IngestEdge` is the
+validation cost the event loop more than the event itself: measured in-process with 32
+requests in flight, about 1.25 ms of event-loop CPU per request through the routes, 0.5 ms
+through this edge (docs/architecture.md, "How a write becomes durable"). :class:`IngestEdge` is the
 innermost middleware: when a request is the common case — the exact path, a credential the
 auth cache already vouches for, a JSON ``Content-Type``, an ``Idempotency-Key`` within its
 bound, a body that decodes — it calls the same functions the routes call
