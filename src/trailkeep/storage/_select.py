@@ -225,8 +225,8 @@ def _hour_jump_sql(
     ``(tenant_id, [column,] ts, id)``), with only the rest of the offset walked. ``ts`` is
     fixed-width, so an hour ``2026-11-07T10`` holds exactly the times ``>= '2026-11-07T10'``
     and ``< '2026-11-07T10;'`` (``;`` follows ``:``). The totals are exact (the writer keeps
-    them with the events, deletions and erasures take theirs out; SQLite's ``verify
-    database`` recounts them), so the page is the one a full walk finds; past the last match
+    them with the events, deletions and erasures take theirs out; ``verify database``
+    recounts them), so the page is the one a full walk finds; past the last match
     it is empty.
     """
     ph = dialect.typed.placeholder
