@@ -27,7 +27,9 @@ from trailkeep.storage._sql import FALSE, SqlFragment
 
 __all__ = [
     "FALSE",
+    "HOUR_TOTAL",
     "PARSED_BODY",
+    "PG_HOUR_DIMS",
     "Dialect",
     "PostgresDialect",
     "SqliteDialect",
@@ -37,6 +39,17 @@ __all__ = [
     "like_prefix",
     "sqlite_path",
 ]
+
+#: Dimension of the per-hour totals of all events (``Dialect.hour_totals``, value ``""``).
+HOUR_TOTAL: Final = "_hour"
+#: What PostgreSQL's ``hour_totals`` (migration 9) counts per hour besides all events: each
+#: ``dim`` and the event field it counts. ``PostgresDialect.hour_dims``, the writer's counts
+#: and ``verify database``'s recount read it; the migration spells it out (migrations are frozen).
+PG_HOUR_DIMS: Final = {
+    "action": ("action",),
+    "outcome": ("outcome",),
+    "target.type": ("target", "type"),
+}
 
 _JSON_LITERALS: Final = ("true", "false", "null")
 #: Most strings whose bytes one OR'ed match checks for before parsing (each ``instr`` costs
@@ -310,9 +323,7 @@ class PostgresDialect:
     rollups: bool = False
     #: Migration 9's table (no facet rollups: only these).
     hour_totals: str = "(SELECT tenant_id, dim, value, hour AS period, n FROM hour_totals)"
-    hour_dims: frozenset[tuple[str, ...]] = frozenset(
-        {("action",), ("outcome",), ("target", "type")}
-    )
+    hour_dims: frozenset[tuple[str, ...]] = frozenset(PG_HOUR_DIMS.values())
 
     @property
     def typed(self) -> TypedSql:

@@ -22,7 +22,7 @@ from trailkeep.query.fields import FieldError, FieldKind, resolve
 from trailkeep.query.filters import FILTER_COLUMNS, EventQuery, conjoin, filter_node
 from trailkeep.query.values import as_time
 from trailkeep.storage._compile import is_text
-from trailkeep.storage._dialects import Dialect
+from trailkeep.storage._dialects import HOUR_TOTAL, Dialect
 from trailkeep.storage._select import where_sql
 from trailkeep.storage._sql import SqlFragment
 
@@ -173,8 +173,6 @@ def _bound(node: Node, now: datetime) -> tuple[str, str] | None:
 # is only a time range reads whole days, then whole hours, from the rollups and counts just the
 # partial hours at its edges from the events.
 
-#: Dimension name of the per-hour totals in ``facet_counts``.
-HOUR_TOTAL: Final = "_hour"
 #: Columns of a rollup row.
 ROLLUP_COLUMNS: Final = ("tenant_id", "dim", "period", "value", "n")
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from trailkeep.storage._facets import HOUR_TOTAL
+from trailkeep.storage._dialects import HOUR_TOTAL, PG_HOUR_DIMS
 from trailkeep.storage._postgres_common import pg_text
 from trailkeep.storage.rows import QUERY_COLUMNS
 
 __all__ = ["PostgresAudit"]
 
-#: What ``hour_totals`` counts (its ``dim``s, the writer's ``_HOUR_DIMS``), and per what: hours
+#: What ``hour_totals`` counts (its ``dim``s), and per what: hours
 #: (the first 13 characters of ``ts``).
-_HOUR_DIMS: Final = frozenset((HOUR_TOTAL, "action", "outcome", "target.type"))
+_HOUR_DIMS: Final = frozenset((HOUR_TOTAL, *PG_HOUR_DIMS))
 _HOUR_WIDTH: Final = 13
 
 _ROWS: Final = (

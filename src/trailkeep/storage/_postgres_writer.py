@@ -37,6 +37,7 @@ from psycopg_pool import ConnectionPool
 from trailkeep.errors import StorageError, TrailkeepError, UnavailableError
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.query.fulltext import search_document
+from trailkeep.storage._dialects import HOUR_TOTAL, PG_HOUR_DIMS
 from trailkeep.storage._groups import settle, take_group
 from trailkeep.storage._postgres_common import EVENT_FIELDS, log, pg_row, pg_text, translate
 from trailkeep.storage._sequencer import GroupSequencer, NodeRows, Plan, wanted_keys
@@ -63,9 +64,8 @@ _NOT_TEXT: Final = {"seq": "int8", "body": "bytea", "salts": "bytea"}
 _EVENT_TYPES: Final = [_NOT_TEXT.get(c, "text") for c in _COLUMNS]
 _SEQ: Final = _COLUMNS.index("seq")
 _TS: Final = _COLUMNS.index("ts")
-_ACTION: Final = _COLUMNS.index("action")
-_OUTCOME: Final = _COLUMNS.index("outcome")
-_TARGET_TYPE: Final = _COLUMNS.index("target_type")
+#: Each ``hour_totals`` dimension with the position of the column holding its field.
+_HOUR_AT: Final = tuple((dim, _COLUMNS.index("_".join(path))) for dim, path in PG_HOUR_DIMS.items())
 _COPY_EVENTS: Final = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _INSERT_EVENT: Final = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608
     ", ".join(_COLUMNS), ", ".join(["%s"] * len(_COLUMNS))
@@ -126,11 +126,10 @@ class _Pending:
             row[_SEQ] = seq
             self.events.append(row)
             hour = row[_TS][:13]
-            hours[job.tenant_id, "_hour", "", hour] += 1
-            hours[job.tenant_id, "action", row[_ACTION], hour] += 1
-            hours[job.tenant_id, "outcome", row[_OUTCOME], hour] += 1
-            if row[_TARGET_TYPE] is not None:
-                hours[job.tenant_id, "target.type", row[_TARGET_TYPE], hour] += 1
+            hours[job.tenant_id, HOUR_TOTAL, "", hour] += 1
+            for dim, at in _HOUR_AT:
+                if row[at] is not None:
+                    hours[job.tenant_id, dim, row[at], hour] += 1
         self.nodes.extend(plan.nodes)
         self.pangea_nodes.extend(plan.pangea_nodes)
 

@@ -15,7 +15,7 @@ from trailkeep.errors import InvalidInputError
 from trailkeep.query.ast import And, Compare, Node, Values
 from trailkeep.query.filters import EventQuery, Sort
 from trailkeep.storage._compile import compile_node, locate
-from trailkeep.storage._dialects import Dialect
+from trailkeep.storage._dialects import HOUR_TOTAL, Dialect
 from trailkeep.storage._sql import SqlFragment
 
 __all__ = ["HOUR_JUMP_OFFSET", "count_sql", "distinct_sql", "order_sql", "select_sql", "where_sql"]
@@ -30,8 +30,6 @@ HOUR_JUMP_OFFSET: Final = 1000
 #: arrival bounds, pruned events) for the page to be placed by arithmetic on ``seq``; past it,
 #: the skipped rows are walked.
 SEQ_JUMP_GAPS: Final = 4096
-#: Dimension of the per-hour totals of all events (``Dialect.hour_totals``; ``_facets.HOUR_TOTAL``).
-HOUR_TOTAL: Final = "_hour"
 #: The fixed-width timestamp a range edge must be for the hour totals to split it.
 _FIXED_WIDTH: Final = "2026-01-01T00:00:00.000000Z"
 #: The complement of an arrival bound: the events a bound ``received_at {op} v`` leaves out.
