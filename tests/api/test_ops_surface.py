@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import httpx
 import pytest
 
 from tests.conftest import Keys
+from trailkeep.api.app import SWITCH_INTERVAL, create_app
+from trailkeep.api.services import Services
+from trailkeep.settings import Settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -59,3 +63,18 @@ class TestOfflineDocs:
             assert len(resp.content) > 100
         assert (await client.get("/docs/oauth2-redirect")).status_code == 200
         assert (await client.get("/redoc")).status_code == 404
+
+
+class TestGilSwitchInterval:
+    """Every server process shortens the GIL switch interval when it starts, the app's
+    lifespan (each ``serve --workers N`` worker is a fresh interpreter), not only the CLI."""
+
+    async def test_set_at_startup(self, settings: Settings, services: Services) -> None:
+        before = sys.getswitchinterval()
+        sys.setswitchinterval(0.005)  # a fresh interpreter's default
+        try:
+            app = create_app(settings, services)
+            async with app.router.lifespan_context(app):
+                assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        finally:
+            sys.setswitchinterval(before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,7 +25,10 @@ from .schemas import BatchIn, EventIn
 from .services import Services
 from .shutdown import on_stop_signal
 
-__all__ = ["create_app"]
+__all__ = ["SWITCH_INTERVAL", "create_app"]
+
+#: Seconds a thread holds the GIL while another waits for it (the default is 5 ms).
+SWITCH_INTERVAL = 0.0005
 
 DESCRIPTION = """\
 trailkeep is a multi-tenant, tamper-evident audit log.
@@ -54,6 +58,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # In every server process (``serve --workers N`` starts each worker afresh): the
+        # writer, the checkpointer and the event loop share the GIL, and a short switch
+        # interval keeps a thread that wakes from I/O (SQLite releases the GIL on every step)
+        # from waiting up to the default 5 ms each time behind a busy request thread.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         services.start()
         # Uvicorn waits for open responses before this lifespan ends, and a live stream never
         # ends by itself: the stop signal itself must end them.

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -136,10 +135,6 @@ def serve(
         err.print("[dim]only this machine can connect: --host 0.0.0.0 (or TRAILKEEP_HOST)"
                   " listens on every interface[/]", highlight=False)  # fmt: skip
     err.print(f"checkpoint public key (pin it to verify): {key}", markup=False, highlight=False)
-    # The writer, the checkpointer and the event loop share the GIL; a short switch interval
-    # keeps a thread that wakes from I/O (SQLite releases the GIL on every step) from waiting
-    # up to the default 5 ms each time behind a busy request thread.
-    sys.setswitchinterval(0.0005)
     options = {
         "host": host,
         "port": port,
