@@ -32,6 +32,10 @@ __all__ = ["TOUCH_INTERVAL", "Authenticator"]
 log = logging.getLogger(__name__)
 
 _CACHE_SECONDS = 5.0
+#: A credential still in use this close to the end of its cache entry is read again from the
+#: store in the background, so that under steady traffic its entry never lapses: otherwise
+#: every request in flight at that moment misses at once and takes the slow path.
+_REFRESH_SECONDS = 1.0
 #: Seconds between two writes of one key's ``last_used_at`` by one process: a key's last use
 #: is known to within a minute, at the cost of one small write a minute, not one per request.
 TOUCH_INTERVAL = 60.0
@@ -70,8 +74,10 @@ class Authenticator:
 
     The cache is keyed by a digest of the whole header, so a secret never sits in memory
     longer than the request that carried it; revoking a key takes effect within
-    ``_CACHE_SECONDS``. A key's expiry is checked on every request, cached or not; its last
-    use is written at most every ``TOUCH_INTERVAL`` seconds, on a thread of its own.
+    ``_CACHE_SECONDS``. An entry still in use near its end is renewed from the store in the
+    background (``_REFRESH_SECONDS``), so a busy credential never lapses. A key's expiry is
+    checked on every request, cached or not; its last use is written at most every
+    ``TOUCH_INTERVAL`` seconds, on a thread of its own.
     """
 
     def __init__(self, store: Store) -> None:
@@ -79,16 +85,50 @@ class Authenticator:
         self._cache: dict[bytes, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
         self._touched: dict[str, float] = {}
+        self._refreshing: set[bytes] = set()
 
     def _cached(self, header: str) -> tuple[str, Role, str | None] | None:
-        hit = self._cache.get(hashlib.sha256(header.encode()).digest())
-        if hit is None or hit[0] <= time.monotonic():
+        digest = hashlib.sha256(header.encode()).digest()
+        hit = self._cache.get(digest)
+        now = time.monotonic()
+        if hit is None or hit[0] <= now:
             return None
         key = hit[1]
         if key.expires_at is not None and key.expired(format_time(utcnow())):
             raise _expired(key)
+        if hit[0] - now < _REFRESH_SECONDS:
+            self._refresh(digest, key)
         self._note_use(key.client_id)
         return key.client_id, key.role, key.tenant_id
+
+    def _refresh(self, digest: bytes, key: ApiKey) -> None:
+        """Read ``key`` again from the store on a thread of its own (the caller may be the
+        event loop) and renew its entry, or drop it if the key was revoked or replaced."""
+        with self._lock:
+            if digest in self._refreshing:
+                return
+            self._refreshing.add(digest)
+        threading.Thread(target=self._reread, args=(digest, key), daemon=True).start()
+
+    def _reread(self, digest: bytes, key: ApiKey) -> None:
+        # The new entry's life counts from before the read: a revocation the read misses
+        # still takes effect within _CACHE_SECONDS, as for an entry made by a full check.
+        now = time.monotonic()
+        try:
+            current = self._store.get_key(key.client_id)
+        except Exception:  # a closed store at shutdown, a busy database: the entry lapses
+            log.debug("could not read key %s again", key.client_id, exc_info=True)
+            current = None
+        with self._lock:
+            self._refreshing.discard(digest)
+            if (
+                current is None
+                or current.revoked_at is not None
+                or current.secret_hash != key.secret_hash
+            ):
+                self._cache.pop(digest, None)
+            elif digest in self._cache:
+                self._cache[digest] = (now + _CACHE_SECONDS, current)
 
     def _note_use(self, client_id: str) -> None:
         """Write the key's last use, at most every ``TOUCH_INTERVAL`` seconds, off the
