@@ -1,6 +1,6 @@
 """Substring conditions behind the body's byte search (``body_contains``): the same answers as a
-brute-force evaluation, for text with LIKE's wildcards, escapes, case and non-ASCII letters, in
-an Or whose branches share the screen or not."""
+brute-force evaluation, on every backend, for text with LIKE's wildcards, escapes, case and
+non-ASCII letters, in an Or whose branches share the screen or not."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.storage.conftest import BACKENDS
 from tests.storage.reference import ref_count, ref_select
 from tests.storage.test_store import make_tenant, new_event
 from trailkeep.model.event import StoredEvent
 from trailkeep.query.ast import And, Compare, Contains, Exists, Node, Not, Or, Values
 from trailkeep.query.filters import EventQuery
 from trailkeep.service.stores import open_store
-from trailkeep.storage._compile import compile_node
+from trailkeep.storage._compile import STORE_DIALECTS, compile_node
+from trailkeep.storage._dialects import PARSED_BODY
 from trailkeep.storage.base import Store
 
 _STRINGS = [
@@ -37,9 +39,15 @@ _NOTE = ("metadata", "note")
 _ACTOR = ("actor", "id")  # a column in every backend
 
 
-@pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, list[StoredEvent]]]:
-    store = open_store(f"sqlite:///{tmp_path_factory.mktemp('screen') / 'store.db'}")
+@pytest.fixture(scope="module", params=BACKENDS)
+def filled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Store, list[StoredEvent]]]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_server").create_schema()
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('screen') / 'store.db'}"
+    store = open_store(url)
     try:
         make_tenant(store)
         events = []
@@ -99,3 +107,25 @@ def test_shared_screen() -> None:
     for text in ('a"b', "a\\b", "a\nb", ""):
         assert "LIKE" not in compile_node(Contains((_MESSAGE,), text), "sqlite").sql
     assert "LIKE" not in compile_node(Contains((("id",),), "abc"), "sqlite").sql
+
+
+def test_postgres_parses_behind_the_screen() -> None:
+    """On PostgreSQL the conditions behind the screen read a body parsed in a subquery that
+    only rows passing the screen reach, not the statement's per-row parse (``d.doc``)."""
+    dialect = STORE_DIALECTS["postgres"]
+    node = Or(
+        (
+            Contains((_MESSAGE, ("id",)), "abc"),
+            And((Contains((_NOTE,), "abc"), Values(_ACTOR, ("x",)))),
+        )
+    )
+    sql = compile_node(node, dialect).sql
+    assert sql.count("ILIKE") == 1
+    assert PARSED_BODY not in sql
+    assert "AND (SELECT" in sql
+    assert dialect.events_from(sql) == "events"
+    # Case kept: the bytes themselves; text the screen cannot see through: no screen.
+    assert "body LIKE" in compile_node(Contains((_NOTE,), "abc", ignore_case=False), dialect).sql
+    for text in ('a"b', "a\\b", "a\nb", "", "\ud800"):
+        assert dialect.body_contains(text, True) is None
+        assert "LIKE" not in compile_node(Contains((_MESSAGE,), text), dialect).sql

@@ -13,10 +13,11 @@ plain SQL ``NOT`` (NULL for a missing value) would drop, so ``Not`` compiles to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Final, Literal, TypeAlias
 
 from trailkeep.errors import InvalidInputError, TimeParseError
@@ -171,20 +172,32 @@ class _Compiler:
         """Any of the fields contains the text: the columns' tests, then the body's fields
         behind one byte search of the body (``body_contains``), which skips reading them in
         every event whose body does not hold the text at all."""
-        outside: list[SqlFragment] = []
-        body: list[SqlFragment] = []
-        for field in node.fields:
-            part = self._contains(field, node, element)
-            (body if element or _in_body(field) else outside).append(part)
         key = (node.text, node.ignore_case)
         screen = None
         if not element and key not in self.screened:
             screen = self.dialect.body_contains(*key)
-        if body and screen is not None:
-            inner = join(body, " OR ")
-            body = [SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))]
-        parts = [*outside, *body]
+        in_body = [f for f in node.fields if element or _in_body(f)]
+        parts = [self._contains(f, node, element) for f in node.fields if f not in in_body]
+        if in_body and screen is not None:
+            parts.append(
+                self._behind(
+                    screen,
+                    lambda: join((self._contains(f, node, element) for f in in_body), " OR "),
+                )
+            )
+        else:
+            parts.extend(self._contains(f, node, element) for f in in_body)
         return join(parts, " OR ") if parts else FALSE
+
+    def _behind(self, screen: SqlFragment, build: Callable[[], SqlFragment]) -> SqlFragment:
+        """What ``build`` compiles, read only for rows that pass ``screen``."""
+        outer = self.dialect
+        self.dialect = outer.behind_screen()
+        try:
+            inner = build()
+        finally:
+            self.dialect = outer
+        return outer.screened(screen, inner)
 
     def _contains(self, field: tuple[str, ...], node: Contains, element: bool) -> SqlFragment:
         where = locate(field, element)
@@ -268,14 +281,12 @@ class _Compiler:
                 self.screened.add(key)
                 try:
                     if len(grouped) > 1:
-                        inner = self.group(Or(tuple(grouped)), screen=False)
+                        build = partial(self.group, Or(tuple(grouped)), screen=False)
                     else:
-                        inner = self.node(grouped[0])
+                        build = partial(self.node, grouped[0])
+                    parts.append(self._behind(screen, build))
                 finally:
                     self.screened.discard(key)
-                parts.append(
-                    SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))
-                )
         return join(parts, " OR ")
 
     def term(self, term: Term) -> SqlFragment:
