@@ -38,7 +38,7 @@ from trailkeep.query.ast import (
 )
 from trailkeep.query.errors import QuerySyntaxError
 from trailkeep.query.fields import FieldError, FieldKind, FieldSpec, resolve
-from trailkeep.query.fulltext import has_words
+from trailkeep.query.fulltext import has_words, in_document
 from trailkeep.query.parser import parse
 from trailkeep.query.values import as_integer, as_number, as_time
 from trailkeep.storage._dialects import (
@@ -173,10 +173,10 @@ class _Compiler:
         behind one byte search of the body (``body_contains``), which skips reading them in
         every event whose body does not hold the text at all."""
         key = (node.text, node.ignore_case)
+        in_body = [f for f in node.fields if element or _in_body(f)]
         screen = None
         if not element and key not in self.screened:
-            screen = self.dialect.body_contains(*key)
-        in_body = [f for f in node.fields if element or _in_body(f)]
+            screen = self.dialect.body_contains(*key, documented=all(map(_documented, in_body)))
         parts = [self._contains(f, node, element) for f in node.fields if f not in in_body]
         if in_body and screen is not None:
             parts.append(
@@ -264,7 +264,16 @@ class _Compiler:
         needs = [_body_text(child) for child in children]
         shared = [key for key in dict.fromkeys(needs) if key is not None and needs.count(key) > 1]
         screens = {
-            key: self.dialect.body_contains(*key) for key in shared if key not in self.screened
+            key: self.dialect.body_contains(
+                *key,
+                documented=all(
+                    _all_documented(child)
+                    for k, child in zip(needs, children, strict=True)
+                    if k == key
+                ),
+            )
+            for key in shared
+            if key not in self.screened
         }
         screens = {key: screen for key, screen in screens.items() if screen is not None}
         if not screens:
@@ -376,6 +385,23 @@ def _in_body(field: tuple[str, ...]) -> bool:
     ``seq`` and ``received_at`` (a column holds the body's string, as ``verify database``
     checks), so a body without a text has no such string containing it."""
     return locate(field).ref is not None
+
+
+def _documented(field: tuple[str, ...]) -> bool:
+    """Whether every string ``field`` holds in the body is a line of the search document."""
+    ref = locate(field).ref
+    return ref is not None and in_document(ref.path)
+
+
+def _all_documented(node: Node) -> bool:
+    """Whether every ``Contains`` in ``node`` reads only fields the search document holds."""
+    if isinstance(node, Contains):
+        return all(map(_documented, node.fields))
+    if isinstance(node, And | Or):
+        return all(map(_all_documented, node.children))
+    if isinstance(node, Not):
+        return _all_documented(node.child)
+    return True
 
 
 def _body_text(node: Node) -> tuple[str, bool] | None:
