@@ -170,3 +170,29 @@ def test_strings_the_search_document_lacks(store: Store) -> None:
                 query = EventQuery(node, limit=10)
                 got = [e.id for e in store.select("acme", query)]
                 assert got == [e.id for e in ref_select(events, query)] == [events[0].id], node
+
+
+@pytest.mark.postgres
+def test_postgres_row_without_search_document(pg_url: str) -> None:
+    """A row whose search document columns are empty (none is written so) is still tested
+    exactly, not dropped by the screen that reads them."""
+    import psycopg
+
+    store = open_store(pg_url)
+    try:
+        make_tenant(store)
+        events = [
+            a.event
+            for a in store.append("acme", [new_event(message="Needle here"), new_event()]).result()
+        ]
+        with psycopg.connect(pg_url) as conn:
+            conn.execute(
+                "UPDATE events SET search_message = NULL, search_fields = NULL WHERE id = %s",
+                (events[0].id,),
+            )
+        node = Contains((_MESSAGE, _NOTE), "needle")
+        assert "search_fields" in compile_node(node, STORE_DIALECTS["postgres"]).sql
+        query = EventQuery(node, limit=10)
+        assert [e.id for e in store.select("acme", query)] == [events[0].id]
+    finally:
+        store.close()
