@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["SearchDocument", "has_words", "search_document"]
+__all__ = ["SearchDocument", "has_words", "in_document", "search_document"]
 
 #: Fields that are not indexed as text: the message has its own column, the timestamp is
 #: searched by range, and a signature is noise.
@@ -47,6 +47,15 @@ def search_document(content: Mapping[str, Any]) -> SearchDocument:
         if key not in _NOT_INDEXED:
             _leaves(value, values)
     return SearchDocument(message if type(message) is str else "", "\n".join(values))
+
+
+def in_document(path: tuple[str, ...]) -> bool:
+    """Whether every string at ``path`` in an event's content is, as it is, one of the lines of
+    its ``SearchDocument`` (the message, or a line of ``fields``): the message itself, and any
+    path under a key ``search_document`` indexes."""
+    if not path:
+        return False
+    return path == ("message",) or path[0] not in _NOT_INDEXED
 
 
 def _leaves(value: Any, out: list[str]) -> None:

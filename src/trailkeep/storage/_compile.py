@@ -13,10 +13,11 @@ plain SQL ``NOT`` (NULL for a missing value) would drop, so ``Not`` compiles to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Final, Literal, TypeAlias
 
 from trailkeep.errors import InvalidInputError, TimeParseError
@@ -37,7 +38,7 @@ from trailkeep.query.ast import (
 )
 from trailkeep.query.errors import QuerySyntaxError
 from trailkeep.query.fields import FieldError, FieldKind, FieldSpec, resolve
-from trailkeep.query.fulltext import has_words
+from trailkeep.query.fulltext import has_words, in_document
 from trailkeep.query.parser import parse
 from trailkeep.query.values import as_integer, as_number, as_time
 from trailkeep.storage._dialects import (
@@ -171,20 +172,32 @@ class _Compiler:
         """Any of the fields contains the text: the columns' tests, then the body's fields
         behind one byte search of the body (``body_contains``), which skips reading them in
         every event whose body does not hold the text at all."""
-        outside: list[SqlFragment] = []
-        body: list[SqlFragment] = []
-        for field in node.fields:
-            part = self._contains(field, node, element)
-            (body if element or _in_body(field) else outside).append(part)
         key = (node.text, node.ignore_case)
+        in_body = [f for f in node.fields if element or _in_body(f)]
         screen = None
         if not element and key not in self.screened:
-            screen = self.dialect.body_contains(*key)
-        if body and screen is not None:
-            inner = join(body, " OR ")
-            body = [SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))]
-        parts = [*outside, *body]
+            screen = self.dialect.body_contains(*key, documented=all(map(_documented, in_body)))
+        parts = [self._contains(f, node, element) for f in node.fields if f not in in_body]
+        if in_body and screen is not None:
+            parts.append(
+                self._behind(
+                    screen,
+                    lambda: join((self._contains(f, node, element) for f in in_body), " OR "),
+                )
+            )
+        else:
+            parts.extend(self._contains(f, node, element) for f in in_body)
         return join(parts, " OR ") if parts else FALSE
+
+    def _behind(self, screen: SqlFragment, build: Callable[[], SqlFragment]) -> SqlFragment:
+        """What ``build`` compiles, read only for rows that pass ``screen``."""
+        outer = self.dialect
+        self.dialect = outer.behind_screen()
+        try:
+            inner = build()
+        finally:
+            self.dialect = outer
+        return outer.screened(screen, inner)
 
     def _contains(self, field: tuple[str, ...], node: Contains, element: bool) -> SqlFragment:
         where = locate(field, element)
@@ -251,7 +264,16 @@ class _Compiler:
         needs = [_body_text(child) for child in children]
         shared = [key for key in dict.fromkeys(needs) if key is not None and needs.count(key) > 1]
         screens = {
-            key: self.dialect.body_contains(*key) for key in shared if key not in self.screened
+            key: self.dialect.body_contains(
+                *key,
+                documented=all(
+                    _all_documented(child)
+                    for k, child in zip(needs, children, strict=True)
+                    if k == key
+                ),
+            )
+            for key in shared
+            if key not in self.screened
         }
         screens = {key: screen for key, screen in screens.items() if screen is not None}
         if not screens:
@@ -268,14 +290,12 @@ class _Compiler:
                 self.screened.add(key)
                 try:
                     if len(grouped) > 1:
-                        inner = self.group(Or(tuple(grouped)), screen=False)
+                        build = partial(self.group, Or(tuple(grouped)), screen=False)
                     else:
-                        inner = self.node(grouped[0])
+                        build = partial(self.node, grouped[0])
+                    parts.append(self._behind(screen, build))
                 finally:
                     self.screened.discard(key)
-                parts.append(
-                    SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))
-                )
         return join(parts, " OR ")
 
     def term(self, term: Term) -> SqlFragment:
@@ -365,6 +385,23 @@ def _in_body(field: tuple[str, ...]) -> bool:
     ``seq`` and ``received_at`` (a column holds the body's string, as ``verify database``
     checks), so a body without a text has no such string containing it."""
     return locate(field).ref is not None
+
+
+def _documented(field: tuple[str, ...]) -> bool:
+    """Whether every string ``field`` holds in the body is a line of the search document."""
+    ref = locate(field).ref
+    return ref is not None and in_document(ref.path)
+
+
+def _all_documented(node: Node) -> bool:
+    """Whether every ``Contains`` in ``node`` reads only fields the search document holds."""
+    if isinstance(node, Contains):
+        return all(map(_documented, node.fields))
+    if isinstance(node, And | Or):
+        return all(map(_all_documented, node.children))
+    if isinstance(node, Not):
+        return _all_documented(node.child)
+    return True
 
 
 def _body_text(node: Node) -> tuple[str, bool] | None:
