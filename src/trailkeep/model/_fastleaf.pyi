@@ -43,6 +43,7 @@ def climb(leaves: bytes, prefix: bool, /) -> list[bytes]: ...
 class SQLiteError(Exception): ...
 
 class SQLiteRows:
+    rowid_rows: int
     def __init__(
         self,
         path: str,
@@ -51,6 +52,8 @@ class SQLiteRows:
         nodes: str | None = None,
         pangea: str | None = None,
         rollups: str | None = None,
+        by_rowid: str | None = None,
+        bounds: str | None = None,
     ) -> None: ...
     def check(
         self,
