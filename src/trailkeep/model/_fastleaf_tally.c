@@ -36,10 +36,11 @@ table_free(TallyTable *t)
     memset(t, 0, sizeof *t);
 }
 
+/* Move the table into `capacity` slots (a power of two, more than it holds): 0, or -1 with
+ * MemoryError. */
 static int
-table_grow(TallyTable *t)
+table_resize(TallyTable *t, size_t capacity)
 {
-    size_t capacity = t->capacity ? 2 * t->capacity : 4096;
     TallySlot *slots = PyMem_Calloc(capacity, sizeof *slots);
     if (slots == NULL) {
         PyErr_NoMemory();
@@ -60,6 +61,24 @@ table_grow(TallyTable *t)
     t->slots = slots;
     t->capacity = capacity;
     return 0;
+}
+
+static int
+table_grow(TallyTable *t)
+{
+    return table_resize(t, t->capacity ? 2 * t->capacity : 4096);
+}
+
+/* Make room for `keys` keys in all at once (a table filled by doubling allocates, faults in
+ * and rehashes twice the memory it ends with): 0, or -1 with MemoryError. */
+static int
+table_reserve(TallyTable *t, size_t keys)
+{
+    size_t capacity = t->capacity ? t->capacity : 4096;
+    while (2 * (keys + 1) > capacity) {
+        capacity *= 2;
+    }
+    return capacity == t->capacity ? 0 : table_resize(t, capacity);
 }
 
 /* Add n to the count of a key whose key_hash() is `hash`: 0, or -1 with MemoryError. */
@@ -184,23 +203,35 @@ typedef struct {
     unsigned char local[TALLY_KEY];
 } Key;
 
-static int
+static int key_grow(Key *k, const void *bytes, size_t size);
+
+/* Append to a key: 0, or -1 with MemoryError. Inline, the pieces being a few bytes each. */
+static inline int
 key_add(Key *k, const void *bytes, size_t size)
 {
-    if (k->size + size > k->capacity) {
-        size_t capacity = 2 * (k->size + size);
-        unsigned char *data = PyMem_Malloc(capacity);
-        if (data == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        memcpy(data, k->data, k->size);
-        if (k->data != k->local) {
-            PyMem_Free(k->data);
-        }
-        k->data = data;
-        k->capacity = capacity;
+    if (__builtin_expect(k->size + size <= k->capacity, 1)) {
+        copy_short(k->data + k->size, bytes, size);
+        k->size += size;
+        return 0;
     }
+    return key_grow(k, bytes, size);
+}
+
+static int __attribute__((noinline))
+key_grow(Key *k, const void *bytes, size_t size)
+{
+    size_t capacity = 2 * (k->size + size);
+    unsigned char *data = PyMem_Malloc(capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(data, k->data, k->size);
+    if (k->data != k->local) {
+        PyMem_Free(k->data);
+    }
+    k->data = data;
+    k->capacity = capacity;
     memcpy(k->data + k->size, bytes, size);
     k->size += size;
     return 0;
@@ -427,6 +458,18 @@ tally_spread(Tally *self, TallyTable *out)
      * bytes are fetched a few slots ahead */
     TallyTable stage = {0};
     const size_t capacity = self->table.capacity;
+    /* at most: the hour total of each first group's key, an hour and a day per value */
+    size_t most = 0;
+    for (size_t i = 0; i < capacity; i++) {
+        const TallySlot *s = &self->table.slots[i];
+        if (s->count != 0) {
+            int g = ((const unsigned char *)self->table.arena)[s->offset];
+            most += (g == 0) + 2 * (size_t)self->group_size[g];
+        }
+    }
+    if (table_reserve(out, out->used + most) < 0) {
+        return -1;
+    }
     for (size_t i = 0; !failed && i < capacity; i++) {
         if (i + 8 < capacity && self->table.slots[i + 8].count != 0) {
             __builtin_prefetch(self->table.arena + self->table.slots[i + 8].offset);
