@@ -442,10 +442,21 @@ tally_add(Tally *self, PyObject *rows)
     return declined;
 }
 
+/* Whether group g's hour keys are its dimension's hour rollups one for one (a group of one
+ * many-valued dimension): then `table` answers for them (tally_spread's `direct`). */
+static inline int
+one_for_one(const Tally *self, int g)
+{
+    return g > 0 && self->group_size[g] == 1;
+}
+
 /* The rollups the counts make, (dimension, period, value) -> n, as RollupTally.expected: into
- * `out` (a table keyed by the dimension's index, period and value). */
+ * `out` (a table keyed by the dimension's index, period and value). With `direct` (not NULL),
+ * the hour rollups of a one_for_one group whose hour is longer than a day (more than 10 code
+ * points: never a day's period too) are left out of `out`: each is its key's count in `table`
+ * (group, hour, value), and *direct is how many of them there are. */
 static int
-tally_spread(Tally *self, TallyTable *out)
+tally_spread(Tally *self, TallyTable *out, size_t *direct)
 {
     if (self->recent.used > 0 && table_move(&self->table, &self->recent) < 0) {
         return -1;
@@ -464,7 +475,7 @@ tally_spread(Tally *self, TallyTable *out)
         const TallySlot *s = &self->table.slots[i];
         if (s->count != 0) {
             int g = ((const unsigned char *)self->table.arena)[s->offset];
-            most += (g == 0) + 2 * (size_t)self->group_size[g];
+            most += (g == 0) + (direct && one_for_one(self, g) ? 1 : 2) * (size_t)self->group_size[g];
         }
     }
     if (table_reserve(out, out->used + most) < 0) {
@@ -505,7 +516,12 @@ tally_spread(Tally *self, TallyTable *out)
             const char *value = (const char *)p + 5;
             p += 5 + size;
             unsigned char dim = (unsigned char)(1 + g * TALLY_COLUMNS + c);
-            for (int period = 0; !failed && period < 2; period++) {
+            int first = 0;
+            if (direct != NULL && one_for_one(self, g) && day_size < (Py_ssize_t)hour_size) {
+                (*direct)++;
+                first = 1; /* the hour's rollup is the table's count: the day's only */
+            }
+            for (int period = first; !failed && period < 2; period++) {
                 k.size = 0;
                 failed = key_add(&k, &dim, 1) < 0 ||
                          key_text(&k, hour, period ? day_size : (Py_ssize_t)hour_size) < 0 ||
@@ -540,7 +556,7 @@ tally_expected(Tally *self, PyObject *unused)
 {
     (void)unused;
     TallyTable out = {0};
-    if (tally_spread(self, &out) < 0) {
+    if (tally_spread(self, &out, NULL) < 0) {
         table_free(&out);
         return NULL;
     }
@@ -581,7 +597,7 @@ tally_matches(Tally *self, PyObject *stored)
         return NULL;
     }
     TallyTable out = {0};
-    if (tally_spread(self, &out) < 0) {
+    if (tally_spread(self, &out, NULL) < 0) {
         table_free(&out);
         return NULL;
     }
@@ -660,7 +676,8 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
         dims = d + 1;
     }
     TallyTable out = {0};
-    if (tally_spread(self, &out) < 0) {
+    size_t direct = 0;
+    if (tally_spread(self, &out, &direct) < 0) {
         table_free(&out);
         return -1;
     }
@@ -671,6 +688,7 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
         Key key;
         uint64_t hash;
         long long n;
+        const TallyTable *in; /* `out`, or the counts themselves (tally_spread's direct) */
     } Pending;
     Pending pending[AHEAD];
     for (int r = 0; r < AHEAD; r++) {
@@ -704,6 +722,13 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
         const char *value = (const char *)sqlite3_column_text(q, 2);
         Py_ssize_t value_size = sqlite3_column_bytes(q, 2);
         unsigned char d = (unsigned char)found;
+        int g = found > 0 ? (found - 1) / TALLY_COLUMNS : 0;
+        const TallyTable *in = &out;
+        if (found > 0 && one_for_one(self, g) && period != NULL &&
+            utf8_prefix(period, period_size, 10) < period_size) {
+            in = &self->table; /* an hour's rollup: the count of (group, hour, value) */
+            d = (unsigned char)g;
+        }
         k.size = 0;
         if (period == NULL || value == NULL || key_add(&k, &d, 1) < 0 ||
             key_text(&k, period, period_size) < 0 || key_text(&k, value, value_size) < 0) {
@@ -719,7 +744,7 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
          * key order, the table's slots in hash order: each lookup is a cache miss) */
         Pending *next = &pending[rows % AHEAD];
         if (rows >= AHEAD) {
-            equal = table_get_hashed(&out, next->key.data, next->key.size, next->hash) ==
+            equal = table_get_hashed(next->in, next->key.data, next->key.size, next->hash) ==
                     next->n;
         }
         next->key.size = 0;
@@ -728,15 +753,17 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
             break;
         }
         next->n = n;
+        next->in = in;
         next->hash = key_hash(k.data, k.size);
-        if (out.capacity) {
-            __builtin_prefetch(&out.slots[next->hash & (out.capacity - 1)]);
+        if (in->capacity) {
+            __builtin_prefetch(&in->slots[next->hash & (in->capacity - 1)]);
         }
         rows++;
     }
     for (size_t r = rows > AHEAD ? rows - AHEAD : 0; equal == 1 && r < rows; r++) {
         const Pending *left = &pending[r % AHEAD];
-        equal = table_get_hashed(&out, left->key.data, left->key.size, left->hash) == left->n;
+        equal = table_get_hashed(left->in, left->key.data, left->key.size, left->hash) ==
+                left->n;
     }
     for (int r = 0; r < AHEAD; r++) {
         if (pending[r].key.data != pending[r].key.local) {
@@ -753,7 +780,7 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
     }
     /* each stored row found with its count, and as many rows as expected: the same mapping
      * (the primary key makes the stored keys distinct) */
-    if (equal == 1 && rows != out.used) {
+    if (equal == 1 && rows != out.used + direct) {
         equal = 0;
     }
     table_free(&out);
