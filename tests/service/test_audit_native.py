@@ -29,7 +29,7 @@ from trailkeep.service.audit._events import ChunkResult, EventChecker
 from trailkeep.service.audit._report import Problem
 from trailkeep.storage._audit_chunk import AuditChunk, TallySpec, vouch_rows
 from trailkeep.storage.base import AUDIT_FIELDS
-from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, pack_salts
+from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, pack_salts, unpack_salts
 
 pytestmark = pytest.mark.skipif(_native.check_rows is None, reason="the C part was not built")
 
@@ -406,3 +406,43 @@ class TestRowIdOrder:
 
         assert findings(True) == findings(False)
         assert (findings(True) or [("", None)])[0][1] == 5
+
+
+class TestKeyOrders:
+    """Rows of one chunk whose bodies list the same keys in the same order are put in leaf
+    order the way the last such row was (``sort_fields`` keeps its order): any other order, or
+    other keys, is sorted afresh, and every leaf still decides."""
+
+    @given(
+        orders=st.lists(st.permutations(sorted(TestVouches.CONTENT)), min_size=2, max_size=6),
+        altered=st.integers(0, 5),
+    )
+    def test_each_row_is_judged_on_its_own_keys(
+        self, orders: list[list[str]], altered: int
+    ) -> None:
+        rows = []
+        for seq, order in enumerate(orders):
+            content = {key: TestVouches.CONTENT[key] for key in order}
+            if seq % 2:  # a neighbour with one more key of its own
+                content["metadata"] = {**content["metadata"], f"k{seq}": "v"}
+            row = stored_row(content, seq)
+            rows.append((seq, *row[1:]))
+        # stored_row writes the leaf for SEQ; each row's own leaf is what its seq commits to
+        rows = [tamper_seq(row) for row in rows]
+        if altered < len(rows):
+            rows[altered] = tamper(rows[altered], (9 + QUERY_COLUMNS.index("action"), "x"))
+        chunk = vouch_rows(rows, 0, len(rows), TENANT, frozenset())
+        vouched = [r[0] for r in rows if r[0] != altered]
+        assert chunk.vouched == len(vouched)
+        assert [row[0] for row in chunk.rest] == ([altered] if altered < len(rows) else [])
+        assert [leaf is not None for leaf in chunk.leaves] == [
+            seq != altered for seq in range(len(rows))
+        ]
+
+
+def tamper_seq(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` (written by ``stored_row`` for position ``SEQ``) with the leaf of its own seq."""
+    content = orjson.loads(row[3])
+    salts = unpack_salts(content, row[4])
+    wire = {"id": EVENT, "tenant_id": TENANT, "seq": row[0], "received_at": WHEN, **content}
+    return (*row[:5], event_leaf_hash(wire, salts, {}), *row[6:])

@@ -242,6 +242,14 @@ typedef struct {
     int slices; /* check_scanned: hand those back (Vouched.columns), no objects made */
     char decoded[ARENA_SIZE]; /* strings of the body that had escapes, unescaped */
     size_t decoded_used;
+    /* sort_fields' last answer: the paths in the order they came (heads, sizes, bytes) and
+     * the order that sorts them; rows of one shape come with the same paths in the same
+     * order. seen_count -1: none. */
+    int seen_count;
+    uint64_t seen_head[MAX_FIELDS];
+    Py_ssize_t seen_size[MAX_FIELDS];
+    unsigned char seen_order[MAX_FIELDS];
+    char seen_paths[ARENA_SIZE];
 } Walk;
 static inline __attribute__((always_inline)) int
 is_key(const char *s, Py_ssize_t n, const char *literal)

@@ -252,24 +252,81 @@ field_before(const Field *a, const Field *b)
     return c < 0 || (c == 0 && a->size < b->size);
 }
 
-/* Sort the fields by path (code point order: they are ASCII); 0 if two are equal. */
+/* Whether the fields come with the paths, in the order, that sort_fields last sorted. */
+static int
+seen_before(const Walk *w)
+{
+    if (w->seen_count != w->count) {
+        return 0;
+    }
+    const char *at = w->seen_paths;
+    for (int i = 0; i < w->count; i++) {
+        const Field *f = &w->fields[i];
+        if (f->head != w->seen_head[i] || f->size != w->seen_size[i] ||
+            (f->size > 8 && !bytes_equal(f->path, at, (size_t)f->size))) {
+            return 0;
+        }
+        at += f->size;
+    }
+    return 1;
+}
+
+/* Remember the fields' paths as they came and the order that sorts them (`order`). */
+static void
+remember_order(Walk *w, const unsigned char *order)
+{
+    size_t used = 0;
+    for (int i = 0; i < w->count; i++) {
+        used += (size_t)w->fields[i].size;
+    }
+    if (used > sizeof w->seen_paths) {
+        w->seen_count = -1;
+        return;
+    }
+    char *at = w->seen_paths;
+    for (int i = 0; i < w->count; i++) {
+        const Field *f = &w->fields[i];
+        w->seen_head[i] = f->head;
+        w->seen_size[i] = f->size;
+        memcpy(at, f->path, (size_t)f->size);
+        at += f->size;
+        w->seen_order[i] = order[i];
+    }
+    w->seen_count = w->count;
+}
+
+/* Sort the fields by path (code point order: they are ASCII); 0 if two are equal. The order
+ * found is kept: the next row whose paths come the same way is put in it without a sort. */
 int
 sort_fields(Walk *w)
 {
-    for (int i = 1; i < w->count; i++) {
-        Field f = w->fields[i];
+    Field sorted[MAX_FIELDS];
+    if (seen_before(w)) { /* the same paths, strictly ordered by this order last time */
+        for (int i = 0; i < w->count; i++) {
+            sorted[i] = w->fields[w->seen_order[i]];
+        }
+        memcpy(w->fields, sorted, (size_t)w->count * sizeof *sorted);
+        return 1;
+    }
+    unsigned char order[MAX_FIELDS];
+    for (int i = 0; i < w->count; i++) {
         int j = i;
-        while (j > 0 && field_before(&f, &w->fields[j - 1])) {
-            w->fields[j] = w->fields[j - 1];
+        while (j > 0 && field_before(&w->fields[i], &w->fields[order[j - 1]])) {
+            order[j] = order[j - 1];
             j--;
         }
-        w->fields[j] = f;
+        order[j] = (unsigned char)i;
     }
     for (int i = 1; i < w->count; i++) {
-        if (!field_before(&w->fields[i - 1], &w->fields[i])) {
+        if (!field_before(&w->fields[order[i - 1]], &w->fields[order[i]])) {
             return 0;
         }
     }
+    remember_order(w, order);
+    for (int i = 0; i < w->count; i++) {
+        sorted[i] = w->fields[order[i]];
+    }
+    memcpy(w->fields, sorted, (size_t)w->count * sizeof *sorted);
     return 1;
 }
 

@@ -12,6 +12,7 @@ walk_new(void)
     }
     buffer_init(&w->text);
     memset(w->last, 0, sizeof w->last);
+    w->seen_count = -1;
     return w;
 }
 
