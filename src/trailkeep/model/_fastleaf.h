@@ -228,6 +228,20 @@ typedef struct {
     char kind; /* 0 absent, 's' string, 'n' number, 'b' true or false, 'z' null, 'o' other */
 } Slice;
 
+/* An order sort_fields found: the paths as they came (heads, sizes, bytes) and the order that
+ * sorts them. A log's rows come in a few shapes, each with its paths in the same order. */
+#define SEEN_SHAPES 32
+#define SEEN_FIELDS 32
+#define SEEN_PATHS 512
+typedef struct {
+    int count; /* -1: empty */
+    uint64_t key;
+    uint64_t head[SEEN_FIELDS];
+    uint16_t size[SEEN_FIELDS];
+    unsigned char order[SEEN_FIELDS];
+    char paths[SEEN_PATHS];
+} Shape;
+
 typedef struct {
     Field fields[MAX_FIELDS];
     int count;
@@ -242,14 +256,7 @@ typedef struct {
     int slices; /* check_scanned: hand those back (Vouched.columns), no objects made */
     char decoded[ARENA_SIZE]; /* strings of the body that had escapes, unescaped */
     size_t decoded_used;
-    /* sort_fields' last answer: the paths in the order they came (heads, sizes, bytes) and
-     * the order that sorts them; rows of one shape come with the same paths in the same
-     * order. seen_count -1: none. */
-    int seen_count;
-    uint64_t seen_head[MAX_FIELDS];
-    Py_ssize_t seen_size[MAX_FIELDS];
-    unsigned char seen_order[MAX_FIELDS];
-    char seen_paths[ARENA_SIZE];
+    Shape seen[SEEN_SHAPES]; /* sort_fields' answers, by a hash of the paths as they came */
 } Walk;
 static inline __attribute__((always_inline)) int
 is_key(const char *s, Py_ssize_t n, const char *literal)

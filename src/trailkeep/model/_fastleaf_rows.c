@@ -252,17 +252,29 @@ field_before(const Field *a, const Field *b)
     return c < 0 || (c == 0 && a->size < b->size);
 }
 
-/* Whether the fields come with the paths, in the order, that sort_fields last sorted. */
-static int
-seen_before(const Walk *w)
+/* A hash of the fields' paths as they came (their heads and sizes). */
+static uint64_t
+shape_key(const Walk *w)
 {
-    if (w->seen_count != w->count) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)w->count;
+    for (int i = 0; i < w->count; i++) {
+        h = (h ^ w->fields[i].head ^ ((uint64_t)w->fields[i].size << 56)) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+/* Whether a shape is the fields' paths, in the order they came. */
+static int
+same_shape(const Walk *w, const Shape *shape, uint64_t key)
+{
+    if (shape->count != w->count || shape->key != key) {
         return 0;
     }
-    const char *at = w->seen_paths;
+    const char *at = shape->paths;
     for (int i = 0; i < w->count; i++) {
         const Field *f = &w->fields[i];
-        if (f->head != w->seen_head[i] || f->size != w->seen_size[i] ||
+        if (f->head != shape->head[i] || f->size != shape->size[i] ||
             (f->size > 8 && !bytes_equal(f->path, at, (size_t)f->size))) {
             return 0;
         }
@@ -271,39 +283,42 @@ seen_before(const Walk *w)
     return 1;
 }
 
-/* Remember the fields' paths as they came and the order that sorts them (`order`). */
+/* Keep the fields' paths as they came and the order that sorts them, if they fit. */
 static void
-remember_order(Walk *w, const unsigned char *order)
+remember_shape(const Walk *w, Shape *shape, uint64_t key, const unsigned char *order)
 {
     size_t used = 0;
     for (int i = 0; i < w->count; i++) {
         used += (size_t)w->fields[i].size;
     }
-    if (used > sizeof w->seen_paths) {
-        w->seen_count = -1;
+    if (w->count > SEEN_FIELDS || used > SEEN_PATHS) {
         return;
     }
-    char *at = w->seen_paths;
+    char *at = shape->paths;
     for (int i = 0; i < w->count; i++) {
         const Field *f = &w->fields[i];
-        w->seen_head[i] = f->head;
-        w->seen_size[i] = f->size;
+        shape->head[i] = f->head;
+        shape->size[i] = (uint16_t)f->size;
         memcpy(at, f->path, (size_t)f->size);
         at += f->size;
-        w->seen_order[i] = order[i];
+        shape->order[i] = order[i];
     }
-    w->seen_count = w->count;
+    shape->key = key;
+    shape->count = w->count;
 }
 
 /* Sort the fields by path (code point order: they are ASCII); 0 if two are equal. The order
- * found is kept: the next row whose paths come the same way is put in it without a sort. */
+ * found is kept by shape (Shape): a later row whose paths come the same way is put in it
+ * without a sort. */
 int
 sort_fields(Walk *w)
 {
     Field sorted[MAX_FIELDS];
-    if (seen_before(w)) { /* the same paths, strictly ordered by this order last time */
+    uint64_t key = shape_key(w);
+    Shape *shape = &w->seen[key % SEEN_SHAPES];
+    if (same_shape(w, shape, key)) { /* these paths, strictly ordered by this order before */
         for (int i = 0; i < w->count; i++) {
-            sorted[i] = w->fields[w->seen_order[i]];
+            sorted[i] = w->fields[shape->order[i]];
         }
         memcpy(w->fields, sorted, (size_t)w->count * sizeof *sorted);
         return 1;
@@ -322,7 +337,7 @@ sort_fields(Walk *w)
             return 0;
         }
     }
-    remember_order(w, order);
+    remember_shape(w, shape, key, order);
     for (int i = 0; i < w->count; i++) {
         sorted[i] = w->fields[order[i]];
     }
