@@ -409,9 +409,8 @@ class TestRowIdOrder:
 
 
 class TestKeyOrders:
-    """Rows of one chunk whose bodies list the same keys in the same order are put in leaf
-    order the way the last such row was (``sort_fields`` keeps its order): any other order, or
-    other keys, is sorted afresh, and every leaf still decides."""
+    """Rows of one chunk in any key order, neighbours of the same keys or of others: each row's
+    fields are put in leaf order on their own (``sort_fields``), and every leaf decides."""
 
     @given(
         orders=st.lists(st.permutations(sorted(TestVouches.CONTENT)), min_size=2, max_size=6),

@@ -228,20 +228,6 @@ typedef struct {
     char kind; /* 0 absent, 's' string, 'n' number, 'b' true or false, 'z' null, 'o' other */
 } Slice;
 
-/* An order sort_fields found: the paths as they came (heads, sizes, bytes) and the order that
- * sorts them. A log's rows come in a few shapes, each with its paths in the same order. */
-#define SEEN_SHAPES 32
-#define SEEN_FIELDS 32
-#define SEEN_PATHS 512
-typedef struct {
-    int count; /* -1: empty */
-    uint64_t key;
-    uint64_t head[SEEN_FIELDS];
-    uint16_t size[SEEN_FIELDS];
-    unsigned char order[SEEN_FIELDS];
-    char paths[SEEN_PATHS];
-} Shape;
-
 typedef struct {
     Field fields[MAX_FIELDS];
     int count;
@@ -256,7 +242,6 @@ typedef struct {
     int slices; /* check_scanned: hand those back (Vouched.columns), no objects made */
     char decoded[ARENA_SIZE]; /* strings of the body that had escapes, unescaped */
     size_t decoded_used;
-    Shape seen[SEEN_SHAPES]; /* sort_fields' answers, by a hash of the paths as they came */
 } Walk;
 static inline __attribute__((always_inline)) int
 is_key(const char *s, Py_ssize_t n, const char *literal)

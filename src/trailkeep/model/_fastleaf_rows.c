@@ -252,96 +252,24 @@ field_before(const Field *a, const Field *b)
     return c < 0 || (c == 0 && a->size < b->size);
 }
 
-/* A hash of the fields' paths as they came (their heads and sizes). */
-static uint64_t
-shape_key(const Walk *w)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)w->count;
-    for (int i = 0; i < w->count; i++) {
-        h = (h ^ w->fields[i].head ^ ((uint64_t)w->fields[i].size << 56)) * 0xff51afd7ed558ccdULL;
-        h ^= h >> 29;
-    }
-    return h;
-}
-
-/* Whether a shape is the fields' paths, in the order they came. */
-static int
-same_shape(const Walk *w, const Shape *shape, uint64_t key)
-{
-    if (shape->count != w->count || shape->key != key) {
-        return 0;
-    }
-    const char *at = shape->paths;
-    for (int i = 0; i < w->count; i++) {
-        const Field *f = &w->fields[i];
-        if (f->head != shape->head[i] || f->size != shape->size[i] ||
-            (f->size > 8 && !bytes_equal(f->path, at, (size_t)f->size))) {
-            return 0;
-        }
-        at += f->size;
-    }
-    return 1;
-}
-
-/* Keep the fields' paths as they came and the order that sorts them, if they fit. */
-static void
-remember_shape(const Walk *w, Shape *shape, uint64_t key, const unsigned char *order)
-{
-    size_t used = 0;
-    for (int i = 0; i < w->count; i++) {
-        used += (size_t)w->fields[i].size;
-    }
-    if (w->count > SEEN_FIELDS || used > SEEN_PATHS) {
-        return;
-    }
-    char *at = shape->paths;
-    for (int i = 0; i < w->count; i++) {
-        const Field *f = &w->fields[i];
-        shape->head[i] = f->head;
-        shape->size[i] = (uint16_t)f->size;
-        memcpy(at, f->path, (size_t)f->size);
-        at += f->size;
-        shape->order[i] = order[i];
-    }
-    shape->key = key;
-    shape->count = w->count;
-}
-
-/* Sort the fields by path (code point order: they are ASCII); 0 if two are equal. The order
- * found is kept by shape (Shape): a later row whose paths come the same way is put in it
- * without a sort. */
+/* Sort the fields by path (code point order: they are ASCII); 0 if two are equal. */
 int
 sort_fields(Walk *w)
 {
-    Field sorted[MAX_FIELDS];
-    uint64_t key = shape_key(w);
-    Shape *shape = &w->seen[key % SEEN_SHAPES];
-    if (same_shape(w, shape, key)) { /* these paths, strictly ordered by this order before */
-        for (int i = 0; i < w->count; i++) {
-            sorted[i] = w->fields[shape->order[i]];
-        }
-        memcpy(w->fields, sorted, (size_t)w->count * sizeof *sorted);
-        return 1;
-    }
-    unsigned char order[MAX_FIELDS];
-    for (int i = 0; i < w->count; i++) {
+    for (int i = 1; i < w->count; i++) {
+        Field f = w->fields[i];
         int j = i;
-        while (j > 0 && field_before(&w->fields[i], &w->fields[order[j - 1]])) {
-            order[j] = order[j - 1];
+        while (j > 0 && field_before(&f, &w->fields[j - 1])) {
+            w->fields[j] = w->fields[j - 1];
             j--;
         }
-        order[j] = (unsigned char)i;
+        w->fields[j] = f;
     }
     for (int i = 1; i < w->count; i++) {
-        if (!field_before(&w->fields[order[i - 1]], &w->fields[order[i]])) {
+        if (!field_before(&w->fields[i - 1], &w->fields[i])) {
             return 0;
         }
     }
-    remember_shape(w, shape, key, order);
-    for (int i = 0; i < w->count; i++) {
-        sorted[i] = w->fields[order[i]];
-    }
-    memcpy(w->fields, sorted, (size_t)w->count * sizeof *sorted);
     return 1;
 }
 

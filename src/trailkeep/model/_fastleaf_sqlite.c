@@ -12,9 +12,6 @@ walk_new(void)
     }
     buffer_init(&w->text);
     memset(w->last, 0, sizeof w->last);
-    for (int i = 0; i < SEEN_SHAPES; i++) {
-        w->seen[i].count = -1;
-    }
     return w;
 }
 
