@@ -15,6 +15,7 @@ setup(
             sources=[
                 "src/trailkeep/model/_fastleaf.c",
                 "src/trailkeep/model/_fastleaf_buffer.c",
+                "src/trailkeep/model/_fastleaf_sha2x.c",
                 "src/trailkeep/model/_fastleaf_leaf.c",
                 "src/trailkeep/model/_fastleaf_json.c",
                 "src/trailkeep/model/_fastleaf_rows.c",

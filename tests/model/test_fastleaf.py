@@ -457,6 +457,46 @@ class TestClimb:
             _fastleaf.climb(leaves, True)
 
 
+@needs_c
+class TestSha256Pair:
+    """``sha256_pair``: two one-block messages hashed in lockstep (the commitments of a row, on
+    a CPU with SHA extensions) give SHA-256's digests, whatever their lengths."""
+
+    @pytest.mark.skipif(
+        _fastleaf is None or not _fastleaf.SHA256_PAIRS, reason="no SHA extensions on this CPU"
+    )
+    @given(a=st.binary(max_size=55), b=st.binary(max_size=55))
+    def test_matches_hashlib(self, a: bytes, b: bytes) -> None:
+        assert _fastleaf.sha256_pair(a, b) == (
+            hashlib.sha256(a).digest(),
+            hashlib.sha256(b).digest(),
+        )
+
+    @pytest.mark.skipif(
+        _fastleaf is None or not _fastleaf.SHA256_PAIRS, reason="no SHA extensions on this CPU"
+    )
+    def test_every_length_of_a_block(self) -> None:
+        """The padding's edge: 0, 55 (the longest one-block message) and each between."""
+        for n in range(56):
+            a, b = bytes(range(n)), bytes(range(55 - n, 0, -1))[: 55 - n]
+            assert _fastleaf.sha256_pair(a, b) == (
+                hashlib.sha256(a).digest(),
+                hashlib.sha256(b).digest(),
+            )
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            pytest.param((bytes(56), b""), id="past-one-block"),
+            pytest.param(("a", b""), id="str"),
+            pytest.param((b"",), id="one"),
+        ],
+    )
+    def test_misuse_raises(self, args: tuple[Any, ...]) -> None:
+        with pytest.raises(ValueError, match="sha256_pair"):
+            _fastleaf.sha256_pair(*args)
+
+
 _TEXT = st.none() | st.sampled_from(["a", "b", "\u00e9t\u00e9", "", "x" * 600, "\ud800"])
 _ODD = st.integers(0, 3) | st.binary(max_size=2)
 _TS = (

@@ -29,7 +29,7 @@ from trailkeep.service.audit._events import ChunkResult, EventChecker
 from trailkeep.service.audit._report import Problem
 from trailkeep.storage._audit_chunk import AuditChunk, TallySpec, vouch_rows
 from trailkeep.storage.base import AUDIT_FIELDS
-from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, pack_salts
+from trailkeep.storage.rows import QUERY_COLUMNS, filter_values, pack_salts, unpack_salts
 
 pytestmark = pytest.mark.skipif(_native.check_rows is None, reason="the C part was not built")
 
@@ -273,3 +273,175 @@ class TestVouches:
             chunk = scan(0, 16, frozenset(), None)
         assert (chunk.vouched, chunk.rest) == (9, [])
         assert chunk.leaves[9:] == [None] * 7
+
+
+def _chunks(reader: Any, tenant: str, size: int, width: int) -> list[tuple[Any, ...]]:
+    """Every chunk of ``width`` positions of ``[0, size)`` as ``reader.check`` hands it back
+    (its rows for the exact path as they come, its rollups listed, not counted)."""
+    return [
+        reader.check(tenant, s, min(size, s + width), orjson.dumps(tenant).decode(), orjson.loads,
+                     frozenset(range(size)), None)
+        for s in range(0, size, width)
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(_native.SQLiteRows is None, reason="the C part was not built")
+class TestRowIdOrder:
+    """``SQLiteRows`` reads a chunk in row-id order where that order gives its positions, and
+    by ``seq`` from the first row that does not; either way it hands back what the ``seq``
+    order gives (SQLite only: the order of a table's row ids is SQLite's)."""
+
+    CONTENT: ClassVar[dict[str, Any]] = TestVouches.CONTENT
+
+    @pytest.fixture
+    def backend(self) -> str:
+        return "sqlite"
+
+    @staticmethod
+    def readers(path: str) -> tuple[Any, Any]:
+        from trailkeep.storage import _sqlite_audit as q
+
+        by_seq = _native.SQLiteRows(path, q._SCAN, q._SCAN_LEAVES)
+        by_rowid = _native.SQLiteRows(
+            path, q._SCAN, q._SCAN_LEAVES, by_rowid=q._SCAN_BY_ROWID, bounds=q._SCAN_BOUND
+        )
+        return by_seq, by_rowid
+
+    def write(self, services: Services, tenants: list[str], rounds: int) -> str:
+        for tenant in tenants:
+            services.tenants.create_tenant(tenant)
+        for r in range(rounds):  # the tenants' rows interleaved, round by round
+            for tenant in tenants:
+                event = services.events.prepare({**self.CONTENT, "message": f"{tenant} {r}"})
+                services.store.append(tenant, [event]).result()
+        return str(services.settings.database.removeprefix("sqlite:///"))
+
+    def same(self, path: str, tenant: str, size: int, width: int) -> int:
+        """Both readers agree on every chunk; the rows the row-id order read."""
+        by_seq, by_rowid = self.readers(path)
+        try:
+            assert _chunks(by_rowid, tenant, size, width) == _chunks(by_seq, tenant, size, width)
+            assert by_seq.rowid_rows == 0
+            return int(by_rowid.rowid_rows)
+        finally:
+            by_seq.close()
+            by_rowid.close()
+
+    def test_one_tenant_is_read_in_row_id_order(self, services: Services) -> None:
+        path = self.write(services, [TENANT], 20)
+        assert self.same(path, TENANT, 20, 8) == 20
+
+    @pytest.mark.parametrize(
+        ("tenants", "read"),
+        [
+            pytest.param(["acme", "globex"], 20, id="one-other-row-between"),
+            pytest.param(["acme", "globex", "initech"], 0, id="two-other-rows-between"),
+        ],
+    )
+    def test_interleaved_tenants(self, services: Services, tenants: list[str], read: int) -> None:
+        """A chunk's row-id range may hold as many rows of others as its own, no more."""
+        path = self.write(services, tenants, 20)
+        assert self.same(path, TENANT, 20, 8) == read
+
+    @pytest.mark.parametrize(
+        ("sql", "read"),
+        [
+            pytest.param("UPDATE events SET seq = -1 WHERE seq = 11", 3, id="moved-away"),
+            pytest.param(
+                "UPDATE events SET tenant_id = 'globex' WHERE seq = 11", 3, id="other-tenant"
+            ),
+            pytest.param("DELETE FROM events WHERE seq = 11", 3, id="deleted"),
+            pytest.param("DELETE FROM events WHERE seq = 8", 0, id="first-deleted"),
+            pytest.param("DELETE FROM events WHERE seq = 15", 0, id="last-deleted"),
+            pytest.param(
+                "UPDATE events SET row_id = row_id + 1000 WHERE seq = 11",
+                3,
+                id="moved-to-the-end",
+            ),
+            pytest.param(
+                "UPDATE events SET seq = -1 WHERE seq = 11; UPDATE events SET seq = 11 WHERE"
+                " seq = 12; UPDATE events SET seq = 12 WHERE seq = -1",
+                3,
+                id="swapped",
+            ),
+        ],
+    )
+    def test_rows_out_of_order_are_read_by_seq(
+        self, services: Services, sql: str, read: int
+    ) -> None:
+        """From the first row that is not the next position (in the second chunk, [8, 16)),
+        the chunk is read by seq: every row is handed back as the seq order gives it."""
+        path = self.write(services, [TENANT], 20)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.executescript(sql)
+        conn.close()
+        assert self.same(path, TENANT, 20, 8) == 8 + read + 4
+
+    def test_audit_without_a_unique_seq_index(self, services: Services) -> None:
+        """Two rows at one position are possible only without the unique index on (tenant,
+        seq): the scan then reads by seq alone, and finds the second row as the exact path
+        does (row-id order would read the first row of each position and stop)."""
+        from trailkeep.service.audit import audit_tenant
+        from trailkeep.storage._sqlite_audit import _seq_is_unique
+
+        path = self.write(services, [TENANT], 12)
+        services.log.sign_pending()
+        conn = sqlite3.connect(path, isolation_level=None)
+        assert _seq_is_unique(conn)
+        conn.execute("DROP INDEX events_seq")
+        assert not _seq_is_unique(conn)
+        conn.execute(
+            "INSERT INTO events (row_id, tenant_id, seq, id, received_at, ts, action, outcome,"
+            " body, salts) SELECT row_id + 1000, tenant_id, seq, id || 'x', received_at, ts,"
+            " action, outcome, body, salts FROM events WHERE seq = 5"
+        )
+        conn.close()
+        verifier = services.log.signer.verifier()
+
+        def findings(native: bool) -> list[tuple[str, int | None]]:
+            report = audit_tenant(
+                services.store, TENANT, verifier, "test.trailkeep/acme", native=native
+            )
+            return sorted((p.kind, p.seq) for p in report.problems)
+
+        assert findings(True) == findings(False)
+        assert (findings(True) or [("", None)])[0][1] == 5
+
+
+class TestKeyOrders:
+    """Rows of one chunk in any key order, neighbours of the same keys or of others: each row's
+    fields are put in leaf order on their own (``sort_fields``), and every leaf decides."""
+
+    @given(
+        orders=st.lists(st.permutations(sorted(TestVouches.CONTENT)), min_size=2, max_size=6),
+        altered=st.integers(0, 5),
+    )
+    def test_each_row_is_judged_on_its_own_keys(
+        self, orders: list[list[str]], altered: int
+    ) -> None:
+        rows = []
+        for seq, order in enumerate(orders):
+            content = {key: TestVouches.CONTENT[key] for key in order}
+            if seq % 2:  # a neighbour with one more key of its own
+                content["metadata"] = {**content["metadata"], f"k{seq}": "v"}
+            row = stored_row(content, seq)
+            rows.append((seq, *row[1:]))
+        # stored_row writes the leaf for SEQ; each row's own leaf is what its seq commits to
+        rows = [tamper_seq(row) for row in rows]
+        if altered < len(rows):
+            rows[altered] = tamper(rows[altered], (9 + QUERY_COLUMNS.index("action"), "x"))
+        chunk = vouch_rows(rows, 0, len(rows), TENANT, frozenset())
+        vouched = [r[0] for r in rows if r[0] != altered]
+        assert chunk.vouched == len(vouched)
+        assert [row[0] for row in chunk.rest] == ([altered] if altered < len(rows) else [])
+        assert [leaf is not None for leaf in chunk.leaves] == [
+            seq != altered for seq in range(len(rows))
+        ]
+
+
+def tamper_seq(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` (written by ``stored_row`` for position ``SEQ``) with the leaf of its own seq."""
+    content = orjson.loads(row[3])
+    salts = unpack_salts(content, row[4])
+    wire = {"id": EVENT, "tenant_id": TENANT, "seq": row[0], "received_at": WHEN, **content}
+    return (*row[:5], event_leaf_hash(wire, salts, {}), *row[6:])

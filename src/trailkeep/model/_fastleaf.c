@@ -16,12 +16,14 @@
  *
  * SHA-256 is OpenSSL's (the library hashlib uses), through SHA256_Init/Update/Final: in OpenSSL 3
  * the EVP API and the one-shot SHA256() fetch the algorithm from a provider on every digest,
- * which costs more than hashing a field.
+ * which costs more than hashing a field. Where the CPU has SHA extensions, a row's one-block
+ * commitments are compressed two at a time instead (_fastleaf_sha2x.c).
  *
  * One module in several sources (setup.py lists them), sharing _fastleaf.h: its types and the
  * small helpers of the hot loops, static inline so that each source inlines them as before.
  *   _fastleaf.c         this: the tables, the interned keys, the method table, PyInit__fastleaf
  *   _fastleaf_buffer.c  integers, salts (base64), SHA-256 of a Buffer, hex, JCS strings
+ *   _fastleaf_sha2x.c   two one-block SHA-256 digests at once (SHA extensions)
  *   _fastleaf_leaf.c    the leaf and the commitments: leaf(), commit(), prefix()
  *   _fastleaf_json.c    scan_body: a stored body read without making Python objects of it
  *   _fastleaf_rows.c    verify database's check of one stored row (check_row)
@@ -93,6 +95,7 @@ static PyMethodDef methods[] = {
     {"bundle_events", (PyCFunction)(void (*)(void))bundle_events, METH_FASTCALL, bundle_events_doc},
     {"bundle_chunk", (PyCFunction)(void (*)(void))bundle_chunk, METH_FASTCALL, bundle_chunk_doc},
     {"climb", (PyCFunction)(void (*)(void))climb, METH_FASTCALL, climb_doc},
+    {"sha256_pair", (PyCFunction)(void (*)(void))sha256_pair_py, METH_FASTCALL, sha256_pair_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -108,6 +111,7 @@ PyMODINIT_FUNC
 PyInit__fastleaf(void)
 {
     init_tables();
+    sha256_pairs_init();
     if (intern_keys() < 0 || PyType_Ready(&SQLiteRowsType) < 0 || PyType_Ready(&TallyType) < 0) {
         return NULL;
     }
@@ -122,7 +126,8 @@ PyInit__fastleaf(void)
     if (SQLiteError == NULL || PyModule_AddIntConstant(m, "LEAF_VERSION", 1) < 0 ||
         PyModule_AddObjectRef(m, "SQLiteError", SQLiteError) < 0 ||
         PyModule_AddObjectRef(m, "SQLiteRows", (PyObject *)&SQLiteRowsType) < 0 ||
-        PyModule_AddObjectRef(m, "Tally", (PyObject *)&TallyType) < 0) {
+        PyModule_AddObjectRef(m, "Tally", (PyObject *)&TallyType) < 0 ||
+        PyModule_AddIntConstant(m, "SHA256_PAIRS", sha256_pairs) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -349,13 +349,21 @@ PyObject *sqlite_failed(sqlite3 *db, const char *doing);
 PyObject *parents(PyObject *module, PyObject *nodes);
 PyObject *climb(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
+/* _fastleaf_sha2x.c: two one-block digests at once, where the CPU has SHA extensions */
+extern int sha256_pairs; /* whether sha256_pair may be called */
+void sha256_pairs_init(void);
+void sha256_pad(unsigned char block[64], const unsigned char *message, size_t size);
+void sha256_pair(const unsigned char *a, const unsigned char *b, unsigned char *da,
+                 unsigned char *db);
+PyObject *sha256_pair_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
 /* _fastleaf_bundle.c */
 PyObject *bundle_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *bundle_chunk(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 /* the docstrings of the module's functions, beside each */
 extern const char leaf_doc[], commit_doc[], prefix_doc[], check_rows_doc[], parents_doc[],
-    climb_doc[], bundle_chunk_doc[], bundle_events_doc[];
+    climb_doc[], bundle_chunk_doc[], bundle_events_doc[], sha256_pair_doc[];
 
 #pragma GCC visibility pop
 

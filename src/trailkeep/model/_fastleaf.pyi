@@ -39,10 +39,14 @@ def check_rows(
 ]: ...
 def parents(nodes: list[bytes], /) -> list[bytes]: ...
 def climb(leaves: bytes, prefix: bool, /) -> list[bytes]: ...
+def sha256_pair(a: bytes, b: bytes, /) -> tuple[bytes, bytes] | None: ...
+
+SHA256_PAIRS: Final[int]
 
 class SQLiteError(Exception): ...
 
 class SQLiteRows:
+    rowid_rows: int
     def __init__(
         self,
         path: str,
@@ -51,6 +55,8 @@ class SQLiteRows:
         nodes: str | None = None,
         pangea: str | None = None,
         rollups: str | None = None,
+        by_rowid: str | None = None,
+        bounds: str | None = None,
     ) -> None: ...
     def check(
         self,

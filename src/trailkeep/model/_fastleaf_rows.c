@@ -273,6 +273,63 @@ sort_fields(Walk *w)
     return 1;
 }
 
+/* A scanned field's commitment message into `field`: its salt and its value's JCS bytes; -1
+ * on a memory error. */
+static int
+field_message(const Walk *w, const Field *f, const char *salt, Buffer *field)
+{
+    field->size = 0;
+    /* a string as the body holds it (not unescaped into w->decoded) is its own JCS form:
+     * scan_string took no quote, backslash or control character in it */
+    uintptr_t at = (uintptr_t)f->jcs, decoded = (uintptr_t)w->decoded;
+    int raw = f->kind == 's' && (at < decoded || at >= decoded + sizeof w->decoded);
+    if (buffer_add(field, salt, SALT_SIZE) < 0) {
+        return -1;
+    }
+    if (raw) {
+        return buffer_add(field, "\"", 1) < 0 ||
+                       buffer_add(field, f->jcs, (size_t)f->jcs_size) < 0 ||
+                       buffer_add(field, "\"", 1) < 0
+                   ? -1
+                   : 0;
+    }
+    return (f->kind == 's' ? add_jcs_utf8(field, f->jcs, f->jcs_size)
+                           : buffer_add(field, f->jcs, (size_t)f->jcs_size)) < 0
+               ? -1
+               : 0;
+}
+
+/* The commitment of each scanned field: its one-block messages two at a time (sha256_pair),
+ * the longer ones one by one; 0, or -1 on a memory error. */
+static int
+scanned_digests(const Walk *w, const char *salts, Buffer *field,
+                unsigned char digests[][SHA256_DIGEST_LENGTH])
+{
+    unsigned char blocks[2][64];
+    int waiting = -1; /* the field whose block waits for a second */
+    for (int n = 0; n < w->count; n++) {
+        if (field_message(w, &w->fields[n], salts + n * SALT_SIZE, field) < 0) {
+            return -1;
+        }
+        if (field->size > 55) {
+            buffer_sha256(field, digests[n]);
+            continue;
+        }
+        sha256_pad(blocks[waiting < 0 ? 0 : 1], field->data, field->size);
+        if (waiting < 0) {
+            waiting = n;
+            continue;
+        }
+        sha256_pair(blocks[0], blocks[1], digests[waiting], digests[n]);
+        waiting = -1;
+    }
+    if (waiting >= 0) {
+        unsigned char unused[SHA256_DIGEST_LENGTH];
+        sha256_pair(blocks[0], blocks[0], digests[waiting], unused);
+    }
+    return 0;
+}
+
 /* The row's leaf from its content and packed salts equals its stored leaf: 1, 0, -1. */
 int
 leaf_matches(Walk *w, const char *salts, Py_ssize_t salts_size, const char *id, Py_ssize_t id_size,
@@ -286,6 +343,14 @@ leaf_matches(Walk *w, const char *salts, Py_ssize_t salts_size, const char *id, 
     buffer_init(&text);
     buffer_init(&field);
     int result = -1;
+    unsigned char digests[MAX_FIELDS][SHA256_DIGEST_LENGTH];
+    int paired = sha256_pairs > 0 && w->count > 1;
+    for (int n = 0; paired && n < w->count; n++) {
+        paired = w->fields[n].value == NULL; /* every value scanned from the body */
+    }
+    if (paired && scanned_digests(w, salts, &field, digests) < 0) {
+        goto done;
+    }
     if (ADD(&text, "\x00{\"commitments\":{") < 0) {
         goto done;
     }
@@ -298,23 +363,11 @@ leaf_matches(Walk *w, const char *salts, Py_ssize_t salts_size, const char *id, 
         int added = 1;
         if (f->value != NULL) {
             added = add_commitment(&text, &field, NULL, salts + n * SALT_SIZE, f->value);
+        } else if (paired) {
+            added = add_hex(&text, digests[n]) < 0 ? -1 : 1;
         } else {
             unsigned char digest[SHA256_DIGEST_LENGTH];
-            field.size = 0;
-            /* a string as the body holds it (not unescaped into w->decoded) is its own JCS
-             * form: scan_string took no quote, backslash or control character in it */
-            uintptr_t at = (uintptr_t)f->jcs, decoded = (uintptr_t)w->decoded;
-            int raw = f->kind == 's' && (at < decoded || at >= decoded + sizeof w->decoded);
-            int failed = buffer_add(&field, salts + n * SALT_SIZE, SALT_SIZE) < 0;
-            if (!failed && raw) {
-                failed = buffer_add(&field, "\"", 1) < 0 ||
-                         buffer_add(&field, f->jcs, (size_t)f->jcs_size) < 0 ||
-                         buffer_add(&field, "\"", 1) < 0;
-            } else if (!failed) {
-                failed = (f->kind == 's' ? add_jcs_utf8(&field, f->jcs, f->jcs_size)
-                                         : buffer_add(&field, f->jcs, (size_t)f->jcs_size)) < 0;
-            }
-            if (failed) {
+            if (field_message(w, f, salts + n * SALT_SIZE, &field) < 0) {
                 goto done;
             }
             buffer_sha256(&field, digest);

@@ -1,5 +1,6 @@
 /* trailkeep.model._fastleaf: see _fastleaf.c. */
 #include "_fastleaf.h"
+#include <structmember.h>
 
 Walk *
 walk_new(void)
@@ -342,6 +343,9 @@ typedef struct {
     sqlite3_stmt *leaves; /* or NULL: the leaves, stepped beside stmt (see rows_init) */
     sqlite3_stmt *hashes[2]; /* or NULL: hashes() queries */
     sqlite3_stmt *rollups;   /* or NULL: rollups_match()'s query */
+    sqlite3_stmt *by_rowid;  /* or NULL: the rows query in row-id order (see step_rows) */
+    sqlite3_stmt *bounds;    /* with by_rowid: the row id of a (tenant, seq) */
+    long long rowid_rows;    /* rows read in row-id order so far (rowid_rows) */
 } SQLiteRows;
 
 PyObject *
@@ -368,9 +372,12 @@ rows_close(SQLiteRows *self)
             self->hashes[i] = NULL;
         }
     }
-    if (self->rollups != NULL) {
-        sqlite3_finalize(self->rollups);
-        self->rollups = NULL;
+    sqlite3_stmt **owned[] = {&self->rollups, &self->by_rowid, &self->bounds};
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) {
+        if (*owned[i] != NULL) {
+            sqlite3_finalize(*owned[i]);
+            *owned[i] = NULL;
+        }
     }
     if (self->db != NULL) {
         sqlite3_close_v2(self->db);
@@ -381,13 +388,21 @@ rows_close(SQLiteRows *self)
 static int
 rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
 {
-    const char *path, *sql, *leaves = NULL, *hashes[2] = {NULL, NULL}, *rollups = NULL;
-    static char *names[] = {"path", "sql", "leaves", "nodes", "pangea", "rollups", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|zzzz:SQLiteRows", names, &path, &sql,
-                                     &leaves, &hashes[0], &hashes[1], &rollups)) {
+    const char *path, *sql, *leaves = NULL, *hashes[2] = {NULL, NULL}, *rollups = NULL,
+               *by_rowid = NULL, *bounds = NULL;
+    static char *names[] = {"path",    "sql",     "leaves",   "nodes", "pangea",
+                            "rollups", "by_rowid", "bounds",  NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ss|zzzzzz:SQLiteRows", names, &path, &sql,
+                                     &leaves, &hashes[0], &hashes[1], &rollups, &by_rowid,
+                                     &bounds)) {
+        return -1;
+    }
+    if ((by_rowid == NULL) != (bounds == NULL)) {
+        PyErr_SetString(PyExc_ValueError, "SQLiteRows takes both by_rowid and bounds, or neither");
         return -1;
     }
     rows_close(self);
+    self->rowid_rows = 0;
     int rc = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc == SQLITE_OK) {
@@ -410,6 +425,12 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
     if (rc == SQLITE_OK && rollups != NULL) {
         rc = sqlite3_prepare_v2(self->db, rollups, -1, &self->rollups, NULL);
     }
+    if (rc == SQLITE_OK && by_rowid != NULL) {
+        rc = sqlite3_prepare_v2(self->db, by_rowid, -1, &self->by_rowid, NULL);
+    }
+    if (rc == SQLITE_OK && bounds != NULL) {
+        rc = sqlite3_prepare_v2(self->db, bounds, -1, &self->bounds, NULL);
+    }
     if (rc != SQLITE_OK) {
         sqlite_failed(self->db, "cannot open the database to audit");
         rows_close(self);
@@ -423,12 +444,17 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
         (self->hashes[1] != NULL && (sqlite3_column_count(self->hashes[1]) != 1 ||
                                      sqlite3_bind_parameter_count(self->hashes[1]) != 4)) ||
         (self->rollups != NULL && (sqlite3_column_count(self->rollups) != 4 ||
-                                   sqlite3_bind_parameter_count(self->rollups) != 1))) {
+                                   sqlite3_bind_parameter_count(self->rollups) != 1)) ||
+        (self->by_rowid != NULL && (sqlite3_column_count(self->by_rowid) != F_COUNT ||
+                                    sqlite3_bind_parameter_count(self->by_rowid) != 3)) ||
+        (self->bounds != NULL && (sqlite3_column_count(self->bounds) != 1 ||
+                                  sqlite3_bind_parameter_count(self->bounds) != 2))) {
         rows_close(self);
         PyErr_Format(PyExc_ValueError,
-                     "SQLiteRows takes a query of 3 parameters and %d columns, leaves of 3"
-                     " parameters and 2 columns (seq, hash), nodes and pangea of 4 parameters"
-                     " and 1 column, rollups of 1 parameter and 4 columns", F_COUNT);
+                     "SQLiteRows takes a query (and by_rowid) of 3 parameters and %d columns,"
+                     " leaves of 3 parameters and 2 columns (seq, hash), nodes and pangea of 4"
+                     " parameters and 1 column, rollups of 1 parameter and 4 columns, bounds of"
+                     " 2 parameters and 1 column", F_COUNT);
         return -1;
     }
     return 0;
@@ -473,10 +499,131 @@ statement_as_tuple(const Row *row)
     return tuple;
 }
 
+/* Bind (tenant, a, b) to a statement of three parameters. */
+static int
+bind_range(sqlite3_stmt *q, const char *tenant, Py_ssize_t tenant_size, long long a, long long b)
+{
+    int rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 2, a);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 3, b);
+    }
+    return rc;
+}
+
+/* The row id of the tenant's row at `seq` (bounds): SQLITE_ROW with *out, SQLITE_DONE if there
+ * is none, or an error code. */
+static int
+row_id_of(SQLiteRows *self, const char *tenant, Py_ssize_t tenant_size, long long seq,
+          long long *out)
+{
+    sqlite3_stmt *q = self->bounds;
+    sqlite3_reset(q);
+    int rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 2, seq);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(q);
+    }
+    if (rc == SQLITE_ROW) {
+        if (sqlite3_column_type(q, 0) == SQLITE_INTEGER) {
+            *out = sqlite3_column_int64(q, 0);
+        } else {
+            rc = SQLITE_DONE;
+        }
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* Step the bound rows query `q` and check each row into the chunk, its leaf merged from the
+ * leaves statement (stepped in seq order beside it, *lrc its last step; a merge, not a lookup
+ * per row). With `next` (the row-id order), stop before the first row whose seq is not *next,
+ * counting *next up per row read. Returns -1 with an exception set; else q's last step's code
+ * (SQLITE_ROW: stopped before a row), or the leaves' if that failed. */
+static int
+step_rows(SQLiteRows *self, Chunk *c, Walk *w, PyObject *const *args, sqlite3_stmt *q,
+          int *lrc, long long *next)
+{
+    sqlite3_stmt *ls = self->leaves;
+    Row row = {q, NULL, ls != NULL, NULL};
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        int has_seq = sqlite3_column_type(q, F_SEQ) == SQLITE_INTEGER;
+        sqlite3_int64 seq = has_seq ? sqlite3_column_int64(q, F_SEQ) : 0;
+        if (next != NULL) {
+            if (!has_seq || seq != *next || seq >= c->end) {
+                return SQLITE_ROW;
+            }
+            (*next)++;
+        }
+        if (ls != NULL) {
+            row.leaf = NULL;
+            if (has_seq) {
+                while (*lrc == SQLITE_ROW && sqlite3_column_int64(ls, 0) < seq) {
+                    *lrc = sqlite3_step(ls);
+                }
+                if (*lrc == SQLITE_ROW && sqlite3_column_int64(ls, 0) == seq) {
+                    row.leaf = ls;
+                }
+            }
+            if (*lrc != SQLITE_ROW && *lrc != SQLITE_DONE) {
+                return *lrc;
+            }
+        }
+        if (chunk_add(c, &row, w, args[3], args[4], statement_as_tuple) < 0) {
+            return -1;
+        }
+    }
+    return rc;
+}
+
+/* Read the rows of [start, end) in row-id order (by_rowid), as far as they are the positions
+ * start, start + 1, ... in that order: *next is then the first position not read. Row ids are
+ * handed out in insertion order, which is seq order within a tenant, so a chunk's rows are
+ * usually one short range of the table, read page after page (and the full-text rows joined by
+ * row id likewise) instead of through the seq index. Taken only where the range holds few other
+ * rows (at most one per row of the chunk: other tenants' rows interleaved). That each position
+ * has one row at most is the unique index on (tenant_id, seq), which the caller checked: so a
+ * run of consecutive positions is all of their rows, and the positions from the first row out of
+ * order on (a row moved, deleted, or another's) are read by seq, the exact way. Returns as
+ * step_rows (SQLITE_OK: the range was not taken). */
+static int
+step_by_rowid(SQLiteRows *self, Chunk *c, Walk *w, PyObject *const *args, const char *tenant,
+              Py_ssize_t tenant_size, int *lrc, long long *next)
+{
+    long long lo, hi, width = c->end - c->start;
+    int rc = row_id_of(self, tenant, tenant_size, c->start, &lo);
+    if (rc == SQLITE_ROW) {
+        rc = row_id_of(self, tenant, tenant_size, c->end - 1, &hi);
+    }
+    if (rc == SQLITE_DONE) {
+        return SQLITE_OK; /* a position at either end has no row: by seq */
+    }
+    if (rc != SQLITE_ROW) {
+        return rc;
+    }
+    if (hi < lo || hi - lo >= 2 * width) {
+        return SQLITE_OK;
+    }
+    sqlite3_stmt *q = self->by_rowid;
+    sqlite3_reset(q);
+    rc = bind_range(q, tenant, tenant_size, lo, hi);
+    if (rc == SQLITE_OK) {
+        rc = step_rows(self, c, w, args, q, lrc, next);
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 PyDoc_STRVAR(rows_check_doc,
 "check(tenant_id, start, end, tenant_json, loads, watch, tally, /)\n--\n\n"
 "Run the query for (tenant_id, start, end), one read transaction, and check its rows as\n"
-"check_rows() does; the rows not vouched for come back as the sqlite3 module gives them.");
+"check_rows() does; the rows not vouched for come back as the sqlite3 module gives them.\n"
+"With by_rowid and bounds, the chunk's rows are read in row-id order where that gives them.");
 
 static PyObject *
 rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
@@ -512,47 +659,31 @@ rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
     if (ls != NULL) {
         sqlite3_reset(ls);
     }
-    /* one read transaction: both statements read the same snapshot */
+    /* one read transaction: every statement reads the same snapshot */
     int rc = sqlite3_exec(self->db, "BEGIN", NULL, NULL, NULL);
     int began = rc == SQLITE_OK;
-    for (int k = 0; k < (ls != NULL ? 2 : 1); k++) {
-        sqlite3_stmt *q = k ? ls : s;
-        if (rc == SQLITE_OK) {
-            rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
-        }
-        if (rc == SQLITE_OK) {
-            rc = sqlite3_bind_int64(q, 2, start);
-        }
-        if (rc == SQLITE_OK) {
-            rc = sqlite3_bind_int64(q, 3, end);
-        }
+    if (rc == SQLITE_OK && ls != NULL) {
+        rc = bind_range(ls, tenant, tenant_size, start, end);
     }
-    /* the leaves in seq order, stepped beside the rows (a merge, not a lookup per row) */
     int lrc = ls != NULL && rc == SQLITE_OK ? sqlite3_step(ls) : SQLITE_DONE;
-    Row row = {s, NULL, ls != NULL, NULL};
-    while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (lrc == SQLITE_ROW || lrc == SQLITE_DONE)) {
-        rc = sqlite3_step(s);
-        if (rc != SQLITE_ROW) {
-            break;
-        }
-        if (ls != NULL) {
-            row.leaf = NULL;
-            if (sqlite3_column_type(s, F_SEQ) == SQLITE_INTEGER) {
-                sqlite3_int64 seq = sqlite3_column_int64(s, F_SEQ);
-                while (lrc == SQLITE_ROW && sqlite3_column_int64(ls, 0) < seq) {
-                    lrc = sqlite3_step(ls);
-                }
-                if (lrc == SQLITE_ROW && sqlite3_column_int64(ls, 0) == seq) {
-                    row.leaf = ls;
-                }
-            }
-            if (lrc != SQLITE_ROW && lrc != SQLITE_DONE) {
-                break;
-            }
-        }
-        if (chunk_add(&c, &row, w, args[3], args[4], statement_as_tuple) < 0) {
+    long long next = start;
+    if (rc == SQLITE_OK && self->by_rowid != NULL && end > start) {
+        rc = step_by_rowid(self, &c, w, args, tenant, tenant_size, &lrc, &next);
+        if (rc < 0) {
             goto failed;
         }
+        self->rowid_rows += next - start;
+    }
+    if (rc == SQLITE_OK && next < end) {
+        rc = bind_range(s, tenant, tenant_size, next, end);
+        if (rc == SQLITE_OK) {
+            rc = step_rows(self, &c, w, args, s, &lrc, NULL);
+        }
+        if (rc < 0) {
+            goto failed;
+        }
+    } else if (rc == SQLITE_OK) {
+        rc = SQLITE_DONE;
     }
     if (rc != SQLITE_DONE || (lrc != SQLITE_ROW && lrc != SQLITE_DONE)) {
         sqlite_failed(self->db, "SQLite read failed");
@@ -698,6 +829,12 @@ static PyMethodDef rows_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef rows_members[] = {
+    {"rowid_rows", T_LONGLONG, offsetof(SQLiteRows, rowid_rows), READONLY,
+     "Rows check() has read in row-id order (by_rowid) so far; the rest were read by seq."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 PyTypeObject SQLiteRowsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "trailkeep.model._fastleaf.SQLiteRows",
@@ -710,4 +847,5 @@ PyTypeObject SQLiteRowsType = {
     .tp_init = (initproc)rows_init,
     .tp_dealloc = (destructor)rows_dealloc,
     .tp_methods = rows_methods,
+    .tp_members = rows_members,
 };

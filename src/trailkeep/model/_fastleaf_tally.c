@@ -36,10 +36,11 @@ table_free(TallyTable *t)
     memset(t, 0, sizeof *t);
 }
 
+/* Move the table into `capacity` slots (a power of two, more than it holds): 0, or -1 with
+ * MemoryError. */
 static int
-table_grow(TallyTable *t)
+table_resize(TallyTable *t, size_t capacity)
 {
-    size_t capacity = t->capacity ? 2 * t->capacity : 4096;
     TallySlot *slots = PyMem_Calloc(capacity, sizeof *slots);
     if (slots == NULL) {
         PyErr_NoMemory();
@@ -60,6 +61,24 @@ table_grow(TallyTable *t)
     t->slots = slots;
     t->capacity = capacity;
     return 0;
+}
+
+static int
+table_grow(TallyTable *t)
+{
+    return table_resize(t, t->capacity ? 2 * t->capacity : 4096);
+}
+
+/* Make room for `keys` keys in all at once (a table filled by doubling allocates, faults in
+ * and rehashes twice the memory it ends with): 0, or -1 with MemoryError. */
+static int
+table_reserve(TallyTable *t, size_t keys)
+{
+    size_t capacity = t->capacity ? t->capacity : 4096;
+    while (2 * (keys + 1) > capacity) {
+        capacity *= 2;
+    }
+    return capacity == t->capacity ? 0 : table_resize(t, capacity);
 }
 
 /* Add n to the count of a key whose key_hash() is `hash`: 0, or -1 with MemoryError. */
@@ -184,23 +203,35 @@ typedef struct {
     unsigned char local[TALLY_KEY];
 } Key;
 
-static int
+static int key_grow(Key *k, const void *bytes, size_t size);
+
+/* Append to a key: 0, or -1 with MemoryError. Inline, the pieces being a few bytes each. */
+static inline int
 key_add(Key *k, const void *bytes, size_t size)
 {
-    if (k->size + size > k->capacity) {
-        size_t capacity = 2 * (k->size + size);
-        unsigned char *data = PyMem_Malloc(capacity);
-        if (data == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        memcpy(data, k->data, k->size);
-        if (k->data != k->local) {
-            PyMem_Free(k->data);
-        }
-        k->data = data;
-        k->capacity = capacity;
+    if (__builtin_expect(k->size + size <= k->capacity, 1)) {
+        copy_short(k->data + k->size, bytes, size);
+        k->size += size;
+        return 0;
     }
+    return key_grow(k, bytes, size);
+}
+
+static int __attribute__((noinline))
+key_grow(Key *k, const void *bytes, size_t size)
+{
+    size_t capacity = 2 * (k->size + size);
+    unsigned char *data = PyMem_Malloc(capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(data, k->data, k->size);
+    if (k->data != k->local) {
+        PyMem_Free(k->data);
+    }
+    k->data = data;
+    k->capacity = capacity;
     memcpy(k->data + k->size, bytes, size);
     k->size += size;
     return 0;
@@ -411,10 +442,21 @@ tally_add(Tally *self, PyObject *rows)
     return declined;
 }
 
+/* Whether group g's hour keys are its dimension's hour rollups one for one (a group of one
+ * many-valued dimension): then `table` answers for them (tally_spread's `direct`). */
+static inline int
+one_for_one(const Tally *self, int g)
+{
+    return g > 0 && self->group_size[g] == 1;
+}
+
 /* The rollups the counts make, (dimension, period, value) -> n, as RollupTally.expected: into
- * `out` (a table keyed by the dimension's index, period and value). */
+ * `out` (a table keyed by the dimension's index, period and value). With `direct` (not NULL),
+ * the hour rollups of a one_for_one group whose hour is longer than a day (more than 10 code
+ * points: never a day's period too) are left out of `out`: each is its key's count in `table`
+ * (group, hour, value), and *direct is how many of them there are. */
 static int
-tally_spread(Tally *self, TallyTable *out)
+tally_spread(Tally *self, TallyTable *out, size_t *direct)
 {
     if (self->recent.used > 0 && table_move(&self->table, &self->recent) < 0) {
         return -1;
@@ -427,6 +469,18 @@ tally_spread(Tally *self, TallyTable *out)
      * bytes are fetched a few slots ahead */
     TallyTable stage = {0};
     const size_t capacity = self->table.capacity;
+    /* at most: the hour total of each first group's key, an hour and a day per value */
+    size_t most = 0;
+    for (size_t i = 0; i < capacity; i++) {
+        const TallySlot *s = &self->table.slots[i];
+        if (s->count != 0) {
+            int g = ((const unsigned char *)self->table.arena)[s->offset];
+            most += (g == 0) + (direct && one_for_one(self, g) ? 1 : 2) * (size_t)self->group_size[g];
+        }
+    }
+    if (table_reserve(out, out->used + most) < 0) {
+        return -1;
+    }
     for (size_t i = 0; !failed && i < capacity; i++) {
         if (i + 8 < capacity && self->table.slots[i + 8].count != 0) {
             __builtin_prefetch(self->table.arena + self->table.slots[i + 8].offset);
@@ -462,7 +516,12 @@ tally_spread(Tally *self, TallyTable *out)
             const char *value = (const char *)p + 5;
             p += 5 + size;
             unsigned char dim = (unsigned char)(1 + g * TALLY_COLUMNS + c);
-            for (int period = 0; !failed && period < 2; period++) {
+            int first = 0;
+            if (direct != NULL && one_for_one(self, g) && day_size < (Py_ssize_t)hour_size) {
+                (*direct)++;
+                first = 1; /* the hour's rollup is the table's count: the day's only */
+            }
+            for (int period = first; !failed && period < 2; period++) {
                 k.size = 0;
                 failed = key_add(&k, &dim, 1) < 0 ||
                          key_text(&k, hour, period ? day_size : (Py_ssize_t)hour_size) < 0 ||
@@ -497,7 +556,7 @@ tally_expected(Tally *self, PyObject *unused)
 {
     (void)unused;
     TallyTable out = {0};
-    if (tally_spread(self, &out) < 0) {
+    if (tally_spread(self, &out, NULL) < 0) {
         table_free(&out);
         return NULL;
     }
@@ -538,7 +597,7 @@ tally_matches(Tally *self, PyObject *stored)
         return NULL;
     }
     TallyTable out = {0};
-    if (tally_spread(self, &out) < 0) {
+    if (tally_spread(self, &out, NULL) < 0) {
         table_free(&out);
         return NULL;
     }
@@ -617,7 +676,8 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
         dims = d + 1;
     }
     TallyTable out = {0};
-    if (tally_spread(self, &out) < 0) {
+    size_t direct = 0;
+    if (tally_spread(self, &out, &direct) < 0) {
         table_free(&out);
         return -1;
     }
@@ -628,6 +688,7 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
         Key key;
         uint64_t hash;
         long long n;
+        const TallyTable *in; /* `out`, or the counts themselves (tally_spread's direct) */
     } Pending;
     Pending pending[AHEAD];
     for (int r = 0; r < AHEAD; r++) {
@@ -661,6 +722,13 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
         const char *value = (const char *)sqlite3_column_text(q, 2);
         Py_ssize_t value_size = sqlite3_column_bytes(q, 2);
         unsigned char d = (unsigned char)found;
+        int g = found > 0 ? (found - 1) / TALLY_COLUMNS : 0;
+        const TallyTable *in = &out;
+        if (found > 0 && one_for_one(self, g) && period != NULL &&
+            utf8_prefix(period, period_size, 10) < period_size) {
+            in = &self->table; /* an hour's rollup: the count of (group, hour, value) */
+            d = (unsigned char)g;
+        }
         k.size = 0;
         if (period == NULL || value == NULL || key_add(&k, &d, 1) < 0 ||
             key_text(&k, period, period_size) < 0 || key_text(&k, value, value_size) < 0) {
@@ -676,7 +744,7 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
          * key order, the table's slots in hash order: each lookup is a cache miss) */
         Pending *next = &pending[rows % AHEAD];
         if (rows >= AHEAD) {
-            equal = table_get_hashed(&out, next->key.data, next->key.size, next->hash) ==
+            equal = table_get_hashed(next->in, next->key.data, next->key.size, next->hash) ==
                     next->n;
         }
         next->key.size = 0;
@@ -685,15 +753,17 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
             break;
         }
         next->n = n;
+        next->in = in;
         next->hash = key_hash(k.data, k.size);
-        if (out.capacity) {
-            __builtin_prefetch(&out.slots[next->hash & (out.capacity - 1)]);
+        if (in->capacity) {
+            __builtin_prefetch(&in->slots[next->hash & (in->capacity - 1)]);
         }
         rows++;
     }
     for (size_t r = rows > AHEAD ? rows - AHEAD : 0; equal == 1 && r < rows; r++) {
         const Pending *left = &pending[r % AHEAD];
-        equal = table_get_hashed(&out, left->key.data, left->key.size, left->hash) == left->n;
+        equal = table_get_hashed(left->in, left->key.data, left->key.size, left->hash) ==
+                left->n;
     }
     for (int r = 0; r < AHEAD; r++) {
         if (pending[r].key.data != pending[r].key.local) {
@@ -710,7 +780,7 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
     }
     /* each stored row found with its count, and as many rows as expected: the same mapping
      * (the primary key makes the stored keys distinct) */
-    if (equal == 1 && rows != out.used) {
+    if (equal == 1 && rows != out.used + direct) {
         equal = 0;
     }
     table_free(&out);

@@ -46,6 +46,16 @@ _SCAN: Final = (
     f" FROM events e LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
     " WHERE e.tenant_id = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
 )
+#: ``_SCAN`` in row-id order over the row ids ``[?2, ?3]`` (the C part takes it where it holds
+#: a chunk's positions in order, ``SQLiteRows.check``); ``NOT INDEXED``: the row-id range, never
+#: the tenant's index. ``_SCAN_BOUND``: the row id of a position.
+_SCAN_BY_ROWID: Final = (
+    "SELECT e.seq, e.id, e.received_at, e.body, e.salts, NULL, e.redactions,"  # noqa: S608 - names
+    f" f.c0, f.c1, {', '.join('e.' + c for c in QUERY_COLUMNS)}"
+    f" FROM events e NOT INDEXED LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
+    " WHERE e.row_id >= ?2 AND e.row_id <= ?3 AND e.tenant_id = ?1 ORDER BY e.row_id"
+)
+_SCAN_BOUND: Final = "SELECT row_id FROM events WHERE tenant_id = ? AND seq = ?"
 _SCAN_LEAVES: Final = (
     "SELECT idx, hash FROM tree_nodes"
     " WHERE tenant_id = ? AND level = 0 AND idx >= ? AND idx < ? ORDER BY idx"
@@ -80,6 +90,18 @@ _STRAY_NODES: Final = (
 )
 
 
+def _seq_is_unique(conn: sqlite3.Connection) -> bool:
+    """Whether ``events`` has a unique index, over all its rows, on exactly (tenant_id, seq)."""
+    for _, name, unique, _origin, partial in conn.execute("PRAGMA index_list(events)"):
+        if unique and not partial:
+            columns = [
+                row[2] for row in conn.execute("SELECT * FROM pragma_index_info(?)", (name,))
+            ]
+            if columns == ["tenant_id", "seq"]:
+                return True
+    return False
+
+
 class SQLiteAudit:
     """``Store.audit_*`` for SQLite: one read transaction per call."""
 
@@ -109,8 +131,12 @@ class SQLiteAudit:
             )
             return
         tenant_json = orjson.dumps(tenant_id).decode()
+        # the row-id order is sound only while a position has one row at most
+        by_rowid = (_SCAN_BY_ROWID, _SCAN_BOUND) if self._read(_seq_is_unique) else (None, None)
         try:
-            reader = _native.SQLiteRows(self._path, _SCAN, _SCAN_LEAVES, *_HASHES, _ROLLUPS)
+            reader = _native.SQLiteRows(
+                self._path, _SCAN, _SCAN_LEAVES, *_HASHES, _ROLLUPS, *by_rowid
+            )
         except _native.SQLiteError as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
 
