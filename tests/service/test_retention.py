@@ -77,7 +77,7 @@ class TestRetentionService:
 
         def prune(tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
             batch = real(tenant_id, cutoff, limit, pruned_at)
-            return replace(batch, held=0.2)
+            return replace(batch, held=0.2, uncontended=False)  # as if ingests competed
 
         monkeypatch.setattr(store, "prune", prune)
         retention = RetentionService(store, batch_size=10, pause=0.001, duty=0.25)
@@ -86,6 +86,31 @@ class TestRetentionService:
         run = retention.prune_tenant("acme")
         assert run.count == 21
         assert rests == [pytest.approx(0.6), pytest.approx(0.6)]  # after 10 and 20, not 21
+
+    @pytest.mark.parametrize(("uncontended", "rest"), [(True, 0.001), (False, 0.6)])
+    def test_goes_on_at_once_after_a_batch_no_write_waited_for(
+        self,
+        services: Services,
+        monkeypatch: pytest.MonkeyPatch,
+        uncontended: bool,
+        rest: float,
+    ) -> None:
+        # Idle writer time is free: after a batch that no write waited for, the run rests only
+        # ``pause``; after one that gave way, by its duty.
+        _seed(services, settings={"retention_days": 80})
+        store = services.store
+        real = store.prune
+
+        def prune(tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
+            batch = real(tenant_id, cutoff, limit, pruned_at)
+            return replace(batch, held=0.2, uncontended=uncontended)
+
+        monkeypatch.setattr(store, "prune", prune)
+        retention = RetentionService(store, batch_size=10, pause=0.001, duty=0.25)
+        rests: list[float] = []
+        monkeypatch.setattr(retention._stopping, "wait", lambda seconds: rests.append(seconds))
+        assert retention.prune_tenant("acme").count == 21
+        assert rests == [pytest.approx(rest), pytest.approx(rest)]
 
     def test_nothing_expired_writes_no_record(self, services: Services) -> None:
         _seed(services, settings={"retention_days": 365})
