@@ -257,6 +257,12 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=DEFAULT_PAUSE)
     parser.add_argument("--duty", type=float, help="default: the server's for the backend")
     parser.add_argument(
+        "--idle-duty",
+        type=float,
+        default=1.0,
+        help="the duty after a batch no write waited for (default 1, the server's)",
+    )
+    parser.add_argument(
         "--no-ingest",
         action="store_true",
         help="no ingest probe: the prune's pace when nothing else writes (lists still probed)",
@@ -303,7 +309,11 @@ def main() -> None:
             services.tenants.update_settings(TENANT, {"retention_days": 365})
             gate = Gate(services.store)
             retention = RetentionService(
-                cast(Store, gate), batch_size=args.batch, pause=args.pause, duty=args.duty
+                cast(Store, gate),
+                batch_size=args.batch,
+                pause=args.pause,
+                duty=args.duty,
+                idle_duty=args.idle_duty,
             )
             runs: list[PruneRun] = []
             pruning = threading.Thread(
@@ -324,7 +334,8 @@ def main() -> None:
     done = bool(runs and runs[0].done)
     print(
         f"prune ({backend}, batch {args.batch}, pause {args.pause * 1000:g} ms, duty"
-        f" {args.duty:g}): {pruned:,} events in {seconds:.1f} s of pruning windows ="
+        f" {args.duty:g}, idle duty {args.idle_duty:g}): {pruned:,} events in {seconds:.1f} s"
+        " of pruning windows ="
         f" {pruned / max(seconds, 1e-9):,.0f} events/s"
         f" ({'all expired pruned' if done else 'expired events left'}; this process's CPU in"
         f" the pruning windows {cpu:.0f} s; {wall:.0f} s in all, load now"

@@ -7,10 +7,12 @@ pruning of the tenant, by the background task and by an admin alike. Pruning del
 seq and leaf, so every proof still verifies (DESIGN section 10). Each run that pruned anything
 is itself an audit event, ``retention.prune``, in the tenant's log.
 
-Batches are small and paced: after each one the run rests long enough that it holds the writer
-(which runs each batch as one transaction, and which every ingest waits for) at most ``duty``
-of the time, so ingest and queries keep their usual latency while a big prune runs
-(``benchmarks/prune.py`` measures it).
+Batches are small and paced: after one that a write waited for, the run rests long enough that
+it holds the writer (which runs each batch as one transaction, and which every ingest waits
+for) at most ``duty`` of the time, so ingest and queries keep their usual latency while a big
+prune runs; after one that no write waited for (the store says so: ``PruneBatch.uncontended``,
+SQLite's), it rests only ``pause``, so a writer with nothing else to do prunes at its pace
+(``benchmarks/prune.py`` measures both).
 """
 
 from __future__ import annotations
@@ -110,6 +112,9 @@ class RetentionService:
         duty: most of the time (0 < duty <= 1) a run spends in its transactions; after a
             batch that held the writer ``t`` seconds (``PruneBatch.held``; else the call's time)
             it rests ``t * (1 - duty) / duty`` (1: no rest beyond ``pause``).
+        idle_duty: the same after a batch that the store says no write waited for
+            (``PruneBatch.uncontended``: SQLite's); 1 (the default) takes idle writer time
+            freely.
     """
 
     def __init__(
@@ -119,15 +124,18 @@ class RetentionService:
         batch_size: int = DEFAULT_BATCH,
         pause: float = DEFAULT_PAUSE,
         duty: float = DEFAULT_DUTY,
+        idle_duty: float = 1.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        if not 0 < duty <= 1:
-            raise ValueError(f"duty must be in (0, 1], not {duty}")
+        for name, value in (("duty", duty), ("idle_duty", idle_duty)):
+            if not 0 < value <= 1:
+                raise ValueError(f"{name} must be in (0, 1], not {value}")
         self._store = store
         self.batch_size = batch_size
         self.pause = pause
         self.duty = duty
+        self.idle_duty = idle_duty
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -207,13 +215,12 @@ class RetentionService:
         return run
 
     def _rest(self, batch: PruneBatch, busy: float) -> float:
-        """Seconds to rest after a batch that kept the writer ``busy`` seconds: only ``pause``
-        when the store says no write waited for the writer meanwhile (the batch took idle
-        writer time, and the next may too), else long enough that the run holds the writer
-        at most ``duty`` of the time while writes compete for it."""
-        if batch.uncontended:
-            return self.pause
-        return max(self.pause, busy * (1 - self.duty) / self.duty)
+        """Seconds to rest after a batch that kept the writer ``busy`` seconds: by
+        ``idle_duty`` when the store says no write waited for the writer meanwhile (the batch
+        took idle writer time; at 1, only ``pause``), else long enough that the run holds the
+        writer at most ``duty`` of the time while writes compete for it."""
+        duty = self.idle_duty if batch.uncontended else self.duty
+        return max(self.pause, busy * (1 - duty) / duty)
 
     def prune_all(self, *, now: datetime | None = None) -> list[PruneRun]:
         """One pass of the background task: every tenant with a retention policy and no
