@@ -14,8 +14,10 @@ left out to keep the comparison sharp):
    365 days expires every one of them) in appends of 5,000, plus ``--live`` recent ones;
 2. start ``RetentionService.prune_tenant`` (batch size, pause and duty as ``--batch`` /
    ``--pause`` / ``--duty``, the server's defaults for the backend) on a thread of its own,
-   and two probe threads: one ingests one event per append into ``acme``, one lists its newest
-   50 events (``GET /v1/events?limit=50``'s call), each back to back with a 5 ms think time;
+   and two probe threads: one ingests one event per append into ``acme`` (none with
+   ``--no-ingest``: the prune's pace when nothing else writes), one lists its newest 50 events
+   (``GET /v1/events?limit=50``'s call), each back to back with a 5 ms think time
+   (``--think``);
 3. **alternate** ``--window``-second windows, ``--windows`` pairs of them: an **idle** window
    (the prune held between two batches: the store's ``prune`` waits, and the window's clock
    starts once the batch in flight has committed) and a **pruning** window (the prune runs at
@@ -150,17 +152,19 @@ class Probe:
     """Two threads timing an ingest and a list, back to back, until stopped; each sample is
     kept under the window it started and ended in (``window``), or dropped."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, ingest: bool = True, think: float = THINK) -> None:
         self._services = services
+        self._think = think
         self._stop = threading.Event()
         #: The current window: ("idle" | "pruning", number), or None while switching.
         self.window: tuple[str, int] | None = None
         self.ingest: dict[str, list[float]] = {"idle": [], "pruning": []}
         self.lists: dict[str, list[float]] = {"idle": [], "pruning": []}
-        self._threads = [
-            threading.Thread(target=self._loop, args=(self._ingest_one, self.ingest)),
-            threading.Thread(target=self._loop, args=(self._list_one, self.lists)),
-        ]
+        self._threads = [threading.Thread(target=self._loop, args=(self._list_one, self.lists))]
+        if ingest:
+            self._threads.append(
+                threading.Thread(target=self._loop, args=(self._ingest_one, self.ingest))
+            )
 
     def _ingest_one(self) -> None:
         event = prepare_event(_event(0, format_time(utcnow())), Limits())
@@ -177,7 +181,7 @@ class Probe:
             seconds = time.perf_counter() - t0
             if window is not None and self.window == window:
                 into[window[0]].append(seconds)
-            time.sleep(THINK)
+            time.sleep(self._think)
 
     def __enter__(self) -> Probe:
         for thread in self._threads:
@@ -252,6 +256,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="default: the server's for the backend")
     parser.add_argument("--pause", type=float, default=DEFAULT_PAUSE)
     parser.add_argument("--duty", type=float, help="default: the server's for the backend")
+    parser.add_argument(
+        "--idle-duty",
+        type=float,
+        default=1.0,
+        help="the duty after a batch no write waited for (default 1, the server's)",
+    )
+    parser.add_argument(
+        "--no-ingest",
+        action="store_true",
+        help="no ingest probe: the prune's pace when nothing else writes (lists still probed)",
+    )
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=THINK,
+        help="seconds each probe rests between two calls (default 0.005: a steady ingest;"
+        " 0.1: a sparse one, which meets an uncontended prune batch instead of a short one)",
+    )
     parser.add_argument("--database", help="a postgresql:// URL (default: a fresh SQLite file)")
     parser.add_argument(
         "--seeded",
@@ -287,7 +309,11 @@ def main() -> None:
             services.tenants.update_settings(TENANT, {"retention_days": 365})
             gate = Gate(services.store)
             retention = RetentionService(
-                cast(Store, gate), batch_size=args.batch, pause=args.pause, duty=args.duty
+                cast(Store, gate),
+                batch_size=args.batch,
+                pause=args.pause,
+                duty=args.duty,
+                idle_duty=args.idle_duty,
             )
             runs: list[PruneRun] = []
             pruning = threading.Thread(
@@ -295,7 +321,7 @@ def main() -> None:
                 name="prune",
             )
             started = time.perf_counter()
-            with Probe(services) as probe:
+            with Probe(services, ingest=not args.no_ingest, think=args.think) as probe:
                 pruning.start()
                 seconds, pruned, cpu = alternate(probe, gate, pruning, args.window, args.windows)
                 retention.stop()
@@ -308,17 +334,20 @@ def main() -> None:
     done = bool(runs and runs[0].done)
     print(
         f"prune ({backend}, batch {args.batch}, pause {args.pause * 1000:g} ms, duty"
-        f" {args.duty:g}): {pruned:,} events in {seconds:.1f} s of pruning windows ="
+        f" {args.duty:g}, idle duty {args.idle_duty:g}): {pruned:,} events in {seconds:.1f} s"
+        " of pruning windows ="
         f" {pruned / max(seconds, 1e-9):,.0f} events/s"
         f" ({'all expired pruned' if done else 'expired events left'}; this process's CPU in"
         f" the pruning windows {cpu:.0f} s; {wall:.0f} s in all, load now"
         f" {os.getloadavg()[0]:.1f})"
     )
-    print(_line("ingest, idle", probe.ingest["idle"]))
-    print(_line("ingest, while pruning", probe.ingest["pruning"]))
+    if not args.no_ingest:
+        print(_line("ingest, idle", probe.ingest["idle"]))
+        print(_line("ingest, while pruning", probe.ingest["pruning"]))
     print(_line("list, idle", probe.lists["idle"]))
     print(_line("list, while pruning", probe.lists["pruning"]))
-    _verdict("ingest", probe.ingest["idle"], probe.ingest["pruning"])
+    if not args.no_ingest:
+        _verdict("ingest", probe.ingest["idle"], probe.ingest["pruning"])
     _verdict("list", probe.lists["idle"], probe.lists["pruning"])
 
 

@@ -123,15 +123,25 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=100_000,
-        description="Events deleted per retention transaction (default: 1000 on SQLite, whose"
-        " batches give way to waiting writes every 5 events; 200 on PostgreSQL).",
+        description="Events deleted per retention transaction (default: 50 on SQLite, whose"
+        " batches give way to a waiting write after any event; 200 on PostgreSQL).",
     )
     prune_duty: float | None = Field(
         None,
         gt=0,
         le=1,
-        description="Most of the time a retention run keeps the writer busy; it rests between"
-        " transactions for the rest (default: 0.1 on SQLite and PostgreSQL).",
+        description="Most of the time a retention run keeps the writer busy while writes compete"
+        " for it; it rests between transactions for the rest (default: 0.1 on SQLite and"
+        " PostgreSQL). See prune_idle_duty for the transactions no write waited for.",
+    )
+    prune_idle_duty: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="The same as prune_duty after a retention transaction that no write waited"
+        " for (SQLite tells; PostgreSQL always rests by prune_duty): 1 uses idle writer time"
+        " freely (about 1,000 realistic events/s when nothing else writes, with list p95 up to"
+        " 2.7x idle in the same process); 0.1 keeps lists within 20 % at a tenth of the pace.",
     )
     prune_pause: float = Field(
         0.005, ge=0, description="Seconds between two retention transactions of one run."

@@ -77,7 +77,7 @@ class TestRetentionService:
 
         def prune(tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
             batch = real(tenant_id, cutoff, limit, pruned_at)
-            return replace(batch, held=0.2)
+            return replace(batch, held=0.2, uncontended=False)  # as if ingests competed
 
         monkeypatch.setattr(store, "prune", prune)
         retention = RetentionService(store, batch_size=10, pause=0.001, duty=0.25)
@@ -86,6 +86,56 @@ class TestRetentionService:
         run = retention.prune_tenant("acme")
         assert run.count == 21
         assert rests == [pytest.approx(0.6), pytest.approx(0.6)]  # after 10 and 20, not 21
+
+    @pytest.mark.parametrize(
+        ("uncontended", "idle_duty", "rest"),
+        [(True, 1.0, 0.001), (True, 0.5, 0.2), (False, 1.0, 0.6), (False, 0.5, 0.6)],
+    )
+    def test_rests_by_the_idle_duty_after_a_batch_no_write_waited_for(
+        self,
+        services: Services,
+        monkeypatch: pytest.MonkeyPatch,
+        uncontended: bool,
+        idle_duty: float,
+        rest: float,
+    ) -> None:
+        # After a batch that no write waited for, the run rests by ``idle_duty`` (at 1, only
+        # ``pause``: idle writer time is free); after one that gave way, by its duty.
+        _seed(services, settings={"retention_days": 80})
+        store = services.store
+        real = store.prune
+
+        def prune(tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
+            batch = real(tenant_id, cutoff, limit, pruned_at)
+            return replace(batch, held=0.2, uncontended=uncontended)
+
+        monkeypatch.setattr(store, "prune", prune)
+        retention = RetentionService(
+            store, batch_size=10, pause=0.001, duty=0.25, idle_duty=idle_duty
+        )
+        rests: list[float] = []
+        monkeypatch.setattr(retention._stopping, "wait", lambda seconds: rests.append(seconds))
+        assert retention.prune_tenant("acme").count == 21
+        assert rests == [pytest.approx(rest), pytest.approx(rest)]
+
+    @pytest.mark.parametrize("name", ["duty", "idle_duty"])
+    @pytest.mark.parametrize("value", [0.0, 1.5])
+    def test_refuses_a_duty_out_of_range(self, services: Services, name: str, value: float) -> None:
+        with pytest.raises(ValueError, match=name):
+            RetentionService(services.store, **{name: value})
+
+    def test_the_server_takes_its_idle_duty_from_the_settings(self, tmp_path: Any) -> None:
+        settings = Settings(
+            database=f"sqlite:///{tmp_path / 'x.db'}",
+            signing_key=tmp_path / "signing.key",
+            prune_interval=0,
+            prune_idle_duty=0.3,
+        )
+        services = Services.build(settings)
+        try:
+            assert services.retention.idle_duty == 0.3
+        finally:
+            services.close()
 
     def test_nothing_expired_writes_no_record(self, services: Services) -> None:
         _seed(services, settings={"retention_days": 365})

@@ -152,6 +152,54 @@ class TestSQLiteYields:
         assert batch.last_seq is not None
         assert rest.first_seq is not None
 
+    def test_a_write_waiting_from_the_start_waits_for_one_event(
+        self, db: tuple[Any, sqlite3.Connection, int]
+    ) -> None:
+        # The step is one event: a write that waits when the batch begins waits for one
+        # deletion (the least that keeps a run going), not for five.
+        _, conn, expired = db
+        assert expired > 3
+        conn.execute("BEGIN IMMEDIATE")
+        batch = prune_batch(conn, "acme", CUTOFF, 1000, "2026-02-01T00:00:00.000000Z",
+                            lambda: True)  # fmt: skip
+        conn.execute("COMMIT")
+        assert (batch.count, batch.more, batch.uncontended) == (1, True, False)
+
+    @pytest.mark.parametrize(
+        ("looks_true", "uncontended"),
+        [
+            pytest.param(set(), True, id="nobody-waited"),
+            pytest.param({1}, False, id="a-write-waited-mid-batch"),
+            pytest.param({3}, False, id="a-write-waits-at-its-end"),
+        ],
+    )
+    def test_a_batch_says_whether_a_write_waited_for_it(
+        self, db: tuple[Any, sqlite3.Connection, int], looks_true: set[int], uncontended: bool
+    ) -> None:
+        # A batch of 3 looks at the queue after its first and second events and once more
+        # after its rollups and tombstones: ``uncontended`` only when every look found none.
+        _, conn, _ = db
+        looks: list[int] = []
+
+        def waiting() -> bool:
+            looks.append(1)
+            return len(looks) in looks_true
+
+        conn.execute("BEGIN IMMEDIATE")
+        batch = prune_batch(conn, "acme", CUTOFF, 3, "2026-02-01T00:00:00.000000Z", waiting)
+        conn.execute("COMMIT")
+        assert batch.uncontended is uncontended
+        assert batch.count == (1 if looks_true == {1} else 3)
+
+    def test_a_batch_without_a_look_at_the_queue_is_not_uncontended(
+        self, db: tuple[Any, sqlite3.Connection, int]
+    ) -> None:
+        _, conn, _ = db
+        conn.execute("BEGIN IMMEDIATE")
+        batch = prune_batch(conn, "acme", CUTOFF, 3, "2026-02-01T00:00:00.000000Z")
+        conn.execute("COMMIT")
+        assert (batch.count, batch.uncontended) == (3, False)
+
     def test_a_run_that_gives_way_still_prunes_everything(
         self, db: tuple[Any, sqlite3.Connection, int], monkeypatch: pytest.MonkeyPatch
     ) -> None:

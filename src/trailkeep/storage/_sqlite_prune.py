@@ -43,12 +43,13 @@ _DROP_ZERO: Final = (
 )
 #: Row ids per ``IN (...)`` list, well under SQLite's bound-variable limit.
 _PER_STATEMENT: Final = 500
-#: Events deleted between two looks at the writer's queue: an ingest that arrives during a
-#: prune batch waits for at most this many deletions (0.3-0.45 ms of CPU each on realistic
-#: events, 1-2 ms of wall time on a loaded machine), the batch's rollups and tombstones so far,
-#: and its commit (no fsync: ``durable=False``). 25 put a step's wait (about 10-25 ms) into
-#: every ingest that met one: ingest p95 1.6-2.3x idle at duty 0.25 (docs/operations.md).
-STEP: Final = 5
+#: Events deleted between two looks at the writer's queue. An ingest that arrives during a
+#: prune batch waits for the rest of the step in flight, the batch's rollups and tombstones so
+#: far, and its commit (no fsync: ``durable=False``). One event is 0.2-0.4 ms of CPU on the
+#: realistic seed; the look (``queue.empty()``) is a microsecond. Steps of 25 put 10-25 ms into
+#: every ingest that met one (ingest p95 1.6-2.3x idle at duty 0.25), steps of 5 still 1.2x at
+#: duty 0.1 (docs/operations.md#retention).
+STEP: Final = 1
 #: Expired events read at a time while giving way: a batch cut short by a waiting write has
 #: read few rows it did not delete.
 _LOOK: Final = 50
@@ -70,7 +71,8 @@ def prune_batch(
 
     With ``waiting``, the events go ``STEP`` at a time, and the batch ends early (``more``)
     as soon as ``waiting()`` says another write waits for the writer: an ingest then waits
-    for one step and the commit, not for the whole batch.
+    for one step, the rollups and tombstones of what the batch deleted, and the commit, not
+    for the whole batch.
     """
     rows: list[Any] = []
     more = False
@@ -101,7 +103,9 @@ def prune_batch(
         "UPDATE tree_heads SET pruned = pruned + ? WHERE tenant_id = ?", (len(rows), tenant_id)
     )
     seqs = [r[1] for r in rows]
-    return PruneBatch(len(rows), min(seqs), max(seqs), more=more)
+    # No write waited while it ran, nor does one wait now: the batch took idle writer time.
+    uncontended = waiting is not None and not more and not waiting()
+    return PruneBatch(len(rows), min(seqs), max(seqs), more=more, uncontended=uncontended)
 
 
 def _delete(conn: sqlite3.Connection, row_ids: list[int]) -> None:
