@@ -259,8 +259,8 @@ def main() -> None:
     parser.add_argument(
         "--idle-duty",
         type=float,
-        default=1.0,
-        help="the duty after a batch no write waited for (default 1, the server's)",
+        default=None,
+        help="the duty after a batch no write waited for (default: --duty, as the server's)",
     )
     parser.add_argument(
         "--no-ingest",
@@ -288,6 +288,8 @@ def main() -> None:
         args.batch = DEFAULT_BATCH if args.database else SQLITE_BATCH
     if args.duty is None:
         args.duty = DEFAULT_DUTY if args.database else SQLITE_DUTY
+    if args.idle_duty is None:
+        args.idle_duty = args.duty
     now = None
     with tempfile.TemporaryDirectory(prefix="trailkeep-prune-") as tmp:
         if args.seeded is not None:

@@ -134,14 +134,15 @@ class Settings(BaseSettings):
         " for it; it rests between transactions for the rest (default: 0.1 on SQLite and"
         " PostgreSQL). See prune_idle_duty for the transactions no write waited for.",
     )
-    prune_idle_duty: float = Field(
-        1.0,
+    prune_idle_duty: float | None = Field(
+        None,
         gt=0,
         le=1,
         description="The same as prune_duty after a retention transaction that no write waited"
-        " for (SQLite tells; PostgreSQL always rests by prune_duty): 1 uses idle writer time"
-        " freely (about 1,000 realistic events/s when nothing else writes, with list p95 up to"
-        " 2.7x idle in the same process); 0.1 keeps lists within 20 % at a tenth of the pace.",
+        " for (SQLite tells; PostgreSQL always rests by prune_duty); default: prune_duty's,"
+        " which keeps lists within 20 % of idle. 1 uses idle writer time freely (about 1,000"
+        " realistic events/s when nothing else writes, 7x the pace, with list p95 up to 2.7x"
+        " idle in the same process meanwhile).",
     )
     prune_pause: float = Field(
         0.005, ge=0, description="Seconds between two retention transactions of one run."

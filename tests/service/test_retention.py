@@ -137,6 +137,22 @@ class TestRetentionService:
         finally:
             services.close()
 
+    def test_the_idle_duty_defaults_to_the_duty(self, tmp_path: Any) -> None:
+        """Lists keep within 20 % of idle while a prune runs with no ingest only at the duty's
+        pace (docs/operations.md#retention): using all idle writer time is an operator's pick."""
+        settings = Settings(
+            database=f"sqlite:///{tmp_path / 'x.db'}",
+            signing_key=tmp_path / "signing.key",
+            prune_interval=0,
+            prune_duty=0.2,
+        )
+        services = Services.build(settings)
+        try:
+            assert services.retention.idle_duty == services.retention.duty == 0.2
+        finally:
+            services.close()
+        assert RetentionService(services.store, duty=0.3).idle_duty == 0.3
+
     def test_nothing_expired_writes_no_record(self, services: Services) -> None:
         _seed(services, settings={"retention_days": 365})
         run = RetentionService(services.store).prune_tenant("acme")

@@ -92,7 +92,7 @@ class Services:
             batch_size=settings.prune_batch_size or (SQLITE_BATCH if sqlite else DEFAULT_BATCH),
             pause=settings.prune_pause,
             duty=settings.prune_duty or (SQLITE_DUTY if sqlite else DEFAULT_DUTY),
-            idle_duty=settings.prune_idle_duty,
+            idle_duty=settings.prune_idle_duty,  # None: the duty
         )
         task = (
             RetentionTask(retention, settings.prune_interval) if settings.prune_interval else None

@@ -115,8 +115,8 @@ class RetentionService:
             batch that held the writer ``t`` seconds (``PruneBatch.held``; else the call's time)
             it rests ``t * (1 - duty) / duty`` (1: no rest beyond ``pause``).
         idle_duty: the same after a batch that the store says no write waited for
-            (``PruneBatch.uncontended``: SQLite's); 1 (the default) takes idle writer time
-            freely.
+            (``PruneBatch.uncontended``: SQLite's); by default ``duty``; 1 takes idle writer
+            time freely (queries in the same process slow down meanwhile).
     """
 
     def __init__(
@@ -126,8 +126,10 @@ class RetentionService:
         batch_size: int = DEFAULT_BATCH,
         pause: float = DEFAULT_PAUSE,
         duty: float = DEFAULT_DUTY,
-        idle_duty: float = 1.0,
+        idle_duty: float | None = None,
     ) -> None:
+        if idle_duty is None:
+            idle_duty = duty
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         for name, value in (("duty", duty), ("idle_duty", idle_duty)):
