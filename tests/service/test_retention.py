@@ -64,29 +64,6 @@ class TestRetentionService:
         assert record.content["actor"] == {"id": "k-1", "type": "api_key"}
         assert record.content["metadata"]["policy"] == {"retention_days": 80}
 
-    def test_rests_by_the_time_a_batch_held_the_writer(
-        self, services: Services, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        # A batch that waited in the writer's queue behind ingests did not hold the writer
-        # meanwhile: the rest after it counts what the store says it held (``held``), so at
-        # duty 0.25 a batch held for 0.2 s is followed by a rest of 0.6 s, however long the
-        # call took.
-        _seed(services, settings={"retention_days": 80})
-        store = services.store
-        real = store.prune
-
-        def prune(tenant_id: str, cutoff: str, limit: int, pruned_at: str) -> PruneBatch:
-            batch = real(tenant_id, cutoff, limit, pruned_at)
-            return replace(batch, held=0.2, uncontended=False)  # as if ingests competed
-
-        monkeypatch.setattr(store, "prune", prune)
-        retention = RetentionService(store, batch_size=10, pause=0.001, duty=0.25)
-        rests: list[float] = []
-        monkeypatch.setattr(retention._stopping, "wait", lambda seconds: rests.append(seconds))
-        run = retention.prune_tenant("acme")
-        assert run.count == 21
-        assert rests == [pytest.approx(0.6), pytest.approx(0.6)]  # after 10 and 20, not 21
-
     @pytest.mark.parametrize(
         ("uncontended", "idle_duty", "rest"),
         [(True, 1.0, 0.001), (True, 0.5, 0.2), (False, 1.0, 0.6), (False, 0.5, 0.6)],
@@ -99,8 +76,10 @@ class TestRetentionService:
         idle_duty: float,
         rest: float,
     ) -> None:
-        # After a batch that no write waited for, the run rests by ``idle_duty`` (at 1, only
-        # ``pause``: idle writer time is free); after one that gave way, by its duty.
+        # After a batch that gave way to writes, the run rests by its duty, counting the time
+        # the store says the batch held the writer (``held``), not the call's: at duty 0.25 a
+        # batch held for 0.2 s is followed by 0.6 s, however long it waited behind ingests.
+        # After a batch that no write waited for, by ``idle_duty`` (at 1, only ``pause``).
         _seed(services, settings={"retention_days": 80})
         store = services.store
         real = store.prune
@@ -124,31 +103,23 @@ class TestRetentionService:
         with pytest.raises(ValueError, match=name):
             RetentionService(services.store, **{name: value})
 
-    def test_the_server_takes_its_idle_duty_from_the_settings(self, tmp_path: Any) -> None:
+    @pytest.mark.parametrize(
+        ("given", "idle_duty"), [({"prune_idle_duty": 0.3}, 0.3), ({"prune_duty": 0.2}, 0.2)]
+    )
+    def test_the_server_takes_its_idle_duty_from_the_settings(
+        self, tmp_path: Any, given: dict[str, float], idle_duty: float
+    ) -> None:
+        """By default the duty's: lists keep within 20 % of idle while a prune runs with no
+        ingest only at the duty's pace (docs/operations.md#retention)."""
         settings = Settings(
             database=f"sqlite:///{tmp_path / 'x.db'}",
             signing_key=tmp_path / "signing.key",
             prune_interval=0,
-            prune_idle_duty=0.3,
+            **given,
         )
         services = Services.build(settings)
         try:
-            assert services.retention.idle_duty == 0.3
-        finally:
-            services.close()
-
-    def test_the_idle_duty_defaults_to_the_duty(self, tmp_path: Any) -> None:
-        """Lists keep within 20 % of idle while a prune runs with no ingest only at the duty's
-        pace (docs/operations.md#retention): using all idle writer time is an operator's pick."""
-        settings = Settings(
-            database=f"sqlite:///{tmp_path / 'x.db'}",
-            signing_key=tmp_path / "signing.key",
-            prune_interval=0,
-            prune_duty=0.2,
-        )
-        services = Services.build(settings)
-        try:
-            assert services.retention.idle_duty == services.retention.duty == 0.2
+            assert services.retention.idle_duty == idle_duty
         finally:
             services.close()
         assert RetentionService(services.store, duty=0.3).idle_duty == 0.3
