@@ -11,8 +11,9 @@ Batches are small and paced: after one that a write waited for, the run rests lo
 it holds the writer (which runs each batch as one transaction, and which every ingest waits
 for) at most ``duty`` of the time, so ingest and queries keep their usual latency while a big
 prune runs; after one that no write waited for (the store says so: ``PruneBatch.uncontended``,
-SQLite's), it rests only ``pause``, so a writer with nothing else to do prunes at its pace
-(``benchmarks/prune.py`` measures both).
+SQLite's), by ``idle_duty`` instead: the duty by default, since queries in the same process
+slow down while the writer prunes flat out; 1 lets a writer with nothing else to do prune at
+its pace (``benchmarks/prune.py`` measures both).
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ DEFAULT_PAUSE: Final = 0.005
 DEFAULT_DUTY: Final = 0.1
 #: SQLite's most events per batch. A write that comes while a batch runs waits for one step
 #: and the batch's rollups, tombstones and commit, which grow with it: under a sparse ingest
-#: that wait was 9 ms (p50) with batches of 50 and 20 ms with 1,000 (ingest p95 1.12x against
-#: 1.62x idle). Per event, 50 cost about what 1,000 do (0.38 against 0.37 ms of CPU).
+#: that wait was 9 ms (p50) with batches of 50 and 20 ms with 1,000. Per event, 50 cost about
+#: what 1,000 do (0.38 against 0.37 ms of CPU).
 SQLITE_BATCH: Final = 50
 #: Under a steady ingest nearly every SQLite batch is waited for, so this sets the pace there:
 #: at 0.1 ingest p95 was 1.08-1.21x idle, at 0.15 1.17x, at 0.25 ingest p50 1.18-1.29x.
