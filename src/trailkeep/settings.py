@@ -123,7 +123,7 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=100_000,
-        description="Events deleted per retention transaction (default: 50 on SQLite, whose"
+        description="Events deleted per retention transaction (default: 10 on SQLite, whose"
         " batches give way to a waiting write after any event; 200 on PostgreSQL).",
     )
     prune_duty: float | None = Field(

@@ -59,10 +59,11 @@ DEFAULT_PAUSE: Final = 0.005
 #: list latency while a million events are pruned stay near idle).
 DEFAULT_DUTY: Final = 0.1
 #: SQLite's most events per batch. A write that comes while a batch runs waits for one step
-#: and the batch's rollups, tombstones and commit, which grow with it: under a sparse ingest
-#: that wait was 9 ms (p50) with batches of 50 and 20 ms with 1,000. Per event, 50 cost about
-#: what 1,000 do (0.38 against 0.37 ms of CPU).
-SQLITE_BATCH: Final = 50
+#: and the batch's rollups, tombstones and commit, which grow with it, and its next fsync
+#: flushes the batch's WAL pages (16-19 per event). On a quiet machine a sparse ingest's p95
+#: was 5-8x idle with batches of 50, 2.3x with 10 and 1.35x with 5; lists with no ingest
+#: 1.16x with 50 and 1.31x with 10 (0.6 ms) (docs/operations.md#retention).
+SQLITE_BATCH: Final = 10
 #: Under a steady ingest nearly every SQLite batch is waited for, so this sets the pace there:
 #: at 0.1 ingest p95 was 1.08-1.21x idle, at 0.15 1.17x, at 0.25 ingest p50 1.18-1.29x.
 SQLITE_DUTY: Final = 0.1
