@@ -23,7 +23,7 @@ import orjson
 from trailkeep.query.values import MAX_INT64
 from trailkeep.storage._fulltext import Fts5, FullText, TsVector
 from trailkeep.storage._json_sql import PostgresJson, SqliteJson, TypedSql
-from trailkeep.storage._sql import FALSE, SqlFragment
+from trailkeep.storage._sql import FALSE, SqlFragment, join
 
 __all__ = [
     "FALSE",
@@ -317,7 +317,7 @@ class SqliteDialect:
         return self  # the body is read where a condition needs it, after the screen
 
     def screened(self, screen: SqlFragment, inner: SqlFragment) -> SqlFragment:
-        return SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))
+        return join((screen, inner), " AND ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,7 +437,7 @@ class PostgresDialect:
 
     def screened(self, screen: SqlFragment, inner: SqlFragment) -> SqlFragment:
         if self.body != PARSED_BODY:
-            return SqlFragment(f"({screen.sql} AND {inner.sql})", (*screen.params, *inner.params))
+            return join((screen, inner), " AND ")
         # The body parsed once for the conditions behind the screen, only for rows that pass
         # it: a scalar subquery is evaluated when its AND reaches it, where the statement's
         # own parse (``events_from``) would run for every row. OFFSET 0 keeps it a subquery.
