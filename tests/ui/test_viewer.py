@@ -246,7 +246,15 @@ class TestLiveAndExport:
 
 
 def _proof(server: Server, event_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{server.url}/v1/events/{event_id}/proof", headers=server.auth("reader"))
+    """The event's proof, once a signed checkpoint covers it (one is signed every second or so)."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = httpx.get(
+            f"{server.url}/v1/events/{event_id}/proof", headers=server.auth("reader")
+        )
+        if response.status_code != 409 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert response.status_code == 200, response.text
     proof: dict[str, Any] = response.json()
     return proof

@@ -133,17 +133,23 @@ function integrity(facts) {
 
 // -- loading and verifying ----------------------------------------------------------------------
 
-function showPruned(event) {
+/** The stub of a pruned event: its place in the log, without content. The verdict is the caller's:
+ * a page with the leaf's proof stays pending until that proof is checked. */
+function renderPruned(event) {
   document.getElementById("event").hidden = false;
   integrity([["seq", event.seq], ["leaf hash", event.hash]]);
   document.getElementById("summary").append(el("dt", {}, "id"), el("dd", {}, event.id),
     el("dt", {}, "content"), el("dd", {}, el("span", { class: "badge pruned" }, "pruned"),
       " removed by the tenant's retention; its place in the log (seq and leaf hash) is kept"));
+}
+
+function showPruned(event) {
+  renderPruned(event);
   setState("pruned", "Pruned", "This event's content was removed by retention, so it cannot be recomputed.");
 }
 
 async function showPrunedWithProof(evidence) {
-  showPruned(evidence.event);
+  renderPruned(evidence.event);
   try {
     const key = await pinnedKey();
     const { checkpoint } = await verifyPrunedLeaf(evidence, key, addStep, { forceFallback });
