@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-__all__ = ["GROUP_SIZE_BUCKETS", "GroupStats", "group_stats", "settle", "take_group"]
+__all__ = ["GROUP_SIZE_BUCKETS", "GroupStats", "Linger", "group_stats", "settle", "take_group"]
 
 #: Upper bounds (events) of the group-size histogram ``/metrics`` shows.
 GROUP_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
@@ -56,10 +57,30 @@ J = TypeVar("J", bound=_Job)
 T = TypeVar("T")
 
 
+@dataclass(slots=True)
+class Linger:
+    """How long a busy writer holds a small group open for the writes on their way.
+
+    A group's fixed cost (its transaction, the commit's pages and fsync) is most of a small
+    group's: one event alone costs its writer about five times its share of a group of 16.
+    Under concurrent single-event writes the writer is *busy* — its last group held several
+    jobs, or left jobs waiting — and the next writes are already being prepared, so waiting
+    ``seconds`` for them (until ``enough`` events) makes fewer, larger groups. A writer that
+    is not busy never waits: a lone write commits at once.
+    """
+
+    seconds: float
+    enough: int
+    busy: bool = False
+
+
 def take_group(
-    jobs_in: queue.SimpleQueue[J | None], max_events: int | Callable[[], int]
+    jobs_in: queue.SimpleQueue[J | None],
+    max_events: int | Callable[[], int],
+    linger: Linger | None = None,
 ) -> tuple[list[J], bool]:
-    """Block for one job, then take whatever else is waiting until ``max_events``.
+    """Block for one job, then take whatever else is waiting until ``max_events``; a busy
+    writer's ``linger`` then waits a little for more (see ``Linger``).
 
     ``max_events`` may be a function, asked once the first job has arrived.
     Returns the jobs to commit together, and whether the stop sentinel (None) was met: the
@@ -71,9 +92,16 @@ def take_group(
     limit = max_events if isinstance(max_events, int) else max_events()
     jobs, count = [first], len(first.events)
     stop = False
+    deadline = None
+    if linger is not None and linger.busy:
+        limit_waiting = min(limit, linger.enough)
+        deadline = time.monotonic() + linger.seconds
     while count < limit:
         try:
-            more = jobs_in.get_nowait()
+            if deadline is not None and count < limit_waiting:
+                more = jobs_in.get(timeout=max(0.0, deadline - time.monotonic()))
+            else:
+                more = jobs_in.get_nowait()
         except queue.Empty:
             break
         if more is None:
@@ -81,7 +109,10 @@ def take_group(
             break
         jobs.append(more)
         count += len(more.events)
-    _STATS.record(count, jobs_in.qsize())
+    waiting = jobs_in.qsize()
+    if linger is not None:
+        linger.busy = len(jobs) > 1 or waiting > 0
+    _STATS.record(count, waiting)
     return jobs, stop
 
 

@@ -23,7 +23,7 @@ from trailkeep.errors import (
 )
 from trailkeep.model.event import NewEvent, StoredEvent
 from trailkeep.query.fulltext import search_document
-from trailkeep.storage._groups import settle, take_group
+from trailkeep.storage._groups import Linger, settle, take_group
 from trailkeep.storage._sequencer import GroupSequencer, Plan
 from trailkeep.storage._sqlite_prune import WalCheckpoints, prune_batch
 from trailkeep.storage._sqlite_reads import _EVENT_FIELDS, _row_event
@@ -63,6 +63,12 @@ NEAR_DUE_GROUP_EVENTS = 250
 
 
 NEAR_DUE_SECONDS = 0.2
+
+
+#: How long a busy writer waits for more writes before a small group (``_groups.Linger``),
+#: and the events at which it stops waiting.
+GROUP_LINGER_SECONDS = 0.0015
+GROUP_LINGER_EVENTS = 64
 
 
 #: How often the writer refreshes the planner's statistics where they went stale.
@@ -151,8 +157,9 @@ class SQLiteWriter:
 
     def _write_loop(self) -> None:
         next_optimize = time.monotonic() + OPTIMIZE_SECONDS
+        linger = Linger(GROUP_LINGER_SECONDS, GROUP_LINGER_EVENTS)
         while True:
-            jobs, stop = take_group(self._queue, self._group_limit)
+            jobs, stop = take_group(self._queue, self._group_limit, linger)
             if jobs:
                 try:
                     self._commit_group(jobs)
