@@ -764,12 +764,14 @@ rows_hashes(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
         if (rc != SQLITE_ROW) {
             break;
         }
-        if (found == count || sqlite3_column_type(q, 0) != SQLITE_BLOB ||
-            sqlite3_column_bytes(q, 0) != SHA256_DIGEST_LENGTH) {
+        /* one sqlite3_column_value and its accessors, not three sqlite3_column_* calls */
+        sqlite3_value *hash = sqlite3_column_value(q, 0);
+        if (found == count || sqlite3_value_type(hash) != SQLITE_BLOB ||
+            sqlite3_value_bytes(hash) != SHA256_DIGEST_LENGTH) {
             whole = 0;
             continue;
         }
-        memcpy(at + found * SHA256_DIGEST_LENGTH, sqlite3_column_blob(q, 0), SHA256_DIGEST_LENGTH);
+        memcpy(at + found * SHA256_DIGEST_LENGTH, sqlite3_value_blob(hash), SHA256_DIGEST_LENGTH);
         found++;
     }
     sqlite3_reset(q);

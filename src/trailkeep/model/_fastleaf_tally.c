@@ -699,13 +699,28 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
     int equal = 1, rc = SQLITE_OK;
     size_t rows = 0;
     while (equal == 1 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (sqlite3_column_type(q, 0) != SQLITE_TEXT || sqlite3_column_type(q, 1) != SQLITE_TEXT ||
-            sqlite3_column_type(q, 2) != SQLITE_TEXT || sqlite3_column_type(q, 3) != SQLITE_INTEGER) {
+        /* each column by one sqlite3_column_value and its accessors (text read as a blob,
+         * which never converts: as row_text), not two or three sqlite3_column_* calls */
+        sqlite3_value *column[4];
+        for (int i = 0; i < 4; i++) {
+            column[i] = sqlite3_column_value(q, i);
+        }
+        if (sqlite3_value_type(column[0]) != SQLITE_TEXT ||
+            sqlite3_value_type(column[1]) != SQLITE_TEXT ||
+            sqlite3_value_type(column[2]) != SQLITE_TEXT ||
+            sqlite3_value_type(column[3]) != SQLITE_INTEGER) {
             equal = 0;
             break;
         }
-        const char *dim = (const char *)sqlite3_column_text(q, 0);
-        Py_ssize_t dim_size = sqlite3_column_bytes(q, 0);
+        const char *text[3];
+        for (int i = 0; i < 3; i++) {
+            text[i] = (const char *)sqlite3_value_blob(column[i]);
+            if (text[i] == NULL) {
+                text[i] = ""; /* the empty string */
+            }
+        }
+        const char *dim = text[0];
+        Py_ssize_t dim_size = sqlite3_value_bytes(column[0]);
         int found = -1;
         for (int d = 0; d < dims && found < 0; d++) {
             if (name[d] != NULL && name_size[d] == dim_size &&
@@ -717,10 +732,9 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
             equal = 0;
             break;
         }
-        const char *period = (const char *)sqlite3_column_text(q, 1);
-        Py_ssize_t period_size = sqlite3_column_bytes(q, 1);
-        const char *value = (const char *)sqlite3_column_text(q, 2);
-        Py_ssize_t value_size = sqlite3_column_bytes(q, 2);
+        const char *period = text[1], *value = text[2];
+        Py_ssize_t period_size = sqlite3_value_bytes(column[1]);
+        Py_ssize_t value_size = sqlite3_value_bytes(column[2]);
         unsigned char d = (unsigned char)found;
         int g = found > 0 ? (found - 1) / TALLY_COLUMNS : 0;
         const TallyTable *in = &out;
@@ -735,7 +749,7 @@ tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
             equal = PyErr_Occurred() ? -1 : 0;
             break;
         }
-        long long n = sqlite3_column_int64(q, 3);
+        long long n = sqlite3_value_int64(column[3]);
         if (n == 0) {
             equal = 0;
             break;
