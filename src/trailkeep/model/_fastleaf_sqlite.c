@@ -336,6 +336,16 @@ failed:
 
 /* -- SQLiteRows: the same check over a statement stepped here ------------------------------ */
 
+/* hashes()'s run of a level: trailkeep_hashes(idx, hash), the aggregate its queries call,
+ * copies each hash of [start, end) into `out` in order; a row out of that order, past it, or
+ * not of 32 bytes makes it not `whole` (hashes() then answers b""). */
+typedef struct {
+    unsigned char *out;
+    long long start, next, end;
+    long long fed; /* rows the aggregate was given */
+    int whole;
+} HashRun;
+
 typedef struct {
     PyObject_HEAD
     sqlite3 *db;
@@ -346,7 +356,37 @@ typedef struct {
     sqlite3_stmt *by_rowid;  /* or NULL: the rows query in row-id order (see step_rows) */
     sqlite3_stmt *bounds;    /* with by_rowid: the row id of a (tenant, seq) */
     long long rowid_rows;    /* rows read in row-id order so far (rowid_rows) */
+    HashRun run;             /* hashes(): the level being read */
 } SQLiteRows;
+
+/* trailkeep_hashes(idx, hash), an aggregate: one call per row inside SQLite's loop instead of
+ * a sqlite3_step() round trip per row (the tree's 2M rows of a 1M log: 0.31 -> 0.15-0.22 s per
+ * million rows, a C loop over the same range). */
+static void
+hashes_step(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    HashRun *run = sqlite3_user_data(context);
+    run->fed++;
+    if (!run->whole) {
+        return;
+    }
+    if (argc != 2 || run->next >= run->end || sqlite3_value_type(argv[0]) != SQLITE_INTEGER ||
+        sqlite3_value_int64(argv[0]) != run->next || sqlite3_value_type(argv[1]) != SQLITE_BLOB ||
+        sqlite3_value_bytes(argv[1]) != SHA256_DIGEST_LENGTH) {
+        run->whole = 0;
+        return;
+    }
+    memcpy(run->out + (run->next - run->start) * SHA256_DIGEST_LENGTH, sqlite3_value_blob(argv[1]),
+           SHA256_DIGEST_LENGTH);
+    run->next++;
+}
+
+static void
+hashes_final(sqlite3_context *context)
+{
+    HashRun *run = sqlite3_user_data(context);
+    sqlite3_result_int64(context, run->fed);
+}
 
 PyObject *
 sqlite_failed(sqlite3 *db, const char *doing)
@@ -413,6 +453,12 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
          * once, measured on the 1M seed (docs/integrity.md) */
         rc = sqlite3_exec(self->db, "PRAGMA query_only=ON; PRAGMA mmap_size=0", NULL, NULL,
                           NULL);
+    }
+    if (rc == SQLITE_OK) {
+        self->run = (HashRun){NULL, 0, 0, 0, 0, 0};
+        rc = sqlite3_create_function_v2(self->db, "trailkeep_hashes", 2,
+                                        SQLITE_UTF8 | SQLITE_DIRECTONLY, &self->run, NULL,
+                                        hashes_step, hashes_final, NULL);
     }
     if (rc == SQLITE_OK) {
         rc = sqlite3_prepare_v2(self->db, sql, -1, &self->stmt, NULL);
@@ -717,8 +763,10 @@ failed:
 
 PyDoc_STRVAR(rows_hashes_doc,
 "hashes(tree, tenant_id, level, start, end, /)\n--\n\n"
-"Run the `nodes` (tree 0) or `pangea` (tree 1) query for (tenant_id, level, start, end): the\n"
-"hashes it gives, concatenated, if they are end - start of 32 bytes each; else b\"\".");
+"Run the `nodes` (tree 0) or `pangea` (tree 1) query for (tenant_id, level, start, end), an\n"
+"aggregate of the rows of that range: SELECT trailkeep_hashes(idx, hash) FROM ... (the\n"
+"function is this connection's). The hashes concatenated if the rows are the indexes start,\n"
+"start + 1, ..., end - 1 in that order, each hash of 32 bytes; else b\"\".");
 
 static PyObject *
 rows_hashes(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
@@ -745,7 +793,7 @@ rows_hashes(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
     if (out == NULL) {
         return NULL;
     }
-    char *at = PyBytes_AS_STRING(out);
+    self->run = (HashRun){(unsigned char *)PyBytes_AS_STRING(out), start, start, end, 0, 1};
     sqlite3_reset(q);
     int rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
     if (rc == SQLITE_OK) {
@@ -757,29 +805,26 @@ rows_hashes(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
     if (rc == SQLITE_OK) {
         rc = sqlite3_bind_int64(q, 4, end);
     }
-    Py_ssize_t found = 0;
-    int whole = 1;
+    /* the aggregate's one row: how many rows it was given (anything else: not its query) */
+    int rows = 0;
+    long long fed = -1;
     while (rc == SQLITE_OK || rc == SQLITE_ROW) {
         rc = sqlite3_step(q);
         if (rc != SQLITE_ROW) {
             break;
         }
-        /* one sqlite3_column_value and its accessors, not three sqlite3_column_* calls */
-        sqlite3_value *hash = sqlite3_column_value(q, 0);
-        if (found == count || sqlite3_value_type(hash) != SQLITE_BLOB ||
-            sqlite3_value_bytes(hash) != SHA256_DIGEST_LENGTH) {
-            whole = 0;
-            continue;
-        }
-        memcpy(at + found * SHA256_DIGEST_LENGTH, sqlite3_value_blob(hash), SHA256_DIGEST_LENGTH);
-        found++;
+        sqlite3_value *v = sqlite3_column_value(q, 0);
+        fed = sqlite3_value_type(v) == SQLITE_INTEGER ? sqlite3_value_int64(v) : -1;
+        rows++;
     }
     sqlite3_reset(q);
+    HashRun run = self->run;
+    self->run = (HashRun){NULL, 0, 0, 0, 0, 0};
     if (rc != SQLITE_DONE) {
         Py_DECREF(out);
         return sqlite_failed(self->db, "SQLite read failed");
     }
-    if (!whole || found != count) {
+    if (rows != 1 || fed != run.fed || !run.whole || run.next != end) {
         Py_DECREF(out);
         return PyBytes_FromStringAndSize("", 0);
     }

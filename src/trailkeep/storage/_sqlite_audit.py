@@ -60,10 +60,12 @@ _SCAN_LEAVES: Final = (
     "SELECT idx, hash FROM tree_nodes"
     " WHERE tenant_id = ? AND level = 0 AND idx >= ? AND idx < ? ORDER BY idx"
 )
-#: ``audit_node_hashes`` and ``audit_leaf_hashes`` during a scan, stepped by its reader.
+#: ``audit_node_hashes`` and ``audit_leaf_hashes`` during a scan, by its reader: an aggregate of
+#: the range's rows (``trailkeep_hashes``, the reader's own function, which takes them in index
+#: order and answers nothing unless they are each index of the range once, in order).
 _HASHES: Final = tuple(
-    f"SELECT hash FROM {NODE_TABLES[tree]}"  # noqa: S608 - a fixed table name
-    " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+    f"SELECT trailkeep_hashes(idx, hash) FROM {NODE_TABLES[tree]}"  # noqa: S608 - a fixed table name
+    " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ?"
     for tree in ("rfc9162", "pangea")
 )
 #: ``audit_rollups`` as the scan's reader steps it (``audit_rollups_match``).
