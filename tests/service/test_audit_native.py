@@ -377,6 +377,32 @@ class TestRowIdOrder:
         conn.close()
         assert self.same(path, TENANT, 20, 8) == 8 + read + 4
 
+    def test_an_error_while_reading_in_row_id_order_is_raised(self, services: Services) -> None:
+        """A row-id range is read by an aggregate that checks each row inside SQLite's loop:
+        an exception there (here from ``loads``, which a body the C scan declines goes to)
+        ends the chunk with that exception, and the reader reads the next chunk as before."""
+        services.tenants.create_tenant(TENANT)
+        for r in range(8):  # metadata with a float: declined by the scan, parsed by `loads`
+            content = {**self.CONTENT, "message": f"m {r}", "metadata": {"x": 1.5}}
+            services.store.append(TENANT, [services.events.prepare(content)]).result()
+        path = str(services.settings.database.removeprefix("sqlite:///"))
+        _, by_rowid = self.readers(path)
+
+        def loads(raw: bytes) -> Any:
+            raise RuntimeError("loads failed")
+
+        tenant_json = orjson.dumps(TENANT).decode()
+        try:
+            with pytest.raises(RuntimeError, match="loads failed"):
+                by_rowid.check(TENANT, 0, 8, tenant_json, loads, frozenset(), None)
+            assert by_rowid.rowid_rows == 0
+            chunk = by_rowid.check(TENANT, 0, 8, tenant_json, orjson.loads, frozenset(), None)
+            assert by_rowid.rowid_rows == 8
+            assert chunk[4] == 0  # none vouched for: each row for the exact path
+            assert len(chunk[2]) == 8
+        finally:
+            by_rowid.close()
+
     def test_audit_without_a_unique_seq_index(self, services: Services) -> None:
         """Two rows at one position are possible only without the unique index on (tenant,
         seq): the scan then reads by seq alone, and finds the second row as the exact path

@@ -156,21 +156,28 @@ extern PyObject *k_timestamp, *k_action, *k_category, *k_outcome, *k_actor, *k_t
     *k_id, *k_email, *k_type, *k_ip, *k_client_id, *s_unknown, *s_event_redact;
 typedef struct {
     sqlite3_stmt *stmt; /* a row of a stepped statement, or */
-    PyObject *tuple;    /* a row as Store.audit_rows gives it */
-    int merged;         /* stmt's leaf column is not its own but (if not NULL): */
+    PyObject *tuple;    /* a row as Store.audit_rows gives it, or */
+    int merged;         /* stmt's (or values') leaf column is not its own but (if not NULL): */
     sqlite3_stmt *leaf; /* the leaf statement's row of the same seq, column 1 */
+    sqlite3_value **values; /* a row as an aggregate's arguments (SQLiteRows' row-id order) */
 } Row;
 
-/* Where column i of a stepped row is: its statement and column, or NULL for SQL NULL (a
- * merged leaf that has no row). */
-static inline sqlite3_stmt *
-row_column(const Row *row, int *i)
+/* Column i of a row read from SQLite (stmt or values): NULL for SQL NULL of a merged leaf that
+ * has no row. */
+static inline sqlite3_value *
+row_value(const Row *row, int i)
 {
-    if (*i == F_LEAF && row->merged) {
-        *i = 1;
-        return row->leaf;
+    if (i == F_LEAF && row->merged) {
+        return row->leaf == NULL ? NULL : sqlite3_column_value(row->leaf, 1);
     }
-    return row->stmt;
+    return row->values != NULL ? row->values[i] : sqlite3_column_value(row->stmt, i);
+}
+
+/* Whether a row comes from SQLite (not a tuple). */
+static inline int
+row_sqlite(const Row *row)
+{
+    return row->tuple == NULL;
 }
 static inline int
 plain_ascii_bytes(const char *s, Py_ssize_t n)

@@ -46,14 +46,16 @@ _SCAN: Final = (
     f" FROM events e LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
     " WHERE e.tenant_id = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
 )
-#: ``_SCAN`` in row-id order over the row ids ``[?2, ?3]`` (the C part takes it where it holds
-#: a chunk's positions in order, ``SQLiteRows.check``); ``NOT INDEXED``: the row-id range, never
-#: the tenant's index. ``_SCAN_BOUND``: the row id of a position.
+#: ``_SCAN``'s rows in row-id order over the row ids ``[?2, ?3]`` (the C part takes it where it
+#: holds a chunk's positions in order, ``SQLiteRows.check``), each given to the reader's own
+#: aggregate ``trailkeep_rows``, which checks it inside SQLite's loop and takes the rows only
+#: as far as they are the chunk's next positions; ``NOT INDEXED``: the row-id range, never the
+#: tenant's index. ``_SCAN_BOUND``: the row id of a position.
 _SCAN_BY_ROWID: Final = (
-    "SELECT e.seq, e.id, e.received_at, e.body, e.salts, NULL, e.redactions,"  # noqa: S608 - names
-    f" f.c0, f.c1, {', '.join('e.' + c for c in QUERY_COLUMNS)}"
+    "SELECT trailkeep_rows(e.seq, e.id, e.received_at, e.body, e.salts, NULL,"  # noqa: S608
+    f" e.redactions, f.c0, f.c1, {', '.join('e.' + c for c in QUERY_COLUMNS)})"
     f" FROM events e NOT INDEXED LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
-    " WHERE e.row_id >= ?2 AND e.row_id <= ?3 AND e.tenant_id = ?1 ORDER BY e.row_id"
+    " WHERE e.row_id >= ?2 AND e.row_id <= ?3 AND e.tenant_id = ?1"
 )
 _SCAN_BOUND: Final = "SELECT row_id FROM events WHERE tenant_id = ? AND seq = ?"
 _SCAN_LEAVES: Final = (
