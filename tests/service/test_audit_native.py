@@ -377,6 +377,42 @@ class TestRowIdOrder:
         conn.close()
         assert self.same(path, TENANT, 20, 8) == 8 + read + 4
 
+    @pytest.mark.parametrize(
+        "sql",
+        [
+            pytest.param("", id="intact"),
+            pytest.param("DELETE FROM tree_nodes WHERE level = 0 AND idx = 11", id="deleted"),
+            pytest.param(
+                "UPDATE tree_nodes SET hash = x'00' WHERE level = 0 AND idx = 11", id="short"
+            ),
+            pytest.param(
+                "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 11",
+                id="altered",
+            ),
+        ],
+    )
+    def test_leaves_read_at_once_or_beside_the_rows(self, services: Services, sql: str) -> None:
+        """With the nodes query, a chunk's leaves are read at once where each is there with 32
+        bytes, else stepped beside its rows: the chunks are the same either way."""
+        from trailkeep.storage import _sqlite_audit as q
+
+        path = self.write(services, [TENANT], 20)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.executescript(sql)
+        conn.close()
+        at_once = _native.SQLiteRows(
+            path, q._SCAN, q._SCAN_LEAVES, q._HASHES[0], by_rowid=q._SCAN_BY_ROWID,
+            bounds=q._SCAN_BOUND,
+        )  # fmt: skip
+        by_seq, beside = self.readers(path)
+        try:
+            chunks = _chunks(at_once, TENANT, 20, 8)
+            assert chunks == _chunks(beside, TENANT, 20, 8) == _chunks(by_seq, TENANT, 20, 8)
+            assert sum(chunk[4] for chunk in chunks) == (20 if not sql else 19)
+        finally:
+            for reader in (at_once, by_seq, beside):
+                reader.close()
+
     def test_an_error_while_reading_in_row_id_order_is_raised(self, services: Services) -> None:
         """A row-id range is read by an aggregate that checks each row inside SQLite's loop:
         an exception there (here from ``loads``, which a body the C scan declines goes to)

@@ -160,6 +160,7 @@ typedef struct {
     int merged;         /* stmt's (or values') leaf column is not its own but (if not NULL): */
     sqlite3_stmt *leaf; /* the leaf statement's row of the same seq, column 1 */
     sqlite3_value **values; /* a row as an aggregate's arguments (SQLiteRows' row-id order) */
+    const char *leaf_hash;  /* merged, read with the chunk's other leaves: its 32 bytes */
 } Row;
 
 /* Column i of a row read from SQLite (stmt or values): NULL for SQL NULL of a merged leaf that

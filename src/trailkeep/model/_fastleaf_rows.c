@@ -27,6 +27,9 @@ static int
 row_null(const Row *row, int i)
 {
     if (row_sqlite(row)) {
+        if (i == F_LEAF && row->merged && row->leaf_hash != NULL) {
+            return 0;
+        }
         sqlite3_value *v = row_value(row, i);
         return v == NULL || sqlite3_value_type(v) == SQLITE_NULL;
     }
@@ -72,6 +75,11 @@ int
 row_blob(const Row *row, int i, const char **data, Py_ssize_t *size)
 {
     if (row_sqlite(row)) {
+        if (i == F_LEAF && row->merged && row->leaf_hash != NULL) {
+            *data = row->leaf_hash;
+            *size = SHA256_DIGEST_LENGTH;
+            return 1;
+        }
         sqlite3_value *v = row_value(row, i);
         if (v == NULL || sqlite3_value_type(v) != SQLITE_BLOB) {
             return 0;

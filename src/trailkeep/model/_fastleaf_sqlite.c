@@ -321,7 +321,7 @@ check_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_Format(PyExc_TypeError, "check_rows() takes tuples of %d fields", F_COUNT);
             goto failed;
         }
-        Row row = {NULL, tuple, 0, NULL, NULL};
+        Row row = {NULL, tuple, 0, NULL, NULL, NULL};
         if (chunk_add(&c, &row, w, args[3], args[4], tuple_as_is) < 0) {
             goto failed;
         }
@@ -358,6 +358,12 @@ typedef struct {
     long long rowid_rows;    /* rows read in row-id order so far (rowid_rows) */
     HashRun run;             /* hashes(): the level being read */
     struct Feed *feed;       /* step_by_rowid: the chunk its aggregate feeds (else NULL) */
+    /* check(): the chunk's leaves [leaves_start, leaves_end), read at once by the nodes query
+     * (as hashes() reads a level) where they are all there; else leaves_end == leaves_start
+     * and the leaves statement is stepped beside the rows */
+    unsigned char *leaf_buffer;
+    size_t leaf_capacity;
+    long long leaves_start, leaves_end;
 } SQLiteRows;
 
 /* trailkeep_hashes(idx, hash), an aggregate: one call per row inside SQLite's loop instead of
@@ -427,6 +433,10 @@ rows_close(SQLiteRows *self)
         sqlite3_close_v2(self->db);
         self->db = NULL;
     }
+    PyMem_Free(self->leaf_buffer);
+    self->leaf_buffer = NULL;
+    self->leaf_capacity = 0;
+    self->leaves_start = self->leaves_end = 0;
 }
 
 static int
@@ -535,6 +545,15 @@ statement_as_tuple(const Row *row)
     for (int i = 0; tuple != NULL && i < F_COUNT; i++) {
         PyObject *value;
         sqlite3_value *v = row_value(row, i);
+        if (i == F_LEAF && row->merged && row->leaf_hash != NULL) {
+            value = PyBytes_FromStringAndSize(row->leaf_hash, SHA256_DIGEST_LENGTH);
+            if (value == NULL) {
+                Py_CLEAR(tuple);
+                break;
+            }
+            PyTuple_SET_ITEM(tuple, i, value);
+            continue;
+        }
         switch (v == NULL ? SQLITE_NULL : sqlite3_value_type(v)) {
         case SQLITE_INTEGER: value = PyLong_FromLongLong(sqlite3_value_int64(v)); break;
         case SQLITE_FLOAT: value = PyFloat_FromDouble(sqlite3_value_double(v)); break;
@@ -600,6 +619,46 @@ row_id_of(SQLiteRows *self, const char *tenant, Py_ssize_t tenant_size, long lon
     return rc;
 }
 
+/* Read the hashes of [start, end) at `level` by the hashes query q (trailkeep_hashes) into
+ * `out`: 1 if they are each index of the range once, in order, of 32 bytes; 0 if not (`out`
+ * then holds no answer); -1 on a SQLite error (q reset either way). */
+static int
+read_level(SQLiteRows *self, sqlite3_stmt *q, const char *tenant, Py_ssize_t tenant_size,
+           long long level, long long start, long long end, unsigned char *out)
+{
+    self->run = (HashRun){out, start, start, end, 0, 1};
+    sqlite3_reset(q);
+    int rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 2, level);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 3, start);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(q, 4, end);
+    }
+    /* the aggregate's one row: how many rows it was given (anything else: not its query) */
+    int rows = 0;
+    long long fed = -1;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(q);
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+        sqlite3_value *v = sqlite3_column_value(q, 0);
+        fed = sqlite3_value_type(v) == SQLITE_INTEGER ? sqlite3_value_int64(v) : -1;
+        rows++;
+    }
+    sqlite3_reset(q);
+    HashRun run = self->run;
+    self->run = (HashRun){NULL, 0, 0, 0, 0, 0};
+    if (rc != SQLITE_DONE) {
+        return -1;
+    }
+    return rows == 1 && fed == run.fed && run.whole && run.next == end;
+}
+
 /* Check one row read from SQLite into the chunk, its leaf merged from the leaves statement
  * (stepped in seq order beside the rows, *lrc its last step; a merge, not a lookup per row).
  * With `next` (the row-id order), stop before a row whose seq is not *next, counting *next up
@@ -619,7 +678,14 @@ take_row(SQLiteRows *self, Chunk *c, Walk *w, PyObject *const *args, Row *row, i
         }
         (*next)++;
     }
-    if (ls != NULL) {
+    if (ls != NULL && self->leaves_end > self->leaves_start) {
+        /* the chunk's leaves, read at once: the position's own */
+        row->leaf = NULL;
+        row->leaf_hash = has_seq && seq >= self->leaves_start && seq < self->leaves_end
+                             ? (const char *)self->leaf_buffer +
+                                   (seq - self->leaves_start) * SHA256_DIGEST_LENGTH
+                             : NULL;
+    } else if (ls != NULL) {
         row->leaf = NULL;
         if (has_seq) {
             while (*lrc == SQLITE_ROW && sqlite3_column_int64(ls, 0) < seq) {
@@ -643,7 +709,7 @@ static int
 step_rows(SQLiteRows *self, Chunk *c, Walk *w, PyObject *const *args, sqlite3_stmt *q,
           int *lrc)
 {
-    Row row = {q, NULL, self->leaves != NULL, NULL, NULL};
+    Row row = {q, NULL, self->leaves != NULL, NULL, NULL, NULL};
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         int taken = take_row(self, c, w, args, &row, lrc, NULL);
@@ -680,7 +746,7 @@ feed_step(sqlite3_context *context, int argc, sqlite3_value **argv)
         f->taken = SQLITE_MISUSE;
         return;
     }
-    Row row = {NULL, NULL, self->leaves != NULL, NULL, argv};
+    Row row = {NULL, NULL, self->leaves != NULL, NULL, argv, NULL};
     f->taken = take_row(self, f->c, f->w, f->args, &row, f->lrc, f->next);
 }
 
@@ -779,10 +845,34 @@ rows_check(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
     /* one read transaction: every statement reads the same snapshot */
     int rc = sqlite3_exec(self->db, "BEGIN", NULL, NULL, NULL);
     int began = rc == SQLITE_OK;
-    if (rc == SQLITE_OK && ls != NULL) {
+    /* the chunk's leaves at once (an aggregate, as hashes() reads a level) where they are all
+     * there, each of 32 bytes; else stepped beside the rows, merged by seq */
+    self->leaves_start = self->leaves_end = start;
+    if (rc == SQLITE_OK && ls != NULL && self->hashes[0] != NULL && end > start) {
+        size_t need = (size_t)(end - start) * SHA256_DIGEST_LENGTH;
+        if (need > self->leaf_capacity) {
+            unsigned char *grown = PyMem_Realloc(self->leaf_buffer, need);
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto failed;
+            }
+            self->leaf_buffer = grown;
+            self->leaf_capacity = need;
+        }
+        int whole = read_level(self, self->hashes[0], tenant, tenant_size, 0, start, end,
+                               self->leaf_buffer);
+        if (whole < 0) {
+            sqlite_failed(self->db, "SQLite read failed");
+            goto failed;
+        }
+        self->leaves_end = whole ? end : start;
+    }
+    if (rc == SQLITE_OK && ls != NULL && self->leaves_end == self->leaves_start) {
         rc = bind_range(ls, tenant, tenant_size, start, end);
     }
-    int lrc = ls != NULL && rc == SQLITE_OK ? sqlite3_step(ls) : SQLITE_DONE;
+    int lrc = ls != NULL && rc == SQLITE_OK && self->leaves_end == self->leaves_start
+                  ? sqlite3_step(ls)
+                  : SQLITE_DONE;
     long long next = start;
     if (rc == SQLITE_OK && self->by_rowid != NULL && end > start) {
         rc = step_by_rowid(self, &c, w, args, tenant, tenant_size, &lrc, &next);
@@ -861,40 +951,12 @@ rows_hashes(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
     if (out == NULL) {
         return NULL;
     }
-    self->run = (HashRun){(unsigned char *)PyBytes_AS_STRING(out), start, start, end, 0, 1};
-    sqlite3_reset(q);
-    int rc = sqlite3_bind_text(q, 1, tenant, (int)tenant_size, SQLITE_TRANSIENT);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_int64(q, 2, level);
-    }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_int64(q, 3, start);
-    }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_int64(q, 4, end);
-    }
-    /* the aggregate's one row: how many rows it was given (anything else: not its query) */
-    int rows = 0;
-    long long fed = -1;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(q);
-        if (rc != SQLITE_ROW) {
-            break;
-        }
-        sqlite3_value *v = sqlite3_column_value(q, 0);
-        fed = sqlite3_value_type(v) == SQLITE_INTEGER ? sqlite3_value_int64(v) : -1;
-        rows++;
-    }
-    sqlite3_reset(q);
-    HashRun run = self->run;
-    self->run = (HashRun){NULL, 0, 0, 0, 0, 0};
-    if (rc != SQLITE_DONE) {
+    int whole = read_level(self, q, tenant, tenant_size, level, start, end,
+                           (unsigned char *)PyBytes_AS_STRING(out));
+    if (whole <= 0) {
         Py_DECREF(out);
-        return sqlite_failed(self->db, "SQLite read failed");
-    }
-    if (rows != 1 || fed != run.fed || !run.whole || run.next != end) {
-        Py_DECREF(out);
-        return PyBytes_FromStringAndSize("", 0);
+        return whole < 0 ? sqlite_failed(self->db, "SQLite read failed")
+                         : PyBytes_FromStringAndSize("", 0);
     }
     return out;
 }
