@@ -671,19 +671,27 @@ def test_sqlite_rows_rollups_match(rows: list[tuple[Any, ...]], change: str) -> 
         conn.execute("CREATE TABLE f (tenant_id TEXT, dim TEXT, period TEXT, value TEXT, n INT)")
         conn.executemany("INSERT INTO f VALUES ('a', ?, ?, ?, ?)", stored)
         conn.execute("INSERT INTO f VALUES ('b', 'action', '2026-11-23', 'x', 1)")
-        select = "SELECT dim, period, value, n FROM f WHERE tenant_id = ? AND n <> 0"
+        where = " FROM f WHERE tenant_id = ? AND n <> 0"
         rows_sql = "SELECT " + ", ".join(["NULL"] * 24) + " WHERE ? AND ? AND ?"
-        reader = _fastleaf.SQLiteRows(path, rows_sql, rollups=select)
+        # the rows as the query's own, or each given to the reader's aggregate
+        readers = [
+            _fastleaf.SQLiteRows(path, rows_sql, rollups="SELECT dim, period, value, n" + where),
+            _fastleaf.SQLiteRows(
+                path, rows_sql, rollups="SELECT trailkeep_rollups(dim, period, value, n)" + where
+            ),
+        ]
         try:
-            answer = reader.rollups_match("a", native)
-            assert answer is (change in ("none", "zero"))
-            if change != "blob":
-                assert answer is native.matches(as_dict)
-            assert reader.rollups_match("a", native) is answer  # the statement is reusable
-            with pytest.raises(TypeError, match="Tally"):
-                reader.rollups_match("a", {})
+            for reader in readers:
+                answer = reader.rollups_match("a", native)
+                assert answer is (change in ("none", "zero"))
+                if change != "blob":
+                    assert answer is native.matches(as_dict)
+                assert reader.rollups_match("a", native) is answer  # the statement is reusable
+                with pytest.raises(TypeError, match="Tally"):
+                    reader.rollups_match("a", {})
         finally:
-            reader.close()
+            for reader in readers:
+                reader.close()
             conn.close()
     with pytest.raises(ValueError, match="no rollups query"):
         reader.rollups_match("a", native)

@@ -345,7 +345,9 @@ int bundle_members(Walk *w, const char **p, const char *end, const Slice *name);
 /* _fastleaf_tally.c */
 int tally_objects(Tally *t, PyObject *row);
 int tally_slices(Tally *t, const Slice *columns);
-int tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db);
+typedef struct TallyMatch TallyMatch;
+int tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db, TallyMatch **feeding);
+int tally_match_values(TallyMatch *m, int argc, sqlite3_value **argv);
 
 /* _fastleaf_sqlite.c */
 Walk *walk_new(void);

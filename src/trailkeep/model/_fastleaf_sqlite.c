@@ -358,6 +358,7 @@ typedef struct {
     long long rowid_rows;    /* rows read in row-id order so far (rowid_rows) */
     HashRun run;             /* hashes(): the level being read */
     struct Feed *feed;       /* step_by_rowid: the chunk its aggregate feeds (else NULL) */
+    TallyMatch *match;       /* rollups_match(): the comparison its aggregate feeds */
     /* check(): the chunk's leaves [leaves_start, leaves_end), read at once by the nodes query
      * (as hashes() reads a level) where they are all there; else leaves_end == leaves_start
      * and the leaves statement is stepped beside the rows */
@@ -404,6 +405,18 @@ sqlite_failed(sqlite3 *db, const char *doing)
 
 static void feed_step(sqlite3_context *context, int argc, sqlite3_value **argv);
 static void feed_final(sqlite3_context *context);
+
+/* trailkeep_rollups(dim, period, value, n), the rollups query's aggregate: each stored row
+ * compared inside SQLite's loop (tally_matches_statement). */
+static void
+rollups_step(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    SQLiteRows *self = sqlite3_user_data(context);
+    if (tally_match_values(self->match, argc, argv) != 1) {
+        /* a difference (or an error, with its exception): the rest need not be read */
+        sqlite3_result_error(context, "trailkeep_rollups: the comparison is decided", -1);
+    }
+}
 
 static void
 rows_close(SQLiteRows *self)
@@ -475,6 +488,12 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
                                         hashes_step, hashes_final, NULL);
     }
     if (rc == SQLITE_OK) {
+        self->match = NULL;
+        rc = sqlite3_create_function_v2(self->db, "trailkeep_rollups", 4,
+                                        SQLITE_UTF8 | SQLITE_DIRECTONLY, self, NULL, rollups_step,
+                                        feed_final, NULL);
+    }
+    if (rc == SQLITE_OK) {
         self->feed = NULL;
         rc = sqlite3_create_function_v2(self->db, "trailkeep_rows", F_COUNT,
                                         SQLITE_UTF8 | SQLITE_DIRECTONLY, self, NULL, feed_step,
@@ -512,7 +531,8 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
                                      sqlite3_bind_parameter_count(self->hashes[0]) != 4)) ||
         (self->hashes[1] != NULL && (sqlite3_column_count(self->hashes[1]) != 1 ||
                                      sqlite3_bind_parameter_count(self->hashes[1]) != 4)) ||
-        (self->rollups != NULL && (sqlite3_column_count(self->rollups) != 4 ||
+        (self->rollups != NULL && ((sqlite3_column_count(self->rollups) != 4 &&
+                                    sqlite3_column_count(self->rollups) != 1) ||
                                    sqlite3_bind_parameter_count(self->rollups) != 1)) ||
         (self->by_rowid != NULL && (sqlite3_column_count(self->by_rowid) != 1 ||
                                     sqlite3_bind_parameter_count(self->by_rowid) != 3)) ||
@@ -521,10 +541,11 @@ rows_init(SQLiteRows *self, PyObject *args, PyObject *kwargs)
         rows_close(self);
         PyErr_Format(PyExc_ValueError,
                      "SQLiteRows takes a query of 3 parameters and %d columns, by_rowid of 3"
-                     " parameters and 1 column (trailkeep_rows() of those columns),"
-                     " leaves of 3 parameters and 2 columns (seq, hash), nodes and pangea of 4"
-                     " parameters and 1 column, rollups of 1 parameter and 4 columns, bounds of"
-                     " 2 parameters and 1 column", F_COUNT);
+                     " parameters and 1 column (trailkeep_rows() of those columns), leaves of 3"
+                     " parameters and 2 columns (seq, hash), nodes and pangea of 4 parameters and"
+                     " 1 column (trailkeep_hashes(idx, hash)), rollups of 1 parameter and 4"
+                     " columns or 1 (trailkeep_rollups() of them), bounds of 2 parameters and 1"
+                     " column", F_COUNT);
         return -1;
     }
     return 0;
@@ -988,7 +1009,7 @@ rows_rollups_match(SQLiteRows *self, PyObject *const *args, Py_ssize_t nargs)
         SQLITE_OK) {
         return sqlite_failed(self->db, "SQLite read failed");
     }
-    int equal = tally_matches_statement((Tally *)args[1], self->rollups, self->db);
+    int equal = tally_matches_statement((Tally *)args[1], self->rollups, self->db, &self->match);
     return equal < 0 ? NULL : PyBool_FromLong(equal);
 }
 

@@ -70,8 +70,12 @@ _HASHES: Final = tuple(
     " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ?"
     for tree in ("rfc9162", "pangea")
 )
-#: ``audit_rollups`` as the scan's reader steps it (``audit_rollups_match``).
-_ROLLUPS: Final = "SELECT dim, period, value, n FROM facet_counts WHERE tenant_id = ? AND n <> 0"
+#: ``audit_rollups``'s rows as the scan's reader compares them (``audit_rollups_match``): each
+#: given to its aggregate ``trailkeep_rollups``, compared inside SQLite's loop.
+_ROLLUPS: Final = (
+    "SELECT trailkeep_rollups(dim, period, value, n) FROM facet_counts"
+    " WHERE tenant_id = ? AND n <> 0"
+)
 #: A node (level, idx) is a leaf or a complete subtree of [0, size) iff 0 <= level <= 62 and
 #: 0 <= idx < size >> level: every other one, by one index range each (an OR of them would walk
 #: all of the tenant's nodes). Parameters: tenant twice, then per level (tenant, level, tenant,
