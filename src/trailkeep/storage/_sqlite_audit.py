@@ -57,6 +57,14 @@ _SCAN_BY_ROWID: Final = (
     f" FROM events e NOT INDEXED LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
     " WHERE e.row_id >= ?2 AND e.row_id <= ?3 AND e.tenant_id = ?1"
 )
+#: ``_SCAN_BY_ROWID``, ``_HASHES`` and ``_ROLLUPS`` as a compiled part older than their
+#: aggregates steps them (``_native.AUDIT_AGGREGATES`` false): the same rows, one step each.
+_STEPPED_BY_ROWID: Final = (
+    "SELECT e.seq, e.id, e.received_at, e.body, e.salts, NULL, e.redactions,"  # noqa: S608 - names
+    f" f.c0, f.c1, {', '.join('e.' + c for c in QUERY_COLUMNS)}"
+    f" FROM events e NOT INDEXED LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
+    " WHERE e.row_id >= ?2 AND e.row_id <= ?3 AND e.tenant_id = ?1 ORDER BY e.row_id"
+)
 _SCAN_BOUND: Final = "SELECT row_id FROM events WHERE tenant_id = ? AND seq = ?"
 _SCAN_LEAVES: Final = (
     "SELECT idx, hash FROM tree_nodes"
@@ -75,6 +83,14 @@ _HASHES: Final = tuple(
 _ROLLUPS: Final = (
     "SELECT trailkeep_rollups(dim, period, value, n) FROM facet_counts"
     " WHERE tenant_id = ? AND n <> 0"
+)
+_STEPPED_HASHES: Final = tuple(
+    f"SELECT hash FROM {NODE_TABLES[tree]}"  # noqa: S608 - a fixed table name
+    " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+    for tree in ("rfc9162", "pangea")
+)
+_STEPPED_ROLLUPS: Final = (
+    "SELECT dim, period, value, n FROM facet_counts WHERE tenant_id = ? AND n <> 0"
 )
 #: A node (level, idx) is a leaf or a complete subtree of [0, size) iff 0 <= level <= 62 and
 #: 0 <= idx < size >> level: every other one, by one index range each (an OR of them would walk
@@ -140,10 +156,13 @@ class SQLiteAudit:
             return
         tenant_json = orjson.dumps(tenant_id).decode()
         # the row-id order is sound only while a position has one row at most
-        by_rowid = (_SCAN_BY_ROWID, _SCAN_BOUND) if self._read(_seq_is_unique) else (None, None)
+        aggregates = _native.AUDIT_AGGREGATES
+        rowid_sql = _SCAN_BY_ROWID if aggregates else _STEPPED_BY_ROWID
+        by_rowid = (rowid_sql, _SCAN_BOUND) if self._read(_seq_is_unique) else (None, None)
+        hashes, rollups = (_HASHES, _ROLLUPS) if aggregates else (_STEPPED_HASHES, _STEPPED_ROLLUPS)
         try:
             reader = _native.SQLiteRows(
-                self._path, _SCAN, _SCAN_LEAVES, *_HASHES, _ROLLUPS, *by_rowid
+                self._path, _SCAN, _SCAN_LEAVES, *hashes, rollups, *by_rowid
             )
         except _native.SQLiteError as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
