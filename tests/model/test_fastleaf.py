@@ -577,7 +577,7 @@ class TestTally:
 @needs_c
 def test_sqlite_rows_hashes(tmp_path: Any) -> None:
     """``SQLiteRows.hashes``: a level's range as one bytes, or b"" unless each node is there
-    once with 32 bytes."""
+    once with 32 bytes, in order (its query is an aggregate, ``trailkeep_hashes``)."""
     import sqlite3
 
     path = tmp_path / "nodes.db"
@@ -585,10 +585,22 @@ def test_sqlite_rows_hashes(tmp_path: Any) -> None:
     conn.execute("CREATE TABLE n (tenant_id TEXT, level INT, idx INT, hash BLOB)")
     nodes = [hashlib.sha256(bytes([i])).digest() for i in range(8)]
     conn.executemany("INSERT INTO n VALUES ('a', 1, ?, ?)", list(enumerate(nodes)))
-    select = "SELECT hash FROM n WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ?"
+    where = " FROM n WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ?"
+    select = "SELECT trailkeep_hashes(idx, hash)" + where
     rows = "SELECT " + ", ".join(["NULL"] * 24) + " WHERE ? AND ? AND ?"
-    reader = _fastleaf.SQLiteRows(str(path), rows, None, select + " ORDER BY idx", select)
+    # tree 1: the rows in descending order, and a plain query (not the aggregate)
+    reader = _fastleaf.SQLiteRows(
+        str(path),
+        rows,
+        None,
+        select,
+        "SELECT trailkeep_hashes(idx, hash) FROM (SELECT *" + where + " ORDER BY idx DESC)",
+    )
+    plain = _fastleaf.SQLiteRows(str(path), rows, None, "SELECT hash" + where, None)
     try:
+        assert reader.hashes(1, "a", 1, 2, 6) == b""  # out of order: not vouched for
+        assert reader.hashes(1, "a", 1, 2, 3) == nodes[2]
+        assert plain.hashes(0, "a", 1, 2, 3) == b""  # not the aggregate: no answer
         assert reader.hashes(0, "a", 1, 2, 6) == b"".join(nodes[2:6])
         assert reader.hashes(0, "a", 1, 6, 6) == b""  # an empty range: nothing to compare
         assert reader.hashes(0, "a", 1, 4, 9) == b""  # one past the stored nodes
@@ -596,10 +608,13 @@ def test_sqlite_rows_hashes(tmp_path: Any) -> None:
         conn.execute("UPDATE n SET hash = x'00' WHERE idx = 3")
         assert reader.hashes(0, "a", 1, 2, 4) == b""
         assert reader.hashes(0, "a", 1, 4, 6) == b"".join(nodes[4:6])
+        conn.execute("INSERT INTO n VALUES ('a', 1, 5, ?)", (nodes[5],))
+        assert reader.hashes(0, "a", 1, 4, 6) == b""  # a node twice
         with pytest.raises(ValueError, match="no such query"):
             reader.hashes(2, "a", 1, 0, 1)
     finally:
         reader.close()
+        plain.close()
         conn.close()
 
 
@@ -656,19 +671,27 @@ def test_sqlite_rows_rollups_match(rows: list[tuple[Any, ...]], change: str) -> 
         conn.execute("CREATE TABLE f (tenant_id TEXT, dim TEXT, period TEXT, value TEXT, n INT)")
         conn.executemany("INSERT INTO f VALUES ('a', ?, ?, ?, ?)", stored)
         conn.execute("INSERT INTO f VALUES ('b', 'action', '2026-11-23', 'x', 1)")
-        select = "SELECT dim, period, value, n FROM f WHERE tenant_id = ? AND n <> 0"
+        where = " FROM f WHERE tenant_id = ? AND n <> 0"
         rows_sql = "SELECT " + ", ".join(["NULL"] * 24) + " WHERE ? AND ? AND ?"
-        reader = _fastleaf.SQLiteRows(path, rows_sql, rollups=select)
+        # the rows as the query's own, or each given to the reader's aggregate
+        readers = [
+            _fastleaf.SQLiteRows(path, rows_sql, rollups="SELECT dim, period, value, n" + where),
+            _fastleaf.SQLiteRows(
+                path, rows_sql, rollups="SELECT trailkeep_rollups(dim, period, value, n)" + where
+            ),
+        ]
         try:
-            answer = reader.rollups_match("a", native)
-            assert answer is (change in ("none", "zero"))
-            if change != "blob":
-                assert answer is native.matches(as_dict)
-            assert reader.rollups_match("a", native) is answer  # the statement is reusable
-            with pytest.raises(TypeError, match="Tally"):
-                reader.rollups_match("a", {})
+            for reader in readers:
+                answer = reader.rollups_match("a", native)
+                assert answer is (change in ("none", "zero"))
+                if change != "blob":
+                    assert answer is native.matches(as_dict)
+                assert reader.rollups_match("a", native) is answer  # the statement is reusable
+                with pytest.raises(TypeError, match="Tally"):
+                    reader.rollups_match("a", {})
         finally:
-            reader.close()
+            for reader in readers:
+                reader.close()
             conn.close()
     with pytest.raises(ValueError, match="no rollups query"):
         reader.rollups_match("a", native)

@@ -377,6 +377,68 @@ class TestRowIdOrder:
         conn.close()
         assert self.same(path, TENANT, 20, 8) == 8 + read + 4
 
+    @pytest.mark.parametrize(
+        "sql",
+        [
+            pytest.param("", id="intact"),
+            pytest.param("DELETE FROM tree_nodes WHERE level = 0 AND idx = 11", id="deleted"),
+            pytest.param(
+                "UPDATE tree_nodes SET hash = x'00' WHERE level = 0 AND idx = 11", id="short"
+            ),
+            pytest.param(
+                "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 11",
+                id="altered",
+            ),
+        ],
+    )
+    def test_leaves_read_at_once_or_beside_the_rows(self, services: Services, sql: str) -> None:
+        """With the nodes query, a chunk's leaves are read at once where each is there with 32
+        bytes, else stepped beside its rows: the chunks are the same either way."""
+        from trailkeep.storage import _sqlite_audit as q
+
+        path = self.write(services, [TENANT], 20)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.executescript(sql)
+        conn.close()
+        at_once = _native.SQLiteRows(
+            path, q._SCAN, q._SCAN_LEAVES, q._HASHES[0], by_rowid=q._SCAN_BY_ROWID,
+            bounds=q._SCAN_BOUND,
+        )  # fmt: skip
+        by_seq, beside = self.readers(path)
+        try:
+            chunks = _chunks(at_once, TENANT, 20, 8)
+            assert chunks == _chunks(beside, TENANT, 20, 8) == _chunks(by_seq, TENANT, 20, 8)
+            assert sum(chunk[4] for chunk in chunks) == (20 if not sql else 19)
+        finally:
+            for reader in (at_once, by_seq, beside):
+                reader.close()
+
+    def test_an_error_while_reading_in_row_id_order_is_raised(self, services: Services) -> None:
+        """A row-id range is read by an aggregate that checks each row inside SQLite's loop:
+        an exception there (here from ``loads``, which a body the C scan declines goes to)
+        ends the chunk with that exception, and the reader reads the next chunk as before."""
+        services.tenants.create_tenant(TENANT)
+        for r in range(8):  # metadata with a float: declined by the scan, parsed by `loads`
+            content = {**self.CONTENT, "message": f"m {r}", "metadata": {"x": 1.5}}
+            services.store.append(TENANT, [services.events.prepare(content)]).result()
+        path = str(services.settings.database.removeprefix("sqlite:///"))
+        _, by_rowid = self.readers(path)
+
+        def loads(raw: bytes) -> Any:
+            raise RuntimeError("loads failed")
+
+        tenant_json = orjson.dumps(TENANT).decode()
+        try:
+            with pytest.raises(RuntimeError, match="loads failed"):
+                by_rowid.check(TENANT, 0, 8, tenant_json, loads, frozenset(), None)
+            assert by_rowid.rowid_rows == 0
+            chunk = by_rowid.check(TENANT, 0, 8, tenant_json, orjson.loads, frozenset(), None)
+            assert by_rowid.rowid_rows == 8
+            assert chunk[4] == 0  # none vouched for: each row for the exact path
+            assert len(chunk[2]) == 8
+        finally:
+            by_rowid.close()
+
     def test_audit_without_a_unique_seq_index(self, services: Services) -> None:
         """Two rows at one position are possible only without the unique index on (tenant,
         seq): the scan then reads by seq alone, and finds the second row as the exact path

@@ -127,7 +127,10 @@ PyInit__fastleaf(void)
         PyModule_AddObjectRef(m, "SQLiteError", SQLiteError) < 0 ||
         PyModule_AddObjectRef(m, "SQLiteRows", (PyObject *)&SQLiteRowsType) < 0 ||
         PyModule_AddObjectRef(m, "Tally", (PyObject *)&TallyType) < 0 ||
-        PyModule_AddIntConstant(m, "SHA256_PAIRS", sha256_pairs) < 0) {
+        PyModule_AddIntConstant(m, "SHA256_PAIRS", sha256_pairs) < 0 ||
+        /* SQLiteRows' connections have the aggregates trailkeep_rows, trailkeep_hashes and
+         * trailkeep_rollups (storage._sqlite_audit writes its queries for them) */
+        PyModule_AddIntConstant(m, "AUDIT_AGGREGATES", 1) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -156,21 +156,29 @@ extern PyObject *k_timestamp, *k_action, *k_category, *k_outcome, *k_actor, *k_t
     *k_id, *k_email, *k_type, *k_ip, *k_client_id, *s_unknown, *s_event_redact;
 typedef struct {
     sqlite3_stmt *stmt; /* a row of a stepped statement, or */
-    PyObject *tuple;    /* a row as Store.audit_rows gives it */
-    int merged;         /* stmt's leaf column is not its own but (if not NULL): */
+    PyObject *tuple;    /* a row as Store.audit_rows gives it, or */
+    int merged;         /* stmt's (or values') leaf column is not its own but (if not NULL): */
     sqlite3_stmt *leaf; /* the leaf statement's row of the same seq, column 1 */
+    sqlite3_value **values; /* a row as an aggregate's arguments (SQLiteRows' row-id order) */
+    const char *leaf_hash;  /* merged, read with the chunk's other leaves: its 32 bytes */
 } Row;
 
-/* Where column i of a stepped row is: its statement and column, or NULL for SQL NULL (a
- * merged leaf that has no row). */
-static inline sqlite3_stmt *
-row_column(const Row *row, int *i)
+/* Column i of a row read from SQLite (stmt or values): NULL for SQL NULL of a merged leaf that
+ * has no row. */
+static inline sqlite3_value *
+row_value(const Row *row, int i)
 {
-    if (*i == F_LEAF && row->merged) {
-        *i = 1;
-        return row->leaf;
+    if (i == F_LEAF && row->merged) {
+        return row->leaf == NULL ? NULL : sqlite3_column_value(row->leaf, 1);
     }
-    return row->stmt;
+    return row->values != NULL ? row->values[i] : sqlite3_column_value(row->stmt, i);
+}
+
+/* Whether a row comes from SQLite (not a tuple). */
+static inline int
+row_sqlite(const Row *row)
+{
+    return row->tuple == NULL;
 }
 static inline int
 plain_ascii_bytes(const char *s, Py_ssize_t n)
@@ -337,7 +345,9 @@ int bundle_members(Walk *w, const char **p, const char *end, const Slice *name);
 /* _fastleaf_tally.c */
 int tally_objects(Tally *t, PyObject *row);
 int tally_slices(Tally *t, const Slice *columns);
-int tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db);
+typedef struct TallyMatch TallyMatch;
+int tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db, TallyMatch **feeding);
+int tally_match_values(TallyMatch *m, int argc, sqlite3_value **argv);
 
 /* _fastleaf_sqlite.c */
 Walk *walk_new(void);

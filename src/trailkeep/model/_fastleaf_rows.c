@@ -26,9 +26,12 @@
 static int
 row_null(const Row *row, int i)
 {
-    if (row->stmt) {
-        sqlite3_stmt *s = row_column(row, &i);
-        return s == NULL || sqlite3_value_type(sqlite3_column_value(s, i)) == SQLITE_NULL;
+    if (row_sqlite(row)) {
+        if (i == F_LEAF && row->merged && row->leaf_hash != NULL) {
+            return 0;
+        }
+        sqlite3_value *v = row_value(row, i);
+        return v == NULL || sqlite3_value_type(v) == SQLITE_NULL;
     }
     return PyTuple_GET_ITEM(row->tuple, i) == Py_None;
 }
@@ -43,9 +46,9 @@ row_null(const Row *row, int i)
 int
 row_text(const Row *row, int i, const char **data, Py_ssize_t *size)
 {
-    if (row->stmt) {
-        sqlite3_value *v = sqlite3_column_value(row->stmt, i);
-        if (sqlite3_value_type(v) != SQLITE_TEXT) {
+    if (row_sqlite(row)) {
+        sqlite3_value *v = row_value(row, i);
+        if (v == NULL || sqlite3_value_type(v) != SQLITE_TEXT) {
             return 0;
         }
         *data = (const char *)sqlite3_value_blob(v);
@@ -71,9 +74,13 @@ row_text(const Row *row, int i, const char **data, Py_ssize_t *size)
 int
 row_blob(const Row *row, int i, const char **data, Py_ssize_t *size)
 {
-    if (row->stmt) {
-        sqlite3_stmt *s = row_column(row, &i);
-        sqlite3_value *v = s == NULL ? NULL : sqlite3_column_value(s, i);
+    if (row_sqlite(row)) {
+        if (i == F_LEAF && row->merged && row->leaf_hash != NULL) {
+            *data = row->leaf_hash;
+            *size = SHA256_DIGEST_LENGTH;
+            return 1;
+        }
+        sqlite3_value *v = row_value(row, i);
         if (v == NULL || sqlite3_value_type(v) != SQLITE_BLOB) {
             return 0;
         }
@@ -96,9 +103,9 @@ row_blob(const Row *row, int i, const char **data, Py_ssize_t *size)
 static int
 row_int(const Row *row, int i, long long *out)
 {
-    if (row->stmt) {
-        sqlite3_value *v = sqlite3_column_value(row->stmt, i);
-        if (sqlite3_value_type(v) != SQLITE_INTEGER) {
+    if (row_sqlite(row)) {
+        sqlite3_value *v = row_value(row, i);
+        if (v == NULL || sqlite3_value_type(v) != SQLITE_INTEGER) {
             return 0;
         }
         *out = sqlite3_value_int64(v);
@@ -607,7 +614,7 @@ check_row(const Row *row, PyObject *tenant_json, PyObject *loads, Walk *w, Vouch
                              seq, leaf);
     }
     PyObject *content;
-    if (row->stmt) {
+    if (row_sqlite(row)) {
         PyObject *raw = PyBytes_FromStringAndSize(body, body_size);
         if (raw == NULL) {
             return -1;

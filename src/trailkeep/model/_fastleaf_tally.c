@@ -652,138 +652,206 @@ tally_matches(Tally *self, PyObject *stored)
     return PyBool_FromLong(equal);
 }
 
-/* Whether the rows a statement gives, (dimension, period, value, n) with n != 0, are exactly
- * expected(): matches() without a Python object per stored row. The statement is stepped to its
- * end (and reset); 1, 0, or -1 with an exception (a SQLite error: SQLiteError). A row whose
- * columns are not text, text, text, integer is a difference. */
-int
-tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db)
-{
+enum { AHEAD = 8 };
+
+/* A stored rollup row's key, looked up AHEAD rows later (match_row). */
+typedef struct {
+    Key key;
+    uint64_t hash;
+    long long n;
+    const TallyTable *in; /* `out`, or the counts themselves (tally_spread's direct) */
+} Pending;
+
+/* tally_matches_statement's comparison, row by row (match_row). */
+struct TallyMatch {
+    Tally *self;
     /* the dimensions' names as UTF-8, by index (d = 0: the hour total) */
     const char *name[1 + TALLY_GROUPS * TALLY_COLUMNS];
     Py_ssize_t name_size[1 + TALLY_GROUPS * TALLY_COLUMNS];
-    int dims = 0;
+    int dims;
+    TallyTable out;
+    Key k;
+    Pending pending[AHEAD];
+    size_t rows;
+    int equal; /* 1 so far; 0 a difference; -1 with an exception */
+};
+
+/* One stored row (dimension, period, value, n) into the comparison. */
+static void
+match_row(TallyMatch *m, sqlite3_value *const column[4])
+{
+    if (m->equal != 1) {
+        return;
+    }
+    Tally *self = m->self;
+    if (sqlite3_value_type(column[0]) != SQLITE_TEXT ||
+        sqlite3_value_type(column[1]) != SQLITE_TEXT ||
+        sqlite3_value_type(column[2]) != SQLITE_TEXT ||
+        sqlite3_value_type(column[3]) != SQLITE_INTEGER) {
+        m->equal = 0;
+        return;
+    }
+    /* text read as a blob, which never converts (as row_text) */
+    const char *text[3];
+    for (int i = 0; i < 3; i++) {
+        text[i] = (const char *)sqlite3_value_blob(column[i]);
+        if (text[i] == NULL) {
+            text[i] = ""; /* the empty string */
+        }
+    }
+    const char *dim = text[0];
+    Py_ssize_t dim_size = sqlite3_value_bytes(column[0]);
+    int found = -1;
+    for (int d = 0; d < m->dims && found < 0; d++) {
+        if (m->name[d] != NULL && m->name_size[d] == dim_size &&
+            memcmp(m->name[d], dim, (size_t)dim_size) == 0) {
+            found = d;
+        }
+    }
+    if (found < 0) {
+        m->equal = 0;
+        return;
+    }
+    const char *period = text[1], *value = text[2];
+    Py_ssize_t period_size = sqlite3_value_bytes(column[1]);
+    Py_ssize_t value_size = sqlite3_value_bytes(column[2]);
+    unsigned char d = (unsigned char)found;
+    int g = found > 0 ? (found - 1) / TALLY_COLUMNS : 0;
+    const TallyTable *in = &m->out;
+    if (found > 0 && one_for_one(self, g) && utf8_prefix(period, period_size, 10) < period_size) {
+        in = &self->table; /* an hour's rollup: the count of (group, hour, value) */
+        d = (unsigned char)g;
+    }
+    Key *k = &m->k;
+    k->size = 0;
+    if (key_add(k, &d, 1) < 0 || key_text(k, period, period_size) < 0 ||
+        key_text(k, value, value_size) < 0) {
+        m->equal = -1;
+        return;
+    }
+    long long n = sqlite3_value_int64(column[3]);
+    if (n == 0) {
+        m->equal = 0;
+        return;
+    }
+    /* looked up AHEAD rows later, its slot prefetched meanwhile (the stored rows come in key
+     * order, the table's slots in hash order: each lookup is a cache miss) */
+    Pending *next = &m->pending[m->rows % AHEAD];
+    if (m->rows >= AHEAD &&
+        table_get_hashed(next->in, next->key.data, next->key.size, next->hash) != next->n) {
+        m->equal = 0;
+        return;
+    }
+    next->key.size = 0;
+    if (key_add(&next->key, k->data, k->size) < 0) {
+        m->equal = -1;
+        return;
+    }
+    next->n = n;
+    next->in = in;
+    next->hash = key_hash(k->data, k->size);
+    if (in->capacity) {
+        __builtin_prefetch(&in->slots[next->hash & (in->capacity - 1)]);
+    }
+    m->rows++;
+}
+
+/* The rollups query's aggregate (trailkeep_rollups(dim, period, value, n), SQLiteRows'):
+ * each stored row into the comparison in progress, inside SQLite's loop. Returns 1 while the
+ * rows match so far (or no comparison is in progress), else 0 or -1 (see TallyMatch.equal). */
+int
+tally_match_values(TallyMatch *m, int argc, sqlite3_value **argv)
+{
+    if (m == NULL) {
+        return 1; /* not rollups_match()'s statement */
+    }
+    if (argc != 4) {
+        m->equal = m->equal == 1 ? 0 : m->equal;
+        return m->equal;
+    }
+    match_row(m, argv);
+    return m->equal;
+}
+
+/* Whether the rows a statement gives, (dimension, period, value, n) with n != 0, are exactly
+ * expected(): matches() without a Python object per stored row. The statement gives the rows
+ * as its own (4 columns), or feeds them to trailkeep_rollups (1 column: an aggregate, each row
+ * compared inside SQLite's loop; *feeding points at the comparison meanwhile). It is stepped
+ * to its end (and reset); 1, 0, or -1 with an exception (a SQLite error: SQLiteError). A row
+ * whose columns are not text, text, text, integer is a difference. */
+int
+tally_matches_statement(Tally *self, sqlite3_stmt *q, sqlite3 *db, TallyMatch **feeding)
+{
+    TallyMatch *m = PyMem_Calloc(1, sizeof *m);
+    if (m == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    m->self = self;
+    m->equal = 1;
     for (int d = 0; d <= TALLY_GROUPS * TALLY_COLUMNS; d++) {
-        name[d] = NULL;
         int g = (d - 1) / TALLY_COLUMNS, c = (d - 1) % TALLY_COLUMNS;
         if (d > 0 && (g >= self->groups || c >= self->group_size[g])) {
             continue;
         }
-        name[d] = PyUnicode_AsUTF8AndSize(tally_dimension(self, d), &name_size[d]);
-        if (name[d] == NULL) {
+        m->name[d] = PyUnicode_AsUTF8AndSize(tally_dimension(self, d), &m->name_size[d]);
+        if (m->name[d] == NULL) {
+            PyMem_Free(m);
             return -1;
         }
-        dims = d + 1;
+        m->dims = d + 1;
     }
-    TallyTable out = {0};
     size_t direct = 0;
-    if (tally_spread(self, &out, &direct) < 0) {
-        table_free(&out);
+    if (tally_spread(self, &m->out, &direct) < 0) {
+        table_free(&m->out);
+        PyMem_Free(m);
         return -1;
     }
-    Key k = {.data = NULL, .size = 0, .capacity = TALLY_KEY};
-    k.data = k.local;
-    enum { AHEAD = 8 };
-    typedef struct {
-        Key key;
-        uint64_t hash;
-        long long n;
-        const TallyTable *in; /* `out`, or the counts themselves (tally_spread's direct) */
-    } Pending;
-    Pending pending[AHEAD];
+    m->k = (Key){.data = m->k.local, .size = 0, .capacity = TALLY_KEY};
     for (int r = 0; r < AHEAD; r++) {
-        pending[r].key.data = pending[r].key.local;
-        pending[r].key.size = 0;
-        pending[r].key.capacity = TALLY_KEY;
+        m->pending[r].key = (Key){.data = m->pending[r].key.local, .size = 0, .capacity = TALLY_KEY};
     }
-    int equal = 1, rc = SQLITE_OK;
-    size_t rows = 0;
-    while (equal == 1 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (sqlite3_column_type(q, 0) != SQLITE_TEXT || sqlite3_column_type(q, 1) != SQLITE_TEXT ||
-            sqlite3_column_type(q, 2) != SQLITE_TEXT || sqlite3_column_type(q, 3) != SQLITE_INTEGER) {
-            equal = 0;
-            break;
-        }
-        const char *dim = (const char *)sqlite3_column_text(q, 0);
-        Py_ssize_t dim_size = sqlite3_column_bytes(q, 0);
-        int found = -1;
-        for (int d = 0; d < dims && found < 0; d++) {
-            if (name[d] != NULL && name_size[d] == dim_size &&
-                memcmp(name[d], dim, (size_t)dim_size) == 0) {
-                found = d;
+    int rc, own = sqlite3_column_count(q) == 4;
+    *feeding = m;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW && m->equal == 1) {
+        if (own) {
+            sqlite3_value *column[4];
+            for (int i = 0; i < 4; i++) {
+                column[i] = sqlite3_column_value(q, i);
             }
+            match_row(m, column);
         }
-        if (found < 0) {
-            equal = 0;
-            break;
-        }
-        const char *period = (const char *)sqlite3_column_text(q, 1);
-        Py_ssize_t period_size = sqlite3_column_bytes(q, 1);
-        const char *value = (const char *)sqlite3_column_text(q, 2);
-        Py_ssize_t value_size = sqlite3_column_bytes(q, 2);
-        unsigned char d = (unsigned char)found;
-        int g = found > 0 ? (found - 1) / TALLY_COLUMNS : 0;
-        const TallyTable *in = &out;
-        if (found > 0 && one_for_one(self, g) && period != NULL &&
-            utf8_prefix(period, period_size, 10) < period_size) {
-            in = &self->table; /* an hour's rollup: the count of (group, hour, value) */
-            d = (unsigned char)g;
-        }
-        k.size = 0;
-        if (period == NULL || value == NULL || key_add(&k, &d, 1) < 0 ||
-            key_text(&k, period, period_size) < 0 || key_text(&k, value, value_size) < 0) {
-            equal = PyErr_Occurred() ? -1 : 0;
-            break;
-        }
-        long long n = sqlite3_column_int64(q, 3);
-        if (n == 0) {
-            equal = 0;
-            break;
-        }
-        /* looked up AHEAD rows later, its slot prefetched meanwhile (the stored rows come in
-         * key order, the table's slots in hash order: each lookup is a cache miss) */
-        Pending *next = &pending[rows % AHEAD];
-        if (rows >= AHEAD) {
-            equal = table_get_hashed(next->in, next->key.data, next->key.size, next->hash) ==
-                    next->n;
-        }
-        next->key.size = 0;
-        if (key_add(&next->key, k.data, k.size) < 0) {
-            equal = -1;
-            break;
-        }
-        next->n = n;
-        next->in = in;
-        next->hash = key_hash(k.data, k.size);
-        if (in->capacity) {
-            __builtin_prefetch(&in->slots[next->hash & (in->capacity - 1)]);
-        }
-        rows++;
     }
-    for (size_t r = rows > AHEAD ? rows - AHEAD : 0; equal == 1 && r < rows; r++) {
-        const Pending *left = &pending[r % AHEAD];
+    *feeding = NULL;
+    int equal = m->equal;
+    for (size_t r = m->rows > AHEAD ? m->rows - AHEAD : 0; equal == 1 && r < m->rows; r++) {
+        const Pending *left = &m->pending[r % AHEAD];
         equal = table_get_hashed(left->in, left->key.data, left->key.size, left->hash) ==
                 left->n;
     }
     for (int r = 0; r < AHEAD; r++) {
-        if (pending[r].key.data != pending[r].key.local) {
-            PyMem_Free(pending[r].key.data);
+        if (m->pending[r].key.data != m->pending[r].key.local) {
+            PyMem_Free(m->pending[r].key.data);
         }
     }
-    if (equal == 1 && rc != SQLITE_DONE) {
+    if (equal == -1 && !PyErr_Occurred()) {
+        PyErr_NoMemory();
+    }
+    if (equal == 1 && rc != SQLITE_DONE && rc != SQLITE_ROW) {
         sqlite_failed(db, "SQLite read failed");
         equal = -1;
-    }
+    } /* else a difference may have ended the aggregate early, with an error of its own */
     sqlite3_reset(q);
-    if (k.data != k.local) {
-        PyMem_Free(k.data);
+    if (m->k.data != m->k.local) {
+        PyMem_Free(m->k.data);
     }
     /* each stored row found with its count, and as many rows as expected: the same mapping
      * (the primary key makes the stored keys distinct) */
-    if (equal == 1 && rows != out.used + direct) {
+    if (equal == 1 && m->rows != m->out.used + direct) {
         equal = 0;
     }
-    table_free(&out);
+    table_free(&m->out);
+    PyMem_Free(m);
     return equal;
 }
 

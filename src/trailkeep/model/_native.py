@@ -77,6 +77,11 @@ class _NeverRaised(Exception):
 #: ``_fastleaf.SQLiteError``: a SQLite error met by ``SQLiteRows``.
 SQLiteError: Final[type[Exception]] = _NeverRaised if _module is None else _module.SQLiteError
 
+#: Whether ``SQLiteRows`` gives its connection the aggregates ``trailkeep_rows``,
+#: ``trailkeep_hashes`` and ``trailkeep_rollups`` (a part compiled before them does not: its
+#: queries are the stepped ones).
+AUDIT_AGGREGATES: Final[bool] = _module is not None and getattr(_module, "AUDIT_AGGREGATES", 0) == 1
+
 #: ``_fastleaf.bundle_events``: a bundle's common event lines, parsed and checked a batch per call.
 bundle_events: Final[
     Callable[[list[bytes], int, str, str, Callable[[Any], Any]], list[bytes | None]] | None

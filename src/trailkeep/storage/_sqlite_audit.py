@@ -46,10 +46,20 @@ _SCAN: Final = (
     f" FROM events e LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
     " WHERE e.tenant_id = ? AND e.seq >= ? AND e.seq < ? ORDER BY e.seq"
 )
-#: ``_SCAN`` in row-id order over the row ids ``[?2, ?3]`` (the C part takes it where it holds
-#: a chunk's positions in order, ``SQLiteRows.check``); ``NOT INDEXED``: the row-id range, never
-#: the tenant's index. ``_SCAN_BOUND``: the row id of a position.
+#: ``_SCAN``'s rows in row-id order over the row ids ``[?2, ?3]`` (the C part takes it where it
+#: holds a chunk's positions in order, ``SQLiteRows.check``), each given to the reader's own
+#: aggregate ``trailkeep_rows``, which checks it inside SQLite's loop and takes the rows only
+#: as far as they are the chunk's next positions; ``NOT INDEXED``: the row-id range, never the
+#: tenant's index. ``_SCAN_BOUND``: the row id of a position.
 _SCAN_BY_ROWID: Final = (
+    "SELECT trailkeep_rows(e.seq, e.id, e.received_at, e.body, e.salts, NULL,"  # noqa: S608
+    f" e.redactions, f.c0, f.c1, {', '.join('e.' + c for c in QUERY_COLUMNS)})"
+    f" FROM events e NOT INDEXED LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
+    " WHERE e.row_id >= ?2 AND e.row_id <= ?3 AND e.tenant_id = ?1"
+)
+#: ``_SCAN_BY_ROWID``, ``_HASHES`` and ``_ROLLUPS`` as a compiled part older than their
+#: aggregates steps them (``_native.AUDIT_AGGREGATES`` false): the same rows, one step each.
+_STEPPED_BY_ROWID: Final = (
     "SELECT e.seq, e.id, e.received_at, e.body, e.salts, NULL, e.redactions,"  # noqa: S608 - names
     f" f.c0, f.c1, {', '.join('e.' + c for c in QUERY_COLUMNS)}"
     f" FROM events e NOT INDEXED LEFT JOIN {_FTS_CONTENT} f ON f.id = e.row_id"
@@ -60,14 +70,28 @@ _SCAN_LEAVES: Final = (
     "SELECT idx, hash FROM tree_nodes"
     " WHERE tenant_id = ? AND level = 0 AND idx >= ? AND idx < ? ORDER BY idx"
 )
-#: ``audit_node_hashes`` and ``audit_leaf_hashes`` during a scan, stepped by its reader.
+#: ``audit_node_hashes`` and ``audit_leaf_hashes`` during a scan, by its reader: an aggregate of
+#: the range's rows (``trailkeep_hashes``, the reader's own function, which takes them in index
+#: order and answers nothing unless they are each index of the range once, in order).
 _HASHES: Final = tuple(
+    f"SELECT trailkeep_hashes(idx, hash) FROM {NODE_TABLES[tree]}"  # noqa: S608 - a fixed table name
+    " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ?"
+    for tree in ("rfc9162", "pangea")
+)
+#: ``audit_rollups``'s rows as the scan's reader compares them (``audit_rollups_match``): each
+#: given to its aggregate ``trailkeep_rollups``, compared inside SQLite's loop.
+_ROLLUPS: Final = (
+    "SELECT trailkeep_rollups(dim, period, value, n) FROM facet_counts"
+    " WHERE tenant_id = ? AND n <> 0"
+)
+_STEPPED_HASHES: Final = tuple(
     f"SELECT hash FROM {NODE_TABLES[tree]}"  # noqa: S608 - a fixed table name
     " WHERE tenant_id = ? AND level = ? AND idx >= ? AND idx < ? ORDER BY idx"
     for tree in ("rfc9162", "pangea")
 )
-#: ``audit_rollups`` as the scan's reader steps it (``audit_rollups_match``).
-_ROLLUPS: Final = "SELECT dim, period, value, n FROM facet_counts WHERE tenant_id = ? AND n <> 0"
+_STEPPED_ROLLUPS: Final = (
+    "SELECT dim, period, value, n FROM facet_counts WHERE tenant_id = ? AND n <> 0"
+)
 #: A node (level, idx) is a leaf or a complete subtree of [0, size) iff 0 <= level <= 62 and
 #: 0 <= idx < size >> level: every other one, by one index range each (an OR of them would walk
 #: all of the tenant's nodes). Parameters: tenant twice, then per level (tenant, level, tenant,
@@ -132,10 +156,13 @@ class SQLiteAudit:
             return
         tenant_json = orjson.dumps(tenant_id).decode()
         # the row-id order is sound only while a position has one row at most
-        by_rowid = (_SCAN_BY_ROWID, _SCAN_BOUND) if self._read(_seq_is_unique) else (None, None)
+        aggregates = _native.AUDIT_AGGREGATES
+        rowid_sql = _SCAN_BY_ROWID if aggregates else _STEPPED_BY_ROWID
+        by_rowid = (rowid_sql, _SCAN_BOUND) if self._read(_seq_is_unique) else (None, None)
+        hashes, rollups = (_HASHES, _ROLLUPS) if aggregates else (_STEPPED_HASHES, _STEPPED_ROLLUPS)
         try:
             reader = _native.SQLiteRows(
-                self._path, _SCAN, _SCAN_LEAVES, *_HASHES, _ROLLUPS, *by_rowid
+                self._path, _SCAN, _SCAN_LEAVES, *hashes, rollups, *by_rowid
             )
         except _native.SQLiteError as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
