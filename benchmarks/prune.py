@@ -62,6 +62,7 @@ from trailkeep.service.retention import (
     DEFAULT_PAUSE,
     SQLITE_BATCH,
     SQLITE_DUTY,
+    SQLITE_IDLE_DUTY,
     PruneRun,
     RetentionService,
 )
@@ -260,7 +261,8 @@ def main() -> None:
         "--idle-duty",
         type=float,
         default=None,
-        help="the duty after a batch no write waited for (default: --duty, as the server's)",
+        help="the duty after a batch no write waited for (default: the server's: on SQLite"
+        " 0.05 unless --duty is given, else --duty)",
     )
     parser.add_argument(
         "--no-ingest",
@@ -286,6 +288,8 @@ def main() -> None:
     events = 100_000 if args.quick else args.events
     if args.batch is None:
         args.batch = DEFAULT_BATCH if args.database else SQLITE_BATCH
+    if args.idle_duty is None and args.duty is None and not args.database:
+        args.idle_duty = SQLITE_IDLE_DUTY
     if args.duty is None:
         args.duty = DEFAULT_DUTY if args.database else SQLITE_DUTY
     if args.idle_duty is None:

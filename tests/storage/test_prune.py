@@ -296,6 +296,24 @@ class TestSQLiteWriterForPrunes:
         assert batch.held is not None
         assert batch.held > 0
 
+    def test_the_wal_sync_and_checkpoint_count_as_the_batch_held_time(
+        self, sqlite_store: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # An ingest that commits while the pruning thread syncs or checkpoints the WAL waits
+        # for the same disk, so the run's rest (by its duty) counts that time too.
+        synced: list[int] = []
+        stall = threading.Event()
+
+        def pruned(count: int) -> None:
+            synced.append(count)
+            stall.wait(0.05)  # a disk this slow: the held time covers it whatever the load
+
+        monkeypatch.setattr(sqlite_store._wal_checkpoints, "pruned", pruned)
+        batch = sqlite_store.prune("acme", CUTOFF, 5, "2026-02-01T00:00:00.000000Z")
+        assert synced == [5]
+        assert batch.held is not None
+        assert batch.held >= 0.05
+
     def test_a_prune_commits_without_fsync_and_an_ingest_with(self, sqlite_store: Any) -> None:
         store = sqlite_store
         statements: list[str] = []
@@ -315,15 +333,20 @@ class TestSQLiteWriterForPrunes:
         self, sqlite_store: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # The batch committed without an fsync; its WAL frames are synced by the thread that
-        # asked for the batch, once the writer has answered it, not by the next ingest's fsync.
+        # asked for the batch, once the writer has answered it, not by the next ingest's fsync
+        # — with fdatasync, as SQLite syncs its WAL (no journal commit for the inode's mtime).
         synced: list[tuple[str, str]] = []
-        fsync = os.fsync
+        fdatasync = os.fdatasync
 
         def spy(fd: int) -> None:
             synced.append((threading.current_thread().name, os.readlink(f"/proc/self/fd/{fd}")))
-            fsync(fd)
+            fdatasync(fd)
 
-        monkeypatch.setattr(os, "fsync", spy)
+        def forbidden(fd: int) -> None:
+            raise AssertionError(f"fsync of {os.readlink(f'/proc/self/fd/{fd}')}")
+
+        monkeypatch.setattr(os, "fdatasync", spy)
+        monkeypatch.setattr(os, "fsync", forbidden)
         sqlite_store.prune("acme", CUTOFF, 5, "2026-02-01T00:00:00.000000Z")
         assert synced == [(threading.current_thread().name, f"{sqlite_store._path}-wal")]
         synced.clear()

@@ -17,6 +17,7 @@ from trailkeep.service.retention import (
     DEFAULT_DUTY,
     SQLITE_BATCH,
     SQLITE_DUTY,
+    SQLITE_IDLE_DUTY,
     RetentionService,
     RetentionTask,
 )
@@ -92,7 +93,9 @@ class Services:
             batch_size=settings.prune_batch_size or (SQLITE_BATCH if sqlite else DEFAULT_BATCH),
             pause=settings.prune_pause,
             duty=settings.prune_duty or (SQLITE_DUTY if sqlite else DEFAULT_DUTY),
-            idle_duty=settings.prune_idle_duty,  # None: the duty
+            # Unset: SQLite's own unless the duty is set, else (None) the duty.
+            idle_duty=settings.prune_idle_duty
+            or (SQLITE_IDLE_DUTY if sqlite and settings.prune_duty is None else None),
         )
         task = (
             RetentionTask(retention, settings.prune_interval) if settings.prune_interval else None

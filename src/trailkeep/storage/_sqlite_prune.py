@@ -138,7 +138,9 @@ class WalCheckpoints:
 
         A prune batch commits without an fsync (``durable=False``); syncing its WAL frames
         here, on the pruning thread while the writer goes on, keeps them out of the next
-        ingest's fsync, which would otherwise flush them while that ingest waits.
+        ingest's fsync, which would otherwise flush them while that ingest waits. The time
+        this takes counts as the batch's (``SQLiteWriter.prune``'s ``held``): an ingest's
+        commit that comes meanwhile waits for the same disk.
         """
         if count and self._wal is not None:
             _sync(self._wal)
@@ -161,7 +163,13 @@ class WalCheckpoints:
 
 
 def _sync(path: str) -> None:
-    """fsync a file (another descriptor's writes too: the page cache is the file's)."""
+    """Flush a file's data (another descriptor's writes too: the page cache is the file's).
+
+    ``fdatasync``, as SQLite syncs its WAL: the frames overwrite a file that keeps its size,
+    so only the data is flushed; ``fsync`` would also write the inode's new modification
+    time through ext4's journal, a journal commit per batch that other writes to the file
+    system (an ingest's WAL frames) then queue behind.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -170,7 +178,7 @@ def _sync(path: str) -> None:
         log.warning("cannot open the WAL to sync it after pruning: %s", exc)
         return
     try:
-        os.fsync(fd)
+        os.fdatasync(fd)
     except OSError as exc:
         log.warning("syncing the WAL after pruning failed: %s", exc)
     finally:

@@ -130,11 +130,11 @@ class SQLiteWriter:
             )
 
         self._submit(_AppendJob(tenant_id, [], before=delete, durable=False)).result()
-        # What the batch held the writer for, not the writes it waited behind in the queue
-        # (the run's rests are counted from it: ``RetentionService``).
-        batch = replace(done[0], held=time.monotonic() - started[0])
-        self._wal_checkpoints.pruned(batch.count)
-        return batch
+        self._wal_checkpoints.pruned(done[0].count)
+        # What the batch held the writer and then the disk for (its WAL sync and checkpoint,
+        # which an ingest's fsync meanwhile waits behind), not the writes it waited behind in
+        # the queue (the run's rests are counted from it: ``RetentionService``).
+        return replace(done[0], held=time.monotonic() - started[0])
 
     def _writes_waiting(self) -> bool:
         """Whether a write waits for the writer (a prune batch then ends early): in its queue,

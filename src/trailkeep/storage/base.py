@@ -95,8 +95,9 @@ class PruneBatch:
     """One prune transaction: how many events went, and the lowest and highest ``seq``;
     ``more`` when it stopped short of its limit to let waiting writes go first, with expired
     events left (a batch short of its limit without it found no more). ``held``: the seconds
-    the batch kept the writer (from its first statement to its commit), when the store knows
-    them apart from the time the batch waited for the writer; None: the caller's clock counts.
+    the batch kept the writer (from its first statement to its commit; on SQLite then the disk
+    too, through the WAL sync and checkpoint after it), when the store knows them apart from
+    the time the batch waited for the writer; None: the caller's clock counts.
     ``uncontended``: the store knows that no write waited for the writer while the batch held
     it (the run may go on at once: it takes only idle writer time); False: it waited, or the
     store cannot tell (the run rests by its duty)."""
