@@ -92,13 +92,13 @@ def take_group(
     limit = max_events if isinstance(max_events, int) else max_events()
     jobs, count = [first], len(first.events)
     stop = False
-    deadline = None
+    wait_below, deadline = 0, 0.0  # events under which to wait for more, and until when
     if linger is not None and linger.busy:
-        limit_waiting = min(limit, linger.enough)
+        wait_below = min(limit, linger.enough)
         deadline = time.monotonic() + linger.seconds
     while count < limit:
         try:
-            if deadline is not None and count < limit_waiting:
+            if count < wait_below:
                 more = jobs_in.get(timeout=max(0.0, deadline - time.monotonic()))
             else:
                 more = jobs_in.get_nowait()
